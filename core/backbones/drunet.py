@@ -1,0 +1,49 @@
+"""DRUNet (Zhang et al., TPAMI 2021): a bias-free residual U-Net told the degradation by a map.
+
+Traps handled here: the network does not pad, so inputs go in at a multiple of 8; spandrel's own
+call appends a denoising noise map of 15/255, which is wrong for JPEG deblocking weights; we build
+the map from the JPEG quality instead, ``(100 - QF) / 100``, as the deblocking model was trained.
+Without ``qf_map`` the same network is used blind (image, and in framework mode the mask, only).
+"""
+
+from __future__ import annotations
+
+import torch
+from spandrel.architectures.DRUNet import DRUNet
+
+from .base import Adapter
+
+PRESETS = {
+    # Published deblocking model: 32.6 M parameters.
+    "full": {"nc": [64, 128, 256, 512], "nb": 4},
+    # CPU preset (~1 M parameters).
+    "slim": {"nc": [16, 32, 64, 128], "nb": 2},
+}
+
+
+def _channels(in_nc: int) -> dict:
+    return {"in_nc": in_nc, "out_nc": 1}
+
+
+def _widen(sd: dict[str, torch.Tensor], extra: int) -> dict[str, torch.Tensor]:
+    sd = dict(sd)
+    w = sd["m_head.weight"]
+    sd["m_head.weight"] = torch.cat([w, w.new_zeros(w.shape[0], extra, *w.shape[2:])], dim=1)
+    return sd
+
+
+def _run(net, x, qf_control):
+    return net(x), None
+
+
+ADAPTER = Adapter(
+    name="drunet",
+    spandrel_id="DRUNet",
+    presets=PRESETS,
+    make=lambda **kw: DRUNet(**kw),
+    channel_kwargs=_channels,
+    widen_input=_widen,
+    run=_run,
+    multiple_of=lambda kw: 8,
+    native_qf_map=True,
+)
