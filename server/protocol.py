@@ -1,0 +1,780 @@
+"""The wire protocol between the restoration server and its clients (plug-ins, scripts, tests).
+
+This module is *sans-I/O*: it turns messages into bytes and bytes into messages and checks them, and
+nothing else. It imports only the standard library and ``msgpack`` (no torch, numpy or websockets), so
+the Krita and GIMP plug-ins copy it verbatim into their own vendored package. Keep it that way.
+
+Transport
+    One WebSocket connection per client; every WebSocket message is one *binary* frame holding one
+    msgpack map. Pixels travel as raw msgpack ``bin`` bytes (never base64). The full description, with
+    an example exchange, is in ``docs/protocol.md``.
+
+Messages (``type`` tag -> class; every map also carries ``"v": PROTOCOL_VERSION``)::
+
+    client -> server   "hello"     Hello      first message on a connection
+                       "restore"   Restore    one image to restore, tagged with a client-chosen id
+                       "cancel"    Cancel     drop a queued or running request by id
+    server -> client   "welcome"   Welcome    reply to hello: versions, device, models, options, limits
+                       "queued"    Queued     a request's place in the queue (sent when it changes)
+                       "progress"  Progress   fraction of a request done (per tile)
+                       "result"    Result     restored pixels (same size and format family as sent)
+                       "error"     Error      a stable ``code`` and a human message, maybe for one id
+
+Errors raised here::
+
+    ProtocolError (ValueError)   code: one of ErrorCode's values ("bad_message", "invalid_image",
+                                 "invalid_option", "unsupported_version", ...); ``request_id`` holds
+                                 the id of the restore/cancel message when it could be read.
+
+Calling contract: ``encode(message) -> bytes`` checks the message first (so a sender cannot put a
+malformed message on the wire); ``decode(data) -> Message`` parses with size limits, rejects unknown
+types, unknown or missing fields and wrong value types, then runs the message's ``check()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import math
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Union
+
+import msgpack
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "DEFAULT_PORT",
+    "MAX_ID_LENGTH",
+    "PixelFormat",
+    "FormatInfo",
+    "FORMAT_INFO",
+    "RAW_FORMATS",
+    "MaskMethod",
+    "Background",
+    "ErrorCode",
+    "ProtocolError",
+    "Options",
+    "Limits",
+    "Message",
+    "Hello",
+    "Welcome",
+    "Restore",
+    "Cancel",
+    "Queued",
+    "Progress",
+    "Result",
+    "Error",
+    "MESSAGE_TYPES",
+    "expected_size",
+    "with_alpha",
+    "options_schema",
+    "parse_options",
+    "encode",
+    "decode",
+]
+
+#: Bumped on any incompatible change of a message's fields or meaning.
+PROTOCOL_VERSION = 1
+#: The port ``python -m server`` listens on unless told otherwise.
+DEFAULT_PORT = 8765
+#: Longest accepted request id (characters).
+MAX_ID_LENGTH = 64
+_MAX_TEXT = 4096  # longest free-text field (messages, notes, client names)
+_MAX_NAME = 128  # longest model name
+
+
+class _StrEnum(str, enum.Enum):
+    """A string enum whose ``str()`` is its wire value (Python 3.10 has no ``enum.StrEnum``)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class PixelFormat(_StrEnum):
+    """Layout of the pixel bytes of a restore request or result.
+
+    Raw formats are row-major, top row first, channels interleaved, no padding between rows.
+    16-bit samples are little-endian unsigned. White is 255 (8-bit) or 65535 (16-bit); alpha 0 is
+    transparent. ``bgra*`` is Krita's native order for RGBA layers. ``png`` carries a whole PNG file
+    instead (``width``/``height`` must match its header).
+    """
+
+    GRAY8 = "gray8"
+    GRAY16 = "gray16"
+    GRAYA8 = "graya8"
+    GRAYA16 = "graya16"
+    RGB8 = "rgb8"
+    RGB16 = "rgb16"
+    RGBA8 = "rgba8"
+    RGBA16 = "rgba16"
+    BGRA8 = "bgra8"
+    BGRA16 = "bgra16"
+    PNG = "png"
+
+
+@dataclass(frozen=True)
+class FormatInfo:
+    """Channels, bytes per sample and channel order of a raw pixel format."""
+
+    channels: int
+    sample_bytes: int
+    alpha: bool
+    order: str  # "gray", "graya", "rgb", "rgba" or "bgra"
+
+    @property
+    def pixel_bytes(self) -> int:
+        return self.channels * self.sample_bytes
+
+
+FORMAT_INFO: dict[PixelFormat, FormatInfo] = {
+    PixelFormat.GRAY8: FormatInfo(1, 1, False, "gray"),
+    PixelFormat.GRAY16: FormatInfo(1, 2, False, "gray"),
+    PixelFormat.GRAYA8: FormatInfo(2, 1, True, "graya"),
+    PixelFormat.GRAYA16: FormatInfo(2, 2, True, "graya"),
+    PixelFormat.RGB8: FormatInfo(3, 1, False, "rgb"),
+    PixelFormat.RGB16: FormatInfo(3, 2, False, "rgb"),
+    PixelFormat.RGBA8: FormatInfo(4, 1, True, "rgba"),
+    PixelFormat.RGBA16: FormatInfo(4, 2, True, "rgba"),
+    PixelFormat.BGRA8: FormatInfo(4, 1, True, "bgra"),
+    PixelFormat.BGRA16: FormatInfo(4, 2, True, "bgra"),
+}
+#: Every format whose payload is raw samples (all but ``png``).
+RAW_FORMATS = frozenset(FORMAT_INFO)
+
+_ADD_ALPHA = {
+    PixelFormat.GRAY8: PixelFormat.GRAYA8,
+    PixelFormat.GRAY16: PixelFormat.GRAYA16,
+    PixelFormat.RGB8: PixelFormat.RGBA8,
+    PixelFormat.RGB16: PixelFormat.RGBA16,
+}
+
+
+def expected_size(fmt: PixelFormat | str, width: int, height: int) -> int | None:
+    """Exact byte count of a raw ``fmt`` image of ``width x height`` pixels (None for ``png``)."""
+    fmt = PixelFormat(fmt)
+    if fmt is PixelFormat.PNG:
+        return None
+    return width * height * FORMAT_INFO[fmt].pixel_bytes
+
+
+def with_alpha(fmt: PixelFormat | str) -> PixelFormat:
+    """The format a result takes with a transparent background: alpha is added when missing
+    (gray8 -> graya8, rgb16 -> rgba16); formats with alpha, and png, are unchanged."""
+    fmt = PixelFormat(fmt)
+    return _ADD_ALPHA.get(fmt, fmt)
+
+
+class MaskMethod(_StrEnum):
+    """How the line mask fed to the restoration network is made (``none``: plain baseline network)."""
+
+    LEARNT = "learnt"
+    OTSU = "otsu"
+    OTSU_D = "otsu_d"
+    AGT = "agt"
+    NONE = "none"
+
+
+class Background(_StrEnum):
+    """What non-line pixels become: white, or transparent (the result gains an alpha channel)."""
+
+    WHITE = "white"
+    TRANSPARENT = "transparent"
+
+
+class ErrorCode(_StrEnum):
+    """Stable error codes of ``Error`` messages. The engine's codes mirror ``core.errors``.
+
+    Clients must accept codes they do not know (a newer server may add some) and treat them as a
+    generic failure of the request.
+    """
+
+    # engine (core.errors)
+    RESTORE_ERROR = "restore_error"
+    INVALID_IMAGE = "invalid_image"
+    INVALID_OPTION = "invalid_option"
+    BAD_WEIGHTS = "bad_weights"
+    UNSUPPORTED_MODEL = "unsupported_model"
+    OUT_OF_MEMORY = "out_of_memory"
+    CANCELLED = "cancelled"
+    # protocol and server
+    BAD_MESSAGE = "bad_message"  # not msgpack, not a map, unknown type, wrong field types...
+    UNSUPPORTED_VERSION = "unsupported_version"  # the peer speaks another protocol version
+    NOT_READY = "not_ready"  # a request before the hello/welcome exchange
+    DUPLICATE_ID = "duplicate_id"  # the client already has a live request with this id
+    TOO_LARGE = "too_large"  # message bigger than max_message_bytes or image over max_pixels
+    QUEUE_FULL = "queue_full"  # the client (or the server) has too many jobs queued
+    UNAUTHORIZED = "unauthorized"  # missing or wrong token (HTTP 401 during the handshake)
+    FORBIDDEN_ORIGIN = "forbidden_origin"  # a browser Origin not allowed (HTTP 403)
+    SHUTTING_DOWN = "shutting_down"  # the server is stopping; the request was dropped
+    INTERNAL_ERROR = "internal_error"  # a bug in the server; the message says what to report
+
+
+class ProtocolError(ValueError):
+    """A message could not be encoded or decoded, or broke a rule of the protocol.
+
+    Attributes:
+        code: an :class:`ErrorCode` value (a ``str``), stable across versions.
+        message: what was wrong, for people.
+        request_id: id of the restore/cancel message concerned, when it could be read, else None.
+    """
+
+    def __init__(self, code: str, message: str, request_id: str | None = None) -> None:
+        super().__init__(message)
+        self.code = str(code)
+        self.message = message
+        self.request_id = request_id
+
+    def __str__(self) -> str:
+        return f"{self.message} [{self.code}]"
+
+
+# --------------------------------------------------------------------------------------------------
+# Message bodies
+
+
+@dataclass(frozen=True)
+class Options:
+    """Restoration options of a ``restore`` request; every field has a default, so ``{}`` is valid.
+
+    Field names and meanings match ``core.pipeline.RestoreOptions`` (the server passes them on).
+
+    Attributes:
+        mask: how the line mask is made (see :class:`MaskMethod`).
+        threshold: snap near-white output pixels to white (theta below).
+        theta: gray level 0..255 above which output pixels become white when ``threshold`` is on.
+        qf: JPEG quality hint 1..100 for models that take one; None lets the model estimate it.
+        background: ``white`` or ``transparent`` (see :func:`with_alpha`).
+        return_mask: send the line mask back with the result.
+        model: name of a restoration model listed in ``Welcome.models``; None = the server default.
+    """
+
+    mask: MaskMethod = MaskMethod.LEARNT
+    threshold: bool = True
+    theta: int = 251
+    qf: int | None = None
+    background: Background = Background.WHITE
+    return_mask: bool = True
+    model: str | None = None
+
+    def check(self) -> None:
+        if not 0 <= self.theta <= 255:
+            raise ProtocolError(ErrorCode.INVALID_OPTION, f"theta must be in 0..255, got {self.theta}")
+        if self.qf is not None and not 1 <= self.qf <= 100:
+            raise ProtocolError(ErrorCode.INVALID_OPTION, f"qf must be in 1..100 or nil, got {self.qf}")
+        if self.model is not None and not 0 < len(self.model) <= _MAX_NAME:
+            raise ProtocolError(
+                ErrorCode.INVALID_OPTION, f"model must be a name of 1..{_MAX_NAME} characters or nil"
+            )
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits the server enforces before it allocates anything for a request.
+
+    Attributes:
+        max_message_bytes: largest WebSocket message accepted (a bigger one closes the connection
+            with close code 1009, "message too big").
+        max_pixels: largest ``width * height`` of a restore request.
+        max_jobs_per_client: queued plus running requests one connection may have.
+        max_queue: queued plus running requests over all connections.
+    """
+
+    max_message_bytes: int = 256 * 2**20 + 2**16
+    max_pixels: int = 8192 * 8192
+    max_jobs_per_client: int = 4
+    max_queue: int = 64
+
+    def check(self) -> None:
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) < 1:
+                raise ProtocolError(ErrorCode.BAD_MESSAGE, f"limit {f.name} must be at least 1")
+
+
+class Message:
+    """Base of every message: subclasses are frozen dataclasses with a ``TYPE`` tag."""
+
+    TYPE: ClassVar[str] = ""
+
+    def check(self) -> None:
+        """Raise :class:`ProtocolError` when a field holds a value the protocol forbids."""
+
+
+def _check_id(request_id: str) -> None:
+    if not 0 < len(request_id) <= MAX_ID_LENGTH:
+        raise ProtocolError(
+            ErrorCode.BAD_MESSAGE,
+            f"request id must have 1..{MAX_ID_LENGTH} characters, got {len(request_id)}",
+        )
+
+
+def _check_text(name: str, text: str, limit: int = _MAX_TEXT) -> None:
+    if len(text) > limit:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{name} is longer than {limit} characters")
+
+
+def _check_pixels(
+    fmt: PixelFormat, width: int, height: int, data: bytes, request_id: str | None, what: str
+) -> None:
+    if width < 1 or height < 1:
+        raise ProtocolError(
+            ErrorCode.INVALID_IMAGE, f"{what} is {width}x{height} pixels; both sides must be >= 1", request_id
+        )
+    need = expected_size(fmt, width, height)
+    if need is None:
+        if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+            raise ProtocolError(ErrorCode.INVALID_IMAGE, f"{what} data is not a PNG file", request_id)
+    elif len(data) != need:
+        info = FORMAT_INFO[fmt]
+        raise ProtocolError(
+            ErrorCode.INVALID_IMAGE,
+            f"{what} has {len(data)} bytes but {width}x{height} {fmt} needs {need} "
+            f"({info.channels} channel(s) x {info.sample_bytes} byte(s) per pixel)",
+            request_id,
+        )
+
+
+@dataclass(frozen=True)
+class Hello(Message):
+    """First client message. ``client`` names the client for the server's log (e.g. "krita 0.1")."""
+
+    TYPE: ClassVar[str] = "hello"
+    client: str = ""
+
+    def check(self) -> None:
+        _check_text("client", self.client, _MAX_NAME)
+
+
+@dataclass(frozen=True)
+class Welcome(Message):
+    """Server reply to ``hello``.
+
+    Attributes:
+        server_version: version of the lineart-restore package serving.
+        device: where inference runs, e.g. "cpu" or "cuda:0 (NVIDIA H100)".
+        models: names accepted by ``Options.model`` (the first is the default).
+        formats: pixel formats accepted (values of :class:`PixelFormat`).
+        options: per option, a map with "type", "default" and, for fixed sets, "choices"
+            (see :func:`options_schema`); choices may be narrower than the enums here when a
+            model is missing (e.g. no "learnt" mask without a mask network).
+        limits: what the server enforces (see :class:`Limits`).
+        info: free-form description of the loaded models (names, architectures, modes).
+    """
+
+    TYPE: ClassVar[str] = "welcome"
+    server_version: str
+    device: str
+    models: list[str]
+    formats: list[str]
+    options: dict[str, Any]
+    limits: Limits
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> None:
+        _check_text("server_version", self.server_version, _MAX_NAME)
+        _check_text("device", self.device, _MAX_TEXT)
+        self.limits.check()
+
+
+@dataclass(frozen=True)
+class Restore(Message):
+    """Restore one image.
+
+    Attributes:
+        id: chosen by the client, unique among its live requests (1..64 characters); every
+            ``queued``/``progress``/``result``/``error`` about this request carries it.
+        width, height: image size in pixels.
+        format: layout of ``data`` (see :class:`PixelFormat`).
+        data: ``width * height * channels * bytes_per_sample`` raw bytes, or a PNG file.
+        options: see :class:`Options`.
+    """
+
+    TYPE: ClassVar[str] = "restore"
+    id: str
+    width: int
+    height: int
+    format: PixelFormat
+    data: bytes
+    options: Options = field(default_factory=Options)
+
+    def check(self) -> None:
+        _check_id(self.id)
+        _check_pixels(self.format, self.width, self.height, self.data, self.id, "image")
+        try:
+            self.options.check()
+        except ProtocolError as e:
+            raise ProtocolError(e.code, e.message, self.id) from None
+
+
+@dataclass(frozen=True)
+class Cancel(Message):
+    """Cancel request ``id``: dropped if queued, stopped at the next tile if running. The server
+    answers with an ``error`` of code ``cancelled`` (or the ``result``, if it finished first).
+    Cancelling an unknown or finished id does nothing."""
+
+    TYPE: ClassVar[str] = "cancel"
+    id: str
+
+    def check(self) -> None:
+        _check_id(self.id)
+
+
+@dataclass(frozen=True)
+class Queued(Message):
+    """Request ``id`` waits: ``position`` requests (of any client, the running one included) will
+    run before it; ``depth`` requests are queued or running in the server in all."""
+
+    TYPE: ClassVar[str] = "queued"
+    id: str
+    position: int
+    depth: int
+
+    def check(self) -> None:
+        _check_id(self.id)
+        if self.position < 0 or self.depth < 1 or self.position >= self.depth:
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE, f"queued: need 0 <= position < depth, got {self.position}, {self.depth}"
+            )
+
+
+@dataclass(frozen=True)
+class Progress(Message):
+    """Request ``id`` is running and ``fraction`` (0..1) of its tiles are done."""
+
+    TYPE: ClassVar[str] = "progress"
+    id: str
+    fraction: float
+
+    def check(self) -> None:
+        _check_id(self.id)
+        if not 0.0 <= self.fraction <= 1.0:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, f"progress fraction must be in 0..1, got {self.fraction}")
+
+
+@dataclass(frozen=True)
+class Result(Message):
+    """The restored image of request ``id``.
+
+    Attributes:
+        width, height: same as the request.
+        format: the request's format, or :func:`with_alpha` of it with a transparent background
+            (a PNG request gets a PNG back).
+        data: the restored pixels in ``format``.
+        mask: the line mask as gray8 bytes (``width * height``, 255 on lines, 0 elsewhere), or nil
+            when not asked for or when the method makes none.
+        qf_estimate: the JPEG quality the model estimated, or nil.
+        timings: seconds spent per stage (keys such as "queue", "decode", "restore", "encode").
+        notes: remarks for people (e.g. "colour input restored on luminance").
+    """
+
+    TYPE: ClassVar[str] = "result"
+    id: str
+    width: int
+    height: int
+    format: PixelFormat
+    data: bytes
+    mask: bytes | None = None
+    qf_estimate: float | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        _check_id(self.id)
+        _check_pixels(self.format, self.width, self.height, self.data, self.id, "result")
+        if self.mask is not None and len(self.mask) != self.width * self.height:
+            raise ProtocolError(
+                ErrorCode.BAD_MESSAGE,
+                f"result mask has {len(self.mask)} bytes, expected {self.width * self.height} (gray8)",
+                self.id,
+            )
+        for note in self.notes:
+            _check_text("note", note)
+
+
+@dataclass(frozen=True)
+class Error(Message):
+    """A failure: of request ``id``, or of the connection when ``id`` is nil.
+
+    ``code`` is a stable string (see :class:`ErrorCode`; unknown codes are allowed so that newer
+    servers can add some); ``message`` is for people and may change at any time.
+    """
+
+    TYPE: ClassVar[str] = "error"
+    code: str
+    message: str
+    id: str | None = None
+
+    def check(self) -> None:
+        if not 0 < len(self.code) <= 64:
+            raise ProtocolError(ErrorCode.BAD_MESSAGE, "error code must have 1..64 characters")
+        _check_text("message", self.message)
+        if self.id is not None:
+            _check_id(self.id)
+
+
+MESSAGE_TYPES: dict[str, type[Message]] = {
+    cls.TYPE: cls for cls in (Hello, Welcome, Restore, Cancel, Queued, Progress, Result, Error)
+}
+
+
+def options_schema(masks: typing.Iterable[str] | None = None) -> dict[str, Any]:
+    """Describe :class:`Options` for ``Welcome.options``: per field its type, default and choices.
+
+    Args:
+        masks: mask methods the server can run (default: all of :class:`MaskMethod`).
+    """
+    mask_choices = [str(m) for m in (masks if masks is not None else MaskMethod)]
+    return {
+        "mask": {"type": "str", "default": str(Options.mask), "choices": mask_choices},
+        "threshold": {"type": "bool", "default": Options.threshold},
+        "theta": {"type": "int", "default": Options.theta, "min": 0, "max": 255},
+        "qf": {"type": "int|nil", "default": None, "min": 1, "max": 100},
+        "background": {"type": "str", "default": str(Options.background), "choices": [str(b) for b in Background]},
+        "return_mask": {"type": "bool", "default": Options.return_mask},
+        "model": {"type": "str|nil", "default": None},
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Encoding and decoding
+
+_MAX_PLAIN_DEPTH = 8
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    hints = _HINTS.get(cls)
+    if hints is None:
+        hints = typing.get_type_hints(cls, vars(sys.modules[__name__]))
+        hints = {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+        _HINTS[cls] = hints
+    return hints
+
+
+def _type_name(tp: Any) -> str:
+    if tp is type(None):
+        return "nil"
+    if isinstance(tp, type):
+        if issubclass(tp, enum.Enum):
+            return "one of " + ", ".join(repr(m.value) for m in tp)
+        return {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean",
+                "bytes": "binary bytes"}.get(tp.__name__, tp.__name__)
+    return str(tp).replace("typing.", "")
+
+
+def _plain(value: Any, path: str, depth: int = 0) -> Any:
+    """Check that ``value`` is plain data (nil, bool, int, float, str, bytes, list, str-keyed map)."""
+    if depth > _MAX_PLAIN_DEPTH:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{path} is nested too deeply")
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_plain(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{path} has a non-string key")
+            out[k] = _plain(v, f"{path}.{k}", depth + 1)
+        return out
+    raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{path} holds a {type(value).__name__}, not plain data")
+
+
+def _convert(value: Any, tp: Any, path: str, code: str) -> Any:
+    """Turn a decoded msgpack value into the Python value of type ``tp``, or raise ProtocolError."""
+    origin = typing.get_origin(tp)
+    if origin is Union or origin is getattr(types, "UnionType", None):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(value, arg, path, code)
+            except ProtocolError as e:
+                errors.append(e)
+        raise ProtocolError(code, f"{path} must be {' or '.join(_type_name(a) for a in args)}")
+    if tp is Any:
+        return _plain(value, path)
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            raise ProtocolError(code, f"{path} must be a list")
+        return [_convert(v, item, f"{path}[{i}]", code) for i, v in enumerate(value)]
+    if origin is dict:
+        _, item = typing.get_args(tp)
+        if not isinstance(value, dict):
+            raise ProtocolError(code, f"{path} must be a map")
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise ProtocolError(code, f"{path} keys must be strings")
+            out[k] = _convert(v, item, f"{path}.{k}", code)
+        return out
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        if isinstance(value, tp):
+            return value
+        try:
+            return tp(value)
+        except (ValueError, TypeError):
+            raise ProtocolError(code, f"{path} must be {_type_name(tp)}, got {value!r:.80}") from None
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ProtocolError(code, f"{path} must be a map")
+        sub_code = ErrorCode.INVALID_OPTION if tp is Options else code
+        return _build(tp, value, path, sub_code)
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif tp is bytes:
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return value if isinstance(value, bytes) else bytes(value)
+    else:  # pragma: no cover - a type used in a message class but not handled here
+        raise TypeError(f"protocol: unsupported field type {tp!r}")
+    raise ProtocolError(code, f"{path} must be {_type_name(tp)}, got {type(value).__name__}")
+
+
+def _build(cls: type, raw: dict, path: str, code: str) -> Any:
+    hints = _hints(cls)
+    unknown = sorted(str(k) for k in raw if k not in hints)
+    if unknown:
+        what = "option" if cls is Options else "field"
+        raise ProtocolError(code, f"{path}: unknown {what}(s) {', '.join(unknown)}")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in raw:
+            kwargs[f.name] = _convert(raw[f.name], hints[f.name], f"{path}.{f.name}", code)
+        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise ProtocolError(code, f"{path}: missing field {f.name!r}")
+    obj = cls(**kwargs)
+    obj.check()
+    return obj
+
+
+def parse_options(options: Options | typing.Mapping[str, Any] | None) -> Options:
+    """Build checked :class:`Options` from a mapping of option names (None or ``{}``: defaults).
+
+    Raises:
+        ProtocolError: ``invalid_option`` for an unknown name or a bad value.
+        TypeError: ``options`` is neither Options, a mapping nor None.
+    """
+    if options is None:
+        return Options()
+    if isinstance(options, Options):
+        options.check()
+        return options
+    if not isinstance(options, typing.Mapping):
+        raise TypeError(f"options must be Options or a mapping, got {type(options).__name__}")
+    return _build(Options, dict(options), "options", ErrorCode.INVALID_OPTION)
+
+
+def _to_wire(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _to_wire(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {k: _to_wire(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_wire(v) for v in value]
+    return value
+
+
+def encode(message: Message) -> bytes:
+    """Check ``message`` and serialize it to one msgpack map (a WebSocket binary frame's payload).
+
+    Field values are re-validated against the field types, so e.g. a ``str`` where an enum belongs
+    is accepted but an ``int`` where ``bytes`` belong raises.
+
+    Raises:
+        ProtocolError: the message breaks the protocol (bad field type or value).
+        TypeError: ``message`` is not a protocol message.
+    """
+    cls = type(message)
+    if MESSAGE_TYPES.get(getattr(cls, "TYPE", None)) is not cls:
+        raise TypeError(f"not a protocol message: {cls.__name__}")
+    raw = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
+    checked = _build(cls, raw, cls.TYPE, ErrorCode.BAD_MESSAGE)  # type and value checks
+    body = {"type": cls.TYPE, "v": PROTOCOL_VERSION}
+    body.update(_to_wire({f.name: getattr(checked, f.name) for f in dataclasses.fields(checked)}))
+    return msgpack.packb(body, use_bin_type=True)
+
+
+def _no_ext(code: int, data: bytes) -> Any:
+    raise ProtocolError(ErrorCode.BAD_MESSAGE, f"msgpack extension type {code} is not used by this protocol")
+
+
+def decode(data: bytes | bytearray | memoryview) -> Message:
+    """Parse and check one message.
+
+    Args:
+        data: the payload of one binary WebSocket frame.
+
+    Returns:
+        The message, an instance of one of :data:`MESSAGE_TYPES`' classes, already checked.
+
+    Raises:
+        ProtocolError: ``bad_message`` for anything malformed (not msgpack, not a map, trailing
+            bytes, unknown type, unknown/missing field, wrong value type), ``unsupported_version``
+            for another protocol version, ``invalid_option``/``invalid_image`` for bad options or
+            pixel byte counts. ``request_id`` is set when the message's id could be read.
+    """
+    if isinstance(data, str):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, "messages are binary msgpack frames, not text")
+    n = len(data)
+    try:
+        raw = msgpack.unpackb(
+            data,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            ext_hook=_no_ext,
+            max_str_len=n,
+            max_bin_len=n,
+            max_array_len=min(n, 1 << 16),
+            max_map_len=min(n, 1 << 12),
+            max_ext_len=0,
+        )
+    except ProtocolError:
+        raise
+    except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, RecursionError) as e:
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"not a valid msgpack message: {type(e).__name__}: {e}") from None
+    except Exception as e:  # msgpack's fallback raises a few other types on corrupt input
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"not a valid msgpack message: {type(e).__name__}: {e}") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"a message must be a msgpack map, got {type(raw).__name__}")
+    request_id = raw.get("id")
+    if not (isinstance(request_id, str) and 0 < len(request_id) <= MAX_ID_LENGTH):
+        request_id = None
+    mtype = raw.pop("type", None)
+    version = raw.pop("v", None)
+    if not isinstance(mtype, str) or mtype not in MESSAGE_TYPES:
+        known = ", ".join(MESSAGE_TYPES)
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown message type {mtype!r:.40} (known: {known})", request_id)
+    if version != PROTOCOL_VERSION:
+        raise ProtocolError(
+            ErrorCode.UNSUPPORTED_VERSION,
+            f"message speaks protocol version {version!r:.20}; this side speaks {PROTOCOL_VERSION}",
+            request_id,
+        )
+    try:
+        return _build(MESSAGE_TYPES[mtype], raw, mtype, ErrorCode.BAD_MESSAGE)
+    except ProtocolError as e:
+        if e.request_id is None and request_id is not None:
+            e.request_id = request_id
+        raise
