@@ -1,0 +1,665 @@
+"""The restore pipeline: one entry point used by the CLI, the server and the plug-ins.
+
+    >>> from core.pipeline import Restorer, RestoreOptions
+    >>> r = Restorer.default()                      # shipped weights, CUDA if present else CPU
+    >>> res = r.restore(layer, RestoreOptions(mask="learnt", background="transparent"))
+    >>> res.image, res.mask, res.qf_estimate, res.timings, res.notes
+
+Steps of :meth:`Restorer.restore`:
+
+1. The layer (L/LA/RGB/RGBA, uint8/uint16) becomes one gray float plane in ``[0, 1]``
+   (:func:`core.imageio.to_gray_float`: alpha composited on white, colour -> BT.601 luminance,
+   16-bit converted directly without an 8-bit step).
+2. The line mask: ``learnt`` runs the mask U-Net tile by tile, blending the *logit difference*
+   (line minus background) of overlapping tiles and thresholding it at 0 after blending, which is
+   the argmax of the blended logits; ``otsu`` / ``otsu_d`` / ``agt`` are the direct masks of
+   :mod:`core.masks` computed on the whole image; ``none`` uses no mask.
+3. The backbone runs tile by tile: the framework model on (image, mask), or for ``none`` the
+   baseline model on the image alone. The output is clamped to ``[0, 1]``.
+4. Framework mode: eq. 2, :func:`core.equations.compose` (background forced to white). Then,
+   if enabled, eq. 1, :func:`core.equations.threshold` with ``theta``.
+5. The plane goes back to the caller's layout and depth (:func:`core.imageio.from_gray_float`),
+   with a white or transparent background.
+
+Tiles start on multiples of the models' down-sampling factor (and of 8, the JPEG grid), overlap
+and are cross-faded (:mod:`core.tiling`), so any image size runs in bounded memory. On CPU the
+models run in ``channels_last`` with bfloat16 autocast where the processor has native bf16
+(``avx512_bf16``/AMX), else in float32; on CUDA in bfloat16 (float16 where bf16 is missing).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import masks as direct_masks
+from .equations import DEFAULT_THETA, compose, threshold
+from .errors import InvalidOptionError, OutOfMemoryError, WeightsError
+from .imageio import BACKGROUNDS, from_gray_float, to_gray_float
+from .tiling import CancelFlag, auto_tile_size, check_cancel, plan_tiles, run_tiled
+
+__all__ = [
+    "MASK_METHODS",
+    "PRECISIONS",
+    "MODELS_DIR",
+    "DEFAULT_FILES",
+    "DEFAULT_QF",
+    "RestoreOptions",
+    "RestoreResult",
+    "Restorer",
+    "resolve_device",
+    "resolve_precision",
+]
+
+#: Mask methods: learnt (mask U-Net), the direct masks, or none (plain baseline backbone).
+MASK_METHODS = ("learnt", "otsu", "otsu_d", "agt", "none")
+#: Inference precisions; ``auto`` picks per device (see the module doc).
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+#: Where the shipped weights live.
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+#: Role -> shipped file name.
+DEFAULT_FILES = {
+    "mask": "mask_default.safetensors",
+    "restore": "restore_default.safetensors",
+    "baseline": "restore_baseline.safetensors",
+}
+#: QF assumed for a non-blind model when the caller gives none (a note says so in the result).
+DEFAULT_QF = 50
+#: Tile sizes the automatic choice stays within, and the smallest tile tried after running out
+#: of memory.
+MIN_TILE, MAX_TILE_CPU, MAX_TILE_CUDA = 256, 2048, 4096
+#: Default overlap between tiles, in pixels. A pixel that is used is at least ``overlap // 4``
+#: from any tile border; the measured effect is stated in docs/pipeline.md.
+DEFAULT_OVERLAP = 128
+
+
+# ------------------------------------------------------------------------------------ options
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """What to do with one image. Validated on construction (raises ``InvalidOptionError``).
+
+    Attributes:
+        mask: ``learnt``, ``otsu``, ``otsu_d``, ``agt`` or ``none`` (plain baseline backbone).
+        threshold: apply the eq. 1 post-process (pixels brighter than ``theta`` become white).
+        theta: threshold on the 8-bit scale, 0..255 (used for 16-bit too, scaled).
+        qf: JPEG quality 1..100 for non-blind models (a QF-map backbone or mask net); blind
+            FBCNN models also accept it as an override of their own estimate. ``None``: let a
+            blind model estimate it, or assume :data:`DEFAULT_QF` for a non-blind one.
+        background: ``white`` (the paper's output) or ``transparent`` (lines become alpha).
+        return_mask: include the (H, W) uint8 0/1 mask in the result.
+        tile: tile side in pixels (>= 64), ``None`` to choose from the device's memory.
+        overlap: overlap between tiles in pixels, ``None`` for the default (capped at a quarter
+            of the tile).
+        model: a backbone weights file (our ``.safetensors``, or an official ``.pth``) to use
+            instead of the Restorer's own; its mode must suit ``mask`` (baseline for ``none``,
+            framework otherwise).
+    """
+
+    mask: str = "learnt"
+    threshold: bool = True
+    theta: int = DEFAULT_THETA
+    qf: int | None = None
+    background: str = "white"
+    return_mask: bool = True
+    tile: int | None = None
+    overlap: int | None = None
+    model: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mask not in MASK_METHODS:
+            raise InvalidOptionError(f"mask must be one of {', '.join(MASK_METHODS)}; got {self.mask!r}")
+        if not isinstance(self.threshold, (bool, np.bool_)):
+            raise InvalidOptionError(f"threshold must be true or false, got {self.threshold!r}")
+        if isinstance(self.theta, bool) or not isinstance(self.theta, (int, np.integer)) or not 0 <= self.theta <= 255:
+            raise InvalidOptionError(f"theta must be an integer within 0..255, got {self.theta!r}")
+        if self.qf is not None and (
+            isinstance(self.qf, bool) or not isinstance(self.qf, (int, np.integer)) or not 1 <= self.qf <= 100
+        ):
+            raise InvalidOptionError(f"qf must be an integer within 1..100 (or None), got {self.qf!r}")
+        if self.background not in BACKGROUNDS:
+            raise InvalidOptionError(f"background must be one of {', '.join(BACKGROUNDS)}; got {self.background!r}")
+        if self.tile is not None and (
+            isinstance(self.tile, bool) or not isinstance(self.tile, (int, np.integer)) or self.tile < 64
+        ):
+            raise InvalidOptionError(f"tile must be an integer >= 64 (or None for automatic), got {self.tile!r}")
+        if self.overlap is not None and (
+            isinstance(self.overlap, bool) or not isinstance(self.overlap, (int, np.integer)) or self.overlap < 0
+        ):
+            raise InvalidOptionError(f"overlap must be an integer >= 0 (or None), got {self.overlap!r}")
+        if self.model is not None and not isinstance(self.model, (str, os.PathLike)):
+            raise InvalidOptionError(f"model must be a path to a weights file, got {self.model!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RestoreOptions":
+        """Build from a mapping (e.g. a server request), rejecting unknown keys."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise InvalidOptionError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RestoreResult:
+    """The outcome of :meth:`Restorer.restore`.
+
+    Attributes:
+        image: the restored layer, same dtype as the input. White background: same layout as the
+            input (alpha, if any, opaque). Transparent background: black lines whose alpha is
+            ``white - gray``; gray input -> (H, W, 2), colour input -> (H, W, 4).
+        mask: (H, W) uint8, 1 on lines, the mask given to the backbone; ``None`` for ``mask="none"``
+            or when ``return_mask`` is off.
+        qf_estimate: the JPEG quality (0-100) a blind FBCNN backbone estimated, else ``None``.
+        timings: seconds per step (``prepare``, ``mask``, ``restore``, ``finish``, ``total``).
+        notes: remarks for people (colour restored on luminance, assumed QF...).
+        tile: the tile side used; ``tiles``: how many tiles the backbone pass ran.
+    """
+
+    image: np.ndarray
+    mask: np.ndarray | None
+    qf_estimate: float | None
+    timings: dict[str, float]
+    notes: list[str] = field(default_factory=list)
+    tile: int = 0
+    tiles: int = 0
+
+
+# ------------------------------------------------------------------------------------ devices
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; other names are checked for availability."""
+    if isinstance(device, torch.device):
+        dev = device
+    elif device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        try:
+            dev = torch.device(device)
+        except (RuntimeError, TypeError) as e:
+            raise InvalidOptionError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from e
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InvalidOptionError("CUDA was requested but no CUDA device is available; use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise InvalidOptionError(f"no CUDA device {dev.index}; there are {torch.cuda.device_count()}")
+    elif dev.type != "cpu":
+        raise InvalidOptionError(f"device type {dev.type!r} is not supported; use cpu or cuda")
+    return dev
+
+
+@lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX), where bf16 autocast
+    measured several times faster than float32; elsewhere bf16 is emulated and slower."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return ("avx512_bf16" in flags or "amx_bf16" in flags) and torch.backends.mkldnn.is_available()
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """Map ``auto`` to ``fp32``/``bf16``/``fp16`` for ``device`` and validate the others."""
+    if precision not in PRECISIONS:
+        raise InvalidOptionError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision != "auto":
+        if precision == "fp16" and device.type == "cpu":
+            raise InvalidOptionError("fp16 is for CUDA; on CPU use bf16 or fp32")
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if cpu_has_native_bf16() else "fp32"
+
+
+# ------------------------------------------------------------------------------------ models
+
+
+def _load(path: str | os.PathLike, role: str) -> torch.nn.Module:
+    from . import weights
+
+    p = Path(path)
+    if not p.is_file():
+        raise WeightsError(f"{role} weights not found: {p}")
+    if p.suffix.lower() in (".pth", ".pt", ".ckpt"):
+        return weights.load_official(str(p), mode="baseline")
+    return weights.load_model(str(p), device="cpu")
+
+
+def _kind(model: torch.nn.Module) -> str:
+    return "mask" if hasattr(model, "variant") and hasattr(model, "predict") else "backbone"
+
+
+class _Runner:
+    """A model placed on a device with its precision, plus its measured activation cost."""
+
+    def __init__(self, model: torch.nn.Module, name: str, device: torch.device, precision: str):
+        self.name = name
+        self.model = model.eval().requires_grad_(False)
+        self.device = device
+        self.precision = precision
+        self.model.to(device=device, memory_format=torch.channels_last)
+        self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+        self._bpp: float | None = None
+
+    @property
+    def multiple_of(self) -> int:
+        return int(getattr(self.model, "multiple_of", 8))
+
+    def autocast(self):
+        if self.dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
+    def to_device(self, t: torch.Tensor) -> torch.Tensor:
+        return t.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+
+    def bytes_per_pixel(self, call: Callable[[int], Any]) -> float:
+        """Activation bytes per input pixel: the sum of every module's output on a 64x64 probe
+        (an upper bound on what is alive at once), measured once."""
+        if self._bpp is None:
+            total = 0
+
+            def hook(_m, _i, out):
+                nonlocal total
+                for o in out if isinstance(out, (tuple, list)) else (out,):
+                    if isinstance(o, torch.Tensor):
+                        total += o.numel() * o.element_size()
+
+            handles = [m.register_forward_hook(hook) for m in self.model.modules() if not list(m.children())]
+            try:
+                side = max(64, self.multiple_of)
+                call(side)
+            finally:
+                for h in handles:
+                    h.remove()
+            self._bpp = max(total / (side * side), 64.0)
+        return self._bpp
+
+
+def _describe(model: torch.nn.Module) -> dict[str, Any]:
+    d: dict[str, Any] = {"kind": _kind(model), "parameters": sum(p.numel() for p in model.parameters())}
+    for key in ("arch", "mode", "preset", "variant", "needs_qf", "predicts_qf", "multiple_of"):
+        if hasattr(model, key):
+            d[key] = getattr(model, key)
+    return d
+
+
+# ------------------------------------------------------------------------------------ restorer
+
+
+class Restorer:
+    """Holds the loaded models and restores images with them.
+
+    Args:
+        mask_model: a ``MaskUNet`` for ``mask="learnt"`` (or ``None``).
+        restore_model: a framework-mode backbone for the mask methods (or ``None``).
+        baseline_model: a baseline-mode backbone for ``mask="none"`` (or ``None``).
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (CUDA only).
+        names: role -> label shown by :meth:`info` (file names).
+
+    A Restorer may be shared between threads; restorations run one at a time.
+    """
+
+    def __init__(
+        self,
+        mask_model: torch.nn.Module | None = None,
+        restore_model: torch.nn.Module | None = None,
+        baseline_model: torch.nn.Module | None = None,
+        *,
+        device: str | torch.device = "auto",
+        precision: str = "auto",
+        names: dict[str, str] | None = None,
+    ):
+        self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device)
+        names = names or {}
+        self._lock = threading.Lock()
+        self._runners: dict[str, _Runner] = {}
+        self._extra: dict[str, _Runner] = {}
+        for role, model, want in (
+            ("mask", mask_model, "mask"),
+            ("restore", restore_model, "framework"),
+            ("baseline", baseline_model, "baseline"),
+        ):
+            if model is None:
+                continue
+            self._check_role(model, role, want)
+            self._runners[role] = _Runner(model, names.get(role, role), self.device, self.precision)
+        if not self._runners:
+            raise InvalidOptionError("a Restorer needs at least one model")
+
+    @staticmethod
+    def _check_role(model: torch.nn.Module, role: str, want: str) -> None:
+        kind = _kind(model)
+        if want == "mask":
+            if kind != "mask":
+                raise WeightsError(f"the {role} model must be a mask network, got a {getattr(model, 'arch', kind)} backbone")
+            return
+        if kind != "backbone":
+            raise WeightsError(f"the {role} model must be a restoration backbone, got a mask network")
+        if getattr(model, "mode", None) != want:
+            raise WeightsError(
+                f"the {role} model must be a {want}-mode backbone, got mode {getattr(model, 'mode', '?')!r}"
+            )
+
+    # -- construction ---------------------------------------------------------------------
+    @classmethod
+    def from_files(
+        cls,
+        mask: str | os.PathLike | None = None,
+        restore: str | os.PathLike | None = None,
+        baseline: str | os.PathLike | None = None,
+        *,
+        device: str | torch.device = "cpu",
+        precision: str = "auto",
+    ) -> "Restorer":
+        """Load models from weights files (our ``.safetensors``; ``baseline`` may also be an
+        official ``.pth`` checkpoint). Any of them may be ``None`` if its methods are not used.
+
+        Raises:
+            WeightsError: a file is missing, unreadable, or holds a model of the wrong role.
+        """
+        loaded: dict[str, torch.nn.Module | None] = {}
+        names = {}
+        for role, path in (("mask", mask), ("restore", restore), ("baseline", baseline)):
+            if path is None:
+                loaded[role] = None
+                continue
+            loaded[role] = _load(path, role)
+            names[role] = Path(path).name
+        return cls(loaded["mask"], loaded["restore"], loaded["baseline"], device=device, precision=precision, names=names)
+
+    @classmethod
+    def default(cls, device: str | torch.device = "auto", precision: str = "auto") -> "Restorer":
+        """The shipped models from ``core/models/``.
+
+        Raises:
+            WeightsError: a shipped weights file is missing, naming it and how to get it.
+        """
+        paths = {role: MODELS_DIR / name for role, name in DEFAULT_FILES.items()}
+        missing = [str(p) for p in paths.values() if not p.is_file()]
+        if missing:
+            raise WeightsError(
+                "the shipped model weights are missing: "
+                + ", ".join(missing)
+                + ". They are trained with `python -m training` and installed into core/models/ "
+                "(see README, 'Training'); reinstall the package to get them back, or pass your "
+                "own files (Restorer.from_files, or --mask-model/--restore-model/--baseline-model "
+                "on the command line)."
+            )
+        return cls.from_files(paths["mask"], paths["restore"], paths["baseline"], device=device, precision=precision)
+
+    # -- introspection --------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Describe the loaded models, device, precision and the option choices."""
+        return {
+            "device": str(self.device),
+            "precision": self.precision,
+            "models": {role: {"name": r.name, **_describe(r.model)} for role, r in self._runners.items()},
+            "mask_methods": [m for m in MASK_METHODS if self._available(m)],
+            "backgrounds": list(BACKGROUNDS),
+            "default_theta": DEFAULT_THETA,
+        }
+
+    def _available(self, method: str) -> bool:
+        if method == "none":
+            return "baseline" in self._runners
+        if method == "learnt":
+            return "mask" in self._runners and "restore" in self._runners
+        return "restore" in self._runners
+
+    def _backbone_for(self, opts: RestoreOptions) -> _Runner:
+        want = "baseline" if opts.mask == "none" else "framework"
+        if opts.model is not None:
+            key = str(Path(opts.model).resolve())
+            runner = self._extra.get(key)
+            if runner is None:
+                model = _load(opts.model, "restore")
+                if _kind(model) != "backbone":
+                    raise InvalidOptionError(f"{opts.model} is a mask network, not a restoration backbone")
+                runner = _Runner(model, Path(opts.model).name, self.device, self.precision)
+                self._extra[key] = runner
+            mode = getattr(runner.model, "mode", "?")
+            if mode != want:
+                hint = "use mask 'none'" if mode == "baseline" else "choose a mask method other than 'none'"
+                raise InvalidOptionError(f"{opts.model} is a {mode}-mode model; {hint}")
+            return runner
+        role = "baseline" if want == "baseline" else "restore"
+        if role not in self._runners:
+            raise InvalidOptionError(
+                f"mask method {opts.mask!r} needs a {want}-mode backbone, which this Restorer has not loaded"
+            )
+        return self._runners[role]
+
+    # -- tiles ----------------------------------------------------------------------------
+    def _auto_tile(self, runners: list[_Runner], align: int, qf: float) -> int:
+        bpp = 0.0
+        for r in runners:
+            if _kind(r.model) == "mask":
+                call = lambda s, r=r: self._mask_logit_diff(r, torch.full((1, 1, s, s), 1.0), qf)  # noqa: E731
+            else:
+                call = lambda s, r=r: self._backbone_call(  # noqa: E731
+                    r, torch.full((1, 1, s, s), 1.0), torch.zeros((1, 1, s, s), dtype=torch.uint8), qf
+                )
+            bpp = max(bpp, r.bytes_per_pixel(call))
+        if self.device.type == "cuda":
+            free, _total = torch.cuda.mem_get_info(self.device)
+            budget, top = 0.5 * free, MAX_TILE_CUDA
+        else:
+            budget, top = min(0.25 * _available_ram(), 1.0 * 2**30), MAX_TILE_CPU
+        return auto_tile_size(bpp, budget, align=align, minimum=MIN_TILE, maximum=top)
+
+    @torch.inference_mode()
+    def _mask_logit_diff(self, r: _Runner, x: torch.Tensor, qf: float | None) -> torch.Tensor:
+        with r.autocast():
+            logits = r.model(r.to_device(x), qf)
+        return (logits[:, 1:2].float() - logits[:, 0:1].float())
+
+    @torch.inference_mode()
+    def _backbone_call(
+        self, r: _Runner, x: torch.Tensor, mask_u8: torch.Tensor | None, qf: float | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        m = None
+        if getattr(r.model, "mode", "baseline") == "framework":
+            m = r.to_device(mask_u8.to(torch.float32))
+        with r.autocast():
+            out, qf_pred = r.model(r.to_device(x), m, qf)
+        return out.float(), qf_pred
+
+    # -- the pipeline -----------------------------------------------------------------------
+    def restore(
+        self,
+        image: np.ndarray,
+        options: RestoreOptions | None = None,
+        progress: Callable[[float], None] | None = None,
+        cancel: CancelFlag = None,
+    ) -> RestoreResult:
+        """Restore one layer. See the module docstring for the steps.
+
+        Args:
+            image: numpy (H, W) / (H, W, 2) / (H, W, 3) / (H, W, 4), uint8 or uint16.
+            options: :class:`RestoreOptions` (defaults when ``None``).
+            progress: called with the fraction done (0..1] after every tile and at the end.
+            cancel: a callable returning True, or a ``threading.Event``, checked between tiles.
+
+        Raises:
+            InvalidImageError, InvalidOptionError, WeightsError, OutOfMemoryError, CancelledError.
+        """
+        opts = options if options is not None else RestoreOptions()
+        if not isinstance(opts, RestoreOptions):
+            raise InvalidOptionError(f"options must be RestoreOptions, got {type(opts).__name__}")
+        with self._lock:
+            return self._restore(image, opts, progress, cancel)
+
+    def _restore(self, image, opts: RestoreOptions, progress, cancel) -> RestoreResult:
+        t0 = time.perf_counter()
+        timings: dict[str, float] = {}
+        check_cancel(cancel)
+        plane = to_gray_float(image)
+        notes = list(plane.notes)
+        h, w = plane.gray.shape
+        x = torch.from_numpy(plane.gray).view(1, 1, h, w)
+
+        backbone = self._backbone_for(opts)
+        mask_runner = None
+        if opts.mask == "learnt":
+            if "mask" not in self._runners:
+                raise InvalidOptionError("mask method 'learnt' needs a mask network, which this Restorer has not loaded")
+            mask_runner = self._runners["mask"]
+
+        needs_qf = bool(getattr(backbone.model, "needs_qf", False)) or bool(
+            mask_runner is not None and getattr(mask_runner.model, "needs_qf", False)
+        )
+        qf_in: float | None = float(opts.qf) if opts.qf is not None else None
+        if needs_qf and qf_in is None:
+            qf_in = float(DEFAULT_QF)
+            notes.append(f"no JPEG quality given for a non-blind model; assumed QF {DEFAULT_QF}")
+        qf_probe = qf_in if qf_in is not None else float(DEFAULT_QF)
+
+        runners = [backbone] + ([mask_runner] if mask_runner else [])
+        align = math.lcm(8, *(r.multiple_of for r in runners))
+        tile = opts.tile if opts.tile is not None else self._auto_tile(runners, align, qf_probe)
+        tile = max(align, (int(tile) // align) * align)
+        timings["prepare"] = time.perf_counter() - t0
+
+        # Progress: count the tiles of every pass.
+        passes = 1 + int(mask_runner is not None)
+        done = [0]
+        total = [0]
+
+        def tick(_n: int) -> None:
+            done[0] += 1
+            if progress is not None:
+                progress(min(done[0] / max(total[0], 1), 0.999))
+
+        while True:
+            try:
+                plan = plan_tiles(h, w, tile, self._overlap(opts, tile, align), align)
+                total[0] = passes * len(plan) + done[0]
+                return self._run_passes(
+                    x, plane, opts, backbone, mask_runner, qf_in, plan, tick, cancel, notes, timings, t0, progress
+                )
+            except (torch.OutOfMemoryError, MemoryError) as e:
+                if tile <= MIN_TILE:
+                    raise OutOfMemoryError(
+                        f"out of memory on {self.device} even with {tile}-pixel tiles ({e})"
+                    ) from e
+                tile = max(MIN_TILE, ((tile // 2) // align) * align)
+                notes.append(f"ran out of memory; retried with {tile}-pixel tiles")
+                if self.device.type == "cuda":
+                    torch.cuda.empty_cache()
+
+    @staticmethod
+    def _overlap(opts: RestoreOptions, tile: int, align: int) -> int:
+        if opts.overlap is not None:
+            return opts.overlap
+        cap = ((tile - align) // 2 // align) * align  # plan_tiles needs tile >= 2 * overlap + align
+        return max(0, min(DEFAULT_OVERLAP, cap, max(align, (tile // 4 // align) * align)))
+
+    def _run_passes(
+        self, x, plane, opts, backbone, mask_runner, qf_in, plan, tick, cancel, notes, timings, t0, progress
+    ) -> RestoreResult:
+        h, w = plane.gray.shape
+        # ---- mask
+        t = time.perf_counter()
+        mask_u8: np.ndarray | None = None
+        if opts.mask == "learnt":
+            diff = run_tiled(
+                lambda _tile, crop: self._mask_logit_diff(mask_runner, crop, qf_in),
+                [x], plan, 1, progress=tick, cancel=cancel,
+            )
+            mask_u8 = (diff[0, 0] > 0).numpy().astype(np.uint8)
+            del diff
+        elif opts.mask in direct_masks.DIRECT_MASKS:
+            gray8 = np.empty((h, w), dtype=np.uint8)
+            for y in range(0, h, 1024):
+                v = plane.gray[y : y + 1024] * np.float32(255.0) + np.float32(0.5)
+                gray8[y : y + 1024] = np.clip(v, 0, 255).astype(np.uint8)
+            mask_u8 = direct_masks.DIRECT_MASKS[opts.mask](gray8)
+            del gray8
+        timings["mask"] = time.perf_counter() - t
+        check_cancel(cancel)
+
+        # ---- backbone
+        t = time.perf_counter()
+        mask_t = torch.from_numpy(mask_u8).view(1, 1, h, w) if mask_u8 is not None else None
+        qf_run = qf_in
+        qf_estimate: float | None = None
+        model = backbone.model
+        if getattr(model, "predicts_qf", False) and qf_in is None and len(plan) > 1:
+            # One QF for every tile, so that tiles agree: estimate it on the tile with the most
+            # line pixels (or the first tile when there is no mask).
+            if mask_u8 is not None:
+                best = max(plan.tiles, key=lambda tl: int(mask_u8[tl.y0 : tl.y1, tl.x0 : tl.x1].sum()))
+            else:
+                best = plan.tiles[0]
+            crop_m = mask_t[:, :, best.y0 : best.y1, best.x0 : best.x1] if mask_t is not None else None
+            _, qf_pred = self._backbone_call(backbone, x[:, :, best.y0 : best.y1, best.x0 : best.x1], crop_m, None)
+            qf_estimate = float(qf_pred.float().mean().clamp(1, 100))
+            qf_run = qf_estimate
+            notes.append(f"JPEG quality estimated on one tile ({qf_estimate:.0f}) and used for all tiles")
+        qf_seen: list[float] = []
+
+        def backbone_tile(_tile, crop, *rest):
+            out, qf_pred = self._backbone_call(backbone, crop, rest[0] if rest else None, qf_run)
+            if qf_pred is not None:
+                qf_seen.append(float(qf_pred.float().mean()))
+            return out
+
+        inputs = [x] + ([mask_t] if mask_t is not None else [])
+        restored = run_tiled(backbone_tile, inputs, plan, 1, progress=tick, cancel=cancel)[0, 0]
+        if qf_estimate is None and qf_in is None and qf_seen:
+            qf_estimate = float(np.mean(qf_seen))
+        timings["restore"] = time.perf_counter() - t
+
+        # ---- compose, threshold, back to a layer
+        t = time.perf_counter()
+        restored.clamp_(0.0, 1.0)
+        if mask_t is not None:
+            restored = compose(restored, mask_t[0, 0])
+        if opts.threshold:
+            restored = threshold(restored, opts.theta)
+        out = from_gray_float(restored.numpy(), plane.layout, plane.dtype, opts.background)
+        timings["finish"] = time.perf_counter() - t
+        timings["total"] = time.perf_counter() - t0
+        if progress is not None:
+            progress(1.0)
+        return RestoreResult(
+            image=out,
+            mask=mask_u8 if opts.return_mask else None,
+            qf_estimate=qf_estimate,
+            timings=timings,
+            notes=notes,
+            tile=plan.tile,
+            tiles=len(plan),
+        )
+
+
+def _available_ram() -> float:
+    """Bytes of memory available to new allocations (Linux ``MemAvailable``; else 4 GiB)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4.0 * 2**30
+
