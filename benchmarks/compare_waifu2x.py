@@ -1,0 +1,644 @@
+"""Compare waifu2x's JPEG denoisers with our default restore pipeline on the same JPEG inputs.
+
+Runs in our own virtual environment. waifu2x itself (the Chainer port, PyPI waifu2x==2024.0.1)
+lives in a separate venv made by ``benchmarks/waifu2x_env.sh`` and is run as a subprocess through
+``benchmarks/waifu2x_runner.py``; nothing of waifu2x is imported here.
+
+What it does, for every image set (a folder of clean gray drawings, background exactly 255):
+
+1. Takes ``--images`` drawings (spread evenly over the sorted file list) and cuts from each the
+   ``--crop`` x ``--crop`` window holding the most ink (:func:`choose_crop`). A *light* set applies
+   :func:`training.synth.light_variant` (seeded per image) to the clean crop first.
+2. JPEG-compresses every crop at each quality factor with :func:`training.data.jpeg_degrade`.
+   The decoded JPEG pixels are written as PNG, so both methods read bit-identical inputs.
+3. Runs waifu2x on all inputs: Y-channel denoisers ``resnet10`` and ``vgg7`` at noise levels 0-3,
+   through the package's own ``reconstruct.image`` (one CPU thread unless ``--threads``).
+4. Runs our default pipeline (``core.pipeline.Restorer.default()``, default options) on the same
+   inputs, with ``torch.set_num_threads(--threads)``.
+5. Optionally (``--torch-waifu2x``) times waifu2x's graph re-written in torch
+   (``benchmarks/waifu2x_torch.py``, same .npz weights) and checks it against the Chainer output.
+6. Scores every output against the clean crop with :func:`core.metrics.psnr` and
+   :func:`core.metrics.ssim` (uint8, peak 255), and writes
+
+   * ``OUT/results.json``: settings, versions, every per-image score and time, the summary;
+   * ``OUT/table.md``: mean PSNR / SSIM per set and QF for the JPEG, waifu2x's best model (chosen
+     per set and QF by mean PSNR), ours, and the speed in seconds per megapixel;
+   * ``OUT/side_by_side.png``: clean | JPEG | waifu2x best | ours | our mask, one row per set, on a
+     ``--figure-size`` window of one input at ``--figure-qf``, enlarged ``--figure-scale`` times.
+
+Usage (from the repository root)::
+
+    benchmarks/waifu2x_env.sh                       # once: creates .venv-waifu2x
+    .venv/bin/python benchmarks/compare_waifu2x.py --waifu2x-python .venv-waifu2x/bin/python \\
+        --out out/waifu2x --torch-waifu2x
+
+Without ``--set``/``--light-set`` it uses ``DATA/lineart/val`` (as ``val``), ``DATA/kanji`` (as
+``kanji``) and the light variant of ``DATA/lineart/val`` (as ``val_light``), DATA being
+``--data`` (default ``/work/shared/data``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+__all__ = [
+    "ImageSet",
+    "Record",
+    "choose_crop",
+    "crop",
+    "pick_files",
+    "input_name",
+    "parse_input_name",
+    "summarize",
+    "best_waifu2x",
+    "markdown_table",
+    "mask_panel",
+    "compose_grid",
+    "main",
+]
+
+REPO = Path(__file__).resolve().parent.parent
+RUNNER = Path(__file__).resolve().parent / "waifu2x_runner.py"
+DEFAULT_QFS = (10, 20, 30, 40)
+WAIFU2X_ARCHS = ("resnet10", "vgg7")
+WAIFU2X_LEVELS = (0, 1, 2, 3)
+JPEG = "jpeg"
+OURS = "ours"
+_NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+# ---------------------------------------------------------------------------------------------
+# data selection
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """A named folder of clean gray drawings; ``light`` applies the light-line variant."""
+
+    name: str
+    folder: Path
+    light: bool = False
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.match(self.name) or "__" in self.name:
+            raise ValueError(f"set name {self.name!r} must be letters, digits, '-' or single '_'")
+
+
+def pick_files(folder: Path, n: int) -> list[Path]:
+    """``n`` PNG files of ``folder`` spread evenly over its sorted listing (all of them if fewer).
+
+    Raises ValueError when the folder holds no PNG or ``n < 1``.
+    """
+    if n < 1:
+        raise ValueError(f"need at least one image per set, got {n}")
+    files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() == ".png")
+    if not files:
+        raise ValueError(f"no .png drawings in {folder}")
+    if n >= len(files):
+        return files
+    idx = np.unique(np.round(np.linspace(0, len(files) - 1, n)).astype(int))
+    return [files[i] for i in idx]
+
+
+def choose_crop(clean: np.ndarray, size: int, stride: int = 8) -> tuple[int, int, int, int]:
+    """The ``size`` x ``size`` window of ``clean`` holding the most ink (pixels < 255).
+
+    Args:
+        clean: uint8 gray (H, W), white = 255.
+        size: window side in pixels; clamped to the image (a smaller image gives its own size).
+        stride: candidate windows start every ``stride`` pixels (plus the last possible start).
+
+    Returns:
+        ``(top, left, height, width)``. Ties go to the top-most, then left-most window, so the
+        choice is deterministic.
+    """
+    if not isinstance(clean, np.ndarray) or clean.dtype != np.uint8 or clean.ndim != 2:
+        raise ValueError(f"choose_crop takes a 2-D uint8 image, got {getattr(clean, 'dtype', type(clean))} "
+                         f"{getattr(clean, 'shape', '')}")
+    if size < 1 or stride < 1:
+        raise ValueError(f"size and stride must be >= 1, got size={size}, stride={stride}")
+    h, w = clean.shape
+    ch, cw = min(size, h), min(size, w)
+    ink = (clean < 255).astype(np.int64)
+    integral = np.zeros((h + 1, w + 1), np.int64)
+    integral[1:, 1:] = ink.cumsum(0).cumsum(1)
+    tops = np.unique(np.append(np.arange(0, h - ch + 1, stride), h - ch))
+    lefts = np.unique(np.append(np.arange(0, w - cw + 1, stride), w - cw))
+    t, l = tops[:, None], lefts[None, :]
+    counts = integral[t + ch, l + cw] - integral[t, l + cw] - integral[t + ch, l] + integral[t, l]
+    i, j = np.unravel_index(int(np.argmax(counts)), counts.shape)
+    return int(tops[i]), int(lefts[j]), ch, cw
+
+
+def crop(img: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """``img[top:top+height, left:left+width]`` as a contiguous copy."""
+    t, l, h, w = box
+    return np.ascontiguousarray(img[t : t + h, l : l + w])
+
+
+def input_name(set_name: str, stem: str, qf: int) -> str:
+    """File name of one JPEG input: ``<set>__<stem>__q<qf>.png``."""
+    return f"{set_name}__{stem}__q{qf:03d}.png"
+
+
+def parse_input_name(name: str) -> tuple[str, str, int]:
+    """Inverse of :func:`input_name`: ``(set, stem, qf)``."""
+    base = name[:-4] if name.endswith(".png") else name
+    parts = base.split("__")
+    if len(parts) != 3 or not parts[2].startswith("q"):
+        raise ValueError(f"{name!r} is not a comparison input name (<set>__<stem>__q<qf>.png)")
+    return parts[0], parts[1], int(parts[2][1:])
+
+
+# ---------------------------------------------------------------------------------------------
+# scores and tables
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Record:
+    """One scored output. ``method`` is ``"jpeg"``, ``"ours"``, ``"waifu2x/<arch>/noise<n>"`` or
+    ``"waifu2x-torch/<arch>"`` (timing only); ``seconds`` is None when not timed."""
+
+    set: str
+    file: str
+    qf: int
+    method: str
+    psnr: float
+    ssim: float
+    pixels: int
+    seconds: float | None = None
+
+
+def waifu2x_method(arch: str, noise: int) -> str:
+    return f"waifu2x/{arch}/noise{noise}"
+
+
+def summarize(records: list[Record]) -> dict:
+    """Aggregate records per (set, qf, method) and per method.
+
+    Returns ``{"cells": {set: {qf: {method: {"psnr", "ssim", "n"}}}},
+    "speed": {method: {"seconds_per_mp", "megapixels", "seconds", "n"}}}``: PSNR and SSIM are
+    means over images (records with a NaN score are skipped); speed is total seconds over total
+    megapixels of every timed record of that method. Keys of ``qf`` are ints.
+    """
+    cells: dict = {}
+    sums: dict = {}
+    speed_acc: dict = {}
+    for r in records:
+        if not (np.isnan(r.psnr) or np.isnan(r.ssim)):
+            acc = sums.setdefault((r.set, r.qf, r.method), [0.0, 0.0, 0])
+            acc[0] += r.psnr
+            acc[1] += r.ssim
+            acc[2] += 1
+        if r.seconds is not None:
+            sp = speed_acc.setdefault(r.method, [0.0, 0, 0])
+            sp[0] += r.seconds
+            sp[1] += r.pixels
+            sp[2] += 1
+    for (s, q, m), (p, ss, n) in sums.items():
+        cells.setdefault(s, {}).setdefault(q, {})[m] = {"psnr": p / n, "ssim": ss / n, "n": n}
+    speed = {
+        m: {"seconds_per_mp": sec / (px / 1e6), "megapixels": px / 1e6, "seconds": sec, "n": n}
+        for m, (sec, px, n) in speed_acc.items()
+        if px > 0
+    }
+    return {"cells": cells, "speed": speed}
+
+
+def best_waifu2x(methods: dict) -> str | None:
+    """The waifu2x method (``waifu2x/...``) with the highest mean PSNR in one cell of
+    :func:`summarize` (ties: the first in sorted order), or None when the cell has none."""
+    cands = sorted(m for m in methods if m.startswith("waifu2x/"))
+    if not cands:
+        return None
+    return max(cands, key=lambda m: methods[m]["psnr"])
+
+
+def _fmt_method(m: str) -> str:
+    if m.startswith("waifu2x/"):
+        _, arch, level = m.split("/")
+        return f"{arch} {level.replace('noise', 'n')}"
+    return m
+
+
+def markdown_table(summary: dict, speed_ref: str | None = None) -> str:
+    """Markdown tables from :func:`summarize`'s output.
+
+    1. Quality: one row per (set, QF): JPEG, waifu2x best (model named), ours, and ours minus
+       waifu2x best (PSNR dB / SSIM).
+    2. Every waifu2x model's mean PSNR per (set, QF), so the level choice can be checked.
+    3. Speed: seconds per megapixel of every timed method, and how many times slower than ours it
+       is (``speed_ref`` defaults to ``"ours"``).
+    """
+    cells = summary["cells"]
+    lines = [
+        "| set | QF | JPEG PSNR / SSIM | waifu2x best | waifu2x PSNR / SSIM | ours PSNR / SSIM "
+        "| ours − waifu2x (dB / SSIM) |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    w2x_methods: list[str] = sorted(
+        {m for s in cells.values() for q in s.values() for m in q if m.startswith("waifu2x/")}
+    )
+    for s in cells:
+        for q in sorted(cells[s]):
+            c = cells[s][q]
+            jp = c.get(JPEG)
+            ours = c.get(OURS)
+            best = best_waifu2x(c)
+            b = c.get(best) if best else None
+
+            def ps(x: dict | None) -> str:
+                return "–" if x is None else f"{x['psnr']:.2f} / {x['ssim']:.4f}"
+
+            delta = "–"
+            if ours is not None and b is not None:
+                delta = f"{ours['psnr'] - b['psnr']:+.2f} / {ours['ssim'] - b['ssim']:+.4f}"
+            lines.append(
+                f"| {s} | {q} | {ps(jp)} | {_fmt_method(best) if best else '–'} | {ps(b)} | {ps(ours)} | {delta} |"
+            )
+    out = "\n".join(lines)
+    if w2x_methods:
+        head = "| set | QF | " + " | ".join(_fmt_method(m) for m in w2x_methods) + " |"
+        rule = "|---|---:|" + "---:|" * len(w2x_methods)
+        rows = [head, rule]
+        for s in cells:
+            for q in sorted(cells[s]):
+                c = cells[s][q]
+                best = best_waifu2x(c)
+                vals = []
+                for m in w2x_methods:
+                    if m not in c:
+                        vals.append("–")
+                    else:
+                        v = f"{c[m]['psnr']:.2f}"
+                        vals.append(f"**{v}**" if m == best else v)
+                rows.append(f"| {s} | {q} | " + " | ".join(vals) + " |")
+        out += "\n\nwaifu2x, every model (mean PSNR dB; bold = best):\n\n" + "\n".join(rows)
+    speed = summary.get("speed", {})
+    if speed:
+        ref = speed_ref or OURS
+        ref_v = speed.get(ref, {}).get("seconds_per_mp")
+        rows = ["| method | s/MP | × ours time |", "|---|---:|---:|"]
+        order = sorted(speed, key=lambda m: (m != OURS, m))
+        for m in order:
+            v = speed[m]["seconds_per_mp"]
+            ratio = "–" if not ref_v else f"{v / ref_v:.1f}"
+            rows.append(f"| {m} | {v:.2f} | {ratio} |")
+        out += "\n\nSpeed (seconds per megapixel, all inputs):\n\n" + "\n".join(rows)
+    return out + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# the side-by-side picture
+# ---------------------------------------------------------------------------------------------
+
+
+def mask_panel(mask: np.ndarray) -> np.ndarray:
+    """A 0/1 line mask (H, W) as a uint8 picture: lines black (0), background white (255)."""
+    m = np.asarray(mask)
+    if m.ndim != 2 or not np.isin(m, (0, 1)).all():
+        raise ValueError(f"mask_panel takes a 2-D 0/1 mask, got shape {m.shape}")
+    return np.where(m.astype(bool), 0, 255).astype(np.uint8)
+
+
+def _text(canvas: np.ndarray, text: str, x: int, y: int, scale: float = 0.5) -> None:
+    cv2.putText(canvas, text, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, 0, 1, cv2.LINE_AA)
+
+
+def compose_grid(
+    rows: list[list[np.ndarray]],
+    col_titles: list[str],
+    row_titles: list[str],
+    scale: int = 2,
+    gap: int = 6,
+    header: int = 24,
+    label_width: int = 0,
+) -> np.ndarray:
+    """Lay uint8 gray panels out in a grid with column titles on top and a label above each row.
+
+    Args:
+        rows: ``R`` lists of ``C`` uint8 (h, w) panels; every panel has the same shape.
+        col_titles: ``C`` strings drawn above the first row.
+        row_titles: ``R`` strings drawn in a strip above each row (left-aligned).
+        scale: integer nearest-neighbour enlargement of every panel (JPEG blocks stay visible).
+        gap: pixels of mid-gray (160) between panels.
+        header: height of each title strip in pixels.
+        label_width: unused margin on the left, in pixels (0 for none).
+
+    Returns:
+        uint8 (H, W) with ``H = header + R * (header + h * scale) + (R + 1) * gap`` and
+        ``W = label_width + C * (w * scale) + (C + 1) * gap``; panel ``(r, c)`` sits at
+        ``top = header + gap + r * (header + h * scale + gap) + header`` and
+        ``left = label_width + gap + c * (w * scale + gap)``.
+    """
+    if not rows or not rows[0]:
+        raise ValueError("compose_grid needs at least one row with one panel")
+    n_cols = len(rows[0])
+    shape = rows[0][0].shape
+    for r in rows:
+        if len(r) != n_cols:
+            raise ValueError("every row needs the same number of panels")
+        for p in r:
+            if p.dtype != np.uint8 or p.shape != shape:
+                raise ValueError(f"panels must all be uint8 {shape}, got {p.dtype} {p.shape}")
+    if len(col_titles) != n_cols or len(row_titles) != len(rows):
+        raise ValueError(f"need {n_cols} column titles and {len(rows)} row titles")
+    if scale < 1:
+        raise ValueError(f"scale must be >= 1, got {scale}")
+    ph, pw = shape[0] * scale, shape[1] * scale
+    height = header + len(rows) * (header + ph) + (len(rows) + 1) * gap
+    width = label_width + n_cols * pw + (n_cols + 1) * gap
+    canvas = np.full((height, width), 255, np.uint8)
+    for c, title in enumerate(col_titles):
+        _text(canvas, title, label_width + gap + c * (pw + gap) + 2, header - 7)
+    for r, row in enumerate(rows):
+        strip_top = header + gap + r * (header + ph + gap)
+        _text(canvas, row_titles[r], label_width + gap + 2, strip_top + header - 7)
+        top = strip_top + header
+        # gap frame around the row's panels
+        canvas[top - gap : top + ph + gap, label_width : width] = 160
+        for c, panel in enumerate(row):
+            left = label_width + gap + c * (pw + gap)
+            big = np.repeat(np.repeat(panel, scale, axis=0), scale, axis=1)
+            canvas[top : top + ph, left : left + pw] = big
+    return canvas
+
+
+# ---------------------------------------------------------------------------------------------
+# running the methods
+# ---------------------------------------------------------------------------------------------
+
+
+def _read_gray(path: Path) -> np.ndarray:
+    with Image.open(path) as im:
+        if im.mode not in ("L", "I;16", "LA", "RGB", "RGBA", "P"):
+            raise ValueError(f"{path}: unsupported image mode {im.mode}")
+        return np.asarray(im.convert("L"))
+
+
+def _write_gray(path: Path, img: np.ndarray) -> None:
+    Image.fromarray(img, "L").save(path)
+
+
+def _jpeg(img: np.ndarray, qf: int) -> np.ndarray:
+    from training.data import jpeg_degrade
+
+    out = jpeg_degrade(img, qf)
+    out = np.asarray(out)
+    if out.dtype != np.uint8 or out.shape != img.shape:
+        raise RuntimeError(f"jpeg_degrade returned {out.dtype} {out.shape} for {img.dtype} {img.shape}")
+    return out
+
+
+def run_waifu2x(python: str, in_dir: Path, out_dir: Path, archs, levels, threads: int) -> dict:
+    """Run ``waifu2x_runner.py`` with ``python`` (the waifu2x venv's interpreter); returns its JSON.
+
+    Raises RuntimeError with the runner's stderr tail when it fails.
+    """
+    cmd = [python, str(RUNNER), "--input", str(in_dir), "--output", str(out_dir), "--threads", str(threads),
+           "--arch", *archs, "--noise", *[str(n) for n in levels]]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"waifu2x runner failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+    with open(out_dir / "waifu2x_run.json") as f:
+        return json.load(f)
+
+
+def waifu2x_models_dir(python: str) -> str:
+    """The ``models`` folder inside the waifu2x package of the venv whose interpreter is ``python``."""
+    code = "import os, waifu2x; print(os.path.join(os.path.dirname(waifu2x.__file__), 'models'))"
+    proc = subprocess.run([python, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{python} cannot import waifu2x: {proc.stderr.strip()[-500:]}")
+    return proc.stdout.strip()
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description="waifu2x vs. our default pipeline on JPEG line drawings")
+    p.add_argument("--waifu2x-python", required=True,
+                   help="python of the waifu2x venv (benchmarks/waifu2x_env.sh prints it)")
+    p.add_argument("--out", required=True, help="output folder (results.json, table.md, side_by_side.png)")
+    p.add_argument("--data", default="/work/shared/data", help="data root for the default sets")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=FOLDER", help="a set of clean drawings")
+    p.add_argument("--light-set", action="append", default=[], metavar="NAME=FOLDER",
+                   help="a set given the light-line variant (training.synth.light_variant)")
+    p.add_argument("--qf", nargs="+", type=int, default=list(DEFAULT_QFS))
+    p.add_argument("--images", type=int, default=3, help="drawings per set (default 3)")
+    p.add_argument("--crop", type=int, default=256, help="side of the evaluated crop (default 256)")
+    p.add_argument("--arch", nargs="+", default=list(WAIFU2X_ARCHS), choices=WAIFU2X_ARCHS)
+    p.add_argument("--noise", nargs="+", type=int, default=list(WAIFU2X_LEVELS), choices=WAIFU2X_LEVELS)
+    p.add_argument("--threads", type=int, default=1, help="CPU threads for both methods (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the light-line variant")
+    p.add_argument("--torch-waifu2x", action="store_true",
+                   help="also time waifu2x's graph in torch (benchmarks/waifu2x_torch.py)")
+    p.add_argument("--mask", help="our mask model file (default: shipped weights)")
+    p.add_argument("--restore", help="our framework backbone file (default: shipped weights)")
+    p.add_argument("--baseline", help="our baseline backbone file (default: shipped weights)")
+    p.add_argument("--figure-qf", type=int, default=None, help="QF shown in the picture (default: lowest)")
+    p.add_argument("--figure-size", type=int, default=128, help="side of the pictured window (default 128)")
+    p.add_argument("--figure-scale", type=int, default=2, help="enlargement of the picture (default 2)")
+    p.add_argument("--keep", action="store_true", help="keep the JPEG inputs and all outputs under OUT/work")
+    args = p.parse_args(argv)
+    if any(not 1 <= q <= 100 for q in args.qf):
+        p.error("--qf values must be in 1..100")
+    if args.figure_qf is None:
+        args.figure_qf = min(args.qf)
+    if args.figure_qf not in args.qf:
+        p.error("--figure-qf must be one of --qf")
+    if args.threads < 1:
+        p.error("--threads must be >= 1")
+    if any([args.mask, args.restore, args.baseline]) and not all([args.mask, args.restore, args.baseline]):
+        p.error("--mask, --restore and --baseline go together")
+    return args
+
+
+def _sets(args: argparse.Namespace) -> list[ImageSet]:
+    def split(spec: str) -> tuple[str, Path]:
+        name, sep, folder = spec.partition("=")
+        if not sep or not folder:
+            raise SystemExit(f"bad set {spec!r}: expected NAME=FOLDER")
+        return name, Path(folder)
+
+    sets = [ImageSet(*split(s)) for s in args.set] + [ImageSet(*split(s), light=True) for s in args.light_set]
+    if not sets:
+        root = Path(args.data)
+        sets = [ImageSet("val", root / "lineart" / "val"), ImageSet("kanji", root / "kanji"),
+                ImageSet("val_light", root / "lineart" / "val", light=True)]
+    names = [s.name for s in sets]
+    if len(set(names)) != len(names):
+        raise SystemExit(f"set names must be unique, got {names}")
+    for s in sets:
+        if not s.folder.is_dir():
+            raise SystemExit(f"set {s.name}: {s.folder} is not a folder")
+    return sets
+
+
+def _restorer(args: argparse.Namespace):
+    from core.pipeline import Restorer
+
+    if args.mask:
+        return Restorer.from_files(mask=args.mask, restore=args.restore, baseline=args.baseline, device="cpu")
+    return Restorer.default(device="cpu")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from core.metrics import psnr, ssim
+    from core.pipeline import RestoreOptions
+
+    sets = _sets(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / "work" if args.keep else Path(tempfile.mkdtemp(prefix="compare_waifu2x_"))
+    in_dir, w2x_dir = work / "inputs", work / "waifu2x"
+    if in_dir.exists():
+        shutil.rmtree(in_dir)
+    in_dir.mkdir(parents=True)
+
+    # 1-2: clean crops and their JPEGs
+    clean: dict[tuple[str, str], np.ndarray] = {}
+    jpegs: dict[str, np.ndarray] = {}
+    crops_info = []
+    for s in sets:
+        for k, path in enumerate(pick_files(s.folder, args.images)):
+            full = _read_gray(path)
+            box = choose_crop(full, args.crop)
+            c = crop(full, box)
+            if s.light:
+                from training.synth import light_variant
+
+                c = light_variant(c, np.random.default_rng([args.seed, k]))
+            clean[(s.name, path.stem)] = c
+            crops_info.append({"set": s.name, "file": path.name, "box": box, "light": s.light})
+            for q in args.qf:
+                name = input_name(s.name, path.stem, q)
+                jpegs[name] = _jpeg(c, q)
+                _write_gray(in_dir / name, jpegs[name])
+    print(f"{len(jpegs)} JPEG inputs ({len(clean)} crops x {len(args.qf)} QFs) in {in_dir}", file=sys.stderr)
+
+    records: list[Record] = []
+    for name, j in jpegs.items():
+        s, stem, q = parse_input_name(name)
+        ref = clean[(s, stem)]
+        records.append(Record(s, stem, q, JPEG, psnr(ref, j), ssim(ref, j), ref.size))
+
+    # 3: waifu2x (Chainer, its own code)
+    t0 = time.perf_counter()
+    w2x = run_waifu2x(args.waifu2x_python, in_dir, w2x_dir, args.arch, args.noise, args.threads)
+    print(f"waifu2x done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    w2x_out: dict[tuple[str, str], np.ndarray] = {}
+    for r in w2x["results"]:
+        s, stem, q = parse_input_name(r["file"])
+        img = _read_gray(Path(r["output"]))
+        m = waifu2x_method(r["arch"], r["noise"])
+        w2x_out[(m, r["file"])] = img
+        ref = clean[(s, stem)]
+        records.append(Record(s, stem, q, m, psnr(ref, img), ssim(ref, img), ref.size, r["seconds"]))
+
+    # 4: ours
+    restorer = _restorer(args)
+    opts = RestoreOptions()
+    first = next(iter(jpegs.values()))
+    restorer.restore(first, opts)  # warm-up (allocations, first-call overheads)
+    ours_out: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    t_all = time.perf_counter()
+    for name, j in jpegs.items():
+        s, stem, q = parse_input_name(name)
+        t0 = time.perf_counter()
+        res = restorer.restore(j, opts)
+        sec = time.perf_counter() - t0
+        ours_out[name] = (res.image, res.mask)
+        ref = clean[(s, stem)]
+        records.append(Record(s, stem, q, OURS, psnr(ref, res.image), ssim(ref, res.image), ref.size, sec))
+    print(f"ours done in {time.perf_counter() - t_all:.0f} s", file=sys.stderr)
+
+    # 5: waifu2x graph in torch (timing + agreement with Chainer)
+    agreement = {}
+    if args.torch_waifu2x:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import waifu2x_torch as wt
+
+        models_dir = waifu2x_models_dir(args.waifu2x_python)
+        level = max(args.noise)
+        for arch in args.arch:
+            model = wt.load_npz_model(wt.model_path(models_dir, arch, level), arch)
+            wt.denoise(model, first)
+            worst = 0
+            for name, j in jpegs.items():
+                s, stem, q = parse_input_name(name)
+                t0 = time.perf_counter()
+                y = wt.denoise(model, j)
+                sec = time.perf_counter() - t0
+                ref = clean[(s, stem)]
+                records.append(Record(s, stem, q, f"waifu2x-torch/{arch}", float("nan"), float("nan"), ref.size, sec))
+                chainer_y = w2x_out.get((waifu2x_method(arch, level), name))
+                if chainer_y is not None:
+                    worst = max(worst, int(np.abs(chainer_y.astype(int) - y.astype(int)).max()))
+            agreement[f"{arch}/noise{level}"] = worst
+        print(f"torch waifu2x: max |torch - chainer| = {agreement}", file=sys.stderr)
+
+    # 6: tables and picture
+    summary = summarize(records)
+    table = markdown_table(summary)
+    rows, row_titles = [], []
+    for s in sets:
+        stem = next(stem for (sn, stem) in clean if sn == s.name)
+        name = input_name(s.name, stem, args.figure_qf)
+        ref = clean[(s.name, stem)]
+        cell = summary["cells"][s.name][args.figure_qf]
+        best = best_waifu2x(cell)
+        box = choose_crop(ref, args.figure_size)
+        img, mask = ours_out[name]
+        panels = [ref, jpegs[name], w2x_out[(best, name)], img,
+                  mask_panel(mask) if mask is not None else np.full_like(ref, 255)]
+        rows.append([crop(p, box) for p in panels])
+        row_titles.append(f"{s.name} / {stem} (crop at y={box[0]}, x={box[1]}), QF {args.figure_qf}; "
+                          f"waifu2x best = {_fmt_method(best)}")
+    grid = compose_grid(rows, ["clean", f"JPEG QF {args.figure_qf}", "waifu2x best", "ours", "our mask"],
+                        row_titles, scale=args.figure_scale)
+    _write_gray(out / "side_by_side.png", grid)
+    (out / "table.md").write_text(table)
+    result = {
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "settings": {k: v for k, v in vars(args).items()},
+        "sets": [{"name": s.name, "folder": str(s.folder), "light": s.light} for s in sets],
+        "crops": crops_info,
+        "waifu2x": {k: v for k, v in w2x.items() if k != "results"},
+        "ours": restorer.info(),
+        "torch_agreement_max_abs": agreement,
+        "summary": summary,
+        "records": [asdict(r) for r in records],
+    }
+    with open(out / "results.json", "w") as f:
+        json.dump(result, f, indent=1, default=str)
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    print(table)
+    print(f"wrote {out / 'table.md'}, {out / 'results.json'}, {out / 'side_by_side.png'}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    sys.exit(main())

@@ -1,0 +1,301 @@
+"""The waifu2x comparison (benchmarks/compare_waifu2x.py, waifu2x_torch.py, waifu2x_runner.py).
+
+The table, crop and picture logic is tested on small real arrays. The waifu2x subprocess needs
+the separate waifu2x venv (benchmarks/waifu2x_env.sh); that test is marked slow and skips when
+the venv is absent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BENCH = REPO / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+cw = _load("compare_waifu2x")
+
+
+def _waifu2x_python() -> str | None:
+    cand = os.environ.get("WAIFU2X_PYTHON") or str(REPO / ".venv-waifu2x" / "bin" / "python")
+    return cand if os.access(cand, os.X_OK) else None
+
+
+# ---------------------------------------------------------------------------------------------
+# crops and file names
+# ---------------------------------------------------------------------------------------------
+
+
+def test_choose_crop_finds_the_inked_region():
+    img = np.full((100, 120), 255, np.uint8)
+    img[60:90, 70:110] = 0  # a dense block of ink
+    img[5, 5] = 0  # a lone dot elsewhere
+    t, l, h, w = cw.choose_crop(img, 32, stride=1)
+    assert (h, w) == (32, 32)
+    win = img[t : t + h, l : l + w]
+    assert (win < 255).sum() == 30 * 32  # the window covers the full 30-row height of the block
+    assert 58 <= t <= 60 and 70 <= l <= 78
+
+
+def test_choose_crop_counts_match_a_brute_force_search(rng):
+    img = np.where(rng.random((40, 50)) < 0.2, rng.integers(0, 255, (40, 50)), 255).astype(np.uint8)
+    t, l, h, w = cw.choose_crop(img, 16, stride=1)
+    counts = [
+        ((img[i : i + 16, j : j + 16] < 255).sum(), i, j) for i in range(40 - 15) for j in range(50 - 15)
+    ]
+    best = max(c for c, _, _ in counts)
+    first = min((i, j) for c, i, j in counts if c == best)
+    assert (img[t : t + h, l : l + w] < 255).sum() == best
+    assert (t, l) == first
+
+
+def test_choose_crop_clamps_to_small_images_and_reaches_the_far_edge():
+    img = np.full((20, 30), 255, np.uint8)
+    assert cw.choose_crop(img, 64) == (0, 0, 20, 30)
+    img2 = np.full((50, 50), 255, np.uint8)
+    img2[45:, 45:] = 0  # ink only in the bottom-right corner, off the stride grid
+    assert cw.choose_crop(img2, 16, stride=8) == (34, 34, 16, 16)
+
+
+def test_choose_crop_rejects_bad_input():
+    with pytest.raises(ValueError, match="2-D uint8"):
+        cw.choose_crop(np.zeros((4, 4), np.float32), 2)
+    with pytest.raises(ValueError, match="size and stride"):
+        cw.choose_crop(np.zeros((4, 4), np.uint8), 0)
+
+
+def test_crop_copies_the_box():
+    img = np.arange(36, dtype=np.uint8).reshape(6, 6)
+    c = cw.crop(img, (1, 2, 3, 2))
+    assert c.tolist() == [[8, 9], [14, 15], [20, 21]]
+    assert c.flags["C_CONTIGUOUS"]
+
+
+def test_input_names_round_trip_and_reject_others():
+    name = cw.input_name("val_light", "a-drawing_2", 10)
+    assert name == "val_light__a-drawing_2__q010.png"
+    assert cw.parse_input_name(name) == ("val_light", "a-drawing_2", 10)
+    with pytest.raises(ValueError, match="not a comparison input"):
+        cw.parse_input_name("plain.png")
+    with pytest.raises(ValueError, match="set name"):
+        cw.ImageSet("bad__name", Path("."))
+
+
+def test_pick_files_spreads_over_the_listing(tmp_path):
+    for i in range(10):
+        (tmp_path / f"{i:02d}.png").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("x")
+    # indices round(linspace(0, 9, 3)) = 0, 4 (4.5 rounds to even), 9
+    assert [p.name for p in cw.pick_files(tmp_path, 3)] == ["00.png", "04.png", "09.png"]
+    assert len(cw.pick_files(tmp_path, 50)) == 10
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="no .png"):
+        cw.pick_files(empty, 1)
+    with pytest.raises(ValueError, match="at least one"):
+        cw.pick_files(tmp_path, 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# summary and tables
+# ---------------------------------------------------------------------------------------------
+
+
+def _records():
+    R = cw.Record
+    return [
+        R("val", "a", 10, "jpeg", 20.0, 0.80, 10_000),
+        R("val", "b", 10, "jpeg", 22.0, 0.82, 30_000),
+        R("val", "a", 10, "waifu2x/resnet10/noise3", 25.0, 0.90, 10_000, 0.5),
+        R("val", "b", 10, "waifu2x/resnet10/noise3", 27.0, 0.92, 30_000, 1.5),
+        R("val", "a", 10, "waifu2x/vgg7/noise3", 26.0, 0.91, 10_000, 0.3),
+        R("val", "b", 10, "waifu2x/vgg7/noise3", 27.0, 0.91, 30_000, 0.9),
+        R("val", "a", 10, "ours", 28.0, 0.95, 10_000, 0.01),
+        R("val", "b", 10, "ours", 30.0, 0.97, 30_000, 0.03),
+        R("val", "a", 10, "waifu2x-torch/vgg7", math.nan, math.nan, 10_000, 0.05),
+    ]
+
+
+def test_summarize_means_and_speed():
+    s = cw.summarize(_records())
+    cell = s["cells"]["val"][10]
+    assert cell["jpeg"] == {"psnr": pytest.approx(21.0), "ssim": pytest.approx(0.81), "n": 2}
+    assert cell["waifu2x/vgg7/noise3"]["psnr"] == pytest.approx(26.5)
+    assert "waifu2x-torch/vgg7" not in cell  # NaN scores are timing-only
+    sp = s["speed"]
+    assert sp["waifu2x/resnet10/noise3"]["seconds_per_mp"] == pytest.approx(2.0 / 0.04)
+    assert sp["ours"]["seconds_per_mp"] == pytest.approx(0.04 / 0.04)
+    assert sp["waifu2x-torch/vgg7"]["seconds_per_mp"] == pytest.approx(0.05 / 0.01)
+    assert "jpeg" not in sp
+
+
+def test_best_waifu2x_picks_the_highest_mean_psnr():
+    cell = cw.summarize(_records())["cells"]["val"][10]
+    assert cw.best_waifu2x(cell) == "waifu2x/vgg7/noise3"  # 26.5 dB vs 26.0 dB
+    assert cw.best_waifu2x({"ours": {"psnr": 1.0}}) is None
+
+
+def test_markdown_table_rows_deltas_and_speed():
+    md = cw.markdown_table(cw.summarize(_records()))
+    lines = md.splitlines()
+    row = next(x for x in lines if x.startswith("| val | 10 | 21.00"))
+    assert "vgg7 n3" in row
+    assert "29.00 / 0.9600" in row  # ours
+    assert "+2.50 / +0.0500" in row  # ours - waifu2x best (26.5 dB, 0.91)
+    assert "**26.50**" in md and "| 26.00 |" in md
+    ours_speed = next(x for x in lines if x.startswith("| ours |"))
+    assert ours_speed == "| ours | 1.00 | 1.0 |"
+    assert "| waifu2x/resnet10/noise3 | 50.00 | 50.0 |" in lines
+
+
+# ---------------------------------------------------------------------------------------------
+# the picture
+# ---------------------------------------------------------------------------------------------
+
+
+def test_mask_panel_draws_lines_black():
+    m = np.array([[0, 1], [1, 0]], np.uint8)
+    assert cw.mask_panel(m).tolist() == [[255, 0], [0, 255]]
+    with pytest.raises(ValueError, match="0/1 mask"):
+        cw.mask_panel(np.array([[0, 2]]))
+
+
+def test_compose_grid_places_every_panel(drawing):
+    img, mask = drawing  # 24 x 32
+    panels = [img, 255 - img, cw.mask_panel(mask)]
+    rows = [panels, [np.full_like(img, v) for v in (10, 20, 30)]]
+    scale, gap, header = 2, 6, 24
+    g = cw.compose_grid(rows, ["a", "b", "c"], ["row one", "row two"], scale=scale, gap=gap, header=header)
+    ph, pw = 24 * scale, 32 * scale
+    assert g.dtype == np.uint8
+    assert g.shape == (header + 2 * (header + ph) + 3 * gap, 3 * pw + 4 * gap)
+    for r, row in enumerate(rows):
+        top = header + gap + r * (header + ph + gap) + header
+        for c, p in enumerate(row):
+            left = gap + c * (pw + gap)
+            big = np.repeat(np.repeat(p, scale, 0), scale, 1)
+            np.testing.assert_array_equal(g[top : top + ph, left : left + pw], big)
+    # titles are drawn (dark text in the header strips), the gaps are mid-gray
+    assert (g[:header] < 128).any()
+    assert (g[header + gap : header + gap + header] < 128).any()
+    top0 = header + gap + header
+    assert (g[top0 : top0 + ph, gap + pw : 2 * gap + pw] == 160).all()
+
+
+def test_compose_grid_rejects_mismatched_panels(drawing):
+    img, _ = drawing
+    with pytest.raises(ValueError, match="same number"):
+        cw.compose_grid([[img, img], [img]], ["a", "b"], ["1", "2"])
+    with pytest.raises(ValueError, match="uint8"):
+        cw.compose_grid([[img, img[:10]]], ["a", "b"], ["1"])
+    with pytest.raises(ValueError, match="titles"):
+        cw.compose_grid([[img]], ["a", "b"], ["1"])
+
+
+# ---------------------------------------------------------------------------------------------
+# waifu2x's graph in torch
+# ---------------------------------------------------------------------------------------------
+
+wt = _load("waifu2x_torch")
+
+
+def _fake_npz(path: Path, arch: str, rng: np.random.Generator) -> None:
+    """A waifu2x-style .npz (Chainer key names) with random weights of the right shapes."""
+    model = wt.VGG7() if arch == "vgg7" else wt.ResNet10()
+    arrays = {}
+    for k, v in model.state_dict().items():
+        module, leaf = k.rsplit(".", 1)
+        key = module.replace(".", "/") + ("/W" if leaf == "weight" else "/b")
+        arrays[key] = (rng.standard_normal(tuple(v.shape)) * 0.1).astype(np.float32)
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("arch", ["vgg7", "resnet10"])
+def test_torch_graph_loads_npz_and_needs_only_offset_pixels_of_context(tmp_path, rng, arch):
+    import torch
+
+    p = tmp_path / f"{arch}.npz"
+    _fake_npz(p, arch, rng)
+    model = wt.load_npz_model(str(p), arch)
+    with np.load(p) as z:
+        w = z["conv1/W" if arch == "vgg7" else "res2/conv1/W"]
+    got = model.conv1.weight if arch == "vgg7" else model.res2.conv1.weight
+    np.testing.assert_array_equal(got.detach().numpy(), w)
+
+    img = rng.integers(0, 256, (40, 48)).astype(np.uint8)
+    out = wt.denoise(model, img)
+    assert out.shape == img.shape and out.dtype == np.uint8
+    # Block-wise equivalence: the left half of the output depends only on the left half of the
+    # padded input plus `offset` pixels, which is what lets whole-image inference equal waifu2x's
+    # overlapping blocks.
+    off = model.offset
+    x = torch.from_numpy(img.astype(np.float32) / 255)[None, None]
+    x = torch.nn.functional.pad(x, (off,) * 4, mode="replicate")
+    with torch.inference_mode():
+        full = model(x)
+        left = model(x[..., : 24 + 2 * off])
+    torch.testing.assert_close(left, full[..., :24], rtol=1e-5, atol=1e-5)
+
+
+def test_torch_graph_rejects_wrong_files(tmp_path, rng):
+    p = tmp_path / "vgg7.npz"
+    _fake_npz(p, "vgg7", rng)
+    with pytest.raises(ValueError, match="does not hold a waifu2x resnet10"):
+        wt.load_npz_model(str(p), "resnet10")
+    with pytest.raises(ValueError, match="unknown waifu2x architecture"):
+        wt.model_path("m", "upconv7", 1)
+    with pytest.raises(ValueError, match="noise level"):
+        wt.model_path("m", "vgg7", 4)
+
+
+# ---------------------------------------------------------------------------------------------
+# the real waifu2x, through its own venv
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_runner_uses_waifu2x_and_torch_graph_agrees(tmp_path, drawing_factory):
+    py = _waifu2x_python()
+    if py is None:
+        pytest.skip("waifu2x venv absent: run benchmarks/waifu2x_env.sh (or set WAIFU2X_PYTHON)")
+    from PIL import Image
+
+    img, _ = drawing_factory(40, 48)
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    in_dir.mkdir()
+    Image.fromarray(img, "L").save(in_dir / "d.jpg", quality=20)
+    jpeg = np.asarray(Image.open(in_dir / "d.jpg").convert("L"))
+    proc = subprocess.run(
+        [py, str(BENCH / "waifu2x_runner.py"), "--input", str(in_dir), "--output", str(out_dir),
+         "--arch", "vgg7", "resnet10", "--noise", "1"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    rep = json.loads((out_dir / "waifu2x_run.json").read_text())
+    assert rep["waifu2x"] == "2024.0.1" and rep["chainer"].startswith("7.")
+    assert [(r["arch"], r["noise"], r["file"]) for r in rep["results"]] == [("vgg7", 1, "d.jpg"), ("resnet10", 1, "d.jpg")]
+    models_dir = cw.waifu2x_models_dir(py)
+    for r in rep["results"]:
+        out = np.asarray(Image.open(r["output"]))
+        assert out.shape == img.shape and out.dtype == np.uint8 and r["seconds"] > 0
+        assert not np.array_equal(out, jpeg)  # the model did change the JPEG
+        model = wt.load_npz_model(wt.model_path(models_dir, r["arch"], 1), r["arch"])
+        mine = wt.denoise(model, jpeg)
+        assert np.abs(mine.astype(int) - out.astype(int)).max() <= 1
