@@ -1,0 +1,176 @@
+"""The procedure's arguments, described once for both GIMP registration and the job.
+
+The GIMP entry file turns :data:`ARGUMENTS` into ``add_*_argument`` calls, so the interactive
+dialog (``GimpUi.ProcedureDialog``) and a scripted, non-interactive call see the same names,
+ranges and defaults. :class:`Settings` is what the job receives after validation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+from urllib.parse import urlsplit
+
+__all__ = [
+    "ArgSpec",
+    "ARGUMENTS",
+    "DEFAULT_SERVER",
+    "MASK_CHOICES",
+    "BACKGROUND_CHOICES",
+    "SettingsError",
+    "Settings",
+    "normalize_server",
+]
+
+#: Where ``python -m server`` listens by default (protocol.DEFAULT_PORT on the loopback).
+DEFAULT_SERVER = "ws://127.0.0.1:8765"
+
+#: Mask methods offered (protocol ``MaskMethod`` values) with their labels in the dialog.
+MASK_CHOICES: tuple[tuple[str, str], ...] = (
+    ("learnt", "Learnt mask (mask network)"),
+    ("otsu", "Otsu threshold"),
+    ("otsu_d", "Otsu threshold, dilated"),
+    ("agt", "Adaptive Gaussian threshold"),
+    ("none", "No mask (baseline network)"),
+)
+#: Background choices (protocol ``Background`` values) with their labels.
+BACKGROUND_CHOICES: tuple[tuple[str, str], ...] = (
+    ("white", "White"),
+    ("transparent", "Transparent"),
+)
+
+
+@dataclass(frozen=True)
+class ArgSpec:
+    """One procedure argument.
+
+    Attributes:
+        name: GIMP argument name (lower case and dashes, as GParamSpec names must be).
+        kind: "string", "choice", "int" or "boolean".
+        label: short text shown in the dialog.
+        blurb: one-sentence help text.
+        default: default value (a choice's default is its nick).
+        choices: for "choice": (nick, label) pairs; nicks are the protocol's values.
+        minimum, maximum: for "int": inclusive range.
+    """
+
+    name: str
+    kind: str
+    label: str
+    blurb: str
+    default: Any
+    choices: tuple[tuple[str, str], ...] = ()
+    minimum: int = 0
+    maximum: int = 0
+
+
+ARGUMENTS: tuple[ArgSpec, ...] = (
+    ArgSpec("server", "string", "Server address",
+            "WebSocket address of the lineart-restore server started with 'python -m server'",
+            DEFAULT_SERVER),
+    ArgSpec("mask-method", "choice", "Line mask",
+            "How the line mask given to the restoration network is made", "learnt", MASK_CHOICES),
+    ArgSpec("threshold", "int", "White threshold",
+            "Restored gray levels above this value (0-255 scale) become pure white; 255 turns it off",
+            251, minimum=0, maximum=255),
+    ArgSpec("background", "choice", "Background",
+            "What non-line pixels become in the restored layer", "white", BACKGROUND_CHOICES),
+    ArgSpec("mask-layer", "boolean", "Add line mask layer",
+            "Also add the line mask (white lines on black) as a hidden layer", False),
+)
+
+
+class SettingsError(ValueError):
+    """An argument value is unusable; ``code`` is "invalid_option" like the engine's."""
+
+    code = "invalid_option"
+
+
+def normalize_server(text: str) -> str:
+    """Turn what a user typed into a ``ws://`` or ``wss://`` URL.
+
+    Accepts "ws://host:port[/path]", "wss://...", "host:port", "host" (port 8765), and
+    "http(s)://" (mapped to ws(s)://). Surrounding spaces are ignored.
+
+    Raises:
+        SettingsError: empty text, another scheme, no host, or a bad port.
+    """
+    raw = (text or "").strip()
+    if not raw:
+        raise SettingsError(f"the server address is empty; the default is {DEFAULT_SERVER}")
+    url = raw if "://" in raw else "ws://" + raw
+    parts = urlsplit(url)
+    scheme = {"http": "ws", "https": "wss"}.get(parts.scheme.lower(), parts.scheme.lower())
+    if scheme not in ("ws", "wss"):
+        raise SettingsError(f"server address {raw!r}: use ws://host:port (got scheme {parts.scheme!r})")
+    try:
+        port = parts.port
+    except ValueError:
+        raise SettingsError(f"server address {raw!r} has an invalid port") from None
+    host = parts.hostname
+    if not host:
+        raise SettingsError(f"server address {raw!r} names no host")
+    if port is None:
+        port = 8765 if scheme == "ws" else 443
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    return f"{scheme}://{host}:{port}{parts.path}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated arguments of one run.
+
+    Attributes:
+        server: ``ws://host:port`` URL (see :func:`normalize_server`).
+        mask: a :data:`MASK_CHOICES` nick.
+        threshold: 0..255; 255 disables the near-white snap.
+        background: "white" or "transparent".
+        mask_layer: add the line mask as a layer (asks the server to return it).
+    """
+
+    server: str = DEFAULT_SERVER
+    mask: str = "learnt"
+    threshold: int = 251
+    background: str = "white"
+    mask_layer: bool = False
+
+    @classmethod
+    def from_arguments(cls, values: Mapping[str, Any]) -> "Settings":
+        """Build from ``{argument name: value}`` (names as in :data:`ARGUMENTS`; missing ones take
+        their default) and validate.
+
+        Raises:
+            SettingsError: unknown argument name, or a value out of range / not a choice.
+        """
+        specs = {a.name: a for a in ARGUMENTS}
+        unknown = sorted(set(values) - set(specs))
+        if unknown:
+            raise SettingsError(f"unknown argument(s) {', '.join(unknown)}; known: {', '.join(specs)}")
+        v = {name: values.get(name, spec.default) for name, spec in specs.items()}
+        for name, spec in specs.items():
+            if spec.kind == "choice" and v[name] not in {nick for nick, _ in spec.choices}:
+                nicks = ", ".join(nick for nick, _ in spec.choices)
+                raise SettingsError(f"{name} must be one of {nicks}, got {v[name]!r}")
+            if spec.kind == "int":
+                if isinstance(v[name], bool) or not isinstance(v[name], int):
+                    raise SettingsError(f"{name} must be an integer, got {v[name]!r}")
+                if not spec.minimum <= v[name] <= spec.maximum:
+                    raise SettingsError(f"{name} must be in {spec.minimum}..{spec.maximum}, got {v[name]}")
+        return cls(
+            server=normalize_server(str(v["server"])),
+            mask=v["mask-method"],
+            threshold=int(v["threshold"]),
+            background=v["background"],
+            mask_layer=bool(v["mask-layer"]),
+        )
+
+    def options(self) -> dict[str, Any]:
+        """The protocol ``Options`` fields for this run (a dict, ready for ``Options(**...)``)."""
+        return {
+            "mask": self.mask,
+            "threshold": self.threshold < 255,
+            "theta": self.threshold,
+            "background": self.background,
+            "return_mask": self.mask_layer,
+        }
