@@ -401,7 +401,7 @@ class Restorer:
                 + ", ".join(missing)
                 + ". They are trained with `python -m training` and installed into core/models/ "
                 "(see README, 'Training'); reinstall the package to get them back, or pass your "
-                "own files (Restorer.from_files, or --mask-model/--restore-model/--baseline-model "
+                "own files (Restorer.from_files, or --model/--mask-model/--baseline-model "
                 "on the command line)."
             )
         return cls.from_files(paths["mask"], paths["restore"], paths["baseline"], device=device, precision=precision)
