@@ -1,0 +1,216 @@
+"""Talking to the restore server through the shared client (``server/client.py``).
+
+Inside Krita the client, ``server/protocol.py``, ``websockets`` and ``msgpack`` come from the
+``vendor`` folder that ``python -m krita_plugin.package`` puts next to this file; in a source
+checkout (unit tests) they come from the installed ``server`` package. No Qt here: the worker
+thread calls :class:`ServerSession` directly.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from .errors import PluginError, describe, server_down_message
+from .restore import ServerAnswer
+from .settings import MASK_METHODS, Settings
+
+__all__ = ["load_client", "ServerInfo", "ServerSession", "options_for", "plugin_error"]
+
+CLIENT_NAME = "krita-lineart-restore"
+VENDOR_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor")
+
+
+def load_client() -> tuple[Any, Any]:
+    """Import and return the ``(client, protocol)`` modules.
+
+    Raises:
+        PluginError: ``bundle_missing`` when neither the bundled copy nor the ``server`` package
+            can be imported (e.g. the plug-in folder was copied from a source checkout).
+    """
+    if os.path.isdir(VENDOR_DIR):
+        if VENDOR_DIR not in sys.path:
+            # websockets and msgpack import themselves by absolute name.
+            sys.path.insert(0, VENDOR_DIR)
+        try:
+            from .vendor.lrclient import client, protocol  # type: ignore[import-not-found]
+        except ImportError as e:
+            raise PluginError(
+                "bundle_missing",
+                "The plug-in's bundled libraries are damaged. Re-install it from the zip made by "
+                "`python -m krita_plugin.package`.",
+                details=repr(e),
+            ) from None
+        return client, protocol
+    try:
+        from server import client, protocol  # type: ignore[import-not-found]
+    except ImportError as e:
+        raise PluginError(
+            "bundle_missing",
+            "The plug-in was installed without its bundled libraries (websockets, msgpack, the "
+            "server protocol). Install the zip made by `python -m krita_plugin.package` with "
+            "Tools > Scripts > Import Python Plugin from File.",
+            details=repr(e),
+        ) from None
+    return client, protocol
+
+
+def options_for(settings: Settings) -> dict[str, Any]:
+    """The ``restore`` options (``server.protocol.Options`` fields) for the dialog's choices."""
+    return {
+        "mask": settings.mask_method,
+        "threshold": bool(settings.threshold),
+        "theta": int(settings.theta),
+        "background": settings.background,
+        "return_mask": bool(settings.add_mask_layer),
+        "model": settings.model or None,
+    }
+
+
+def _port_of(url: str) -> int | None:
+    try:
+        return urlsplit(url).port
+    except ValueError:
+        return None
+
+
+def plugin_error(exc: BaseException, url: str) -> PluginError:
+    """Translate a client error (anything with a ``code``) into artist-facing words."""
+    if isinstance(exc, PluginError):
+        return exc
+    code = getattr(exc, "code", None) or "client_error"
+    message = getattr(exc, "message", None) or str(exc)
+    if code in ("server_unavailable", "connection_lost"):
+        text = server_down_message(url, _port_of(url))
+        if code == "connection_lost":
+            text = "The connection to the restore server was lost (it may have stopped).\n\n" + text
+        return PluginError("server_down", text, details=message)
+    if code == "timeout":
+        return PluginError("timeout", "The server took too long and the request was cancelled.", details=message)
+    if code == "bad_url":
+        return PluginError("bad_settings", f"The server address {url!r} is not valid.", details=message)
+    if code in ("handshake_refused",):
+        return PluginError(
+            "server_error",
+            f"Something answers at {url}, but it is not a lineart-restore server. Check the address and port.",
+            details=message,
+        )
+    return PluginError(str(code), describe(str(code), message), details=message)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What the dialog shows about a server: its models, mask methods and device."""
+
+    url: str
+    models: list[str]
+    mask_methods: list[str]
+    device: str
+    version: str
+    formats: list[str] = field(default_factory=list)
+
+
+def _info(url: str, welcome: Any) -> ServerInfo:
+    masks = list(MASK_METHODS)
+    mask_opt = (welcome.options or {}).get("mask")
+    if isinstance(mask_opt, dict) and isinstance(mask_opt.get("choices"), list):
+        masks = [str(m) for m in mask_opt["choices"]]
+    return ServerInfo(
+        url=url,
+        models=list(welcome.models),
+        mask_methods=masks,
+        device=welcome.device,
+        version=welcome.server_version,
+        formats=list(welcome.formats),
+    )
+
+
+class ServerSession:
+    """One connection for one job; meant for a worker thread.
+
+    Args:
+        url: ``ws://host:port`` (already normalised by ``Settings.check``).
+        cancel: set it from any thread to cancel; the running request is cancelled on the server.
+        on_progress: ``(fraction 0..1, text)`` callback, called on the worker thread.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        cancel: threading.Event | None = None,
+        on_progress: Callable[[float, str], None] | None = None,
+        open_timeout: float = 5.0,
+    ) -> None:
+        self.url = url
+        self.cancel = cancel or threading.Event()
+        self.on_progress = on_progress or (lambda f, t: None)
+        self.open_timeout = open_timeout
+        self._client_mod, self._protocol = load_client()
+        self._client = None
+        self.info: ServerInfo | None = None
+
+    def connect(self) -> ServerInfo:
+        """Open the connection and read the server's welcome. Raises :class:`PluginError`."""
+        self.on_progress(0.0, "Connecting to the restore server...")
+        try:
+            self._client = self._client_mod.Client(self.url, name=CLIENT_NAME, open_timeout=self.open_timeout)
+            welcome = self._client.connect()
+        except Exception as e:
+            raise plugin_error(e, self.url) from None
+        self.info = _info(self.url, welcome)
+        return self.info
+
+    @property
+    def accepted_formats(self) -> set[str] | None:
+        return set(self.info.formats) if self.info is not None and self.info.formats else None
+
+    def __call__(self, data: bytes, fmt: str, width: int, height: int, settings: Settings) -> ServerAnswer:
+        """A ``restore.RestoreCall``: send one image, wait for the result (or the cancel)."""
+        if self._client is None:
+            self.connect()
+        if self.cancel.is_set():
+            raise PluginError("cancelled", "Cancelled.")
+        self.on_progress(0.0, f"Sending {width} x {height} pixels...")
+
+        def progress(fraction: float) -> None:
+            self.on_progress(fraction, f"Restoring... {fraction:.0%}")
+
+        def queued(position: int, depth: int) -> None:
+            self.on_progress(0.0, f"Waiting for the server ({position} job(s) ahead)...")
+
+        try:
+            result = self._client.restore(
+                data, width, height, fmt, options_for(settings),
+                on_progress=progress, on_queued=queued, cancel=self.cancel,
+            )
+        except Exception as e:
+            raise plugin_error(e, self.url) from None
+        self.on_progress(1.0, "Received the result.")
+        return ServerAnswer(format=str(result.format), data=result.data, mask=result.mask, notes=list(result.notes))
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close()
+            except Exception:
+                pass
+
+    def __enter__(self) -> "ServerSession":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def query_server(url: str, open_timeout: float = 3.0) -> ServerInfo:
+    """Connect, read the welcome and disconnect (for the dialog's "Check server" button)."""
+    with ServerSession(url, open_timeout=open_timeout) as s:
+        return s.connect()
+
+
+__all__ += ["query_server", "CLIENT_NAME"]

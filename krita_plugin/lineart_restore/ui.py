@@ -1,0 +1,171 @@
+"""The plug-in's Qt widgets: the options dialog and the progress dialog.
+
+Widgets only; what happens on OK lives in ``extension`` (Krita glue) and ``restore`` (logic).
+"""
+
+from __future__ import annotations
+
+from PyQt5.QtCore import Qt
+from PyQt5.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressDialog,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .settings import MASK_METHODS, Settings
+
+__all__ = ["RestoreDialog", "ProgressDialog", "MASK_LABELS"]
+
+#: Words shown for the protocol's mask method names.
+MASK_LABELS = {
+    "learnt": "Learnt line mask (recommended)",
+    "otsu": "Otsu threshold",
+    "otsu_d": "Otsu threshold, dilated",
+    "agt": "Adaptive Gaussian threshold",
+    "none": "No mask (plain restoration)",
+}
+DEFAULT_MODEL_LABEL = "(server default)"
+
+
+class RestoreDialog(QDialog):
+    """Options for one run. ``settings()`` returns the choices; ``check_requested`` is emitted
+    through the "Check server" button's ``clicked`` (the owner connects it)."""
+
+    def __init__(self, settings: Settings, target_text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Restore JPEG Line Art")
+        self.setObjectName("lineart_restore_dialog")
+
+        outer = QVBoxLayout(self)
+        if target_text:
+            target = QLabel(target_text)
+            target.setWordWrap(True)
+            outer.addWidget(target)
+
+        form = QFormLayout()
+        outer.addLayout(form)
+
+        self.server = QLineEdit(settings.server)
+        self.server.setToolTip("Address of the running restore server (start it with: python -m server)")
+        self.check_button = QPushButton("Check server")
+        row = QHBoxLayout()
+        row.addWidget(self.server, 1)
+        row.addWidget(self.check_button)
+        form.addRow("Server:", row)
+
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        form.addRow("", self.status)
+
+        self.model = QComboBox()
+        self.model.setEditable(True)
+        self.model.addItem(DEFAULT_MODEL_LABEL, "")
+        if settings.model:
+            self.model.addItem(settings.model, settings.model)
+            self.model.setCurrentIndex(1)
+        form.addRow("Model:", self.model)
+
+        self.mask = QComboBox()
+        self._fill_masks(MASK_METHODS, settings.mask_method)
+        form.addRow("Line mask:", self.mask)
+
+        self.threshold = QCheckBox("Snap near-white pixels to white above")
+        self.threshold.setChecked(settings.threshold)
+        self.theta = QSpinBox()
+        self.theta.setRange(0, 255)
+        self.theta.setValue(settings.theta)
+        self.theta.setEnabled(settings.threshold)
+        self.threshold.toggled.connect(self.theta.setEnabled)
+        trow = QHBoxLayout()
+        trow.addWidget(self.threshold)
+        trow.addWidget(self.theta)
+        trow.addStretch(1)
+        form.addRow("Threshold:", trow)
+
+        self.bg_white = QRadioButton("White")
+        self.bg_transparent = QRadioButton("Transparent")
+        (self.bg_transparent if settings.background == "transparent" else self.bg_white).setChecked(True)
+        brow = QHBoxLayout()
+        brow.addWidget(self.bg_white)
+        brow.addWidget(self.bg_transparent)
+        brow.addStretch(1)
+        form.addRow("Background:", brow)
+
+        self.add_mask = QCheckBox('Also add a "line mask" layer')
+        self.add_mask.setChecked(settings.add_mask_layer)
+        form.addRow("", self.add_mask)
+
+        buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
+        buttons.button(QDialogButtonBox.Ok).setText("Restore")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        outer.addWidget(buttons)
+
+    def _fill_masks(self, methods, current: str) -> None:
+        self.mask.clear()
+        for m in methods:
+            self.mask.addItem(MASK_LABELS.get(m, m), m)
+        idx = self.mask.findData(current)
+        self.mask.setCurrentIndex(idx if idx >= 0 else 0)
+
+    def show_server(self, models: list[str], masks: list[str], text: str) -> None:
+        """Fill the model and mask lists from a server's welcome and show ``text``."""
+        current_model = self.model.currentData() or ""
+        current_mask = self.mask.currentData() or ""
+        self.model.clear()
+        self.model.addItem(DEFAULT_MODEL_LABEL, "")
+        for name in models:
+            self.model.addItem(name, name)
+        idx = self.model.findData(current_model)
+        self.model.setCurrentIndex(idx if idx >= 0 else 0)
+        self._fill_masks(masks or MASK_METHODS, current_mask)
+        self.status.setText(text)
+
+    def show_status(self, text: str) -> None:
+        self.status.setText(text)
+
+    def settings(self) -> Settings:
+        """The dialog's current choices (not yet checked)."""
+        model = self.model.currentData()
+        if model is None or self.model.currentText() != self.model.itemText(self.model.currentIndex()):
+            model = self.model.currentText().strip()
+        if model == DEFAULT_MODEL_LABEL:
+            model = ""
+        return Settings(
+            server=self.server.text().strip(),
+            model=model or "",
+            mask_method=self.mask.currentData() or "learnt",
+            threshold=self.threshold.isChecked(),
+            theta=self.theta.value(),
+            background="transparent" if self.bg_transparent.isChecked() else "white",
+            add_mask_layer=self.add_mask.isChecked(),
+        )
+
+
+class ProgressDialog(QProgressDialog):
+    """A progress bar with a Cancel button, 0..1000 for fractions 0..1."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Starting...", "Cancel", 0, 1000, parent)
+        self.setWindowTitle("Restore JPEG Line Art")
+        self.setWindowModality(Qt.WindowModal)
+        self.setMinimumDuration(0)
+        self.setAutoClose(False)
+        self.setAutoReset(False)
+        self.setValue(0)
+
+    def update_progress(self, fraction: float, text: str) -> None:
+        self.setLabelText(text)
+        self.setValue(int(round(max(0.0, min(1.0, fraction)) * 1000)))
