@@ -74,10 +74,9 @@ class PixelLayout:
 
 
 def _layout(base: str, alpha: bool, bits: int) -> PixelLayout:
-    names = {("gray", False): ("Y'", "gray"), ("gray", True): ("Y'A", "graya"),
-             ("rgb", False): ("R'G'B'", "rgb"), ("rgb", True): ("R'G'B'A", "rgba")}
-    babl_model, wire_model = names[(base, alpha)]
-    channels = len(wire_model)
+    names = {("gray", False): ("Y'", "gray", 1), ("gray", True): ("Y'A", "graya", 2),
+             ("rgb", False): ("R'G'B'", "rgb", 3), ("rgb", True): ("R'G'B'A", "rgba", 4)}
+    babl_model, wire_model, channels = names[(base, alpha)]
     return PixelLayout(
         babl=f"{babl_model} u{bits}",
         wire=f"{wire_model}{bits}",

@@ -1,0 +1,391 @@
+"""Unit tests of the GIMP 3 plug-in's GIMP-free logic and of its installer.
+
+The GIMP entry file itself runs only inside GIMP; ``tests/test_gimp_e2e.py`` drives it there.
+Here the job runs against an in-memory editor (byte buffers) and the project's real protocol and
+client; the success path uses a real server started on 127.0.0.1 (see ``gimp_server`` below).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gimp_plugin import install as installer
+from server import protocol
+
+PLUGIN_DIR = Path(__file__).resolve().parents[1] / "gimp_plugin" / "lineart_restore"
+sys.path.insert(0, str(PLUGIN_DIR))
+
+from lineart_gimp import formats, job, settings  # noqa: E402
+from lineart_gimp.editor import Editor, SourceInfo  # noqa: E402
+from lineart_gimp.settings import Settings, SettingsError  # noqa: E402
+
+#: Every Gimp.Precision value name in GIMP 3.0 (read from the Gimp-3.0 typelib).
+GIMP_PRECISIONS = [
+    f"GIMP_PRECISION_{c}_{t}"
+    for c in ("U8", "U16", "U32", "HALF", "FLOAT", "DOUBLE")
+    for t in ("LINEAR", "NON_LINEAR", "PERCEPTUAL")
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# formats
+
+
+@pytest.mark.parametrize("name", GIMP_PRECISIONS)
+def test_every_gimp_precision_has_a_component(name):
+    comp = formats.component_of_precision(name)
+    assert comp == name.split("_")[2].lower()
+    # nicks ("u16-non-linear") work too
+    nick = name.replace("GIMP_PRECISION_", "").lower().replace("_", "-")
+    assert formats.component_of_precision(nick) == comp
+
+
+def test_unknown_precision_is_rejected():
+    with pytest.raises(ValueError, match="unknown GIMP precision"):
+        formats.component_of_precision("GIMP_PRECISION_U12_LINEAR")
+
+
+@pytest.mark.parametrize(
+    "base, alpha, precision, babl, wire",
+    [
+        ("gray", False, "GIMP_PRECISION_U8_NON_LINEAR", "Y' u8", "gray8"),
+        ("GRAY", True, "GIMP_PRECISION_U8_LINEAR", "Y'A u8", "graya8"),
+        ("rgb", False, "GIMP_PRECISION_U8_PERCEPTUAL", "R'G'B' u8", "rgb8"),
+        ("rgb", True, "GIMP_PRECISION_U8_NON_LINEAR", "R'G'B'A u8", "rgba8"),
+        ("gray", False, "GIMP_PRECISION_U16_LINEAR", "Y' u16", "gray16"),
+        ("gray", True, "GIMP_PRECISION_HALF_NON_LINEAR", "Y'A u16", "graya16"),
+        ("rgb", False, "GIMP_PRECISION_U32_LINEAR", "R'G'B' u16", "rgb16"),
+        ("rgb", True, "GIMP_PRECISION_FLOAT_LINEAR", "R'G'B'A u16", "rgba16"),
+        ("rgb", True, "GIMP_PRECISION_DOUBLE_PERCEPTUAL", "R'G'B'A u16", "rgba16"),
+    ],
+)
+def test_read_layout_table(base, alpha, precision, babl, wire):
+    lay = formats.read_layout(base, alpha, precision)
+    assert (lay.babl, lay.wire, lay.alpha) == (babl, wire, alpha)
+
+
+def test_indexed_images_are_refused_with_a_fix():
+    with pytest.raises(ValueError, match="Image > Mode"):
+        formats.read_layout("indexed", False, "GIMP_PRECISION_U8_NON_LINEAR")
+
+
+@pytest.mark.parametrize("wire", sorted(formats.LAYOUTS))
+def test_layouts_agree_with_the_protocol(wire):
+    lay = formats.LAYOUTS[wire]
+    info = protocol.FORMAT_INFO[protocol.PixelFormat(wire)]
+    assert (lay.channels, lay.sample_bytes, lay.alpha) == (info.channels, info.sample_bytes, info.alpha)
+    assert lay.size(5, 3) == protocol.expected_size(wire, 5, 3)
+    assert formats.layout_of_wire(wire) is lay
+    # a transparent background adds alpha in a format we can also write
+    assert formats.layout_of_wire(str(protocol.with_alpha(wire))).alpha
+    assert formats.layer_type_name(lay) == ("GRAY" if lay.base == "gray" else "RGB") + ("A" if lay.alpha else "") + "_IMAGE"
+
+
+@pytest.mark.parametrize("wire", ["bgra8", "png", "cmyk8"])
+def test_layout_of_unwritable_formats(wire):
+    with pytest.raises(ValueError, match="cannot write"):
+        formats.layout_of_wire(wire)
+
+
+def test_byte_order():
+    lay16 = formats.LAYOUTS["gray16"]
+    host = (0x1234).to_bytes(2, "big") + (0xABCD).to_bytes(2, "big")
+    assert formats.to_wire_order(host, lay16, "big") == bytes([0x34, 0x12, 0xCD, 0xAB])
+    assert formats.from_wire_order(formats.to_wire_order(host, lay16, "big"), lay16, "big") == host
+    assert formats.to_wire_order(host, lay16, "little") == host
+    assert formats.to_wire_order(host, formats.LAYOUTS["gray8"], "big") == host
+
+
+# --------------------------------------------------------------------------------------------------
+# settings
+
+
+@pytest.mark.parametrize(
+    "text, url",
+    [
+        ("ws://127.0.0.1:8765", "ws://127.0.0.1:8765"),
+        ("  localhost:9000 ", "ws://localhost:9000"),
+        ("example.org", "ws://example.org:8765"),
+        ("http://10.0.0.2:80/x", "ws://10.0.0.2:80/x"),
+        ("wss://host", "wss://host:443"),
+        ("[::1]:8765", "ws://[::1]:8765"),
+    ],
+)
+def test_normalize_server(text, url):
+    assert settings.normalize_server(text) == url
+
+
+@pytest.mark.parametrize("text, match", [("", "empty"), ("ftp://h", "scheme"), ("ws://h:99999", "port"), ("ws://:1", "no host")])
+def test_normalize_server_errors(text, match):
+    with pytest.raises(SettingsError, match=match):
+        settings.normalize_server(text)
+
+
+def test_choices_match_the_protocol_enums():
+    specs = {a.name: a for a in settings.ARGUMENTS}
+    assert [n for n, _ in specs["mask-method"].choices] == [str(m) for m in protocol.MaskMethod]
+    assert [n for n, _ in specs["background"].choices] == [str(b) for b in protocol.Background]
+    assert specs["threshold"].default == protocol.Options.theta
+    for spec in settings.ARGUMENTS:  # GParamSpec names: lower case, digits and dashes
+        assert spec.name.replace("-", "").isalnum() and spec.name == spec.name.lower()
+
+
+def test_settings_defaults_make_valid_protocol_options():
+    s = Settings.from_arguments({})
+    assert s == Settings()
+    opts = protocol.Options(**s.options())
+    opts.check()
+    assert (opts.mask, opts.threshold, opts.theta, opts.background, opts.return_mask) == ("learnt", True, 251, "white", False)
+
+
+def test_settings_from_arguments():
+    s = Settings.from_arguments(
+        {"server": "127.0.0.1:1234", "mask-method": "otsu_d", "threshold": 255, "background": "transparent", "mask-layer": True}
+    )
+    assert s == Settings("ws://127.0.0.1:1234", "otsu_d", 255, "transparent", True)
+    o = s.options()
+    assert o["threshold"] is False and o["return_mask"] is True  # 255 turns the snap off
+
+
+@pytest.mark.parametrize(
+    "values, match",
+    [
+        ({"mask-method": "magic"}, "mask-method must be one of"),
+        ({"background": "black"}, "background must be one of"),
+        ({"threshold": 256}, r"threshold must be in 0\.\.255"),
+        ({"threshold": 2.5}, "threshold must be an integer"),
+        ({"thresold": 3}, "unknown argument"),
+        ({"server": "gopher://x"}, "scheme"),
+    ],
+)
+def test_settings_errors(values, match):
+    with pytest.raises(SettingsError, match=match) as e:
+        Settings.from_arguments(values)
+    assert e.value.code == "invalid_option"
+
+
+# --------------------------------------------------------------------------------------------------
+# job, with an in-memory editor
+
+
+class BufferEditor(Editor):
+    """An editor whose layers are byte strings; records every call in ``calls``."""
+
+    def __init__(self, src: SourceInfo | None, pixels: bytes | None = None) -> None:
+        self.src = src
+        self.pixels = pixels
+        self.layers: list[tuple[str, formats.PixelLayout, bytes, bool]] = []
+        self.calls: list[str] = []
+        self.progress_values: list[float] = []
+
+    def source(self):
+        return self.src
+
+    def read_pixels(self, layout):
+        self.calls.append(f"read {layout.babl}")
+        return self.pixels
+
+    def add_layer(self, name, layout, data, visible=True):
+        self.calls.append(f"add {name}")
+        self.layers.append((name, layout, bytes(data), visible))
+
+    def begin_undo(self):
+        self.calls.append("begin_undo")
+
+    def end_undo(self):
+        self.calls.append("end_undo")
+
+    def progress_start(self, text):
+        self.calls.append("progress_start")
+
+    def progress(self, fraction, text=None):
+        self.progress_values.append(fraction)
+
+    def progress_end(self):
+        self.calls.append("progress_end")
+
+    def flush(self):
+        self.calls.append("flush")
+
+
+def _src(kind="layer", base="gray", alpha=False, precision="GIMP_PRECISION_U8_NON_LINEAR", w=8, h=6):
+    return SourceInfo("Background", kind, base, precision, alpha, w, h)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    "src, code, match",
+    [
+        (None, "no_drawable", "exactly one layer"),
+        (_src(kind="group"), "unsuitable_drawable", "layer group"),
+        (_src(kind="channel"), "unsuitable_drawable", "a channel"),
+        (_src(kind="layer_mask"), "unsuitable_drawable", "a layer mask"),
+        (_src(base="indexed"), "unsuitable_drawable", "indexed"),
+        (_src(w=0), "unsuitable_drawable", "empty"),
+    ],
+)
+def test_unsuitable_drawables_change_nothing(src, code, match):
+    editor = BufferEditor(src, b"")
+    with pytest.raises(job.PluginError, match=match) as e:
+        job.run_restore(editor, Settings())
+    assert e.value.code == code
+    assert editor.calls == [] and editor.layers == []
+
+
+def test_server_down_names_the_start_command():
+    """A real client call to a port where nothing listens."""
+    editor = BufferEditor(_src(), bytes(range(48)))
+    url = f"ws://127.0.0.1:{_free_port()}"
+    with pytest.raises(job.PluginError) as e:
+        job.run_restore(editor, Settings(server=url))
+    assert e.value.code == "server_unavailable"
+    assert "python -m server" in e.value.message and url in e.value.message
+    assert editor.layers == []
+    assert "begin_undo" not in editor.calls and editor.calls[-1] == "progress_end"
+
+
+def test_short_read_is_reported():
+    editor = BufferEditor(_src(), b"\xff" * 47)
+    with pytest.raises(job.PluginError, match="gave 47 bytes, expected 48") as e:
+        job.run_restore(editor, Settings(), restore=lambda *a, **k: pytest.fail("must not send"))
+    assert e.value.code == "bad_read"
+
+
+def _result(width, height, fmt, data, mask=None):
+    return protocol.Result(id="r1", width=width, height=height, format=protocol.PixelFormat(fmt), data=data, mask=mask)
+
+
+@pytest.mark.parametrize(
+    "result, match",
+    [
+        (_result(4, 6, "gray8", b"\0" * 24), "4x6 pixels for a 8x6 layer"),
+        (_result(8, 6, "rgb8", b"\0" * 144), "answered rgb8 to a gray8 request"),
+        (_result(8, 6, "gray16", b"\0" * 96), "answered gray16 to a gray8 request"),
+        (_result(8, 6, "bgra8", b"\0" * 192), "cannot write"),
+    ],
+)
+def test_a_result_that_does_not_fit_is_refused(result, match):
+    """A misbehaving server (stood in for by a function returning real protocol messages)."""
+    editor = BufferEditor(_src(), b"\xff" * 48)
+    with pytest.raises(job.PluginError, match=match) as e:
+        job.run_restore(editor, Settings(), restore=lambda *a, **k: result)
+    assert e.value.code == "bad_result"
+    assert editor.layers == [] and "begin_undo" not in editor.calls
+
+
+def test_load_client_prefers_the_bundled_copy(tmp_path, monkeypatch):
+    assert job.load_client().__name__ in ("lrclient.client", "server.client")
+    installer.install(tmp_path / "prof", say=lambda s: None)
+    monkeypatch.syspath_prepend(str(tmp_path / "prof" / "plug-ins" / "lineart_restore"))
+    for name in [m for m in sys.modules if m == "lrclient" or m.startswith("lrclient.")]:
+        monkeypatch.delitem(sys.modules, name)
+    client = job.load_client()
+    assert client.__name__ == "lrclient.client"
+    assert Path(client.__file__).is_relative_to(tmp_path)
+
+
+# --------------------------------------------------------------------------------------------------
+# installer
+
+
+@pytest.mark.parametrize(
+    "platform, env, expected",
+    [
+        ("linux", {}, "home/.config/GIMP/3.0"),
+        ("linux", {"XDG_CONFIG_HOME": "/xdg"}, "/xdg/GIMP/3.0"),
+        ("linux", {"GIMP3_DIRECTORY": "/custom"}, "/custom"),
+        ("darwin", {}, "home/Library/Application Support/GIMP/3.0"),
+        ("win32", {"APPDATA": "/appdata"}, "/appdata/GIMP/3.0"),
+        ("win32", {}, "home/AppData/Roaming/GIMP/3.0"),
+    ],
+)
+def test_default_gimp_dir(tmp_path, platform, env, expected):
+    home = tmp_path / "home"
+    got = installer.default_gimp_dir(platform, env, home)
+    want = Path(expected) if expected.startswith("/") else tmp_path / expected
+    assert got == want
+
+
+def test_default_gimp_dir_prefers_newest_existing_and_flatpak(tmp_path):
+    home = tmp_path / "home"
+    flat = home / ".var/app/org.gimp.GIMP/config/GIMP/3.0"
+    flat.mkdir(parents=True)
+    assert installer.default_gimp_dir("linux", {}, home) == flat  # only the Flatpak profile exists
+    for v in ("3.0", "3.2", "3.10"):
+        (home / ".config/GIMP" / v).mkdir(parents=True)
+    assert installer.default_gimp_dir("linux", {}, home) == home / ".config/GIMP/3.10"
+
+
+def test_install_copies_a_self_contained_plugin(tmp_path):
+    lines: list[str] = []
+    dest = installer.install(tmp_path / "prof", say=lines.append)
+    assert dest == tmp_path / "prof" / "plug-ins" / "lineart_restore"
+    entry = dest / "lineart_restore.py"
+    assert entry.stat().st_mode & stat.S_IXUSR
+    for rel in ("lineart_gimp/job.py", "lrclient/protocol.py", "lrclient/client.py", "lrclient/__init__.py",
+                "websockets/sync/client.py", "msgpack/fallback.py"):
+        assert (dest / rel).is_file(), rel
+    assert (dest / "lrclient/protocol.py").read_bytes() == Path(protocol.__file__).read_bytes()
+    assert list((dest / "licenses").iterdir())
+    compiled = [p for p in dest.rglob("*") if p.suffix in (".so", ".pyd", ".pyc", ".c")]
+    assert compiled == []
+    text = "\n".join(lines)
+    assert "bundle websockets" in text and "executable" in text and str(dest) in text
+    # The bundled copies import without this environment's site-packages: -S drops them, -E
+    # ignores PYTHONPATH, and the pure-Python msgpack fallback is what gets used.
+    code = (
+        "import sys; sys.path.insert(0, sys.argv[1]);"
+        "import msgpack, websockets; from lrclient import client, protocol;"
+        "from lineart_gimp import job; assert job.load_client() is client;"
+        "assert msgpack.Packer.__module__ == 'msgpack.fallback', msgpack.Packer;"
+        "print(client.__file__, websockets.__file__)"
+    )
+    out = subprocess.run([sys.executable, "-S", "-E", "-c", code, str(dest)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert all(p.startswith(str(dest)) for p in out.stdout.split())
+
+
+def test_install_replaces_and_dry_run_writes_nothing(tmp_path):
+    dest = installer.install(tmp_path / "prof", say=lambda s: None)
+    (dest / "stale.py").write_text("x")
+    installer.install(tmp_path / "prof", say=lambda s: None)
+    assert not (dest / "stale.py").exists()
+    lines: list[str] = []
+    installer.install(tmp_path / "other", dry_run=True, say=lines.append)
+    assert not (tmp_path / "other").exists()
+    assert any(line.startswith("would copy plug-in") for line in lines)
+
+
+def test_install_command_line(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "gimp_plugin.install", "--gimp-dir", str(tmp_path / "g")],
+        capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[1],
+    )
+    assert out.returncode == 0, out.stderr
+    assert "installed." in out.stdout
+    assert (tmp_path / "g/plug-ins/lineart_restore/lineart_restore.py").is_file()
+
+
+def test_entry_file_is_an_executable_gimp3_plugin():
+    """Static checks of what GIMP needs to list the plug-in (GIMP itself checks it end to end)."""
+    entry = PLUGIN_DIR / "lineart_restore.py"
+    assert entry.read_text().startswith("#!/usr/bin/env python3\n")
+    assert os.access(entry, os.X_OK)
+    tree = ast.parse(entry.read_text())
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    assert {"Gimp", "Gegl", "run_restore", "ARGUMENTS"} <= names
+    consts = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    assert {"Restore JPEG Line Art...", "<Image>/Filters/Enhance", "RGB*, GRAY*"} <= consts
