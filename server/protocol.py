@@ -519,14 +519,17 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
 }
 
 
-def options_schema(masks: typing.Iterable[str] | None = None) -> dict[str, Any]:
+def options_schema(
+    masks: typing.Iterable[str] | None = None, models: typing.Iterable[str] | None = None
+) -> dict[str, Any]:
     """Describe :class:`Options` for ``Welcome.options``: per field its type, default and choices.
 
     Args:
         masks: mask methods the server can run (default: all of :class:`MaskMethod`).
+        models: model names the server accepts in ``Options.model`` (default: any name).
     """
     mask_choices = [str(m) for m in (masks if masks is not None else MaskMethod)]
-    return {
+    schema: dict[str, Any] = {
         "mask": {"type": "str", "default": str(Options.mask), "choices": mask_choices},
         "threshold": {"type": "bool", "default": Options.threshold},
         "theta": {"type": "int", "default": Options.theta, "min": 0, "max": 255},
@@ -535,6 +538,9 @@ def options_schema(masks: typing.Iterable[str] | None = None) -> dict[str, Any]:
         "return_mask": {"type": "bool", "default": Options.return_mask},
         "model": {"type": "str|nil", "default": None},
     }
+    if models is not None:
+        schema["model"]["choices"] = [str(m) for m in models]
+    return schema
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,555 @@
+"""The restoration server: WebSocket front end, fair job queue, one inference worker thread.
+
+    RestoreServer(restorer, host=..., port=..., token=..., limits=...)
+        start()          listen (port 0 picks a free port; ``server.port`` tells which)
+        stop()           cancel jobs, close connections with 1001 "going away", stop the worker
+        serve_in_thread  a context manager running a server on its own event loop (tests, benchmarks)
+
+Flow of a request: the connection's handler decodes the message (``protocol.decode``), checks the
+limits and options, and queues a :class:`jobs.Job` in the :class:`jobs.FairQueue`. One worker task
+takes jobs one at a time and runs each in a single-thread executor, off the event loop: pixels ->
+numpy (``images.to_array``), ``Restorer.restore``, numpy -> reply bytes (``images.from_array``,
+``protocol.encode``). Progress callbacks cross back to the loop with ``call_soon_threadsafe``; each
+connection has its own outbox and sender task so one slow client never blocks another.
+
+Security: the HTTP upgrade is refused with 403 when it carries an ``Origin`` header not listed in
+``allowed_origins`` (browsers always send one; native clients do not), and with 401 when a token is
+set and the ``Authorization: Bearer <token>`` header does not match. Clients never name files: the
+``model`` option picks one of the names the server was started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import hmac
+import logging
+import threading
+import time
+from http import HTTPStatus
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import MultipleValuesError
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from core.errors import CancelledError, InvalidImageError, InvalidOptionError, RestoreError
+from core.pipeline import RestoreOptions, Restorer
+
+from . import images, protocol
+from .jobs import FairQueue, Job, QueueFullError
+
+__all__ = ["SERVER_VERSION", "DEFAULT_MODEL", "RestoreServer", "serve_in_thread"]
+
+log = logging.getLogger("server")
+
+try:
+    SERVER_VERSION = metadata.version("lineart-restore")
+except metadata.PackageNotFoundError:  # running from a source tree that was not installed
+    SERVER_VERSION = "0.0.0+source"
+
+#: Name of the Restorer's own restoration model in ``Welcome.models``.
+DEFAULT_MODEL = "default"
+#: Messages bigger than this are decoded in a helper thread, not on the event loop.
+_DECODE_OFF_LOOP = 1 << 20
+#: Minimum seconds between two progress messages of one request (the last one always goes out).
+_PROGRESS_INTERVAL = 0.05
+
+
+def _plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as msgpack-able plain data (numbers, strings, lists, str-keyed maps); other
+    objects (numpy scalars, paths, devices) become their ``str``."""
+    if value is None or isinstance(value, (bool, int, float, str, bytes)):
+        return value
+    if depth < 6 and isinstance(value, (list, tuple)):
+        return [_plain(v, depth + 1) for v in value]
+    if depth < 6 and isinstance(value, dict):
+        return {str(k): _plain(v, depth + 1) for k, v in value.items()}
+    if hasattr(value, "item") and callable(value.item):
+        with contextlib.suppress(Exception):
+            return _plain(value.item(), depth + 1)
+    return str(value)
+
+
+class _Connection:
+    """One client: its WebSocket, its live jobs and its outbox."""
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self.ws = ws
+        self.name = ""
+        self.greeted = False
+        self.closed = False
+        self.jobs: dict[str, Job] = {}
+        self.outbox: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+    def __repr__(self) -> str:
+        peer = self.ws.remote_address
+        where = f"{peer[0]}:{peer[1]}" if peer else "?"
+        return f"<client {where} {self.name!r}>" if self.name else f"<client {where}>"
+
+    def send(self, data: bytes) -> None:
+        if not self.closed:
+            self.outbox.put_nowait(data)
+
+
+class RestoreServer:
+    """Serves one :class:`core.pipeline.Restorer` over WebSocket + msgpack (see ``docs/protocol.md``).
+
+    Args:
+        restorer: the loaded models; used from one worker thread only.
+        host, port: where to listen; port 0 picks a free port (read :attr:`port` after start).
+        token: when set, clients must send ``Authorization: Bearer <token>``.
+        allowed_origins: browser ``Origin`` values let through (default: none; native clients
+            send no Origin and are always let through).
+        limits: see :class:`protocol.Limits`.
+        models: extra restoration models clients may pick with the ``model`` option, as
+            name -> weights file (a file of the server's operator; clients only send the name).
+        tile: tile side for every request (None: the pipeline picks it from free memory).
+    """
+
+    def __init__(
+        self,
+        restorer: Restorer,
+        *,
+        host: str = "127.0.0.1",
+        port: int = protocol.DEFAULT_PORT,
+        token: str | None = None,
+        allowed_origins: tuple[str, ...] | list[str] = (),
+        limits: protocol.Limits | None = None,
+        models: Mapping[str, str | Path] | None = None,
+        tile: int | None = None,
+    ) -> None:
+        self.restorer = restorer
+        self.host = host
+        self.port = port
+        self.token = token or None
+        self.allowed_origins = frozenset(allowed_origins)
+        self.limits = limits or protocol.Limits()
+        self.limits.check()
+        self.models: dict[str, str] = {DEFAULT_MODEL: ""}
+        for name, path in (models or {}).items():
+            if name == DEFAULT_MODEL or not name or len(name) > 128:
+                raise ValueError(f"bad model name {name!r} (1..128 characters, not {DEFAULT_MODEL!r})")
+            if not Path(path).is_file():
+                raise FileNotFoundError(f"model {name!r}: no weights file at {path}")
+            self.models[name] = str(Path(path).resolve())
+        self.tile = tile
+        RestoreOptions(tile=tile)  # raises InvalidOptionError for a bad tile size
+        self.queue = FairQueue(self.limits.max_jobs_per_client, self.limits.max_queue)
+        info = restorer.info()
+        self._mask_methods = [str(m) for m in info.get("mask_methods", [])]
+        self._welcome = protocol.Welcome(
+            server_version=SERVER_VERSION,
+            device=self._device_name(),
+            models=list(self.models),
+            formats=[str(f) for f in protocol.PixelFormat],
+            options=protocol.options_schema(self._mask_methods, list(self.models)),
+            limits=self.limits,
+            info=_plain(info),
+        )
+        self._welcome_bytes = protocol.encode(self._welcome)
+        self._server: Server | None = None
+        self._worker: asyncio.Task | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._connections: set[_Connection] = set()
+        self._stopping = False
+
+    # -- life cycle -------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}"
+
+    @property
+    def welcome(self) -> protocol.Welcome:
+        return self._welcome
+
+    def _device_name(self) -> str:
+        device = getattr(self.restorer, "device", None)
+        name = str(device) if device is not None else str(self.restorer.info().get("device", "?"))
+        if getattr(device, "type", None) == "cuda":
+            import torch
+
+            name += f" ({torch.cuda.get_device_name(device)})"
+        return name
+
+    async def start(self) -> None:
+        """Start listening and the worker. Raises OSError when the address is taken."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-worker")
+        self._server = await serve(
+            self._handler,
+            self.host,
+            self.port,
+            process_request=self._process_request,
+            max_size=self.limits.max_message_bytes,
+            max_queue=4,
+            compression=None,
+            server_header=f"lineart-restore/{SERVER_VERSION}",
+        )
+        sockets = list(self._server.sockets)
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        self._worker = asyncio.create_task(self._work(), name="restore-worker")
+        log.info(
+            "lineart-restore server %s listening on %s (device %s; models: %s; mask methods: %s%s)",
+            SERVER_VERSION,
+            self.url,
+            self._welcome.device,
+            ", ".join(self.models),
+            ", ".join(self._mask_methods),
+            "; token required" if self.token else "",
+        )
+
+    async def stop(self) -> None:
+        """Stop: refuse new work, cancel the running job, close every connection, stop the worker."""
+        if self._stopping:
+            return
+        self._stopping = True
+        log.info("shutting down")
+        running = self.queue.running
+        if running is not None:
+            running.cancel.set()
+        for conn in list(self._connections):
+            for job in self.queue.remove_client(conn):
+                conn.jobs.pop(job.id, None)
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            await self._server.wait_closed()
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        if self._executor is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
+        log.info("stopped")
+
+    async def serve_until(self, stop: asyncio.Event) -> None:
+        """start(), wait for ``stop`` to be set, then stop()."""
+        await self.start()
+        try:
+            await stop.wait()
+        finally:
+            await self.stop()
+
+    # -- handshake ---------------------------------------------------------------------------
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        """Refuse foreign browser origins (403) and missing or wrong tokens (401) before upgrading."""
+        try:
+            origin = request.headers.get("Origin")
+        except MultipleValuesError:
+            return connection.respond(HTTPStatus.FORBIDDEN, "more than one Origin header\n")
+        if origin is not None and origin not in self.allowed_origins:
+            log.warning("refused a connection from browser origin %r (start with --allow-origin to permit it)", origin)
+            return connection.respond(
+                HTTPStatus.FORBIDDEN, f"origin {origin[:200]!r} is not allowed to use this server\n"
+            )
+        if self.token is not None:
+            try:
+                auth = request.headers.get("Authorization", "")
+            except MultipleValuesError:
+                auth = ""
+            scheme, _, given = auth.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+                log.warning("refused a connection with a missing or wrong token")
+                return connection.respond(HTTPStatus.UNAUTHORIZED, "missing or wrong token\n")
+        return None
+
+    # -- connections -------------------------------------------------------------------------
+    async def _handler(self, ws: ServerConnection) -> None:
+        conn = _Connection(ws)
+        self._connections.add(conn)
+        sender = asyncio.create_task(self._send_loop(conn))
+        log.debug("%r connected", conn)
+        try:
+            async for raw in ws:
+                if self._stopping:
+                    break
+                await self._on_message(conn, raw)
+        except ConnectionClosed:
+            pass
+        finally:
+            self._drop(conn)
+            conn.outbox.put_nowait(None)
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+            self._connections.discard(conn)
+            log.debug("%r disconnected", conn)
+
+    async def _send_loop(self, conn: _Connection) -> None:
+        while True:
+            data = await conn.outbox.get()
+            if data is None:
+                return
+            try:
+                await conn.ws.send(data)
+            except ConnectionClosed:
+                return
+
+    def _drop(self, conn: _Connection) -> None:
+        """The client left: forget its waiting jobs and stop its running one."""
+        conn.closed = True
+        removed = self.queue.remove_client(conn)
+        running = self.queue.running
+        if running is not None and running.client is conn:
+            running.cancel.set()
+        if removed or running is not None and running.client is conn:
+            log.info("%r left; cancelled %d queued job(s)%s", conn, len(removed),
+                     " and its running job" if running is not None and running.client is conn else "")
+        conn.jobs.clear()
+        if removed:
+            self._report_positions()
+
+    def _error(self, conn: _Connection, code: str, message: str, request_id: str | None = None) -> None:
+        conn.send(protocol.encode(protocol.Error(code=str(code), message=message[:4000], id=request_id)))
+
+    async def _on_message(self, conn: _Connection, raw: bytes | str) -> None:
+        try:
+            if isinstance(raw, bytes) and len(raw) > _DECODE_OFF_LOOP:
+                msg = await asyncio.to_thread(protocol.decode, raw)
+            else:
+                msg = protocol.decode(raw)
+        except protocol.ProtocolError as e:
+            log.info("%r sent a bad message: %s", conn, e)
+            self._error(conn, e.code, e.message, e.request_id)
+            return
+        del raw
+        if isinstance(msg, protocol.Hello):
+            conn.greeted = True
+            conn.name = msg.client
+            log.info("%r said hello", conn)
+            conn.send(self._welcome_bytes)
+        elif not conn.greeted:
+            self._error(conn, protocol.ErrorCode.NOT_READY, "send a hello message first", getattr(msg, "id", None))
+        elif isinstance(msg, protocol.Restore):
+            self._on_restore(conn, msg)
+        elif isinstance(msg, protocol.Cancel):
+            self._on_cancel(conn, msg.id)
+        else:
+            self._error(conn, protocol.ErrorCode.BAD_MESSAGE, f"clients do not send {msg.TYPE!r} messages")
+
+    def _core_options(self, opts: protocol.Options) -> RestoreOptions:
+        if str(opts.mask) not in self._mask_methods:
+            raise InvalidOptionError(
+                f"mask method {str(opts.mask)!r} is not available on this server "
+                f"(it has: {', '.join(self._mask_methods)})"
+            )
+        name = opts.model if opts.model is not None else DEFAULT_MODEL
+        if name not in self.models:
+            raise InvalidOptionError(f"unknown model {name!r}; this server has: {', '.join(self.models)}")
+        return RestoreOptions(
+            mask=str(opts.mask),
+            threshold=opts.threshold,
+            theta=opts.theta,
+            qf=opts.qf,
+            background=str(opts.background),
+            return_mask=opts.return_mask,
+            model=self.models[name] or None,
+            tile=self.tile,
+        )
+
+    def _on_restore(self, conn: _Connection, msg: protocol.Restore) -> None:
+        if msg.id in conn.jobs:
+            self._error(conn, protocol.ErrorCode.DUPLICATE_ID, f"request {msg.id!r} is already queued or running", msg.id)
+            return
+        pixels = msg.width * msg.height
+        if pixels > self.limits.max_pixels:
+            self._error(
+                conn,
+                protocol.ErrorCode.TOO_LARGE,
+                f"the image is {msg.width}x{msg.height} = {pixels} pixels; this server takes at most "
+                f"{self.limits.max_pixels}",
+                msg.id,
+            )
+            return
+        try:
+            options = self._core_options(msg.options)
+        except RestoreError as e:
+            self._error(conn, e.code, str(e), msg.id)
+            return
+        job = Job(client=conn, id=msg.id, request=msg, enqueued_at=time.perf_counter())
+        job.options = options  # type: ignore[attr-defined]
+        try:
+            self.queue.push(job)
+        except QueueFullError as e:
+            self._error(conn, protocol.ErrorCode.QUEUE_FULL, str(e), msg.id)
+            return
+        conn.jobs[msg.id] = job
+        self._report_positions()
+        assert self._wake is not None
+        self._wake.set()
+
+    def _on_cancel(self, conn: _Connection, request_id: str) -> None:
+        job = conn.jobs.get(request_id)
+        if job is None:
+            return  # finished already, or never existed: nothing to do
+        if self.queue.remove(job):
+            conn.jobs.pop(request_id, None)
+            self._error(conn, protocol.ErrorCode.CANCELLED, "cancelled before it started", request_id)
+            self._report_positions()
+        else:
+            job.cancel.set()  # running: the pipeline stops at the next tile and the worker reports
+
+    def _report_positions(self) -> None:
+        depth = self.queue.depth
+        for job, position in self.queue.positions().items():
+            if job.last_position != position:
+                job.last_position = position
+                job.client.send(protocol.encode(protocol.Queued(id=job.id, position=position, depth=depth)))
+
+    # -- the worker ---------------------------------------------------------------------------
+    async def _work(self) -> None:
+        assert self._wake is not None and self._loop is not None
+        while True:
+            job = self.queue.pop()
+            if job is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            self._report_positions()
+            conn: _Connection = job.client
+            try:
+                reply = await self._loop.run_in_executor(self._executor, self._run, job)
+            except RuntimeError as e:  # the executor was shut down under us (server stopping)
+                reply = protocol.encode(
+                    protocol.Error(code=protocol.ErrorCode.SHUTTING_DOWN, message=str(e)[:4000], id=job.id)
+                )
+            finally:
+                self.queue.done(job)
+                conn.jobs.pop(job.id, None)
+            conn.send(reply)
+            del reply, job
+
+    def _progress(self, job: Job) -> Any:
+        loop = self._loop
+        assert loop is not None
+        conn: _Connection = job.client
+        last = [0.0, -1.0]  # time sent, fraction sent
+
+        def report(fraction: float) -> None:
+            now = time.perf_counter()
+            fraction = min(max(float(fraction), 0.0), 1.0)
+            if fraction <= last[1] or (fraction < 1.0 and now - last[0] < _PROGRESS_INTERVAL):
+                return
+            last[0], last[1] = now, fraction
+            data = protocol.encode(protocol.Progress(id=job.id, fraction=fraction))
+            loop.call_soon_threadsafe(conn.send, data)
+
+        return report
+
+    def _run(self, job: Job) -> bytes:
+        """Run one job in the worker thread; returns the encoded result or error (never raises)."""
+        req: protocol.Restore = job.request
+        t_start = time.perf_counter()
+        timings = {"queue": t_start - job.enqueued_at}
+        try:
+            if job.cancel.is_set():
+                raise CancelledError("cancelled before it started")
+            progress = self._progress(job)
+            progress(0.0)
+            arr = images.to_array(req.format, req.width, req.height, req.data, self.limits.max_pixels)
+            t = time.perf_counter()
+            timings["decode"] = t - t_start
+            res = self.restorer.restore(arr, job.options, progress=progress, cancel=job.cancel)  # type: ignore[attr-defined]
+            del arr
+            timings["restore"] = time.perf_counter() - t
+            t = time.perf_counter()
+            if res.image.shape[:2] != (req.height, req.width):
+                raise InvalidImageError(
+                    f"the pipeline returned {res.image.shape[:2]} for a {req.height}x{req.width} request"
+                )
+            fmt, data = images.from_array(res.image, req.format)
+            mask = images.mask_bytes(res.mask) if req.options.return_mask else None
+            timings["encode"] = time.perf_counter() - t
+            timings.update({f"pipeline.{k}": float(v) for k, v in res.timings.items()})
+            timings["server_total"] = time.perf_counter() - t_start
+            result = protocol.Result(
+                id=job.id,
+                width=req.width,
+                height=req.height,
+                format=fmt,
+                data=data,
+                mask=mask,
+                qf_estimate=None if res.qf_estimate is None else float(res.qf_estimate),
+                timings=timings,
+                notes=[str(n)[:4000] for n in res.notes],
+            )
+            del res, data, mask
+            log.info(
+                "%r request %s: %dx%d %s done in %.2f s", job.client, job.id, req.width, req.height, req.format,
+                timings["server_total"],
+            )
+            return protocol.encode(result)
+        except images.PixelLimitError as e:
+            code, message = protocol.ErrorCode.TOO_LARGE, str(e)
+        except RestoreError as e:
+            code, message = e.code, str(e)
+            if job.cancel.is_set():
+                code = protocol.ErrorCode.CANCELLED
+                message = "cancelled" if self._stopping is False else "the server is shutting down"
+        except MemoryError as e:
+            code, message = protocol.ErrorCode.OUT_OF_MEMORY, f"the server ran out of memory ({e})"
+        except protocol.ProtocolError as e:
+            log.exception("request %s produced an invalid reply", job.id)
+            code, message = protocol.ErrorCode.INTERNAL_ERROR, f"the server produced an invalid reply: {e}"
+        except Exception as e:  # a bug: report it, keep serving
+            log.exception("request %s failed", job.id)
+            code, message = (
+                protocol.ErrorCode.INTERNAL_ERROR,
+                f"internal server error ({type(e).__name__}: {e}); please report it with the server log",
+            )
+        if code != protocol.ErrorCode.CANCELLED:
+            log.info("%r request %s failed: %s [%s]", job.client, job.id, message, code)
+        return protocol.encode(protocol.Error(code=str(code), message=message[:4000], id=job.id))
+
+
+@contextlib.contextmanager
+def serve_in_thread(restorer: Restorer, **kwargs: Any) -> Iterator[RestoreServer]:
+    """Run a :class:`RestoreServer` on its own event loop in a background thread.
+
+    Keyword arguments go to :class:`RestoreServer` (``port`` defaults to 0: a free port). Yields the
+    started server (read ``server.url``); stops it and joins the thread on exit.
+    """
+    kwargs.setdefault("port", 0)
+    server = RestoreServer(restorer, **kwargs)
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    failure: list[BaseException] = []
+    stop_event: list[asyncio.Event] = []
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_event.append(stop)
+        try:
+            await server.start()
+        except BaseException as e:
+            failure.append(e)
+            started.set()
+            return
+        started.set()
+        try:
+            await stop.wait()
+        finally:
+            await server.stop()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), name="restore-server", daemon=True)
+    thread.start()
+    started.wait()
+    if failure:
+        thread.join()
+        loop.close()
+        raise failure[0]
+    try:
+        yield server
+    finally:
+        loop.call_soon_threadsafe(stop_event[0].set)
+        thread.join()
+        loop.close()
