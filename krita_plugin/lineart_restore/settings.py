@@ -164,7 +164,7 @@ class SettingsStore:
                     good[name] = value
                 except ValueError:
                     pass
-            return replace(defaults, **good)
+            return replace(defaults, **good).check()
 
     def save(self, settings: Settings) -> None:
         """Write every field (as text) to the backend."""
