@@ -1,0 +1,107 @@
+"""``python -m training``: train and evaluate the models of the method.
+
+    python -m training mask    --train DIR [--val DIR] --hours 1 --out runs/mask
+    python -m training restore --train DIR [--val DIR] --mode framework --hours 1 --out runs/fw
+    python -m training evaluate ...      (tables 1 and 2)
+    python -m training plot ...          (PSNR/SSIM against training hours)
+    python -m training synth ...         (synthetic drawings / contact sheet)
+
+Under ``torchrun --nproc_per_node N -m training ...`` training uses DistributedDataParallel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from .train import TrainConfig, train
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    d = TrainConfig()
+    p.add_argument("--train", dest="train_dirs", action="append", required=True, metavar="DIR",
+                   help="folder of clean drawings (background exactly 255); repeat for several")
+    p.add_argument("--val", dest="val_dirs", action="append", default=[], metavar="DIR",
+                   help="folder of clean validation drawings; repeat for several")
+    p.add_argument("--out", default=None, help="run folder (weights, logs, resume state)")
+    p.add_argument("--preset", default=d.preset, choices=["slim", "full"], help="network size (default %(default)s)")
+    p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+    p.add_argument("--hours", type=float, default=None, help="stop after this many hours (cumulative over resumes)")
+    p.add_argument("--batch", type=int, default=d.batch, help="patches per step (default %(default)s)")
+    p.add_argument("--crop", type=int, default=d.crop, help="patch side (default %(default)s)")
+    p.add_argument("--qf", type=int, default=None, help="train at this one JPEG quality")
+    p.add_argument("--qf-min", type=int, default=d.qf_min, help="lowest quality drawn (default %(default)s)")
+    p.add_argument("--qf-max", type=int, default=d.qf_max, help="highest quality drawn (default %(default)s)")
+    p.add_argument("--synth", dest="synth_fraction", type=float, default=d.synth_fraction,
+                   help="share of synthetic drawings (default %(default)s)")
+    p.add_argument("--light", dest="light_fraction", type=float, default=d.light_fraction,
+                   help="share of patches with lightened, grainy lines (default %(default)s)")
+    p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate, cosine-decayed (default %(default)s)")
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--ckpt-minutes", type=float, default=d.ckpt_minutes, help="checkpoint period (default %(default)s)")
+    p.add_argument("--val-minutes", type=float, default=d.val_minutes, help="validation period (default %(default)s)")
+    p.add_argument("--val-every", type=int, default=None, help="validate every N steps instead")
+    p.add_argument("--val-qf", type=int, default=d.val_qf, help="validation JPEG quality (default %(default)s)")
+    p.add_argument("--val-crop", type=int, default=d.val_crop)
+    p.add_argument("--val-limit", type=int, default=d.val_limit, help="validation crops used (default %(default)s)")
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, mps (default %(default)s)")
+    p.add_argument("--bf16", default=d.bf16, choices=["auto", "on", "off"], help="bfloat16 autocast (default %(default)s)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    pm = sub.add_parser("mask", help="train the mask-predicting network (cross-entropy vs eq. 3)")
+    _common(pm)
+    pm.add_argument("--variant", default="blind", choices=["blind", "qfmap", "single"],
+                    help="blind: JPEG only; qfmap: + (100-QF)/100 map; single: one QF (--qf)")
+    pm.set_defaults(task="mask")
+
+    pr = sub.add_parser("restore", help="train a backbone in baseline or framework mode")
+    _common(pr)
+    pr.add_argument("--arch", default="drunet", choices=["drunet", "fbcnn", "swinir"])
+    pr.add_argument("--mode", default="framework", choices=["baseline", "framework"])
+    pr.add_argument("--qf-map", action="store_true", help="non-blind: feed (100-QF)/100 as a channel")
+    pr.add_argument("--loss", default="l1", choices=["l1", "mse"], help="baseline loss (default %(default)s)")
+    pr.add_argument("--train-mask", default="gt",
+                    help="framework input mask while training: 'gt' (eq. 3, the paper) or a mask weights file")
+    pr.add_argument("--init", default=None, help="official checkpoint (.pth/.safetensors) to start from")
+    pr.set_defaults(task="restore")
+
+    for module, fn in (("synth", "add_synth_parser"), ("evaluate", "add_evaluate_parser"),
+                       ("plot", "add_plot_parser")):
+        try:
+            mod = __import__(f"training.{module}", fromlist=[fn])
+        except ImportError:
+            continue
+        if hasattr(mod, fn):
+            getattr(mod, fn)(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command not in ("mask", "restore"):
+        return int(args.func(args) or 0)
+    fields = TrainConfig.__dataclass_fields__
+    cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    if cfg.out is None:
+        cfg.out = f"runs/{args.command}"
+    try:
+        path = train(cfg)
+    except (ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"weights: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

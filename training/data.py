@@ -1,0 +1,236 @@
+"""Training data: clean line drawings from folders (plus synthetic ones), JPEG-degraded on the fly.
+
+A sample is ``(jpeg, clean, qf)``: two ``(1, crop, crop)`` float tensors in ``[0, 1]`` (white = 1)
+and the JPEG quality used. Degradation is real JPEG (Pillow's libjpeg) at a quality drawn per
+sample, with a random offset of the 8x8 block grid relative to the crop.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from core.equations import gt_mask
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "DataError",
+    "list_images",
+    "load_drawing",
+    "load_folder",
+    "jpeg_degrade",
+    "sample_qf",
+    "PatchDataset",
+    "validation_crops",
+]
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+#: Fewer pure-white pixels than this and the drawing is reported as not having a 255 background.
+MIN_WHITE_FRACTION = 0.3
+
+
+class DataError(ValueError):
+    """A data folder or image that cannot be used (missing, empty, unreadable, too small)."""
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files directly in ``folder`` (sorted). Raises DataError when missing or empty."""
+    folder = Path(folder)
+    if not folder.exists():
+        raise DataError(f"data folder does not exist: {folder}")
+    if not folder.is_dir():
+        raise DataError(f"not a folder: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise DataError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) in {folder}")
+    return files
+
+
+def load_drawing(path: str | os.PathLike) -> np.ndarray:
+    """Read a clean drawing as 8-bit gray ``(H, W)``; transparency is composited on white.
+
+    Raises:
+        DataError: unreadable file, or a drawing whose background is not pure white (255).
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+                im = im.convert("RGBA")
+                bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+                im = Image.alpha_composite(bg, im)
+            if im.mode in ("I;16", "I;16B", "I", "F"):
+                arr = np.asarray(im, dtype=np.float64)
+                arr = np.clip(np.rint(arr / (65535.0 if arr.max() > 255 else 1.0) * (255.0 if arr.max() > 255 else 1.0)), 0, 255)
+                arr = arr.astype(np.uint8)
+            else:
+                arr = np.asarray(im.convert("L"))
+    except (OSError, UnidentifiedImageError, ValueError) as e:
+        raise DataError(f"cannot read image {path}: {e}") from None
+    white = float((arr == 255).mean())
+    if white < MIN_WHITE_FRACTION:
+        raise DataError(
+            f"{path}: only {white:.0%} of pixels are pure white (255); line drawings for training need "
+            "an exact-white background (eq. 3 takes every pixel below 255 as line)"
+        )
+    return np.ascontiguousarray(arr)
+
+
+def load_folder(folders: Sequence[str | os.PathLike], min_size: int = 1) -> list[np.ndarray]:
+    """Load every usable drawing of ``folders``; bad ones are skipped with a warning.
+
+    Raises:
+        DataError: a folder is missing or empty, or no drawing at all is usable.
+    """
+    images = []
+    for folder in folders:
+        for p in list_images(folder):
+            try:
+                img = load_drawing(p)
+            except DataError as e:
+                warnings.warn(f"skipping {e}", stacklevel=2)
+                continue
+            if min(img.shape) < min_size:
+                warnings.warn(f"skipping {p}: {img.shape[1]}x{img.shape[0]} is smaller than the "
+                              f"{min_size}px crop", stacklevel=2)
+                continue
+            images.append(img)
+    if not images:
+        raise DataError(f"no usable drawings in {', '.join(map(str, folders))}")
+    return images
+
+
+def jpeg_degrade(img: np.ndarray, qf: int, offset: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """JPEG-compress a gray uint8 image at quality ``qf`` with Pillow and decode it.
+
+    Args:
+        img: ``(H, W)`` uint8.
+        qf: JPEG quality 1-100.
+        offset: ``(dy, dx)`` in 0..7: the 8x8 block grid starts this many pixels above/left of the
+            image (the image is padded with white, compressed, and cropped back).
+
+    Returns:
+        ``(H, W)`` uint8, the decoded JPEG.
+    """
+    if img.dtype != np.uint8 or img.ndim != 2:
+        raise DataError(f"jpeg_degrade takes a 2-D uint8 image, got {img.dtype} {img.shape}")
+    if not 1 <= int(qf) <= 100:
+        raise DataError(f"JPEG quality must be within 1..100, got {qf}")
+    dy, dx = offset
+    src = np.pad(img, ((dy, 0), (dx, 0)), constant_values=255) if (dy or dx) else img
+    buf = io.BytesIO()
+    Image.fromarray(src, "L").save(buf, format="JPEG", quality=int(qf))
+    buf.seek(0)
+    with Image.open(buf) as im:
+        out = np.asarray(im.convert("L"))
+    return np.ascontiguousarray(out[dy:, dx:])
+
+
+def sample_qf(rng: np.random.Generator, lo: int = 5, hi: int = 95) -> int:
+    """A JPEG quality weighted towards low values, as FBCNN trains: 3/4 of draws from 10..60
+    (clipped to ``[lo, hi]``), the rest uniform over ``lo..hi``."""
+    if rng.random() < 0.75:
+        a, b = max(lo, 10), min(hi, 60)
+        if a <= b:
+            return int(rng.integers(a, b + 1))
+    return int(rng.integers(lo, hi + 1))
+
+
+@dataclass
+class PatchDataset(torch.utils.data.Dataset):
+    """Random training patches; item ``i`` is a pure function of ``(seed, i)``.
+
+    Args:
+        images: clean drawings (uint8 ``(H, W)``), e.g. from :func:`load_folder`.
+        crop: patch side in pixels.
+        length: virtual epoch length (number of items).
+        qf: fixed JPEG quality, or None to draw from ``qf_range`` with :func:`sample_qf`.
+        qf_range: (low, high) qualities when ``qf`` is None.
+        synth_fraction: share of patches that are procedural drawings (training.synth).
+        light_fraction: share of patches whose lines are made light and grainy.
+        seed: base seed.
+    """
+
+    images: list[np.ndarray]
+    crop: int = 96
+    length: int = 10**9
+    qf: int | None = None
+    qf_range: tuple[int, int] = (5, 95)
+    synth_fraction: float = 0.0
+    light_fraction: float = 0.0
+    seed: int = 0
+
+    def __len__(self) -> int:
+        return self.length
+
+    def _real_patch(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        best = None
+        for _ in range(8):  # prefer patches with some ink: blank ones teach nothing
+            img = self.images[int(rng.integers(len(self.images)))]
+            h, w = img.shape
+            if h < size or w < size:
+                img = np.pad(img, ((0, max(0, size - h)), (0, max(0, size - w))), constant_values=255)
+                h, w = img.shape
+            y, x = int(rng.integers(h - size + 1)), int(rng.integers(w - size + 1))
+            patch = img[y : y + size, x : x + size]
+            ink = float((patch < 255).mean())
+            if ink > 0.02:
+                return patch
+            if best is None or ink > best[0]:
+                best = (ink, patch)
+        return best[1]
+
+    def __getitem__(self, index: int):
+        from .synth import light_variant, synth_drawing
+
+        rng = np.random.default_rng((self.seed, int(index)))
+        size = self.crop + 8
+        if rng.random() < self.synth_fraction:
+            clean = synth_drawing(rng, size, size)
+        else:
+            clean = self._real_patch(rng, size)
+            k = int(rng.integers(4))
+            clean = np.rot90(clean, k)
+            if rng.random() < 0.5:
+                clean = clean[:, ::-1]
+            clean = np.ascontiguousarray(clean)
+        if rng.random() < self.light_fraction:
+            clean = light_variant(clean, rng)
+        qf = self.qf if self.qf is not None else sample_qf(rng, *self.qf_range)
+        jpeg = jpeg_degrade(clean, qf)
+        dy, dx = int(rng.integers(8)), int(rng.integers(8))  # shift the block grid inside the crop
+        c = self.crop
+        jpeg, clean = jpeg[dy : dy + c, dx : dx + c], clean[dy : dy + c, dx : dx + c]
+        to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).float().div_(255.0).unsqueeze(0)
+        return to_t(jpeg), to_t(clean), torch.tensor(float(qf))
+
+
+def validation_crops(images: Sequence[np.ndarray], crop: int = 256, per_image: int = 1) -> list[np.ndarray]:
+    """Deterministic crops for validation: the ``per_image`` inkiest ``crop`` squares on a grid."""
+    out = []
+    for img in images:
+        h, w = img.shape
+        if h < crop or w < crop:
+            out.append(img)
+            continue
+        cands = []
+        for y in range(0, h - crop + 1, crop // 2):
+            for x in range(0, w - crop + 1, crop // 2):
+                p = img[y : y + crop, x : x + crop]
+                cands.append((float(gt_mask(p).mean()), y, x))
+        cands.sort(reverse=True)
+        for _, y, x in cands[:per_image]:
+            out.append(np.ascontiguousarray(img[y : y + crop, x : x + crop]))
+    return out

@@ -1,0 +1,399 @@
+"""The training loop for the mask network and the backbones (one ``train(config)`` for both).
+
+* ``task="mask"``: cross-entropy between the mask network's logits and eq. 3's mask.
+* ``task="restore"``, ``mode="baseline"``: L1 (or MSE) between the backbone output and the clean
+  drawing, as the backbones' papers train.
+* ``task="restore"``, ``mode="framework"``: the mask (ground truth by default, or a trained mask
+  network's prediction) is an extra input; loss is eq. 4's masked MSE on line pixels only; the
+  validation output is composed with eq. 2 (background forced to white).
+
+A run folder holds ``model.safetensors`` (our weights format, updated at every checkpoint),
+``optimizer.safetensors`` + ``state.json`` (for ``--resume``; no pickle), ``log.csv`` (training
+loss) and ``val.csv`` (validation against wall-clock hours). Runs stop at ``steps`` or ``hours``,
+whichever comes first; hours are cumulative over resumed runs. Launched under ``torchrun`` the same
+code trains with DistributedDataParallel (gloo on CPU, NCCL on CUDA).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from tqdm import tqdm
+
+from core.backbones import build_backbone
+from core.equations import compose, gt_mask, masked_mse, threshold
+from core.masknet import build_masknet
+from core.metrics import miou, psnr, ssim
+from core.weights import load_model, read_metadata, save_model
+
+from .data import PatchDataset, jpeg_degrade, load_folder, validation_crops
+
+__all__ = ["TrainConfig", "ResumeError", "train"]
+
+
+class ResumeError(ValueError):
+    """A resume folder that does not belong to the model being trained."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs. Paths are strings so the config is JSON-friendly."""
+
+    task: str = "restore"                      # "mask" or "restore"
+    out: str = "runs/run"
+    train_dirs: list[str] = field(default_factory=list)
+    val_dirs: list[str] = field(default_factory=list)
+    # data
+    crop: int = 96
+    batch: int = 16
+    qf: int | None = None                      # fixed QF (single-QF models); None = draw from range
+    qf_min: int = 5
+    qf_max: int = 95
+    synth_fraction: float = 0.3
+    light_fraction: float = 0.15
+    # mask network
+    variant: str = "blind"                     # blind | qfmap | single
+    # backbone
+    arch: str = "drunet"
+    mode: str = "framework"                    # baseline | framework
+    qf_map: bool = False
+    loss: str = "l1"                           # baseline loss: l1 | mse (framework: masked MSE)
+    train_mask: str = "gt"                     # framework input mask: "gt" or a mask weights path
+    init: str | None = None                    # official checkpoint to start from
+    preset: str = "slim"
+    # optimisation
+    lr: float = 2e-4
+    lr_min_factor: float = 0.05                # cosine decay to lr * this
+    weight_decay: float = 0.0
+    steps: int | None = None
+    hours: float | None = None
+    # bookkeeping
+    ckpt_minutes: float = 10.0
+    val_minutes: float = 10.0
+    val_every: int | None = None               # validate every N steps (overrides minutes)
+    val_qf: int = 10
+    val_crop: int = 256
+    val_limit: int = 16
+    seed: int = 0
+    device: str = "auto"
+    bf16: str = "auto"                         # auto | on | off (CPU autocast)
+    threads: int | None = None
+    resume: bool = False
+    progress: bool = True
+
+    def validate(self) -> None:
+        if self.task not in ("mask", "restore"):
+            raise ValueError(f"task must be 'mask' or 'restore', got {self.task!r}")
+        if not self.train_dirs:
+            raise ValueError("give at least one training folder (--train DIR)")
+        if self.steps is None and self.hours is None:
+            raise ValueError("give a budget: --steps N and/or --hours H")
+        if self.task == "mask" and self.variant == "single" and self.qf is None:
+            raise ValueError("the single-QF mask network needs --qf")
+        if self.loss not in ("l1", "mse"):
+            raise ValueError(f"loss must be l1 or mse, got {self.loss!r}")
+        if not 5 <= self.crop:
+            raise ValueError("crop must be at least 5 pixels")
+
+    # what must match for a resume to make sense
+    def identity(self) -> dict[str, Any]:
+        keys = ["task", "variant"] if self.task == "mask" else ["task", "arch", "mode", "qf_map", "preset"]
+        return {k: getattr(self, k) for k in keys}
+
+
+# -- helpers --------------------------------------------------------------------------------------
+
+def _pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
+def _autocast(device: torch.device, bf16: str):
+    if device.type == "cpu":
+        if bf16 == "off":
+            return contextlib.nullcontext()
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    if device.type == "cuda" and bf16 != "off":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _build_model(cfg: TrainConfig):
+    if cfg.task == "mask":
+        kw = {"qf": cfg.qf} if cfg.variant == "single" else {}
+        return build_masknet(cfg.variant, cfg.preset, qf_range=(cfg.qf_min, cfg.qf_max), **kw)
+    if cfg.init:
+        from core.weights import load_official
+
+        return load_official(cfg.init, mode=cfg.mode)
+    return build_backbone(cfg.arch, cfg.preset, mode=cfg.mode, qf_map=cfg.qf_map)
+
+
+def _save_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
+    """Optimizer state as safetensors + JSON (no pickle)."""
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"{pid}.{k}"] = v.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{k}"] = v
+    save_file(tensors, str(path), metadata={"param_groups": json.dumps(sd["param_groups"]),
+                                            "scalars": json.dumps(scalars)})
+
+
+def _load_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as fh:
+        meta = fh.metadata()
+    tensors = load_file(str(path))
+    state: dict[int, dict[str, Any]] = {}
+    for key, v in tensors.items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = v
+    for key, v in json.loads(meta["scalars"]).items():
+        pid, name = key.split(".", 1)
+        state.setdefault(int(pid), {})[name] = v
+    opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
+
+
+class _Validator:
+    """Fixed JPEG crops of the validation drawings at one QF, scored the way users will see them."""
+
+    def __init__(self, cfg: TrainConfig, device: torch.device, mask_model=None):
+        self.cfg, self.device, self.mask_model = cfg, device, mask_model
+        imgs = load_folder(cfg.val_dirs) if cfg.val_dirs else []
+        crops = validation_crops(imgs, cfg.val_crop)[: cfg.val_limit]
+        self.clean = crops
+        self.jpeg = [jpeg_degrade(c, cfg.val_qf) for c in crops]
+
+    def __bool__(self) -> bool:
+        return bool(self.clean)
+
+    @torch.no_grad()
+    def run(self, model) -> dict[str, float]:
+        cfg = self.cfg
+        model.eval()
+        rows: dict[str, list[float]] = {}
+        for clean, jpeg in zip(self.clean, self.jpeg):
+            x = torch.from_numpy(jpeg).float().div(255).view(1, 1, *jpeg.shape).to(self.device)
+            qf = torch.tensor([float(cfg.val_qf)], device=self.device)
+            with _autocast(self.device, cfg.bf16):
+                if cfg.task == "mask":
+                    pred = model.predict(x, qf).float()
+                else:
+                    mask = None
+                    if cfg.mode == "framework":
+                        if self.mask_model is not None:
+                            mask = self.mask_model.predict(x, qf).float()
+                        else:
+                            mask = torch.from_numpy(gt_mask(clean)).float().view_as(x).to(self.device)
+                    out, _ = model(x, mask, qf if model.needs_qf else None)
+            if cfg.task == "mask":
+                m = pred[0, 0].cpu().numpy().astype(np.uint8)
+                rows.setdefault("miou", []).append(miou(m, gt_mask(clean)))
+                continue
+            y = np.clip(np.rint(out.float()[0, 0].cpu().numpy() * 255), 0, 255).astype(np.uint8)
+            if cfg.mode == "framework":
+                y = compose(y, mask[0, 0].cpu().numpy().astype(np.uint8))
+            rows.setdefault("psnr", []).append(psnr(y, clean))
+            rows.setdefault("ssim", []).append(ssim(y, clean))
+            yt = threshold(y)
+            rows.setdefault("psnr_thr", []).append(psnr(yt, clean))
+            rows.setdefault("ssim_thr", []).append(ssim(yt, clean))
+            rows.setdefault("psnr_jpeg", []).append(psnr(jpeg, clean))
+        model.train()
+        return {k: float(np.mean(v)) for k, v in rows.items()}
+
+
+def _append_csv(path: Path, row: dict[str, Any]) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(row))
+        if new:
+            w.writeheader()
+        w.writerow(row)
+
+
+# -- the loop -------------------------------------------------------------------------------------
+
+def train(cfg: TrainConfig) -> Path:
+    """Train one model as ``cfg`` says; returns the path of the final weights file."""
+    cfg.validate()
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = _pick_device(cfg.device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    main = rank == 0
+    out = Path(cfg.out)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed + rank)
+
+    model = _build_model(cfg).to(device)
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+
+    step, hours_done = 0, 0.0
+    state_path = out / "state.json"
+    if cfg.resume and state_path.exists():
+        state = json.loads(state_path.read_text())
+        if state.get("identity") != cfg.identity():
+            raise ResumeError(
+                f"{out} holds a run of {state.get('identity')}, not {cfg.identity()}: "
+                "use another --out folder or the matching options"
+            )
+        loaded = load_model(out / "model.safetensors")
+        model.load_state_dict(loaded.state_dict())
+        _load_optimizer(opt, out / "optimizer.safetensors")
+        step, hours_done = int(state["step"]), float(state["hours"])
+    elif cfg.resume and main:
+        print(f"nothing to resume in {out}; starting fresh")
+
+    train_model = model
+    if world > 1:
+        train_model = torch.nn.parallel.DistributedDataParallel(model)
+
+    images = load_folder(cfg.train_dirs, min_size=min(cfg.crop + 8, 64))
+    ds = PatchDataset(images, crop=cfg.crop, qf=cfg.qf, qf_range=(cfg.qf_min, cfg.qf_max),
+                      synth_fraction=cfg.synth_fraction, light_fraction=cfg.light_fraction,
+                      seed=cfg.seed * 1000 + rank)
+    mask_model = None
+    if cfg.task == "restore" and cfg.mode == "framework" and cfg.train_mask != "gt":
+        mask_model = load_model(cfg.train_mask, device=device)
+        mask_model.requires_grad_(False)
+    validator = _Validator(cfg, device, mask_model) if main else None
+
+    total_steps = cfg.steps
+    budget_h = cfg.hours
+    def lr_at(progress: float) -> float:
+        progress = min(max(progress, 0.0), 1.0)
+        return cfg.lr * (cfg.lr_min_factor + (1 - cfg.lr_min_factor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    def progress_now() -> float:
+        parts = []
+        if total_steps:
+            parts.append(step / total_steps)
+        if budget_h:
+            parts.append(hours_now() / budget_h)
+        return max(parts)
+
+    t0 = time.time()
+    hours_now = lambda: hours_done + (time.time() - t0) / 3600.0
+    last_ckpt = last_val = time.time()
+    bar = tqdm(total=total_steps, initial=step, disable=not (main and cfg.progress), unit="step",
+               desc=f"{cfg.task}:{cfg.variant if cfg.task == 'mask' else cfg.arch + '/' + cfg.mode}")
+    losses: list[float] = []
+    best: dict[str, float] = {}
+
+    def checkpoint(final: bool = False) -> None:
+        info = {"config": asdict(cfg), "step": step, "hours": hours_now(), "identity": cfg.identity()}
+        if best:
+            info["validation"] = best
+        save_model(model, out / "model.safetensors", training={
+            "task": cfg.task, "steps": step, "hours": round(hours_now(), 4),
+            "train_dirs": cfg.train_dirs, "synth_fraction": cfg.synth_fraction,
+            "light_fraction": cfg.light_fraction, "qf_range": [cfg.qf_min, cfg.qf_max], "qf": cfg.qf,
+            "crop": cfg.crop, "batch": cfg.batch * world, "lr": cfg.lr,
+            "loss": ("cross_entropy" if cfg.task == "mask" else
+                     "masked_mse" if cfg.mode == "framework" else cfg.loss),
+            "train_mask": cfg.train_mask if cfg.task == "restore" else None,
+            "validation": best, "final": final,
+        })
+        _save_optimizer(opt, out / "optimizer.safetensors")
+        state_path.write_text(json.dumps(info, indent=1))
+
+    def validate() -> None:
+        nonlocal best
+        if not validator or best.get("step") == step:
+            return
+        res = validator.run(model)
+        best = {"qf": cfg.val_qf, "step": step, "hours": round(hours_now(), 4), **{k: round(v, 5) for k, v in res.items()}}
+        _append_csv(out / "val.csv", {"step": step, "hours": round(hours_now(), 5), **res})
+        bar.write(f"step {step} val@QF{cfg.val_qf}: " + ", ".join(f"{k} {v:.4f}" for k, v in res.items()))
+
+    if main and step == 0:
+        validate()
+    model.train()
+    rng_index = step * cfg.batch
+    while True:
+        if total_steps is not None and step >= total_steps:
+            break
+        if budget_h is not None and hours_now() >= budget_h:
+            break
+        batch = [ds[rng_index + i] for i in range(cfg.batch)]
+        rng_index += cfg.batch
+        x = torch.stack([b[0] for b in batch]).to(device)
+        y = torch.stack([b[1] for b in batch]).to(device)
+        qf = torch.stack([b[2] for b in batch]).to(device)
+        if device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(progress_now())
+        with _autocast(device, cfg.bf16):
+            if cfg.task == "mask":
+                target = (y < 1.0).long()[:, 0]
+                logits = train_model(x, qf if model.needs_qf else None)
+                loss = F.cross_entropy(logits.float(), target)
+            else:
+                if cfg.mode == "framework":
+                    mask = (y < 1.0).float() if mask_model is None else mask_model.predict(x, qf).float()
+                    out_img, _ = train_model(x, mask, qf if model.needs_qf else None)
+                    loss = masked_mse(out_img.float(), y, mask)
+                else:
+                    out_img, _ = train_model(x, None, qf if model.needs_qf else None)
+                    diff = out_img.float() - y
+                    loss = diff.abs().mean() if cfg.loss == "l1" else diff.pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        losses.append(float(loss.detach()))
+        if main:
+            bar.update(1)
+            if step % 50 == 0:
+                avg = float(np.mean(losses[-50:]))
+                bar.set_postfix(loss=f"{avg:.5f}", lr=f"{opt.param_groups[0]['lr']:.2e}")
+                _append_csv(out / "log.csv", {"step": step, "hours": round(hours_now(), 5), "loss": avg,
+                                               "lr": opt.param_groups[0]["lr"]})
+            now = time.time()
+            due_val = (step % cfg.val_every == 0) if cfg.val_every else (now - last_val) / 60 >= cfg.val_minutes
+            if due_val:
+                validate()
+                last_val = time.time()
+            if (time.time() - last_ckpt) / 60 >= cfg.ckpt_minutes:
+                checkpoint()
+                last_ckpt = time.time()
+    bar.close()
+    if main:
+        validate()
+        checkpoint(final=True)
+    if world > 1:
+        dist.barrier()
+    return out / "model.safetensors"
