@@ -17,7 +17,7 @@ import numpy as np
 
 from .errors import InvalidImageError
 
-__all__ = ["is_torch", "white_level", "check_image", "check_mask", "check_same_shape"]
+__all__ = ["is_torch", "white_level", "check_image", "check_mask", "check_same_shape", "check_broadcast"]
 
 
 def is_torch(x: Any) -> bool:
@@ -83,6 +83,8 @@ def check_mask(mask: Any, like: Any | None = None, name: str = "mask") -> Any:
         raise InvalidImageError(f"{name} must be a numpy array or torch tensor, got {type(mask).__name__}")
     if mask.ndim < 2:
         raise InvalidImageError(f"{name} must have at least 2 dimensions, got shape {tuple(mask.shape)}")
+    if mask.shape[-2] < 1 or mask.shape[-1] < 1:
+        raise InvalidImageError(f"{name} is {mask.shape[-1]}x{mask.shape[-2]} pixels; at least 1x1 is needed")
     if like is not None:
         check_same_shape(like, mask, ("image", name))
     if is_torch(mask):
@@ -92,3 +94,18 @@ def check_mask(mask: Any, like: Any | None = None, name: str = "mask") -> Any:
     if not ok:
         raise InvalidImageError(f"{name} must hold only 0 (background) and 1 (line)")
     return mask
+
+
+def check_broadcast(target: Any, other: Any, names: tuple[str, str] = ("image", "mask")) -> None:
+    """Raise InvalidImageError unless ``other`` broadcasts to ``target``'s shape without enlarging it,
+    and both are of the same kind (numpy or torch)."""
+    if is_torch(target) != is_torch(other):
+        raise InvalidImageError(f"{names[0]} and {names[1]} must both be numpy arrays or both torch tensors")
+    try:
+        shape = np.broadcast_shapes(tuple(other.shape), tuple(target.shape))
+    except ValueError:
+        shape = None
+    if shape != tuple(target.shape):
+        raise InvalidImageError(
+            f"{names[1]} of shape {tuple(other.shape)} does not fit {names[0]} of shape {tuple(target.shape)}"
+        )

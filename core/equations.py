@@ -11,7 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from .checks import check_image, check_mask, check_same_shape, is_torch, white_level
+import numbers
+
+from .checks import check_broadcast, check_image, check_mask, check_same_shape, is_torch, white_level
 from .errors import InvalidImageError, InvalidOptionError
 
 __all__ = ["DEFAULT_THETA", "threshold", "gt_mask", "compose", "masked_mse"]
@@ -21,6 +23,8 @@ DEFAULT_THETA = 251
 
 
 def _theta_on_scale(x: Any, theta: float) -> float:
+    if not isinstance(theta, numbers.Real) or isinstance(theta, bool):
+        raise InvalidOptionError(f"threshold theta must be a number within 0..255, got {theta!r}")
     if not 0 <= theta <= 255:
         raise InvalidOptionError(f"threshold theta must be within 0..255, got {theta}")
     white = white_level(x)
@@ -66,6 +70,7 @@ def compose(restored: Any, mask: Any) -> Any:
     0/1 masks.
     """
     check_image(restored, "restored image")
+    check_broadcast(restored, mask, ("restored image", "mask"))
     check_mask(mask, restored)
     white = white_level(restored)
     if is_torch(restored):
@@ -81,13 +86,18 @@ def masked_mse(pred: Any, target: Any, mask: Any) -> Any:
     pixel the loss is defined as 0 (for torch, a zero that still depends on ``pred`` so that
     ``backward`` works and yields zero gradients).
     """
+    for name, v in (("pred", pred), ("target", target), ("mask", mask)):
+        if not (isinstance(v, np.ndarray) or is_torch(v)):
+            raise InvalidImageError(f"{name} must be a numpy array or torch tensor, got {type(v).__name__}")
     if is_torch(pred) != is_torch(target) or is_torch(pred) != is_torch(mask):
         raise InvalidImageError("pred, target and mask must all be torch tensors or all numpy arrays")
     check_same_shape(pred, target, ("pred", "target"))
-    check_same_shape(pred, mask, ("pred", "mask"))
+    check_broadcast(pred, mask, ("pred", "mask"))
     if tuple(pred.shape) != tuple(target.shape):
         raise InvalidImageError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
     if is_torch(pred):
+        if not bool(((mask == 0) | (mask == 1)).all()):
+            raise InvalidImageError("mask must hold only 0 (background) and 1 (line)")
         m = mask.to(pred.dtype)
         if m.shape != pred.shape:
             m = m.expand_as(pred)

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 
 from .checks import check_image, check_mask, check_same_shape, is_torch, white_level
-from .errors import InvalidImageError
+from .errors import InvalidImageError, InvalidOptionError
 
 __all__ = ["psnr", "ssim", "miou", "boundary_fscore", "BOUNDARY_TOLERANCE"]
 
@@ -108,6 +108,8 @@ def boundary_fscore(pred: np.ndarray, gt: np.ndarray, tolerance: int = BOUNDARY_
     """Boundary F-score (as in DAVIS): precision and recall of the line-class boundaries, a
     boundary pixel matching when the other boundary lies within ``tolerance`` pixels
     (Chebyshev distance). Both boundaries empty gives 1.0; exactly one empty gives 0.0."""
+    if not isinstance(tolerance, (int, np.integer)) or isinstance(tolerance, bool) or tolerance < 0:
+        raise InvalidOptionError(f"boundary tolerance must be an integer >= 0, got {tolerance!r}")
     p, g = _masks(pred, gt)
     bp, bg = _boundary(p), _boundary(g)
     n_p, n_g = int(bp.sum()), int(bg.sum())
