@@ -82,6 +82,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     g.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU; default), cpu, cuda or cuda:N")
     g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="inference precision (default: auto); auto = bf16 on CPUs with native bf16 and on CUDA, else fp32")
+    g.add_argument("--mask-precision", default="fp32", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="precision of the mask network (default: fp32, whose hard line/background decision "
+                        "does not flip on rounding)")
     g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
 
     restore = sub.add_parser(
@@ -177,10 +180,13 @@ def _load_restorer(args: argparse.Namespace, mask_method: str | None):
         raise WeightsError("no model weights found: " + ", ".join(missing))
     if not any(roles.values()):
         # Only --model: load it into the role its mode suits, so that info() describes it.
-        return Restorer.from_files(device=args.device, precision=args.precision, **_role_of_model(args.model))
+        return Restorer.from_files(
+            device=args.device, precision=args.precision, mask_precision=args.mask_precision,
+            **_role_of_model(args.model),
+        )
     return Restorer.from_files(
         mask=roles["mask"], restore=roles["restore"], baseline=roles["baseline"],
-        device=args.device, precision=args.precision,
+        device=args.device, precision=args.precision, mask_precision=args.mask_precision,
     )
 
 

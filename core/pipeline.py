@@ -23,8 +23,9 @@ Steps of :meth:`Restorer.restore`:
 
 Tiles start on multiples of the models' down-sampling factor (and of 8, the JPEG grid), overlap
 and are cross-faded (:mod:`core.tiling`), so any image size runs in bounded memory. On CPU the
-models run in ``channels_last`` with bfloat16 autocast where the processor has native bf16
-(``avx512_bf16``/AMX), else in float32; on CUDA in bfloat16 (float16 where bf16 is missing).
+restoration backbone runs in ``channels_last`` with bfloat16 autocast where the processor has native
+bf16 (``avx512_bf16``/AMX), else in float32; on CUDA in bfloat16 (float16 where bf16 is missing).
+The mask network runs in float32 by default (its output is a hard decision; see ``Restorer``).
 """
 
 from __future__ import annotations
@@ -248,12 +249,15 @@ def _kind(model: torch.nn.Module) -> str:
 class _Runner:
     """A model placed on a device with its precision, plus its measured activation cost."""
 
-    def __init__(self, model: torch.nn.Module, name: str, device: torch.device, precision: str):
+    def __init__(
+        self, model: torch.nn.Module, name: str, device: torch.device, precision: str, channels_last: bool = True
+    ):
         self.name = name
         self.model = model.eval().requires_grad_(False)
         self.device = device
         self.precision = precision
-        self.model.to(device=device, memory_format=torch.channels_last)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.model.to(device=device, memory_format=self.memory_format)
         self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         self._bpp: float | None = None
 
@@ -267,7 +271,7 @@ class _Runner:
         return torch.autocast(self.device.type, dtype=self.dtype)
 
     def to_device(self, t: torch.Tensor) -> torch.Tensor:
-        return t.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        return t.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
 
     def bytes_per_pixel(self, call: Callable[[int], Any]) -> float:
         """Activation bytes per input pixel: the sum of every module's output on a 64x64 probe
@@ -311,7 +315,12 @@ class Restorer:
         restore_model: a framework-mode backbone for the mask methods (or ``None``).
         baseline_model: a baseline-mode backbone for ``mask="none"`` (or ``None``).
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
-        precision: ``auto``, ``fp32``, ``bf16`` or ``fp16`` (CUDA only).
+        precision: precision of the restoration backbones: ``auto``, ``fp32``, ``bf16`` or
+            ``fp16`` (CUDA only).
+        mask_precision: precision of the mask network, ``fp32`` by default: the mask is a hard
+            per-pixel decision, and in bf16 pixels whose two logits are close flip (and flip
+            differently from tile to tile); fp32 costs about 10 % of the CPU time.
+        channels_last: run the models in ``channels_last`` memory format (faster with oneDNN).
         names: role -> label shown by :meth:`info` (file names).
 
     A Restorer may be shared between threads; restorations run one at a time.
@@ -325,10 +334,14 @@ class Restorer:
         *,
         device: str | torch.device = "auto",
         precision: str = "auto",
+        mask_precision: str = "fp32",
+        channels_last: bool = True,
         names: dict[str, str] | None = None,
     ):
         self.device = resolve_device(device)
         self.precision = resolve_precision(precision, self.device)
+        self.mask_precision = resolve_precision(mask_precision, self.device)
+        self.channels_last = bool(channels_last)
         names = names or {}
         self._lock = threading.Lock()
         self._runners: dict[str, _Runner] = {}
@@ -341,9 +354,8 @@ class Restorer:
             if model is None:
                 continue
             self._check_role(model, role, want)
-            self._runners[role] = _Runner(model, names.get(role, role), self.device, self.precision)
-        if not self._runners:
-            raise InvalidOptionError("a Restorer needs at least one model")
+            prec = self.mask_precision if role == "mask" else self.precision
+            self._runners[role] = _Runner(model, names.get(role, role), self.device, prec, self.channels_last)
 
     @staticmethod
     def _check_role(model: torch.nn.Module, role: str, want: str) -> None:
@@ -369,6 +381,7 @@ class Restorer:
         *,
         device: str | torch.device = "cpu",
         precision: str = "auto",
+        mask_precision: str = "fp32",
     ) -> "Restorer":
         """Load models from weights files (our ``.safetensors``; ``baseline`` may also be an
         official ``.pth`` checkpoint). Any of them may be ``None`` if its methods are not used.
@@ -384,10 +397,15 @@ class Restorer:
                 continue
             loaded[role] = _load(path, role)
             names[role] = Path(path).name
-        return cls(loaded["mask"], loaded["restore"], loaded["baseline"], device=device, precision=precision, names=names)
+        return cls(
+            loaded["mask"], loaded["restore"], loaded["baseline"],
+            device=device, precision=precision, mask_precision=mask_precision, names=names,
+        )
 
     @classmethod
-    def default(cls, device: str | torch.device = "auto", precision: str = "auto") -> "Restorer":
+    def default(
+        cls, device: str | torch.device = "auto", precision: str = "auto", mask_precision: str = "fp32"
+    ) -> "Restorer":
         """The shipped models from ``core/models/``.
 
         Raises:
@@ -404,7 +422,10 @@ class Restorer:
                 "own files (Restorer.from_files, or --model/--mask-model/--baseline-model "
                 "on the command line)."
             )
-        return cls.from_files(paths["mask"], paths["restore"], paths["baseline"], device=device, precision=precision)
+        return cls.from_files(
+            paths["mask"], paths["restore"], paths["baseline"],
+            device=device, precision=precision, mask_precision=mask_precision,
+        )
 
     # -- introspection --------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -412,7 +433,12 @@ class Restorer:
         return {
             "device": str(self.device),
             "precision": self.precision,
-            "models": {role: {"name": r.name, **_describe(r.model)} for role, r in self._runners.items()},
+            "mask_precision": self.mask_precision,
+            "channels_last": self.channels_last,
+            "models": {
+                role: {"name": r.name, "precision": r.precision, **_describe(r.model)}
+                for role, r in self._runners.items()
+            },
             "mask_methods": [m for m in MASK_METHODS if self._available(m)],
             "backgrounds": list(BACKGROUNDS),
             "default_theta": DEFAULT_THETA,
@@ -434,7 +460,7 @@ class Restorer:
                 model = _load(opts.model, "restore")
                 if _kind(model) != "backbone":
                     raise InvalidOptionError(f"{opts.model} is a mask network, not a restoration backbone")
-                runner = _Runner(model, Path(opts.model).name, self.device, self.precision)
+                runner = _Runner(model, Path(opts.model).name, self.device, self.precision, self.channels_last)
                 self._extra[key] = runner
             mode = getattr(runner.model, "mode", "?")
             if mode != want:

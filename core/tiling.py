@@ -214,7 +214,7 @@ def run_tiled(
             raise InvalidOptionError(f"tile function returned shape {tuple(res.shape)}, expected {expect}")
         res = res.detach().to(device="cpu", dtype=torch.float32)
         if len(plan.tiles) == 1:
-            out = res.contiguous()
+            out.copy_(res)
         else:
             w = tile.wy[:, None] * tile.wx[None, :]
             out[:, :, tile.y0 : tile.y1, tile.x0 : tile.x1].addcmul_(res, w)
