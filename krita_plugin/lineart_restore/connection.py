@@ -16,7 +16,7 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from .errors import PluginError, describe, server_down_message
-from .restore import ServerAnswer
+from .restore import Job, Outcome, ServerAnswer, run_on_server
 from .settings import MASK_METHODS, Settings
 
 __all__ = ["load_client", "ServerInfo", "ServerSession", "options_for", "plugin_error"]
@@ -207,10 +207,22 @@ class ServerSession:
         self.close()
 
 
+def job_task(job: Job) -> Callable[[threading.Event, Callable[[float, str], None]], Outcome]:
+    """The worker-thread part of a restore as a ``Worker`` task: connect, then
+    ``restore.run_on_server`` with the formats the server accepts."""
+
+    def task(cancel: threading.Event, progress: Callable[[float, str], None]) -> Outcome:
+        with ServerSession(job.settings.server, cancel=cancel, on_progress=progress) as session:
+            session.connect()
+            return run_on_server(job, session, session.accepted_formats)
+
+    return task
+
+
 def query_server(url: str, open_timeout: float = 3.0) -> ServerInfo:
     """Connect, read the welcome and disconnect (for the dialog's "Check server" button)."""
     with ServerSession(url, open_timeout=open_timeout) as s:
         return s.connect()
 
 
-__all__ += ["query_server", "CLIENT_NAME"]
+__all__ += ["query_server", "job_task", "CLIENT_NAME"]

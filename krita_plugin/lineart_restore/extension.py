@@ -15,7 +15,7 @@ from krita import Extension, Krita  # type: ignore[import-not-found]
 from PyQt5.QtWidgets import QMessageBox
 
 from . import restore
-from .connection import ServerSession, plugin_error, query_server
+from .connection import job_task, plugin_error, query_server
 from .editor import LayerKind
 from .errors import PluginError
 from .krita_editor import KritaSettingsBackend, active_document
@@ -34,6 +34,13 @@ TITLE = "Restore JPEG Line Art"
 def _main_window():
     win = Krita.instance().activeWindow()
     return win.qwindow() if win is not None else None
+
+
+def _status(text: str, parent, msecs: int = 15000) -> None:
+    """Show ``text`` in the main window's status bar (server notes are not worth a message box)."""
+    bar = parent.statusBar() if parent is not None and hasattr(parent, "statusBar") else None
+    if bar is not None:
+        bar.showMessage(text, msecs)
 
 
 def _show_error(err: PluginError, parent=None) -> None:
@@ -128,15 +135,8 @@ class RestoreRun:
             _show_error(e, self.parent)
             self._finish()
             return
-        job = self.job
-
-        def task(cancel, progress):
-            with ServerSession(job.settings.server, cancel=cancel, on_progress=progress) as session:
-                session.connect()
-                return restore.run_on_server(job, session, session.accepted_formats)
-
         self.progress = ProgressDialog(self.parent)
-        self.worker = Worker(task)
+        self.worker = Worker(job_task(self.job))
         self.worker.progress.connect(self.progress.update_progress)
         self.progress.canceled.connect(self._cancel)
         self.worker.succeeded.connect(self._succeeded)
@@ -164,8 +164,8 @@ class RestoreRun:
         except Exception as e:  # e.g. the source layer was deleted meanwhile
             _show_error(PluginError("apply_failed", "The restored pixels could not be added as a layer.", repr(e)), self.parent)
         else:
-            if outcome.notes:
-                QMessageBox.information(self.parent, TITLE, "\n".join(outcome.notes))
+            names = ", ".join(f'"{layer.name}"' for layer in self.added)
+            _status(f"Restore JPEG Line Art: added {names}. " + " ".join(outcome.notes), self.parent)
         self._finish()
 
     def _failed(self, exc, tb: str) -> None:

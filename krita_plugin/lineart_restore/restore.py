@@ -15,7 +15,7 @@ with step 2 on a worker thread. Nothing here imports ``krita`` or Qt.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Protocol
 
 from . import pixels
 from .editor import Document, Layer, LayerKind, NewLayer
@@ -80,9 +80,8 @@ class ServerAnswer:
 
 
 class RestoreCall(Protocol):
-    """The network step: send ``data`` (``width`` x ``height`` in wire ``format``) with the job's
-    settings and return the answer. ``accepted`` tells the caller which formats the server takes
-    (``None`` = any); implementations may raise :class:`PluginError`."""
+    """The network step: send ``data`` (``width`` x ``height`` pixels in wire format ``fmt``) with
+    the job's settings and return the answer; implementations may raise :class:`PluginError`."""
 
     def __call__(self, data: bytes, fmt: str, width: int, height: int, settings: Settings) -> ServerAnswer: ...
 
@@ -272,5 +271,3 @@ def restore_layer(
     outcome = run_on_server(job, call, accepted)
     return apply(doc, job, outcome), outcome
 
-
-ProgressFn = Callable[[float, str], None]

@@ -1,0 +1,202 @@
+"""End-to-end tests of the Krita plug-in in real Krita (marked ``krita``).
+
+Set-up (``.ci/install_krita.sh`` installs it): Debian's Krita 5.1.5 with ``kritarunner``, Xvfb.
+The plug-in is installed the way an artist does it: ``python -m krita_plugin.package`` builds the
+zip and Krita's own "Import Python Plugin from File" code extracts it into a fresh resource folder.
+A real server (``python -m server``) runs with small random-weight models.
+
+* ``test_restore_in_krita``: kritarunner runs ``tests/krita/run_restore.py`` (the action's code
+  path minus the dialog) and the new layers' pixels are compared with a direct client call.
+* ``test_filter_menu_and_dialog``: Krita's GUI under Xvfb, with a harness plug-in that checks the
+  action is in the Filter menu, opens the dialog through the action, saves a screenshot of it,
+  clicks Restore and waits for the new layer.
+
+Tests skip (with the reason) only when Krita or Xvfb is not installed.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from krita_plugin.lineart_restore import pixels
+from krita_plugin.lineart_restore.connection import options_for
+from krita_plugin.lineart_restore.geometry import Rect
+from krita_plugin.lineart_restore.settings import Settings
+from server import client as lrclient
+
+pytestmark = pytest.mark.krita
+
+REPO = Path(__file__).resolve().parents[1]
+HERE = Path(__file__).resolve().parent / "krita"
+JPEG = REPO / "tests" / "data" / "krita_lineart_q30.jpg"
+IMPORTER = Path("/usr/share/krita/pykrita/plugin_importer")
+
+
+def _need(cmd: str) -> str:
+    path = shutil.which(cmd)
+    if path is None:
+        pytest.skip(f"{cmd} is not installed (run .ci/install_krita.sh)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    """Random-weight slim models, saved like the shipped ones (mask, framework, baseline)."""
+    import torch
+
+    from core.backbones import build_backbone
+    from core.masknet import build_masknet
+    from core.weights import save_model
+
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("models")
+    paths = (d / "mask.safetensors", d / "framework.safetensors", d / "baseline.safetensors")
+    save_model(build_masknet("blind", "slim"), paths[0])
+    save_model(build_backbone("drunet", "slim", "framework"), paths[1])
+    save_model(build_backbone("drunet", "slim", "baseline"), paths[2])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def server_url(models, tmp_path_factory):
+    """A real ``python -m server`` on a free loopback port; yields its ws:// URL."""
+    log_path = tmp_path_factory.mktemp("server") / "server.log"
+    log = open(log_path, "w+")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "--port", "0", "--device", "cpu", "--tile", "256",
+         "--mask-model", str(models[0]), "--restore-model", str(models[1]), "--baseline-model", str(models[2])],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    url = None
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        text = log_path.read_text()
+        m = re.search(r"listening on (ws://\S+)", text)
+        if m:
+            url = m.group(1)
+            break
+        time.sleep(0.2)
+    if url is None:
+        proc.kill()
+        pytest.fail(f"the server did not start:\n{log_path.read_text()}")
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def pykrita(tmp_path_factory) -> Path:
+    """The plug-in zip installed by Krita's own importer into a fresh resource folder."""
+    from krita_plugin.package import build_zip
+
+    if not (IMPORTER / "plugin_importer.py").is_file():
+        pytest.skip("Krita's plug-in importer is not installed (run .ci/install_krita.sh)")
+    zip_path = build_zip(tmp_path_factory.mktemp("dist"))
+    resources = tmp_path_factory.mktemp("krita-data") / "krita"
+    resources.mkdir()
+    sys.path.insert(0, str(IMPORTER))
+    had_i18n = hasattr(builtins, "i18n")
+    builtins.i18n = lambda s: s  # Krita provides i18n() to its plug-ins; the importer uses it on errors
+    try:
+        from plugin_importer import PluginImporter
+
+        imported = PluginImporter(str(zip_path), str(resources), lambda plugin: True).import_all()
+    finally:
+        sys.path.remove(str(IMPORTER))
+        if not had_i18n:
+            del builtins.i18n
+    assert [p["name"] for p in imported] == ["lineart_restore"]
+    assert (resources / "pykrita" / "lineart_restore.desktop").is_file()
+    return resources / "pykrita"
+
+
+def _direct(url, sent, model, depth, ctx: Rect, target: Rect, settings: Settings):
+    """What the server gives for the same pixels through the client, in Krita layout, cropped."""
+    with lrclient.Client(url) as c:
+        wire, fmt = pixels.krita_to_wire(sent, model, depth, ctx.w, ctx.h, set(c.welcome.formats))
+        res = c.restore(wire, ctx.w, ctx.h, fmt, options_for(settings))
+    data, _, _ = pixels.wire_to_krita(res.data, str(res.format), ctx.w, ctx.h)
+    bpp = pixels.bytes_per_pixel(str(res.format))
+    mask = pixels.crop(res.mask, 1, ctx, target) if res.mask is not None else None
+    return pixels.crop(data, bpp, ctx, target), mask, fmt
+
+
+def test_restore_in_krita(server_url, pykrita, tmp_path):
+    _need("kritarunner")
+    out = tmp_path / "out"
+    out.mkdir()
+    down = "ws://127.0.0.1:9"  # discard port: nothing listens there
+    env = dict(os.environ, PYTHONPATH=f"{pykrita}{os.pathsep}{HERE}", QT_QPA_PLATFORM="offscreen",
+               XDG_CONFIG_HOME=str(tmp_path / "cfg"), XDG_DATA_HOME=str(tmp_path / "data"))
+    proc = subprocess.run(["kritarunner", "-s", "run_restore", str(JPEG), server_url, str(out), down],
+                          env=env, capture_output=True, text=True, timeout=300)
+    result_file = out / "result.json"
+    assert result_file.is_file(), f"kritarunner wrote no result (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    r = json.loads(result_file.read_text())
+    assert "exception" not in r, r.get("traceback")
+    assert r["krita"].startswith("5.") and r["plugin_file"].startswith(str(pykrita))
+
+    # gray JPEG, whole layer, with mask
+    g = r["gray"]
+    assert r["gray_src"]["model"] == "GRAYA" and r["gray_src"]["depth"] == "U8"
+    w, h = r["gray_src"]["size"]
+    assert g["target"] == [0, 0, w, h] and g["context"] == [0, 0, w, h]
+    name = r["gray_src"]["name"]
+    assert [l["name"] for l in g["layers"]] == [f"{name} restored", f"{name} line mask"]
+    assert g["children"][:3] == [name, f"{name} restored", f"{name} line mask"]
+    assert g["src_unchanged"] and g["src_still"] == [name, "GRAYA", "U8"]
+    assert g["layers"][0]["model"] == "GRAYA" and g["layers"][1]["visible"] is False
+    assert any(0 < f < 1 or t.startswith("Restoring") for f, t in g["progress"])
+    sent = (out / "gray_sent.bin").read_bytes()
+    assert sent == (out / "gray_src_before.bin").read_bytes()
+    full = Rect(0, 0, w, h)
+    want, want_mask, fmt = _direct(server_url, sent, "GRAYA", "U8", full, full,
+                                   Settings(server=server_url, mask_method="learnt", add_mask_layer=True))
+    assert fmt == "graya8"
+    got = (out / "gray_layer0.bin").read_bytes()
+    assert got == want
+    assert got != sent  # the restoration changed something
+    assert (out / "gray_layer1.bin").read_bytes() == pixels.mask_to_graya8(want_mask)
+
+    # errors in artist's words
+    assert r["err_group"]["code"] == "wrong_layer_type" and "group layer" in r["err_group"]["message"]
+    assert r["err_empty"]["code"] == "empty_layer"
+    assert r["err_down"]["code"] == "server_down" and "python -m server --port 9" in r["err_down"]["message"]
+
+    # RGBA U16 with a selection: only the selection box is written, context snapped to the grid
+    s = r["rgba16_sel"]
+    assert r["rgba16_convert_ok"] and s["src_model"] == ["RGBA", "U16"] and s["src_unchanged"]
+    target, ctx = Rect(*s["target"]), Rect(*s["context"])
+    assert target == Rect(37, 29, 90, 61)
+    assert ctx.contains(target) and ctx.x % 8 == 0 and ctx.y % 8 == 0
+    assert s["layers"][0]["bounds"] == s["target"]
+    assert (s["layers"][0]["model"], s["layers"][0]["depth"]) == ("RGBA", "U16")
+    want16, _, fmt16 = _direct(server_url, (out / "rgba16_sel_sent.bin").read_bytes(), "RGBA", "U16", ctx, target,
+                               Settings(server=server_url, mask_method="otsu"))
+    assert fmt16 in ("bgra16", "rgba16")
+    assert (out / "rgba16_sel_layer0.bin").read_bytes() == want16
+
+    # F32 is converted by Krita for the request; the source stays F32
+    f = r["f32"]
+    assert f["job_model"] == ["RGBA", "U16"] and f["src_model"] == ["RGBA", "F32"] and f["src_unchanged"]
+    assert (f["layers"][0]["model"], f["layers"][0]["depth"]) == ("RGBA", "U16")
+    assert any("converted from RGBA/F32" in n for n in f["notes"])
+    ctxf = Rect(*f["context"])
+    wantf, _, _ = _direct(server_url, (out / "f32_sent.bin").read_bytes(), "RGBA", "U16", ctxf, ctxf,
+                          Settings(server=server_url, mask_method="agt"))
+    assert (out / "f32_layer0.bin").read_bytes() == wantf
