@@ -1,0 +1,254 @@
+"""End to end in real GIMP 3: the installed plug-in, called through the PDB, against a real server.
+
+GIMP 3 is not packaged for this machine's Debian 12, so GIMP runs in a Debian trixie chroot built
+(or reused from its cache) by ``.ci/install_gimp.sh``. The chroot shares the host's network, so the
+plug-in inside reaches the real ``python -m server`` started here on 127.0.0.1 with small
+random-weight models. ``tests/gimp/gimp_batch.py`` runs inside ``gimp-console-3.0``: it loads JPEG
+line drawings, calls ``plug-in-lineart-restore`` non-interactively, and dumps every layer's pixels.
+The test then restores the same source pixels with a direct client call and compares.
+
+Skips (with the reason) only when the chroot cannot be made: not root, no debootstrap/network.
+Set ``LINEART_GIMP_REQUIRED=1`` (CI does) to make that a failure instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gimp_plugin import install as installer
+from server import client
+
+pytestmark = [pytest.mark.gimp, pytest.mark.slow]
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+GRAY_JPEG = DATA / "gimp_lineart_gray_q35.jpg"
+RGB_JPEG = DATA / "gimp_lineart_rgb_q40.jpg"
+DEFAULT_CHROOT = "/var/cache/lineart-restore/gimp-trixie"
+
+sys.path.insert(0, str(REPO / "gimp_plugin" / "lineart_restore"))
+from lineart_gimp.settings import Settings  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _unavailable(reason: str):
+    if os.environ.get("LINEART_GIMP_REQUIRED") == "1":
+        pytest.fail(f"GIMP 3 chroot required (LINEART_GIMP_REQUIRED=1) but unavailable: {reason}")
+    pytest.skip(f"GIMP 3 chroot unavailable: {reason}")
+
+
+@pytest.fixture(scope="module")
+def chroot() -> Path:
+    """The trixie chroot with GIMP 3, built on first use and cached (see .ci/install_gimp.sh)."""
+    if sys.platform != "linux" or os.geteuid() != 0:
+        _unavailable("needs Linux and root (debootstrap and chroot)")
+    if shutil.which("chroot") is None:
+        _unavailable("no chroot command")
+    root = Path(os.environ.get("LINEART_GIMP_CHROOT", DEFAULT_CHROOT))
+    proc = subprocess.run(
+        [str(REPO / ".ci" / "install_gimp.sh")],
+        capture_output=True, text=True, timeout=1500, env={**os.environ, "LINEART_GIMP_CHROOT": str(root)},
+    )
+    if proc.returncode != 0:
+        _unavailable(f".ci/install_gimp.sh failed ({proc.returncode}): {proc.stderr[-1500:]}")
+    return root
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory):
+    """A real ``python -m server`` on 127.0.0.1 with random-weight slim models (CPU, 1 thread)."""
+    import torch
+
+    from core.backbones import build_backbone
+    from core.masknet import build_masknet
+    from core.weights import save_model
+
+    d = tmp_path_factory.mktemp("gimp-models")
+    torch.manual_seed(3)
+    mask, restore, baseline = d / "mask.safetensors", d / "restore.safetensors", d / "baseline.safetensors"
+    save_model(build_masknet("blind", "slim"), mask)
+    save_model(build_backbone("drunet", "slim", "framework"), restore)
+    save_model(build_backbone("drunet", "slim", "baseline"), baseline)
+    port = _free_port()
+    log = open(d / "server.log", "w")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "server", "--port", str(port), "--device", "cpu", "--precision", "fp32",
+         "--mask-model", str(mask), "--restore-model", str(restore), "--baseline-model", str(baseline)],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env,
+    )
+    url = f"ws://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the server exited ({proc.returncode}): {(d / 'server.log').read_text()[-2000:]}")
+            try:
+                with client.Client(url, open_timeout=2):
+                    break
+            except client.ServerUnavailableError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"the server did not start in 180 s: {(d / 'server.log').read_text()[-2000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def _cases(url: str) -> list[dict]:
+    down = f"ws://127.0.0.1:{_free_port()}"
+    return [
+        {"name": "gray8", "file": GRAY_JPEG, "read": "Y' u8", "wire": "gray8",
+         "args": {"server": url, "mask-method": "otsu", "threshold": 251, "background": "white", "mask-layer": True}},
+        {"name": "rgba16", "file": RGB_JPEG, "read": "R'G'B'A u16", "wire": "rgba16",
+         "precision": "U16_NON_LINEAR", "alpha": True, "offsets": [5, -3],
+         "args": {"server": url, "mask-method": "agt", "threshold": 240, "background": "transparent",
+                  "mask-layer": False}},
+        {"name": "grayfloat", "file": GRAY_JPEG, "read": "Y' u16", "wire": "gray16", "precision": "FLOAT_LINEAR",
+         "args": {"server": url, "mask-method": "learnt", "threshold": 255, "mask-layer": True}},
+        {"name": "down", "file": GRAY_JPEG, "read": "Y' u8", "wire": "gray8",
+         "args": {"server": down, "mask-method": "otsu"}},
+    ]
+
+
+@pytest.fixture(scope="module")
+def gimp_run(chroot, server_url):
+    """Install the plug-in into a fresh GIMP profile inside the chroot and run every case once."""
+    work = Path(tempfile.mkdtemp(prefix="lr-e2e-", dir=chroot / "tmp"))
+    inside = Path("/") / work.relative_to(chroot)
+    try:
+        installer.install(work / "profile", say=lambda s: None)
+        shutil.copy(REPO / "tests" / "gimp" / "gimp_batch.py", work / "gimp_batch.py")
+        (work / "out").mkdir()
+        cases = _cases(server_url)
+        spec_cases = []
+        for case in cases:
+            shutil.copy(case["file"], work / case["file"].name)
+            spec_cases.append({**case, "file": str(inside / case["file"].name)})
+        (work / "spec.json").write_text(json.dumps({"out": str(inside / "out"), "cases": spec_cases}))
+        env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={inside}", "LANG=C.UTF-8",
+               f"GIMP3_DIRECTORY={inside / 'profile'}", f"LR_E2E_SPEC={inside / 'spec.json'}"]
+        cmd = ["chroot", str(chroot), *env, "gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval",
+               "-b", f'exec(open("{inside / "gimp_batch.py"}").read())', "--quit"]
+        t0 = time.monotonic()
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        seconds = time.monotonic() - t0
+        report_path = work / "out" / "report.json"
+        assert report_path.is_file(), f"GIMP wrote no report (rc {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        report = json.loads(report_path.read_text())
+        assert "exception" not in report, report["exception"]
+        by_name = {c["name"]: c for c in report["cases"]}
+        for name, rec in by_name.items():
+            assert "exception" not in rec, f"case {name}:\n{rec['exception']}"
+        raw = {p.name: p.read_bytes() for p in (work / "out").glob("*.raw")}
+        yield {"report": report, "cases": {c["name"]: c for c in cases}, "records": by_name, "raw": raw,
+               "seconds": seconds, "log": proc.stderr}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _direct(url, case, source: bytes, width: int, height: int):
+    options = Settings.from_arguments({**case["args"], "server": url}).options()
+    return client.restore(url, source, width, height, case["wire"], options)
+
+
+def test_procedure_is_registered_with_menu_and_arguments(gimp_run):
+    proc = gimp_run["report"]["procedure"]
+    assert proc["menu_label"] == "Restore JPEG Line Art..."
+    assert proc["menu_paths"] == ["<Image>/Filters/Enhance"]
+    assert proc["image_types"] == "RGB*, GRAY*"
+    assert proc["arguments"] == ["run-mode", "image", "drawables", "server", "mask-method", "threshold",
+                                 "background", "mask-layer"]
+    assert gimp_run["report"]["gimp_version"].startswith("3.")
+
+
+def test_gray8_layers_match_a_direct_client_call(gimp_run, server_url):
+    rec, case, raw = gimp_run["records"]["gray8"], gimp_run["cases"]["gray8"], gimp_run["raw"]
+    assert rec["status"] == "GIMP_PDB_SUCCESS", rec
+    assert rec["image_base"] == "GIMP_GRAY" and rec["precision"] == "GIMP_PRECISION_U8_NON_LINEAR"
+    assert [layer["name"] for layer in rec["layers"]] == ["Background", "restored", "line mask"]
+    src, restored, mask = rec["layers"]
+    w, h = src["width"], src["height"]
+    source = raw["gray8-source-before.raw"]
+    assert rec["source_unchanged"] and raw["gray8-0.raw"] == source
+    # GIMP decoded the same JPEG as Pillow does (libjpeg versions may differ by a level or two)
+    pil = np.asarray(Image.open(GRAY_JPEG).convert("L"), dtype=np.int16)
+    assert np.abs(np.frombuffer(source, np.uint8).reshape(h, w).astype(np.int16) - pil).mean() < 1.0
+
+    expected = _direct(server_url, case, source, w, h)
+    assert str(expected.format) == "gray8"
+    assert raw["gray8-1.raw"] == expected.data
+    assert raw["gray8-1.raw"] != source  # the server did change the drawing
+    assert restored["visible"] and not restored["has_alpha"] and restored["type"] == "GIMP_GRAY_IMAGE"
+    assert raw["gray8-2.raw"] == expected.mask and set(expected.mask) == {0, 255}
+    assert not mask["visible"]
+    for layer in rec["layers"]:
+        assert (layer["width"], layer["height"], layer["offsets"]) == (w, h, [0, 0])
+
+
+def test_rgba16_transparent_layer_matches_a_direct_client_call(gimp_run, server_url):
+    rec, case, raw = gimp_run["records"]["rgba16"], gimp_run["cases"]["rgba16"], gimp_run["raw"]
+    assert rec["status"] == "GIMP_PDB_SUCCESS", rec
+    assert rec["image_base"] == "GIMP_RGB" and rec["precision"] == "GIMP_PRECISION_U16_NON_LINEAR"
+    assert [layer["name"] for layer in rec["layers"]] == ["Background", "restored"]
+    src, restored = rec["layers"]
+    assert restored["offsets"] == src["offsets"] == [5, -3]
+    assert restored["type"] == "GIMP_RGBA_IMAGE"
+    w, h = src["width"], src["height"]
+    source = raw["rgba16-source-before.raw"]
+    assert rec["source_unchanged"] and raw["rgba16-0.raw"] == source
+    assert sys.byteorder == "little"  # raw dumps are host order; the wire is little-endian
+    expected = _direct(server_url, case, source, w, h)
+    assert str(expected.format) == "rgba16"
+    got = np.frombuffer(raw["rgba16-1.raw"], "<u2").reshape(h, w, 4)
+    assert np.array_equal(got, np.frombuffer(expected.data, "<u2").reshape(h, w, 4))
+    alpha = got[..., 3]
+    # transparent background, lines carried by alpha (many levels: anti-aliased edges survive 16 bits)
+    assert alpha.min() == 0 and alpha.max() == 65535 and len(np.unique(alpha)) > 20
+
+
+def test_float_precision_round_trips_through_16_bit(gimp_run, server_url):
+    rec, case, raw = gimp_run["records"]["grayfloat"], gimp_run["cases"]["grayfloat"], gimp_run["raw"]
+    assert rec["status"] == "GIMP_PDB_SUCCESS", rec
+    assert rec["precision"] == "GIMP_PRECISION_FLOAT_LINEAR"
+    assert [layer["name"] for layer in rec["layers"]] == ["Background", "restored", "line mask"]
+    w, h = rec["source"]["width"], rec["source"]["height"]
+    source = raw["grayfloat-source-before.raw"]
+    assert rec["source_unchanged"] and raw["grayfloat-0.raw"] == source
+    expected = _direct(server_url, case, source, w, h)
+    got = np.frombuffer(raw["grayfloat-1.raw"], "<u2").astype(np.int32)
+    want = np.frombuffer(expected.data, "<u2").astype(np.int32)
+    # u16 -> linear float layer -> u16 again: Babl's conversions agree to within a level or two
+    assert np.abs(got - want).max() <= 2
+    mask = np.frombuffer(raw["grayfloat-2.raw"], "<u2")
+    assert np.array_equal(mask, np.frombuffer(expected.mask, np.uint8).astype(np.uint16) * 257)
+
+
+def test_server_down_fails_cleanly_with_the_start_command(gimp_run):
+    rec = gimp_run["records"]["down"]
+    assert rec["status"] == "GIMP_PDB_EXECUTION_ERROR"
+    text = " ".join(rec["return_values"]) + " " + (rec["last_error"] or "")
+    assert "python -m server" in text and "Restore JPEG Line Art" in text
+    assert [layer["name"] for layer in rec["layers"]] == ["Background"] and rec["source_unchanged"]
