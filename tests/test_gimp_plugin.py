@@ -389,3 +389,101 @@ def test_entry_file_is_an_executable_gimp3_plugin():
     assert {"Gimp", "Gegl", "run_restore", "ARGUMENTS"} <= names
     consts = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
     assert {"Restore JPEG Line Art...", "<Image>/Filters/Enhance", "RGB*, GRAY*"} <= consts
+
+
+# --------------------------------------------------------------------------------------------------
+# the whole job against a real server (in this process, random-weight slim models)
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory):
+    import torch
+
+    from core.backbones import build_backbone
+    from core.masknet import build_masknet
+    from core.pipeline import Restorer
+    from core.weights import save_model
+    from server.app import serve_in_thread
+
+    d = tmp_path_factory.mktemp("gimp-unit-models")
+    torch.manual_seed(5)
+    paths = (d / "mask.safetensors", d / "restore.safetensors", d / "baseline.safetensors")
+    save_model(build_masknet("blind", "slim"), paths[0])
+    save_model(build_backbone("drunet", "slim", "framework"), paths[1])
+    save_model(build_backbone("drunet", "slim", "baseline"), paths[2])
+    restorer = Restorer.from_files(*paths, device="cpu", precision="fp32")
+    with serve_in_thread(restorer, host="127.0.0.1") as srv:
+        yield srv.url
+
+
+def _drawing_bytes(channels: int, sample_bytes: int, w: int = 40, h: int = 24) -> bytes:
+    """A white image with a dark horizontal and a gray vertical stroke, in a raw layout."""
+    import numpy as np
+
+    img = np.full((h, w), 255, np.uint8)
+    img[8:10, 4:36] = 10
+    img[3:21, 20:22] = 90
+    if sample_bytes == 2:
+        img = img.astype("<u2") * 257
+    planes = [img] * min(channels, 3)
+    if channels in (2, 4):
+        planes.append(np.full_like(img, 255 if sample_bytes == 1 else 65535))
+    return np.stack(planes, -1).tobytes()
+
+
+@pytest.mark.parametrize(
+    "base, alpha, precision, args, wire_out",
+    [
+        ("gray", False, "GIMP_PRECISION_U8_NON_LINEAR", {"mask-method": "otsu", "mask-layer": True}, "gray8"),
+        ("rgb", True, "GIMP_PRECISION_U16_LINEAR", {"mask-method": "agt", "background": "transparent"}, "rgba16"),
+        ("rgb", False, "GIMP_PRECISION_FLOAT_NON_LINEAR", {"mask-method": "learnt", "background": "transparent",
+                                                          "mask-layer": True}, "rgba16"),
+    ],
+)
+def test_run_restore_adds_layers_in_one_undo_group(server_url, base, alpha, precision, args, wire_out):
+    w, h = 40, 24
+    src = _src(base=base, alpha=alpha, precision=precision, w=w, h=h)
+    layout = job.check_source(src)
+    pixels = _drawing_bytes(layout.channels, layout.sample_bytes, w, h)
+    editor = BufferEditor(src, pixels)
+    st = Settings.from_arguments({**args, "server": server_url})
+    outcome = job.run_restore(editor, st, timeout=60)
+
+    direct = job.load_client().restore(server_url, pixels, w, h, layout.wire, st.options())
+    names = ["restored", "line mask"] if st.mask_layer else ["restored"]
+    assert outcome.layers == names and [lay[0] for lay in editor.layers] == names
+    assert editor.calls == [f"read {layout.babl}", "progress_start", "begin_undo",
+                            *[f"add {n}" for n in names], "end_undo", "progress_end", "flush"]
+    name, res_layout, data, visible = editor.layers[0]
+    assert res_layout.wire == wire_out == str(direct.format) and visible
+    assert data == direct.data and data != pixels
+    if st.mask_layer:
+        _, mask_layout, mask, mask_visible = editor.layers[1]
+        assert mask_layout.wire == "gray8" and mask == direct.mask and not mask_visible
+    assert editor.progress_values and editor.progress_values[-1] == 1.0
+    assert all(0.0 <= f <= 1.0 for f in editor.progress_values)
+    assert editor.pixels == pixels  # the source buffer is untouched
+    assert outcome.format == layout.wire
+
+
+def test_mask_layer_with_the_none_method_explains_why_it_is_missing(server_url):
+    editor = BufferEditor(_src(w=40, h=24), _drawing_bytes(1, 1))
+    st = Settings.from_arguments({"server": server_url, "mask-method": "none", "mask-layer": True})
+    outcome = job.run_restore(editor, st, timeout=60)
+    assert outcome.layers == ["restored"]
+    assert any("makes no line mask" in n for n in outcome.notes)
+
+
+def test_server_side_errors_keep_their_code(server_url):
+    """A request the real server refuses (a 1x1 layer is fine; an unknown model name is not)."""
+    editor = BufferEditor(_src(w=2, h=2), b"\xff" * 4)
+    client = job.load_client()
+
+    def restore_with_model(url, data, width, height, fmt, options, on_progress, **kw):
+        return client.restore(url, data, width, height, fmt, {**options, "model": "no-such-model"},
+                              on_progress=on_progress, **kw)
+
+    with pytest.raises(job.PluginError) as e:
+        job.run_restore(editor, Settings(server=server_url), restore=restore_with_model)
+    assert e.value.code == "invalid_option" and "could not restore" in e.value.message
+    assert editor.layers == [] and "begin_undo" not in editor.calls
