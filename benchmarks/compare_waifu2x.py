@@ -7,7 +7,7 @@ lives in a separate venv made by ``benchmarks/waifu2x_env.sh`` and is run as a s
 What it does, for every image set (a folder of clean gray drawings, background exactly 255):
 
 1. Takes ``--images`` drawings (spread evenly over the sorted file list) and cuts from each the
-   ``--crop`` x ``--crop`` window holding the most ink (:func:`choose_crop`). A *light* set applies
+   ``--crop`` x ``--crop`` window holding the most line detail (:func:`choose_crop`). A *light* set applies
    :func:`training.synth.light_variant` (seeded per image) to the clean crop first.
 2. JPEG-compresses every crop at each quality factor with :func:`training.data.jpeg_degrade`.
    The decoded JPEG pixels are written as PNG, so both methods read bit-identical inputs.
@@ -58,6 +58,7 @@ from PIL import Image
 __all__ = [
     "ImageSet",
     "Record",
+    "line_detail",
     "choose_crop",
     "crop",
     "pick_files",
@@ -115,8 +116,21 @@ def pick_files(folder: Path, n: int) -> list[Path]:
     return [files[i] for i in idx]
 
 
+def line_detail(clean: np.ndarray, reach: int = 2) -> np.ndarray:
+    """Ink pixels (< 255) lying within ``reach`` pixels (Chebyshev) of a paper pixel (== 255).
+
+    Stroke edges and thin lines count in full; the inside of large filled areas does not, so a
+    crop chosen by this count shows lines rather than solid black. Returns a bool (H, W) array.
+    """
+    ink = clean < 255
+    k = np.ones((2 * reach + 1, 2 * reach + 1), np.uint8)
+    near_paper = cv2.dilate((~ink).astype(np.uint8), k, borderType=cv2.BORDER_REPLICATE).astype(bool)
+    return ink & near_paper
+
+
 def choose_crop(clean: np.ndarray, size: int, stride: int = 8) -> tuple[int, int, int, int]:
-    """The ``size`` x ``size`` window of ``clean`` holding the most ink (pixels < 255).
+    """The ``size`` x ``size`` window of ``clean`` holding the most line detail
+    (:func:`line_detail`: ink pixels within 2 px of paper).
 
     Args:
         clean: uint8 gray (H, W), white = 255.
@@ -134,9 +148,9 @@ def choose_crop(clean: np.ndarray, size: int, stride: int = 8) -> tuple[int, int
         raise ValueError(f"size and stride must be >= 1, got size={size}, stride={stride}")
     h, w = clean.shape
     ch, cw = min(size, h), min(size, w)
-    ink = (clean < 255).astype(np.int64)
+    detail = line_detail(clean).astype(np.int64)
     integral = np.zeros((h + 1, w + 1), np.int64)
-    integral[1:, 1:] = ink.cumsum(0).cumsum(1)
+    integral[1:, 1:] = detail.cumsum(0).cumsum(1)
     tops = np.unique(np.append(np.arange(0, h - ch + 1, stride), h - ch))
     lefts = np.unique(np.append(np.arange(0, w - cw + 1, stride), w - cw))
     t, l = tops[:, None], lefts[None, :]

@@ -43,26 +43,36 @@ def _waifu2x_python() -> str | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def test_choose_crop_finds_the_inked_region():
+def test_line_detail_keeps_edges_and_thin_lines_not_fill_interiors():
+    img = np.full((40, 40), 255, np.uint8)
+    img[5:35, 5:35] = 0  # a filled square
+    img[2, :] = 100  # a thin line
+    d = cw.line_detail(img)
+    assert d[2].all()  # thin line: every pixel is next to paper
+    assert d[5, 10] and d[6, 10]  # within 2 px of the square's edge (paper at row 4)
+    assert not d[7, 10] and not d[20, 20]  # deeper inside the fill
+    assert not d[0, 0]  # paper is never detail
+
+
+def test_choose_crop_prefers_lines_to_solid_fill():
     img = np.full((100, 120), 255, np.uint8)
-    img[60:90, 70:110] = 0  # a dense block of ink
-    img[5, 5] = 0  # a lone dot elsewhere
+    img[50:100, 60:120] = 0  # a solid black area
+    for r in range(4, 40, 4):  # a patch of hatching
+        img[r, 4:40] = 0
     t, l, h, w = cw.choose_crop(img, 32, stride=1)
     assert (h, w) == (32, 32)
-    win = img[t : t + h, l : l + w]
-    assert (win < 255).sum() == 30 * 32  # the window covers the full 30-row height of the block
-    assert 58 <= t <= 60 and 70 <= l <= 78
+    assert t + h <= 44 and l + w <= 44  # the hatching, not the fill
 
 
 def test_choose_crop_counts_match_a_brute_force_search(rng):
     img = np.where(rng.random((40, 50)) < 0.2, rng.integers(0, 255, (40, 50)), 255).astype(np.uint8)
+    img[20:35, 25:45] = 0  # a fill, so that detail differs from plain ink
     t, l, h, w = cw.choose_crop(img, 16, stride=1)
-    counts = [
-        ((img[i : i + 16, j : j + 16] < 255).sum(), i, j) for i in range(40 - 15) for j in range(50 - 15)
-    ]
+    d = cw.line_detail(img)
+    counts = [(d[i : i + 16, j : j + 16].sum(), i, j) for i in range(40 - 15) for j in range(50 - 15)]
     best = max(c for c, _, _ in counts)
     first = min((i, j) for c, i, j in counts if c == best)
-    assert (img[t : t + h, l : l + w] < 255).sum() == best
+    assert d[t : t + h, l : l + w].sum() == best
     assert (t, l) == first
 
 
