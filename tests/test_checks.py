@@ -27,7 +27,7 @@ from core import (
     ssim,
     threshold,
 )
-from core.checks import check_image, check_mask, check_same_shape, is_torch, white_level
+from core.checks import check_broadcast, check_image, check_mask, check_same_shape, is_torch, white_level
 
 # ---------------------------------------------------------------------------------------------
 # The helpers themselves
@@ -130,12 +130,27 @@ def test_check_mask_rejects_bad_containers_and_shapes():
         check_mask(np.zeros((2, 3)), like=np.zeros((3, 2)))
 
 
-@pytest.mark.xfail(strict=True, reason="core bug (lead inbox #1): check_mask accepts 0-size masks")
 def test_check_mask_rejects_empty_masks():
     with pytest.raises(InvalidImageError, match="pixels"):
         check_mask(np.zeros((0, 4), np.uint8))
     with pytest.raises(InvalidImageError, match="pixels"):
         check_mask(torch.zeros(1, 1, 4, 0))
+
+
+def test_check_broadcast():
+    # A mask may have fewer leading dimensions (or size-1 ones) than the image ...
+    check_broadcast(np.zeros((2, 1, 3, 4)), np.zeros((3, 4)))
+    check_broadcast(torch.zeros(2, 3, 3, 4), torch.zeros(2, 1, 3, 4))
+    check_broadcast(torch.zeros(2, 1, 3, 4), torch.zeros(1, 1, 3, 4))
+    # ... but must never enlarge it, nor disagree with it.
+    with pytest.raises(InvalidImageError, match=r"mask of shape \(1, 1, 3, 4\) does not fit image of shape \(3, 4\)"):
+        check_broadcast(np.zeros((3, 4)), np.zeros((1, 1, 3, 4)))
+    with pytest.raises(InvalidImageError, match="does not fit"):
+        check_broadcast(torch.zeros(2, 1, 3, 4), torch.zeros(3, 1, 3, 4))
+    with pytest.raises(InvalidImageError, match="does not fit"):
+        check_broadcast(np.zeros((3, 4)), np.zeros((4, 3)))
+    with pytest.raises(InvalidImageError, match="both be numpy arrays or both torch tensors"):
+        check_broadcast(np.zeros((3, 4)), torch.zeros(3, 4))
 
 
 def test_invalid_image_error_is_a_value_error_with_a_stable_code():

@@ -204,7 +204,6 @@ def test_boundary_fscore_empty_cases():
     assert boundary_fscore(empty, dot) == 0.0
 
 
-@pytest.mark.xfail(strict=True, reason="core bug (lead inbox #5): tolerance not validated")
 @pytest.mark.parametrize("tolerance", [-1, 1.5, "2", None])
 def test_boundary_fscore_rejects_bad_tolerance(tolerance):
     with pytest.raises(InvalidOptionError, match="tolerance"):
@@ -252,7 +251,6 @@ def test_mask_metrics_reject_bad_masks(fn):
         fn(torch.zeros(6, 6), torch.zeros(6, 6))
 
 
-@pytest.mark.xfail(strict=True, reason="core bug (lead inbox #1): check_mask accepts 0-size masks")
 @pytest.mark.parametrize("fn", [miou, boundary_fscore])
 def test_mask_metrics_reject_empty_masks(fn):
     empty = np.zeros((0, 5), np.uint8)
