@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .equations import DEFAULT_THETA
-from .errors import RestoreError, WeightsError
+from .errors import InvalidOptionError, RestoreError, WeightsError
 from .imageio import BACKGROUNDS, IMAGE_EXTENSIONS
 
 __all__ = ["main", "build_parser", "collect_inputs"]
@@ -205,7 +205,7 @@ def _qf_hint(args: argparse.Namespace) -> int | None | str:
     try:
         return int(args.qf)
     except ValueError:
-        raise SystemExit(f"error: --qf must be a number 1-100 or 'auto', got {args.qf!r}") from None
+        raise InvalidOptionError(f"--qf must be a number 1-100 or 'auto', got {args.qf!r}") from None
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -271,8 +271,9 @@ def _cmd_restore(args: argparse.Namespace) -> int:
                 ok += 1
                 done_mp += f.pixels.shape[0] * f.pixels.shape[1] / 1e6
             except (RestoreError, OSError) as e:
-                failures.append((src, str(e)))
-                tqdm.write(f"error: {src}: {e}", file=sys.stderr)
+                msg = str(e) if str(src) in str(e) else f"{src}: {e}"
+                failures.append((src, msg))
+                tqdm.write(f"error: {msg}", file=sys.stderr)
             bar.n = i + 1
             bar.refresh()
     except KeyboardInterrupt:
