@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
 
 from core import DEFAULT_THETA, InvalidImageError, InvalidOptionError, compose, gt_mask, masked_mse, threshold
 
@@ -282,3 +285,34 @@ def test_masked_mse_rejects_a_mask_that_is_not_0_1():
         masked_mse(np.zeros((2, 2)), np.ones((2, 2)), np.full((2, 2), 2))
     with pytest.raises(InvalidImageError, match="0 .*1"):
         masked_mse(torch.zeros(1, 1, 2, 2), torch.ones(1, 1, 2, 2), torch.full((1, 1, 2, 2), 2.0))
+
+
+# ---------------------------------------------------------------------------------------------
+# Properties over many small random inputs
+# ---------------------------------------------------------------------------------------------
+
+small_uint8 = arrays(np.uint8, st.tuples(st.integers(1, 6), st.integers(1, 6)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(img=small_uint8, theta=st.integers(0, 255))
+def test_threshold_properties(img, theta):
+    out = threshold(img, theta)
+    np.testing.assert_array_equal(out, np.where(img > theta, 255, img))
+    np.testing.assert_array_equal(threshold(out, theta), out)  # idempotent
+    # The 16-bit image of the same picture thresholds to the same picture.
+    np.testing.assert_array_equal(threshold(img.astype(np.uint16) * 257, theta), out.astype(np.uint16) * 257)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data())
+def test_compose_and_gt_mask_properties(data):
+    img = data.draw(small_uint8)
+    mask = data.draw(arrays(np.uint8, img.shape, elements=st.integers(0, 1)))
+    out = compose(img, mask)
+    np.testing.assert_array_equal(out, np.maximum(img, 255 - 255 * mask.astype(np.int64)))
+    # Lines of the composed image lie inside the mask, so composing again changes nothing.
+    assert np.all(gt_mask(out) <= mask)
+    np.testing.assert_array_equal(compose(out, mask), out)
+    # With the drawing's own ground-truth mask, compose gives the drawing back.
+    np.testing.assert_array_equal(compose(img, gt_mask(img)), img)
