@@ -24,7 +24,10 @@ What it does, for every image set (a folder of clean gray drawings, background e
    * ``OUT/table.md``: mean PSNR / SSIM per set and QF for the JPEG, waifu2x's best model (chosen
      per set and QF by mean PSNR), ours, and the speed in seconds per megapixel;
    * ``OUT/side_by_side.png``: clean | JPEG | waifu2x best | ours | our mask, one row per set, on a
-     ``--figure-size`` window of one input at ``--figure-qf``, enlarged ``--figure-scale`` times.
+     ``--figure-size`` window of one input at ``--figure-qf``, enlarged ``--figure-scale`` times;
+   * ``OUT/work/``: the JPEG inputs (as PNG) and waifu2x's outputs. waifu2x is the slow part and
+     does not depend on our models, so a later run on identical inputs and settings reuses its
+     outputs (checked with :func:`run_key`; ``--rerun-waifu2x`` forces a new run).
 
 Usage (from the repository root)::
 
@@ -40,13 +43,13 @@ Without ``--set``/``--light-set`` it uses ``DATA/lineart/val`` (as ``val``), ``D
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -69,6 +72,7 @@ __all__ = [
     "markdown_table",
     "mask_panel",
     "compose_grid",
+    "run_key",
     "main",
 ]
 
@@ -420,6 +424,20 @@ def _jpeg(img: np.ndarray, qf: int) -> np.ndarray:
     return out
 
 
+def run_key(inputs: dict[str, np.ndarray], archs, levels, threads: int) -> str:
+    """A SHA-256 over the input names and pixels plus the waifu2x settings and the runner's source:
+    equal keys mean a stored waifu2x run can stand in for a new one."""
+    h = hashlib.sha256()
+    h.update(RUNNER.read_bytes())
+    h.update(json.dumps([sorted(archs), sorted(levels), threads]).encode())
+    for name in sorted(inputs):
+        a = inputs[name]
+        h.update(name.encode())
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
 def run_waifu2x(python: str, in_dir: Path, out_dir: Path, archs, levels, threads: int) -> dict:
     """Run ``waifu2x_runner.py`` with ``python`` (the waifu2x venv's interpreter); returns its JSON.
 
@@ -468,7 +486,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--figure-qf", type=int, default=None, help="QF shown in the picture (default: lowest)")
     p.add_argument("--figure-size", type=int, default=128, help="side of the pictured window (default 128)")
     p.add_argument("--figure-scale", type=int, default=2, help="enlargement of the picture (default 2)")
-    p.add_argument("--keep", action="store_true", help="keep the JPEG inputs and all outputs under OUT/work")
+    p.add_argument("--rerun-waifu2x", action="store_true",
+                   help="run waifu2x even when OUT/work holds its outputs for identical inputs and settings")
     args = p.parse_args(argv)
     if any(not 1 <= q <= 100 for q in args.qf):
         p.error("--qf values must be in 1..100")
@@ -521,9 +540,10 @@ def main(argv: list[str] | None = None) -> int:
     from core.pipeline import RestoreOptions
 
     sets = _sets(args)
+    restorer = _restorer(args)  # fail early (e.g. missing weights), before the slow waifu2x run
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    work = out / "work" if args.keep else Path(tempfile.mkdtemp(prefix="compare_waifu2x_"))
+    work = out / "work"
     in_dir, w2x_dir = work / "inputs", work / "waifu2x"
     if in_dir.exists():
         shutil.rmtree(in_dir)
@@ -556,10 +576,21 @@ def main(argv: list[str] | None = None) -> int:
         ref = clean[(s, stem)]
         records.append(Record(s, stem, q, JPEG, psnr(ref, j), ssim(ref, j), ref.size))
 
-    # 3: waifu2x (Chainer, its own code)
-    t0 = time.perf_counter()
-    w2x = run_waifu2x(args.waifu2x_python, in_dir, w2x_dir, args.arch, args.noise, args.threads)
-    print(f"waifu2x done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    # 3: waifu2x (Chainer, its own code); reused when OUT/work already holds its run on the very
+    # same inputs with the same settings (it is the slow part, and does not depend on our models)
+    key = run_key(jpegs, args.arch, args.noise, args.threads)
+    stamp = w2x_dir / "run_key.txt"
+    if not args.rerun_waifu2x and stamp.is_file() and stamp.read_text() == key:
+        with open(w2x_dir / "waifu2x_run.json") as f:
+            w2x = json.load(f)
+        print(f"waifu2x: reusing {w2x_dir} (same inputs and settings; --rerun-waifu2x to redo)", file=sys.stderr)
+    else:
+        if w2x_dir.exists():
+            shutil.rmtree(w2x_dir)
+        t0 = time.perf_counter()
+        w2x = run_waifu2x(args.waifu2x_python, in_dir, w2x_dir, args.arch, args.noise, args.threads)
+        stamp.write_text(key)
+        print(f"waifu2x done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     w2x_out: dict[tuple[str, str], np.ndarray] = {}
     for r in w2x["results"]:
         s, stem, q = parse_input_name(r["file"])
@@ -570,7 +601,6 @@ def main(argv: list[str] | None = None) -> int:
         records.append(Record(s, stem, q, m, psnr(ref, img), ssim(ref, img), ref.size, r["seconds"]))
 
     # 4: ours
-    restorer = _restorer(args)
     opts = RestoreOptions()
     first = next(iter(jpegs.values()))
     restorer.restore(first, opts)  # warm-up (allocations, first-call overheads)
@@ -645,8 +675,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     with open(out / "results.json", "w") as f:
         json.dump(result, f, indent=1, default=str)
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
     print(table)
     print(f"wrote {out / 'table.md'}, {out / 'results.json'}, {out / 'side_by_side.png'}", file=sys.stderr)
     return 0

@@ -309,3 +309,15 @@ def test_runner_uses_waifu2x_and_torch_graph_agrees(tmp_path, drawing_factory):
         model = wt.load_npz_model(wt.model_path(models_dir, r["arch"], 1), r["arch"])
         mine = wt.denoise(model, jpeg)
         assert np.abs(mine.astype(int) - out.astype(int)).max() <= 1
+
+
+def test_run_key_changes_with_pixels_names_and_settings():
+    a = {"s__x__q010.png": np.zeros((4, 4), np.uint8)}
+    k = cw.run_key(a, ["vgg7"], [3], 1)
+    assert k == cw.run_key({"s__x__q010.png": np.zeros((4, 4), np.uint8)}, ["vgg7"], [3], 1)
+    b = {"s__x__q010.png": np.zeros((4, 4), np.uint8)}
+    b["s__x__q010.png"][0, 0] = 1
+    assert cw.run_key(b, ["vgg7"], [3], 1) != k
+    assert cw.run_key({"s__y__q010.png": a["s__x__q010.png"]}, ["vgg7"], [3], 1) != k
+    assert cw.run_key(a, ["vgg7"], [2], 1) != k
+    assert cw.run_key(a, ["vgg7"], [3], 2) != k
