@@ -683,4 +683,10 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     if str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
-    sys.exit(main())
+    from core.errors import RestoreError
+
+    try:
+        sys.exit(main())
+    except (RestoreError, RuntimeError, ValueError) as e:
+        print(f"compare_waifu2x: error: {e}", file=sys.stderr)
+        sys.exit(2)
