@@ -51,13 +51,15 @@ def run(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 @pytest.fixture(scope="module")
-def saved(tmp_path_factory) -> dict[str, tuple[torch.nn.Module, Path]]:
+def saved(tmp_path_factory):
     """Every tiny model, saved once with TRAINING metadata."""
     folder = tmp_path_factory.mktemp("ours")
     out = {}
     for name, model in tiny_models().items():
         out[name] = (model.eval(), save_model(model, folder / f"{name}.safetensors", training=TRAINING))
-    return out
+    yield out
+    for _, path in out.values():  # slim FBCNN files are ~60 MB each: keep pytest's temp small
+        path.unlink(missing_ok=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,7 +255,7 @@ def official_networks() -> dict[str, tuple[torch.nn.Module, bool]]:
 
 
 @pytest.fixture(scope="module")
-def official(tmp_path_factory) -> dict[str, tuple[torch.nn.Module, Path]]:
+def official(tmp_path_factory):
     folder = tmp_path_factory.mktemp("official")
     out = {}
     for arch, (net, nested) in official_networks().items():
@@ -261,7 +263,9 @@ def official(tmp_path_factory) -> dict[str, tuple[torch.nn.Module, Path]]:
         state = net.state_dict()
         torch.save({"params": state} if nested else state, path)
         out[arch] = (net.eval(), path)
-    return out
+    yield out
+    for _, path in out.values():  # the FBCNN file is ~120 MB: do not leave it in pytest's temp
+        path.unlink(missing_ok=True)
 
 
 # Sizes where the published networks need no padding of their own (8 for FBCNN/DRUNet, window 7).
@@ -339,8 +343,11 @@ def test_official_unknown_network(tmp_path):
 def test_official_colour_model_is_refused(tmp_path):
     path = tmp_path / "fbcnn_color.pth"
     torch.save(FBCNN(in_nc=3, out_nc=3, nc=[8, 16, 32, 512], nb=2).state_dict(), path)
-    with pytest.raises(UnsupportedModelError, match="grayscale"):
-        load_official(path)
+    try:
+        with pytest.raises(UnsupportedModelError, match="grayscale"):
+            load_official(path)
+    finally:
+        path.unlink()
 
 
 def test_official_unsupported_architecture(tmp_path):
