@@ -1,0 +1,231 @@
+"""Benchmark of the restore pipeline on this machine's CPU.
+
+Prints, for the default models (the shipped weights when present, else random weights of the same
+architecture; speed and memory do not depend on the weight values):
+
+* megapixels per second of the whole pipeline (mask net + backbone + compose + threshold) at
+  1024^2, 2048^2 and 4096^2, each size in a fresh process, with its peak RSS;
+* peak RSS at 8192^2 (through tiling);
+* fp32 eager vs fp32 channels_last vs bf16 autocast at 1024^2, and the bf16-vs-fp32 output
+  difference (the parity that picks the CPU precision);
+* the max difference between tiled and whole-image output;
+* the same pipeline with the official-size FBCNN (random weights) as the reference a user would
+  otherwise run, and the speed-up.
+
+Usage:
+    python benchmarks/bench_pipeline.py                  # everything (several minutes on 2 cores)
+    python benchmarks/bench_pipeline.py --quick          # 1024^2 only, no 8192^2, no reference at 2048^2
+
+The load average is printed before and after: other processes on the machine slow every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def drawing(side: int, seed: int = 0, qf: int = 20):
+    """A synthetic JPEG-damaged line drawing (anti-aliased strokes on white), ``side`` x ``side``."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    img = np.full((side, side), 255, np.uint8)
+    for _ in range(side * side // 6000):
+        p = rng.integers(0, side, size=(2, 2))
+        cv2.line(img, tuple(map(int, p[0])), tuple(map(int, p[1])), int(rng.integers(0, 120)),
+                 int(rng.integers(1, 4)), cv2.LINE_AA)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, qf])
+    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+
+
+def build_restorer(which: str, precision: str, channels_last: bool = True, mask_precision: str = "fp32"):
+    """``default``: shipped weights or random slim models; ``fbcnn_full``: the official-size FBCNN."""
+    import torch
+
+    from core.backbones import build_backbone
+    from core.masknet import build_masknet
+    from core.pipeline import DEFAULT_FILES, MODELS_DIR, Restorer
+    from core.weights import load_model
+
+    torch.manual_seed(0)
+    if which == "fbcnn_full":
+        return Restorer(baseline_model=build_backbone("fbcnn", "full", mode="baseline"), device="cpu",
+                        precision=precision, channels_last=channels_last), "random weights"
+    paths = {r: MODELS_DIR / f for r, f in DEFAULT_FILES.items()}
+    if all(p.is_file() for p in paths.values()):
+        models = [load_model(paths[r]) for r in ("mask", "restore", "baseline")]
+        source = "shipped weights"
+    else:
+        models = [build_masknet("blind", "slim"), build_backbone("drunet", "slim", mode="framework"),
+                  build_backbone("drunet", "slim", mode="baseline")]
+        source = "random weights (shipped files not present yet)"
+    return Restorer(*models, device="cpu", precision=precision, mask_precision=mask_precision,
+                    channels_last=channels_last), source
+
+
+def worker(args) -> None:
+    """Run one measurement in this (fresh) process and print one JSON line."""
+    import numpy as np
+    import torch
+
+    from core.pipeline import RestoreOptions
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    r, source = build_restorer(args.which, args.precision, not args.no_channels_last, args.mask_precision)
+    mask = "none" if args.which == "fbcnn_full" else "learnt"
+    img = drawing(args.size)
+    opts = RestoreOptions(mask=mask, tile=args.tile)
+    r.restore(drawing(256, seed=1), RestoreOptions(mask=mask))  # warm-up (oneDNN primitives)
+    t, c = time.perf_counter(), time.process_time()
+    res = r.restore(img, opts)
+    dt, cpu = time.perf_counter() - t, time.process_time() - c
+    out = {
+        "which": args.which, "source": source, "size": args.size, "precision": r.precision,
+        "mask_precision": r.mask_precision, "channels_last": r.channels_last, "seconds": dt,
+        "mps": args.size * args.size / 1e6 / dt, "cpu_seconds": cpu,
+        "mp_per_cpu_s": args.size * args.size / 1e6 / cpu, "tile": res.tile, "tiles": res.tiles,
+        "timings": res.timings,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "threads": torch.get_num_threads(),
+    }
+    if args.save:
+        np.save(args.save, res.image)
+        if res.mask is not None:
+            np.save(args.save.replace(".npy", "_mask.npy"), res.mask)
+    print("RESULT " + json.dumps(out))
+
+
+def measure(size: int, which="default", precision="auto", tile=None, threads=None, channels_last=True, save=None,
+            mask_precision="fp32"):
+    cmd = [sys.executable, __file__, "--worker", "--size", str(size), "--which", which, "--precision", precision,
+           "--mask-precision", mask_precision]
+    if tile:
+        cmd += ["--tile", str(tile)]
+    if threads:
+        cmd += ["--threads", str(threads)]
+    if not channels_last:
+        cmd += ["--no-channels-last"]
+    if save:
+        cmd += ["--save", save]
+    p = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise RuntimeError(f"worker failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--size", type=int, default=1024, help=argparse.SUPPRESS)
+    ap.add_argument("--which", default="default", help=argparse.SUPPRESS)
+    ap.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
+    ap.add_argument("--mask-precision", default="fp32", help=argparse.SUPPRESS)
+    ap.add_argument("--tile", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--no-channels-last", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--save", help=argparse.SUPPRESS)
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--quick", action="store_true", help="1024^2 only; skip 8192^2 and the 2048^2 reference")
+    args = ap.parse_args()
+    if args.worker:
+        worker(args)
+        return
+
+    import numpy as np
+    import torch
+
+    from core.pipeline import cpu_has_native_bf16
+
+    sizes = [1024] if args.quick else [1024, 2048, 4096]
+    print(f"# bench_pipeline  {time.strftime('%Y-%m-%d %H:%M')}  python {platform.python_version()}  "
+          f"torch {torch.__version__}")
+    print(f"# CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
+          f"{args.threads or torch.get_num_threads()}, native bf16: {cpu_has_native_bf16()}")
+    print(f"# load average before: {load()}")
+
+    print("\n## Precision at 1024^2 (default models, whole pipeline)")
+    print("(MP/s: wall clock; MP/cpu-s: megapixels per CPU-second of this process, less sensitive to other load)")
+    print(f"{'variant':42} {'MP/s':>6} {'MP/cpu-s':>8} {'s':>6}  mask s / backbone s")
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
+    variants = [
+        ("fp32 eager (contiguous)", dict(precision="fp32", channels_last=False)),
+        ("fp32 channels_last", dict(precision="fp32")),
+        ("bf16 autocast channels_last (mask fp32)", dict(precision="bf16", save=str(tmp / "bench_bf16.npy"))),
+        ("bf16 autocast channels_last (mask bf16 too)", dict(precision="bf16", mask_precision="bf16",
+                                                             save=str(tmp / "bench_bf16all.npy"))),
+    ]
+    ref32 = measure(1024, precision="fp32", save=str(tmp / "bench_fp32.npy"), threads=args.threads)
+    for name, kw in variants:
+        res = ref32 if (kw.get("precision") == "fp32" and kw.get("channels_last", True)) else measure(
+            1024, threads=args.threads, **kw)
+        print(f"{name:42} {res['mps']:6.2f} {res['mp_per_cpu_s']:8.2f} {res['seconds']:6.2f}  "
+              f"{res['timings']['mask']:.2f} / {res['timings']['restore']:.2f}")
+    a = np.load(tmp / "bench_fp32.npy").astype(int)
+    b = np.load(tmp / "bench_bf16.npy").astype(int)
+    ma, mb = np.load(tmp / "bench_fp32_mask.npy"), np.load(tmp / "bench_bf16_mask.npy")
+    d = np.abs(a - b)
+    print(f"bf16 (mask fp32) vs fp32 output: max {d.max()} gray levels, mean {d.mean():.4f}, "
+          f"pixels > 1 level {int((d > 1).sum())}, mask pixels differing {int((ma != mb).sum())}")
+    c = np.load(tmp / "bench_bf16all.npy").astype(int)
+    mc = np.load(tmp / "bench_bf16all_mask.npy")
+    d = np.abs(a - c)
+    print(f"bf16 (mask bf16) vs fp32 output: max {d.max()} gray levels, mean {d.mean():.4f}, "
+          f"pixels > 1 level {int((d > 1).sum())}, mask pixels differing {int((ma != mc).sum())} of {ma.size}")
+
+    print("\n## Whole pipeline, default models, auto precision and auto tile (fresh process per size)")
+    print(f"{'size':>6} {'MP/s':>6} {'MP/cpu-s':>8} {'s':>7} {'tile':>5} {'tiles':>5} {'peak RSS MB':>11}  precision")
+    results = {}
+    for s in sizes:
+        res = measure(s, threads=args.threads)
+        results[s] = res
+        print(f"{s:>5}² {res['mps']:6.2f} {res['mp_per_cpu_s']:8.2f} {res['seconds']:7.2f} {res['tile']:5d} {res['tiles']:5d} "
+              f"{res['peak_rss_mb']:11.0f}  {res['precision']} (mask {res['mask_precision']})")
+    print(f"models: {results[sizes[0]]['source']}")
+    if not args.quick:
+        res = measure(8192, threads=args.threads)
+        print(f"8192²: {res['mps']:.2f} MP/s ({res['mp_per_cpu_s']:.2f} MP/cpu-s), {res['seconds']:.1f} s, tile {res['tile']}, {res['tiles']} tiles, "
+              f"peak RSS {res['peak_rss_mb']:.0f} MB")
+
+    print("\n## Tiled vs whole image (default models, auto precision, 1024^2)")
+    whole = measure(1024, tile=2048, save=str(tmp / "bench_whole.npy"), threads=args.threads)
+    tiled = measure(1024, tile=384, save=str(tmp / "bench_tiled.npy"), threads=args.threads)
+    a = np.load(tmp / "bench_whole.npy").astype(int)
+    b = np.load(tmp / "bench_tiled.npy").astype(int)
+    flips = int((np.load(tmp / "bench_whole_mask.npy") != np.load(tmp / "bench_tiled_mask.npy")).sum())
+    print(f"whole (1 tile) vs {tiled['tiles']} tiles of 384 (overlap 128): max |diff| {np.abs(a - b).max()} gray "
+          f"levels, mask pixels differing {flips}")
+
+    print("\n## Reference: official-size FBCNN (nc 64-512, nb 4, random weights), same pipeline, mask none")
+    ref_sizes = [1024] if args.quick else [1024, 2048]
+    for s in ref_sizes:
+        for prec in ("fp32", "bf16"):
+            res = measure(s, which="fbcnn_full", precision=prec, threads=args.threads)
+            ours = results.get(s) or measure(s, threads=args.threads)
+            print(f"{s:>5}² FBCNN {prec}: {res['mps']:.3f} MP/s ({res['mp_per_cpu_s']:.3f} MP/cpu-s), "
+                  f"{res['seconds']:.1f} s, peak RSS {res['peak_rss_mb']:.0f} MB -> default pipeline is "
+                  f"{ours['mps'] / res['mps']:.1f}x faster by wall clock, "
+                  f"{ours['mp_per_cpu_s'] / res['mp_per_cpu_s']:.1f}x per CPU-second")
+    for f in tmp.glob("bench_*.npy"):
+        f.unlink()
+    print(f"\n# load average after: {load()}")
+
+
+if __name__ == "__main__":
+    main()
