@@ -506,7 +506,9 @@ class RestoreServer:
                 protocol.ErrorCode.INTERNAL_ERROR,
                 f"internal server error ({type(e).__name__}: {e}); please report it with the server log",
             )
-        if code != protocol.ErrorCode.CANCELLED:
+        if code == protocol.ErrorCode.CANCELLED:
+            log.info("%r request %s cancelled after %.2f s", job.client, job.id, time.perf_counter() - t_start)
+        else:
             log.info("%r request %s failed: %s [%s]", job.client, job.id, message, code)
         return protocol.encode(protocol.Error(code=str(code), message=message[:4000], id=job.id))
 

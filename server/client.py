@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import threading
 import time
 import uuid
@@ -46,6 +47,10 @@ except ImportError:  # loaded as a top-level module with protocol.py beside it o
 from websockets.asyncio.client import connect as _async_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.sync.client import connect as _sync_connect
+
+# websockets >= 17 wants connect() used as a context manager unless ``legacy=True`` says we hold
+# the connection ourselves (older versions, which plug-ins may bundle, have no such argument).
+_SYNC_EXTRA = {"legacy": True} if "legacy" in inspect.signature(_sync_connect).parameters else {}
 
 __all__ = [
     "DEFAULT_URL",
@@ -299,6 +304,7 @@ class Client(_Common):
                 open_timeout=self.open_timeout,
                 max_size=MAX_REPLY_BYTES,
                 user_agent_header=f"lineart-restore-client/{protocol.PROTOCOL_VERSION}",
+                **_SYNC_EXTRA,
             )
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as e:
             raise _connect_error(self.url, e) from None
