@@ -1,0 +1,237 @@
+"""Training (training/train.py, training/data.py): real optimisation steps on tiny data.
+
+Every test trains on a few synthetic drawings written to ``tmp_path`` (no /work/shared data).
+"Loss goes down" is measured on one fixed batch that the test builds itself, before and after a
+few dozen real AdamW steps of :func:`training.train.train`: the initial weights come from a
+zero-step run, the trained ones from resuming that run, so resume is exercised as well.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from core.equations import masked_mse
+from core.weights import load_model, read_metadata
+from training.data import DataError, PatchDataset, jpeg_degrade, load_folder
+from training.synth import synth_drawing
+from training.train import ResumeError, TrainConfig, train
+
+CROP = 32
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("drawings")
+    for i in range(4):
+        Image.fromarray(synth_drawing(np.random.default_rng(100 + i), 96, 96)).save(d / f"d{i}.png")
+    return d
+
+
+def _cfg(data_dir: Path, out: Path, **kw) -> TrainConfig:
+    base = dict(out=str(out), train_dirs=[str(data_dir)], crop=CROP, batch=4, steps=0, progress=False, bf16="off",
+                lr=1e-3, lr_min_factor=1.0, synth_fraction=0.25, light_fraction=0.1, ckpt_minutes=1e9,
+                val_minutes=1e9, threads=1, seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _fixed_batch(data_dir: Path, cfg: TrainConfig):
+    """A held batch (8 patches) drawn like the training data but from a different seed."""
+    ds = PatchDataset(load_folder([str(data_dir)]), crop=CROP, qf=cfg.qf, qf_range=(cfg.qf_min, cfg.qf_max),
+                      synth_fraction=cfg.synth_fraction, seed=987654)
+    items = [ds[i] for i in range(8)]
+    return (torch.stack([b[0] for b in items]), torch.stack([b[1] for b in items]),
+            torch.stack([b[2] for b in items]))
+
+
+@torch.no_grad()
+def _loss(path: Path, cfg: TrainConfig, batch) -> float:
+    """The training objective of ``cfg``, recomputed here, for the weights in ``path``."""
+    model = load_model(path).eval()
+    x, y, qf = batch
+    q = qf if model.needs_qf else None
+    if cfg.task == "mask":
+        return float(F.cross_entropy(model(x, q), (y < 1.0).long()[:, 0]))
+    if cfg.mode == "framework":
+        mask = (y < 1.0).float()
+        out, _ = model(x, mask, q)
+        return float(masked_mse(out, y, mask))
+    out, _ = model(x, None, q)
+    return float((out - y).abs().mean())
+
+
+MODES = [
+    pytest.param(dict(task="mask", variant="blind"), id="mask-blind"),
+    pytest.param(dict(task="mask", variant="qfmap"), id="mask-qfmap"),
+    pytest.param(dict(task="mask", variant="single", qf=20), id="mask-single"),
+    pytest.param(dict(task="restore", arch="drunet", mode="baseline"), id="drunet-baseline"),
+    pytest.param(dict(task="restore", arch="drunet", mode="framework"), id="drunet-framework"),
+    pytest.param(dict(task="restore", arch="drunet", mode="framework", qf_map=True), id="drunet-framework-qfmap"),
+    pytest.param(dict(task="restore", arch="fbcnn", mode="baseline"), id="fbcnn-baseline", marks=pytest.mark.slow),
+    pytest.param(dict(task="restore", arch="swinir", mode="framework"), id="swinir-framework",
+                 marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_loss_goes_down_and_resume_continues(tmp_path, data_dir, mode):
+    torch.manual_seed(0)
+    out = tmp_path / "run"
+    steps = 12 if mode.get("arch") in ("fbcnn", "swinir") else 30
+    train(_cfg(data_dir, out, steps=0, **mode))  # zero steps: saves the initial weights
+    assert json.loads((out / "state.json").read_text())["step"] == 0
+    shutil.copy(out / "model.safetensors", tmp_path / "init.safetensors")
+
+    cfg = _cfg(data_dir, out, steps=steps, resume=True, **mode)
+    train(cfg)
+    state = json.loads((out / "state.json").read_text())
+    assert state["step"] == steps
+    assert read_metadata(out / "model.safetensors")["training"]["steps"] == steps
+
+    batch = _fixed_batch(data_dir, cfg)
+    before, after = _loss(tmp_path / "init.safetensors", cfg, batch), _loss(out / "model.safetensors", cfg, batch)
+    assert np.isfinite(after)
+    assert after < 0.9 * before, f"loss {before:.5f} -> {after:.5f} after {steps} steps"
+
+
+def test_resume_continues_from_saved_step(tmp_path, data_dir):
+    out = tmp_path / "run"
+    train(_cfg(data_dir, out, task="mask", steps=3))
+    first = json.loads((out / "state.json").read_text())
+    w3 = load_model(out / "model.safetensors").state_dict()
+    assert first["step"] == 3
+
+    train(_cfg(data_dir, out, task="mask", steps=5, resume=True))
+    second = json.loads((out / "state.json").read_text())
+    assert second["step"] == 5
+    assert second["hours"] >= first["hours"]  # hours accumulate over resumed runs
+    w5 = load_model(out / "model.safetensors").state_dict()
+    assert any(not torch.equal(w3[k], w5[k]) for k in w3)
+
+    # resuming a run that already reached its budget runs no further step
+    train(_cfg(data_dir, out, task="mask", steps=5, resume=True))
+    assert json.loads((out / "state.json").read_text())["step"] == 5
+    w5b = load_model(out / "model.safetensors").state_dict()
+    assert all(torch.equal(w5[k], w5b[k]) for k in w5)
+
+
+def test_resume_of_another_model_is_a_clear_error(tmp_path, data_dir):
+    out = tmp_path / "run"
+    train(_cfg(data_dir, out, task="mask", variant="blind", steps=1))
+    with pytest.raises(ResumeError, match="another --out|matching options"):
+        train(_cfg(data_dir, out, task="restore", mode="framework", steps=2, resume=True))
+    with pytest.raises(ResumeError):
+        train(_cfg(data_dir, out, task="mask", variant="qfmap", steps=2, resume=True))
+
+
+# ---------------------------------------------------------------------------------------------
+# data: JPEG degradation and bad input
+# ---------------------------------------------------------------------------------------------
+
+
+def _pillow_roundtrip(img: np.ndarray, qf: int) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(img, "L").save(buf, format="JPEG", quality=qf)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
+
+
+@pytest.mark.parametrize("qf", [5, 10, 30, 75, 95])
+def test_jpeg_degrade_is_a_real_jpeg_at_the_asked_quality(qf):
+    img = synth_drawing(np.random.default_rng(qf), 64, 72)
+    out = jpeg_degrade(img, qf)
+    assert out.dtype == np.uint8 and out.shape == img.shape
+    # exactly the pixels a JPEG file at this quality decodes to
+    assert np.array_equal(out, _pillow_roundtrip(img, qf))
+    # and an independent encoder (OpenCV's libjpeg) at the same quality agrees to within 1 level
+    ok, enc = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, qf])
+    assert ok
+    ref = cv2.imdecode(enc, cv2.IMREAD_GRAYSCALE)
+    assert np.abs(out.astype(int) - ref.astype(int)).max() <= 1
+    # a neighbouring quality gives other pixels: the QF really is the asked one
+    other = 2 * qf if qf <= 40 else qf - 20
+    assert not np.array_equal(out, _pillow_roundtrip(img, other))
+
+
+def test_jpeg_degrade_grid_offset_and_strength():
+    img = synth_drawing(np.random.default_rng(1), 64, 64)
+    padded = np.pad(img, ((3, 0), (5, 0)), constant_values=255)
+    assert np.array_equal(jpeg_degrade(img, 20, offset=(3, 5)), _pillow_roundtrip(padded, 20)[3:, 5:])
+    err = [np.abs(jpeg_degrade(img, q).astype(int) - img).mean() for q in (10, 40, 90)]
+    assert err[0] > err[1] > err[2] > 0
+    with pytest.raises(DataError, match="1..100"):
+        jpeg_degrade(img, 0)
+
+
+def test_missing_or_empty_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        train(_cfg(tmp_path / "missing", tmp_path / "run", task="mask", steps=1))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no images"):
+        train(_cfg(tmp_path / "empty", tmp_path / "run", task="mask", steps=1))
+
+
+def test_bad_image_is_skipped_with_a_warning(tmp_path, data_dir):
+    d = tmp_path / "mixed"
+    shutil.copytree(data_dir, d)
+    (d / "zz_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    Image.fromarray(np.zeros((96, 96), np.uint8)).save(d / "zz_black.png")  # no 255 background
+    with pytest.warns(UserWarning) as rec:
+        train(_cfg(d, tmp_path / "run", task="mask", steps=1))
+    text = " ".join(str(w.message) for w in rec)
+    assert "zz_broken.png" in text and "zz_black.png" in text
+    assert json.loads((tmp_path / "run" / "state.json").read_text())["step"] == 1
+
+
+def test_drawings_smaller_than_the_crop(tmp_path):
+    d = tmp_path / "small"
+    d.mkdir()
+    Image.fromarray(synth_drawing(np.random.default_rng(0), 24, 24)).save(d / "tiny.png")
+    with pytest.warns(UserWarning, match="smaller"), pytest.raises(DataError, match="no usable"):
+        train(_cfg(d, tmp_path / "run", task="mask", steps=1))
+
+
+# ---------------------------------------------------------------------------------------------
+# DistributedDataParallel on CPU (gloo), two processes
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_ddp_two_processes(tmp_path, data_dir):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "training", "mask", "--train", str(data_dir), "--steps", "2", "--batch", "2",
+           "--crop", str(CROP), "--device", "cpu", "--bf16", "off", "--threads", "1", "--no-progress",
+           "--out", str(out)]
+    t0 = time.time()
+    # own process group, so that a hang kills the workers too, not only the launcher
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail("torchrun with 2 CPU processes did not finish within 240 s")
+    assert proc.returncode == 0, stdout[-2000:] + stderr[-4000:]
+    state = json.loads((out / "state.json").read_text())
+    assert state["step"] == 2
+    meta = read_metadata(out / "model.safetensors")
+    assert meta["training"]["batch"] == 4  # 2 per process x 2 processes
+    print(f"DDP run took {time.time() - t0:.1f} s")
