@@ -14,7 +14,8 @@ set -euo pipefail
 
 ROOT="${LINEART_GIMP_CHROOT:-/var/cache/lineart-restore/gimp-trixie}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
-PACKAGES="gimp python3-gi gir1.2-gimp-3.0 ca-certificates"
+# xvfb, xauth and xdotool: the interactive (dialog) test runs GIMP's plug-in UI on a virtual display.
+PACKAGES="gimp python3-gi gir1.2-gimp-3.0 ca-certificates xvfb xauth xdotool"
 READY="$ROOT/.lineart-ready"
 
 log() { echo "[install_gimp] $*" >&2; }
@@ -36,7 +37,25 @@ mkdir -p "$(dirname "$ROOT")"
 exec 9>"$(dirname "$ROOT")/.$(basename "$ROOT").lock"
 flock 9
 
+apt_in() {  # apt_in ROOT PACKAGES...: install packages inside a chroot (mounts /proc meanwhile)
+    local root=$1; shift
+    cp /etc/resolv.conf "$root/etc/resolv.conf"
+    mount -t proc proc "$root/proc"
+    chroot "$root" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
+        sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends $* >/dev/null && apt-get clean"
+    local rc=$?
+    umount "$root/proc"
+    return $rc
+}
+
 if [ -f "$READY" ] && check_chroot >/dev/null 2>&1; then
+    # A chroot cached by an older version of this script may lack packages added since.
+    missing=$(chroot "$ROOT" dpkg-query -W -f='${Package} ${db:Status-Status}\n' $PACKAGES 2>/dev/null \
+        | awk '$2 == "installed" {print $1}' | sort | comm -13 - <(tr ' ' '\n' <<<"$PACKAGES" | sort))
+    if [ -n "$missing" ]; then
+        log "adding missing packages to the cached chroot: $missing"
+        apt_in "$ROOT" $missing || { log "could not add $missing"; exit 1; }
+    fi
     log "reusing cached chroot $ROOT ($(cat "$READY"))"
     echo "$ROOT"
     exit 0
@@ -71,12 +90,8 @@ debootstrap --variant=minbase trixie "$PARTIAL" "$MIRROR" >"$PARTIAL.debootstrap
     exit 1
 }
 
-cp /etc/resolv.conf "$PARTIAL/etc/resolv.conf"
-mount -t proc proc "$PARTIAL/proc"
 log "installing $PACKAGES inside the chroot"
-chroot "$PARTIAL" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
-    sh -c "apt-get update -qq && apt-get install -y -qq --no-install-recommends $PACKAGES >/dev/null && apt-get clean"
-umount "$PARTIAL/proc"
+apt_in "$PARTIAL" $PACKAGES || { log "apt-get inside the chroot failed"; exit 1; }
 
 mv "$PARTIAL" "$ROOT"
 mv "$PARTIAL.debootstrap.log" "$ROOT/var/log/lineart-debootstrap.log" 2>/dev/null || true

@@ -133,16 +133,20 @@ def _cases(url: str) -> list[dict]:
     ]
 
 
-@pytest.fixture(scope="module")
-def gimp_run(chroot, server_url):
-    """Install the plug-in into a fresh GIMP profile inside the chroot and run every case once."""
+def _run_gimp(chroot: Path, cases: list[dict], interactive: bool = False) -> dict:
+    """Install the plug-in into a fresh GIMP profile inside the chroot and run ``cases`` there
+    with tests/gimp/gimp_batch.py (under Xvfb, via tests/gimp/interactive.sh, if ``interactive``).
+
+    Returns ``{"report", "cases", "records", "raw", "seconds", "log"}``; fails the test if GIMP
+    wrote no report or the batch script raised.
+    """
     work = Path(tempfile.mkdtemp(prefix="lr-e2e-", dir=chroot / "tmp"))
     inside = Path("/") / work.relative_to(chroot)
     try:
         installer.install(work / "profile", say=lambda s: None)
-        shutil.copy(REPO / "tests" / "gimp" / "gimp_batch.py", work / "gimp_batch.py")
+        for name in ("gimp_batch.py", "interactive.sh"):
+            shutil.copy(REPO / "tests" / "gimp" / name, work / name)
         (work / "out").mkdir()
-        cases = _cases(server_url)
         spec_cases = []
         for case in cases:
             shutil.copy(case["file"], work / case["file"].name)
@@ -150,23 +154,53 @@ def gimp_run(chroot, server_url):
         (work / "spec.json").write_text(json.dumps({"out": str(inside / "out"), "cases": spec_cases}))
         env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={inside}", "LANG=C.UTF-8",
                f"GIMP3_DIRECTORY={inside / 'profile'}", f"LR_E2E_SPEC={inside / 'spec.json'}"]
-        cmd = ["chroot", str(chroot), *env, "gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval",
-               "-b", f'exec(open("{inside / "gimp_batch.py"}").read())', "--quit"]
+        if interactive:
+            env += [f"LR_BATCH={inside / 'gimp_batch.py'}", f"LR_OUT={inside / 'out'}",
+                    f"LR_DISPLAY=:{_free_display(chroot)}"]
+            cmd = ["chroot", str(chroot), *env, str(inside / "interactive.sh")]
+        else:
+            cmd = ["chroot", str(chroot), *env, "gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval",
+                   "-b", f'exec(open("{inside / "gimp_batch.py"}").read())', "--quit"]
         t0 = time.monotonic()
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         seconds = time.monotonic() - t0
+        logs = "\n".join(f"--- {p.name}:\n{p.read_text(errors='replace')[-3000:]}" for p in (work / "out").glob("*.log"))
         report_path = work / "out" / "report.json"
-        assert report_path.is_file(), f"GIMP wrote no report (rc {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
+        assert report_path.is_file(), (
+            f"GIMP wrote no report (rc {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}\n{logs}"
+        )
         report = json.loads(report_path.read_text())
         assert "exception" not in report, report["exception"]
         by_name = {c["name"]: c for c in report["cases"]}
         for name, rec in by_name.items():
             assert "exception" not in rec, f"case {name}:\n{rec['exception']}"
         raw = {p.name: p.read_bytes() for p in (work / "out").glob("*.raw")}
-        yield {"report": report, "cases": {c["name"]: c for c in cases}, "records": by_name, "raw": raw,
-               "seconds": seconds, "log": proc.stderr}
+        return {"report": report, "cases": {c["name"]: c for c in cases}, "records": by_name, "raw": raw,
+                "seconds": seconds, "log": proc.stderr + logs}
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _free_display(chroot: Path) -> int:
+    """An X display number nobody uses. The chroot has its own /tmp but shares the host's
+    network namespace, where X servers also listen on abstract sockets "@/tmp/.X11-unix/X<n>"."""
+    try:
+        in_use = Path("/proc/net/unix").read_text()
+    except OSError:
+        in_use = ""
+    for n in range(60, 400):
+        if f"/tmp/.X11-unix/X{n}" in in_use:
+            continue
+        if any((root / f"tmp/.X{n}-lock").exists() for root in (Path("/"), chroot)):
+            continue
+        return n
+    pytest.fail("no free X display number between :60 and :399")
+
+
+@pytest.fixture(scope="module")
+def gimp_run(chroot, server_url):
+    """Every non-interactive case, in one GIMP session."""
+    return _run_gimp(chroot, _cases(server_url))
 
 
 def _direct(url, case, source: bytes, width: int, height: int):
@@ -252,3 +286,19 @@ def test_server_down_fails_cleanly_with_the_start_command(gimp_run):
     text = " ".join(rec["return_values"]) + " " + (rec["last_error"] or "")
     assert "python -m server" in text and "Restore JPEG Line Art" in text
     assert [layer["name"] for layer in rec["layers"]] == ["Background"] and rec["source_unchanged"]
+
+
+def test_interactive_dialog_ok_restores(chroot, server_url):
+    """The menu path: INTERACTIVE run mode shows the dialog (on Xvfb); pressing OK restores."""
+    case = {"name": "interactive", "file": GRAY_JPEG, "read": "Y' u8", "wire": "gray8", "run_mode": "INTERACTIVE",
+            "args": {"server": server_url, "mask-method": "otsu", "threshold": 200, "mask-layer": True}}
+    run = _run_gimp(chroot, [case], interactive=True)
+    rec, raw = run["records"]["interactive"], run["raw"]
+    assert rec["status"] == "GIMP_PDB_SUCCESS", (rec, run["log"])
+    assert "dialog window" in run["log"]
+    assert [layer["name"] for layer in rec["layers"]] == ["Background", "restored", "line mask"]
+    w, h = rec["source"]["width"], rec["source"]["height"]
+    source = raw["interactive-source-before.raw"]
+    assert rec["source_unchanged"]
+    expected = _direct(server_url, case, source, w, h)  # the dialog kept the pre-filled values
+    assert raw["interactive-1.raw"] == expected.data and raw["interactive-2.raw"] == expected.mask

@@ -14,6 +14,9 @@ Usage (inside the chroot)::
     offsets    optional [x, y]: move the layer first
     read       Babl format to read every layer in (e.g. "Y' u8", "R'G'B'A u16")
     args       the procedure's arguments, e.g. {"server": "ws://...", "mask-method": "otsu"}
+    run_mode   optional Gimp.RunMode member name (default NONINTERACTIVE); with INTERACTIVE the
+               plug-in shows its dialog, pre-filled with ``args`` (tests/gimp/interactive.sh
+               presses OK)
 
 For each case it loads the file, reads the source layer, calls ``plug-in-lineart-restore``
 non-interactively through the PDB, then reads the source again and every layer of the image.
@@ -70,7 +73,7 @@ def _run_case(proc, case, out):
         f.write(before)
 
     config = proc.create_config()
-    config.set_property("run-mode", Gimp.RunMode.NONINTERACTIVE)
+    config.set_property("run-mode", getattr(Gimp.RunMode, case.get("run_mode", "NONINTERACTIVE")))
     config.set_property("image", image)
     config.set_core_object_array("drawables", [layer])
     for key, value in case["args"].items():

@@ -47,7 +47,8 @@ class ArgSpec:
     Attributes:
         name: GIMP argument name (lower case and dashes, as GParamSpec names must be).
         kind: "string", "choice", "int" or "boolean".
-        label: short text shown in the dialog.
+        label: short text shown in the dialog; "_" marks the mnemonic (Alt+letter) GIMP wants;
+            it must not clash with the dialog's buttons (C, H, L, O, R, S).
         blurb: one-sentence help text.
         default: default value (a choice's default is its nick).
         choices: for "choice": (nick, label) pairs; nicks are the protocol's values.
@@ -65,17 +66,17 @@ class ArgSpec:
 
 
 ARGUMENTS: tuple[ArgSpec, ...] = (
-    ArgSpec("server", "string", "Server address",
+    ArgSpec("server", "string", "Server a_ddress",
             "WebSocket address of the lineart-restore server started with 'python -m server'",
             DEFAULT_SERVER),
-    ArgSpec("mask-method", "choice", "Line mask",
+    ArgSpec("mask-method", "choice", "Line _mask",
             "How the line mask given to the restoration network is made", "learnt", MASK_CHOICES),
-    ArgSpec("threshold", "int", "White threshold",
+    ArgSpec("threshold", "int", "_White threshold",
             "Restored gray levels above this value (0-255 scale) become pure white; 255 turns it off",
             251, minimum=0, maximum=255),
-    ArgSpec("background", "choice", "Background",
+    ArgSpec("background", "choice", "_Background",
             "What non-line pixels become in the restored layer", "white", BACKGROUND_CHOICES),
-    ArgSpec("mask-layer", "boolean", "Add line mask layer",
+    ArgSpec("mask-layer", "boolean", "_Add line mask layer",
             "Also add the line mask (white lines on black) as a hidden layer", False),
 )
 
