@@ -14,7 +14,8 @@ architecture; speed and memory do not depend on the weight values):
 
 Usage:
     python benchmarks/bench_pipeline.py                  # everything (several minutes on 2 cores)
-    python benchmarks/bench_pipeline.py --quick          # 1024^2 only, no 8192^2, no reference at 2048^2
+    python benchmarks/bench_pipeline.py --quick          # 1024^2 only, no 8192^2
+    python benchmarks/bench_pipeline.py --reference-sizes 1024 2048   # reference at 2048^2 too
 
 The load average is printed before and after: other processes on the machine slow every figure.
 """
@@ -142,7 +143,9 @@ def main() -> None:
     ap.add_argument("--no-channels-last", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--save", help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    ap.add_argument("--quick", action="store_true", help="1024^2 only; skip 8192^2 and the 2048^2 reference")
+    ap.add_argument("--quick", action="store_true", help="1024^2 only; skip 8192^2")
+    ap.add_argument("--reference-sizes", type=int, nargs="+", default=[1024], metavar="N",
+                    help="sizes for the official-size FBCNN reference (default: 1024; it is ~20x slower)")
     args = ap.parse_args()
     if args.worker:
         worker(args)
@@ -213,7 +216,7 @@ def main() -> None:
           f"levels, mask pixels differing {flips}")
 
     print("\n## Reference: official-size FBCNN (nc 64-512, nb 4, random weights), same pipeline, mask none")
-    ref_sizes = [1024] if args.quick else [1024, 2048]
+    ref_sizes = args.reference_sizes
     for s in ref_sizes:
         for prec in ("fp32", "bf16"):
             res = measure(s, which="fbcnn_full", precision=prec, threads=args.threads)

@@ -582,7 +582,9 @@ class Restorer:
                 return self._run_passes(
                     x, plane, opts, backbone, mask_runner, qf_in, plan, tick, cancel, notes, timings, t0, progress
                 )
-            except (torch.OutOfMemoryError, MemoryError) as e:
+            except (torch.OutOfMemoryError, MemoryError, RuntimeError) as e:
+                if isinstance(e, RuntimeError) and not _is_oom(e):
+                    raise
                 if tile <= MIN_TILE:
                     raise OutOfMemoryError(
                         f"out of memory on {self.device} even with {tile}-pixel tiles ({e})"
@@ -676,6 +678,14 @@ class Restorer:
             tile=plan.tile,
             tiles=len(plan),
         )
+
+
+def _is_oom(e: BaseException) -> bool:
+    """True for the RuntimeErrors torch raises when an allocation fails (CPU or GPU)."""
+    if isinstance(e, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    msg = str(e).lower()
+    return "out of memory" in msg or "can't allocate memory" in msg or "not enough memory" in msg
 
 
 def _available_ram() -> float:

@@ -309,3 +309,25 @@ def test_progress_and_cancellation(restorer):
         restorer.restore(img, cancel=lambda: True)
     # the Restorer still works after a cancelled job
     assert restorer.restore(IMG).image.shape == IMG.shape
+
+
+def test_out_of_memory_halves_the_tile_then_gives_up(restorer, monkeypatch):
+    from core.errors import OutOfMemoryError
+
+    img = drawing(140, 300, seed=4)
+    expected = restorer.restore(img, RestoreOptions(tile=256))
+    real = Restorer._backbone_call
+    limit = [256]
+
+    def call(self, r, x, mask_u8, qf):
+        if max(x.shape[-2:]) > limit[0]:
+            raise torch.OutOfMemoryError("simulated: tile too large for this device")
+        return real(self, r, x, mask_u8, qf)
+
+    monkeypatch.setattr(Restorer, "_backbone_call", call)
+    res = restorer.restore(img, RestoreOptions(tile=512))
+    assert res.tile == 256 and any("retried with 256" in n for n in res.notes)
+    np.testing.assert_array_equal(res.image, expected.image)
+    limit[0] = 100
+    with pytest.raises(OutOfMemoryError):
+        restorer.restore(img, RestoreOptions(tile=512))
