@@ -110,6 +110,7 @@ def plot_runs(runs: list[RunLog], out: str | Path, *, smooth: int = 1, shifts: l
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     if not runs:
         raise PlotError("give at least one run")
@@ -132,7 +133,8 @@ def plot_runs(runs: list[RunLog], out: str | Path, *, smooth: int = 1, shifts: l
             thr = f"{col}_thr"
             if with_threshold and thr in run.columns:
                 ax.plot(x, moving_average(run.columns[thr], smooth), color=colour, linestyle="--",
-                        label=f"{run.label} + thresholding")
+                        marker="x" if len(x) < 30 else None, label=f"{run.label} + thresholding")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
         ax.set_xlabel("training hours")
         ax.set_ylabel(ylabel)
         ax.grid(True, alpha=0.3)
