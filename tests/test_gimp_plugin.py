@@ -487,3 +487,24 @@ def test_server_side_errors_keep_their_code(server_url):
         job.run_restore(editor, Settings(server=server_url), restore=restore_with_model)
     assert e.value.code == "invalid_option" and "could not restore" in e.value.message
     assert editor.layers == [] and "begin_undo" not in editor.calls
+
+
+def test_token_protected_server(tmp_path):
+    """A real server started with a token: refused without it, restores with it."""
+    import torch
+
+    from core.backbones import build_backbone
+    from core.pipeline import Restorer
+    from core.weights import save_model
+    from server.app import serve_in_thread
+
+    torch.manual_seed(1)
+    save_model(build_backbone("drunet", "slim", "framework"), tmp_path / "r.safetensors")
+    restorer = Restorer.from_files(restore=tmp_path / "r.safetensors", device="cpu", precision="fp32")
+    with serve_in_thread(restorer, host="127.0.0.1", token="s3cret") as srv:
+        st = Settings.from_arguments({"server": srv.url, "mask-method": "otsu"})
+        editor = BufferEditor(_src(w=40, h=24), _drawing_bytes(1, 1))
+        with pytest.raises(job.PluginError) as e:
+            job.run_restore(editor, st, timeout=60)
+        assert e.value.code == "unauthorized" and editor.layers == []
+        assert job.run_restore(editor, st, timeout=60, token="s3cret").layers == ["restored"]

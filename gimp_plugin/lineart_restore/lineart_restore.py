@@ -14,6 +14,9 @@ Arguments after run-mode/image/drawables (see ``lineart_gimp/settings.py``):
     background   choice   white | transparent                   (default white)
     mask-layer   boolean  also add the line mask as a layer     (default false)
 
+A server started with ``--token`` needs the same secret in GIMP's environment variable
+``LINEART_RESTORE_TOKEN``.
+
 Interactive calls show a dialog built from those arguments; non-interactive calls (scripts,
 ``gimp-console-3.0 --batch-interpreter=python-fu-eval``) pass them through a procedure config.
 
@@ -45,6 +48,8 @@ PROC_NAME = "plug-in-lineart-restore"
 MENU_LABEL = "Restore JPEG Line Art..."
 MENU_PATH = "<Image>/Filters/Enhance"
 TITLE = "Restore JPEG Line Art"
+#: Same variable as the server's: a token-protected server's secret, read from GIMP's environment.
+TOKEN_ENV = "LINEART_RESTORE_TOKEN"
 
 
 def _kind(drawable):
@@ -164,7 +169,7 @@ def run(procedure, run_mode, image, drawables, config, data):
     except SettingsError as e:
         return procedure.new_return_values(Gimp.PDBStatusType.CALLING_ERROR, GLib.Error(f"{TITLE}: {e}"))
     try:
-        outcome = run_restore(GimpEditor(image, drawables), settings)
+        outcome = run_restore(GimpEditor(image, drawables), settings, token=os.environ.get(TOKEN_ENV) or None)
     except PluginError as e:
         return _failure(procedure, str(e))
     for note in outcome.notes:

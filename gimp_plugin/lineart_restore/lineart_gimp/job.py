@@ -137,6 +137,7 @@ def run_restore(
     restore: RestoreFn | None = None,
     *,
     timeout: float | None = None,
+    token: str | None = None,
 ) -> Outcome:
     """Restore the editor's source drawable into new layers above it.
 
@@ -146,6 +147,7 @@ def run_restore(
         restore: ``restore(url, data, width, height, fmt, options, on_progress, *, timeout, name)``
             returning a ``protocol.Result``; default: the reference client's ``restore``.
         timeout: seconds to wait for the result (None: no limit).
+        token: the server's ``--token``, when it was started with one.
 
     Returns:
         An :class:`Outcome`. The source drawable is only read. All new layers are added inside
@@ -187,6 +189,7 @@ def run_restore(
                 lambda f: editor.progress(max(0.0, min(1.0, float(f)))),
                 timeout=timeout,
                 name=CLIENT_NAME,
+                **({"token": token} if token else {}),
             )
         except PluginError:
             raise
