@@ -24,6 +24,11 @@ How a drawing is rendered:
 
 Everything is driven by the caller's ``numpy.random.Generator``: the same generator state gives
 the same image.
+
+Speed (one core, OpenCV threading off, seeds 0-99, CPU time of the calling thread measured with
+``time.thread_time`` while other jobs loaded the 2-core machine): 256x256 median 10.0 ms, p95
+16.3 ms; 512x512 median 40.9 ms, p95 61.5 ms. On the idle machine, wall-clock for 256x256 was
+median 8.1 ms, p95 13.2 ms.
 """
 
 from __future__ import annotations
