@@ -6,12 +6,13 @@
     python -m training plot ...          (PSNR/SSIM against training hours)
     python -m training synth ...         (synthetic drawings / contact sheet)
 
-Under ``torchrun --nproc_per_node N -m training ...`` training uses DistributedDataParallel.
+Under ``torchrun --standalone --nproc_per_node N -m training ...`` training uses DistributedDataParallel.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from .train import TrainConfig, train
@@ -99,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"weights: {path}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"weights: {path}")
     return 0
 
 
