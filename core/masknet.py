@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import InvalidImageError, InvalidOptionError
+from .tensor_checks import as_qf_tensor, check_network_input
+from .errors import InvalidOptionError
 
 __all__ = ["ResBlock", "MaskUNet", "MASK_PRESETS", "VARIANTS", "build_masknet", "masknet_from_config"]
 
@@ -133,15 +134,12 @@ class MaskUNet(nn.Module):
         Returns:
             ``(N, 2, H, W)`` logits; channel 1 is *line*.
         """
-        if x.ndim != 4 or x.shape[1] != 1:
-            raise InvalidImageError(f"mask network input must be (N, 1, H, W), got {tuple(x.shape)}")
+        check_network_input(x, "mask network input")
         n, _, h, w = x.shape
         if self.variant == "qfmap":
             if qf is None:
                 raise InvalidOptionError("the 'qfmap' mask network needs the JPEG quality (qf)")
-            q = torch.as_tensor(qf, dtype=x.dtype, device=x.device).reshape(-1)
-            if q.numel() == 1:
-                q = q.expand(n)
+            q = as_qf_tensor(qf, n, x.device).to(x.dtype)
             x = torch.cat([x, ((100.0 - q) / 100.0).view(n, 1, 1, 1).expand(n, 1, h, w)], dim=1)
         m = self.multiple_of
         ph, pw = (-h) % m, (-w) % m

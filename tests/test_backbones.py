@@ -250,7 +250,6 @@ def test_input_errors(arch):
         net(torch.rand(8, 8), torch.ones(8, 8))
 
 
-@pytest.mark.xfail(strict=True, reason="core bug (lead inbox #8, #9): no dtype/size check in Backbone.forward")
 @pytest.mark.parametrize("arch", ARCHS)
 def test_rejects_non_float_and_empty_input(arch):
     net = make(arch, "baseline")

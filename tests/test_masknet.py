@@ -87,13 +87,11 @@ def test_blind_and_single_ignore_qf():
             torch.testing.assert_close(net(x), net(x, 50), rtol=0, atol=0)
 
 
-@pytest.mark.xfail(strict=True, reason="core bug (lead inbox #7): raw RuntimeError from .view")
 def test_qfmap_rejects_a_qf_count_that_does_not_match_the_batch():
     with pytest.raises(InvalidOptionError, match="QF|qf"):
         make("qfmap")(torch.rand(2, 1, 8, 8), torch.tensor([10.0, 20.0, 30.0]))
 
 
-@pytest.mark.xfail(strict=True, reason="core bug (lead inbox #7): QF range not checked by MaskUNet")
 @pytest.mark.parametrize("qf", [0, 101, -5])
 def test_qfmap_rejects_qf_out_of_range(qf):
     with pytest.raises(InvalidOptionError, match="1..100"):
@@ -127,14 +125,12 @@ def test_bad_input_shapes(shape):
         make("blind")(torch.rand(*shape))
 
 
-@pytest.mark.xfail(strict=True, reason="core bug (lead inbox #8): integer input accepted")
 def test_rejects_non_float_input():
     # uint8 0-255 would silently be read as values 255x too bright.
     with pytest.raises(InvalidImageError, match="float"):
         make("blind")(torch.full((1, 1, 8, 8), 255, dtype=torch.uint8))
 
 
-@pytest.mark.xfail(strict=True, reason="core bug (lead inbox #9): raw RuntimeError on 0-size input")
 def test_rejects_empty_input():
     with pytest.raises(InvalidImageError, match="pixels|empty"):
         make("blind")(torch.rand(1, 1, 0, 8))

@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InvalidImageError, InvalidOptionError
+from ..tensor_checks import as_qf_tensor, check_network_input
 
 __all__ = ["Adapter", "Backbone", "MODES", "qf_to_map_value"]
 
@@ -137,19 +138,10 @@ class Backbone(nn.Module):
             ``(restored, qf_pred)``: restored ``(N, 1, H, W)`` (not clamped), and for FBCNN the
             predicted quality as ``(N,)`` values in 0-100, else ``None``.
         """
-        if x.ndim != 4 or x.shape[1] != 1:
-            raise InvalidImageError(f"backbone input must be (N, 1, H, W), got {tuple(x.shape)}")
+        check_network_input(x, "backbone input")
         n, _, h, w = x.shape
         parts = [x]
-        qf_t = None
-        if qf is not None:
-            qf_t = torch.as_tensor(qf, dtype=torch.float32, device=x.device).reshape(-1)
-            if qf_t.numel() == 1 and n > 1:
-                qf_t = qf_t.expand(n)
-            if qf_t.numel() != n:
-                raise InvalidOptionError(f"got {qf_t.numel()} QF values for a batch of {n}")
-            if bool(((qf_t < 1) | (qf_t > 100)).any()):
-                raise InvalidOptionError("QF must be within 1..100")
+        qf_t = None if qf is None else as_qf_tensor(qf, n, x.device)
         if self.qf_map:
             if qf_t is None:
                 raise InvalidOptionError(
