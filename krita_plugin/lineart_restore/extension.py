@@ -29,6 +29,8 @@ ACTION_ID = "lineart_restore_jpeg"
 ACTION_TEXT = "Restore JPEG Line Art..."
 ACTION_MENU = "Filter"
 TITLE = "Restore JPEG Line Art"
+#: The most recent finished run (its ``events`` tell what happened).
+LAST_RUN: "RestoreRun | None" = None
 
 
 def _main_window():
@@ -64,6 +66,8 @@ class RestoreRun:
         self.dialog: RestoreDialog | None = None
         self.checker: Worker | None = None
         self.added: list = []
+        #: What happened, in order (for the GUI test and for bug reports): ("step", detail).
+        self.events: list[tuple[str, str]] = []
 
     # -- step 1-2 ------------------------------------------------------------------------------
     def start(self) -> None:
@@ -129,6 +133,7 @@ class RestoreRun:
             self._finish()
             return
         self.store.save(settings)
+        self.events.append(("accepted", settings.server))
         try:
             self.job = restore.prepare(self.doc, self.doc.active_layer, settings)
         except PluginError as e:
@@ -145,14 +150,17 @@ class RestoreRun:
         self.worker.start()
 
     def _cancel(self) -> None:
+        self.events.append(("cancel", ""))
         if self.worker is not None:
             self.progress.setLabelText("Cancelling...")
             self.worker.cancel()
 
     # -- step 5 --------------------------------------------------------------------------------
     def _succeeded(self, outcome: restore.Outcome) -> None:
+        self.events.append(("succeeded", ""))
+        cancelled = self.worker is not None and self.worker.cancel_event.is_set()
         self._close_progress()
-        if self.worker is not None and self.worker.cancel_event.is_set():
+        if cancelled:
             self._finish()  # the result arrived after Cancel: the artist does not want it
             return
         try:
@@ -160,8 +168,10 @@ class RestoreRun:
                 raise PluginError("no_document", "The document was closed while it was being restored.")
             self.added = restore.apply(self.doc, self.job, outcome)
         except PluginError as e:
+            self.events.append(("apply_failed", e.code))
             _show_error(e, self.parent)
         except Exception as e:  # e.g. the source layer was deleted meanwhile
+            self.events.append(("apply_failed", repr(e)))
             _show_error(PluginError("apply_failed", "The restored pixels could not be added as a layer.", repr(e)), self.parent)
         else:
             names = ", ".join(f'"{layer.name}"' for layer in self.added)
@@ -169,6 +179,7 @@ class RestoreRun:
         self._finish()
 
     def _failed(self, exc, tb: str) -> None:
+        self.events.append(("failed", f"{getattr(exc, 'code', '')}: {exc}"))
         self._close_progress()
         err = plugin_error(exc, self.job.settings.server if self.job else "")
         if err.code != "cancelled":
@@ -179,11 +190,16 @@ class RestoreRun:
 
     def _close_progress(self) -> None:
         if self.progress is not None:
+            # QProgressDialog emits canceled() when it is closed: that is not the artist's Cancel.
+            self.progress.canceled.disconnect(self._cancel)
             self.progress.close()
             self.progress.deleteLater()
             self.progress = None
 
     def _finish(self) -> None:
+        global LAST_RUN
+        LAST_RUN = self
+        self.events.append(("finished", ""))
         if self.on_finished is not None:
             self.on_finished(self)
 

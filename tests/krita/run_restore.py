@@ -131,6 +131,18 @@ def __main__(args):
             _run_worker(job_task(job))
 
         report["err_down"] = _error_of(down)
+
+        def cancelled():
+            import threading
+
+            from lineart_restore.connection import job_task
+
+            job = restore.prepare(KritaDocument(doc, src), KritaDocument(doc, src).active_layer, settings)
+            stop = threading.Event()
+            stop.set()  # the artist pressed Cancel before the image was sent
+            job_task(job)(stop, lambda f, t: None)
+
+        report["err_cancel"] = _error_of(cancelled)
         group.remove()
         empty.remove()
         del kdoc
