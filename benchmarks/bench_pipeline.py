@@ -144,6 +144,9 @@ def main() -> None:
     ap.add_argument("--save", help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--quick", action="store_true", help="1024^2 only; skip 8192^2")
+    ap.add_argument("--parts", nargs="+", default=["precision", "sizes", "8192", "tiled", "reference"],
+                    choices=["precision", "sizes", "8192", "tiled", "reference"],
+                    help="which measurements to run (default: all)")
     ap.add_argument("--reference-sizes", type=int, nargs="+", default=[1024], metavar="N",
                     help="sizes for the official-size FBCNN reference (default: 1024; it is ~20x slower)")
     args = ap.parse_args()
@@ -151,7 +154,6 @@ def main() -> None:
         worker(args)
         return
 
-    import numpy as np
     import torch
 
     from core.pipeline import cpu_has_native_bf16
@@ -163,10 +165,28 @@ def main() -> None:
           f"{args.threads or torch.get_num_threads()}, native bf16: {cpu_has_native_bf16()}")
     print(f"# load average before: {load()}")
 
+    parts = set(args.parts) - ({"8192"} if args.quick else set())
+    if "precision" in parts:
+        precision_part(args)
+    results = sizes_part(args, sizes) if "sizes" in parts else {}
+    if "8192" in parts:
+        res = measure(8192, threads=args.threads)
+        print(f"8192²: {res['mps']:.2f} MP/s ({res['mp_per_cpu_s']:.2f} MP/cpu-s), {res['seconds']:.1f} s, "
+              f"tile {res['tile']}, {res['tiles']} tiles, peak RSS {res['peak_rss_mb']:.0f} MB")
+    if "tiled" in parts:
+        tiled_part(args)
+    if "reference" in parts:
+        reference_part(args, results)
+    print(f"\n# load average after: {load()}")
+
+
+def precision_part(args) -> None:
+    import numpy as np
+
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     print("\n## Precision at 1024^2 (default models, whole pipeline)")
     print("(MP/s: wall clock; MP/cpu-s: megapixels per CPU-second of this process, less sensitive to other load)")
     print(f"{'variant':42} {'MP/s':>6} {'MP/cpu-s':>8} {'s':>6}  mask s / backbone s")
-    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     variants = [
         ("fp32 eager (contiguous)", dict(precision="fp32", channels_last=False)),
         ("fp32 channels_last", dict(precision="fp32")),
@@ -192,6 +212,11 @@ def main() -> None:
     print(f"bf16 (mask bf16) vs fp32 output: max {d.max()} gray levels, mean {d.mean():.4f}, "
           f"pixels > 1 level {int((d > 1).sum())}, mask pixels differing {int((ma != mc).sum())} of {ma.size}")
 
+    for f in tmp.glob("bench_*.npy"):
+        f.unlink()
+
+
+def sizes_part(args, sizes) -> dict:
     print("\n## Whole pipeline, default models, auto precision and auto tile (fresh process per size)")
     print(f"{'size':>6} {'MP/s':>6} {'MP/cpu-s':>8} {'s':>7} {'tile':>5} {'tiles':>5} {'peak RSS MB':>11}  precision")
     results = {}
@@ -201,11 +226,13 @@ def main() -> None:
         print(f"{s:>5}² {res['mps']:6.2f} {res['mp_per_cpu_s']:8.2f} {res['seconds']:7.2f} {res['tile']:5d} {res['tiles']:5d} "
               f"{res['peak_rss_mb']:11.0f}  {res['precision']} (mask {res['mask_precision']})")
     print(f"models: {results[sizes[0]]['source']}")
-    if not args.quick:
-        res = measure(8192, threads=args.threads)
-        print(f"8192²: {res['mps']:.2f} MP/s ({res['mp_per_cpu_s']:.2f} MP/cpu-s), {res['seconds']:.1f} s, tile {res['tile']}, {res['tiles']} tiles, "
-              f"peak RSS {res['peak_rss_mb']:.0f} MB")
+    return results
 
+
+def tiled_part(args) -> None:
+    import numpy as np
+
+    tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     print("\n## Tiled vs whole image (default models, auto precision, 1024^2)")
     whole = measure(1024, tile=2048, save=str(tmp / "bench_whole.npy"), threads=args.threads)
     tiled = measure(1024, tile=384, save=str(tmp / "bench_tiled.npy"), threads=args.threads)
@@ -215,19 +242,21 @@ def main() -> None:
     print(f"whole (1 tile) vs {tiled['tiles']} tiles of 384 (overlap 128): max |diff| {np.abs(a - b).max()} gray "
           f"levels, mask pixels differing {flips}")
 
+    for f in tmp.glob("bench_*.npy"):
+        f.unlink()
+
+
+def reference_part(args, results) -> None:
     print("\n## Reference: official-size FBCNN (nc 64-512, nb 4, random weights), same pipeline, mask none")
-    ref_sizes = args.reference_sizes
-    for s in ref_sizes:
+    for s in args.reference_sizes:
+        ours = results.get(s) or measure(s, threads=args.threads)
+        print(f"{s:>5}² default pipeline: {ours['mps']:.3f} MP/s ({ours['mp_per_cpu_s']:.3f} MP/cpu-s)")
         for prec in ("fp32", "bf16"):
             res = measure(s, which="fbcnn_full", precision=prec, threads=args.threads)
-            ours = results.get(s) or measure(s, threads=args.threads)
             print(f"{s:>5}² FBCNN {prec}: {res['mps']:.3f} MP/s ({res['mp_per_cpu_s']:.3f} MP/cpu-s), "
                   f"{res['seconds']:.1f} s, peak RSS {res['peak_rss_mb']:.0f} MB -> default pipeline is "
                   f"{ours['mps'] / res['mps']:.1f}x faster by wall clock, "
                   f"{ours['mp_per_cpu_s'] / res['mp_per_cpu_s']:.1f}x per CPU-second")
-    for f in tmp.glob("bench_*.npy"):
-        f.unlink()
-    print(f"\n# load average after: {load()}")
 
 
 if __name__ == "__main__":
