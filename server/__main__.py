@@ -107,9 +107,17 @@ def load_restorer(args: argparse.Namespace):
 async def _serve(server) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if stop.is_set():
+            log.warning("second interrupt: quitting without waiting for the running tile")
+            os._exit(130)
+        log.info("stopping after the running tile (interrupt again to quit at once)")
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, on_signal)
         except (NotImplementedError, RuntimeError):  # Windows: Ctrl-C arrives as KeyboardInterrupt
             pass
     await server.serve_until(stop)

@@ -23,8 +23,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import ctypes
 import hmac
 import logging
+import sys
 import threading
 import time
 from http import HTTPStatus
@@ -58,6 +60,29 @@ DEFAULT_MODEL = "default"
 _DECODE_OFF_LOOP = 1 << 20
 #: Minimum seconds between two progress messages of one request (the last one always goes out).
 _PROGRESS_INTERVAL = 0.05
+
+
+def _find_malloc_trim() -> Any:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl...)
+        return None
+
+
+_MALLOC_TRIM = _find_malloc_trim()
+
+
+def release_memory() -> None:
+    """Hand freed heap memory back to the OS (glibc only; a no-op elsewhere).
+
+    A job allocates several buffers of the image's size; glibc keeps much of that memory in its
+    arenas after it is freed, so without this the server's resident size stays near its peak
+    (measured: +485 MiB after 2048^2 jobs, see benchmarks/bench_server.py).
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
 
 
 def _plain(value: Any, depth: int = 0) -> Any:
@@ -427,6 +452,9 @@ class RestoreServer:
                 conn.jobs.pop(job.id, None)
             conn.send(reply)
             del reply, job
+            if self.queue.depth == 0:
+                with contextlib.suppress(RuntimeError):  # executor shut down: the server is stopping
+                    await self._loop.run_in_executor(self._executor, release_memory)
 
     def _progress(self, job: Job) -> Any:
         loop = self._loop
