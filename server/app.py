@@ -400,8 +400,7 @@ class RestoreServer:
         except RestoreError as e:
             self._error(conn, e.code, str(e), msg.id)
             return
-        job = Job(client=conn, id=msg.id, request=msg, enqueued_at=time.perf_counter())
-        job.options = options  # type: ignore[attr-defined]
+        job = Job(client=conn, id=msg.id, request=msg, options=options, enqueued_at=time.perf_counter())
         try:
             self.queue.push(job)
         except QueueFullError as e:
@@ -486,7 +485,7 @@ class RestoreServer:
             arr = images.to_array(req.format, req.width, req.height, req.data, self.limits.max_pixels)
             t = time.perf_counter()
             timings["decode"] = t - t_start
-            res = self.restorer.restore(arr, job.options, progress=progress, cancel=job.cancel)  # type: ignore[attr-defined]
+            res = self.restorer.restore(arr, job.options, progress=progress, cancel=job.cancel)
             del arr
             timings["restore"] = time.perf_counter() - t
             t = time.perf_counter()
@@ -520,9 +519,10 @@ class RestoreServer:
             code, message = protocol.ErrorCode.TOO_LARGE, str(e)
         except RestoreError as e:
             code, message = e.code, str(e)
-            if job.cancel.is_set():
-                code = protocol.ErrorCode.CANCELLED
-                message = "cancelled" if self._stopping is False else "the server is shutting down"
+            if job.cancel.is_set() and self._stopping:
+                code, message = protocol.ErrorCode.SHUTTING_DOWN, "the server is shutting down"
+            elif job.cancel.is_set():
+                code, message = protocol.ErrorCode.CANCELLED, "cancelled"
         except MemoryError as e:
             code, message = protocol.ErrorCode.OUT_OF_MEMORY, f"the server ran out of memory ({e})"
         except protocol.ProtocolError as e:
@@ -534,7 +534,7 @@ class RestoreServer:
                 protocol.ErrorCode.INTERNAL_ERROR,
                 f"internal server error ({type(e).__name__}: {e}); please report it with the server log",
             )
-        if code == protocol.ErrorCode.CANCELLED:
+        if code in (protocol.ErrorCode.CANCELLED, protocol.ErrorCode.SHUTTING_DOWN):
             log.info("%r request %s cancelled after %.2f s", job.client, job.id, time.perf_counter() - t_start)
         else:
             log.info("%r request %s failed: %s [%s]", job.client, job.id, message, code)

@@ -26,6 +26,7 @@ class Job:
         client: key of the connection that sent it (hashable, compared by identity).
         id: the client's request id.
         request: the decoded ``protocol.Restore``.
+        options: what the worker passes to the pipeline (``core.pipeline.RestoreOptions``).
         cancel: set to stop the job (checked between tiles by the pipeline).
         enqueued_at: ``time.perf_counter()`` when it was queued.
         last_position: the last position reported to the client (to report changes only).
@@ -34,6 +35,7 @@ class Job:
     client: Hashable
     id: str
     request: Any
+    options: Any = None
     cancel: threading.Event = field(default_factory=threading.Event)
     enqueued_at: float = 0.0
     last_position: int | None = None

@@ -33,6 +33,7 @@ types, unknown or missing fields and wrong value types, then runs the message's 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import math
@@ -595,14 +596,11 @@ def _convert(value: Any, tp: Any, path: str, code: str) -> Any:
         args = typing.get_args(tp)
         if value is None and type(None) in args:
             return None
-        errors = []
         for arg in args:
             if arg is type(None):
                 continue
-            try:
+            with contextlib.suppress(ProtocolError):
                 return _convert(value, arg, path, code)
-            except ProtocolError as e:
-                errors.append(e)
         raise ProtocolError(code, f"{path} must be {' or '.join(_type_name(a) for a in args)}")
     if tp is Any:
         return _plain(value, path)

@@ -603,7 +603,7 @@ def test_command_line_serves_and_stops_on_ctrl_c(model_paths, tmp_path):
             res = c.restore(drawing(24, 32).tobytes(), 32, 24, "gray8")
             assert res.width == 32
         proc.send_signal(signal.SIGINT)
-        _, rest = proc.communicate(timeout=60)
+        _, rest = proc.communicate(timeout=300)
         assert proc.returncode == 0, rest
         assert "shutting down" in rest and "stopped" in rest
     finally:
