@@ -7,7 +7,7 @@ A real server (``python -m server``) runs with small random-weight models.
 
 * ``test_restore_in_krita``: kritarunner runs ``tests/krita/run_restore.py`` (the action's code
   path minus the dialog) and the new layers' pixels are compared with a direct client call.
-* ``test_filter_menu_and_dialog``: Krita's GUI under Xvfb, with a harness plug-in that checks the
+* ``test_filter_menu_and_dialog``: Krita's GUI on Xvfb, with a harness plug-in that checks the
   action is in the Filter menu, opens the dialog through the action, saves a screenshot of it,
   clicks Restore and waits for the new layer.
 
@@ -17,9 +17,11 @@ Tests skip (with the reason) only when Krita or Xvfb is not installed.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -106,16 +108,29 @@ def server_url(models, tmp_path_factory):
     log.close()
 
 
+def _data_home() -> Path:
+    """``$XDG_DATA_HOME`` for the Krita runs: kept between test sessions, because Krita builds
+    its resource database there on first start (seconds on an idle machine, minutes on a busy
+    one). ``$LINEART_KRITA_DATA`` overrides the place."""
+    default = Path.home() / ".cache" / "lineart-restore" / "krita-test-data"
+    path = Path(os.environ.get("LINEART_KRITA_DATA", default))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @pytest.fixture(scope="module")
 def pykrita(tmp_path_factory) -> Path:
-    """The plug-in zip installed by Krita's own importer into a fresh resource folder."""
+    """The plug-in zip installed by Krita's own importer into the test resource folder
+    (replacing any earlier install there)."""
     from krita_plugin.package import build_zip
 
     if not (IMPORTER / "plugin_importer.py").is_file():
         _missing(f"Krita's plug-in importer is not in {IMPORTER} (run .ci/install_krita.sh)")
     zip_path = build_zip(tmp_path_factory.mktemp("dist"))
-    resources = tmp_path_factory.mktemp("krita-data") / "krita"
-    resources.mkdir()
+    resources = _data_home() / "krita"
+    resources.mkdir(exist_ok=True)
+    for old in ("lineart_restore", "lrtest_harness"):
+        shutil.rmtree(resources / "pykrita" / old, ignore_errors=True)
     sys.path.insert(0, str(IMPORTER))
     had_i18n = hasattr(builtins, "i18n")
     builtins.i18n = lambda s: s  # Krita provides i18n() to its plug-ins; the importer uses it on errors
@@ -130,6 +145,39 @@ def pykrita(tmp_path_factory) -> Path:
     assert [p["name"] for p in imported] == ["lineart_restore"]
     assert (resources / "pykrita" / "lineart_restore.desktop").is_file()
     return resources / "pykrita"
+
+
+@contextlib.contextmanager
+def _xvfb(tmp_path: Path):
+    """An Xvfb server on a display number it picks itself (``-displayfd``), so parallel test runs
+    cannot race for the same display the way ``xvfb-run -a`` can. Yields ``":N"``."""
+    read_fd, write_fd = os.pipe()
+    with open(tmp_path / "xvfb.log", "wb") as log:
+        xvfb = subprocess.Popen(
+            ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x860x24", "-nolisten", "tcp"],
+            pass_fds=(write_fd,), stdout=log, stderr=subprocess.STDOUT,
+        )
+    os.close(write_fd)
+    try:
+        number = b""
+        deadline = time.monotonic() + 60
+        while not number.endswith(b"\n") and time.monotonic() < deadline:
+            ready, _, _ = select.select([read_fd], [], [], 1.0)
+            if ready:
+                chunk = os.read(read_fd, 16)
+                if not chunk:
+                    break
+                number += chunk
+        if not number.strip().isdigit():
+            pytest.fail(f"Xvfb did not start: {(tmp_path / 'xvfb.log').read_text()[-2000:]}")
+        yield f":{number.strip().decode()}"
+    finally:
+        os.close(read_fd)
+        xvfb.terminate()
+        try:
+            xvfb.wait(10)
+        except subprocess.TimeoutExpired:
+            xvfb.kill()
 
 
 def _direct(url, sent, model, depth, ctx: Rect, target: Rect, settings: Settings):
@@ -149,9 +197,9 @@ def test_restore_in_krita(pykrita, server_url, tmp_path):
     out.mkdir()
     down = "ws://127.0.0.1:9"  # discard port: nothing listens there
     env = dict(os.environ, PYTHONPATH=f"{pykrita}{os.pathsep}{HERE}", QT_QPA_PLATFORM="offscreen",
-               XDG_CONFIG_HOME=str(tmp_path / "cfg"), XDG_DATA_HOME=str(tmp_path / "data"))
+               XDG_CONFIG_HOME=str(tmp_path / "cfg"), XDG_DATA_HOME=str(pykrita.parent.parent))
     proc = subprocess.run(["kritarunner", "-s", "run_restore", str(JPEG), server_url, str(out), down],
-                          env=env, capture_output=True, text=True, timeout=300)
+                          env=env, capture_output=True, text=True, timeout=600)
     result_file = out / "result.json"
     assert result_file.is_file(), f"kritarunner wrote no result (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     r = json.loads(result_file.read_text())
@@ -215,7 +263,7 @@ def test_filter_menu_and_dialog(pykrita, server_url, tmp_path):
     pressing Restore adds the layers. Saves the dialog screenshot (to $KRITA_SCREENSHOT_DIR too,
     when set: that is how docs/img/krita_dialog.png is made)."""
     _need("krita")
-    _need("xvfb-run")
+    _need("Xvfb")
     data = pykrita.parent.parent  # $XDG_DATA_HOME: Krita's resources are in $XDG_DATA_HOME/krita
     harness_src = HERE / "harness"
     dest = pykrita
@@ -235,20 +283,22 @@ def test_filter_menu_and_dialog(pykrita, server_url, tmp_path):
     env = dict(os.environ, XDG_CONFIG_HOME=str(cfg_home), XDG_DATA_HOME=str(data), LRTEST_CONFIG=str(config),
                HOME=str(tmp_path))
     env.pop("QT_QPA_PLATFORM", None)
+    env.pop("WAYLAND_DISPLAY", None)
     log_path = tmp_path / "krita.log"
-    with open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(["xvfb-run", "-a", "-s", "-screen 0 1280x860x24", "krita", "--nosplash"],
-                                env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True)
-    result = out / "result.json"
-    # A first start builds Krita's resource database: about a minute on an idle 2-core machine.
-    deadline = time.monotonic() + 480
-    while time.monotonic() < deadline and proc.poll() is None and not result.exists():
-        time.sleep(0.5)
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, 9)
-        proc.wait(10)
+    with _xvfb(tmp_path) as display, open(log_path, "wb") as log_file:
+        env["DISPLAY"] = display
+        proc = subprocess.Popen(["krita", "--nosplash"], env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+        result = out / "result.json"
+        # A first start builds Krita's resource database (see _data_home): allow for a busy machine.
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None and not result.exists():
+            time.sleep(0.5)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait(10)
     log = log_path.read_text("utf-8", "replace")
     assert result.exists(), f"the harness wrote no result; Krita's output:\n{log[-4000:]}"
     r = json.loads(result.read_text())
