@@ -29,7 +29,8 @@ What it does, for every image set (a folder of clean gray drawings, background e
      ``--figure-size`` window of one input at ``--figure-qf``, enlarged ``--figure-scale`` times;
    * ``OUT/work/``: the JPEG inputs (as PNG) and waifu2x's outputs. waifu2x is the slow part and
      does not depend on our models, so a later run on identical inputs and settings reuses its
-     outputs (checked with :func:`run_key`; ``--rerun-waifu2x`` forces a new run).
+     finished models and resumes an interrupted run (checked with :func:`run_key`;
+     ``--rerun-waifu2x`` starts afresh).
 
 Usage (from the repository root)::
 
@@ -75,6 +76,9 @@ __all__ = [
     "mask_panel",
     "compose_grid",
     "run_key",
+    "check_targets",
+    "targets_markdown",
+    "replace_between_markers",
     "main",
 ]
 
@@ -324,6 +328,68 @@ def markdown_table(summary: dict, speed_ref: str | None = None) -> str:
     return out + "\n"
 
 
+def check_targets(summary: dict, light_sets, margin_db: float = 1.0, speedup: float = 10.0) -> list[dict]:
+    """The issue's targets, checked on :func:`summarize`'s output.
+
+    Returns one dict per check, each with ``"target"``, ``"value"`` (a string) and ``"ok"`` (bool):
+
+    * per (set, QF): ours − waifu2x best >= ``margin_db`` dB PSNR;
+    * per light set and QF: its margin is larger than every non-light set's margin at that QF;
+    * per timed ``waifu2x-torch/<arch>``: its seconds per MP over ours >= ``speedup``.
+    """
+    cells = summary["cells"]
+    light = set(light_sets)
+    checks = []
+    margins: dict = {}
+    for s in cells:
+        for q in sorted(cells[s]):
+            c = cells[s][q]
+            best = best_waifu2x(c)
+            if best is None or OURS not in c:
+                continue
+            m = c[OURS]["psnr"] - c[best]["psnr"]
+            margins[(s, q)] = m
+            checks.append({"target": f"{s} QF {q}: ours − waifu2x best ({_fmt_method(best)}) ≥ {margin_db:g} dB",
+                           "value": f"{m:+.2f} dB", "ok": bool(m >= margin_db)})
+    for (s, q), m in margins.items():
+        if s not in light:
+            continue
+        others = {o: mo for (o, qo), mo in margins.items() if qo == q and o not in light}
+        if others:
+            worst = max(others.values())
+            checks.append({"target": f"{s} QF {q}: margin larger than on {', '.join(sorted(others))}",
+                           "value": f"{m:+.2f} dB vs {worst:+.2f} dB (largest other)", "ok": bool(m > worst)})
+    speed = summary.get("speed", {})
+    ours = speed.get(OURS, {}).get("seconds_per_mp")
+    for meth in sorted(speed):
+        if ours and meth.startswith("waifu2x-torch/"):
+            r = speed[meth]["seconds_per_mp"] / ours
+            checks.append({"target": f"ours ≥ {speedup:g}× faster than {meth}",
+                           "value": f"{r:.1f}× ({speed[meth]['seconds_per_mp']:.2f} vs {ours:.2f} s/MP)",
+                           "ok": bool(r >= speedup)})
+    return checks
+
+
+def targets_markdown(checks: list[dict]) -> str:
+    """A Markdown table of :func:`check_targets`' checks (met / NOT met)."""
+    rows = ["| target | measured | met? |", "|---|---:|---|"]
+    rows += [f"| {c['target']} | {c['value']} | {'yes' if c['ok'] else '**no**'} |" for c in checks]
+    return "\n".join(rows) + "\n"
+
+
+DOC_START = "<!-- compare_waifu2x:results:start -->"
+DOC_END = "<!-- compare_waifu2x:results:end -->"
+
+
+def replace_between_markers(text: str, block: str) -> str:
+    """``text`` with everything between :data:`DOC_START` and :data:`DOC_END` replaced by
+    ``block`` (markers kept). Raises ValueError when the markers are missing or out of order."""
+    a, b = text.find(DOC_START), text.find(DOC_END)
+    if a < 0 or b < 0 or b < a:
+        raise ValueError(f"the document needs the markers {DOC_START} and {DOC_END}, in that order")
+    return text[: a + len(DOC_START)] + "\n" + block.strip("\n") + "\n" + text[b:]
+
+
 # ---------------------------------------------------------------------------------------------
 # the side-by-side picture
 # ---------------------------------------------------------------------------------------------
@@ -441,16 +507,18 @@ def run_key(inputs: dict[str, np.ndarray], archs, levels, threads: int) -> str:
 
 
 def run_waifu2x(python: str, in_dir: Path, out_dir: Path, archs, levels, threads: int) -> dict:
-    """Run ``waifu2x_runner.py`` with ``python`` (the waifu2x venv's interpreter); returns its JSON.
+    """Run ``waifu2x_runner.py --resume`` with ``python`` (the waifu2x venv's interpreter) and
+    return its JSON report. Its progress goes to our stderr.
 
-    Raises RuntimeError with the runner's stderr tail when it fails.
+    Raises RuntimeError when the runner fails.
     """
     cmd = [python, str(RUNNER), "--input", str(in_dir), "--output", str(out_dir), "--threads", str(threads),
-           "--arch", *archs, "--noise", *[str(n) for n in levels]]
+           "--resume", "--arch", *archs, "--noise", *[str(n) for n in levels]]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    proc = subprocess.run(cmd, env=env)
     if proc.returncode != 0:
-        raise RuntimeError(f"waifu2x runner failed ({proc.returncode}): {' '.join(cmd)}\n{proc.stderr[-3000:]}")
+        raise RuntimeError(f"waifu2x runner failed with status {proc.returncode} (its messages are above): "
+                           f"{' '.join(cmd)}")
     with open(out_dir / "waifu2x_run.json") as f:
         return json.load(f)
 
@@ -490,8 +558,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--figure-qf", type=int, default=None, help="QF shown in the picture (default: lowest)")
     p.add_argument("--figure-size", type=int, default=128, help="side of the pictured window (default 128)")
     p.add_argument("--figure-scale", type=int, default=2, help="enlargement of the picture (default 2)")
+    p.add_argument("--doc", help="also write the results between the compare_waifu2x markers of this Markdown file")
+    p.add_argument("--doc-image", help="also copy side_by_side.png here (e.g. docs/img/waifu2x_side_by_side.png)")
     p.add_argument("--rerun-waifu2x", action="store_true",
-                   help="run waifu2x even when OUT/work holds its outputs for identical inputs and settings")
+                   help="redo waifu2x even when OUT/work holds its (partial) outputs for identical inputs and settings")
     args = p.parse_args(argv)
     if any(not 1 <= q <= 100 for q in args.qf):
         p.error("--qf values must be in 1..100")
@@ -529,6 +599,27 @@ def _sets(args: argparse.Namespace) -> list[ImageSet]:
     return sets
 
 
+def _chainer_load(report: dict) -> str:
+    """', its timings taken at load average A-B' from the runner's per-model load averages."""
+    loads = [v for m in report.get("models", []) for v in m.get("loadavg", [])]
+    if not loads:
+        return ""
+    return f" (its Chainer timings were taken at load average {min(loads):.1f}–{max(loads):.1f})"
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return f"{line.split(':', 1)[1].strip()} ({os.cpu_count()} logical CPUs)"
+    except OSError:
+        pass
+    import platform
+
+    return f"{platform.processor() or platform.machine()} ({os.cpu_count()} logical CPUs)"
+
+
 def _restorer(args: argparse.Namespace):
     from core.pipeline import Restorer
 
@@ -545,7 +636,10 @@ def main(argv: list[str] | None = None) -> int:
     from core.metrics import psnr, ssim
     from core.pipeline import RestoreOptions
 
+    load_start = os.getloadavg()
     sets = _sets(args)
+    if args.doc and not Path(args.doc).is_file():
+        raise SystemExit(f"--doc {args.doc}: no such file")
     restorer = _restorer(args)  # fail early (e.g. missing weights), before the slow waifu2x run
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -582,21 +676,19 @@ def main(argv: list[str] | None = None) -> int:
         ref = clean[(s, stem)]
         records.append(Record(s, stem, q, JPEG, psnr(ref, j), ssim(ref, j), ref.size))
 
-    # 3: waifu2x (Chainer, its own code); reused when OUT/work already holds its run on the very
-    # same inputs with the same settings (it is the slow part, and does not depend on our models)
+    # 3: waifu2x (Chainer, its own code). It is the slow part and does not depend on our models:
+    # OUT/work/waifu2x is kept, tagged with a key of the inputs and settings, and the runner
+    # resumes it model by model while the key matches (a different key wipes it first).
     key = run_key(jpegs, args.arch, args.noise, args.threads)
     stamp = w2x_dir / "run_key.txt"
-    if not args.rerun_waifu2x and stamp.is_file() and stamp.read_text() == key:
-        with open(w2x_dir / "waifu2x_run.json") as f:
-            w2x = json.load(f)
-        print(f"waifu2x: reusing {w2x_dir} (same inputs and settings; --rerun-waifu2x to redo)", file=sys.stderr)
-    else:
+    if args.rerun_waifu2x or not (stamp.is_file() and stamp.read_text() == key):
         if w2x_dir.exists():
             shutil.rmtree(w2x_dir)
-        t0 = time.perf_counter()
-        w2x = run_waifu2x(args.waifu2x_python, in_dir, w2x_dir, args.arch, args.noise, args.threads)
+        w2x_dir.mkdir(parents=True)
         stamp.write_text(key)
-        print(f"waifu2x done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    t0 = time.perf_counter()
+    w2x = run_waifu2x(args.waifu2x_python, in_dir, w2x_dir, args.arch, args.noise, args.threads)
+    print(f"waifu2x done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     w2x_out: dict[tuple[str, str], np.ndarray] = {}
     for r in w2x["results"]:
         s, stem, q = parse_input_name(r["file"])
@@ -670,7 +762,20 @@ def main(argv: list[str] | None = None) -> int:
     grid = compose_grid(rows, ["clean", f"JPEG QF {args.figure_qf}", "waifu2x best", "ours", "our mask"],
                         row_titles, scale=args.figure_scale)
     _write_gray(out / "side_by_side.png", grid)
-    (out / "table.md").write_text(table)
+    checks = check_targets(summary, [s.name for s in sets if s.light])
+    table += "\nTargets:\n\n" + targets_markdown(checks)
+    load_end = os.getloadavg()
+    info = restorer.info()
+    models = ", ".join(f"{role} {m.get('name', '?')}" for role, m in info["models"].items())
+    per_set = ", ".join(f"{s.name}: {sum(1 for (n, _) in clean if n == s.name)}" for s in sets)
+    env_line = (
+        f"CPU: {_cpu_name()}, {args.threads} thread(s) for every method; load average "
+        f"{load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end. Ours: {models}, precision "
+        f"{info['precision']}. waifu2x {w2x.get('waifu2x')} / chainer {w2x.get('chainer')}"
+        f"{_chainer_load(w2x)}. "
+        f"{len(clean)} crops of up to {args.crop} px ({per_set}), QF {', '.join(map(str, args.qf))}."
+    )
+    (out / "table.md").write_text(table + "\n" + env_line + "\n")
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "settings": {k: v for k, v in vars(args).items()},
@@ -679,12 +784,26 @@ def main(argv: list[str] | None = None) -> int:
         "waifu2x": {k: v for k, v in w2x.items() if k != "results"},
         "ours": restorer.info(),
         "torch_agreement_max_abs": agreement,
+        "targets": checks,
+        "environment": env_line,
         "summary": summary,
         "records": [asdict(r) for r in records],
     }
     with open(out / "results.json", "w") as f:
         json.dump(result, f, indent=1, default=str)
+    if args.doc_image:
+        Path(args.doc_image).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / "side_by_side.png", args.doc_image)
+    if args.doc:
+        cmd = " ".join(["python", *[a if " " not in a else repr(a) for a in sys.argv]])
+        block = (f"Measured with `{cmd}` on {time.strftime('%Y-%m-%d')}.\n\n{env_line}\n\n{table}")
+        if agreement:
+            block += ("\nwaifu2x's graph in torch against its Chainer code on every input, largest difference: "
+                      + ", ".join(f"{k}: {v} gray level(s)" for k, v in agreement.items()) + ".\n")
+        doc = Path(args.doc)
+        doc.write_text(replace_between_markers(doc.read_text(), block))
     print(table)
+    print(env_line)
     print(f"wrote {out / 'table.md'}, {out / 'results.json'}, {out / 'side_by_side.png'}", file=sys.stderr)
     return 0
 

@@ -13,17 +13,23 @@ equals the gray value exactly, and returns an ``L`` image of the same size.
 
 Outputs:
     ``OUT/<arch>_noise<n>/<input stem>.png``   8-bit gray PNGs, same size as the inputs.
+    ``OUT/<arch>_noise<n>/model_run.json``    that model's part of the report, written when the
+                                               model has done every input (``--resume`` reuses it)
     ``OUT/waifu2x_run.json``                   versions, settings and per-image seconds:
         {"waifu2x": str, "chainer": str, "numpy": str, "pillow": str, "python": str,
          "threads": int, "block_size": int, "batch_size": int,
-         "models": [{"arch", "noise", "path", "load_seconds"}],
+         "models": [{"arch", "noise", "path", "load_seconds", "loadavg": [start, end]}],
          "results": [{"arch", "noise", "file", "output", "width", "height", "seconds"}]}
     ``seconds`` is the wall time of ``reconstruct.image`` alone (model loading and file I/O
     excluded), after one small warm-up call per model.
 
 Usage:
     .venv-waifu2x/bin/python benchmarks/waifu2x_runner.py --input DIR --output DIR \\
-        [--arch resnet10 vgg7] [--noise 0 1 2 3] [--threads 1]
+        [--arch resnet10 vgg7] [--noise 0 1 2 3] [--threads 1] [--resume]
+
+With ``--resume``, a model whose ``model_run.json`` lists the same input files and settings, and
+whose outputs all exist, is not run again (its stored seconds are kept). The caller must make sure
+the inputs themselves did not change (compare_waifu2x.py wipes the folder when they do).
 """
 
 from __future__ import annotations
@@ -48,11 +54,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads for numpy (default 1)")
     p.add_argument("--block-size", type=int, default=128, help="waifu2x block size (its default: 128)")
     p.add_argument("--batch-size", type=int, default=16, help="waifu2x batch size (its default: 16)")
+    p.add_argument("--resume", action="store_true", help="skip models already finished in OUTPUT (see above)")
     args = p.parse_args(argv)
     if args.threads < 1:
         p.error("--threads must be >= 1")
     if not os.path.isdir(args.input):
         p.error(f"--input {args.input!r} is not a folder")
+    args.output = os.path.abspath(args.output)
     return args
 
 
@@ -98,9 +106,21 @@ def main(argv: list[str] | None = None) -> int:
             load_s = time.perf_counter() - t0
             path = os.path.join(os.path.dirname(waifu2x.__file__), "models", arch, f"anime_style_noise{noise}_y.npz")
             report["models"].append({"arch": arch, "noise": noise, "path": path, "load_seconds": load_s})
-            reconstruct.image(warm, model, args.block_size, args.batch_size)
             sub = os.path.join(args.output, f"{arch}_noise{noise}")
+            part_path = os.path.join(sub, "model_run.json")
+            settings = {"arch": arch, "noise": noise, "files": files, "threads": args.threads,
+                        "block_size": args.block_size, "batch_size": args.batch_size}
+            done = _finished(part_path, settings) if args.resume else None
+            if done is not None:
+                done, load = done
+                report["results"].extend(done)
+                report["models"][-1]["loadavg"] = load
+                print(f"{arch} noise{noise}: reusing {part_path}", file=sys.stderr, flush=True)
+                continue
+            reconstruct.image(warm, model, args.block_size, args.batch_size)
             os.makedirs(sub, exist_ok=True)
+            results = []
+            load_start = os.getloadavg()[0]
             for name in files:
                 with Image.open(os.path.join(args.input, name)) as im:
                     src = im.convert("L")
@@ -112,14 +132,38 @@ def main(argv: list[str] | None = None) -> int:
                     return 1
                 out = os.path.join(sub, os.path.splitext(name)[0] + ".png")
                 dst.save(out)
-                report["results"].append({
+                results.append({
                     "arch": arch, "noise": noise, "file": name, "output": out,
                     "width": src.size[0], "height": src.size[1], "seconds": seconds,
                 })
                 print(f"{arch} noise{noise} {name}: {seconds:.2f} s", file=sys.stderr, flush=True)
+            load = [load_start, os.getloadavg()[0]]
+            with open(part_path + ".tmp", "w") as f:
+                json.dump({**settings, "loadavg": load, "results": results}, f, indent=1)
+            os.replace(part_path + ".tmp", part_path)
+            report["results"].extend(results)
+            report["models"][-1]["loadavg"] = load
     with open(os.path.join(args.output, "waifu2x_run.json"), "w") as f:
         json.dump(report, f, indent=1)
     return 0
+
+
+def _finished(path: str, settings: dict) -> tuple[list, list] | None:
+    """``(results, [load average at start, at end])`` stored for one model, if ``path`` exists,
+    matches ``settings`` and every output file is present; otherwise None."""
+    try:
+        with open(path) as f:
+            part = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if any(part.get(k) != v for k, v in settings.items()):
+        return None
+    results = part.get("results", [])
+    if [r.get("file") for r in results] != settings["files"]:
+        return None
+    if not all(os.path.isfile(r.get("output", "")) for r in results):
+        return None
+    return results, part.get("loadavg", [])
 
 
 def _version(dist: str) -> str:

@@ -292,13 +292,16 @@ def test_runner_uses_waifu2x_and_torch_graph_agrees(tmp_path, drawing_factory):
     in_dir.mkdir()
     Image.fromarray(img, "L").save(in_dir / "d.jpg", quality=20)
     jpeg = np.asarray(Image.open(in_dir / "d.jpg").convert("L"))
-    proc = subprocess.run(
-        [py, str(BENCH / "waifu2x_runner.py"), "--input", str(in_dir), "--output", str(out_dir),
-         "--arch", "vgg7", "resnet10", "--noise", "1"],
-        capture_output=True, text=True, timeout=300,
-    )
+    cmd = [py, str(BENCH / "waifu2x_runner.py"), "--input", str(in_dir), "--output", str(out_dir),
+           "--arch", "vgg7", "resnet10", "--noise", "1", "--resume"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     rep = json.loads((out_dir / "waifu2x_run.json").read_text())
+    # a second run resumes: both models are finished, so nothing is recomputed
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("reusing") == 2
+    assert json.loads((out_dir / "waifu2x_run.json").read_text())["results"] == rep["results"]
     assert rep["waifu2x"] == "2024.0.1" and rep["chainer"].startswith("7.")
     assert [(r["arch"], r["noise"], r["file"]) for r in rep["results"]] == [("vgg7", 1, "d.jpg"), ("resnet10", 1, "d.jpg")]
     models_dir = cw.waifu2x_models_dir(py)
@@ -321,3 +324,43 @@ def test_run_key_changes_with_pixels_names_and_settings():
     assert cw.run_key({"s__y__q010.png": a["s__x__q010.png"]}, ["vgg7"], [3], 1) != k
     assert cw.run_key(a, ["vgg7"], [2], 1) != k
     assert cw.run_key(a, ["vgg7"], [3], 2) != k
+
+
+def _cell_records(set_name, qf, jpeg, w2x, ours):
+    R = cw.Record
+    return [R(set_name, "a", qf, "jpeg", jpeg, 0.9, 100),
+            R(set_name, "a", qf, "waifu2x/resnet10/noise3", w2x, 0.9, 100),
+            R(set_name, "a", qf, "waifu2x/vgg7/noise0", w2x - 3, 0.9, 100),
+            R(set_name, "a", qf, "ours", ours, 0.9, 100)]
+
+
+def test_check_targets_margins_light_and_speed():
+    recs = (_cell_records("val", 10, 25, 30, 31.5) + _cell_records("val", 20, 30, 35, 35.5)
+            + _cell_records("light", 10, 20, 21, 24) + _cell_records("light", 20, 22, 23, 23.2))
+    R = cw.Record
+    recs += [R("val", "a", 10, "ours", math.nan, math.nan, 1_000_000, 0.4),
+             R("val", "a", 10, "waifu2x-torch/resnet10", math.nan, math.nan, 1_000_000, 5.5),
+             R("val", "a", 10, "waifu2x-torch/vgg7", math.nan, math.nan, 1_000_000, 3.0)]
+    checks = cw.check_targets(cw.summarize(recs), ["light"])
+    by = {c["target"]: c for c in checks}
+    assert by["val QF 10: ours − waifu2x best (resnet10 n3) ≥ 1 dB"]["ok"]  # +1.5
+    assert by["val QF 10: ours − waifu2x best (resnet10 n3) ≥ 1 dB"]["value"] == "+1.50 dB"
+    assert not by["val QF 20: ours − waifu2x best (resnet10 n3) ≥ 1 dB"]["ok"]  # +0.5
+    assert by["light QF 10: margin larger than on val"]["ok"]  # +3 vs +1.5
+    assert not by["light QF 20: margin larger than on val"]["ok"]  # +0.2 vs +0.5
+    # speed: ours is 0.4 s / 1.0 MP (plus a 100-px record without time)
+    assert by["ours ≥ 10× faster than waifu2x-torch/resnet10"]["ok"]  # 13.75x
+    assert not by["ours ≥ 10× faster than waifu2x-torch/vgg7"]["ok"]  # 7.5x
+    md = cw.targets_markdown(checks)
+    assert md.count("\n") == len(checks) + 2 and "**no**" in md and "| yes |" in md
+
+
+def test_replace_between_markers():
+    text = f"intro\n{cw.DOC_START}\nold table\n{cw.DOC_END}\nafter\n"
+    new = cw.replace_between_markers(text, "\nnew table\n")
+    assert new == f"intro\n{cw.DOC_START}\nnew table\n{cw.DOC_END}\nafter\n"
+    assert cw.replace_between_markers(new, "new table") == new  # idempotent
+    with pytest.raises(ValueError, match="markers"):
+        cw.replace_between_markers("no markers here", "x")
+    with pytest.raises(ValueError, match="markers"):
+        cw.replace_between_markers(f"{cw.DOC_END} {cw.DOC_START}", "x")
