@@ -600,7 +600,10 @@ def _sets(args: argparse.Namespace) -> list[ImageSet]:
 
 
 def _chainer_load(report: dict) -> str:
-    """', its timings taken at load average A-B' from the runner's per-model load averages."""
+    """A note on the load averages the runner saw while timing Chainer ("" when it recorded none).
+
+    The Chainer outputs and timings may come from an earlier (resumed) run, so this load can
+    differ from the load of the current run."""
     loads = [v for m in report.get("models", []) for v in m.get("loadavg", [])]
     if not loads:
         return ""
