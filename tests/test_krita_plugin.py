@@ -26,7 +26,7 @@ from krita_plugin.lineart_restore.geometry import (
     target_rect,
     unique_name,
 )
-from krita_plugin.lineart_restore.restore import ServerAnswer, apply, prepare, restore_layer, run_on_server
+from krita_plugin.lineart_restore.restore import ServerAnswer, prepare, restore_layer, run_on_server
 from krita_plugin.lineart_restore.settings import MemoryBackend, Settings, SettingsStore, normalize_server
 from server import client as lrclient
 from server import protocol
