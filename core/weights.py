@@ -63,6 +63,7 @@ def save_model(model: MaskUNet | Backbone, path: str | os.PathLike, training: di
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return path
 
