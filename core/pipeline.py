@@ -81,6 +81,8 @@ MIN_TILE, MAX_TILE_CPU, MAX_TILE_CUDA = 256, 2048, 4096
 #: Default overlap between tiles, in pixels. A pixel that is used is at least ``overlap // 4``
 #: from any tile border; the measured effect is stated in docs/pipeline.md.
 DEFAULT_OVERLAP = 128
+#: Rows per band in the final compose/threshold step.
+_FINISH_ROWS = 512
 
 
 # ------------------------------------------------------------------------------------ options
@@ -660,10 +662,14 @@ class Restorer:
         # ---- compose, threshold, back to a layer
         t = time.perf_counter()
         restored.clamp_(0.0, 1.0)
-        if mask_t is not None:
-            restored = compose(restored, mask_t[0, 0])
-        if opts.threshold:
-            restored = threshold(restored, opts.theta)
+        # Eq. 2 and eq. 1 in row bands, so that their temporaries stay small on huge images.
+        for y in range(0, h, _FINISH_ROWS):
+            band = restored[y : y + _FINISH_ROWS]
+            if mask_t is not None:
+                band = compose(band, mask_t[0, 0, y : y + _FINISH_ROWS])
+            if opts.threshold:
+                band = threshold(band, opts.theta)
+            restored[y : y + _FINISH_ROWS] = band
         out = from_gray_float(restored.numpy(), plane.layout, plane.dtype, opts.background)
         timings["finish"] = time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
