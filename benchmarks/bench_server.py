@@ -211,7 +211,11 @@ def main() -> int:
             after_all, peak_all = rss_mb(proc.pid)
         finally:
             proc.terminate()
-            proc.wait(timeout=60)
+            try:
+                proc.wait(timeout=120)
+            except subprocess.TimeoutExpired:  # stuck in a long tile on a starved machine
+                proc.kill()
+                proc.wait()
             worker.shutdown()
 
     mp = args.size * args.size / 1e6
