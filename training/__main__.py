@@ -5,6 +5,7 @@
     python -m training evaluate ...      (tables 1 and 2)
     python -m training plot ...          (PSNR/SSIM against training hours)
     python -m training synth ...         (synthetic drawings / contact sheet)
+    python -m training figure DRAWING --qf 10 --out fig.png  (side-by-side picture)
     python -m training export RUN/model.safetensors core/models/NAME.safetensors  (ship weights)
 
 Under ``torchrun --standalone --nproc_per_node N -m training ...`` training uses DistributedDataParallel.
@@ -77,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(task="restore")
 
     for module, fn in (("synth", "add_synth_parser"), ("evaluate", "add_evaluate_parser"),
-                       ("plot", "add_plot_parser"), ("export", "add_export_parser")):
+                       ("plot", "add_plot_parser"), ("export", "add_export_parser"), ("figures", "add_figure_parser")):
         try:
             mod = __import__(f"training.{module}", fromlist=[fn])
         except ImportError:
