@@ -54,15 +54,15 @@ def side_by_side(clean: np.ndarray, qf: int, restorer, out: Path, title: str = "
     panels = [("clean", clean), (f"JPEG QF {qf}", jpeg), ("baseline + threshold", base),
               ("ours", res.image), ("our line mask", (255 - 255 * res.mask).astype(np.uint8))]
     scores = {name: psnr(img, clean) for name, img in panels[1:4]}
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.6), dpi=100)
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 4.0), dpi=100)
     for ax, (name, img) in zip(axes, panels):
         ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
         label = f"{name}\n{scores[name]:.2f} dB" if name in scores else f"{name}\n"
         ax.set_title(label, fontsize=10)
         ax.axis("off")
     if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+        fig.text(0.5, 0.01, title, ha="center", fontsize=9)
+    fig.tight_layout(rect=(0, 0.04, 1, 0.97))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out)
     plt.close(fig)
