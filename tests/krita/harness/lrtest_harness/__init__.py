@@ -160,7 +160,10 @@ class Harness(Extension):
         doc = Krita.instance().activeDocument()
         before = len(doc.topLevelNodes())
         self.dialog.accept()
-        self.poll(lambda: len(doc.topLevelNodes()) >= before + 2, self.check_layers, 120, "the new layers")
+        # The status-bar note is shown just after the layers are added: wait for both.
+        bar = Krita.instance().activeWindow().qwindow().statusBar()
+        self.poll(lambda: len(doc.topLevelNodes()) >= before + 2 and "added" in bar.currentMessage(),
+                  self.check_layers, 120, "the new layers and the status-bar note")
 
     def check_layers(self):
         doc = Krita.instance().activeDocument()
