@@ -22,7 +22,7 @@ from torch import nn
 from ..errors import InvalidImageError, InvalidOptionError
 from ..tensor_checks import as_qf_tensor, check_network_input
 
-__all__ = ["Adapter", "Backbone", "MODES", "qf_to_map_value"]
+__all__ = ["Adapter", "Backbone", "MODES", "qf_to_map_value", "widen_input_conv", "unet_channels"]
 
 #: ``baseline``: JPEG in, image out. ``framework``: JPEG + line mask in (the paper's method).
 MODES = ("baseline", "framework")
@@ -31,6 +31,20 @@ MODES = ("baseline", "framework")
 def qf_to_map_value(qf: torch.Tensor) -> torch.Tensor:
     """The constant map value that encodes a JPEG quality factor: ``(100 - QF) / 100``."""
     return (100.0 - qf.float()) / 100.0
+
+
+def widen_input_conv(sd: dict[str, torch.Tensor], extra: int, key: str = "m_head.weight") -> dict[str, torch.Tensor]:
+    """A copy of state dict ``sd`` whose input convolution ``key`` has ``extra`` more input
+    channels, with zero weights (so they change nothing until trained)."""
+    sd = dict(sd)
+    w = sd[key]
+    sd[key] = torch.cat([w, w.new_zeros(w.shape[0], extra, *w.shape[2:])], dim=1)
+    return sd
+
+
+def unet_channels(in_nc: int) -> dict[str, int]:
+    """Constructor kwargs of FBCNN/DRUNet for ``in_nc`` input channels and one gray output."""
+    return {"in_nc": in_nc, "out_nc": 1}
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,9 @@ Without ``qf_map`` the same network is used blind (image, and in framework mode 
 
 from __future__ import annotations
 
-import torch
 from spandrel.architectures.DRUNet import DRUNet
 
-from .base import Adapter
+from .base import Adapter, unet_channels, widen_input_conv
 
 PRESETS = {
     # Published deblocking model: 32.6 M parameters.
@@ -19,17 +18,6 @@ PRESETS = {
     # CPU preset (~1 M parameters).
     "slim": {"nc": [16, 32, 64, 128], "nb": 2},
 }
-
-
-def _channels(in_nc: int) -> dict:
-    return {"in_nc": in_nc, "out_nc": 1}
-
-
-def _widen(sd: dict[str, torch.Tensor], extra: int) -> dict[str, torch.Tensor]:
-    sd = dict(sd)
-    w = sd["m_head.weight"]
-    sd["m_head.weight"] = torch.cat([w, w.new_zeros(w.shape[0], extra, *w.shape[2:])], dim=1)
-    return sd
 
 
 def _run(net, x, qf_control):
@@ -41,8 +29,8 @@ ADAPTER = Adapter(
     spandrel_id="DRUNet",
     presets=PRESETS,
     make=lambda **kw: DRUNet(**kw),
-    channel_kwargs=_channels,
-    widen_input=_widen,
+    channel_kwargs=unet_channels,
+    widen_input=widen_input_conv,
     run=_run,
     multiple_of=lambda kw: 8,
     native_qf_map=True,

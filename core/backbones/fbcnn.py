@@ -7,10 +7,9 @@ level stays 512 wide even in the slim preset; quality control takes ``1 - QF/100
 
 from __future__ import annotations
 
-import torch
 from spandrel.architectures.FBCNN import FBCNN
 
-from .base import Adapter
+from .base import Adapter, unet_channels, widen_input_conv
 
 PRESETS = {
     # Published gray model: 71.9 M parameters.
@@ -18,17 +17,6 @@ PRESETS = {
     # CPU preset: thin upper levels, one block per level; the 512-wide bottom is forced by the QF head.
     "slim": {"nc": [16, 32, 64, 512], "nb": 1},
 }
-
-
-def _channels(in_nc: int) -> dict:
-    return {"in_nc": in_nc, "out_nc": 1}
-
-
-def _widen(sd: dict[str, torch.Tensor], extra: int) -> dict[str, torch.Tensor]:
-    sd = dict(sd)
-    w = sd["m_head.weight"]
-    sd["m_head.weight"] = torch.cat([w, w.new_zeros(w.shape[0], extra, *w.shape[2:])], dim=1)
-    return sd
 
 
 def _run(net, x, qf_control):
@@ -41,8 +29,8 @@ ADAPTER = Adapter(
     spandrel_id="FBCNN",
     presets=PRESETS,
     make=lambda **kw: FBCNN(**kw),
-    channel_kwargs=_channels,
-    widen_input=_widen,
+    channel_kwargs=unet_channels,
+    widen_input=widen_input_conv,
     run=_run,
     multiple_of=lambda kw: 8,
     predicts_qf=True,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from spandrel.architectures.SwinIR import SwinIR
 
-from .base import Adapter
+from .base import Adapter, widen_input_conv
 
 _COMMON = {"upscale": 1, "img_range": 255.0, "upsampler": "", "resi_connection": "1conv", "mlp_ratio": 2}
 
@@ -29,9 +29,7 @@ def _channels(in_nc: int) -> dict:
 
 
 def _widen(sd: dict[str, torch.Tensor], extra: int) -> dict[str, torch.Tensor]:
-    sd = dict(sd)
-    w = sd["conv_first.weight"]
-    sd["conv_first.weight"] = torch.cat([w, w.new_zeros(w.shape[0], extra, *w.shape[2:])], dim=1)
+    sd = widen_input_conv(sd, extra, "conv_first.weight")
     lw, lb = sd["conv_last.weight"], sd["conv_last.bias"]
     sd["conv_last.weight"] = torch.cat([lw, lw.new_zeros(extra, *lw.shape[1:])], dim=0)
     sd["conv_last.bias"] = torch.cat([lb, lb.new_zeros(extra)], dim=0)
