@@ -71,10 +71,11 @@ def load_drawing(path: str | os.PathLike) -> np.ndarray:
                 im = im.convert("RGBA")
                 bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
                 im = Image.alpha_composite(bg, im)
-            if im.mode in ("I;16", "I;16B", "I", "F"):
+            if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                # 16-bit drawings: 65535 is white, reduce to 8 bits (257 = 65535 / 255).
                 arr = np.asarray(im, dtype=np.float64)
-                arr = np.clip(np.rint(arr / (65535.0 if arr.max() > 255 else 1.0) * (255.0 if arr.max() > 255 else 1.0)), 0, 255)
-                arr = arr.astype(np.uint8)
+                scale = 257.0 if arr.max() > 255 else 1.0
+                arr = np.clip(np.rint(arr / scale), 0, 255).astype(np.uint8)
             else:
                 arr = np.asarray(im.convert("L"))
     except (OSError, UnidentifiedImageError, ValueError) as e:
