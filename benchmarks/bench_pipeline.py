@@ -234,7 +234,7 @@ def tiled_part(args) -> None:
 
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     print("\n## Tiled vs whole image (default models, auto precision, 1024^2)")
-    whole = measure(1024, tile=2048, save=str(tmp / "bench_whole.npy"), threads=args.threads)
+    measure(1024, tile=2048, save=str(tmp / "bench_whole.npy"), threads=args.threads)
     tiled = measure(1024, tile=384, save=str(tmp / "bench_tiled.npy"), threads=args.threads)
     a = np.load(tmp / "bench_whole.npy").astype(int)
     b = np.load(tmp / "bench_tiled.npy").astype(int)

@@ -181,7 +181,7 @@ def install(gimp_dir: Path, *, dry_run: bool = False, say: Callable[[str], None]
         mode = target_entry.stat().st_mode
         target_entry.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     if not dry_run:
-        say(f"installed. Restart GIMP 3; the command is Filters > Enhance > Restore JPEG Line Art... "
+        say("installed. Restart GIMP 3; the command is Filters > Enhance > Restore JPEG Line Art... "
             "(it needs a running server: python -m server)")
     return dest
 

@@ -200,6 +200,19 @@ def _options(options: OptionsLike) -> protocol.Options:
         raise ServerError(e.message, e.code) from None
 
 
+def _connect_options(token: str | None, open_timeout: float) -> dict[str, Any]:
+    """Keyword arguments of websockets' connect shared by the sync and asyncio clients: no
+    compression (pixels do not compress), no proxy (loopback), our size limit and user agent."""
+    return {
+        "additional_headers": _headers(token),
+        "compression": None,
+        "proxy": None,
+        "open_timeout": open_timeout,
+        "max_size": MAX_REPLY_BYTES,
+        "user_agent_header": f"lineart-restore-client/{protocol.PROTOCOL_VERSION}",
+    }
+
+
 def _headers(token: str | None) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
@@ -296,16 +309,7 @@ class Client(_Common):
             assert self.welcome is not None
             return self.welcome
         try:
-            ws = _sync_connect(
-                self.url,
-                additional_headers=_headers(self.token),
-                compression=None,
-                proxy=None,
-                open_timeout=self.open_timeout,
-                max_size=MAX_REPLY_BYTES,
-                user_agent_header=f"lineart-restore-client/{protocol.PROTOCOL_VERSION}",
-                **_SYNC_EXTRA,
-            )
+            ws = _sync_connect(self.url, **_connect_options(self.token, self.open_timeout), **_SYNC_EXTRA)
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as e:
             raise _connect_error(self.url, e) from None
         try:
@@ -449,15 +453,7 @@ class AsyncClient(_Common):
             assert self.welcome is not None
             return self.welcome
         try:
-            ws = await _async_connect(
-                self.url,
-                additional_headers=_headers(self.token),
-                compression=None,
-                proxy=None,
-                open_timeout=self.open_timeout,
-                max_size=MAX_REPLY_BYTES,
-                user_agent_header=f"lineart-restore-client/{protocol.PROTOCOL_VERSION}",
-            )
+            ws = await _async_connect(self.url, **_connect_options(self.token, self.open_timeout))
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as e:
             raise _connect_error(self.url, e) from None
         try:

@@ -13,7 +13,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
 
 from core.weights import load_model, read_metadata, save_model
 

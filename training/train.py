@@ -37,7 +37,7 @@ from core.backbones import build_backbone
 from core.equations import compose, gt_mask, masked_mse, threshold
 from core.masknet import build_masknet
 from core.metrics import miou, psnr, ssim
-from core.weights import load_model, read_metadata, save_model
+from core.weights import load_model, save_model
 
 from .data import PatchDataset, jpeg_degrade, load_folder, validation_crops
 

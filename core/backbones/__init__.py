@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 
 from ..errors import InvalidOptionError, UnsupportedModelError
 from . import drunet, fbcnn, swinir
