@@ -151,6 +151,37 @@ def _pillow_roundtrip(img: np.ndarray, qf: int) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
 
 
+def test_init_fine_tunes_our_weights_and_records_them(tmp_path, data_dir):
+    first = tmp_path / "first"
+    train(_cfg(data_dir, first, task="mask", steps=4))
+    start = load_model(first / "model.safetensors").state_dict()
+
+    tuned = tmp_path / "tuned"
+    train(_cfg(data_dir, tuned, task="mask", steps=0, init=str(first / "model.safetensors")))
+    same = load_model(tuned / "model.safetensors").state_dict()
+    assert all(torch.equal(start[k], same[k]) for k in start)  # starts exactly from the init weights
+
+    train(_cfg(data_dir, tuned, task="mask", steps=3, resume=True, init=str(first / "model.safetensors")))
+    meta = read_metadata(tuned / "model.safetensors")["training"]
+    assert meta["steps"] == 3
+    assert meta["init"] == {"file": "model.safetensors", "steps": 4, "hours": meta["init"]["hours"], "init": None}
+    after = load_model(tuned / "model.safetensors").state_dict()
+    assert any(not torch.equal(start[k], after[k]) for k in start)
+
+
+def test_init_of_another_network_is_a_clear_error(tmp_path, data_dir):
+    mask = tmp_path / "mask"
+    train(_cfg(data_dir, mask, task="mask", steps=1))
+    with pytest.raises(ValueError, match="different network.*kind"):
+        train(_cfg(data_dir, tmp_path / "r", task="restore", mode="framework", steps=1,
+                   init=str(mask / "model.safetensors")))
+    with pytest.raises(ValueError, match="different network.*variant"):
+        train(_cfg(data_dir, tmp_path / "q", task="mask", variant="qfmap", steps=1,
+                   init=str(mask / "model.safetensors")))
+    with pytest.raises(FileNotFoundError, match="--init file not found"):
+        train(_cfg(data_dir, tmp_path / "m", task="mask", steps=1, init=str(tmp_path / "nope.safetensors")))
+
+
 @pytest.mark.parametrize("qf", [5, 10, 30, 75, 95])
 def test_jpeg_degrade_is_a_real_jpeg_at_the_asked_quality(qf):
     img = synth_drawing(np.random.default_rng(qf), 64, 72)

@@ -52,6 +52,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bf16", default=d.bf16, choices=["auto", "on", "off"], help="bfloat16 autocast (default %(default)s)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--init", default=None,
+                   help="start from these weights (fine-tune): one of our .safetensors files of the same "
+                        "network, or for restore an official FBCNN/DRUNet/SwinIR checkpoint")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
@@ -74,7 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--loss", default="l1", choices=["l1", "mse"], help="baseline loss (default %(default)s)")
     pr.add_argument("--train-mask", default="gt",
                     help="framework input mask while training: 'gt' (eq. 3, the paper) or a mask weights file")
-    pr.add_argument("--init", default=None, help="official checkpoint (.pth/.safetensors) to start from")
     pr.set_defaults(task="restore")
 
     for module, fn in (("synth", "add_synth_parser"), ("evaluate", "add_evaluate_parser"),

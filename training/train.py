@@ -37,7 +37,8 @@ from core.backbones import build_backbone
 from core.equations import compose, gt_mask, masked_mse, threshold
 from core.masknet import build_masknet
 from core.metrics import miou, psnr, ssim
-from core.weights import load_model, save_model
+from core.errors import WeightsError
+from core.weights import load_model, read_metadata, save_model
 
 from .data import PatchDataset, jpeg_degrade, load_folder, validation_crops
 
@@ -72,7 +73,7 @@ class TrainConfig:
     qf_map: bool = False
     loss: str = "l1"                           # baseline loss: l1 | mse (framework: masked MSE)
     train_mask: str = "gt"                     # framework input mask: "gt" or a mask weights path
-    init: str | None = None                    # official checkpoint to start from
+    init: str | None = None                    # our weights file (fine-tune) or an official checkpoint
     preset: str = "slim"
     # optimisation
     lr: float = 2e-4
@@ -136,15 +137,43 @@ def _autocast(device: torch.device, bf16: str):
     return contextlib.nullcontext()
 
 
-def _build_model(cfg: TrainConfig):
+def _fresh_model(cfg: TrainConfig):
     if cfg.task == "mask":
         kw = {"qf": cfg.qf} if cfg.variant == "single" else {}
         return build_masknet(cfg.variant, cfg.preset, qf_range=(cfg.qf_min, cfg.qf_max), **kw)
-    if cfg.init:
-        from core.weights import load_official
-
-        return load_official(cfg.init, mode=cfg.mode)
     return build_backbone(cfg.arch, cfg.preset, mode=cfg.mode, qf_map=cfg.qf_map)
+
+
+def _init_info(path: str) -> dict[str, Any] | None:
+    """The training metadata of ``path`` when it is one of our weights files, else None."""
+    try:
+        return read_metadata(path)["training"]
+    except WeightsError:
+        return None
+
+
+def _build_model(cfg: TrainConfig):
+    """A fresh network, or the ``--init`` weights to fine-tune: one of our files (any task; it must
+    describe the same network the options ask for) or, for backbones, an official checkpoint."""
+    if not cfg.init:
+        return _fresh_model(cfg)
+    if not Path(cfg.init).is_file():
+        raise FileNotFoundError(f"--init file not found: {cfg.init}")
+    if _init_info(cfg.init) is not None:
+        model = load_model(cfg.init)
+        want = _fresh_model(cfg).config
+        if model.config != want:
+            diff = sorted(k for k in set(want) | set(model.config) if want.get(k) != model.config.get(k))
+            raise ValueError(
+                f"--init {cfg.init} is a different network from the one asked for (differs in "
+                f"{', '.join(diff)}): pass the matching --preset/--arch/--mode/--variant options"
+            )
+        return model
+    if cfg.task == "mask":
+        raise ValueError(f"--init {cfg.init}: a mask network starts only from one of our mask weights files")
+    from core.weights import load_official
+
+    return load_official(cfg.init, mode=cfg.mode)
 
 
 def _save_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
@@ -256,6 +285,11 @@ def train(cfg: TrainConfig) -> Path:
     torch.manual_seed(cfg.seed + rank)
 
     model = _build_model(cfg).to(device)
+    init_record = None
+    if cfg.init:
+        info = _init_info(cfg.init)
+        init_record = {"file": Path(cfg.init).name, **({"steps": info.get("steps"), "hours": info.get("hours"),
+                       "init": info.get("init")} if info is not None else {"official": True})}
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -324,6 +358,7 @@ def train(cfg: TrainConfig) -> Path:
             "loss": ("cross_entropy" if cfg.task == "mask" else
                      "masked_mse" if cfg.mode == "framework" else cfg.loss),
             "train_mask": cfg.train_mask if cfg.task == "restore" else None,
+            "init": init_record,
             "validation": best, "final": final,
         })
         _save_optimizer(opt, out / "optimizer.safetensors")
