@@ -51,7 +51,7 @@ def drawing(side: int, seed: int = 0, qf: int = 20):
     return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
 
 
-def build_restorer(which: str, precision: str, channels_last: bool = True, mask_precision: str = "fp32"):
+def build_restorer(which: str, precision: str, channels_last: bool = True, mask_precision: str | None = None):
     """``default``: shipped weights or random slim models; ``fbcnn_full``: the official-size FBCNN."""
     import torch
 
@@ -110,9 +110,10 @@ def worker(args) -> None:
 
 
 def measure(size: int, which="default", precision="auto", tile=None, threads=None, channels_last=True, save=None,
-            mask_precision="fp32"):
-    cmd = [sys.executable, __file__, "--worker", "--size", str(size), "--which", which, "--precision", precision,
-           "--mask-precision", mask_precision]
+            mask_precision=None):
+    cmd = [sys.executable, __file__, "--worker", "--size", str(size), "--which", which, "--precision", precision]
+    if mask_precision:
+        cmd += ["--mask-precision", mask_precision]
     if tile:
         cmd += ["--tile", str(tile)]
     if threads:
@@ -138,7 +139,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=1024, help=argparse.SUPPRESS)
     ap.add_argument("--which", default="default", help=argparse.SUPPRESS)
     ap.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
-    ap.add_argument("--mask-precision", default="fp32", help=argparse.SUPPRESS)
+    ap.add_argument("--mask-precision", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--tile", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--no-channels-last", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--save", help=argparse.SUPPRESS)
@@ -188,13 +189,15 @@ def precision_part(args) -> None:
     print("(MP/s: wall clock; MP/cpu-s: megapixels per CPU-second of this process, less sensitive to other load)")
     print(f"{'variant':42} {'MP/s':>6} {'MP/cpu-s':>8} {'s':>6}  mask s / backbone s")
     variants = [
-        ("fp32 eager (contiguous)", dict(precision="fp32", channels_last=False)),
-        ("fp32 channels_last", dict(precision="fp32")),
-        ("bf16 autocast channels_last (mask fp32)", dict(precision="bf16", save=str(tmp / "bench_bf16.npy"))),
+        ("fp32 eager (contiguous)", dict(precision="fp32", mask_precision="fp32", channels_last=False)),
+        ("fp32 channels_last", dict(precision="fp32", mask_precision="fp32")),
+        ("bf16 autocast channels_last (mask fp32)", dict(precision="bf16", mask_precision="fp32",
+                                                         save=str(tmp / "bench_bf16.npy"))),
         ("bf16 autocast channels_last (mask bf16 too)", dict(precision="bf16", mask_precision="bf16",
                                                              save=str(tmp / "bench_bf16all.npy"))),
     ]
-    ref32 = measure(1024, precision="fp32", save=str(tmp / "bench_fp32.npy"), threads=args.threads)
+    ref32 = measure(1024, precision="fp32", mask_precision="fp32", save=str(tmp / "bench_fp32.npy"),
+                    threads=args.threads)
     for name, kw in variants:
         res = ref32 if (kw.get("precision") == "fp32" and kw.get("channels_last", True)) else measure(
             1024, threads=args.threads, **kw)

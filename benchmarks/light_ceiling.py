@@ -1,0 +1,96 @@
+"""How much of the JPEG error on light, grainy lines can any restorer remove? A diagnostic.
+
+For every drawing of a folder (the same 512² centre crops and light-variant seeds as
+``python -m training evaluate --light``) and every QF, it splits the JPEG's squared error into the
+part on line pixels and the part on background pixels, and scores:
+
+* ``JPEG``: the decoded JPEG;
+* ``perfect background``: the JPEG with every background pixel set to its true value (255) and the
+  line pixels left as decoded: what a perfect mask alone can give;
+* ``ours``: the default pipeline (learnt mask, framework backbone, threshold);
+
+and the same for the light variant *without* its grain (darkness scaled only), to separate
+"light" from "grainy". The pencil grain is mostly pixel-scale random texture that JPEG at low
+quality throws away; a restorer can only guess it back, so the line-pixel error bounds what any
+method can reach.
+
+    python benchmarks/light_ceiling.py /path/to/lineart/val --qf 10 20 30 40
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from core.pipeline import Restorer, RestoreOptions  # noqa: E402
+from training.data import jpeg_degrade, list_images, load_drawing  # noqa: E402
+from training.evaluate import LIGHT_SEED, centre_crop  # noqa: E402
+from training.synth import light_variant  # noqa: E402
+
+
+def light_without_grain(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Darkness scaled by one factor drawn like :func:`light_variant`'s, no grain."""
+    f = rng.uniform(0.25, 0.6)
+    out = np.clip(np.rint(255.0 - (255.0 - clean.astype(np.float32)) * f), 0, 254).astype(np.uint8)
+    return np.where(clean < 255, out, np.uint8(255))
+
+
+def _psnr_from_mse(mse: float) -> float:
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("folder", help="folder of clean drawings (e.g. lineart/val)")
+    p.add_argument("--qf", type=int, nargs="+", default=[10, 20, 30, 40])
+    p.add_argument("--crop", type=int, default=512)
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = p.parse_args(argv)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    restorer = Restorer.default()
+    files = list_images(args.folder)
+    if not files:
+        print(f"error: no images in {args.folder}", file=sys.stderr)
+        return 2
+    variants = {
+        "light + grain (evaluate --light)": lambda c, i: light_variant(c, np.random.default_rng(LIGHT_SEED + i)),
+        "light, no grain": lambda c, i: light_without_grain(c, np.random.default_rng(LIGHT_SEED + i)),
+    }
+    print(f"# {len(files)} drawings of {args.folder}, {args.crop}² centre crops; PSNR dB (mean over images); "
+          "MSE split = mean squared error contributed by line / background pixels")
+    for name, make in variants.items():
+        print(f"\n## {name}")
+        print("| QF | JPEG | JPEG MSE line / bg | perfect background | ours | ours MSE line / bg |")
+        print("|---:|---:|---:|---:|---:|---:|")
+        for qf in args.qf:
+            rows = []
+            for i, path in enumerate(files):
+                clean = make(centre_crop(load_drawing(path), args.crop), i)
+                line = clean < 255
+                jpeg = jpeg_degrade(clean, qf)
+                ours = restorer.restore(jpeg, RestoreOptions()).image
+                perfect_bg = np.where(line, jpeg, np.uint8(255))
+                row = []
+                for img in (jpeg, perfect_bg, ours):
+                    se = (img.astype(np.float64) - clean) ** 2
+                    row += [se.mean(), se[line].sum() / se.size, se[~line].sum() / se.size]
+                rows.append(row)
+            m = np.asarray(rows)
+            psnr = lambda col: np.mean([_psnr_from_mse(v) for v in m[:, col]])  # noqa: E731
+            mean = m.mean(axis=0)
+            print(f"| {qf} | {psnr(0):.2f} | {mean[1]:.1f} / {mean[2]:.1f} | {psnr(3):.2f} | {psnr(6):.2f} | "
+                  f"{mean[7]:.1f} / {mean[8]:.1f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
