@@ -47,6 +47,19 @@ def test_drawings_vary_in_darkness_and_width():
     assert (darkest > 70).any(), "no drawing with light ink"
 
 
+def test_some_drawings_have_flat_light_tones():
+    """A share of drawings carries a flat near-white tone (220-249) over a sizeable area: line
+    pixels by eq. 3, which the mask network must learn to keep (the real set has none)."""
+    toned = 0
+    for seed in range(40):
+        img = synth_drawing(np.random.default_rng(seed), 128, 128)
+        tone = (img >= 220) & (img <= 249)
+        # a flat area: tone pixels whose 3x3 neighbourhood is all tone, not anti-aliased edges
+        core = cv2.erode(tone.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        toned += core.mean() > 0.02
+    assert 3 <= toned <= 20, toned
+
+
 def test_anti_aliased_edges():
     """Strokes have intermediate gray levels at their edges, not only ink and paper."""
     img = synth_drawing(np.random.default_rng(1), 128, 128)

@@ -2,7 +2,8 @@
 
 The real training set (clip art rendered from SVG) is almost all black, clean, uniform-width
 ink. These generators add what it lacks: pressure-tapered strokes of varied width, light as well
-as dark lines, pencil/brush grain, hatching, closed shapes and small filled areas.
+as dark lines, pencil/brush grain, hatching, closed shapes, small filled areas and flat light
+tones (near-white fills that are still lines).
 
 Value conventions follow :mod:`core.checks`: ``uint8`` gray ``(H, W)``, white = 255, and the
 background (every pixel with no ink nearby) is *exactly* 255 so that eq. 3 (``clean < 255``) gives
@@ -218,7 +219,7 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
 
     A drawing has one "style" (base width, ink darkness range, tool texture, taper habit) and a
     mix of long contours, closed shapes, short detail strokes, hatching patches and an occasional
-    small filled area, concentrated around a few focal points so that empty paper remains, as in
+    small filled area, sometimes a flat light tone (220-249) inside a shape, concentrated around a few focal points so that empty paper remains, as in
     real line art.
     """
     if height < 8 or width < 8:
@@ -285,10 +286,12 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
     lscale = min(scale, 2.5)
     density = rng.uniform(0.7, 1.5) * scale * scale
 
+    outlines: list[np.ndarray] = []  # control points of the big closed shapes, for flat tones
     # big outlines: closed irregular shapes, often drawn as 1-3 overlapping strokes like an artist does
     for _ in range(max(1, int(round(rng.uniform(1, 4) * density)))):
         rx = rng.uniform(20, 90) * lscale
         ctrl = _blob(rng, near_focus(), rx, rx * rng.uniform(0.3, 1.0), rng.uniform(0.05, 0.35))
+        outlines.append(ctrl)
         pieces = int(rng.choice([1, 1, 2, 3]))
         if pieces == 1:
             curve(ctrl, closed=True)
@@ -385,6 +388,20 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
         r = rng.uniform(3, 16) * lscale
         poly = _catmull_rom(_blob(rng, near_focus(), r, r * rng.uniform(0.4, 1.0), 0.3), step, closed=True)
         _fill(canvas, poly, ink() if rng.random() < 0.7 else int(rng.uniform(40, 150)))
+
+    # flat light tones under the lines (a grey base or shadow, 220-249, as digital art often has):
+    # usually filling one of the big outlined shapes, sometimes a free-standing patch. Such fills
+    # are line pixels (eq. 3) that a mask must keep although they are nearly white.
+    tone = np.zeros_like(canvas)
+    if rng.random() < 0.3:
+        for _ in range(int(rng.integers(1, 3))):
+            if outlines and rng.random() < 0.75:
+                poly = _catmull_rom(outlines[int(rng.integers(0, len(outlines)))], step, closed=True)
+            else:
+                r = rng.uniform(15, 60) * lscale
+                poly = _catmull_rom(_blob(rng, near_focus(), r, r * rng.uniform(0.4, 1.0), 0.25), step, closed=True)
+            _fill(tone, poly, int(rng.integers(6, 36)))
+    canvas = np.maximum(canvas, tone)
 
     # ---- back to output resolution, texture, background rule -------------------------------
     dark = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
