@@ -15,7 +15,8 @@ Steps of :meth:`Restorer.restore`:
    the argmax of the blended logits; ``otsu`` / ``otsu_d`` / ``agt`` are the direct masks of
    :mod:`core.masks` computed on the whole image; ``none`` uses no mask.
 3. The backbone runs tile by tile: the framework model on (image, mask), or for ``none`` the
-   baseline model on the image alone. The output is clamped to ``[0, 1]``.
+   baseline model on the image alone. The output is clamped to ``[0, 1]``. A framework tile
+   with no line pixel is not run at all (eq. 2 will make it white anyway).
 4. Framework mode: eq. 2, :func:`core.equations.compose` (background forced to white). Then,
    if enabled, eq. 1, :func:`core.equations.threshold` with ``theta``.
 5. The plane goes back to the caller's layout and depth (:func:`core.imageio.from_gray_float`),
@@ -651,7 +652,16 @@ class Restorer:
             notes.append(f"JPEG quality estimated on one tile ({qf_estimate:.0f}) and used for all tiles")
         qf_seen: list[float] = []
 
+        skipped = 0
+
         def backbone_tile(_tile, crop, *rest):
+            nonlocal skipped
+            if rest and not bool(rest[0].any()):
+                # No line pixel anywhere in this tile: eq. 2 makes all of it white whatever the
+                # network says, and blending spreads a tile only over its own pixels, so the
+                # network is not run (the output is identical).
+                skipped += 1
+                return torch.ones_like(crop, dtype=torch.float32)
             out, qf_pred = self._backbone_call(backbone, crop, rest[0] if rest else None, qf_run)
             if qf_pred is not None:
                 qf_seen.append(float(qf_pred.float().mean()))
@@ -662,6 +672,8 @@ class Restorer:
         if qf_estimate is None and qf_in is None and qf_seen:
             qf_estimate = float(np.mean(qf_seen))
         timings["restore"] = time.perf_counter() - t
+        if skipped:
+            notes.append(f"{skipped} of {len(plan)} tiles have no line pixel and were not run through the network")
 
         # ---- compose, threshold, back to a layer
         t = time.perf_counter()

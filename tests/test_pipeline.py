@@ -268,6 +268,26 @@ def test_tiled_equals_whole_several_tiles_wide(restorer):
         assert np.abs(t.image.astype(int) - w.image).max() <= TILE_TOLERANCE
 
 
+def test_tiles_without_lines_skip_the_network(restorer, monkeypatch):
+    """Framework tiles whose mask is empty are not run (eq. 2 whitens them): same output, fewer calls."""
+    img = np.full((256, 384), 255, np.uint8)
+    img[:96, :128] = drawing(96, 128, seed=5)  # lines in one corner, empty paper elsewhere
+    whole = restorer.restore(img, RestoreOptions(tile=1024))
+    calls = []
+    original = Restorer._backbone_call
+    monkeypatch.setattr(Restorer, "_backbone_call", lambda self, *a: calls.append(1) or original(self, *a))
+    tiled = restorer.restore(img, RestoreOptions(tile=128, overlap=32))
+    assert tiled.tiles > 4 and 0 < len(calls) < tiled.tiles
+    assert any("no line pixel" in n for n in tiled.notes)
+    np.testing.assert_array_equal(tiled.mask, whole.mask)
+    assert np.abs(tiled.image.astype(int) - whole.image).max() <= TILE_TOLERANCE
+    assert (tiled.image[whole.mask == 0] == 255).all()
+    # the plain baseline (mask none) has no mask to go by and runs every tile
+    calls.clear()
+    res = restorer.restore(img, RestoreOptions(mask="none", tile=128, overlap=32))
+    assert len(calls) == res.tiles
+
+
 def test_auto_tile_size_is_aligned(restorer):
     res = restorer.restore(IMG)
     assert res.tile % 8 == 0 and 256 <= res.tile <= 2048 and res.tiles == 1
