@@ -83,7 +83,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
                    help="inference precision (default: auto); auto = bf16 on CPUs with native bf16 and on CUDA, else fp32")
     g.add_argument("--mask-precision", default=None, choices=["auto", "fp32", "bf16", "fp16"],
                    help="precision of the mask network (default: as --precision); fp32 keeps the "
-                        "few line/background decisions that bf16 rounding flips (~160 pixels per million)")
+                        "few line/background decisions that bf16 rounding flips (tens to hundreds per million)")
     g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
 
     restore = sub.add_parser(

@@ -321,10 +321,10 @@ class Restorer:
         precision: precision of the restoration backbones: ``auto``, ``fp32``, ``bf16`` or
             ``fp16`` (CUDA only).
         mask_precision: precision of the mask network; ``None`` (default): the same as ``precision``.
-            In bf16 a few pixels whose two logits are nearly equal flip (about 160 per million
-            against fp32), in both directions: on the validation sets the mask mIoU and the output
-            PSNR moved by at most 0.0001 and 0.01 dB (``benchmarks/mask_precision.py``), while the
-            mask network ran twice as fast. ``fp32`` gives the exact fp32 decision.
+            In bf16 the pixels whose two logits are nearly equal may flip (tens to a few hundred
+            per million against fp32), in both directions: on the validation sets the mask mIoU and
+            the output PSNR moved by at most 0.0001 and 0.003 dB (``benchmarks/mask_precision.py``),
+            while the mask network ran about twice as fast. ``fp32`` gives the exact fp32 decision.
         channels_last: run the models in ``channels_last`` memory format (faster with oneDNN).
         names: role -> label shown by :meth:`info` (file names).
 
