@@ -28,7 +28,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.pipeline import Restorer, RestoreOptions  # noqa: E402
-from training.data import jpeg_degrade, list_images, load_drawing  # noqa: E402
+from training.data import DataError, jpeg_degrade, list_images, load_drawing  # noqa: E402
 from training.evaluate import LIGHT_SEED, centre_crop  # noqa: E402
 from training.synth import light_variant  # noqa: E402
 
@@ -57,9 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
 
     restorer = Restorer.default()
-    files = list_images(args.folder)
-    if not files:
-        print(f"error: no images in {args.folder}", file=sys.stderr)
+    try:
+        files = list_images(args.folder)  # raises on a missing or empty folder
+    except DataError as e:
+        print(f"error: {e}", file=sys.stderr)
         return 2
     variants = {
         "light + grain (evaluate --light)": lambda c, i: light_variant(c, np.random.default_rng(LIGHT_SEED + i)),

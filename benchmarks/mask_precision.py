@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from core.equations import gt_mask  # noqa: E402
 from core.metrics import miou  # noqa: E402
 from core.pipeline import Restorer, RestoreOptions  # noqa: E402
-from training.data import jpeg_degrade, list_images, load_drawing  # noqa: E402
+from training.data import DataError, jpeg_degrade, list_images, load_drawing  # noqa: E402
 from training.evaluate import centre_crop  # noqa: E402
 
 
@@ -42,9 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     print("| folder | QF | mIoU fp32 | mIoU bf16 | PSNR fp32 | PSNR bf16 | mask pixels differing |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for folder in args.folders:
-        files = list_images(folder)
-        if not files:
-            print(f"error: no images in {folder}", file=sys.stderr)
+        try:
+            files = list_images(folder)  # raises on a missing or empty folder
+        except DataError as e:
+            print(f"error: {e}", file=sys.stderr)
             return 2
         clean = [centre_crop(load_drawing(f), args.crop) for f in files]
         for qf in args.qf:

@@ -1,0 +1,82 @@
+"""The two quality diagnostics in benchmarks/: light_ceiling.py and mask_precision.py.
+
+Both run the shipped default pipeline on a folder of clean drawings; here on the one validation
+crop kept in tests/data (a 128² centre crop, one QF), so they finish in seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+light_ceiling = _load("light_ceiling")
+mask_precision = _load("mask_precision")
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("drawings")
+    shutil.copy(REPO / "tests" / "data" / "val_crop_empty_tomb.png", d)
+    return d
+
+
+def _rows(text: str) -> list[list[str]]:
+    return [[c.strip() for c in line.strip("|").split("|")] for line in text.splitlines()
+            if re.match(r"\|\s*\d", line)]
+
+
+def test_light_ceiling_orders_the_scores(folder, capsys):
+    assert light_ceiling.main([str(folder), "--qf", "10", "--crop", "128", "--threads", "1"]) == 0
+    rows = _rows(capsys.readouterr().out)
+    assert len(rows) == 2  # the grainy and the grain-free light variant, QF 10
+    for qf, jpeg, _split, perfect_bg, ours, _ours_split in rows:
+        assert qf == "10"
+        # a perfect background only removes error, so it can never score below the JPEG
+        assert float(perfect_bg) >= float(jpeg)
+        assert float(ours) > float(jpeg)
+
+
+def test_light_without_grain_keeps_paper_and_lines():
+    clean = np.full((32, 32), 255, np.uint8)
+    clean[8:24, 10:14] = 0
+    clean[8:24, 14] = 200
+    out = light_ceiling.light_without_grain(clean, np.random.default_rng(0))
+    assert (out[clean == 255] == 255).all()
+    line = clean < 255
+    assert (out[line] < 255).all()
+    # one factor for the whole image: darkness shrinks by the same ratio everywhere
+    ratio = (255.0 - out[8:24, 10]) / 255.0
+    assert 0.25 <= ratio.min() and ratio.max() <= 0.6 + 1 / 255
+
+
+def test_mask_precision_reports_both_precisions(folder, capsys):
+    assert mask_precision.main([str(folder), "--qf", "10", "--crop", "128", "--threads", "1"]) == 0
+    rows = _rows(capsys.readouterr().out.replace(f"| {folder.name} |", "| 0 |"))
+    assert len(rows) == 1
+    _name, qf, miou32, miou16, psnr32, psnr16, differing = rows[0]
+    assert qf == "10"
+    assert 0.9 < float(miou32) <= 1 and abs(float(miou32) - float(miou16)) < 0.01
+    assert abs(float(psnr32) - float(psnr16)) < 0.1
+    assert differing.endswith("per million")
+
+
+def test_empty_folder_is_an_error(tmp_path):
+    assert light_ceiling.main([str(tmp_path)]) == 2
+    assert mask_precision.main([str(tmp_path)]) == 2
