@@ -27,6 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from core.metrics import psnr  # noqa: E402
 from core.pipeline import Restorer, RestoreOptions  # noqa: E402
 from training.data import DataError, jpeg_degrade, list_images, load_drawing  # noqa: E402
 from training.evaluate import LIGHT_SEED, centre_crop  # noqa: E402
@@ -38,10 +39,6 @@ def light_without_grain(clean: np.ndarray, rng: np.random.Generator) -> np.ndarr
     f = rng.uniform(0.25, 0.6)
     out = np.clip(np.rint(255.0 - (255.0 - clean.astype(np.float32)) * f), 0, 254).astype(np.uint8)
     return np.where(clean < 255, out, np.uint8(255))
-
-
-def _psnr_from_mse(mse: float) -> float:
-    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,12 +53,13 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
 
-    restorer = Restorer.default()
     try:
         files = list_images(args.folder)  # raises on a missing or empty folder
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    crops = [centre_crop(load_drawing(f), args.crop) for f in files]
+    restorer = Restorer.default()
     variants = {
         "light + grain (evaluate --light)": lambda c, i: light_variant(c, np.random.default_rng(LIGHT_SEED + i)),
         "light, no grain": lambda c, i: light_without_grain(c, np.random.default_rng(LIGHT_SEED + i)),
@@ -73,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         print("| QF | JPEG | JPEG MSE line / bg | perfect background | ours | ours MSE line / bg |")
         print("|---:|---:|---:|---:|---:|---:|")
         for qf in args.qf:
-            rows = []
-            for i, path in enumerate(files):
-                clean = make(centre_crop(load_drawing(path), args.crop), i)
+            rows = []  # per image, for JPEG / perfect background / ours: PSNR, line MSE share, bg MSE share
+            for i, crop in enumerate(crops):
+                clean = make(crop, i)
                 line = clean < 255
                 jpeg = jpeg_degrade(clean, qf)
                 ours = restorer.restore(jpeg, RestoreOptions()).image
@@ -83,13 +81,11 @@ def main(argv: list[str] | None = None) -> int:
                 row = []
                 for img in (jpeg, perfect_bg, ours):
                     se = (img.astype(np.float64) - clean) ** 2
-                    row += [se.mean(), se[line].sum() / se.size, se[~line].sum() / se.size]
+                    row += [psnr(img, clean), se[line].sum() / se.size, se[~line].sum() / se.size]
                 rows.append(row)
-            m = np.asarray(rows)
-            psnr = lambda col: np.mean([_psnr_from_mse(v) for v in m[:, col]])  # noqa: E731
-            mean = m.mean(axis=0)
-            print(f"| {qf} | {psnr(0):.2f} | {mean[1]:.1f} / {mean[2]:.1f} | {psnr(3):.2f} | {psnr(6):.2f} | "
-                  f"{mean[7]:.1f} / {mean[8]:.1f} |", flush=True)
+            m = np.asarray(rows).mean(axis=0)
+            print(f"| {qf} | {m[0]:.2f} | {m[1]:.1f} / {m[2]:.1f} | {m[3]:.2f} | {m[6]:.2f} | "
+                  f"{m[7]:.1f} / {m[8]:.1f} |", flush=True)
     return 0
 
 

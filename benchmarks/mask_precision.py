@@ -20,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core.equations import gt_mask  # noqa: E402
-from core.metrics import miou  # noqa: E402
+from core.metrics import miou, psnr  # noqa: E402
 from core.pipeline import Restorer, RestoreOptions  # noqa: E402
 from training.data import DataError, jpeg_degrade, list_images, load_drawing  # noqa: E402
 from training.evaluate import centre_crop  # noqa: E402
@@ -56,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                 truth = gt_mask(c)
                 for prec, r in restorers.items():
                     res = r.restore(jpeg, RestoreOptions())
-                    mse = np.mean((res.image.astype(np.float64) - c) ** 2)
-                    scores[prec].append((miou(res.mask, truth), 10 * np.log10(255.0**2 / max(mse, 1e-10))))
+                    scores[prec].append((miou(res.mask, truth), psnr(res.image, c)))
                     masks[prec].append(res.mask)
             differ = sum(int((a != b).sum()) for a, b in zip(masks["fp32"], masks["bf16"]))
             total = sum(m.size for m in masks["fp32"])

@@ -314,10 +314,10 @@ def test_mask_precision_follows_precision_unless_given(model_files):
     """By default the mask net runs in the backbone's precision; in bf16 only pixels the fp32 net
     is nearly undecided about may flip."""
     img = drawing(96, 160, seed=2)
-    assert Restorer.from_files(**model_files, device="cpu", precision="fp32").mask_precision == "fp32"
+    fp32 = Restorer.from_files(**model_files, device="cpu", precision="fp32")
+    assert fp32.mask_precision == "fp32"
     both = Restorer.from_files(**model_files, device="cpu", precision="bf16")
     assert both.mask_precision == "bf16" and both.info()["models"]["mask"]["precision"] == "bf16"
-    fp32 = Restorer.from_files(**model_files, device="cpu", precision="fp32")
     a = fp32.restore(img, RestoreOptions())
     b = both.restore(img, RestoreOptions())
     flipped = a.mask != b.mask

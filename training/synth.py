@@ -218,9 +218,9 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
         pixels (eq. 3 mask, ``< 255``) typically cover 5-30 % of the image.
 
     A drawing has one "style" (base width, ink darkness range, tool texture, taper habit) and a
-    mix of long contours, closed shapes, short detail strokes, hatching patches and an occasional
-    small filled area, sometimes a flat light tone (220-249) inside a shape, concentrated around a few focal points so that empty paper remains, as in
-    real line art.
+    mix of long contours, closed shapes, short detail strokes, hatching patches, an occasional
+    small filled area and sometimes a flat light tone (220-249) inside a shape, concentrated around
+    a few focal points so that empty paper remains, as in real line art.
     """
     if height < 8 or width < 8:
         raise ValueError(f"synthetic drawings need at least 8x8 pixels, got {width}x{height}")

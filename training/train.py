@@ -144,22 +144,21 @@ def _fresh_model(cfg: TrainConfig):
     return build_backbone(cfg.arch, cfg.preset, mode=cfg.mode, qf_map=cfg.qf_map)
 
 
-def _init_info(path: str) -> dict[str, Any] | None:
-    """The training metadata of ``path`` when it is one of our weights files, else None."""
-    try:
-        return read_metadata(path)["training"]
-    except WeightsError:
-        return None
-
-
 def _build_model(cfg: TrainConfig):
     """A fresh network, or the ``--init`` weights to fine-tune: one of our files (any task; it must
-    describe the same network the options ask for) or, for backbones, an official checkpoint."""
+    describe the same network the options ask for) or, for backbones, an official checkpoint.
+
+    Returns ``(model, init_record)``; the record (None without ``--init``) goes into the weights'
+    metadata: the init file's name and its own steps, hours and init, or ``official``."""
     if not cfg.init:
-        return _fresh_model(cfg)
+        return _fresh_model(cfg), None
     if not Path(cfg.init).is_file():
         raise FileNotFoundError(f"--init file not found: {cfg.init}")
-    if _init_info(cfg.init) is not None:
+    try:
+        info = read_metadata(cfg.init)["training"]
+    except WeightsError:  # not one of ours: an official checkpoint
+        info = None
+    if info is not None:
         model = load_model(cfg.init)
         want = _fresh_model(cfg).config
         if model.config != want:
@@ -168,12 +167,14 @@ def _build_model(cfg: TrainConfig):
                 f"--init {cfg.init} is a different network from the one asked for (differs in "
                 f"{', '.join(diff)}): pass the matching --preset/--arch/--mode/--variant options"
             )
-        return model
+        record = {"file": Path(cfg.init).name, "steps": info.get("steps"), "hours": info.get("hours"),
+                  "init": info.get("init")}
+        return model, record
     if cfg.task == "mask":
         raise ValueError(f"--init {cfg.init}: a mask network starts only from one of our mask weights files")
     from core.weights import load_official
 
-    return load_official(cfg.init, mode=cfg.mode)
+    return load_official(cfg.init, mode=cfg.mode), {"file": Path(cfg.init).name, "official": True}
 
 
 def _save_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
@@ -284,12 +285,8 @@ def train(cfg: TrainConfig) -> Path:
         out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed + rank)
 
-    model = _build_model(cfg).to(device)
-    init_record = None
-    if cfg.init:
-        info = _init_info(cfg.init)
-        init_record = {"file": Path(cfg.init).name, **({"steps": info.get("steps"), "hours": info.get("hours"),
-                       "init": info.get("init")} if info is not None else {"official": True})}
+    model, init_record = _build_model(cfg)
+    model = model.to(device)
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
