@@ -29,7 +29,7 @@ from core.equations import masked_mse
 from core.weights import load_model, read_metadata
 from training.data import DataError, PatchDataset, jpeg_degrade, load_folder
 from training.synth import synth_drawing
-from training.train import ResumeError, TrainConfig, train
+from training.train import LOG_FLOOR, ResumeError, TrainConfig, restore_loss, train
 
 CROP = 32
 REPO = Path(__file__).resolve().parent.parent
@@ -68,12 +68,11 @@ def _loss(path: Path, cfg: TrainConfig, batch) -> float:
     q = qf if model.needs_qf else None
     if cfg.task == "mask":
         return float(F.cross_entropy(model(x, q), (y < 1.0).long()[:, 0]))
-    if cfg.mode == "framework":
-        mask = (y < 1.0).float()
-        out, _ = model(x, mask, q)
-        return float(masked_mse(out, y, mask))
-    out, _ = model(x, None, q)
-    return float((out - y).abs().mean())
+    mask = (y < 1.0).float() if cfg.mode == "framework" else None
+    out, _ = model(x, mask, q)
+    loss = float(restore_loss(out, y, mask, loss=cfg.loss, balance=cfg.balance))
+    # balance="log" is the mean log of the patch losses: its exp (their geometric mean) is > 0
+    return float(np.exp(loss)) if cfg.balance == "log" else loss
 
 
 MODES = [
@@ -83,6 +82,8 @@ MODES = [
     pytest.param(dict(task="restore", arch="drunet", mode="baseline"), id="drunet-baseline"),
     pytest.param(dict(task="restore", arch="drunet", mode="framework"), id="drunet-framework"),
     pytest.param(dict(task="restore", arch="drunet", mode="framework", qf_map=True), id="drunet-framework-qfmap"),
+    pytest.param(dict(task="restore", arch="drunet", mode="framework", balance="log"), id="drunet-framework-log"),
+    pytest.param(dict(task="restore", arch="drunet", mode="baseline", balance="log"), id="drunet-baseline-log"),
     pytest.param(dict(task="restore", arch="fbcnn", mode="baseline"), id="fbcnn-baseline", marks=pytest.mark.slow),
     pytest.param(dict(task="restore", arch="swinir", mode="framework"), id="swinir-framework",
                  marks=pytest.mark.slow),
@@ -266,3 +267,65 @@ def test_ddp_two_processes(tmp_path, data_dir):
     meta = read_metadata(out / "model.safetensors")
     assert meta["training"]["batch"] == 4  # 2 per process x 2 processes
     print(f"DDP run took {time.time() - t0:.1f} s")
+
+
+# -- the restore loss and its per-patch log balance ---------------------------------------------
+
+
+def _loss_batch():
+    g = torch.Generator().manual_seed(3)
+    y = (torch.rand(4, 1, 16, 16, generator=g) > 0.7).float() * 0.5 + 0.5  # lines at 0.5, paper 1.0
+    y[2] = 1.0  # one patch without any line pixel
+    out = y + 0.05 * torch.randn(4, 1, 16, 16, generator=g)
+    return out, y, (y < 1.0).float()
+
+
+def test_restore_loss_none_is_eq4_over_the_batch_and_plain_l1_mse():
+    out, y, mask = _loss_batch()
+    assert torch.allclose(restore_loss(out, y, mask), masked_mse(out, y, mask))
+    assert torch.allclose(restore_loss(out, y, None, loss="l1"), (out - y).abs().mean())
+    assert torch.allclose(restore_loss(out, y, None, loss="mse"), (out - y).pow(2).mean())
+
+
+def test_restore_loss_log_is_the_mean_log_of_each_patch_loss():
+    out, y, mask = _loss_batch()
+    per = torch.stack([masked_mse(out[i], y[i], mask[i]) for i in range(4)])
+    assert per[2] == 0  # the all-paper patch: eq. 4 defines its loss as 0
+    want = torch.log(per + LOG_FLOOR["mse"]).mean()
+    assert torch.allclose(restore_loss(out, y, mask, balance="log"), want)
+    per_l1 = (out - y).abs().flatten(1).mean(1)
+    assert torch.allclose(restore_loss(out, y, None, loss="l1", balance="log"),
+                          torch.log(per_l1 + LOG_FLOOR["l1"]).mean())
+
+
+def test_restore_loss_log_weighs_patches_by_relative_error():
+    """Ten times the error on one patch adds the same to the log loss whatever that patch's error
+    was, while the plain mean is dominated by the patch with the larger error."""
+    out, y, mask = _loss_batch()
+    base = restore_loss(out, y, mask, balance="log")
+    for i in (0, 3):
+        worse = out.clone()
+        worse[i] = y[i] + (out[i] - y[i]) * 10 ** 0.5  # squared error x10 on patch i
+        step = restore_loss(worse, y, mask, balance="log") - base
+        assert abs(float(step) - np.log(10) / 4) < 0.01  # log(10) over 4 patches, floor aside
+    # gradient per unit of error: the same for every pixel under "none"; under "log" the patch
+    # whose squared error is 100x smaller gets about a 100x larger pull (pixel counts differ a bit)
+    small = out.clone()
+    small[3] = y[3] + (out[3] - y[3]) * 0.1
+    for balance, ratio_range in (("none", (0.99, 1.01)), ("log", (30, 300))):
+        p = small.clone().requires_grad_(True)
+        restore_loss(p, y, mask, balance=balance).backward()
+        g0 = p.grad[0][mask[0].bool()].abs().mean() / (small[0] - y[0])[mask[0].bool()].abs().mean()
+        g3 = p.grad[3][mask[3].bool()].abs().mean() / (small[3] - y[3])[mask[3].bool()].abs().mean()
+        ratio = float(g3 / g0)
+        assert ratio_range[0] < ratio < ratio_range[1], (balance, ratio)
+
+
+def test_balance_is_checked():
+    out, y, mask = _loss_batch()
+    with pytest.raises(ValueError, match="balance"):
+        restore_loss(out, y, mask, balance="sqrt")
+    with pytest.raises(ValueError, match="balance"):
+        TrainConfig(task="restore", train_dirs=["x"], steps=1, balance="sqrt").validate()
+    with pytest.raises(ValueError, match="restore training only"):
+        TrainConfig(task="mask", train_dirs=["x"], steps=1, balance="log").validate()

@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--mode", default="framework", choices=["baseline", "framework"])
     pr.add_argument("--qf-map", action="store_true", help="non-blind: feed (100-QF)/100 as a channel")
     pr.add_argument("--loss", default="l1", choices=["l1", "mse"], help="baseline loss (default %(default)s)")
+    pr.add_argument("--balance", default="none", choices=["none", "log"],
+                    help="none: the loss averaged over the batch's pixels (eq. 4); log: the mean of "
+                         "log(each patch's loss), so high-QF patches count as much as low-QF ones "
+                         "(default %(default)s)")
     pr.add_argument("--train-mask", default="gt",
                     help="framework input mask while training: 'gt' (eq. 3, the paper) or a mask weights file")
     pr.set_defaults(task="restore")

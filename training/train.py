@@ -6,6 +6,10 @@
 * ``task="restore"``, ``mode="framework"``: the mask (ground truth by default, or a trained mask
   network's prediction) is an extra input; loss is eq. 4's masked MSE on line pixels only; the
   validation output is composed with eq. 2 (background forced to white).
+* ``balance="log"`` (restore only) averages ``log(loss of each patch)`` over the batch instead of
+  the pixel losses themselves. A blind model sees QF 5-95: a QF-40 patch's squared error is about
+  ten times smaller than a QF-10 one's, so with a plain mean the low QFs drive nearly all of the
+  gradient. The log weighs every patch by its relative (dB-like) error, which is what PSNR averages.
 
 A run folder holds ``model.safetensors`` (our weights format, updated at every checkpoint),
 ``optimizer.safetensors`` + ``state.json`` (for ``--resume``; no pickle), ``log.csv`` (training
@@ -42,7 +46,13 @@ from core.weights import load_model, read_metadata, save_model
 
 from .data import PatchDataset, jpeg_degrade, load_folder, validation_crops
 
-__all__ = ["TrainConfig", "ResumeError", "train"]
+__all__ = ["TrainConfig", "ResumeError", "train", "restore_loss"]
+
+#: How the per-pixel restore loss becomes one number (see the module docstring).
+BALANCES = ("none", "log")
+#: Floor inside ``log`` for ``balance="log"``: an MSE of 1e-6 is 60 dB, an L1 of 1e-4 is 0.03 gray
+#: levels; patches already that good stop pulling (and an all-background patch gives no gradient).
+LOG_FLOOR = {"mse": 1e-6, "l1": 1e-4}
 
 
 class ResumeError(ValueError):
@@ -72,6 +82,7 @@ class TrainConfig:
     mode: str = "framework"                    # baseline | framework
     qf_map: bool = False
     loss: str = "l1"                           # baseline loss: l1 | mse (framework: masked MSE)
+    balance: str = "none"                      # none: mean over pixels | log: mean of log(patch loss)
     train_mask: str = "gt"                     # framework input mask: "gt" or a mask weights path
     init: str | None = None                    # our weights file (fine-tune) or an official checkpoint
     preset: str = "slim"
@@ -106,6 +117,10 @@ class TrainConfig:
             raise ValueError("the single-QF mask network needs --qf")
         if self.loss not in ("l1", "mse"):
             raise ValueError(f"loss must be l1 or mse, got {self.loss!r}")
+        if self.balance not in BALANCES:
+            raise ValueError(f"balance must be one of {', '.join(BALANCES)}, got {self.balance!r}")
+        if self.balance != "none" and self.task == "mask":
+            raise ValueError("--balance applies to restore training only (the mask loss is cross-entropy)")
         if not 5 <= self.crop:
             raise ValueError("crop must be at least 5 pixels")
 
@@ -256,6 +271,30 @@ class _Validator:
         return {k: float(np.mean(v)) for k, v in rows.items()}
 
 
+def restore_loss(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, *,
+                 loss: str = "l1", balance: str = "none") -> torch.Tensor:
+    """The restore training loss of a batch ``(N, 1, H, W)``.
+
+    ``mask`` given (framework): eq. 4's masked MSE on line pixels. ``mask`` None (baseline): ``loss``
+    (``l1`` or ``mse``) over all pixels. ``balance="none"`` averages over the batch's pixels (eq. 4
+    over the whole batch); ``"log"`` takes each patch's loss, then the mean of their logs.
+    """
+    if balance not in BALANCES:
+        raise ValueError(f"balance must be one of {', '.join(BALANCES)}, got {balance!r}")
+    kind = "mse" if mask is not None else loss
+    if balance == "none":
+        if mask is not None:
+            return masked_mse(out, target, mask)
+        diff = out - target
+        return diff.abs().mean() if kind == "l1" else diff.pow(2).mean()
+    if mask is not None:
+        per = torch.stack([masked_mse(o, t, m) for o, t, m in zip(out, target, mask)])
+    else:
+        diff = (out - target).flatten(1)
+        per = diff.abs().mean(1) if kind == "l1" else diff.pow(2).mean(1)
+    return torch.log(per + LOG_FLOOR[kind]).mean()
+
+
 def _append_csv(path: Path, row: dict[str, Any]) -> None:
     new = not path.exists()
     with open(path, "a", newline="") as fh:
@@ -354,6 +393,7 @@ def train(cfg: TrainConfig) -> Path:
             "crop": cfg.crop, "batch": cfg.batch * world, "lr": cfg.lr,
             "loss": ("cross_entropy" if cfg.task == "mask" else
                      "masked_mse" if cfg.mode == "framework" else cfg.loss),
+            "balance": cfg.balance if cfg.task == "restore" else None,
             "train_mask": cfg.train_mask if cfg.task == "restore" else None,
             "init": init_record,
             "validation": best, "final": final,
@@ -397,11 +437,10 @@ def train(cfg: TrainConfig) -> Path:
                 if cfg.mode == "framework":
                     mask = (y < 1.0).float() if mask_model is None else mask_model.predict(x, qf).float()
                     out_img, _ = train_model(x, mask, qf if model.needs_qf else None)
-                    loss = masked_mse(out_img.float(), y, mask)
                 else:
+                    mask = None
                     out_img, _ = train_model(x, None, qf if model.needs_qf else None)
-                    diff = out_img.float() - y
-                    loss = diff.abs().mean() if cfg.loss == "l1" else diff.pow(2).mean()
+                loss = restore_loss(out_img.float(), y, mask, loss=cfg.loss, balance=cfg.balance)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
