@@ -41,6 +41,7 @@ from core.backbones import build_backbone
 from core.equations import compose, gt_mask, masked_mse, threshold
 from core.masknet import build_masknet
 from core.metrics import miou, psnr, ssim
+from core.pipeline import cpu_has_native_bf16
 from core.errors import WeightsError
 from core.weights import load_model, read_metadata, save_model
 
@@ -143,8 +144,11 @@ def _pick_device(name: str) -> torch.device:
 
 
 def _autocast(device: torch.device, bf16: str):
+    """bf16 autocast per ``--bf16``. On the CPU ``auto`` means on only where the processor has
+    native bf16 (AVX512-BF16/AMX): elsewhere bf16 is emulated, and a slim-DRUNet framework step
+    measured 27 s instead of 1.6 s in float32 (AVX2-only AMD EPYC, one thread)."""
     if device.type == "cpu":
-        if bf16 == "off":
+        if bf16 == "off" or (bf16 == "auto" and not cpu_has_native_bf16()):
             return contextlib.nullcontext()
         return torch.autocast("cpu", dtype=torch.bfloat16)
     if device.type == "cuda" and bf16 != "off":
