@@ -6,8 +6,9 @@ architecture; speed and memory do not depend on the weight values):
 * megapixels per second of the whole pipeline (mask net + backbone + compose + threshold) at
   1024^2, 2048^2 and 4096^2, each size in a fresh process, with its peak RSS;
 * peak RSS at 8192^2 (through tiling);
-* fp32 eager vs fp32 channels_last vs bf16 autocast at 1024^2, and the bf16-vs-fp32 output
-  difference (the parity that picks the CPU precision);
+* fp32 eager vs fp32 channels_last vs fp32 through ONNX Runtime vs bf16 autocast (where the CPU
+  has native bf16; emulated bf16 is skipped) at 1024^2, and each one's output difference from
+  torch fp32 (the parity that picks the CPU precision and engine);
 * the max difference between tiled and whole-image output;
 * the same pipeline with the official-size FBCNN (random weights) as the reference a user would
   otherwise run, and the speed-up.
@@ -51,7 +52,8 @@ def drawing(side: int, seed: int = 0, qf: int = 20):
     return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
 
 
-def build_restorer(which: str, precision: str, channels_last: bool = True, mask_precision: str | None = None):
+def build_restorer(which: str, precision: str, channels_last: bool = True, mask_precision: str | None = None,
+                   engine: str = "auto"):
     """``default``: shipped weights or random slim models; ``fbcnn_full``: the official-size FBCNN."""
     import torch
 
@@ -63,7 +65,7 @@ def build_restorer(which: str, precision: str, channels_last: bool = True, mask_
     torch.manual_seed(0)
     if which == "fbcnn_full":
         return Restorer(baseline_model=build_backbone("fbcnn", "full", mode="baseline"), device="cpu",
-                        precision=precision, channels_last=channels_last), "random weights"
+                        precision=precision, channels_last=channels_last, engine=engine), "random weights"
     paths = {r: MODELS_DIR / f for r, f in DEFAULT_FILES.items()}
     if all(p.is_file() for p in paths.values()):
         models = [load_model(paths[r]) for r in ("mask", "restore", "baseline")]
@@ -73,7 +75,7 @@ def build_restorer(which: str, precision: str, channels_last: bool = True, mask_
                   build_backbone("drunet", "slim", mode="baseline")]
         source = "random weights (shipped files not present yet)"
     return Restorer(*models, device="cpu", precision=precision, mask_precision=mask_precision,
-                    channels_last=channels_last), source
+                    channels_last=channels_last, engine=engine), source
 
 
 def worker(args) -> None:
@@ -85,7 +87,8 @@ def worker(args) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    r, source = build_restorer(args.which, args.precision, not args.no_channels_last, args.mask_precision)
+    r, source = build_restorer(args.which, args.precision, not args.no_channels_last, args.mask_precision,
+                               args.engine)
     mask = "none" if args.which == "fbcnn_full" else "learnt"
     img = drawing(args.size)
     opts = RestoreOptions(mask=mask, tile=args.tile)
@@ -101,6 +104,7 @@ def worker(args) -> None:
         "timings": res.timings,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": torch.get_num_threads(),
+        "engines": {role: m["engine"] for role, m in r.info()["models"].items()},
     }
     if args.save:
         np.save(args.save, res.image)
@@ -110,8 +114,9 @@ def worker(args) -> None:
 
 
 def measure(size: int, which="default", precision="auto", tile=None, threads=None, channels_last=True, save=None,
-            mask_precision=None):
-    cmd = [sys.executable, __file__, "--worker", "--size", str(size), "--which", which, "--precision", precision]
+            mask_precision=None, engine="auto"):
+    cmd = [sys.executable, __file__, "--worker", "--size", str(size), "--which", which, "--precision", precision,
+           "--engine", engine]
     if mask_precision:
         cmd += ["--mask-precision", mask_precision]
     if tile:
@@ -140,6 +145,7 @@ def main() -> None:
     ap.add_argument("--which", default="default", help=argparse.SUPPRESS)
     ap.add_argument("--precision", default="auto", help=argparse.SUPPRESS)
     ap.add_argument("--mask-precision", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--engine", default="auto", help=argparse.SUPPRESS)
     ap.add_argument("--tile", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--no-channels-last", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--save", help=argparse.SUPPRESS)
@@ -184,36 +190,47 @@ def main() -> None:
 def precision_part(args) -> None:
     import numpy as np
 
+    from core.pipeline import cpu_has_native_bf16
+
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
-    print("\n## Precision at 1024^2 (default models, whole pipeline)")
+    print("\n## Precision and engine at 1024^2 (default models, whole pipeline)")
     print("(MP/s: wall clock; MP/cpu-s: megapixels per CPU-second of this process, less sensitive to other load)")
-    print(f"{'variant':42} {'MP/s':>6} {'MP/cpu-s':>8} {'s':>6}  mask s / backbone s")
+    print(f"{'variant':46} {'MP/s':>6} {'MP/cpu-s':>8} {'s':>6}  mask s / backbone s")
+    torch32 = dict(precision="fp32", mask_precision="fp32", engine="torch")
     variants = [
-        ("fp32 eager (contiguous)", dict(precision="fp32", mask_precision="fp32", channels_last=False)),
-        ("fp32 channels_last", dict(precision="fp32", mask_precision="fp32")),
-        ("bf16 autocast channels_last (mask fp32)", dict(precision="bf16", mask_precision="fp32",
-                                                         save=str(tmp / "bench_bf16.npy"))),
-        ("bf16 autocast channels_last (mask bf16 too)", dict(precision="bf16", mask_precision="bf16",
-                                                             save=str(tmp / "bench_bf16all.npy"))),
+        ("fp32 torch eager (contiguous)", dict(torch32, channels_last=False)),
+        ("fp32 torch channels_last", torch32),
+        ("fp32 onnxruntime", dict(precision="fp32", mask_precision="fp32", engine="onnxruntime", save="ort")),
     ]
-    ref32 = measure(1024, precision="fp32", mask_precision="fp32", save=str(tmp / "bench_fp32.npy"),
-                    threads=args.threads)
+    if cpu_has_native_bf16():
+        variants += [
+            ("bf16 torch autocast channels_last (mask fp32)", dict(precision="bf16", mask_precision="fp32",
+                                                                   engine="torch", save="bf16")),
+            ("bf16 torch autocast channels_last (mask bf16)", dict(precision="bf16", mask_precision="bf16",
+                                                                   engine="torch", save="bf16all")),
+        ]
+    ref32 = measure(1024, save=str(tmp / "bench_fp32.npy"), threads=args.threads, **torch32)
     for name, kw in variants:
-        res = ref32 if (kw.get("precision") == "fp32" and kw.get("channels_last", True)) else measure(
-            1024, threads=args.threads, **kw)
-        print(f"{name:42} {res['mps']:6.2f} {res['mp_per_cpu_s']:8.2f} {res['seconds']:6.2f}  "
+        if kw is torch32:
+            res = ref32
+        else:
+            if "save" in kw:
+                kw = dict(kw, save=str(tmp / f"bench_{kw['save']}.npy"))
+            res = measure(1024, threads=args.threads, **kw)
+        print(f"{name:46} {res['mps']:6.2f} {res['mp_per_cpu_s']:8.2f} {res['seconds']:6.2f}  "
               f"{res['timings']['mask']:.2f} / {res['timings']['restore']:.2f}")
+    if not cpu_has_native_bf16():
+        print("bf16: skipped, this CPU has no native bf16 (emulated bf16 is many times slower than fp32)")
     a = np.load(tmp / "bench_fp32.npy").astype(int)
-    b = np.load(tmp / "bench_bf16.npy").astype(int)
-    ma, mb = np.load(tmp / "bench_fp32_mask.npy"), np.load(tmp / "bench_bf16_mask.npy")
-    d = np.abs(a - b)
-    print(f"bf16 (mask fp32) vs fp32 output: max {d.max()} gray levels, mean {d.mean():.4f}, "
-          f"pixels > 1 level {int((d > 1).sum())}, mask pixels differing {int((ma != mb).sum())}")
-    c = np.load(tmp / "bench_bf16all.npy").astype(int)
-    mc = np.load(tmp / "bench_bf16all_mask.npy")
-    d = np.abs(a - c)
-    print(f"bf16 (mask bf16) vs fp32 output: max {d.max()} gray levels, mean {d.mean():.4f}, "
-          f"pixels > 1 level {int((d > 1).sum())}, mask pixels differing {int((ma != mc).sum())} of {ma.size}")
+    ma = np.load(tmp / "bench_fp32_mask.npy")
+    for tag, label in (("ort", "onnxruntime fp32"), ("bf16", "bf16 (mask fp32)"), ("bf16all", "bf16 (mask bf16)")):
+        if not (tmp / f"bench_{tag}.npy").is_file():
+            continue
+        b = np.load(tmp / f"bench_{tag}.npy").astype(int)
+        mb = np.load(tmp / f"bench_{tag}_mask.npy")
+        d = np.abs(a - b)
+        print(f"{label} vs torch fp32 output: max {d.max()} gray levels, mean {d.mean():.4f}, "
+              f"pixels > 1 level {int((d > 1).sum())}, mask pixels differing {int((ma != mb).sum())} of {ma.size}")
 
     for f in tmp.glob("bench_*.npy"):
         f.unlink()
@@ -221,13 +238,15 @@ def precision_part(args) -> None:
 
 def sizes_part(args, sizes) -> dict:
     print("\n## Whole pipeline, default models, auto precision and auto tile (fresh process per size)")
-    print(f"{'size':>6} {'MP/s':>6} {'MP/cpu-s':>8} {'s':>7} {'tile':>5} {'tiles':>5} {'peak RSS MB':>11}  precision")
+    print(f"{'size':>6} {'MP/s':>6} {'MP/cpu-s':>8} {'s':>7} {'tile':>5} {'tiles':>5} {'peak RSS MB':>11}  "
+          "precision, engine")
     results = {}
     for s in sizes:
         res = measure(s, threads=args.threads)
         results[s] = res
         print(f"{s:>5}² {res['mps']:6.2f} {res['mp_per_cpu_s']:8.2f} {res['seconds']:7.2f} {res['tile']:5d} {res['tiles']:5d} "
-              f"{res['peak_rss_mb']:11.0f}  {res['precision']} (mask {res['mask_precision']})")
+              f"{res['peak_rss_mb']:11.0f}  {res['precision']} (mask {res['mask_precision']}), "
+              f"{res['engines'].get('restore', '?')}")
     print(f"models: {results[sizes[0]]['source']}")
     return results
 
@@ -250,11 +269,13 @@ def tiled_part(args) -> None:
 
 
 def reference_part(args, results) -> None:
+    from core.pipeline import cpu_has_native_bf16
+
     print("\n## Reference: official-size FBCNN (nc 64-512, nb 4, random weights), same pipeline, mask none")
     for s in args.reference_sizes:
         ours = results.get(s) or measure(s, threads=args.threads)
         print(f"{s:>5}² default pipeline: {ours['mps']:.3f} MP/s ({ours['mp_per_cpu_s']:.3f} MP/cpu-s)")
-        for prec in ("fp32", "bf16"):
+        for prec in ("fp32", "bf16") if cpu_has_native_bf16() else ("fp32",):
             res = measure(s, which="fbcnn_full", precision=prec, threads=args.threads)
             print(f"{s:>5}² FBCNN {prec}: {res['mps']:.3f} MP/s ({res['mp_per_cpu_s']:.3f} MP/cpu-s), "
                   f"{res['seconds']:.1f} s, peak RSS {res['peak_rss_mb']:.0f} MB -> default pipeline is "

@@ -84,7 +84,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     g.add_argument("--mask-precision", default=None, choices=["auto", "fp32", "bf16", "fp16"],
                    help="precision of the mask network (default: as --precision); fp32 keeps the "
                         "few line/background decisions that bf16 rounding flips (tens to hundreds per million)")
-    g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch (default: torch's choice)")
+    g.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime"],
+                   help="inference engine (default: auto = ONNX Runtime for networks that run in fp32 on "
+                        "the CPU, where it is faster, else torch)")
+    g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch and ONNX Runtime (default: torch's choice)")
 
     restore = sub.add_parser(
         "restore",
@@ -181,11 +184,13 @@ def _load_restorer(args: argparse.Namespace, mask_method: str | None):
         # Only --model: load it into the role its mode suits, so that info() describes it.
         return Restorer.from_files(
             device=args.device, precision=args.precision, mask_precision=args.mask_precision,
+            engine=args.engine,
             **_role_of_model(args.model),
         )
     return Restorer.from_files(
         mask=roles["mask"], restore=roles["restore"], baseline=roles["baseline"],
         device=args.device, precision=args.precision, mask_precision=args.mask_precision,
+            engine=args.engine,
     )
 
 

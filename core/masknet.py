@@ -16,7 +16,7 @@ Layout follows timm's model files: blocks, model, presets/factory.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -124,12 +124,16 @@ class MaskUNet(nn.Module):
     def extra_repr(self) -> str:
         return f"variant={self.variant}, channels={self.channels}, blocks={self.blocks}"
 
-    def forward(self, x: torch.Tensor, qf: torch.Tensor | float | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, qf: torch.Tensor | float | None = None, *, core: Callable | None = None
+    ) -> torch.Tensor:
         """Logits for each pixel.
 
         Args:
             x: JPEG-decoded images ``(N, 1, H, W)``, float in ``[0, 1]`` (white = 1), any H, W.
             qf: JPEG quality 1-100 (number or ``(N,)``), required by the ``qfmap`` variant.
+            core: computes :meth:`forward_padded` instead of this module's own layers (an
+                exported copy of them, e.g. :class:`core.ort_engine.OrtCore`).
 
         Returns:
             ``(N, 2, H, W)`` logits; channel 1 is *line*.
@@ -145,6 +149,11 @@ class MaskUNet(nn.Module):
         ph, pw = (-h) % m, (-w) % m
         if ph or pw:
             x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+        return (core or self.forward_padded)(x)[:, :, :h, :w]
+
+    def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
+        """The layers alone, on input already assembled (image, QF map for ``qfmap``) and padded
+        to a multiple of :attr:`multiple_of`; no checks. ``(N, C, H, W)`` -> ``(N, 2, H, W)``."""
         # Centre the input around 0: white (1.0) background becomes 0.5, lines go negative.
         f = self.head(x - 0.5)
         skips = []
@@ -155,7 +164,7 @@ class MaskUNet(nn.Module):
         f = self.bottom(f)
         for up, dec, skip in zip(reversed(self.up), reversed(self.dec), reversed(skips)):
             f = dec(up(f) + skip)
-        return self.tail(f)[:, :, :h, :w]
+        return self.tail(f)
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor, qf: torch.Tensor | float | None = None) -> torch.Tensor:

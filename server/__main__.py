@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="inference precision (default: auto, per device)")
+    p.add_argument("--engine", default="auto", choices=("auto", "torch", "onnxruntime"),
+                   help="inference engine (default: auto = ONNX Runtime for networks that run in fp32 on the "
+                        "CPU, where it is faster, else torch)")
     p.add_argument("--token", default=None,
                    help=f"shared secret clients must send (default: ${TOKEN_ENV} if set, else none)")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
@@ -96,12 +99,12 @@ def load_restorer(args: argparse.Namespace):
 
     given = {"mask": args.mask_model, "restore": args.restore_model, "baseline": args.baseline_model}
     if not any(given.values()):
-        return Restorer.default(device=args.device, precision=args.precision)
+        return Restorer.default(device=args.device, precision=args.precision, engine=args.engine)
     paths = {}
     for role, path in given.items():
         shipped = MODELS_DIR / DEFAULT_FILES[role]
         paths[role] = path if path is not None else (shipped if shipped.is_file() else None)
-    return Restorer.from_files(**paths, device=args.device, precision=args.precision)
+    return Restorer.from_files(**paths, device=args.device, precision=args.precision, engine=args.engine)
 
 
 async def _serve(server) -> None:

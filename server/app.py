@@ -167,6 +167,10 @@ class RestoreServer:
         self.queue = FairQueue(self.limits.max_jobs_per_client, self.limits.max_queue)
         info = restorer.info()
         self._mask_methods = [str(m) for m in info.get("mask_methods", [])]
+        self._engines = sorted({
+            f"{m.get('engine', '?')} {m.get('precision', '?')}"
+            for m in info.get("models", {}).values() if isinstance(m, dict)
+        })
         self._welcome = protocol.Welcome(
             server_version=SERVER_VERSION,
             device=self._device_name(),
@@ -224,10 +228,11 @@ class RestoreServer:
             self.port = sockets[0].getsockname()[1]
         self._worker = asyncio.create_task(self._work(), name="restore-worker")
         log.info(
-            "lineart-restore server %s listening on %s (device %s; models: %s; mask methods: %s%s)",
+            "lineart-restore server %s listening on %s (device %s, %s; models: %s; mask methods: %s%s)",
             SERVER_VERSION,
             self.url,
             self._welcome.device,
+            " + ".join(self._engines) or "?",
             ", ".join(self.models),
             ", ".join(self._mask_methods),
             "; token required" if self.token else "",

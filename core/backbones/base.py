@@ -138,7 +138,12 @@ class Backbone(nn.Module):
 
     # -- forward ------------------------------------------------------------------------------
     def forward(
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, qf: torch.Tensor | float | None = None
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        qf: torch.Tensor | float | None = None,
+        *,
+        core: Callable | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Restore a batch.
 
@@ -147,6 +152,8 @@ class Backbone(nn.Module):
             mask: line masks ``(N, 1, H, W)`` of 0/1, required in framework mode, ignored otherwise.
             qf: JPEG quality (1-100), a number or an ``(N,)`` tensor. Required when ``needs_qf``;
                 for FBCNN it optionally overrides the predicted quality.
+            core: computes :meth:`forward_padded` instead of this module's own network (an
+                exported copy of it, e.g. :class:`core.ort_engine.OrtCore`).
 
         Returns:
             ``(restored, qf_pred)``: restored ``(N, 1, H, W)`` (not clamped), and for FBCNN the
@@ -176,8 +183,16 @@ class Backbone(nn.Module):
         qf_control = None
         if self.adapter.predicts_qf and qf_t is not None:
             qf_control = (1.0 - qf_t / 100.0).view(n, 1).to(x.dtype)
-        out, qf_pred = self.adapter.run(self.net, inp, qf_control)
+        out, qf_pred = (core or self.forward_padded)(inp, qf_control)
         out = out[:, :1, :h, :w]
         if qf_pred is not None:
             qf_pred = 100.0 * (1.0 - qf_pred.reshape(n).float())
         return out, qf_pred
+
+    def forward_padded(
+        self, inp: torch.Tensor, qf_control: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The network alone, on input already assembled (``[image, qf_map?, mask?]``) and padded
+        to a multiple of :attr:`multiple_of`; no checks. Returns the network's own outputs
+        (image, and FBCNN's raw QF prediction or ``None``), uncropped."""
+        return self.adapter.run(self.net, inp, qf_control)
