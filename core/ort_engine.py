@@ -2,9 +2,10 @@
 
 Where the CPU has no native bfloat16 (AVX2-only x86, which is most laptops and desktops), the
 networks run in float32, and there ONNX Runtime's CPU kernels (convolutions fused with their
-activation and residual add, blocked memory layouts) run the shipped networks 1.4-1.6x faster than
-torch in ``channels_last`` (``python benchmarks/bench_pipeline.py --engines``; figures in
-docs/pipeline.md). On CPUs with native bf16 torch's bf16 path is kept.
+activation and residual add, blocked memory layouts) ran the shipped DRUNet 1.35-1.6x faster than
+torch in ``channels_last`` on an AVX2-only CPU, and the whole pipeline 1.25x faster
+(``python benchmarks/bench_pipeline.py``; figures in docs/pipeline.md). On CPUs with native bf16
+torch's bf16 path is kept.
 
 :class:`OrtCore` exports one model's ``forward_padded`` (the layers alone, no checks or padding) to
 ONNX in memory, with dynamic batch, height and width, opens it in an ONNX Runtime session, and

@@ -28,7 +28,8 @@ restoration backbone runs in ``channels_last`` with bfloat16 autocast where the 
 bf16 (``avx512_bf16``/AMX), else in float32; on CUDA in bfloat16 (float16 where bf16 is missing).
 The mask network follows the same rule by default (``mask_precision``; see ``Restorer``).
 A network that runs in float32 on the CPU is run by ONNX Runtime when it exports (``engine``,
-:mod:`core.ort_engine`): on CPUs without native bf16 that is 1.4-1.6x faster than torch.
+:mod:`core.ort_engine`): on an AVX2-only CPU the whole pipeline ran 1.25x faster than with torch
+(docs/pipeline.md, *Benchmark*).
 """
 
 from __future__ import annotations
@@ -796,14 +797,16 @@ class Restorer:
 
 @contextlib.contextmanager
 def _glue_threads(runners: list[_Runner]):
-    """While ONNX Runtime runs a network of this job, torch's own work between the network calls
-    (cropping, blending tiles, eq. 1-2) runs on one thread: torch's OpenMP workers keep spinning
-    for a while after each multi-threaded op and took the cores ONNX Runtime's threads needed (an
-    808² DRUNet tile: 1.47 s inside the pipeline against 0.92 s alone, 2 cores). Those ops are
-    elementwise and cheap on one thread. torch's thread count is restored afterwards."""
+    """When ONNX Runtime runs every network of this job, torch's own work between the network
+    calls (cropping, blending tiles, eq. 1-2) runs on one thread: torch's OpenMP workers keep
+    spinning for a while after each multi-threaded op and took the cores ONNX Runtime's threads
+    needed (an 808² DRUNet tile: 1.47 s inside the pipeline against 0.92 s alone, 2 cores). Those
+    ops are elementwise and cheap on one thread. A job with a torch network too (e.g. FBCNN, or a
+    bf16 backbone beside an fp32 mask network) keeps torch's threads for it. The thread count is
+    restored afterwards."""
     for r in runners:
         r.prepare()
-    if not any(r.engine == "onnxruntime" for r in runners) or torch.get_num_threads() == 1:
+    if not all(r.engine == "onnxruntime" for r in runners) or torch.get_num_threads() == 1:
         yield
         return
     before = torch.get_num_threads()

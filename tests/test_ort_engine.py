@@ -163,3 +163,18 @@ def test_torch_work_between_onnxruntime_calls_runs_on_one_thread(models):
             assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_job_with_a_torch_network_keeps_torchs_threads(models):
+    mask, _, _ = models
+    fb = build_backbone("fbcnn", "slim", mode="framework", nc=[8, 16, 32, 512], nb=1)
+    r = Restorer(mask, fb, None, device="cpu", precision="fp32")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        seen = []
+        r.restore(drawing(64, 64), progress=lambda _f: seen.append(torch.get_num_threads()))
+        assert set(seen) == {2}
+        assert r.info()["models"]["mask"]["engine"] == "onnxruntime"
+    finally:
+        torch.set_num_threads(before)
