@@ -770,11 +770,12 @@ def main(argv: list[str] | None = None) -> int:
     load_end = os.getloadavg()
     info = restorer.info()
     models = ", ".join(f"{role} {m.get('name', '?')}" for role, m in info["models"].items())
+    engines = " + ".join(sorted({str(m.get("engine", "torch")) for m in info["models"].values()}))
     per_set = ", ".join(f"{s.name}: {sum(1 for (n, _) in clean if n == s.name)}" for s in sets)
     env_line = (
         f"CPU: {_cpu_name()}, {args.threads} thread(s) for every method; load average "
         f"{load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end. Ours: {models}, precision "
-        f"{info['precision']}. waifu2x {w2x.get('waifu2x')} / chainer {w2x.get('chainer')}"
+        f"{info['precision']}, engine {engines}. waifu2x {w2x.get('waifu2x')} / chainer {w2x.get('chainer')}"
         f"{_chainer_load(w2x)}. "
         f"{len(clean)} crops of up to {args.crop} px ({per_set}), QF {', '.join(map(str, args.qf))}."
     )
