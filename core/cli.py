@@ -190,7 +190,7 @@ def _load_restorer(args: argparse.Namespace, mask_method: str | None):
     return Restorer.from_files(
         mask=roles["mask"], restore=roles["restore"], baseline=roles["baseline"],
         device=args.device, precision=args.precision, mask_precision=args.mask_precision,
-            engine=args.engine,
+        engine=args.engine,
     )
 
 
