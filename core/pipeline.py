@@ -28,7 +28,7 @@ restoration backbone runs in ``channels_last`` with bfloat16 autocast where the 
 bf16 (``avx512_bf16``/AMX), else in float32; on CUDA in bfloat16 (float16 where bf16 is missing).
 The mask network follows the same rule by default (``mask_precision``; see ``Restorer``).
 A network that runs in float32 on the CPU is run by ONNX Runtime when it exports (``engine``,
-:mod:`core.ort_engine`): on an AVX2-only CPU the whole pipeline ran 1.25x faster than with torch
+:mod:`core.ort_engine`): on an AVX2-only CPU the whole pipeline ran 1.26x faster than with torch
 (docs/pipeline.md, *Benchmark*).
 """
 
