@@ -15,8 +15,9 @@ input checks, padding and cropping and calls the session through its ``core`` ar
     core = OrtCore(model, "mask")
     logits = model(x, core=core)          # same as model(x), computed by ONNX Runtime
 
-Only networks without extra inputs or outputs are exported: the mask U-Net and the DRUNet and
-SwinIR backbones; FBCNN (QF control and prediction) stays on torch.
+Only networks without extra inputs or outputs, whose graph holds for any size, run here: the
+mask U-Net and DRUNet. FBCNN (QF control and prediction) is not exported; SwinIR exports, but its
+window reshapes are traced at one size, so the probe at another size fails and it stays on torch.
 """
 
 from __future__ import annotations
@@ -172,7 +173,13 @@ class OrtCore:
         probe = torch.rand(1, channels, ph, pw, generator=torch.Generator().manual_seed(0))
         with torch.no_grad():
             want = wrapper(probe).float()
-        got = self(probe)
+        try:
+            got = self(probe)
+        except (RuntimeError, MemoryError) as e:
+            # e.g. SwinIR: its window reshapes are traced at the export's size.
+            raise EngineUnavailable(
+                f"the exported {kind} network does not run at other sizes ({str(e)[:200]}); using torch"
+            ) from e
         got = got[0] if isinstance(got, tuple) else got
         diff = float((got - want).abs().max()) if got.shape == want.shape else float("inf")
         if not diff <= PARITY_TOLERANCE:

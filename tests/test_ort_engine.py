@@ -191,3 +191,16 @@ def test_sessions_share_one_arena():
     assert ort_engine._shared_arena is True
     for core in (a, b):
         assert core.session.get_session_options().get_session_config_entry("session.use_env_allocators") == "1"
+
+
+def test_swinir_whose_graph_is_traced_at_one_size_stays_on_torch():
+    # Two blocks, so that the second shifts its windows: its attention mask and reshapes are traced
+    # at the export size, and the probe runs at another size.
+    net = build_backbone("swinir", "slim", mode="framework", embed_dim=12, depths=[2], num_heads=[2]).eval()
+    with pytest.raises(EngineUnavailable, match="other sizes"):
+        OrtCore(net, "backbone")
+    r = Restorer(None, net, None, device="cpu", precision="fp32")
+    info = r.info()["models"]["restore"]
+    assert info["engine"] == "torch" and "other sizes" in info["engine_note"]
+    out = r.restore(drawing(40, 52), RestoreOptions(mask="otsu"))
+    assert out.image.shape == (40, 52)
