@@ -2,9 +2,9 @@
 
 Where the CPU has no native bfloat16 (AVX2-only x86, as in many laptops and desktops), the
 networks run in float32, and there ONNX Runtime's CPU kernels (convolutions fused with their
-activation and residual add, blocked memory layouts) ran the shipped DRUNet 1.35-1.6x faster than
-torch in ``channels_last`` on an AVX2-only CPU, and the whole pipeline 1.26x faster
-(``python benchmarks/bench_pipeline.py``; figures in docs/pipeline.md). On CPUs with native bf16
+activation and residual add, blocked memory layouts) ran the shipped networks faster than torch
+in ``channels_last`` on an AVX2-only CPU: at 1024² the backbone pass 1.37x, the whole pipeline
+1.26x (``python benchmarks/bench_pipeline.py``; figures in docs/pipeline.md). On CPUs with native bf16
 torch's bf16 path is kept.
 
 :class:`OrtCore` exports one model's ``forward_padded`` (the layers alone, no checks or padding) to
@@ -112,14 +112,14 @@ class OrtCore:
     Args:
         model: a ``MaskUNet`` (``kind="mask"``) or a ``Backbone`` (``kind="backbone"``), on the CPU.
         kind: ``mask`` or ``backbone``.
-        threads: intra-op threads; ``None``: ``torch.get_num_threads()``.
 
+    The session's intra-op threads are torch's count when it is built (``torch.get_num_threads()``).
     Raises:
         EngineUnavailable: onnxruntime/onnx are missing, the model has inputs or outputs this
             engine does not carry (FBCNN), export failed, or the session disagrees with torch.
     """
 
-    def __init__(self, model: nn.Module, kind: str, threads: int | None = None):
+    def __init__(self, model: nn.Module, kind: str):
         if kind not in ("mask", "backbone"):
             raise ValueError(f"kind must be 'mask' or 'backbone', got {kind!r}")
         why = ort_import_error()
@@ -133,7 +133,7 @@ class OrtCore:
         import onnxruntime as ort
 
         self.kind = kind
-        self.threads = int(threads) if threads else torch.get_num_threads()
+        self.threads = torch.get_num_threads()
         channels = _input_channels(model, kind)
         m = int(getattr(model, "multiple_of", 8))
         wrapper = _Padded(model, kind).eval()
@@ -159,8 +159,8 @@ class OrtCore:
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3  # errors only: no warnings on the server's console
-        # Tiles come in several shapes; a memory pattern is planned and kept per shape, and
-        # dropping it saved 220 MB at 2048² for no measurable time.
+        # Tiles come in several shapes; without memory patterns a 2048² restore peaked 220 MB
+        # lower at the same speed.
         so.enable_mem_pattern = False
         _use_shared_arena(ort, so)
         try:

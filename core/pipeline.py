@@ -307,9 +307,9 @@ class _Runner:
             self.engine_note = str(e)
             return
         self.core, self.engine = core, "onnxruntime"
-        # ONNX Runtime takes plain NCHW; channels_last is only faster for torch's oneDNN kernels.
+        # ONNX Runtime takes plain NCHW inputs; the torch model itself is left as it is (it may
+        # be shared with another Restorer).
         self.memory_format = torch.contiguous_format
-        self.model.to(memory_format=self.memory_format)
 
     def __call__(self, *args: Any) -> Any:
         """The model's forward, computed by this runner's engine."""
