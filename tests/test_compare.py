@@ -364,3 +364,30 @@ def test_replace_between_markers():
         cw.replace_between_markers("no markers here", "x")
     with pytest.raises(ValueError, match="markers"):
         cw.replace_between_markers(f"{cw.DOC_END} {cw.DOC_START}", "x")
+
+
+# ---------------------------------------------------------------------------------------------
+# multiply-adds per pixel (benchmarks/count_macs.py)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_count_macs_counts_convolutions_per_output_pixel():
+    import torch
+    from torch import nn
+
+    cm = _load("count_macs")
+    x = torch.rand(1, 1, 16, 16)
+    # 3x3 conv 1 -> 8 channels: 8 outputs x 9 taps per pixel; then 1x1 conv 8 -> 2: 16 more.
+    net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 2, 1))
+    assert cm.macs_per_pixel(net, x, out_pixels=256) == 8 * 9 + 2 * 8
+    # stride-2 2x2 conv 1 -> 4 (a quarter of the pixels) and its 2x2 transposed conv back to 1
+    down_up = nn.Sequential(nn.Conv2d(1, 4, 2, stride=2), nn.ConvTranspose2d(4, 1, 2, stride=2))
+    assert cm.macs_per_pixel(down_up, x, out_pixels=256) == (64 * 4 * 4 + 64 * 4 * 4) / 256
+
+
+def test_count_macs_command_prints_every_network(capsys):
+    cm = _load("count_macs")
+    assert cm.main() == 0
+    out = capsys.readouterr().out
+    for name in ("ours: mask network", "ours: restore backbone", "ours: both", "waifu2x vgg7", "waifu2x resnet10"):
+        assert name in out

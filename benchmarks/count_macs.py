@@ -1,0 +1,73 @@
+"""Multiply-adds per output pixel of our networks and of waifu2x's denoisers.
+
+Speed per pixel is roughly work per pixel over work per second; this prints the first factor,
+counted over every convolution and transposed convolution of each graph on a 256 x 256 input
+(waifu2x's unpadded graphs get their edge padding, so every count is per *output* pixel). The
+counts depend on the architectures only, not on weights: ours are built at the shipped files'
+sizes, waifu2x's from ``benchmarks/waifu2x_torch.py``.
+
+    python benchmarks/count_macs.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def macs_per_pixel(model: nn.Module, x: torch.Tensor, *args, out_pixels: int) -> float:
+    """Sum over the model's (transposed) convolutions of output elements x kernel taps x input
+    channels per group, divided by ``out_pixels``."""
+    total = 0
+
+    def hook(m, inputs, out):
+        nonlocal total
+        kh, kw = m.kernel_size
+        if isinstance(m, nn.ConvTranspose2d):
+            total += inputs[0].numel() * m.out_channels * kh * kw // m.groups
+        else:
+            total += out.numel() * kh * kw * (m.in_channels // m.groups)
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    try:
+        with torch.no_grad():
+            model(x, *args)
+    finally:
+        for h in handles:
+            h.remove()
+    return total / out_pixels
+
+
+def main() -> int:
+    from core.pipeline import DEFAULT_FILES, MODELS_DIR
+    from core.weights import load_model
+    from waifu2x_torch import ARCH_OFFSETS, ResNet10, VGG7
+
+    side = 256
+    x = torch.rand(1, 1, side, side)
+    mask = load_model(MODELS_DIR / DEFAULT_FILES["mask"])
+    restore = load_model(MODELS_DIR / DEFAULT_FILES["restore"])
+    rows = [
+        ("ours: mask network", macs_per_pixel(mask, x, out_pixels=side * side)),
+        ("ours: restore backbone", macs_per_pixel(restore, x, torch.ones_like(x), out_pixels=side * side)),
+    ]
+    rows.append(("ours: both", rows[0][1] + rows[1][1]))
+    for name, cls in (("vgg7", VGG7), ("resnet10", ResNet10)):
+        pad = ARCH_OFFSETS[name]
+        xp = torch.rand(1, 1, side + 2 * pad, side + 2 * pad)
+        rows.append((f"waifu2x {name}", macs_per_pixel(cls().eval(), xp, out_pixels=side * side)))
+    for name, v in rows:
+        print(f"{name:24} {v / 1000:8.1f} k multiply-adds per pixel")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
