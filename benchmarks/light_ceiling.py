@@ -8,6 +8,10 @@ part on line pixels and the part on background pixels, and scores:
 * ``perfect background``: the JPEG with every background pixel set to its true value (255) and the
   line pixels left as decoded: what a perfect mask alone can give;
 * ``ours``: the default pipeline (learnt mask, framework backbone, threshold);
+* ``baseline``: the shipped baseline backbone (no mask, no threshold), and ``baseline, perfect
+  background``: its output with every background pixel set to 255. The gap between the two is
+  all that forcing the background can add to the baseline, however good the mask: the part of a
+  framework's gain over the baseline that does not come from restoring the lines better;
 
 and the same for the light variant *without* its grain (darkness scaled only), to separate
 "light" from "grainy". The pencil grain is mostly pixel-scale random texture that JPEG at low
@@ -68,24 +72,29 @@ def main(argv: list[str] | None = None) -> int:
           "MSE split = mean squared error contributed by line / background pixels")
     for name, make in variants.items():
         print(f"\n## {name}")
-        print("| QF | JPEG | JPEG MSE line / bg | perfect background | ours | ours MSE line / bg |")
-        print("|---:|---:|---:|---:|---:|---:|")
+        print("| QF | JPEG | JPEG MSE line / bg | perfect background | ours | ours MSE line / bg "
+              "| baseline | baseline, perfect background |")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for qf in args.qf:
-            rows = []  # per image, for JPEG / perfect background / ours: PSNR, line MSE share, bg MSE share
+            # per image, for JPEG / perfect background / ours / baseline / baseline with perfect
+            # background: PSNR, line MSE share, bg MSE share
+            rows = []
             for i, crop in enumerate(crops):
                 clean = make(crop, i)
                 line = clean < 255
                 jpeg = jpeg_degrade(clean, qf)
                 ours = restorer.restore(jpeg, RestoreOptions()).image
                 perfect_bg = np.where(line, jpeg, np.uint8(255))
+                base = restorer.restore(jpeg, RestoreOptions(mask="none", threshold=False)).image
+                base_bg = np.where(line, base, np.uint8(255))
                 row = []
-                for img in (jpeg, perfect_bg, ours):
+                for img in (jpeg, perfect_bg, ours, base, base_bg):
                     se = (img.astype(np.float64) - clean) ** 2
                     row += [psnr(img, clean), se[line].sum() / se.size, se[~line].sum() / se.size]
                 rows.append(row)
             m = np.asarray(rows).mean(axis=0)
             print(f"| {qf} | {m[0]:.2f} | {m[1]:.1f} / {m[2]:.1f} | {m[3]:.2f} | {m[6]:.2f} | "
-                  f"{m[7]:.1f} / {m[8]:.1f} |", flush=True)
+                  f"{m[7]:.1f} / {m[8]:.1f} | {m[9]:.2f} | {m[12]:.2f} |", flush=True)
     return 0
 
 

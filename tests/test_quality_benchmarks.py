@@ -47,11 +47,13 @@ def test_light_ceiling_orders_the_scores(folder, capsys):
     assert light_ceiling.main([str(folder), "--qf", "10", "--crop", "128", "--threads", "1"]) == 0
     rows = _rows(capsys.readouterr().out, qf_column=0)
     assert len(rows) == 2  # the grainy and the grain-free light variant, QF 10
-    for qf, jpeg, _split, perfect_bg, ours, _ours_split in rows:
+    for qf, jpeg, _split, perfect_bg, ours, _ours_split, base, base_bg in rows:
         assert qf == "10"
-        # a perfect background only removes error, so it can never score below the JPEG
+        # a perfect background only removes error, so it can never score below what it corrects
         assert float(perfect_bg) >= float(jpeg)
+        assert float(base_bg) >= float(base)
         assert float(ours) > float(jpeg)
+        assert float(base) > float(jpeg)
 
 
 def test_light_without_grain_keeps_paper_and_lines():
