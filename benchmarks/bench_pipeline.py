@@ -113,6 +113,7 @@ def worker(args) -> None:
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": torch.get_num_threads(),
         "engines": {role: m["engine"] for role, m in r.info()["models"].items()},
+        "tile_bytes_per_pixel": r.activation_bytes_per_pixel(),
     }
     if args.save:
         np.save(args.save, res.image)
@@ -259,7 +260,9 @@ def sizes_part(args, sizes) -> dict:
         print(f"{s:>5}² {res['mps']:6.2f} {res['mp_per_cpu_s']:8.2f} {res['seconds']:7.2f} {res['tile']:5d} {res['tiles']:5d} "
               f"{res['peak_rss_mb']:11.0f}  {res['precision']} (mask {res['mask_precision']}), "
               f"{res['engines'].get('restore', '?')}")
-    print(f"models: {results[sizes[0]]['source']}")
+    first = results[sizes[0]]
+    cost = ", ".join(f"{role} {b:.0f}" for role, b in first["tile_bytes_per_pixel"].items())
+    print(f"models: {first['source']}; tile cost (activation bytes alive at once per pixel): {cost}")
     return results
 
 

@@ -371,3 +371,41 @@ def test_out_of_memory_halves_the_tile_then_gives_up(restorer, monkeypatch):
     limit[0] = 100
     with pytest.raises(OutOfMemoryError):
         restorer.restore(img, RestoreOptions(tile=512))
+
+
+def test_live_bytes_counts_storage_alive_at_once():
+    from core.pipeline import _LiveBytes
+
+    with _LiveBytes() as live:
+        a = torch.ones(1000) * 2  # the ones (4000 B) and a (4000 B) are alive together
+        b = a + 1
+        del a
+        view = b.view(10, 100)  # shares b's storage: not counted again
+        c = b * 3
+    assert live.peak == 8000
+    assert live.current == 8000  # b (with its view) and c
+    del b, view, c
+    assert live.current == 0
+
+
+def test_tile_memory_is_the_peak_alive_not_the_sum_of_outputs(model_files, monkeypatch):
+    """The auto tile is sized by the activations alive at once; that count lies between the
+    largest single activation (16 fp32 channels at full resolution, 64 B/px, for these models)
+    and the sum of every layer's output, which is what is used where the count cannot be taken."""
+    import core.pipeline as pipeline
+
+    live = Restorer.from_files(**model_files, device="cpu", precision="fp32", engine="torch")
+    peak = live.activation_bytes_per_pixel()["restore"]
+    r = live._runners["restore"]
+    bound = r._sum_of_outputs(
+        lambda s: live._backbone_call(r, torch.ones(1, 1, s, s), torch.zeros(1, 1, s, s, dtype=torch.uint8), None), 64
+    ) / 64**2
+    assert 64 < peak < 0.6 * bound
+
+    class Broken(pipeline._LiveBytes):
+        def __enter__(self):
+            raise RuntimeError("no dispatch modes here")
+
+    monkeypatch.setattr(pipeline, "_LiveBytes", Broken)
+    fallback = Restorer.from_files(**model_files, device="cpu", precision="fp32", engine="torch")
+    assert fallback.activation_bytes_per_pixel()["restore"] == pytest.approx(bound)

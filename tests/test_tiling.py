@@ -40,6 +40,11 @@ def test_axis_spans_cover_aligned_and_weights_sum_to_one(length, tile, overlap, 
         assert e0 - s1 == overlap  # neighbours share exactly `overlap` pixels
         assert e1 > e0
     assert all(e - s <= tile for s, e in spans)
+    # as few spans as tiles of `tile` pixels would need, and no span larger than needed
+    fewest = 1 if length <= tile else 1 + -(-(length - tile) // (tile - overlap))
+    assert len(spans) == fewest
+    sides = [e - s for s, e in spans]
+    assert max(sides) == sides[0] and (len(spans) == 1 or sides[0] - align < -(-(length + (fewest - 1) * overlap) // fewest))
     total = torch.zeros(length)
     for (s, e), w in zip(spans, axis_weights(spans)):
         assert w.min() >= 0 and w.max() <= 1
