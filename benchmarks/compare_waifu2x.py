@@ -175,6 +175,23 @@ def crop(img: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
     return np.ascontiguousarray(img[t : t + h, l : l + w])
 
 
+def clean_crops(sets, images: int, size: int, seed: int):
+    """The clean crops compared, set by set: ``(set, path, box, crop)`` for ``images`` drawings of
+    each set (:func:`pick_files`), cut to the ``size`` window with the most line detail
+    (:func:`choose_crop`); a light set's crop gets :func:`training.synth.light_variant`, seeded by
+    ``(seed, index of the drawing in its set)``."""
+    from training.synth import light_variant
+
+    for s in sets:
+        for k, path in enumerate(pick_files(s.folder, images)):
+            full = _read_gray(path)
+            box = choose_crop(full, size)
+            c = crop(full, box)
+            if s.light:
+                c = light_variant(c, np.random.default_rng([seed, k]))
+            yield s, path, box, c
+
+
 def input_name(set_name: str, stem: str, qf: int) -> str:
     """File name of one JPEG input: ``<set>__<stem>__q<qf>.png``."""
     return f"{set_name}__{stem}__q{qf:03d}.png"
@@ -656,21 +673,13 @@ def main(argv: list[str] | None = None) -> int:
     clean: dict[tuple[str, str], np.ndarray] = {}
     jpegs: dict[str, np.ndarray] = {}
     crops_info = []
-    for s in sets:
-        for k, path in enumerate(pick_files(s.folder, args.images)):
-            full = _read_gray(path)
-            box = choose_crop(full, args.crop)
-            c = crop(full, box)
-            if s.light:
-                from training.synth import light_variant
-
-                c = light_variant(c, np.random.default_rng([args.seed, k]))
-            clean[(s.name, path.stem)] = c
-            crops_info.append({"set": s.name, "file": path.name, "box": box, "light": s.light})
-            for q in args.qf:
-                name = input_name(s.name, path.stem, q)
-                jpegs[name] = _jpeg(c, q)
-                _write_gray(in_dir / name, jpegs[name])
+    for s, path, box, c in clean_crops(sets, args.images, args.crop, args.seed):
+        clean[(s.name, path.stem)] = c
+        crops_info.append({"set": s.name, "file": path.name, "box": box, "light": s.light})
+        for q in args.qf:
+            name = input_name(s.name, path.stem, q)
+            jpegs[name] = _jpeg(c, q)
+            _write_gray(in_dir / name, jpegs[name])
     print(f"{len(jpegs)} JPEG inputs ({len(clean)} crops x {len(args.qf)} QFs) in {in_dir}", file=sys.stderr)
 
     records: list[Record] = []

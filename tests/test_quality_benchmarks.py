@@ -1,4 +1,5 @@
-"""The two quality diagnostics in benchmarks/: light_ceiling.py and mask_precision.py.
+"""The quality diagnostics in benchmarks/: light_ceiling.py, mask_precision.py, error_split.py and
+bench_int8.py.
 
 Both run the shipped default pipeline on a folder of clean drawings; here on the one validation
 crop kept in tests/data (a 128² centre crop, one QF), so they finish in seconds.
@@ -27,6 +28,8 @@ def _load(name: str):
 
 light_ceiling = _load("light_ceiling")
 mask_precision = _load("mask_precision")
+error_split = _load("error_split")
+bench_int8 = _load("bench_int8")
 
 
 @pytest.fixture(scope="module")
@@ -83,3 +86,42 @@ def test_mask_precision_reports_both_precisions(folder, capsys):
 def test_empty_folder_is_an_error(tmp_path):
     assert light_ceiling.main([str(tmp_path)]) == 2
     assert mask_precision.main([str(tmp_path)]) == 2
+
+
+def test_error_split_sums_by_tone_and_by_mask():
+    clean = np.array([[255, 255, 0, 128]], np.uint8)
+    out = np.array([[255, 250, 3, 120]], np.uint8)  # errors 0, 5, 3, 8
+    mask = np.array([[0, 1, 1, 0]], np.uint8)       # paper marked, ink marked, tone missed
+    res = error_split.split(clean, out, mask)
+    assert res["se paper 255"] == 25 and res["px paper 255"] == 2
+    assert res["se ink 0"] == 9 and res["se tones 1-254"] == 64
+    assert res["se marked line"] == 9 and res["se missed line"] == 64 and res["se marked paper"] == 25
+    assert res["se total"] == 98 and res["px total"] == 4
+
+
+def test_error_split_shares_add_up(folder, capsys):
+    assert error_split.main(["--set", f"crop={folder}", "--images", "1", "--crop", "128", "--qf", "10",
+                             "--threads", "1"]) == 0
+    rows = _rows(capsys.readouterr().out, qf_column=1)
+    assert len(rows) == 1 and rows[0][:2] == ["crop", "10"]
+    bands = [cell.split(" / ") for cell in rows[0][2:5]]
+    assert sum(float(b[0]) for b in bands) == pytest.approx(1, abs=0.002)  # pixel shares
+    assert sum(float(b[1]) for b in bands) == pytest.approx(1, abs=0.002)  # error shares
+    by_mask = [float(x) for x in rows[0][5].split(" / ")]
+    assert sum(by_mask) <= 1.002  # the rest is on unmarked paper
+
+
+def test_error_split_bad_set_is_an_error(tmp_path):
+    assert error_split.main(["--set", f"x={tmp_path / 'missing'}"]) == 2
+
+
+def test_bench_int8_reports_both_networks(capsys):
+    assert bench_int8.main(["--side", "64", "--repeat", "1", "--threads", "1"]) == 0
+    lines = [line.split() for line in capsys.readouterr().out.splitlines() if line.split()[:1] in (["mask"], ["backbone"])]
+    assert [row[0] for row in lines] == ["mask", "backbone"]
+    for row in lines:
+        assert float(row[1]) > 0 and float(row[2]) > 0 and row[3].endswith("x")
+    # with the first and last convolutions in fp32 the int8 networks stay close (all of them in
+    # int8 flipped about 90 % of the mask pixels)
+    assert 0 <= float(lines[0][4]) < 1  # per cent of mask pixels
+    assert 0 <= float(lines[1][5].rstrip(",")) < 1  # mean gray levels
