@@ -337,8 +337,9 @@ class _Runner:
     def bytes_per_pixel(self, call: Callable[[int], Any]) -> float:
         """Activation bytes per input pixel: the most tensor memory alive at once while the model
         runs a 64x64 probe (:class:`_LiveBytes`), measured once with torch even when ONNX Runtime
-        runs the model (its planned buffers stayed below torch's: 289 against 394 bytes per pixel
-        on a 1024² tile of the shipped backbone, by peak RSS). Where the live count cannot be taken,
+        runs the model (its planned buffers stayed below torch's: a fresh process restoring one 1024²
+        tile after a small warm-up grew its peak RSS by 289 bytes per pixel with ONNX Runtime, 394
+        with torch, one measurement each). Where the live count cannot be taken,
         the sum of every module's output, an upper bound about four times larger."""
         if self._bpp is None:
             self.prepare()  # before the probe: exporting runs the modules too
@@ -378,8 +379,8 @@ class _LiveBytes(TorchDispatchMode):
     """Counts the bytes of tensor storage that torch operators create while the mode is on and
     keeps the largest total alive at once (``peak``). A storage counts from the operator that
     returned it until it is freed; views share their base's storage and count once. Workspaces
-    that stay inside one kernel are not seen: on the shipped networks the count came within a few
-    percent of the peak RSS growth of a 1024² tile (388 against 394 bytes per pixel)."""
+    that stay inside one kernel are not seen: for the shipped backbone the count (393 bytes per
+    pixel) came within a few percent of torch's peak RSS growth on a 1024² tile (394)."""
 
     def __init__(self) -> None:
         super().__init__()
