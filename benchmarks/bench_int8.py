@@ -8,7 +8,11 @@ threads. Printed per network: milliseconds per ``--side``² input in fp32 and in
 int8 output lands from fp32 on inputs not used for calibration (backbone: gray levels; mask
 network: share of mask pixels that flip).
 
-    python benchmarks/bench_int8.py --side 512 --threads 1
+With ``--pipeline``, the default pipeline (ONNX Runtime engine) is also run with both int8
+networks in place of the fp32 ones on the waifu2x comparison's crops (``--data``, 3 drawings per
+set, 256² windows, QF 10-40), and the mean PSNR of each is printed per set and QF.
+
+    python benchmarks/bench_int8.py --side 512 --threads 1 --pipeline
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--side", type=int, default=512, help="side of the timed input (default 512)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeat", type=int, default=3, help="timed runs, best reported")
+    p.add_argument("--pipeline", action="store_true", help="also score the whole pipeline with int8 networks")
+    p.add_argument("--data", default="/work/shared/data", help="data root for --pipeline (lineart/val, kanji)")
     args = p.parse_args(argv)
 
     import onnx
@@ -84,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"# bench_int8  {time.strftime('%Y-%m-%d %H:%M')}  onnxruntime {ort.__version__}  threads {args.threads}")
     print(f"{'network':9} {'fp32 ms':>8} {'int8 ms':>8} {'speed-up':>8}  int8 against fp32 (held-out inputs)")
+    int8_sessions = {}
     with tempfile.TemporaryDirectory() as tmp:
         for kind, (model, calib, test, timed) in data.items():
             f32, pre, q8 = (str(Path(tmp) / f"{kind}{s}.onnx") for s in ("", "_pre", "_int8"))
@@ -108,7 +115,33 @@ def main(argv: list[str] | None = None) -> int:
                 d = 255 * np.abs(np.clip(a, 0, 1) - np.clip(b, 0, 1))
                 err = f"mean {d.mean():.2f}, max {d.max():.0f} gray levels"
             print(f"{kind:9} {ms32:8.0f} {ms8:8.0f} {ms32 / ms8:7.2f}x  {err}", flush=True)
+            int8_sessions[kind] = s8
+    if args.pipeline:
+        pipeline_part(args, int8_sessions)
     return 0
+
+
+def pipeline_part(args, int8_sessions) -> None:
+    """Mean PSNR of the default pipeline with fp32 and with int8 networks, per set and QF."""
+    from compare_waifu2x import ImageSet, _jpeg, clean_crops
+
+    from core.metrics import psnr
+    from core.pipeline import Restorer, RestoreOptions
+
+    root = Path(args.data)
+    sets = [ImageSet("val", root / "lineart" / "val"), ImageSet("kanji", root / "kanji"),
+            ImageSet("val_light", root / "lineart" / "val", light=True)]
+    fp32 = Restorer.default(device="cpu", precision="fp32", engine="onnxruntime")
+    int8 = Restorer.default(device="cpu", precision="fp32", engine="onnxruntime")
+    for role, kind in (("mask", "mask"), ("restore", "backbone")):
+        int8._runners[role].core.session = int8_sessions[kind]  # the same graph, quantized
+    print("\n| set | QF | fp32 PSNR | int8 PSNR | int8 - fp32 (dB) |\n|---|---:|---:|---:|---:|")
+    for s in sets:
+        crops = [c for _s, _p, _b, c in clean_crops([s], 3, 256, 0)]
+        for qf in (10, 20, 30, 40):
+            a = np.mean([psnr(fp32.restore(_jpeg(c, qf), RestoreOptions()).image, c) for c in crops])
+            b = np.mean([psnr(int8.restore(_jpeg(c, qf), RestoreOptions()).image, c) for c in crops])
+            print(f"| {s.name} | {qf} | {a:.2f} | {b:.2f} | {b - a:+.2f} |", flush=True)
 
 
 if __name__ == "__main__":
