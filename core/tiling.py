@@ -90,7 +90,7 @@ def axis_spans(length: int, tile: int, overlap: int, align: int = 1) -> list[tup
     should be one too); the last span ends at ``length``. The fewest spans fix how many pixels are
     computed (``length + (n - 1) * overlap``); making them equal instead of ``tile, tile, ...,
     remainder`` keeps the largest one, hence the peak memory, as small as that allows: 2048 px in
-    tiles of at most 1648 with overlap 128 become two spans of 1088 rather than 1648 and 528.
+    tiles of at most 1168 with overlap 128 become two spans of 1088 rather than 1168 and 1008.
     A single span ``(0, length)`` when the axis fits in one tile.
     """
     if length <= tile:
