@@ -3,8 +3,8 @@
 Each shipped network is exported to ONNX as the ONNX Runtime engine exports it
 (``core.ort_engine``), quantized statically with ONNX Runtime's own tool (QDQ format, uint8
 activations, int8 weights per channel, the first and last convolution kept in fp32, calibrated
-on synthetic JPEG-damaged drawings at QF 10-60: the backbone on the learnt mask of each), and both versions run on the same inputs with the same
-threads. Printed per network: milliseconds per ``--side``² input in fp32 and int8, and how far the
+on synthetic JPEG-damaged drawings at QF 10-60: the backbone on the learnt mask of each), and
+both versions run on the same inputs with the same threads. Printed per network: milliseconds per ``--side``² input in fp32 and int8, and how far the
 int8 output lands from fp32 on inputs not used for calibration (backbone: gray levels; mask
 network: share of mask pixels that flip).
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from core.ort_engine import OPSET, _input_channels, _Padded
+    from core.ort_engine import export_onnx
     from core.pipeline import DEFAULT_FILES, MODELS_DIR
     from core.weights import load_model
 
@@ -94,10 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for kind, (model, calib, test, timed) in data.items():
             f32, pre, q8 = (str(Path(tmp) / f"{kind}{s}.onnx") for s in ("", "_pre", "_int8"))
-            ch = _input_channels(model, kind)
-            torch.onnx.export(_Padded(model, kind).eval(), (torch.rand(1, ch, 64, 64),), f32, input_names=["x"],
-                              output_names=["y"], dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}},
-                              opset_version=OPSET, dynamo=False)
+            export_onnx(model, kind, f32)
             quant_pre_process(f32, pre, skip_symbolic_shape=True)
             # the usual care: the first and the last convolution (image in, logits/image out) stay fp32
             convs = [n.name for n in onnx.load(pre).graph.node if n.op_type in ("Conv", "ConvTranspose")]
@@ -123,14 +120,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def pipeline_part(args, int8_sessions) -> None:
     """Mean PSNR of the default pipeline with fp32 and with int8 networks, per set and QF."""
-    from compare_waifu2x import ImageSet, _jpeg, clean_crops
+    from compare_waifu2x import _jpeg, _sets, clean_crops
 
     from core.metrics import psnr
     from core.pipeline import Restorer, RestoreOptions
 
-    root = Path(args.data)
-    sets = [ImageSet("val", root / "lineart" / "val"), ImageSet("kanji", root / "kanji"),
-            ImageSet("val_light", root / "lineart" / "val", light=True)]
+    sets = _sets(argparse.Namespace(set=[], light_set=[], data=args.data))  # the comparison's sets
     fp32 = Restorer.default(device="cpu", precision="fp32", engine="onnxruntime")
     int8 = Restorer.default(device="cpu", precision="fp32", engine="onnxruntime")
     for role, kind in (("mask", "mask"), ("restore", "backbone")):

@@ -32,7 +32,7 @@ from torch import nn
 
 from .errors import InvalidOptionError
 
-__all__ = ["ENGINES", "EngineUnavailable", "OrtCore", "ort_import_error"]
+__all__ = ["ENGINES", "EngineUnavailable", "OrtCore", "export_onnx", "ort_import_error"]
 
 #: ``auto``: ONNX Runtime for float32 CPU inference where the model exports, torch otherwise.
 ENGINES = ("auto", "torch", "onnxruntime")
@@ -95,6 +95,23 @@ class _Padded(nn.Module):
         return self.model.forward_padded(x, None)[0]
 
 
+def export_onnx(model: nn.Module, kind: str, f) -> None:
+    """Write ``model.forward_padded`` as ONNX to ``f`` (a path or a binary file): one input ``x``
+    and one output ``y``, dynamic batch, height and width, opset :data:`OPSET`. ``kind`` is
+    ``mask`` or ``backbone``. The graph every :class:`OrtCore` runs; export errors propagate."""
+    m = int(getattr(model, "multiple_of", 8))
+    side = max(64, m)
+    example = torch.rand(1, _input_channels(model, kind), side, side)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            _Padded(model, kind).eval(), (example,), f,
+            input_names=["x"], output_names=["y"],
+            dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}},
+            opset_version=OPSET, dynamo=False,
+        )
+
+
 def _input_channels(model: nn.Module, kind: str) -> int:
     if kind == "mask":
         return 2 if getattr(model, "variant", "blind") == "qfmap" else 1
@@ -137,18 +154,9 @@ class OrtCore:
         channels = _input_channels(model, kind)
         m = int(getattr(model, "multiple_of", 8))
         wrapper = _Padded(model, kind).eval()
-        side = max(64, m)
-        example = torch.rand(1, channels, side, side)
         buf = io.BytesIO()
         try:
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(
-                    wrapper, (example,), buf,
-                    input_names=["x"], output_names=["y"],
-                    dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}},
-                    opset_version=OPSET, dynamo=False,
-                )
+            export_onnx(model, kind, buf)
         except Exception as e:  # export raises many types; none of them is the caller's fault
             raise EngineUnavailable(f"could not export the {kind} network to ONNX: {type(e).__name__}: {e}") from e
         self.graph_bytes = len(buf.getvalue())

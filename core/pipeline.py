@@ -88,8 +88,9 @@ DEFAULT_QF = 50
 #: of memory.
 MIN_TILE, MAX_TILE_CPU, MAX_TILE_CUDA = 256, 2048, 4096
 #: Most activation memory one CPU tile may take (also never more than a quarter of the free RAM).
-#: 512 MiB keeps the shipped models' peak RSS near 1.2-1.4 GB at 2048² (fp32, 1088 px tiles);
-#: larger tiles save little: each axis already needs few tiles, and only overlaps are recomputed.
+#: With 512 MiB the shipped models peaked at about 1.4 GB RSS at 2048² (fp32, 1088 px tiles; see
+#: docs/pipeline.md). A larger budget would only remove a few overlaps (4096²: 3 tiles per axis
+#: instead of 4) for more memory.
 CPU_TILE_BUDGET = 512 * 2**20
 #: Default overlap between tiles, in pixels. A pixel that is used is at least ``overlap // 4``
 #: from any tile border; the measured effect is stated in docs/pipeline.md.

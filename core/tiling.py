@@ -98,14 +98,12 @@ def axis_spans(length: int, tile: int, overlap: int, align: int = 1) -> list[tup
     top = (tile // align) * align
     if top <= overlap:
         raise InvalidOptionError(f"tile {tile} (as a multiple of {align}) must be larger than the overlap {overlap}")
-    n = max(2, -(-(length - overlap) // (top - overlap)))
-    while True:
-        side = -(-(length + (n - 1) * overlap) // n)  # equal sides that cover the axis
-        side = min(top, -(-side // align) * align)
-        step = side - overlap
-        if step > 0 and (n - 1) * step + side >= length:
-            break
-        n += 1
+    # The fewest spans: n of at most `top` px cover n * top - (n - 1) * overlap >= length. The
+    # equal side that covers the axis, rounded up to `align`, is then never above `top`.
+    n = -(-(length - overlap) // (top - overlap))
+    side = -(-(length + (n - 1) * overlap) // n)
+    side = -(-side // align) * align
+    step = side - overlap
     spans = [(i * step, i * step + side) for i in range(n - 1)]
     spans.append(((n - 1) * step, length))
     return spans
