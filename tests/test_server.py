@@ -8,6 +8,7 @@ checks, protocol misuse, clean shutdown and the ``python -m server`` command lin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 import os
@@ -133,6 +134,20 @@ def wait_idle(srv: RestoreServer, timeout: float = 30.0) -> float:
         assert time.monotonic() - t0 < timeout, "server did not become idle"
         time.sleep(0.01)
     return time.monotonic() - t0
+
+
+@contextlib.contextmanager
+def worker_held(srv: RestoreServer):
+    """Keep the server's single restore thread busy until the block ends, so that the job it
+    takes meanwhile stays "running" and no job finishes: the queue limits then see every job sent,
+    however slowly the requests arrive (on a loaded machine a job could finish before the last
+    request was read, which left room in the queue and no queue_full to wait for)."""
+    gate = threading.Event()
+    srv._executor.submit(gate.wait, 60)
+    try:
+        yield
+    finally:
+        gate.set()
 
 
 def direct(restorer, img, **options):
@@ -419,9 +434,10 @@ def test_message_size_checked_by_the_client_too(server):
 def test_max_jobs_per_client(server):
     img = drawing(LONG, LONG, seed=13)
     with raw_connection(server.url) as ws:
-        for i in range(LIMITS.max_jobs_per_client + 1):
-            ws.send(restore_msg(f"j{i}", img, "gray8"))
-        err, _ = recv_until(ws, lambda m: isinstance(m, protocol.Error))
+        with worker_held(server):
+            for i in range(LIMITS.max_jobs_per_client + 1):
+                ws.send(restore_msg(f"j{i}", img, "gray8"))
+            err, _ = recv_until(ws, lambda m: isinstance(m, protocol.Error))
         assert err.code == "queue_full" and err.id == f"j{LIMITS.max_jobs_per_client}"
         assert "this client" in err.message
         for i in range(LIMITS.max_jobs_per_client):
@@ -435,10 +451,11 @@ def test_max_queue_over_all_clients(server):
     img = drawing(LONG, LONG, seed=14)
     conns = [raw_connection(server.url) for _ in range(3)]
     try:
-        for c, ws in enumerate(conns):
-            for i in range(LIMITS.max_jobs_per_client):
-                ws.send(restore_msg(f"c{c}j{i}", img, "gray8"))
-        err, _ = recv_until(conns[-1], lambda m: isinstance(m, protocol.Error))
+        with worker_held(server):
+            for c, ws in enumerate(conns):
+                for i in range(LIMITS.max_jobs_per_client):
+                    ws.send(restore_msg(f"c{c}j{i}", img, "gray8"))
+            err, _ = recv_until(conns[-1], lambda m: isinstance(m, protocol.Error))
         assert err.code == "queue_full" and "the server" in err.message and err.id == "c2j2"
     finally:
         for ws in conns:
