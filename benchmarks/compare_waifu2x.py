@@ -234,15 +234,18 @@ def summarize(records: list[Record]) -> dict:
     """Aggregate records per (set, qf, method) and per method.
 
     Returns ``{"cells": {set: {qf: {method: {"psnr", "ssim", "n"}}}},
-    "speed": {method: {"seconds_per_mp", "megapixels", "seconds", "n"}}}``: PSNR and SSIM are
-    means over images (records with a NaN score are skipped); speed is total seconds over total
-    megapixels of every timed record of that method. Keys of ``qf`` are ints.
+    "speed": {method: {"seconds_per_mp", "megapixels", "seconds", "n"}},
+    "drawings": {set: {file: {qf: {method: psnr}}}}}``: PSNR and SSIM are means over images
+    (records with a NaN score are skipped); speed is total seconds over total megapixels of every
+    timed record of that method; ``drawings`` keeps each drawing's own PSNR. Keys of ``qf`` are ints.
     """
     cells: dict = {}
     sums: dict = {}
     speed_acc: dict = {}
+    drawings: dict = {}
     for r in records:
         if not (np.isnan(r.psnr) or np.isnan(r.ssim)):
+            drawings.setdefault(r.set, {}).setdefault(r.file, {}).setdefault(r.qf, {})[r.method] = r.psnr
             acc = sums.setdefault((r.set, r.qf, r.method), [0.0, 0.0, 0])
             acc[0] += r.psnr
             acc[1] += r.ssim
@@ -259,7 +262,7 @@ def summarize(records: list[Record]) -> dict:
         for m, (sec, px, n) in speed_acc.items()
         if px > 0
     }
-    return {"cells": cells, "speed": speed}
+    return {"cells": cells, "speed": speed, "drawings": drawings}
 
 
 def best_waifu2x(methods: dict) -> str | None:
@@ -284,7 +287,9 @@ def markdown_table(summary: dict, speed_ref: str | None = None) -> str:
     1. Quality: one row per (set, QF): JPEG, waifu2x best (model named), ours, and ours minus
        waifu2x best (PSNR dB / SSIM).
     2. Every waifu2x model's mean PSNR per (set, QF), so the level choice can be checked.
-    3. Speed: seconds per megapixel of every timed method, and how many times slower than ours it
+    3. Per drawing: ours minus that (set, QF)'s waifu2x best on the drawing alone (PSNR dB), so
+       that one drawing that decides a mean is seen.
+    4. Speed: seconds per megapixel of every timed method, and how many times slower than ours it
        is (``speed_ref`` defaults to ``"ours"``).
     """
     cells = summary["cells"]
@@ -331,6 +336,15 @@ def markdown_table(summary: dict, speed_ref: str | None = None) -> str:
                         vals.append(f"**{v}**" if m == best else v)
                 rows.append(f"| {s} | {q} | " + " | ".join(vals) + " |")
         out += "\n\nwaifu2x, every model (mean PSNR dB; bold = best):\n\n" + "\n".join(rows)
+    per = per_drawing_margins(summary)
+    if per:
+        qfs = sorted({q for d in per.values() for q in d})
+        rows = ["| set | drawing | " + " | ".join(f"QF {q}" for q in qfs) + " |",
+                "|---|---|" + "---:|" * len(qfs)]
+        for (s, f), d in per.items():
+            rows.append(f"| {s} | {f} | " + " | ".join("–" if q not in d else f"{d[q]:+.2f}" for q in qfs) + " |")
+        out += ("\n\nPer drawing: ours − waifu2x best (the model of that set and QF), PSNR dB:\n\n"
+                + "\n".join(rows))
     speed = summary.get("speed", {})
     if speed:
         ref = speed_ref or OURS
@@ -343,6 +357,20 @@ def markdown_table(summary: dict, speed_ref: str | None = None) -> str:
             rows.append(f"| {m} | {v:.2f} | {ratio} |")
         out += "\n\nSpeed (seconds per megapixel, all inputs):\n\n" + "\n".join(rows)
     return out + "\n"
+
+
+def per_drawing_margins(summary: dict) -> dict:
+    """``{(set, file): {qf: ours − best}}``: each drawing's PSNR margin over the waifu2x model that
+    is best for its set and QF (:func:`best_waifu2x` on the set's means, the model the quality
+    table names), for the drawings and QFs scored by both."""
+    out: dict = {}
+    for s, files in summary.get("drawings", {}).items():
+        for f, qfs in files.items():
+            for q, scores in qfs.items():
+                best = best_waifu2x(summary["cells"].get(s, {}).get(q, {}))
+                if best and OURS in scores and best in scores:
+                    out.setdefault((s, f), {})[q] = scores[OURS] - scores[best]
+    return out
 
 
 def check_targets(summary: dict, light_sets, margin_db: float = 1.0, speedup: float = 10.0) -> list[dict]:

@@ -170,6 +170,10 @@ def test_markdown_table_rows_deltas_and_speed():
     assert "29.00 / 0.9600" in row  # ours
     assert "+2.50 / +0.0500" in row  # ours - waifu2x best (26.5 dB, 0.91)
     assert "**26.50**" in md and "| 26.00 |" in md
+    # per drawing, against the cell's best (vgg7 n3): a 28 - 26 = +2, b 30 - 27 = +3
+    assert cw.per_drawing_margins(cw.summarize(_records())) == {
+        ("val", "a"): {10: pytest.approx(2.0)}, ("val", "b"): {10: pytest.approx(3.0)}}
+    assert "| val | a | +2.00 |" in lines and "| val | b | +3.00 |" in lines
     ours_speed = next(x for x in lines if x.startswith("| ours |"))
     assert ours_speed == "| ours | 1.00 | 1.0 |"
     assert "| waifu2x/resnet10/noise3 | 50.00 | 50.0 |" in lines
