@@ -60,6 +60,19 @@ def test_some_drawings_have_flat_light_tones():
     assert 3 <= toned <= 20, toned
 
 
+def test_some_drawings_have_flat_grey_insets_inside_black():
+    """Black shapes with flat mid/light grey insets (125-245), as woodcut-like clip art has: the
+    grey is flat (its 3x3 neighbourhood has one value) and black is within a few pixels."""
+    inset = 0
+    for seed in range(40):
+        img = synth_drawing(np.random.default_rng(seed), 256, 256)
+        k = np.ones((3, 3), np.uint8)
+        flat = (cv2.erode(img, k) == cv2.dilate(img, k)) & (img >= 125) & (img <= 245)
+        near_black = cv2.dilate((img < 30).astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+        inset += (flat & near_black).sum() >= 20
+    assert 3 <= inset <= 30, inset  # the generator before the insets: 0 of 40
+
+
 def test_anti_aliased_edges():
     """Strokes have intermediate gray levels at their edges, not only ink and paper."""
     img = synth_drawing(np.random.default_rng(1), 128, 128)

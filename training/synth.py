@@ -403,6 +403,21 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
             _fill(tone, poly, int(rng.integers(6, 36)))
     canvas = np.maximum(canvas, tone)
 
+    # solid black shapes with flat lighter insets (highlights, scales, patterns cut into black, as
+    # woodcut-like clip art has): the inset *replaces* the darkness, so the drawing gets flat mid
+    # and light greys bordered by black, which the tones above (added with max) cannot make.
+    if rng.random() < 0.4:
+        for _ in range(int(rng.integers(1, 3))):
+            r = rng.uniform(15, 60) * lscale
+            c = near_focus()
+            _fill(canvas, _catmull_rom(_blob(rng, c, r, r * rng.uniform(0.4, 1.0), 0.3), step, closed=True),
+                  int(round(255 - rng.uniform(0, 25))))
+            level = int(rng.uniform(10, 130))  # one grey per shape: value 125-245
+            for _ in range(int(rng.integers(3, 10))):
+                rr = r * rng.uniform(0.15, 0.35)
+                poly = _blob(rng, c + rng.normal(0, 0.3 * r, 2), rr, rr * rng.uniform(0.4, 1.0), 0.3)
+                _fill(canvas, _catmull_rom(poly, step, closed=True), level)
+
     # ---- back to output resolution, texture, background rule -------------------------------
     dark = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     tex = {"vector": 0.0, "pen": rng.uniform(0.0, 0.08), "pencil": rng.uniform(0.25, 0.5),
