@@ -2,8 +2,8 @@
 
 The real training set (clip art rendered from SVG) is almost all black, clean, uniform-width
 ink. These generators add what it lacks: pressure-tapered strokes of varied width, light as well
-as dark lines, pencil/brush grain, hatching, closed shapes, small filled areas and flat light
-tones (near-white fills that are still lines).
+as dark lines, pencil/brush grain, hatching, closed shapes, small filled areas, flat light
+tones (near-white fills that are still lines) and black shapes with flat grey insets.
 
 Value conventions follow :mod:`core.checks`: ``uint8`` gray ``(H, W)``, white = 255, and the
 background (every pixel with no ink nearby) is *exactly* 255 so that eq. 3 (``clean < 255``) gives
@@ -219,8 +219,9 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
 
     A drawing has one "style" (base width, ink darkness range, tool texture, taper habit) and a
     mix of long contours, closed shapes, short detail strokes, hatching patches, an occasional
-    small filled area and sometimes a flat light tone (220-249) inside a shape, concentrated around
-    a few focal points so that empty paper remains, as in real line art.
+    small filled area, sometimes a flat light tone (220-249) inside a shape and sometimes a black
+    shape with flat grey insets (125-245), concentrated around a few focal points so that empty
+    paper remains, as in real line art.
     """
     if height < 8 or width < 8:
         raise ValueError(f"synthetic drawings need at least 8x8 pixels, got {width}x{height}")
