@@ -273,8 +273,11 @@ def test_queue_positions_are_reported(server):
 
     async def main():
         async with client.AsyncClient(server.url) as c1, client.AsyncClient(server.url) as c2:
-            first = asyncio.create_task(c1.restore(long_img.tobytes(), LONG, LONG, "gray8", timeout=60))
-            await asyncio.sleep(0.3)
+            started = asyncio.Event()  # the long job reported progress: it runs, "a" and "b" wait
+            first = asyncio.create_task(
+                c1.restore(long_img.tobytes(), LONG, LONG, "gray8", timeout=60, on_progress=lambda f: started.set())
+            )
+            await asyncio.wait_for(started.wait(), 30)
             second = [
                 asyncio.create_task(
                     c2.restore(small.tobytes(), 32, 24, "gray8", request_id=k, timeout=60,
@@ -452,10 +455,16 @@ def test_max_queue_over_all_clients(server):
     conns = [raw_connection(server.url) for _ in range(3)]
     try:
         with worker_held(server):
-            for c, ws in enumerate(conns):
-                for i in range(LIMITS.max_jobs_per_client):
-                    ws.send(restore_msg(f"c{c}j{i}", img, "gray8"))
-            err, _ = recv_until(conns[-1], lambda m: isinstance(m, protocol.Error))
+            # The server reads each connection in its own coroutine, so requests sent on different
+            # sockets may be taken in any order: wait for each one to be queued before the next, so
+            # that the ninth request the server sees is the last one sent.
+            jobs = [(c, f"c{c}j{i}") for c in range(len(conns)) for i in range(LIMITS.max_jobs_per_client)]
+            for c, request_id in jobs[:-1]:
+                conns[c].send(restore_msg(request_id, img, "gray8"))
+                recv_until(conns[c], lambda m, r=request_id: isinstance(m, protocol.Queued) and m.id == r)
+            c, request_id = jobs[-1]
+            conns[c].send(restore_msg(request_id, img, "gray8"))
+            err, _ = recv_until(conns[c], lambda m: isinstance(m, protocol.Error))
         assert err.code == "queue_full" and "the server" in err.message and err.id == "c2j2"
     finally:
         for ws in conns:
