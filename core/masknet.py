@@ -34,6 +34,9 @@ VARIANTS = ("blind", "qfmap", "single")
 MASK_PRESETS: dict[str, dict[str, Any]] = {
     "full": {"channels": [64, 128, 256, 512], "blocks": 2},
     "slim": {"channels": [16, 32, 64, 96], "blocks": 1},
+    #: ``fast``: half the width of ``slim`` (about a third of its time); cut out of a slim model
+    #: with ``python -m training shrink`` and fine-tuned.
+    "fast": {"channels": [8, 16, 32, 64], "blocks": 1},
 }
 
 

@@ -7,6 +7,7 @@
     python -m training synth ...         (synthetic drawings / contact sheet)
     python -m training figure DRAWING --qf 10 --out fig.png  (side-by-side picture)
     python -m training export RUN/model.safetensors core/models/NAME.safetensors  (ship weights)
+    python -m training shrink SRC.safetensors DST.safetensors --preset fast  (cut a smaller network out)
 
 Under ``torchrun --standalone --nproc_per_node N -m training ...`` training uses DistributedDataParallel.
 """
@@ -27,7 +28,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val", dest="val_dirs", action="append", default=[], metavar="DIR",
                    help="folder of clean validation drawings; repeat for several")
     p.add_argument("--out", default=None, help="run folder (weights, logs, resume state)")
-    p.add_argument("--preset", default=d.preset, choices=["slim", "full"], help="network size (default %(default)s)")
+    p.add_argument("--preset", default=d.preset, choices=["slim", "full", "fast"],
+                   help="network size (default %(default)s; fast: DRUNet and the mask network only)")
     p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
     p.add_argument("--hours", type=float, default=None, help="stop after this many hours (cumulative over resumes)")
     p.add_argument("--batch", type=int, default=d.batch, help="patches per step (default %(default)s)")
@@ -84,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.set_defaults(task="restore")
 
     for module, fn in (("synth", "add_synth_parser"), ("evaluate", "add_evaluate_parser"),
-                       ("plot", "add_plot_parser"), ("export", "add_export_parser"), ("figures", "add_figure_parser")):
+                       ("plot", "add_plot_parser"), ("export", "add_export_parser"), ("figures", "add_figure_parser"),
+                       ("shrink", "add_shrink_parser")):
         try:
             mod = __import__(f"training.{module}", fromlist=[fn])
         except ImportError:
