@@ -13,8 +13,8 @@ What it does, for every image set (a folder of clean gray drawings, background e
    The decoded JPEG pixels are written as PNG, so both methods read bit-identical inputs.
 3. Runs waifu2x on all inputs: Y-channel denoisers ``resnet10`` and ``vgg7`` at noise levels 0-3,
    through the package's own ``reconstruct.image`` (one CPU thread unless ``--threads``).
-4. Runs our default pipeline (``core.pipeline.Restorer.default()``, default options) on the same
-   inputs, with ``torch.set_num_threads(--threads)``.
+4. Runs our default pipeline (``core.pipeline.Restorer.default()``, default options; with
+   ``--fast`` the shipped fast pair) on the same inputs, with ``torch.set_num_threads(--threads)``.
 5. Optionally (``--torch-waifu2x``) times waifu2x's graph re-written in torch
    (``benchmarks/waifu2x_torch.py``, same .npz weights, highest requested noise level) and checks
    it against the Chainer output. Ours and the torch graph are timed input by input, each the
@@ -79,6 +79,7 @@ __all__ = [
     "check_targets",
     "targets_markdown",
     "replace_between_markers",
+    "doc_markers",
     "main",
 ]
 
@@ -426,13 +427,22 @@ DOC_START = "<!-- compare_waifu2x:results:start -->"
 DOC_END = "<!-- compare_waifu2x:results:end -->"
 
 
-def replace_between_markers(text: str, block: str) -> str:
-    """``text`` with everything between :data:`DOC_START` and :data:`DOC_END` replaced by
-    ``block`` (markers kept). Raises ValueError when the markers are missing or out of order."""
-    a, b = text.find(DOC_START), text.find(DOC_END)
+def doc_markers(name: str = "results") -> tuple[str, str]:
+    """The start and end markers of the results block called ``name`` in a Markdown file."""
+    if not _NAME_RE.match(name):
+        raise ValueError(f"a results block name is letters, digits, '-' and '_', not {name!r}")
+    return f"<!-- compare_waifu2x:{name}:start -->", f"<!-- compare_waifu2x:{name}:end -->"
+
+
+def replace_between_markers(text: str, block: str, name: str = "results") -> str:
+    """``text`` with everything between the markers of block ``name`` (:func:`doc_markers`)
+    replaced by ``block`` (markers kept). Raises ValueError when the markers are missing or out
+    of order."""
+    start, end = doc_markers(name)
+    a, b = text.find(start), text.find(end)
     if a < 0 or b < 0 or b < a:
-        raise ValueError(f"the document needs the markers {DOC_START} and {DOC_END}, in that order")
-    return text[: a + len(DOC_START)] + "\n" + block.strip("\n") + "\n" + text[b:]
+        raise ValueError(f"the document needs the markers {start} and {end}, in that order")
+    return text[: a + len(start)] + "\n" + block.strip("\n") + "\n" + text[b:]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -597,6 +607,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the light-line variant")
     p.add_argument("--torch-waifu2x", action="store_true",
                    help="also time waifu2x's graph in torch (benchmarks/waifu2x_torch.py)")
+    p.add_argument("--fast", action="store_true", help="ours with the shipped fast pair (mask_fast, restore_fast)")
     p.add_argument("--mask", help="our mask model file (default: shipped weights)")
     p.add_argument("--restore", help="our framework backbone file (default: shipped weights)")
     p.add_argument("--baseline", help="our baseline backbone file (default: shipped weights)")
@@ -604,6 +615,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--figure-size", type=int, default=128, help="side of the pictured window (default 128)")
     p.add_argument("--figure-scale", type=int, default=2, help="enlargement of the picture (default 2)")
     p.add_argument("--doc", help="also write the results between the compare_waifu2x markers of this Markdown file")
+    p.add_argument("--doc-block", default="results", metavar="NAME",
+                   help="which results block of --doc to write: the one between <!-- compare_waifu2x:NAME:start --> "
+                        "and its end marker (default %(default)s)")
     p.add_argument("--doc-image", help="also copy side_by_side.png here (e.g. docs/img/waifu2x_side_by_side.png)")
     p.add_argument("--rerun-waifu2x", action="store_true",
                    help="redo waifu2x even when OUT/work holds its (partial) outputs for identical inputs and settings")
@@ -669,11 +683,14 @@ def _cpu_name() -> str:
 
 
 def _restorer(args: argparse.Namespace):
-    from core.pipeline import Restorer
+    """Ours: the shipped models (the fast pair with ``--fast``), any given file replacing its role."""
+    from core.pipeline import DEFAULT_FILES, FAST_FILES, MODELS_DIR, Restorer
 
-    if args.mask:
-        return Restorer.from_files(mask=args.mask, restore=args.restore, baseline=args.baseline, device="cpu")
-    return Restorer.default(device="cpu")
+    given = {"mask": args.mask, "restore": args.restore, "baseline": args.baseline}
+    if not any(given.values()):
+        return Restorer.default(device="cpu", fast=args.fast)
+    shipped = FAST_FILES if args.fast else DEFAULT_FILES
+    return Restorer.from_files(**{r: p or MODELS_DIR / shipped[r] for r, p in given.items()}, device="cpu")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -842,7 +859,7 @@ def main(argv: list[str] | None = None) -> int:
             block += ("\nwaifu2x's graph in torch against its Chainer code on every input, largest difference: "
                       + ", ".join(f"{k}: {v} gray level(s)" for k, v in agreement.items()) + ".\n")
         doc = Path(args.doc)
-        doc.write_text(replace_between_markers(doc.read_text(), block))
+        doc.write_text(replace_between_markers(doc.read_text(), block, args.doc_block))
     print(table)
     print(env_line)
     print(f"wrote {out / 'table.md'}, {out / 'results.json'}, {out / 'side_by_side.png'}", file=sys.stderr)

@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="a browser Origin allowed to connect (repeatable); by default every browser is refused")
     g = p.add_argument_group("models (default: the shipped weights in core/models/)")
+    g.add_argument("--fast", action="store_true",
+                   help="the shipped fast pair (mask_fast, restore_fast): faster on a CPU, slightly less exact")
     g.add_argument("--mask-model", type=Path, help="mask network weights (.safetensors)")
     g.add_argument("--restore-model", type=Path, help="framework-mode restoration backbone (.safetensors)")
     g.add_argument("--baseline-model", type=Path, help="baseline-mode backbone for mask 'none' (.safetensors or .pth)")
@@ -94,15 +96,17 @@ def _is_loopback(host: str) -> bool:
 
 
 def load_restorer(args: argparse.Namespace):
-    """The Restorer the arguments ask for: the shipped models, with any named file replacing its role."""
-    from core.pipeline import DEFAULT_FILES, MODELS_DIR, Restorer
+    """The Restorer the arguments ask for: the shipped models (the fast pair with ``--fast``), with
+    any named file replacing its role."""
+    from core.pipeline import DEFAULT_FILES, FAST_FILES, MODELS_DIR, Restorer
 
+    fast = bool(getattr(args, "fast", False))
     given = {"mask": args.mask_model, "restore": args.restore_model, "baseline": args.baseline_model}
     if not any(given.values()):
-        return Restorer.default(device=args.device, precision=args.precision, engine=args.engine)
+        return Restorer.default(device=args.device, precision=args.precision, engine=args.engine, fast=fast)
     paths = {}
     for role, path in given.items():
-        shipped = MODELS_DIR / DEFAULT_FILES[role]
+        shipped = MODELS_DIR / (FAST_FILES if fast else DEFAULT_FILES)[role]
         paths[role] = path if path is not None else (shipped if shipped.is_file() else None)
     return Restorer.from_files(**paths, device=args.device, precision=args.precision, engine=args.engine)
 

@@ -368,6 +368,14 @@ def test_replace_between_markers():
         cw.replace_between_markers("no markers here", "x")
     with pytest.raises(ValueError, match="markers"):
         cw.replace_between_markers(f"{cw.DOC_END} {cw.DOC_START}", "x")
+    # A second, named block is written alone; the default one is left as it was.
+    fast_start, fast_end = cw.doc_markers("fast")
+    both = f"{new}{fast_start}\nold fast\n{fast_end}\n"
+    assert cw.replace_between_markers(both, "fast table", "fast") == f"{new}{fast_start}\nfast table\n{fast_end}\n"
+    with pytest.raises(ValueError):
+        cw.replace_between_markers(new, "x", "fast")
+    with pytest.raises(ValueError):
+        cw.doc_markers("no spaces")
 
 
 # ---------------------------------------------------------------------------------------------

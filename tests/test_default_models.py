@@ -56,3 +56,42 @@ def test_framework_beats_baseline_at_qf10(restorer, clean):
     ours = restorer.restore(jpeg, RestoreOptions(mask="learnt", threshold=False)).image
     base = restorer.restore(jpeg, RestoreOptions(mask="none", threshold=True)).image
     assert psnr(ours, clean) > psnr(base, clean)
+
+
+# ---- the fast pair (Restorer.default(fast=True), --fast) ----------------------------------------
+
+
+def test_fast_pair_is_the_thinner_networks_cut_from_the_defaults():
+    from core.pipeline import FAST_FILES
+
+    assert FAST_FILES["baseline"] == DEFAULT_FILES["baseline"]
+    for role in ("mask", "restore"):
+        meta = read_metadata(MODELS_DIR / FAST_FILES[role])
+        assert meta["model"]["preset"] == "fast", role
+        training = meta["training"]
+        assert training["init"]["shrunk_from"]["preset"] == "fast", role
+        assert training["steps"] > 1000 and training["hours"] > 0.5, (role, training)
+
+
+def test_fast_pair_restores_and_says_which_files_it_loaded(clean):
+    fast = Restorer.default(device="cpu", fast=True)
+    names = {m["name"] for m in fast.info()["models"].values() if m}
+    assert {"mask_fast.safetensors", "restore_fast.safetensors"} <= names
+    jpeg = jpeg_degrade(clean, 10)
+    res = fast.restore(jpeg, RestoreOptions())
+    gain = psnr(res.image, clean) - psnr(jpeg, clean)
+    assert gain > 3.0, f"only {gain:.2f} dB over the JPEG"
+    assert miou(res.mask, gt_mask(clean)) > 0.85
+
+
+def test_server_fast_flag_loads_the_fast_pair_and_keeps_given_files():
+    from server.__main__ import build_parser, load_restorer
+
+    args = build_parser().parse_args(["--fast", "--device", "cpu"])
+    names = {role: m["name"] for role, m in load_restorer(args).info()["models"].items() if m}
+    assert names == {"mask": "mask_fast.safetensors", "restore": "restore_fast.safetensors",
+                     "baseline": "restore_baseline.safetensors"}
+    given = MODELS_DIR / DEFAULT_FILES["restore"]
+    args = build_parser().parse_args(["--fast", "--device", "cpu", "--restore-model", str(given)])
+    names = {role: m["name"] for role, m in load_restorer(args).info()["models"].items() if m}
+    assert names["mask"] == "mask_fast.safetensors" and names["restore"] == "restore_default.safetensors"

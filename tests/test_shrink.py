@@ -118,6 +118,7 @@ def test_shrunk_file_records_its_origin_and_starts_a_fine_tuning(tmp_path, capsy
     # --init takes it for a fast mask network and refuses it for a slim one.
     model, record = _build_model(TrainConfig(task="mask", preset="fast", init=str(dst)))
     assert model.channels == [8, 16, 32, 64] and record["file"] == "mask_fast.safetensors"
+    assert record["shrunk_from"]["file"] == "mask.safetensors"  # the fine-tuned file will say how it began
     with pytest.raises(ValueError, match="different network"):
         _build_model(TrainConfig(task="mask", preset="slim", init=str(dst)))
 

@@ -188,6 +188,8 @@ def _build_model(cfg: TrainConfig):
             )
         record = {"file": Path(cfg.init).name, "steps": info.get("steps"), "hours": info.get("hours"),
                   "init": info.get("init")}
+        if "shrunk_from" in info:  # a file cut out by `python -m training shrink`: keep how
+            record["shrunk_from"] = info["shrunk_from"]
         return model, record
     if cfg.task == "mask":
         raise ValueError(f"--init {cfg.init}: a mask network starts only from one of our mask weights files")
