@@ -608,7 +608,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--torch-waifu2x", action="store_true",
                    help="also time waifu2x's graph in torch (benchmarks/waifu2x_torch.py)")
     p.add_argument("--fast", action="store_true", help="ours with the shipped fast pair (mask_fast, restore_fast)")
-    p.add_argument("--mask", help="our mask model file (default: shipped weights)")
+    p.add_argument("--mask", help="our mask model file (default: shipped weights; each of these three files "
+                   "replaces only its own role)")
     p.add_argument("--restore", help="our framework backbone file (default: shipped weights)")
     p.add_argument("--baseline", help="our baseline backbone file (default: shipped weights)")
     p.add_argument("--figure-qf", type=int, default=None, help="QF shown in the picture (default: lowest)")
@@ -632,8 +633,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--threads must be >= 1")
     if args.repeat < 1:
         p.error("--repeat must be >= 1")
-    if any([args.mask, args.restore, args.baseline]) and not all([args.mask, args.restore, args.baseline]):
-        p.error("--mask, --restore and --baseline go together")
     return args
 
 

@@ -4,7 +4,7 @@ Speed per pixel is roughly work per pixel over work per second; this prints the 
 counted over every convolution and transposed convolution of each graph on a 256 x 256 input
 (waifu2x's unpadded graphs get their edge padding, so every count is per *output* pixel). The
 counts depend on the architectures only, not on weights: ours are built at the shipped files'
-sizes, waifu2x's from ``benchmarks/waifu2x_torch.py``.
+sizes (the default and the fast pair), waifu2x's from ``benchmarks/waifu2x_torch.py``.
 
     python benchmarks/count_macs.py
 """
@@ -47,25 +47,25 @@ def macs_per_pixel(model: nn.Module, x: torch.Tensor, *args, out_pixels: int) ->
 
 
 def main() -> int:
-    from core.pipeline import DEFAULT_FILES, MODELS_DIR
+    from core.pipeline import DEFAULT_FILES, FAST_FILES, MODELS_DIR
     from core.weights import load_model
     from waifu2x_torch import ARCH_OFFSETS, ResNet10, VGG7
 
     side = 256
     x = torch.rand(1, 1, side, side)
-    mask = load_model(MODELS_DIR / DEFAULT_FILES["mask"])
-    restore = load_model(MODELS_DIR / DEFAULT_FILES["restore"])
-    rows = [
-        ("ours: mask network", macs_per_pixel(mask, x, out_pixels=side * side)),
-        ("ours: restore backbone", macs_per_pixel(restore, x, torch.ones_like(x), out_pixels=side * side)),
-    ]
-    rows.append(("ours: both", rows[0][1] + rows[1][1]))
+    rows = []
+    for label, files in (("ours", DEFAULT_FILES), ("ours fast", FAST_FILES)):
+        mask = load_model(MODELS_DIR / files["mask"]).float()
+        restore = load_model(MODELS_DIR / files["restore"]).float()
+        m = macs_per_pixel(mask, x, out_pixels=side * side)
+        r = macs_per_pixel(restore, x, torch.ones_like(x), out_pixels=side * side)
+        rows += [(f"{label}: mask network", m), (f"{label}: restore backbone", r), (f"{label}: both", m + r)]
     for name, cls in (("vgg7", VGG7), ("resnet10", ResNet10)):
         pad = ARCH_OFFSETS[name]
         xp = torch.rand(1, 1, side + 2 * pad, side + 2 * pad)
         rows.append((f"waifu2x {name}", macs_per_pixel(cls().eval(), xp, out_pixels=side * side)))
     for name, v in rows:
-        print(f"{name:24} {v / 1000:8.1f} k multiply-adds per pixel")
+        print(f"{name:28} {v / 1000:8.1f} k multiply-adds per pixel")
     return 0
 
 
