@@ -171,6 +171,8 @@ class RestoreServer:
             f"{m.get('engine', '?')} {m.get('precision', '?')}"
             for m in info.get("models", {}).values() if isinstance(m, dict)
         })
+        self._files = [f"{role} {m['name']}" for role, m in info.get("models", {}).items()
+                       if isinstance(m, dict) and m.get("name")]
         self._welcome = protocol.Welcome(
             server_version=SERVER_VERSION,
             device=self._device_name(),
@@ -237,6 +239,8 @@ class RestoreServer:
             ", ".join(self._mask_methods),
             "; token required" if self.token else "",
         )
+        if self._files:
+            log.info("weights: %s", ", ".join(self._files))
 
     async def stop(self) -> None:
         """Stop: refuse new work, cancel the running job, close every connection, stop the worker."""

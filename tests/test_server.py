@@ -632,6 +632,8 @@ def test_command_line_serves_and_stops_on_ctrl_c(model_paths, tmp_path):
         _, rest = proc.communicate(timeout=300)
         assert proc.returncode == 0, rest
         assert "shutting down" in rest and "stopped" in rest
+        # The log names the weights files it serves (for --fast, or a file given by hand).
+        assert "weights: mask mask.safetensors, restore framework.safetensors, baseline baseline.safetensors" in rest
     finally:
         if proc.poll() is None:
             proc.kill()
