@@ -70,7 +70,8 @@ def test_some_drawings_have_flat_grey_insets_inside_black():
         flat = (cv2.erode(img, k) == cv2.dilate(img, k)) & (img >= 125) & (img <= 245)
         near_black = cv2.dilate((img < 30).astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
         inset += (flat & near_black).sum() >= 20
-    assert 3 <= inset <= 30, inset  # the generator before the insets: 0 of 40
+    # the generator before the insets: 0 of 40; with the insets but the tool's grain on them, 5
+    assert 10 <= inset <= 30, inset
 
 
 def test_anti_aliased_edges():

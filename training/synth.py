@@ -406,13 +406,17 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
 
     # solid black shapes with flat lighter insets (highlights, scales, patterns cut into black, as
     # woodcut-like clip art has): the inset *replaces* the darkness, so the drawing gets flat mid
-    # and light greys bordered by black, which the tones above (added with max) cannot make.
+    # and light greys bordered by black, which the tones above (added with max) cannot make. Such
+    # shapes are digital fills, so the tool texture below leaves them alone (`flat`): with grain
+    # on them the networks learnt to keep the JPEG's speckle in flat grey as if it were texture.
+    flat = np.zeros_like(canvas)
     if rng.random() < 0.4:
         for _ in range(int(rng.integers(1, 3))):
             r = rng.uniform(15, 60) * lscale
             c = near_focus()
-            _fill(canvas, _catmull_rom(_blob(rng, c, r, r * rng.uniform(0.4, 1.0), 0.3), step, closed=True),
-                  int(round(255 - rng.uniform(0, 25))))
+            body = _catmull_rom(_blob(rng, c, r, r * rng.uniform(0.4, 1.0), 0.3), step, closed=True)
+            _fill(canvas, body, int(round(255 - rng.uniform(0, 25))))
+            _fill(flat, body, 255)
             level = int(rng.uniform(10, 130))  # one grey per shape: value 125-245
             for _ in range(int(rng.integers(3, 10))):
                 rr = r * rng.uniform(0.15, 0.35)
@@ -424,7 +428,8 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
     tex = {"vector": 0.0, "pen": rng.uniform(0.0, 0.08), "pencil": rng.uniform(0.25, 0.5),
            "brush": rng.uniform(0.1, 0.3)}[str(tool)]
     if tex > 0:
-        dark *= np.clip(1.0 + tex * _grain(rng, h, w), 0.0, 1.8)
+        untextured = cv2.resize(flat, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+        dark *= np.clip(1.0 + tex * (1.0 - untextured) * _grain(rng, h, w), 0.0, 1.8)
     img = np.clip(np.rint(255.0 * (1.0 - np.clip(dark, 0.0, 1.0))), 0, 255).astype(np.uint8)
     return force_background(img)
 
