@@ -121,6 +121,24 @@ def test_light_variant_factor_within_range():
             assert light[16:48, 16:48].std() > 5
 
 
+def test_light_variant_without_grain_is_the_same_lightening_untextured():
+    """grain=False: one factor for the whole image, the same one as with grain from an equal
+    generator, and flat ink stays flat."""
+    clean = np.full((64, 64), 255, np.uint8)
+    clean[8:56, 8:56] = 0
+    clean[8:56, 56] = 200
+    for seed in range(4):
+        smooth = light_variant(clean, np.random.default_rng(seed), grain=False)
+        grainy = light_variant(clean, np.random.default_rng(seed))
+        assert (smooth[clean == 255] == 255).all() and (smooth[clean < 255] < 255).all()
+        ink = smooth[8:56, 8:56]
+        assert ink.min() == ink.max(), "ink is uneven without grain"
+        f = (255.0 - float(ink[0, 0])) / 255.0
+        assert 0.25 - 1 / 255 <= f <= 0.6 + 1 / 255
+        assert abs(np.median(255.0 - grainy[8:56, 8:56]) / 255.0 - f) < 0.03  # same factor
+        assert grainy[8:56, 8:56].std() > 5
+
+
 def test_light_variant_deterministic_and_validated():
     clean = synth_drawing(np.random.default_rng(2), 64, 64)
     a = light_variant(clean, np.random.default_rng(5))

@@ -43,6 +43,25 @@ def data_dir(tmp_path_factory) -> Path:
     return d
 
 
+def test_light_patches_are_half_grainy_half_flat():
+    """Light patches come with and without pencil grain: a network shown only grainy light lines
+    keeps the JPEG's speckle on flat light lines (compare_waifu2x, val_light_smooth)."""
+    img = np.full((128, 128), 255, np.uint8)
+    img[16:112, 16:112] = 0
+    ds = PatchDataset([img], crop=CROP, qf=90, light_fraction=1.0, seed=3)
+    flat = grainy = 0
+    for i in range(40):
+        _jpeg, clean, _qf = ds[i]
+        ink = clean[0][clean[0] < 1.0]
+        assert ink.numel() > 0 and float(ink.mean()) > 0.2  # lightened (solid black before)
+        if float(ink.max() - ink.min()) == 0.0:
+            flat += 1
+        elif float(ink.std()) > 0.01:
+            grainy += 1
+    assert flat + grainy == 40
+    assert 10 <= flat <= 30, flat
+
+
 def _cfg(data_dir: Path, out: Path, **kw) -> TrainConfig:
     base = dict(out=str(out), train_dirs=[str(data_dir)], crop=CROP, batch=4, steps=0, progress=False, bf16="off",
                 lr=1e-3, lr_min_factor=1.0, synth_fraction=0.25, light_fraction=0.1, ckpt_minutes=1e9,

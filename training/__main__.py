@@ -40,7 +40,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--synth", dest="synth_fraction", type=float, default=d.synth_fraction,
                    help="share of synthetic drawings (default %(default)s)")
     p.add_argument("--light", dest="light_fraction", type=float, default=d.light_fraction,
-                   help="share of patches with lightened, grainy lines (default %(default)s)")
+                   help="share of patches with lightened lines, half of them grainy (default %(default)s)")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate, cosine-decayed (default %(default)s)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--ckpt-minutes", type=float, default=d.ckpt_minutes, help="checkpoint period (default %(default)s)")

@@ -160,7 +160,8 @@ class PatchDataset(torch.utils.data.Dataset):
         qf: fixed JPEG quality, or None to draw from ``qf_range`` with :func:`sample_qf`.
         qf_range: (low, high) qualities when ``qf`` is None.
         synth_fraction: share of patches that are procedural drawings (training.synth).
-        light_fraction: share of patches whose lines are made light and grainy.
+        light_fraction: share of patches whose lines are made light: half of them with pencil
+            grain, half flat (a light pen or a faded scan), so that flat grey is not taken for texture.
         seed: base seed.
     """
 
@@ -208,7 +209,7 @@ class PatchDataset(torch.utils.data.Dataset):
                 clean = clean[:, ::-1]
             clean = np.ascontiguousarray(clean)
         if rng.random() < self.light_fraction:
-            clean = light_variant(clean, rng)
+            clean = light_variant(clean, rng, grain=bool(rng.random() < 0.5))
         qf = self.qf if self.qf is not None else sample_qf(rng, *self.qf_range)
         jpeg = jpeg_degrade(clean, qf)
         dy, dx = int(rng.integers(8)), int(rng.integers(8))  # shift the block grid inside the crop

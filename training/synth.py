@@ -394,6 +394,7 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
     # usually filling one of the big outlined shapes, sometimes a free-standing patch. Such fills
     # are line pixels (eq. 3) that a mask must keep although they are nearly white.
     tone = np.zeros_like(canvas)
+    flat = np.zeros_like(canvas)  # digital fills, left without the tool texture below
     if rng.random() < 0.3:
         for _ in range(int(rng.integers(1, 3))):
             if outlines and rng.random() < 0.75:
@@ -402,6 +403,7 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
                 r = rng.uniform(15, 60) * lscale
                 poly = _catmull_rom(_blob(rng, near_focus(), r, r * rng.uniform(0.4, 1.0), 0.25), step, closed=True)
             _fill(tone, poly, int(rng.integers(6, 36)))
+        flat[tone > canvas] = 255  # where the tone shows; strokes over it keep their texture
     canvas = np.maximum(canvas, tone)
 
     # solid black shapes with flat lighter insets (highlights, scales, patterns cut into black, as
@@ -409,7 +411,6 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
     # and light greys bordered by black, which the tones above (added with max) cannot make. Such
     # shapes are digital fills, so the tool texture below leaves them alone (`flat`): with grain
     # on them the networks learnt to keep the JPEG's speckle in flat grey as if it were texture.
-    flat = np.zeros_like(canvas)
     if rng.random() < 0.4:
         for _ in range(int(rng.integers(1, 3))):
             r = rng.uniform(15, 60) * lscale
@@ -434,7 +435,8 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
     return force_background(img)
 
 
-def light_variant(clean: np.ndarray, rng: np.random.Generator, darkness: tuple[float, float] = (0.25, 0.6)) -> np.ndarray:
+def light_variant(clean: np.ndarray, rng: np.random.Generator, darkness: tuple[float, float] = (0.25, 0.6),
+                  grain: bool = True) -> np.ndarray:
     """The "light, textured lines" version of a clean drawing.
 
     Line darkness ``255 - value`` is multiplied by one factor ``f ~ U(darkness)`` for the whole
@@ -444,6 +446,8 @@ def light_variant(clean: np.ndarray, rng: np.random.Generator, darkness: tuple[f
         clean: ``uint8`` (H, W) drawing with a background of exactly 255.
         rng: numpy Generator; the result is a pure function of ``clean`` and its state.
         darkness: (low, high) range of the scale factor, ``0 < low <= high <= 1``.
+        grain: False leaves out the grain: the same lines, only lightened by the same ``f`` as
+            with grain from an equal ``rng`` (``f`` is its first draw).
 
     Returns:
         ``uint8`` (H, W). Pixels equal to 255 in ``clean`` stay 255; line pixels stay line pixels
@@ -457,8 +461,8 @@ def light_variant(clean: np.ndarray, rng: np.random.Generator, darkness: tuple[f
         raise ValueError(f"darkness range must satisfy 0 < low <= high <= 1, got {darkness}")
     f = rng.uniform(lo, hi) if hi > lo else lo
     h, w = clean.shape
-    grain = np.clip(1.0 + rng.uniform(0.2, 0.4) * _grain(rng, h, w), 0.2, 1.8)
-    d = (255.0 - clean.astype(np.float32)) * (f * grain)
+    texture = np.clip(1.0 + rng.uniform(0.2, 0.4) * _grain(rng, h, w), 0.2, 1.8) if grain else 1.0
+    d = (255.0 - clean.astype(np.float32)) * (f * texture)
     out = np.clip(np.rint(255.0 - d), 0, 254).astype(np.uint8)
     line = clean < 255
     return np.where(line, out, np.uint8(255))
