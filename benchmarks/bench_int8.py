@@ -125,7 +125,7 @@ def pipeline_part(args, int8_sessions) -> None:
     from core.metrics import psnr
     from core.pipeline import Restorer, RestoreOptions
 
-    sets = _sets(argparse.Namespace(set=[], light_set=[], data=args.data))  # the comparison's sets
+    sets = _sets(argparse.Namespace(set=[], light_set=[], smooth_light_set=[], data=args.data))  # the comparison's sets
     fp32 = Restorer.default(device="cpu", precision="fp32", engine="onnxruntime")
     int8 = Restorer.default(device="cpu", precision="fp32", engine="onnxruntime")
     for role, kind in (("mask", "mask"), ("restore", "backbone")):

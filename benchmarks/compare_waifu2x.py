@@ -8,7 +8,8 @@ What it does, for every image set (a folder of clean gray drawings, background e
 
 1. Takes ``--images`` drawings (spread evenly over the sorted file list) and cuts from each the
    ``--crop`` x ``--crop`` window holding the most line detail (:func:`choose_crop`). A *light* set applies
-   :func:`training.synth.light_variant` (seeded per image) to the clean crop first.
+   :func:`training.synth.light_variant` (seeded per image) to the clean crop first; a *smooth light*
+   set applies it without the pencil grain (the same lightening from the same seed).
 2. JPEG-compresses every crop at each quality factor with :func:`training.data.jpeg_degrade`.
    The decoded JPEG pixels are written as PNG, so both methods read bit-identical inputs.
 3. Runs waifu2x on all inputs: Y-channel denoisers ``resnet10`` and ``vgg7`` at noise levels 0-3,
@@ -38,7 +39,7 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/compare_waifu2x.py --waifu2x-python .venv-waifu2x/bin/python \\
         --out out/waifu2x --torch-waifu2x
 
-Without ``--set``/``--light-set`` it uses ``DATA/lineart/val`` (as ``val``), ``DATA/kanji`` (as
+Without ``--set``/``--light-set``/``--smooth-light-set`` it uses ``DATA/lineart/val`` (as ``val``), ``DATA/kanji`` (as
 ``kanji``) and the light variant of ``DATA/lineart/val`` (as ``val_light``), DATA being
 ``--data`` (default ``/work/shared/data``).
 """
@@ -100,11 +101,13 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 @dataclass(frozen=True)
 class ImageSet:
-    """A named folder of clean gray drawings; ``light`` applies the light-line variant."""
+    """A named folder of clean gray drawings; ``light`` applies the light-line variant, with its
+    pencil grain unless ``grain`` is False."""
 
     name: str
     folder: Path
     light: bool = False
+    grain: bool = True
 
     def __post_init__(self) -> None:
         if not _NAME_RE.match(self.name) or "__" in self.name:
@@ -189,7 +192,7 @@ def clean_crops(sets, images: int, size: int, seed: int):
             box = choose_crop(full, size)
             c = crop(full, box)
             if s.light:
-                c = light_variant(c, np.random.default_rng([seed, k]))
+                c = light_variant(c, np.random.default_rng([seed, k]), grain=s.grain)
             yield s, path, box, c
 
 
@@ -596,6 +599,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--set", action="append", default=[], metavar="NAME=FOLDER", help="a set of clean drawings")
     p.add_argument("--light-set", action="append", default=[], metavar="NAME=FOLDER",
                    help="a set given the light-line variant (training.synth.light_variant)")
+    p.add_argument("--smooth-light-set", action="append", default=[], metavar="NAME=FOLDER",
+                   help="a set given the light-line variant without its pencil grain")
     p.add_argument("--qf", nargs="+", type=int, default=list(DEFAULT_QFS))
     p.add_argument("--images", type=int, default=3, help="drawings per set (default 3)")
     p.add_argument("--crop", type=int, default=256, help="side of the evaluated crop (default 256)")
@@ -643,7 +648,8 @@ def _sets(args: argparse.Namespace) -> list[ImageSet]:
             raise SystemExit(f"bad set {spec!r}: expected NAME=FOLDER")
         return name, Path(folder)
 
-    sets = [ImageSet(*split(s)) for s in args.set] + [ImageSet(*split(s), light=True) for s in args.light_set]
+    sets = ([ImageSet(*split(s)) for s in args.set] + [ImageSet(*split(s), light=True) for s in args.light_set]
+            + [ImageSet(*split(s), light=True, grain=False) for s in args.smooth_light_set])
     if not sets:
         root = Path(args.data)
         sets = [ImageSet("val", root / "lineart" / "val"), ImageSet("kanji", root / "kanji"),
@@ -719,7 +725,7 @@ def main(argv: list[str] | None = None) -> int:
     crops_info = []
     for s, path, box, c in clean_crops(sets, args.images, args.crop, args.seed):
         clean[(s.name, path.stem)] = c
-        crops_info.append({"set": s.name, "file": path.name, "box": box, "light": s.light})
+        crops_info.append({"set": s.name, "file": path.name, "box": box, "light": s.light, "grain": s.grain})
         for q in args.qf:
             name = input_name(s.name, path.stem, q)
             jpegs[name] = _jpeg(c, q)
@@ -836,7 +842,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "settings": {k: v for k, v in vars(args).items()},
-        "sets": [{"name": s.name, "folder": str(s.folder), "light": s.light} for s in sets],
+        "sets": [{"name": s.name, "folder": str(s.folder), "light": s.light, "grain": s.grain} for s in sets],
         "crops": crops_info,
         "waifu2x": {k: v for k, v in w2x.items() if k != "results"},
         "ours": restorer.info(),

@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default="/work/shared/data", help="folder holding lineart/val and kanji")
     p.add_argument("--set", action="append", default=[], metavar="NAME=FOLDER", help="a set (default: val, kanji, val_light)")
     p.add_argument("--light-set", action="append", default=[], metavar="NAME=FOLDER", help="a set made light and grainy")
+    p.add_argument("--smooth-light-set", action="append", default=[], metavar="NAME=FOLDER",
+                   help="a set made light, without grain")
     p.add_argument("--images", type=int, default=3, help="drawings per set (default 3, as the comparison)")
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--seed", type=int, default=0, help="light-variant seed (as the comparison's --seed)")

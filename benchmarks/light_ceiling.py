@@ -38,13 +38,6 @@ from training.evaluate import LIGHT_SEED, centre_crop  # noqa: E402
 from training.synth import light_variant  # noqa: E402
 
 
-def light_without_grain(clean: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Darkness scaled by one factor drawn like :func:`light_variant`'s, no grain."""
-    f = rng.uniform(0.25, 0.6)
-    out = np.clip(np.rint(255.0 - (255.0 - clean.astype(np.float32)) * f), 0, 254).astype(np.uint8)
-    return np.where(clean < 255, out, np.uint8(255))
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder", help="folder of clean drawings (e.g. lineart/val)")
@@ -66,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     restorer = Restorer.default()
     variants = {
         "light + grain (evaluate --light)": lambda c, i: light_variant(c, np.random.default_rng(LIGHT_SEED + i)),
-        "light, no grain": lambda c, i: light_without_grain(c, np.random.default_rng(LIGHT_SEED + i)),
+        "light, no grain": lambda c, i: light_variant(c, np.random.default_rng(LIGHT_SEED + i), grain=False),
     }
     print(f"# {len(files)} drawings of {args.folder}, {args.crop}² centre crops; PSNR dB (mean over images); "
           "MSE split = mean squared error contributed by line / background pixels")

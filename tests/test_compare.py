@@ -123,6 +123,27 @@ def test_pick_files_spreads_over_the_listing(tmp_path):
         cw.pick_files(tmp_path, 0)
 
 
+def test_clean_crops_light_sets_with_and_without_grain(tmp_path):
+    """A light set and a smooth light set of the same folder get the same lightening (same seed);
+    only the grainy one is textured, and plain sets are left as they are."""
+    from PIL import Image
+
+    img = np.full((80, 80), 255, np.uint8)
+    img[10:70, 20:60] = 0
+    Image.fromarray(img).save(tmp_path / "a.png")
+    sets = [cw.ImageSet("plain", tmp_path), cw.ImageSet("grainy", tmp_path, light=True),
+            cw.ImageSet("smooth", tmp_path, light=True, grain=False)]
+    crops = {s.name: c for s, _path, _box, c in cw.clean_crops(sets, images=1, size=64, seed=0)}
+    plain, grainy, smooth = crops["plain"], crops["grainy"], crops["smooth"]
+    ink = plain == 0
+    assert ink.any() and (plain[~ink] == 255).all()
+    for c in (grainy, smooth):
+        assert (c[~ink] == 255).all() and (c[ink] < 255).all() and (c[ink] > 0).all()
+    assert smooth[ink].min() == smooth[ink].max()  # flat
+    assert grainy[ink].std() > 5
+    assert abs(float(np.median(grainy[ink])) - float(smooth[ink][0])) < 10
+
+
 # ---------------------------------------------------------------------------------------------
 # summary and tables
 # ---------------------------------------------------------------------------------------------

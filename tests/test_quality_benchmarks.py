@@ -59,19 +59,6 @@ def test_light_ceiling_orders_the_scores(folder, capsys):
         assert float(base) > float(jpeg)
 
 
-def test_light_without_grain_keeps_paper_and_lines():
-    clean = np.full((32, 32), 255, np.uint8)
-    clean[8:24, 10:14] = 0
-    clean[8:24, 14] = 200
-    out = light_ceiling.light_without_grain(clean, np.random.default_rng(0))
-    assert (out[clean == 255] == 255).all()
-    line = clean < 255
-    assert (out[line] < 255).all()
-    # one factor for the whole image: darkness shrinks by the same ratio everywhere
-    ratio = (255.0 - out[8:24, 10]) / 255.0
-    assert 0.25 <= ratio.min() and ratio.max() <= 0.6 + 1 / 255
-
-
 def test_mask_precision_reports_both_precisions(folder, capsys):
     assert mask_precision.main([str(folder), "--qf", "10", "--crop", "128", "--threads", "1"]) == 0
     rows = _rows(capsys.readouterr().out, qf_column=1)
