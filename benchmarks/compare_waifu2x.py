@@ -39,9 +39,10 @@ Usage (from the repository root)::
     .venv/bin/python benchmarks/compare_waifu2x.py --waifu2x-python .venv-waifu2x/bin/python \\
         --out out/waifu2x --torch-waifu2x
 
-Without ``--set``/``--light-set``/``--smooth-light-set`` it uses ``DATA/lineart/val`` (as ``val``), ``DATA/kanji`` (as
-``kanji``) and the light variant of ``DATA/lineart/val`` (as ``val_light``), DATA being
-``--data`` (default ``/work/shared/data``).
+Without ``--set``/``--light-set``/``--smooth-light-set`` it uses ``DATA/lineart/val`` (as ``val``),
+``DATA/kanji`` (as ``kanji``), the light variant of ``DATA/lineart/val`` (as ``val_light``) and the
+same without its grain (as ``val_light_smooth``), DATA being ``--data`` (default
+``/work/shared/data``).
 """
 
 from __future__ import annotations
@@ -653,7 +654,8 @@ def _sets(args: argparse.Namespace) -> list[ImageSet]:
     if not sets:
         root = Path(args.data)
         sets = [ImageSet("val", root / "lineart" / "val"), ImageSet("kanji", root / "kanji"),
-                ImageSet("val_light", root / "lineart" / "val", light=True)]
+                ImageSet("val_light", root / "lineart" / "val", light=True),
+                ImageSet("val_light_smooth", root / "lineart" / "val", light=True, grain=False)]
     names = [s.name for s in sets]
     if len(set(names)) != len(names):
         raise SystemExit(f"set names must be unique, got {names}")

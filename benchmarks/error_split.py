@@ -58,7 +58,7 @@ def split(clean: np.ndarray, out: np.ndarray, mask: np.ndarray) -> dict[str, flo
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="/work/shared/data", help="folder holding lineart/val and kanji")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=FOLDER", help="a set (default: val, kanji, val_light)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=FOLDER", help="a set (default: val, kanji, val_light, val_light_smooth)")
     p.add_argument("--light-set", action="append", default=[], metavar="NAME=FOLDER", help="a set made light and grainy")
     p.add_argument("--smooth-light-set", action="append", default=[], metavar="NAME=FOLDER",
                    help="a set made light, without grain")
