@@ -142,6 +142,12 @@ def test_light_variant_option(folder, models, restorer):
     jpeg = jpeg_degrade(light, 10)
     assert res["table2"]["rows"][0]["JPEG"]["psnr"] == pytest.approx(psnr(jpeg, light))
     assert res["table1"]["setup"]["images"] == ["d0.png"]
+    assert res["table1"]["setup"]["grain"] is True
+    flat = evaluate(_cfg(folder, models, light=True, grain=False, limit=1), restorer=restorer, log=lambda s: None)
+    smooth = light_variant(clean, np.random.default_rng(res["table1"]["setup"]["light_seed"]), grain=False)
+    assert not np.array_equal(smooth, light)
+    assert flat["table2"]["rows"][0]["JPEG"]["psnr"] == pytest.approx(psnr(jpeg_degrade(smooth, 10), smooth))
+    assert flat["table1"]["setup"]["grain"] is False
 
 
 def test_bad_input_errors(tmp_path, folder, models, restorer):
@@ -167,3 +173,7 @@ def test_cli_clear_error_exit_code(tmp_path, capsys):
     args = parser.parse_args(["evaluate", str(tmp_path / "missing")])
     assert args.func(args) == 2
     assert "does not exist" in capsys.readouterr().err
+    args = parser.parse_args(["evaluate", str(tmp_path), "--no-grain"])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert "--no-grain" in err and "with --light" in err

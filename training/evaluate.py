@@ -82,6 +82,7 @@ class EvalConfig:
         mask_model, restore_model, baseline_model: weights files (``None``: the shipped ones in
             ``core/models/``).
         light: evaluate the light, textured variant of each drawing (fixed seed).
+        grain: with ``light``, False leaves out the pencil grain (the same lightening, flat ink).
         crop: centre-crop each drawing to at most ``crop`` x ``crop`` pixels (bounds the time).
         limit: use only the first ``limit`` drawings (sorted by name).
         theta: eq. 1 threshold for the "Baseline + thresholding" row.
@@ -95,6 +96,7 @@ class EvalConfig:
     restore_model: Path | None = None
     baseline_model: Path | None = None
     light: bool = False
+    grain: bool = True
     crop: int | None = None
     limit: int | None = None
     theta: int = DEFAULT_THETA
@@ -211,7 +213,7 @@ def _evaluate(cfg: EvalConfig, restorer: Any, log: Callable[[str], None] | None)
                           UserWarning, stacklevel=2)
             continue
         if cfg.light:
-            clean = light_variant(clean, np.random.default_rng(LIGHT_SEED + i))
+            clean = light_variant(clean, np.random.default_rng(LIGHT_SEED + i), grain=cfg.grain)
         gt = gt_mask(clean)
         for qf in qfs:
             jpeg = jpeg_degrade(clean, qf)
@@ -257,6 +259,7 @@ def _evaluate(cfg: EvalConfig, restorer: Any, log: Callable[[str], None] | None)
         "qfs": list(qfs),
         "light": cfg.light,
         "light_seed": LIGHT_SEED if cfg.light else None,
+        "grain": cfg.grain if cfg.light else None,
         "crop": cfg.crop,
         "theta": cfg.theta,
         "models": _describe(restorer),
@@ -350,6 +353,8 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument("--restore-model", type=Path, default=None, help="framework backbone weights (default: shipped)")
     p.add_argument("--baseline-model", type=Path, default=None, help="baseline backbone weights (default: shipped)")
     p.add_argument("--light", action="store_true", help="evaluate the light, textured-line variant (fixed seed)")
+    p.add_argument("--no-grain", dest="grain", action="store_false",
+                   help="with --light: the same lightening without the pencil grain (flat light lines)")
     p.add_argument("--crop", type=int, default=None, help="centre-crop each drawing to at most N x N pixels")
     p.add_argument("--limit", type=int, default=None, help="use only the first K drawings (by name)")
     p.add_argument("--theta", type=int, default=DEFAULT_THETA, help="threshold of eq. 1 (default: 251)")
@@ -363,10 +368,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Entry point of ``python -m training evaluate``; returns the exit code (2 on a clear error)."""
     from .data import DataError
 
+    if not args.grain and not args.light:
+        print("error: --no-grain changes the light variant: give it with --light", file=sys.stderr)
+        return 2
     cfg = EvalConfig(
         folder=args.folder, qfs=tuple(args.qfs), mask_model=args.mask_model, restore_model=args.restore_model,
-        baseline_model=args.baseline_model, light=args.light, crop=args.crop, limit=args.limit, theta=args.theta,
-        device=args.device, out=args.out,
+        baseline_model=args.baseline_model, light=args.light, grain=args.grain, crop=args.crop, limit=args.limit,
+        theta=args.theta, device=args.device, out=args.out,
     )
     try:
         with warnings.catch_warnings():
