@@ -437,10 +437,10 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
 
 def light_variant(clean: np.ndarray, rng: np.random.Generator, darkness: tuple[float, float] = (0.25, 0.6),
                   grain: bool = True) -> np.ndarray:
-    """The "light, textured lines" version of a clean drawing.
+    """The "light lines" version of a clean drawing, textured unless ``grain`` is False.
 
     Line darkness ``255 - value`` is multiplied by one factor ``f ~ U(darkness)`` for the whole
-    image and by pencil-like multiplicative grain (mean 1) on line pixels only.
+    image and, with ``grain``, by pencil-like multiplicative grain (mean 1) on line pixels only.
 
     Args:
         clean: ``uint8`` (H, W) drawing with a background of exactly 255.
