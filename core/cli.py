@@ -104,6 +104,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     o.add_argument("--mask", default="learnt", choices=["learnt", "otsu", "otsu_d", "agt", "none"], help=_MASK_HELP)
     o.add_argument("--threshold", action=argparse.BooleanOptionalAction, default=True,
                    help="post-process: pixels brighter than --theta become white (default: on)")
+    o.add_argument("--jpeg-consistency", action=argparse.BooleanOptionalAction, default=True,
+                   help="when an 8-bit input is an unedited JPEG with standard tables (found in its pixels), "
+                        "project the result onto what that JPEG allows (default: on)")
     o.add_argument("--theta", type=int, default=DEFAULT_THETA, metavar="0-255", help=f"threshold level, on the 8-bit scale (default: {DEFAULT_THETA})")
     o.add_argument("--qf", default="auto", metavar="1-100|auto",
                    help="JPEG quality hint for non-blind models; auto reads it from each JPEG's quantisation "
@@ -232,6 +235,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     base = dict(
         mask=args.mask, threshold=args.threshold, theta=args.theta, background=args.background,
         return_mask=args.save_mask, tile=args.tile, overlap=args.overlap, model=args.model,
+        jpeg_consistency=args.jpeg_consistency,
     )
     RestoreOptions(**base, qf=None if qf == "auto" else qf)  # validate before loading models
     restorer = _load_restorer(args, args.mask)

@@ -19,7 +19,11 @@ Steps of :meth:`Restorer.restore`:
    with no line pixel is not run at all (eq. 2 will make it white anyway).
 4. Framework mode: eq. 2, :func:`core.equations.compose` (background forced to white). Then,
    if enabled, eq. 1, :func:`core.equations.threshold` with ``theta``.
-5. The plane goes back to the caller's layout and depth (:func:`core.imageio.from_gray_float`),
+5. JPEG consistency (``jpeg_consistency``, 8-bit layers): when the layer's pixels are an unedited
+   decoding of a JPEG with standard IJG tables, the result is projected, block by block, onto
+   the coefficients that JPEG allows, alternating with eq. 2's white paper
+   (:mod:`core.jpeg_consistency`); then eq. 1 again. Otherwise nothing changes.
+6. The plane goes back to the caller's layout and depth (:func:`core.imageio.from_gray_float`),
    with a white or transparent background.
 
 Tiles start on multiples of the models' down-sampling factor (and of 8, the JPEG grid), overlap
@@ -49,6 +53,7 @@ import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from . import jpeg_consistency
 from . import masks as direct_masks
 from .equations import DEFAULT_THETA, compose, threshold
 from .errors import InvalidOptionError, OutOfMemoryError, WeightsError
@@ -125,6 +130,10 @@ class RestoreOptions:
         model: a backbone weights file (our ``.safetensors``, or an official ``.pth``) to use
             instead of the Restorer's own; its mode must suit ``mask`` (baseline for ``none``,
             framework otherwise).
+        jpeg_consistency: when the 8-bit layer still holds an unedited JPEG decoding (standard
+            IJG tables, found in the pixels by :func:`core.jpeg_consistency.find_jpeg_grid`),
+            project the result onto what that JPEG allows (see :mod:`core.jpeg_consistency`);
+            anything else is left as the networks made it.
     """
 
     mask: str = "learnt"
@@ -136,12 +145,15 @@ class RestoreOptions:
     tile: int | None = None
     overlap: int | None = None
     model: str | None = None
+    jpeg_consistency: bool = True
 
     def __post_init__(self) -> None:
         if self.mask not in MASK_METHODS:
             raise InvalidOptionError(f"mask must be one of {', '.join(MASK_METHODS)}; got {self.mask!r}")
         if not isinstance(self.threshold, (bool, np.bool_)):
             raise InvalidOptionError(f"threshold must be true or false, got {self.threshold!r}")
+        if not isinstance(self.jpeg_consistency, (bool, np.bool_)):
+            raise InvalidOptionError(f"jpeg_consistency must be true or false, got {self.jpeg_consistency!r}")
         if isinstance(self.theta, bool) or not isinstance(self.theta, (int, np.integer)) or not 0 <= self.theta <= 255:
             raise InvalidOptionError(f"theta must be an integer within 0..255, got {self.theta!r}")
         if self.qf is not None and (
@@ -185,6 +197,8 @@ class RestoreResult:
         mask: (H, W) uint8, 1 on lines, the mask given to the backbone; ``None`` for ``mask="none"``
             or when ``return_mask`` is off.
         qf_estimate: the JPEG quality (0-100) a blind FBCNN backbone estimated, else ``None``.
+        jpeg_quality: the IJG quality found in the layer's pixels and used to make the result
+            consistent with its JPEG (``jpeg_consistency``), else ``None``.
         timings: seconds per step (``prepare``, ``mask``, ``restore``, ``finish``, ``total``).
         notes: remarks for people (colour restored on luminance, assumed QF...).
         tile: the tile side used; ``tiles``: how many tiles the backbone pass ran.
@@ -197,6 +211,7 @@ class RestoreResult:
     notes: list[str] = field(default_factory=list)
     tile: int = 0
     tiles: int = 0
+    jpeg_quality: int | None = None
 
 
 # ------------------------------------------------------------------------------------ devices
@@ -843,8 +858,15 @@ class Restorer:
             if opts.threshold:
                 band = threshold(band, opts.theta)
             restored[y : y + _FINISH_ROWS] = band
-        out = from_gray_float(restored.numpy(), plane.layout, plane.dtype, opts.background)
         timings["finish"] = time.perf_counter() - t
+        jpeg_quality = None
+        if opts.jpeg_consistency and plane.dtype == np.uint8:
+            t = time.perf_counter()
+            jpeg_quality = self._make_consistent(restored, plane.gray, mask_u8, opts, notes)
+            timings["consistency"] = time.perf_counter() - t
+        t = time.perf_counter()
+        out = from_gray_float(restored.numpy(), plane.layout, plane.dtype, opts.background)
+        timings["finish"] += time.perf_counter() - t
         timings["total"] = time.perf_counter() - t0
         if progress is not None:
             progress(1.0)
@@ -856,7 +878,28 @@ class Restorer:
             notes=notes,
             tile=plan.tile,
             tiles=len(plan),
+            jpeg_quality=jpeg_quality,
         )
+
+    @staticmethod
+    def _make_consistent(restored: torch.Tensor, gray: np.ndarray, mask_u8, opts: RestoreOptions, notes) -> int | None:
+        """The ``jpeg_consistency`` step on the composed result; returns the QF used, or None."""
+        gray8 = np.empty(gray.shape, dtype=np.uint8)
+        for y in range(0, gray.shape[0], 1024):
+            gray8[y : y + 1024] = np.clip(gray[y : y + 1024] * np.float32(255.0) + np.float32(0.5), 0, 255)
+        grid = jpeg_consistency.find_jpeg_grid(gray8)
+        if grid is None:
+            notes.append("no standard JPEG quantization found in the layer's pixels, so the result was not "
+                         "made consistent with a JPEG (expected for PNGs and edited, rescaled or high-quality JPEGs)")
+            return None
+        paper = None if mask_u8 is None else mask_u8 == 0
+        _, share = jpeg_consistency.make_consistent(restored, gray8, grid, paper)
+        if opts.threshold:
+            for y in range(0, restored.shape[0], _FINISH_ROWS):
+                restored[y : y + _FINISH_ROWS] = threshold(restored[y : y + _FINISH_ROWS], opts.theta)
+        notes.append(f"the layer is a JPEG of quality {grid.qf} (standard tables, found in its pixels); the result was "
+                     f"made consistent with it on {100 * share:.0f} % of the blocks with lines")
+        return grid.qf
 
 
 @contextlib.contextmanager

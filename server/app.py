@@ -388,6 +388,7 @@ class RestoreServer:
             return_mask=opts.return_mask,
             model=self.models[name] or None,
             tile=self.tile,
+            jpeg_consistency=opts.jpeg_consistency,
         )
 
     def _on_restore(self, conn: _Connection, msg: protocol.Restore) -> None:

@@ -250,6 +250,8 @@ class Options:
         background: ``white`` or ``transparent`` (see :func:`with_alpha`).
         return_mask: send the line mask back with the result.
         model: name of a restoration model listed in ``Welcome.models``; None = the server default.
+        jpeg_consistency: make the result consistent with the JPEG the layer was decoded from,
+            when its pixels show one (standard tables); otherwise it has no effect.
     """
 
     mask: MaskMethod = MaskMethod.LEARNT
@@ -259,6 +261,7 @@ class Options:
     background: Background = Background.WHITE
     return_mask: bool = True
     model: str | None = None
+    jpeg_consistency: bool = True
 
     def check(self) -> None:
         if not 0 <= self.theta <= 255:
@@ -538,6 +541,7 @@ def options_schema(
         "background": {"type": "str", "default": str(Options.background), "choices": [str(b) for b in Background]},
         "return_mask": {"type": "bool", "default": Options.return_mask},
         "model": {"type": "str|nil", "default": None},
+        "jpeg_consistency": {"type": "bool", "default": Options.jpeg_consistency},
     }
     if models is not None:
         schema["model"]["choices"] = [str(m) for m in models]

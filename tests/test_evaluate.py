@@ -60,7 +60,7 @@ def restorer(models):
 def _restore(restorer, img, **opts):
     # evaluate() runs the pipeline under inference_mode; do the same for the hand-made reference
     with torch.inference_mode():
-        return restorer.restore(img, RestoreOptions(**opts))
+        return restorer.restore(img, RestoreOptions(jpeg_consistency=False, **opts))
 
 
 def _cfg(folder, models, **kw):

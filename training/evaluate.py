@@ -220,9 +220,12 @@ def _evaluate(cfg: EvalConfig, restorer: Any, log: Callable[[str], None] | None)
             for row, fn in _DIRECT.items():
                 m = fn(jpeg)
                 mask_sums[qf][row] += (miou(m, gt), boundary_fscore(m, gt))
-            base = restorer.restore(jpeg, RestoreOptions(mask="none", threshold=False, qf=qf)).image
-            thr = restorer.restore(jpeg, RestoreOptions(mask="none", threshold=True, theta=cfg.theta, qf=qf)).image
-            fw = restorer.restore(jpeg, RestoreOptions(mask="learnt", threshold=False, qf=qf, return_mask=True))
+            # The paper's method as published: without the pipeline's JPEG-consistency step
+            # (benchmarks/jpeg_consistency.py measures that step on its own).
+            paper = dict(qf=qf, jpeg_consistency=False)
+            base = restorer.restore(jpeg, RestoreOptions(mask="none", threshold=False, **paper)).image
+            thr = restorer.restore(jpeg, RestoreOptions(mask="none", threshold=True, theta=cfg.theta, **paper)).image
+            fw = restorer.restore(jpeg, RestoreOptions(mask="learnt", threshold=False, return_mask=True, **paper))
             learnt = np.asarray(fw.mask, dtype=np.uint8)
             mask_sums[qf]["Learnt"] += (miou(learnt, gt), boundary_fscore(learnt, gt))
             for row, out in zip(RESTORE_ROWS, (jpeg, base, thr, fw.image)):

@@ -1,0 +1,310 @@
+"""Keep a restoration consistent with the JPEG it came from.
+
+A baseline JPEG stores, for every 8x8 block, the block's DCT coefficients divided by a
+quantization table and rounded: ``k = round(DCT(block - 128) / Q)``. Whatever the clean drawing
+was, its coefficients lie in ``[(k - 1/2) Q, (k + 1/2) Q]``. That box is convex, and so is the
+set the paper's eq. 2 defines (paper pixels of the mask are exactly white), and so is the pixel
+range 0..255. Projecting a restoration onto sets that hold the truth can only bring it closer
+to the truth (in the L2 sense, which is what PSNR measures), so :func:`make_consistent`
+alternates the three projections (POCS) after the networks have run.
+
+The layer an editor hands us is pixels, not a file: the coefficients ``k``, the table ``Q`` and
+the position of the 8x8 grid have to be read back from the decoded pixels.
+
+* :func:`find_jpeg_grid` tries the IJG quality tables (what libjpeg, Pillow, Krita, GIMP and
+  most tools write; ITU T.81 Annex K scaled as libjpeg does) at QF 1-90 and keeps the one whose
+  re-encoding reproduces the pixels. Anything else (a PNG, a JPEG that was edited, scaled or saved
+  with a camera's own tables, or QF above 90, where there is little to gain) finds no grid, and
+  the restoration is left as the networks made it.
+* :func:`recover_coefficients` undoes the decoder's clipping at 0 and 255 (line art is mostly
+  clipped white) before reading ``k`` back, and trusts only the blocks whose pixels the
+  recovered coefficients reproduce within one gray level.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+#: ITU T.81 Annex K.1, the luminance table that the IJG quality setting scales.
+IJG_LUMINANCE = np.array(
+    [
+        [16, 11, 10, 16, 24, 40, 51, 61],
+        [12, 12, 14, 19, 26, 58, 60, 55],
+        [14, 13, 16, 24, 40, 57, 69, 56],
+        [14, 17, 22, 29, 51, 87, 80, 62],
+        [18, 22, 37, 56, 68, 109, 103, 77],
+        [24, 35, 55, 64, 81, 104, 113, 92],
+        [49, 64, 78, 87, 103, 121, 120, 101],
+        [72, 92, 95, 98, 112, 100, 103, 99],
+    ],
+    dtype=np.float64,
+)
+
+#: Highest quality tried: above it the table's steps are 1-3 gray levels, which nearly any
+#: 8-bit image fits, and the projection would pin the restoration to its input.
+MAX_QF = 90
+#: Share of the sampled textured blocks that must be reproduced for a grid to be accepted.
+#: Measured on Pillow JPEGs of line art: 0.6-0.95 for the right table, at most 0.16 for any other.
+MIN_REPRODUCED = 0.4
+#: Fewer textured blocks than this and no grid is claimed (too little evidence).
+MIN_BLOCKS = 16
+#: Gray levels by which a decoder (islow, float or SIMD IDCT) may differ from ours.
+TOLERANCE = 1.0
+#: Iterations of the clipping recovery and of the projections (measured: docs/pipeline.md).
+RECOVER_ITERATIONS = 20
+PROJECT_ITERATIONS = 10
+#: Largest distance (DCT domain, L2 over the block, gray levels) left between the two sets after
+#: the projections for a block to keep its projected value (measured: docs/pipeline.md).
+MAX_GAP = 4.0
+#: Blocks per chunk in the projection (memory: about 2 KiB per block).
+_CHUNK = 16384
+
+
+def ijg_table(qf: int) -> np.ndarray:
+    """The 8x8 luminance quantization table libjpeg writes for quality ``qf`` (1-100, baseline)."""
+    if not 1 <= int(qf) <= 100:
+        raise ValueError(f"JPEG quality must be within 1..100, got {qf}")
+    scale = 5000 // int(qf) if qf < 50 else 200 - 2 * int(qf)
+    return np.clip(np.floor((IJG_LUMINANCE * scale + 50) / 100), 1, 255)
+
+
+def _dct_matrix() -> torch.Tensor:
+    d = torch.zeros(8, 8, dtype=torch.float64)
+    for u in range(8):
+        a = math.sqrt((1 if u == 0 else 2) / 8)
+        for i in range(8):
+            d[u, i] = a * math.cos((2 * i + 1) * u * math.pi / 16)
+    return d
+
+
+# Blocks are kept flattened, (..., 64) in row-major order, so that the 2-D DCT of many blocks
+# is one matrix product with the Kronecker square of the 1-D transform.
+_K = torch.kron(_dct_matrix(), _dct_matrix()).float()
+_KT = _K.T.contiguous()
+
+
+def dct8(blocks: torch.Tensor) -> torch.Tensor:
+    """Orthonormal 2-D DCT-II (the JPEG forward DCT) of flattened 8x8 blocks ``(..., 64)``."""
+    return blocks @ _KT
+
+
+def idct8(coefs: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`dct8`."""
+    return coefs @ _K
+
+
+@dataclass(frozen=True)
+class JpegGrid:
+    """Where a layer's JPEG blocks are and how they were quantized.
+
+    Attributes:
+        qf: the IJG quality whose table fits.
+        table: that 8x8 table.
+        dy, dx: the first full block starts at row ``dy``, column ``dx`` (0-7).
+        reproduced: share of the sampled textured blocks that the table reproduced.
+    """
+
+    qf: int
+    table: np.ndarray
+    dy: int
+    dx: int
+    reproduced: float
+
+
+def _blocks(img: np.ndarray | torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """``(nby, nbx, 64)`` float32 copy of the full blocks of ``img`` on the grid (dy, dx)."""
+    if isinstance(img, torch.Tensor):
+        t = img.float()
+    else:
+        t = torch.from_numpy(np.array(img, dtype=np.float32))
+    h, w = t.shape
+    nby, nbx = (h - dy) // 8, (w - dx) // 8
+    t = t[dy : dy + 8 * nby, dx : dx + 8 * nbx]
+    return t.reshape(nby, 8, nbx, 8).permute(0, 2, 1, 3).reshape(nby, nbx, 64)
+
+
+def _unblocks(b: torch.Tensor) -> torch.Tensor:
+    nby, nbx = b.shape[:2]
+    return b.reshape(nby, nbx, 8, 8).permute(0, 2, 1, 3).reshape(8 * nby, 8 * nbx)
+
+
+def recover_coefficients(
+    pixels: torch.Tensor, table: np.ndarray | torch.Tensor, iterations: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read the quantized coefficients back from decoded 8-bit blocks.
+
+    Args:
+        pixels: ``(..., 64)`` decoded pixel values 0..255 (float), flattened 8x8 blocks.
+        table: the 8x8 quantization table, or a stack of them ``(T, 1, 8, 8)`` (the result then
+            gets a leading dimension T: every table is tried on every block).
+        iterations: rounds of clipping recovery: pixels at 0 or 255 may stand for values the
+            decoder clipped, so they are replaced by the current re-decoding (kept beyond the
+            clip) before the coefficients are read again.
+
+    Returns:
+        ``(k, ok)``: integer-valued coefficients ``(..., 64)`` and a bool ``(...)`` telling
+        which blocks the coefficients reproduce within :data:`TOLERANCE`.
+    """
+    iterations = RECOVER_ITERATIONS if iterations is None else iterations
+    q = torch.as_tensor(table, dtype=torch.float32)
+    q = q.reshape(*q.shape[:-2], 64)
+    hi, lo = pixels >= 255, pixels <= 0
+    if q.dim() > 1:  # many tables at once (the search): every block, every round
+        z = pixels
+        for _ in range(iterations):
+            k = torch.round(dct8(z - 128) / q)
+            r = idct8(k * q) + 128
+            z = torch.where(hi, torch.maximum(r, pixels), torch.where(lo, torch.minimum(r, pixels), pixels))
+        k = torch.round(dct8(z - 128) / q)
+    else:  # one table: only blocks with clipped pixels can change, and only until k settles
+        k = torch.round(dct8(pixels - 128) / q)
+        todo = torch.nonzero((hi | lo).flatten(0, -2).any(-1)).flatten()
+        kf, pf, hf, lf = k.view(-1, 64), pixels.reshape(-1, 64), hi.reshape(-1, 64), lo.reshape(-1, 64)
+        for _ in range(iterations):
+            if todo.numel() == 0:
+                break
+            p, kk = pf[todo], kf[todo]
+            r = idct8(kk * q) + 128
+            z = torch.where(hf[todo], torch.maximum(r, p), torch.where(lf[todo], torch.minimum(r, p), p))
+            kn = torch.round(dct8(z - 128) / q)
+            kf[todo] = kn
+            todo = todo[(kn != kk).any(-1)]
+    rec = (idct8(k * q) + 128).round().clamp(0, 255)
+    ok = ((rec - pixels).abs() <= TOLERANCE).all(-1)
+    return k, ok
+
+
+def _phase_by_blockiness(gray: np.ndarray) -> tuple[int, int]:
+    """The 8x8 grid phase at which steps between neighbouring pixels are largest."""
+    g = gray.astype(np.float32)
+    out = []
+    for axis in (0, 1):
+        d = np.abs(np.diff(g, axis=axis))
+        prof = d.sum(axis=1 - axis)
+        score = [prof[p::8].mean() if prof[p::8].size else 0.0 for p in range(8)]
+        # a step between pixel p and p+1 means a block starts at p+1
+        out.append((int(np.argmax(score)) + 1) % 8)
+    return out[0], out[1]
+
+
+def _sample_textured(gray: np.ndarray, dy: int, dx: int, limit: int, rng: np.random.Generator) -> torch.Tensor:
+    b = _blocks(gray, dy, dx).reshape(-1, 64)
+    textured = (b.amax(1) - b.amin(1)) > 2
+    idx = torch.nonzero(textured).flatten()
+    if idx.numel() > limit:
+        idx = idx[torch.from_numpy(rng.choice(idx.numel(), limit, replace=False))]
+    return b[idx]
+
+
+def find_jpeg_grid(gray: np.ndarray, sample: int = 512, seed: int = 0) -> JpegGrid | None:
+    """Find the IJG quantization and block grid a decoded 8-bit gray layer came from.
+
+    Args:
+        gray: ``(H, W)`` uint8 pixels as the editor holds them.
+        sample: textured blocks looked at (at most).
+
+    Returns:
+        The grid, or ``None`` when no IJG table at QF 1-:data:`MAX_QF` on any grid reproduces the
+        pixels (not a JPEG, an edited or rescaled one, other tables, very high quality).
+    """
+    if gray.dtype != np.uint8 or gray.ndim != 2 or min(gray.shape) < 8:
+        return None
+    rng = np.random.default_rng(seed)
+    tables = {qf: ijg_table(qf) for qf in range(1, MAX_QF + 1)}
+    stack = torch.as_tensor(np.stack(list(tables.values())), dtype=torch.float32)
+    tried = set()
+    for phase in [(0, 0), None]:  # the usual case first: a layer decoded from a file as is
+        dy, dx = phase if phase is not None else _phase_by_blockiness(gray)
+        if (dy, dx) in tried:
+            continue
+        tried.add((dy, dx))
+        blocks = _sample_textured(gray, dy, dx, sample, rng)
+        if blocks.shape[0] < MIN_BLOCKS:
+            continue
+        # Every table on a few blocks with a few rounds, then the best two on all of the sample.
+        _, ok = recover_coefficients(blocks[:48], stack[:, None], iterations=2)
+        coarse = sorted(zip(ok.float().mean(1).tolist(), tables), reverse=True)
+        scored = [(float(recover_coefficients(blocks, tables[qf])[1].float().mean()), qf) for _, qf in coarse[:2]]
+        score = max(s for s, _ in scored)
+        if score < MIN_REPRODUCED:
+            continue
+        # An image quantized at QF q may also fit a table whose steps divide q's: take the
+        # coarsest (lowest QF) of those that fit as well as the best.
+        qf = min(q for s, q in scored if s >= score - 0.01)
+        return JpegGrid(qf=qf, table=tables[qf], dy=dy, dx=dx, reproduced=score)
+    return None
+
+
+def make_consistent(
+    restored: torch.Tensor,
+    jpeg: np.ndarray,
+    grid: JpegGrid,
+    paper: np.ndarray | torch.Tensor | None = None,
+    iterations: int | None = None,
+) -> tuple[torch.Tensor, float]:
+    """Project a restoration onto the JPEG's quantization boxes (and the mask's white paper).
+
+    Args:
+        restored: ``(H, W)`` float, 0..1 (modified in place and returned).
+        jpeg: ``(H, W)`` uint8, the decoded JPEG the restoration was made from.
+        grid: from :func:`find_jpeg_grid`.
+        paper: ``(H, W)`` bool, pixels eq. 2 makes white (mask 0), or ``None``.
+        iterations: rounds of the alternating projections.
+
+    Returns:
+        ``(restored, share)``: the projected image and the share of blocks that were trusted and
+        projected. Only full blocks whose coefficients reproduce the JPEG are touched; paper
+        pixels end exactly white as before.
+    """
+    iterations = PROJECT_ITERATIONS if iterations is None else iterations
+    h, w = jpeg.shape
+    dy, dx = grid.dy, grid.dx
+    nby, nbx = (h - dy) // 8, (w - dx) // 8
+    if nby == 0 or nbx == 0:
+        return restored, 0.0
+    q = torch.as_tensor(grid.table, dtype=torch.float32).reshape(64)
+    rows, cols = slice(dy, dy + 8 * nby), slice(dx, dx + 8 * nbx)
+    px_all = _blocks(jpeg[rows, cols], 0, 0).reshape(-1, 64)
+    y_all = _blocks(restored[rows, cols], 0, 0).reshape(-1, 64)
+    if paper is not None:
+        white_all = _blocks(torch.as_tensor(np.asarray(paper)[rows, cols]), 0, 0).reshape(-1, 64) > 0.5
+        active = torch.nonzero(~white_all.all(1)).flatten()  # all-paper blocks stay white
+    else:
+        white_all = None
+        active = torch.arange(px_all.shape[0])
+    if active.numel() == 0:
+        return restored, 1.0
+    trusted = 0
+    for c0 in range(0, active.numel(), _CHUNK):
+        idx = active[c0 : c0 + _CHUNK]
+        k, ok = recover_coefficients(px_all[idx], q)
+        idx, k = idx[ok], k[ok]
+        trusted += idx.numel()
+        if idx.numel() == 0:
+            continue
+        lo, hi = (k - 0.5) * q, (k + 0.5) * q
+        y0 = y_all[idx] * 255.0
+        y = y0.clone()
+        white = white_all[idx] if white_all is not None else None
+        todo = torch.arange(idx.numel())
+        for _ in range(iterations):  # each block until it settles
+            if todo.numel() == 0:
+                break
+            yt = y[todo]
+            yn = (idct8(torch.maximum(torch.minimum(dct8(yt - 128), hi[todo]), lo[todo])) + 128).clamp_(0, 255)
+            if white is not None:
+                yn = yn.masked_fill_(white[todo], 255.0)
+            y[todo] = yn
+            todo = todo[(yn - yt).abs().amax(-1) > 0.01]
+        # Where the mask calls a line pixel paper, no block both is white there and fits the
+        # JPEG: the projections then stop short of each other, and the block is left as it was.
+        c = dct8(y - 128)
+        gap = (c - torch.maximum(torch.minimum(c, hi), lo)).norm(dim=1)
+        y = torch.where((gap <= MAX_GAP)[:, None], y, y0)
+        y_all[idx] = y / 255.0
+    restored[rows, cols] = _unblocks(y_all.reshape(nby, nbx, 64))
+    return restored, trusted / active.numel()

@@ -1,0 +1,134 @@
+"""JPEG consistency: the IJG tables, the grid search on real encoders' files, the projection."""
+
+import io
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core import jpeg_consistency as jc
+from core.pipeline import Restorer, RestoreOptions
+
+DATA = Path(__file__).parent / "data"
+
+
+def _clean() -> np.ndarray:
+    return np.array(Image.open(DATA / "val_crop_empty_tomb.png").convert("L"))
+
+
+def _pillow_jpeg(img: np.ndarray, qf: int) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=qf)
+    buf.seek(0)
+    return np.array(Image.open(buf))
+
+
+def test_ijg_table_matches_what_pillow_writes():
+    for qf in (5, 30, 50, 75, 90):
+        buf = io.BytesIO()
+        Image.fromarray(_clean()).save(buf, "JPEG", quality=qf)
+        buf.seek(0)
+        written = np.array(Image.open(buf).quantization[0], dtype=np.float64).reshape(8, 8)
+        assert np.array_equal(jc.ijg_table(qf), written), qf
+    with pytest.raises(ValueError):
+        jc.ijg_table(0)
+
+
+def test_dct_is_the_orthonormal_jpeg_transform():
+    block = np.random.default_rng(0).uniform(-128, 127, (8, 8)).astype(np.float32)
+    ours = jc.dct8(torch.from_numpy(block).reshape(64)).reshape(8, 8).numpy()
+    assert np.allclose(ours, cv2.dct(block), atol=1e-3)
+    assert np.allclose(jc.idct8(jc.dct8(torch.from_numpy(block).reshape(64))).reshape(8, 8).numpy(), block, atol=1e-3)
+
+
+@pytest.mark.parametrize("name,qf", [("gimp_lineart_gray_q35.jpg", 35), ("krita_lineart_q30.jpg", 30)])
+def test_grid_found_in_files_written_by_the_editors(name, qf):
+    gray = np.array(Image.open(DATA / name).convert("L"))
+    grid = jc.find_jpeg_grid(gray)
+    assert grid is not None and (grid.qf, grid.dy, grid.dx) == (qf, 0, 0)
+
+
+@pytest.mark.parametrize("qf", [10, 40, 75])
+def test_grid_found_in_pillow_jpegs_and_in_a_crop_of_one(qf):
+    jpeg = _pillow_jpeg(_clean(), qf)
+    grid = jc.find_jpeg_grid(jpeg)
+    assert grid is not None and (grid.qf, grid.dy, grid.dx) == (qf, 0, 0)
+    if qf <= 10:  # at higher quality the block edges are too faint to find a shifted grid here
+        shifted = jc.find_jpeg_grid(jpeg[3:, 5:])
+        assert shifted is not None and (shifted.qf, shifted.dy, shifted.dx) == (qf, 5, 3)
+
+
+def test_no_grid_in_what_is_not_an_unedited_jpeg():
+    clean = _clean()
+    assert jc.find_jpeg_grid(clean) is None  # a PNG
+    assert jc.find_jpeg_grid(_pillow_jpeg(clean, 97)) is None  # above MAX_QF
+    jpeg = _pillow_jpeg(clean, 30)
+    half = cv2.resize(jpeg, (96, 96), interpolation=cv2.INTER_AREA)
+    assert jc.find_jpeg_grid(half) is None  # rescaled
+    noise = np.random.default_rng(1).integers(0, 256, (128, 128), dtype=np.uint8)
+    assert jc.find_jpeg_grid(noise) is None
+    assert jc.find_jpeg_grid(np.full((64, 64), 255, np.uint8)) is None  # no texture to judge by
+    assert jc.find_jpeg_grid(jpeg.astype(np.uint16)) is None
+
+
+def test_projection_brings_a_rough_restoration_closer_to_the_truth():
+    clean = _clean()
+    jpeg = _pillow_jpeg(clean, 20)
+    grid = jc.find_jpeg_grid(jpeg)
+    # A stand-in restoration: the clean drawing with noise, paper exactly white.
+    noisy = clean.astype(np.float32) + np.random.default_rng(2).normal(0, 6, clean.shape).astype(np.float32)
+    paper = clean == 255
+    noisy[paper] = 255
+    rough = torch.from_numpy(np.clip(noisy, 0, 255) / 255.0)
+    before = float(((rough.numpy() * 255 - clean) ** 2).mean())
+    out, share = jc.make_consistent(rough.clone(), jpeg, grid, paper)
+    after = float(((out.numpy() * 255 - clean) ** 2).mean())
+    assert share > 0.5
+    assert after < 0.95 * before
+    assert np.all(out.numpy()[paper] == 1.0)
+
+
+def test_projection_leaves_untrusted_and_all_paper_blocks_alone():
+    jpeg = _pillow_jpeg(_clean(), 20)
+    grid = jc.find_jpeg_grid(jpeg)
+    restored = torch.rand(jpeg.shape)
+    paper = np.ones(jpeg.shape, bool)
+    paper[:64, :64] = False  # lines only in the top-left corner
+    out, _ = jc.make_consistent(restored.clone(), jpeg, grid, paper)
+    assert torch.equal(out[64:], restored[64:]) and torch.equal(out[:, 64:], restored[:, 64:])
+    # a block edited after decoding no longer matches the JPEG and is not projected
+    edited = jpeg.copy()
+    edited[8:16, 8:16] = np.random.default_rng(3).integers(0, 256, (8, 8))
+    out2, _ = jc.make_consistent(restored.clone(), edited, grid, None)
+    assert torch.equal(out2[8:16, 8:16], restored[8:16, 8:16])
+
+
+@pytest.fixture(scope="module")
+def restorer():
+    return Restorer.default()
+
+
+def test_pipeline_makes_a_jpeg_layer_consistent_and_keeps_paper_white(restorer):
+    clean = _clean()
+    jpeg = _pillow_jpeg(clean, 30)
+    off = restorer.restore(jpeg, RestoreOptions(jpeg_consistency=False))
+    on = restorer.restore(jpeg, RestoreOptions())
+    assert off.jpeg_quality is None and on.jpeg_quality == 30
+    assert "consistency" in on.timings and any("quality 30" in n for n in on.notes)
+    assert np.all(on.image[on.mask == 0] == 255)
+    assert np.all((on.image > 251) <= (on.image == 255))  # eq. 1 still holds
+    err = lambda a: float(((a.astype(np.float64) - clean) ** 2).mean())
+    assert err(on.image) < err(off.image)
+
+
+def test_pipeline_leaves_a_png_layer_as_the_networks_made_it(restorer):
+    clean = _clean()
+    on = restorer.restore(clean, RestoreOptions())
+    off = restorer.restore(clean, RestoreOptions(jpeg_consistency=False))
+    assert on.jpeg_quality is None and np.array_equal(on.image, off.image)
+    assert any("no standard JPEG quantization" in n for n in on.notes)
+    with pytest.raises(Exception, match="jpeg_consistency"):
+        RestoreOptions(jpeg_consistency="yes")
