@@ -795,10 +795,7 @@ class Restorer:
             mask_u8 = (diff[0, 0] > 0).numpy().astype(np.uint8)
             del diff
         elif opts.mask in direct_masks.DIRECT_MASKS:
-            gray8 = np.empty((h, w), dtype=np.uint8)
-            for y in range(0, h, 1024):
-                v = plane.gray[y : y + 1024] * np.float32(255.0) + np.float32(0.5)
-                gray8[y : y + 1024] = np.clip(v, 0, 255).astype(np.uint8)
+            gray8 = _gray8(plane.gray)
             mask_u8 = direct_masks.DIRECT_MASKS[opts.mask](gray8)
             del gray8
         timings["mask"] = time.perf_counter() - t
@@ -884,9 +881,7 @@ class Restorer:
     @staticmethod
     def _make_consistent(restored: torch.Tensor, gray: np.ndarray, mask_u8, opts: RestoreOptions, notes) -> int | None:
         """The ``jpeg_consistency`` step on the composed result; returns the QF used, or None."""
-        gray8 = np.empty(gray.shape, dtype=np.uint8)
-        for y in range(0, gray.shape[0], 1024):
-            gray8[y : y + 1024] = np.clip(gray[y : y + 1024] * np.float32(255.0) + np.float32(0.5), 0, 255)
+        gray8 = _gray8(gray)
         grid = jpeg_consistency.find_jpeg_grid(gray8)
         if grid is None:
             notes.append("no standard JPEG quantization found in the layer's pixels, so the result was not "
@@ -900,6 +895,15 @@ class Restorer:
         notes.append(f"the layer is a JPEG of quality {grid.qf} (standard tables, found in its pixels); the result was "
                      f"made consistent with it on {100 * share:.0f} % of the blocks with lines")
         return grid.qf
+
+
+def _gray8(gray: np.ndarray) -> np.ndarray:
+    """The gray float plane (0..1) rounded to 8 bits, in row bands (small temporaries)."""
+    out = np.empty(gray.shape, dtype=np.uint8)
+    for y in range(0, gray.shape[0], 1024):
+        v = gray[y : y + 1024] * np.float32(255.0) + np.float32(0.5)
+        out[y : y + 1024] = np.clip(v, 0, 255).astype(np.uint8)
+    return out
 
 
 @contextlib.contextmanager
