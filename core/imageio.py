@@ -250,7 +250,10 @@ _IJG_LUMA = np.array(
 )  # fmt: skip
 
 
-def _ijg_table(quality: int) -> np.ndarray:
+def ijg_table(quality: int) -> np.ndarray:
+    """The 64 luminance steps (natural order) libjpeg writes for ``quality`` 1-100 (baseline)."""
+    if not 1 <= int(quality) <= 100:
+        raise ValueError(f"JPEG quality must be within 1..100, got {quality}")
     scale = 5000 // quality if quality < 50 else 200 - 2 * quality
     return np.clip((_IJG_LUMA * scale + 50) // 100, 1, 255)
 
@@ -269,7 +272,7 @@ def estimate_jpeg_quality(luma_table) -> int | None:
     t = np.asarray(list(luma_table), dtype=np.int64)
     if t.size != 64:
         return None
-    errors = [np.abs(_ijg_table(q) - t).sum() for q in range(1, 101)]
+    errors = [np.abs(ijg_table(q) - t).sum() for q in range(1, 101)]
     return int(np.argmin(errors)) + 1
 
 

@@ -29,20 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-#: ITU T.81 Annex K.1, the luminance table that the IJG quality setting scales.
-IJG_LUMINANCE = np.array(
-    [
-        [16, 11, 10, 16, 24, 40, 51, 61],
-        [12, 12, 14, 19, 26, 58, 60, 55],
-        [14, 13, 16, 24, 40, 57, 69, 56],
-        [14, 17, 22, 29, 51, 87, 80, 62],
-        [18, 22, 37, 56, 68, 109, 103, 77],
-        [24, 35, 55, 64, 81, 104, 113, 92],
-        [49, 64, 78, 87, 103, 121, 120, 101],
-        [72, 92, 95, 98, 112, 100, 103, 99],
-    ],
-    dtype=np.float64,
-)
+from .imageio import ijg_table
 
 #: Highest quality tried: above it the table's steps are 1-3 gray levels, which nearly any
 #: 8-bit image fits, and the projection would pin the restoration to its input.
@@ -62,14 +49,6 @@ PROJECT_ITERATIONS = 10
 MAX_GAP = 4.0
 #: Blocks per chunk in the projection (memory: about 2 KiB per block).
 _CHUNK = 16384
-
-
-def ijg_table(qf: int) -> np.ndarray:
-    """The 8x8 luminance quantization table libjpeg writes for quality ``qf`` (1-100, baseline)."""
-    if not 1 <= int(qf) <= 100:
-        raise ValueError(f"JPEG quality must be within 1..100, got {qf}")
-    scale = 5000 // int(qf) if qf < 50 else 200 - 2 * int(qf)
-    return np.clip(np.floor((IJG_LUMINANCE * scale + 50) / 100), 1, 255)
 
 
 def _dct_matrix() -> torch.Tensor:
@@ -214,7 +193,7 @@ def find_jpeg_grid(gray: np.ndarray, sample: int = 512, seed: int = 0) -> JpegGr
     if gray.dtype != np.uint8 or gray.ndim != 2 or min(gray.shape) < 8:
         return None
     rng = np.random.default_rng(seed)
-    tables = {qf: ijg_table(qf) for qf in range(1, MAX_QF + 1)}
+    tables = {qf: ijg_table(qf).reshape(8, 8) for qf in range(1, MAX_QF + 1)}
     stack = torch.as_tensor(np.stack(list(tables.values())), dtype=torch.float32)
     tried = set()
     for phase in [(0, 0), None]:  # the usual case first: a layer decoded from a file as is
