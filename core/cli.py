@@ -105,8 +105,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     o.add_argument("--threshold", action=argparse.BooleanOptionalAction, default=True,
                    help="post-process: pixels brighter than --theta become white (default: on)")
     o.add_argument("--jpeg-consistency", action=argparse.BooleanOptionalAction, default=True,
-                   help="when an 8-bit input is an unedited JPEG with standard tables (found in its pixels), "
-                        "project the result onto what that JPEG allows (default: on)")
+                   help="project the result onto what the input's JPEG allows: JPEG files with their own "
+                        "quantisation table (any encoder), other 8-bit files when their pixels are an "
+                        "unedited JPEG with standard tables (default: on)")
     o.add_argument("--theta", type=int, default=DEFAULT_THETA, metavar="0-255", help=f"threshold level, on the 8-bit scale (default: {DEFAULT_THETA})")
     o.add_argument("--qf", default="auto", metavar="1-100|auto",
                    help="JPEG quality hint for non-blind models; auto reads it from each JPEG's quantisation "
@@ -269,7 +270,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
                 claimed[key] = src
                 f = read_image(src)
                 hint = qf if qf != "auto" else (f.jpeg_quality if non_blind else None)
-                opts = RestoreOptions(**base, qf=hint)
+                # The file's own quantization table serves the JPEG-consistency step (any encoder).
+                opts = RestoreOptions(**base, qf=hint, jpeg_table=f.jpeg_table)
 
                 def progress(frac: float, i: int = i) -> None:
                     bar.n = i + frac

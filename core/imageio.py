@@ -233,11 +233,13 @@ class ImageFile:
         format: the file format as Pillow names it (``"PNG"``, ``"JPEG"``...).
         jpeg_quality: the IJG quality (1-100) that best explains the file's luminance
             quantisation table, for JPEG files; ``None`` otherwise.
+        jpeg_table: that table itself, 64 steps in natural order (JPEG files; else ``None``).
     """
 
     pixels: np.ndarray
     format: str
     jpeg_quality: int | None = None
+    jpeg_table: tuple[int, ...] | None = None
 
 
 # IJG standard luminance quantisation table (natural order), the base of libjpeg's quality scale.
@@ -332,9 +334,11 @@ def read_image(path: str | os.PathLike) -> ImageFile:
             deep = max(bits if isinstance(bits, tuple) else (bits,)) == 16
         if deep:
             return ImageFile(_read_16bit_colour(p, mode), fmt)
-        quality = None
+        quality = table = None
         if fmt == "JPEG" and getattr(im, "quantization", None):
-            quality = estimate_jpeg_quality(im.quantization.get(0, []))
+            luma = list(im.quantization.get(0, []))
+            quality = estimate_jpeg_quality(luma)
+            table = tuple(int(v) for v in luma) if len(luma) == 64 else None
         im = ImageOps.exif_transpose(im)
         im.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
@@ -360,7 +364,7 @@ def read_image(path: str | os.PathLike) -> ImageFile:
         arr = np.asarray(im.convert("RGB"))
     else:
         raise InvalidImageError(f"{p}: pixel mode {mode!r} is not supported (use 8/16-bit L, LA, RGB, RGBA)")
-    return ImageFile(np.ascontiguousarray(arr), fmt, quality)
+    return ImageFile(np.ascontiguousarray(arr), fmt, quality, table)
 
 
 def write_png(path: str | os.PathLike, img: np.ndarray, *, compress_level: int = 1) -> None:

@@ -15,7 +15,8 @@ the position of the 8x8 grid have to be read back from the decoded pixels.
   most tools write; ITU T.81 Annex K scaled as libjpeg does) at QF 1-90 and keeps the one whose
   re-encoding reproduces the pixels. Anything else (a PNG, a JPEG that was edited, scaled or saved
   with a camera's own tables, or QF above 90, where there is little to gain) finds no grid, and
-  the restoration is left as the networks made it.
+  the restoration is left as the networks made it. When the file is at hand its own table can
+  be given instead (any encoder, any quality); it is still checked against the pixels.
 * :func:`recover_coefficients` undoes the decoder's clipping at 0 and 255 (line art is mostly
   clipped white) before reading ``k`` back, and trusts only the blocks whose pixels the
   recovered coefficients reproduce within one gray level.
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .imageio import ijg_table
+from .imageio import estimate_jpeg_quality, ijg_table
 
 #: Highest quality tried: above it the table's steps are 1-3 gray levels, which nearly any
 #: 8-bit image fits, and the projection would pin the restoration to its input.
@@ -81,10 +82,11 @@ class JpegGrid:
     """Where a layer's JPEG blocks are and how they were quantized.
 
     Attributes:
-        qf: the IJG quality whose table fits.
-        table: that 8x8 table.
+        qf: the IJG quality whose table fits; for a file's own table, the nearest IJG quality.
+        table: the 8x8 table that fits.
         dy, dx: the first full block starts at row ``dy``, column ``dx`` (0-7).
         reproduced: share of the sampled textured blocks that the table reproduced.
+        standard: the table is the IJG one for ``qf`` (found by search, or given and equal to it).
     """
 
     qf: int
@@ -92,6 +94,7 @@ class JpegGrid:
     dy: int
     dx: int
     reproduced: float
+    standard: bool = True
 
 
 def _blocks(img: np.ndarray | torch.Tensor, dy: int, dx: int) -> torch.Tensor:
@@ -179,22 +182,34 @@ def _sample_textured(gray: np.ndarray, dy: int, dx: int, limit: int, rng: np.ran
     return b[idx]
 
 
-def find_jpeg_grid(gray: np.ndarray, sample: int = 512, seed: int = 0) -> JpegGrid | None:
-    """Find the IJG quantization and block grid a decoded 8-bit gray layer came from.
+def find_jpeg_grid(
+    gray: np.ndarray, sample: int = 512, seed: int = 0, table: np.ndarray | list[int] | None = None
+) -> JpegGrid | None:
+    """Find the quantization and block grid a decoded 8-bit gray layer came from.
 
     Args:
         gray: ``(H, W)`` uint8 pixels as the editor holds them.
         sample: textured blocks looked at (at most).
+        table: the 64 luminance steps (natural order) of the file the layer was decoded from, when
+            it is known: then only that table is tried (and its transpose, for a layer that the
+            file's EXIF orientation turned), at any quality and whoever wrote it. ``None``: the
+            IJG tables at QF 1-:data:`MAX_QF` are searched.
 
     Returns:
-        The grid, or ``None`` when no IJG table at QF 1-:data:`MAX_QF` on any grid reproduces the
-        pixels (not a JPEG, an edited or rescaled one, other tables, very high quality).
+        The grid, or ``None`` when no tried table on any grid reproduces the pixels (not a JPEG,
+        an edited or rescaled one, other tables, very high quality).
     """
     if gray.dtype != np.uint8 or gray.ndim != 2 or min(gray.shape) < 8:
         return None
     rng = np.random.default_rng(seed)
-    tables = {qf: ijg_table(qf).reshape(8, 8) for qf in range(1, MAX_QF + 1)}
-    stack = torch.as_tensor(np.stack(list(tables.values())), dtype=torch.float32)
+    if table is not None:
+        given = np.asarray(table, dtype=np.int64).reshape(8, 8)
+        if given.min() < 1:
+            raise ValueError("quantization steps must be >= 1")
+        candidates = [given] if np.array_equal(given, given.T) else [given, given.T]
+    else:
+        tables = {qf: ijg_table(qf).reshape(8, 8) for qf in range(1, MAX_QF + 1)}
+        stack = torch.as_tensor(np.stack(list(tables.values())), dtype=torch.float32)
     tried = set()
     for phase in [(0, 0), None]:  # the usual case first: a layer decoded from a file as is
         dy, dx = phase if phase is not None else _phase_by_blockiness(gray)
@@ -204,6 +219,14 @@ def find_jpeg_grid(gray: np.ndarray, sample: int = 512, seed: int = 0) -> JpegGr
         blocks = _sample_textured(gray, dy, dx, sample, rng)
         if blocks.shape[0] < MIN_BLOCKS:
             continue
+        if table is not None:
+            score, i = max((float(recover_coefficients(blocks, c)[1].float().mean()), i) for i, c in enumerate(candidates))
+            if score < MIN_REPRODUCED:
+                continue
+            t = candidates[i]
+            qf = estimate_jpeg_quality(t.reshape(-1))
+            standard = bool(np.array_equal(t.reshape(-1), ijg_table(qf)))
+            return JpegGrid(qf=qf, table=t, dy=dy, dx=dx, reproduced=score, standard=standard)
         # Every table on a few blocks with a few rounds, then the best two on all of the sample.
         _, ok = recover_coefficients(blocks[:48], stack[:, None], iterations=2)
         coarse = sorted(zip(ok.float().mean(1).tolist(), tables), reverse=True)

@@ -134,6 +134,11 @@ class RestoreOptions:
             IJG tables, found in the pixels by :func:`core.jpeg_consistency.find_jpeg_grid`),
             project the result onto what that JPEG allows (see :mod:`core.jpeg_consistency`);
             anything else is left as the networks made it.
+        jpeg_table: the 64 luminance quantization steps (natural order) of the JPEG file the layer
+            was decoded from, when the caller has the file (the command line reads them): the
+            consistency step then uses that table, whatever encoder wrote it, instead of
+            searching the IJG tables. It is still checked against the pixels, so a layer edited
+            after decoding is left alone. ``None``: search.
     """
 
     mask: str = "learnt"
@@ -146,6 +151,7 @@ class RestoreOptions:
     overlap: int | None = None
     model: str | None = None
     jpeg_consistency: bool = True
+    jpeg_table: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.mask not in MASK_METHODS:
@@ -172,6 +178,16 @@ class RestoreOptions:
             raise InvalidOptionError(f"overlap must be an integer >= 0 (or None), got {self.overlap!r}")
         if self.model is not None and not isinstance(self.model, (str, os.PathLike)):
             raise InvalidOptionError(f"model must be a path to a weights file, got {self.model!r}")
+        if self.jpeg_table is not None:
+            steps = self.jpeg_table
+            if (
+                isinstance(steps, (str, bytes))
+                or not hasattr(steps, "__len__")
+                or len(steps) != 64
+                or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 1 <= v <= 65535 for v in steps)
+            ):
+                raise InvalidOptionError("jpeg_table must be 64 integer quantization steps within 1..65535 (natural order)")
+            object.__setattr__(self, "jpeg_table", tuple(int(v) for v in steps))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RestoreOptions":
@@ -198,7 +214,8 @@ class RestoreResult:
             or when ``return_mask`` is off.
         qf_estimate: the JPEG quality (0-100) a blind FBCNN backbone estimated, else ``None``.
         jpeg_quality: the IJG quality found in the layer's pixels and used to make the result
-            consistent with its JPEG (``jpeg_consistency``), else ``None``.
+            consistent with its JPEG (``jpeg_consistency``; for a file's own non-IJG table, the
+            nearest IJG quality), else ``None``.
         timings: seconds per step (``prepare``, ``mask``, ``restore``, ``finish``, ``total``).
         notes: remarks for people (colour restored on luminance, assumed QF...).
         tile: the tile side used; ``tiles``: how many tiles the backbone pass ran.
@@ -882,17 +899,25 @@ class Restorer:
     def _make_consistent(restored: torch.Tensor, gray: np.ndarray, mask_u8, opts: RestoreOptions, notes) -> int | None:
         """The ``jpeg_consistency`` step on the composed result; returns the QF used, or None."""
         gray8 = _gray8(gray)
-        grid = jpeg_consistency.find_jpeg_grid(gray8)
+        grid = jpeg_consistency.find_jpeg_grid(gray8, table=opts.jpeg_table)
         if grid is None:
-            notes.append("no standard JPEG quantization found in the layer's pixels, so the result was not "
-                         "made consistent with a JPEG (expected for PNGs and edited, rescaled or high-quality JPEGs)")
+            # Most layers are not unedited JPEGs (PNGs, painted layers): that is said only when a
+            # file's table was given and did not fit.
+            if opts.jpeg_table is not None:
+                notes.append("the JPEG file's quantization table does not reproduce the layer's pixels (edited or "
+                             "rescaled after decoding?), so the result was not made consistent with it")
             return None
         paper = None if mask_u8 is None else mask_u8 == 0
         _, share = jpeg_consistency.make_consistent(restored, gray8, grid, paper)
         if opts.threshold:
             for y in range(0, restored.shape[0], _FINISH_ROWS):
                 restored[y : y + _FINISH_ROWS] = threshold(restored[y : y + _FINISH_ROWS], opts.theta)
-        notes.append(f"the layer is a JPEG of quality {grid.qf} (standard tables, found in its pixels); the result was "
+        source = (
+            "the file's own quantization table, nearest IJG quality" if opts.jpeg_table is not None and not grid.standard
+            else "the file's quantization table" if opts.jpeg_table is not None
+            else "standard tables, found in its pixels"
+        )
+        notes.append(f"the layer is a JPEG of quality {grid.qf} ({source}); the result was "
                      f"made consistent with it on {100 * share:.0f} % of the blocks with lines")
         return grid.qf
 

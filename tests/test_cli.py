@@ -161,3 +161,26 @@ def test_help_explains_everything():
         assert word in r.stdout, word
     r = subprocess.run([sys.executable, "-m", "core"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
+
+
+def test_a_jpeg_files_own_quantization_table_reaches_the_pipeline(models, tmp_path, monkeypatch):
+    """The command line has the file, so the JPEG-consistency step gets the file's own table
+    (any encoder's) instead of searching the IJG ones in the pixels."""
+    from core.pipeline import Restorer
+
+    table = [min(255, 4 + 3 * i + 6 * j) for i in range(8) for j in range(8)]  # not an IJG table
+    src = tmp_path / "own.jpg"
+    Image.fromarray(drawing(64, 64)).save(src, "JPEG", qtables=[table])
+    seen = []
+    real = Restorer.restore
+
+    def spy(self, image, options=None, **kw):
+        res = real(self, image, options, **kw)
+        seen.append((options, res))
+        return res
+
+    monkeypatch.setattr(Restorer, "restore", spy)
+    assert run([str(src), str(tmp_path / "gray.png"), "-o", str(tmp_path / "out")], models) == 1  # 2nd is missing
+    (opts, res), = seen
+    assert opts.jpeg_table == tuple(table) and opts.jpeg_consistency
+    assert res.jpeg_quality is not None and not any("does not reproduce" in n for n in res.notes)

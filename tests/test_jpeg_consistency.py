@@ -130,6 +130,59 @@ def test_pipeline_leaves_a_png_layer_as_the_networks_made_it(restorer):
     on = restorer.restore(clean, RestoreOptions())
     off = restorer.restore(clean, RestoreOptions(jpeg_consistency=False))
     assert on.jpeg_quality is None and np.array_equal(on.image, off.image)
-    assert any("no standard JPEG quantization" in n for n in on.notes)
+    assert not any("JPEG" in n for n in on.notes)  # a PNG is the usual case, nothing to say
     with pytest.raises(Exception, match="jpeg_consistency"):
         RestoreOptions(jpeg_consistency="yes")
+
+
+# An encoder's own table (not IJG's): asymmetric, so that a transposed layer needs its transpose.
+OWN_TABLE = [min(255, 4 + 3 * i + 6 * j) for i in range(8) for j in range(8)]
+
+
+def _own_table_jpeg(tmp_path, img: np.ndarray) -> Path:
+    path = tmp_path / "own_tables.jpg"
+    Image.fromarray(img).save(path, "JPEG", qtables=[OWN_TABLE])
+    return path
+
+
+def test_a_files_own_table_is_read_and_used_where_the_search_finds_nothing(tmp_path):
+    from core.imageio import read_image
+
+    f = read_image(_own_table_jpeg(tmp_path, _clean()))
+    assert f.jpeg_table == tuple(OWN_TABLE)
+    assert jc.find_jpeg_grid(f.pixels) is None  # not an IJG table
+    grid = jc.find_jpeg_grid(f.pixels, table=f.jpeg_table)
+    assert grid is not None and (grid.dy, grid.dx) == (0, 0) and not grid.standard
+    assert np.array_equal(grid.table.reshape(-1), OWN_TABLE)
+    # turned by 90 degrees (an EXIF orientation): the transposed table fits
+    turned = jc.find_jpeg_grid(np.ascontiguousarray(f.pixels.T), table=f.jpeg_table)
+    assert turned is not None and np.array_equal(turned.table, grid.table.T)
+    # the IJG table of a file is recognised as standard
+    ijg = jc.find_jpeg_grid(_pillow_jpeg(_clean(), 30), table=ijg_table(30))
+    assert ijg is not None and ijg.standard and ijg.qf == 30
+
+
+def test_pipeline_uses_the_given_table_and_says_when_it_does_not_fit(tmp_path, restorer):
+    from core.imageio import read_image
+
+    clean = _clean()
+    f = read_image(_own_table_jpeg(tmp_path, clean))
+    searched = restorer.restore(f.pixels, RestoreOptions())
+    given = restorer.restore(f.pixels, RestoreOptions(jpeg_table=list(f.jpeg_table)))
+    assert searched.jpeg_quality is None and given.jpeg_quality is not None
+    assert any("own quantization table" in n for n in given.notes)
+    err = lambda a: float(((a.astype(np.float64) - clean) ** 2).mean())
+    assert err(given.image) < err(searched.image)
+    assert np.all(given.image[given.mask == 0] == 255)
+    # a layer edited after decoding (softened): the table no longer reproduces it, nothing changes
+    edited = cv2.GaussianBlur(f.pixels, (3, 3), 0.8)
+    off = restorer.restore(edited, RestoreOptions(jpeg_consistency=False))
+    on = restorer.restore(edited, RestoreOptions(jpeg_table=f.jpeg_table))
+    assert on.jpeg_quality is None and np.array_equal(on.image, off.image)
+    assert any("does not reproduce" in n for n in on.notes)
+
+
+@pytest.mark.parametrize("bad", [[1] * 63, [0] * 64, [1.5] * 64, "x" * 64, [True] * 64, [70000] * 64])
+def test_a_bad_jpeg_table_is_refused(bad):
+    with pytest.raises(Exception, match="jpeg_table"):
+        RestoreOptions(jpeg_table=bad)
