@@ -904,8 +904,8 @@ class Restorer:
             # Most layers are not unedited JPEGs (PNGs, painted layers): that is said only when a
             # file's table was given and did not fit.
             if opts.jpeg_table is not None:
-                notes.append("the JPEG file's quantization table does not reproduce the layer's pixels (edited or "
-                             "rescaled after decoding?), so the result was not made consistent with it")
+                notes.append("the JPEG file's quantization table does not reproduce the layer's pixels (coloured lines, or "
+                             "edited or rescaled after decoding?), so the result was not made consistent with it")
             return None
         paper = None if mask_u8 is None else mask_u8 == 0
         _, share = jpeg_consistency.make_consistent(restored, gray8, grid, paper)
