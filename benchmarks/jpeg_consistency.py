@@ -12,27 +12,18 @@ share of the pipeline's time.
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.metrics import psnr  # noqa: E402
 from core.pipeline import Restorer, RestoreOptions  # noqa: E402
-from training.data import load_folder, validation_crops  # noqa: E402
+from training.data import jpeg_degrade, load_folder, validation_crops  # noqa: E402
 from training.synth import light_variant  # noqa: E402
-
-
-def _jpeg(img: np.ndarray, qf: int) -> np.ndarray:
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, "JPEG", quality=qf)
-    buf.seek(0)
-    return np.array(Image.open(buf))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         for qf in args.qf:
             off, on, share, found = [], [], [], 0
             for clean in crops:
-                jpeg = _jpeg(clean, qf)
+                jpeg = jpeg_degrade(clean, qf)
                 a = restorer.restore(jpeg, RestoreOptions(jpeg_consistency=False))
                 b = restorer.restore(jpeg, RestoreOptions())
                 off.append(psnr(a.image, clean))

@@ -12,19 +12,13 @@ from PIL import Image
 from core import jpeg_consistency as jc
 from core.imageio import ijg_table
 from core.pipeline import Restorer, RestoreOptions
+from training.data import jpeg_degrade  # Pillow, as the training pairs are made
 
 DATA = Path(__file__).parent / "data"
 
 
 def _clean() -> np.ndarray:
     return np.array(Image.open(DATA / "val_crop_empty_tomb.png").convert("L"))
-
-
-def _pillow_jpeg(img: np.ndarray, qf: int) -> np.ndarray:
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, "JPEG", quality=qf)
-    buf.seek(0)
-    return np.array(Image.open(buf))
 
 
 def test_ijg_table_matches_what_pillow_writes():
@@ -54,7 +48,7 @@ def test_grid_found_in_files_written_by_the_editors(name, qf):
 
 @pytest.mark.parametrize("qf", [10, 40, 75])
 def test_grid_found_in_pillow_jpegs_and_in_a_crop_of_one(qf):
-    jpeg = _pillow_jpeg(_clean(), qf)
+    jpeg = jpeg_degrade(_clean(), qf)
     grid = jc.find_jpeg_grid(jpeg)
     assert grid is not None and (grid.qf, grid.dy, grid.dx) == (qf, 0, 0)
     if qf <= 10:  # at higher quality the block edges are too faint to find a shifted grid here
@@ -65,8 +59,8 @@ def test_grid_found_in_pillow_jpegs_and_in_a_crop_of_one(qf):
 def test_no_grid_in_what_is_not_an_unedited_jpeg():
     clean = _clean()
     assert jc.find_jpeg_grid(clean) is None  # a PNG
-    assert jc.find_jpeg_grid(_pillow_jpeg(clean, 97)) is None  # above MAX_QF
-    jpeg = _pillow_jpeg(clean, 30)
+    assert jc.find_jpeg_grid(jpeg_degrade(clean, 97)) is None  # above MAX_QF
+    jpeg = jpeg_degrade(clean, 30)
     half = cv2.resize(jpeg, (96, 96), interpolation=cv2.INTER_AREA)
     assert jc.find_jpeg_grid(half) is None  # rescaled
     noise = np.random.default_rng(1).integers(0, 256, (128, 128), dtype=np.uint8)
@@ -77,7 +71,7 @@ def test_no_grid_in_what_is_not_an_unedited_jpeg():
 
 def test_projection_brings_a_rough_restoration_closer_to_the_truth():
     clean = _clean()
-    jpeg = _pillow_jpeg(clean, 20)
+    jpeg = jpeg_degrade(clean, 20)
     grid = jc.find_jpeg_grid(jpeg)
     # A stand-in restoration: the clean drawing with noise, paper exactly white.
     noisy = clean.astype(np.float32) + np.random.default_rng(2).normal(0, 6, clean.shape).astype(np.float32)
@@ -93,7 +87,7 @@ def test_projection_brings_a_rough_restoration_closer_to_the_truth():
 
 
 def test_projection_leaves_untrusted_and_all_paper_blocks_alone():
-    jpeg = _pillow_jpeg(_clean(), 20)
+    jpeg = jpeg_degrade(_clean(), 20)
     grid = jc.find_jpeg_grid(jpeg)
     restored = torch.rand(jpeg.shape)
     paper = np.ones(jpeg.shape, bool)
@@ -114,7 +108,7 @@ def restorer():
 
 def test_pipeline_makes_a_jpeg_layer_consistent_and_keeps_paper_white(restorer):
     clean = _clean()
-    jpeg = _pillow_jpeg(clean, 30)
+    jpeg = jpeg_degrade(clean, 30)
     off = restorer.restore(jpeg, RestoreOptions(jpeg_consistency=False))
     on = restorer.restore(jpeg, RestoreOptions())
     assert off.jpeg_quality is None and on.jpeg_quality == 30
@@ -158,7 +152,7 @@ def test_a_files_own_table_is_read_and_used_where_the_search_finds_nothing(tmp_p
     turned = jc.find_jpeg_grid(np.ascontiguousarray(f.pixels.T), table=f.jpeg_table)
     assert turned is not None and np.array_equal(turned.table, grid.table.T)
     # the IJG table of a file is recognised as standard
-    ijg = jc.find_jpeg_grid(_pillow_jpeg(_clean(), 30), table=ijg_table(30))
+    ijg = jc.find_jpeg_grid(jpeg_degrade(_clean(), 30), table=ijg_table(30))
     assert ijg is not None and ijg.standard and ijg.qf == 30
 
 
