@@ -11,7 +11,7 @@ What it does (and prints, one line per action):
 3. bundles next to it what GIMP's own Python lacks: the pure-Python parts of ``websockets`` and
    ``msgpack`` taken from this Python environment (compiled speed-ups are left out; both packages
    fall back to pure Python), their license files, and the package ``lrclient`` holding the
-   project's ``server/protocol.py`` and ``server/client.py``;
+   project's ``server/protocol.py``, ``client.py`` and ``jpegfile.py``;
 4. makes the entry file executable (GIMP only runs executable plug-ins on Linux and macOS).
 
 Restart GIMP afterwards; the command is under Filters > Enhance > Restore JPEG Line Art...
@@ -34,8 +34,6 @@ __all__ = ["PLUGIN_NAME", "PLUGIN_SOURCE", "default_gimp_dir", "install", "main"
 PLUGIN_NAME = "lineart_restore"
 #: The plug-in folder in this checkout / installed package.
 PLUGIN_SOURCE = Path(__file__).resolve().parent / PLUGIN_NAME
-#: The project's protocol and client, bundled as the package ``lrclient``.
-CLIENT_SOURCES = ("protocol.py", "client.py")
 #: Third-party pure-Python packages bundled into the plug-in folder (import name -> distribution).
 VENDORED = {"websockets": "websockets", "msgpack": "msgpack"}
 #: Files never copied: caches, compiled extensions and their sources.
@@ -43,7 +41,7 @@ _SKIP = re.compile(r"(^__pycache__$|\.pyc$|\.so$|\.pyd$|\.dylib$|\.c$|\.h$)")
 
 _LRCLIENT_INIT = '''"""The lineart-restore wire protocol and client, bundled for the GIMP plug-in.
 
-Copies of ``server/protocol.py`` and ``server/client.py`` made by ``python -m gimp_plugin.install``;
+Copies of ``server/protocol.py``, ``client.py`` and ``jpegfile.py`` made by ``python -m gimp_plugin.install``;
 edit the originals in the lineart-restore repository, not these.
 """
 '''
@@ -116,16 +114,18 @@ def _license_files(distribution: str) -> list[Path]:
     return [p for p in out if p.is_file()]
 
 
-def _client_source_dir() -> Path:
+def _client_sources() -> tuple[Path, tuple[str, ...]]:
+    """The folder of the project's protocol and client and the names of its files to bundle as the
+    package ``lrclient`` (``server.CLIENT_FILES``)."""
     try:
-        import server  # the lineart-restore server package (protocol.py and client.py)
+        import server  # the lineart-restore server package
     except ImportError as e:
         raise SystemExit(f"error: cannot find the lineart-restore 'server' package to bundle its client: {e}") from None
     folder = Path(server.__file__).resolve().parent
-    missing = [n for n in CLIENT_SOURCES if not (folder / n).is_file()]
+    missing = [n for n in server.CLIENT_FILES if not (folder / n).is_file()]
     if missing:
         raise SystemExit(f"error: {folder} lacks {', '.join(missing)}")
-    return folder
+    return folder, tuple(server.CLIENT_FILES)
 
 
 def install(gimp_dir: Path, *, dry_run: bool = False, say: Callable[[str], None] = print) -> Path:
@@ -142,7 +142,7 @@ def install(gimp_dir: Path, *, dry_run: bool = False, say: Callable[[str], None]
     entry = PLUGIN_SOURCE / f"{PLUGIN_NAME}.py"
     if not entry.is_file():
         raise SystemExit(f"error: plug-in source {entry} not found")
-    client_dir = _client_source_dir()
+    client_dir, client_files = _client_sources()
     packages = {name: _package_dir(name) for name in VENDORED}
     prefix = "would " if dry_run else ""
 
@@ -169,11 +169,11 @@ def install(gimp_dir: Path, *, dry_run: bool = False, say: Callable[[str], None]
             if not dry_run:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(lic, target)
-    say(f"{prefix}bundle lrclient ({', '.join(CLIENT_SOURCES)}) from {client_dir} -> {dest / 'lrclient'}")
+    say(f"{prefix}bundle lrclient ({', '.join(client_files)}) from {client_dir} -> {dest / 'lrclient'}")
     if not dry_run:
         (dest / "lrclient").mkdir()
         (dest / "lrclient" / "__init__.py").write_text(_LRCLIENT_INIT, encoding="utf-8")
-        for name in CLIENT_SOURCES:
+        for name in client_files:
             shutil.copyfile(client_dir / name, dest / "lrclient" / name)
     target_entry = dest / f"{PLUGIN_NAME}.py"
     say(f"{prefix}make {target_entry} executable")

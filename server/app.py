@@ -389,6 +389,7 @@ class RestoreServer:
             model=self.models[name] or None,
             tile=self.tile,
             jpeg_consistency=opts.jpeg_consistency,
+            jpeg_table=tuple(opts.jpeg_table) if opts.jpeg_table is not None else None,
         )
 
     def _on_restore(self, conn: _Connection, msg: protocol.Restore) -> None:

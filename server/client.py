@@ -1,10 +1,11 @@
 """Reference client for the restoration server: a blocking one for worker threads and an asyncio one.
 
 Dependencies: the standard library, ``websockets`` (>= 13, pure Python is fine), ``msgpack`` (its
-pure-Python fallback is fine) and :mod:`protocol` from this folder. Plug-ins bundle this file and
-``protocol.py`` *side by side* in one vendored package (e.g. ``krita_plugin/vendor/lrclient/`` with an
-``__init__.py``): ``client.py`` first tries the relative import ``from . import protocol`` and, when it
-was loaded as a top-level module (its folder on ``sys.path``), falls back to ``import protocol``.
+pure-Python fallback is fine) and :mod:`protocol` and :mod:`jpegfile` from this folder. Plug-ins
+bundle the three files *side by side* in one vendored package (e.g.
+``krita_plugin/vendor/lrclient/`` with an ``__init__.py``): ``client.py`` first tries relative imports
+(``from . import protocol``) and, when it was loaded as a top-level module (its folder on
+``sys.path``), falls back to ``import protocol``.
 
 Quick use::
 
@@ -13,6 +14,9 @@ Quick use::
                      {"mask": "learnt", "background": "transparent"},
                      on_progress=lambda f: print(f"{f:.0%}"))
     result.data, result.format, result.mask, result.qf_estimate
+
+``source_file=`` names the file the image was opened from: when it is a JPEG and the server takes
+the ``jpeg_table`` option, its quantization table is sent along (see ``jpegfile``).
 
 Errors (all carry a stable ``code``; branch on it, not on the message)::
 
@@ -33,15 +37,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import inspect
+import os
 import threading
 import time
 import uuid
 from typing import Any, Callable, Mapping, Union
 
 try:  # bundled in a package next to protocol.py (normal case)
-    from . import protocol
+    from . import jpegfile, protocol
 except ImportError:  # loaded as a top-level module with protocol.py beside it on sys.path
+    import jpegfile  # type: ignore[no-redef]
     import protocol  # type: ignore[no-redef]
 
 from websockets.asyncio.client import connect as _async_connect
@@ -77,6 +84,7 @@ START_HINT = "start the server with `python -m server` in the lineart-restore en
 MAX_REPLY_BYTES = 1 << 30
 
 OptionsLike = Union["protocol.Options", Mapping[str, Any], None]
+PathLike = Union[str, "os.PathLike[str]", None]
 CancelLike = Union[threading.Event, Callable[[], bool], None]
 
 
@@ -234,8 +242,33 @@ class _Common:
 
     welcome: protocol.Welcome | None = None
 
+    def takes_option(self, name: str) -> bool:
+        """Whether the connected server lists ``name`` among its restore options (older servers
+        refuse options they do not know)."""
+        return self.welcome is not None and name in (self.welcome.options or {})
+
+    def _with_file_table(self, options: protocol.Options, source_file: PathLike) -> protocol.Options:
+        """``options`` plus the quantization table of ``source_file`` when that is a JPEG, the
+        caller gave none, consistency is on and the server takes the option."""
+        if (
+            source_file is None
+            or options.jpeg_table is not None
+            or not options.jpeg_consistency
+            or not self.takes_option("jpeg_table")
+        ):
+            return options
+        table = jpegfile.luma_table(source_file)
+        return options if table is None else dataclasses.replace(options, jpeg_table=list(table))
+
     def _request(
-        self, data: bytes, width: int, height: int, fmt: str, options: OptionsLike, request_id: str | None
+        self,
+        data: bytes,
+        width: int,
+        height: int,
+        fmt: str,
+        options: OptionsLike,
+        request_id: str | None,
+        source_file: PathLike = None,
     ) -> protocol.Restore:
         try:
             msg = protocol.Restore(
@@ -244,7 +277,7 @@ class _Common:
                 height=int(height),
                 format=protocol.PixelFormat(fmt),
                 data=bytes(data) if not isinstance(data, bytes) else data,
-                options=_options(options),
+                options=self._with_file_table(_options(options), source_file),
             )
         except ValueError as e:  # unknown format name
             raise ServerError(f"unknown pixel format {fmt!r}: {e}", protocol.ErrorCode.INVALID_IMAGE) from None
@@ -359,6 +392,7 @@ class Client(_Common):
         cancel: CancelLike = None,
         timeout: float | None = None,
         request_id: str | None = None,
+        source_file: PathLike = None,
     ) -> protocol.Result:
         """Restore one image and wait for the result.
 
@@ -373,12 +407,17 @@ class Client(_Common):
                 0.1 s. Cancelling raises :class:`RequestCancelledError`.
             timeout: seconds to wait for the result (None: no limit).
             request_id: id to use (default: a random one).
+            source_file: the file the image was opened from, if any. When it is a JPEG (any
+                encoder) and the server takes the option, its luminance quantization table goes
+                along as ``jpeg_table`` for the JPEG-consistency step (unless ``options`` holds
+                one or turns the step off). The server checks that the table reproduces the
+                pixels, so an edited layer or another file's table does no harm.
 
         Returns:
             The ``protocol.Result`` (``data``, ``format``, ``mask``, ``qf_estimate``, ``timings``...).
         """
         self.connect()
-        msg = self._request(data, width, height, fmt, options, request_id)
+        msg = self._request(data, width, height, fmt, options, request_id, source_file)
         ws = self._ws
         try:
             ws.send(protocol.encode(msg))
@@ -535,10 +574,11 @@ class AsyncClient(_Common):
         cancel: asyncio.Event | None = None,
         timeout: float | None = None,
         request_id: str | None = None,
+        source_file: PathLike = None,
     ) -> protocol.Result:
         """Restore one image; arguments as :meth:`Client.restore` (``cancel`` is an asyncio.Event)."""
         await self.connect()
-        msg = self._request(data, width, height, fmt, options, request_id)
+        msg = self._request(data, width, height, fmt, options, request_id, source_file)
         if msg.id in self._pending:
             raise ServerError(f"request id {msg.id} is already in flight", protocol.ErrorCode.DUPLICATE_ID, msg.id)
         queue: asyncio.Queue = asyncio.Queue()
@@ -609,10 +649,14 @@ def restore(
     cancel: CancelLike = None,
     timeout: float | None = None,
     name: str = "",
+    source_file: PathLike = None,
 ) -> protocol.Result:
     """Connect, restore one image, disconnect (see :meth:`Client.restore`)."""
     with Client(url, token=token, name=name) as client:
-        return client.restore(data, width, height, fmt, options, on_progress=on_progress, cancel=cancel, timeout=timeout)
+        return client.restore(
+            data, width, height, fmt, options, on_progress=on_progress, cancel=cancel, timeout=timeout,
+            source_file=source_file,
+        )
 
 
 async def restore_async(
@@ -628,9 +672,11 @@ async def restore_async(
     cancel: asyncio.Event | None = None,
     timeout: float | None = None,
     name: str = "",
+    source_file: PathLike = None,
 ) -> protocol.Result:
     """asyncio version of :func:`restore`."""
     async with AsyncClient(url, token=token, name=name) as client:
         return await client.restore(
-            data, width, height, fmt, options, on_progress=on_progress, cancel=cancel, timeout=timeout
+            data, width, height, fmt, options, on_progress=on_progress, cancel=cancel, timeout=timeout,
+            source_file=source_file,
         )

@@ -252,6 +252,10 @@ class Options:
         model: name of a restoration model listed in ``Welcome.models``; None = the server default.
         jpeg_consistency: make the result consistent with the JPEG the layer was decoded from,
             when its pixels show one (standard tables); otherwise it has no effect.
+        jpeg_table: the luminance quantization table of the JPEG file the layer was opened from
+            (64 steps 1..65535 in natural row-major order, as ``server.jpegfile`` reads it), or
+            nil. With it the consistency step serves files of any encoder; the server still
+            checks that it reproduces the pixels and goes without it when it does not.
     """
 
     mask: MaskMethod = MaskMethod.LEARNT
@@ -262,6 +266,7 @@ class Options:
     return_mask: bool = True
     model: str | None = None
     jpeg_consistency: bool = True
+    jpeg_table: list[int] | None = None
 
     def check(self) -> None:
         if not 0 <= self.theta <= 255:
@@ -272,6 +277,14 @@ class Options:
             raise ProtocolError(
                 ErrorCode.INVALID_OPTION, f"model must be a name of 1..{_MAX_NAME} characters or nil"
             )
+        if self.jpeg_table is not None:
+            if len(self.jpeg_table) != 64:
+                raise ProtocolError(
+                    ErrorCode.INVALID_OPTION,
+                    f"jpeg_table must hold 64 quantization steps, got {len(self.jpeg_table)}",
+                )
+            if not all(1 <= v <= 65535 for v in self.jpeg_table):
+                raise ProtocolError(ErrorCode.INVALID_OPTION, "jpeg_table steps must be within 1..65535")
 
 
 @dataclass(frozen=True)
@@ -542,6 +555,7 @@ def options_schema(
         "return_mask": {"type": "bool", "default": Options.return_mask},
         "model": {"type": "str|nil", "default": None},
         "jpeg_consistency": {"type": "bool", "default": Options.jpeg_consistency},
+        "jpeg_table": {"type": "list[int]|nil", "default": None, "length": 64, "min": 1, "max": 65535},
     }
     if models is not None:
         schema["model"]["choices"] = [str(m) for m in models]
@@ -572,6 +586,9 @@ def _type_name(tp: Any) -> str:
             return "one of " + ", ".join(repr(m.value) for m in tp)
         return {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean",
                 "bytes": "binary bytes"}.get(tp.__name__, tp.__name__)
+    if typing.get_origin(tp) is list:
+        (item,) = typing.get_args(tp)
+        return "a list of " + {int: "integers", str: "strings"}.get(item, _type_name(item))
     return str(tp).replace("typing.", "")
 
 

@@ -21,7 +21,7 @@ import msgpack
 import pytest
 from websockets.sync.server import serve
 
-from server import client, protocol
+from server import CLIENT_FILES, client, protocol
 
 SERVER_DIR = Path(client.__file__).parent
 BLOCK = "import sys\nfor _n in ('torch', 'numpy', 'PIL', 'cv2', 'core'):\n    sys.modules[_n] = None\n"
@@ -42,7 +42,7 @@ def test_client_works_bundled_in_a_plugin_package(tmp_path):
     """As the plug-ins ship it: protocol.py and client.py copied into a vendored package."""
     pkg = tmp_path / "myplugin" / "vendor" / "lrclient"
     pkg.mkdir(parents=True)
-    for name in ("protocol.py", "client.py"):
+    for name in CLIENT_FILES:
         shutil.copy(SERVER_DIR / name, pkg / name)
     for folder in (tmp_path / "myplugin", tmp_path / "myplugin" / "vendor", pkg):
         (folder / "__init__.py").write_text("")
@@ -59,7 +59,7 @@ def test_client_works_bundled_in_a_plugin_package(tmp_path):
 
 def test_client_works_as_top_level_modules(tmp_path):
     """Fallback: both files in one folder on sys.path, imported as top-level modules."""
-    for name in ("protocol.py", "client.py"):
+    for name in CLIENT_FILES:
         shutil.copy(SERVER_DIR / name, tmp_path / name)
     out = _run("import client, protocol\nassert client.protocol is protocol\nprint('ok')", cwd=tmp_path)
     assert out == "ok"
@@ -214,6 +214,72 @@ def test_messages_of_other_requests_are_ignored_and_result_returned():
     with peer(handler) as url:
         res = client.restore(url, b"\xff", 1, 1, "gray8", on_progress=seen.append)
     assert res.data == b"\x00" and seen == [0.5]
+
+
+def _echo_options(schema):
+    """A peer that greets with ``schema`` as its options and answers each restore; the options of
+    every request it got are appended to the returned list."""
+    got = []
+    welcome = protocol.encode(
+        protocol.Welcome(server_version="test", device="cpu", models=["default"], formats=["gray8"],
+                         options=schema, limits=protocol.Limits())
+    )
+
+    def handler(ws):
+        ws.recv()
+        ws.send(welcome)
+        for raw in ws:
+            msg = protocol.decode(raw)
+            got.append(msg.options)
+            ws.send(protocol.encode(protocol.Result(id=msg.id, width=1, height=1, format="gray8", data=b"\x00")))
+
+    return handler, got
+
+
+def _jpeg_file(folder: Path, qtables) -> Path:
+    from PIL import Image
+
+    path = folder / "drawing.jpg"
+    Image.new("L", (16, 16), 255).save(path, "JPEG", qtables=qtables)
+    return path
+
+
+def test_a_jpeg_source_file_sends_its_table_when_the_server_takes_it(tmp_path):
+    own = [[(7 * i) % 50 + 1 for i in range(64)]]
+    jpeg = _jpeg_file(tmp_path, own)
+    png = tmp_path / "drawing.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    handler, got = _echo_options(protocol.options_schema())
+    with peer(handler) as url, client.Client(url) as c:
+        assert c.takes_option("jpeg_table") and not c.takes_option("strength")
+        c.restore(b"\xff", 1, 1, "gray8", source_file=jpeg)
+        c.restore(b"\xff", 1, 1, "gray8", {"jpeg_consistency": False}, source_file=jpeg)
+        c.restore(b"\xff", 1, 1, "gray8", {"jpeg_table": [9] * 64}, source_file=jpeg)  # the caller's wins
+        c.restore(b"\xff", 1, 1, "gray8", source_file=png)
+        c.restore(b"\xff", 1, 1, "gray8", source_file=tmp_path / "gone.jpg")
+        c.restore(b"\xff", 1, 1, "gray8")
+    tables = [o.jpeg_table for o in got]
+    assert tables == [own[0], None, [9] * 64, None, None, None]
+
+    async def go():
+        async with client.AsyncClient(url2) as c:
+            await c.restore(b"\xff", 1, 1, "gray8", source_file=str(jpeg))
+
+    handler2, got2 = _echo_options(protocol.options_schema())
+    with peer(handler2) as url2:
+        asyncio.run(go())
+        client.restore(url2, b"\xff", 1, 1, "gray8", source_file=jpeg)
+    assert [o.jpeg_table for o in got2] == [own[0], own[0]]
+
+
+def test_an_older_server_without_the_option_gets_no_table(tmp_path):
+    """A server that predates ``jpeg_table`` would refuse it as an unknown option: not sent."""
+    schema = protocol.options_schema()
+    del schema["jpeg_table"]
+    handler, got = _echo_options(schema)
+    with peer(handler) as url:
+        res = client.restore(url, b"\xff", 1, 1, "gray8", source_file=_jpeg_file(tmp_path, [[4] * 64]))
+    assert res.data == b"\x00" and [o.jpeg_table for o in got] == [None]
 
 
 def test_connection_dropped_mid_request():

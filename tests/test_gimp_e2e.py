@@ -117,9 +117,22 @@ def server_url(tmp_path_factory):
         log.close()
 
 
+#: A table no IJG quality gives, as another encoder's JPEG would have.
+OWN_TABLE = [min(255, 2 + (i % 8) + 3 * (i // 8)) for i in range(64)]
+
+
+def _own_table_jpeg() -> Path:
+    """GRAY_JPEG's drawing written again with :data:`OWN_TABLE` (a fresh temporary file)."""
+    path = Path(tempfile.mkdtemp(prefix="lr-own-table-")) / "other_encoder.jpg"
+    Image.open(GRAY_JPEG).save(path, "JPEG", qtables=[OWN_TABLE])
+    return path
+
+
 def _cases(url: str) -> list[dict]:
     down = f"ws://127.0.0.1:{_free_port()}"
     return [
+        {"name": "own_table", "file": _own_table_jpeg(), "opened": True, "read": "Y' u8", "wire": "gray8",
+         "args": {"server": url, "mask-method": "otsu", "threshold": 251, "mask-layer": False}},
         {"name": "gray8", "file": GRAY_JPEG, "read": "Y' u8", "wire": "gray8",
          "args": {"server": url, "mask-method": "otsu", "threshold": 251, "background": "white", "mask-layer": True}},
         {"name": "rgba16", "file": RGB_JPEG, "read": "R'G'B'A u16", "wire": "rgba16",
@@ -159,8 +172,9 @@ def _run_gimp(chroot: Path, cases: list[dict], interactive: bool = False) -> dic
                     f"LR_DISPLAY=:{_free_display(chroot)}"]
             cmd = ["chroot", str(chroot), *env, str(inside / "interactive.sh")]
         else:
+            opened = [c["file"] for c in spec_cases if c.get("opened")]  # GIMP opens these itself
             cmd = ["chroot", str(chroot), *env, "gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval",
-                   "-b", f'exec(open("{inside / "gimp_batch.py"}").read())', "--quit"]
+                   "-b", f'exec(open("{inside / "gimp_batch.py"}").read())', "--quit", *opened]
         t0 = time.monotonic()
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         seconds = time.monotonic() - t0
@@ -203,9 +217,9 @@ def gimp_run(chroot, server_url):
     return _run_gimp(chroot, _cases(server_url))
 
 
-def _direct(url, case, source: bytes, width: int, height: int):
+def _direct(url, case, source: bytes, width: int, height: int, source_file=None):
     options = Settings.from_arguments({**case["args"], "server": url}).options()
-    return client.restore(url, source, width, height, case["wire"], options)
+    return client.restore(url, source, width, height, case["wire"], options, source_file=source_file)
 
 
 def test_procedure_is_registered_with_menu_and_arguments(gimp_run):
@@ -240,6 +254,21 @@ def test_gray8_layers_match_a_direct_client_call(gimp_run, server_url):
     assert not mask["visible"]
     for layer in rec["layers"]:
         assert (layer["width"], layer["height"], layer["offsets"]) == (w, h, [0, 0])
+
+
+def test_a_jpeg_of_another_encoder_sends_its_table(gimp_run, server_url):
+    """GIMP's image knows its file: the plug-in's client read that JPEG's own table and sent it
+    (the result equals a direct call given the file, and differs from one without it)."""
+    rec, case, raw = gimp_run["records"]["own_table"], gimp_run["cases"]["own_table"], gimp_run["raw"]
+    assert rec["status"] == "GIMP_PDB_SUCCESS", rec
+    assert rec["file"].endswith("/other_encoder.jpg")
+    w, h = rec["source"]["width"], rec["source"]["height"]
+    source = raw["own_table-source-before.raw"]
+    with_table = _direct(server_url, case, source, w, h, source_file=case["file"])
+    without = _direct(server_url, case, source, w, h)
+    assert any("the file's own quantization table" in n for n in with_table.notes), with_table.notes
+    assert with_table.data != without.data
+    assert raw["own_table-1.raw"] == with_table.data
 
 
 def test_rgba16_transparent_layer_matches_a_direct_client_call(gimp_run, server_url):

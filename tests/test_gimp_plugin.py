@@ -466,6 +466,30 @@ def test_run_restore_adds_layers_in_one_undo_group(server_url, base, alpha, prec
     assert outcome.format == layout.wire
 
 
+def test_the_images_jpeg_file_table_reaches_the_server(server_url, tmp_path):
+    """An image opened from a JPEG of another encoder (a table no IJG quality gives): its table goes
+    to the real server with the layer, whose result is made consistent with it."""
+    import dataclasses
+
+    import numpy as np
+    from PIL import Image
+
+    table = [min(255, 3 + (i % 8) + 2 * (i // 8)) for i in range(64)]
+    path = tmp_path / "scan.jpg"
+    rng = np.random.default_rng(3)  # strokes and paper grain: enough texture for the check
+    img = np.clip(250 + rng.normal(0, 6, (48, 64)), 0, 255)
+    img[8:11, 4:60], img[3:45, 20:23], img[30:33, 10:50] = 10, 90, 40
+    img = img.astype(np.uint8)
+    Image.fromarray(img).save(path, "JPEG", qtables=[table])
+    pixels = np.asarray(Image.open(path)).tobytes()
+    src = _src(w=64, h=48)
+    with_file = job.run_restore(BufferEditor(dataclasses.replace(src, file=str(path)), pixels),
+                                Settings(server=server_url), timeout=60)
+    without = job.run_restore(BufferEditor(src, pixels), Settings(server=server_url), timeout=60)
+    assert any("the file's own quantization table" in n for n in with_file.notes), with_file.notes
+    assert not any("JPEG" in n for n in without.notes), without.notes
+
+
 def test_mask_layer_with_the_none_method_explains_why_it_is_missing(server_url):
     editor = BufferEditor(_src(w=40, h=24), _drawing_bytes(1, 1))
     st = Settings.from_arguments({"server": server_url, "mask-method": "none", "mask-layer": True})

@@ -180,11 +180,11 @@ def _xvfb(tmp_path: Path):
             xvfb.kill()
 
 
-def _direct(url, sent, model, depth, ctx: Rect, target: Rect, settings: Settings):
+def _direct(url, sent, model, depth, ctx: Rect, target: Rect, settings: Settings, source_file=None):
     """What the server gives for the same pixels through the client, in Krita layout, cropped."""
     with lrclient.Client(url) as c:
         wire, fmt = pixels.krita_to_wire(sent, model, depth, ctx.w, ctx.h, set(c.welcome.formats))
-        res = c.restore(wire, ctx.w, ctx.h, fmt, options_for(settings))
+        res = c.restore(wire, ctx.w, ctx.h, fmt, options_for(settings), source_file=source_file)
     data, _, _ = pixels.wire_to_krita(res.data, str(res.format), ctx.w, ctx.h)
     bpp = pixels.bytes_per_pixel(str(res.format))
     mask = pixels.crop(res.mask, 1, ctx, target) if res.mask is not None else None
@@ -198,7 +198,13 @@ def test_restore_in_krita(pykrita, server_url, tmp_path):
     down = "ws://127.0.0.1:9"  # discard port: nothing listens there
     env = dict(os.environ, PYTHONPATH=f"{pykrita}{os.pathsep}{HERE}", QT_QPA_PLATFORM="offscreen",
                XDG_CONFIG_HOME=str(tmp_path / "cfg"), XDG_DATA_HOME=str(pykrita.parent.parent))
-    proc = subprocess.run(["kritarunner", "-s", "run_restore", str(JPEG), server_url, str(out), down],
+    # The same drawing written with a table no IJG quality gives (as another encoder would).
+    from PIL import Image
+
+    own_table = [min(255, 2 + (i % 8) + 3 * (i // 8)) for i in range(64)]
+    own_jpeg = tmp_path / "other_encoder.jpg"
+    Image.open(JPEG).save(own_jpeg, "JPEG", qtables=[own_table])
+    proc = subprocess.run(["kritarunner", "-s", "run_restore", str(JPEG), server_url, str(out), down, str(own_jpeg)],
                           env=env, capture_output=True, text=True, timeout=600)
     result_file = out / "result.json"
     assert result_file.is_file(), f"kritarunner wrote no result (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -221,12 +227,22 @@ def test_restore_in_krita(pykrita, server_url, tmp_path):
     assert sent == (out / "gray_src_before.bin").read_bytes()
     full = Rect(0, 0, w, h)
     want, want_mask, fmt = _direct(server_url, sent, "GRAYA", "U8", full, full,
-                                   Settings(server=server_url, mask_method="learnt", add_mask_layer=True))
+                                   Settings(server=server_url, mask_method="learnt", add_mask_layer=True), JPEG)
+    assert any("the file's quantization table" in n for n in g["notes"]), g["notes"]
     assert fmt == "graya8"
     got = (out / "gray_layer0.bin").read_bytes()
     assert got == want
     assert got != sent  # the restoration changed something
     assert (out / "gray_layer1.bin").read_bytes() == pixels.mask_to_graya8(want_mask)
+
+    # a JPEG of another encoder: the plug-in read the file's own table and the server used it
+    o = r["own_table"]
+    assert Path(o["file"]) == own_jpeg
+    assert any("the file's own quantization table" in n for n in o["notes"]), o["notes"]
+    full_o = Rect(*o["context"])
+    want_o, _, _ = _direct(server_url, (out / "own_table_sent.bin").read_bytes(), "GRAYA", "U8", full_o, full_o,
+                           Settings(server=server_url, mask_method="otsu"), own_jpeg)
+    assert (out / "own_table_layer0.bin").read_bytes() == want_o
 
     # errors in artist's words
     assert r["err_group"]["code"] == "wrong_layer_type" and "group layer" in r["err_group"]["message"]

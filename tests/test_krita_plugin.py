@@ -250,6 +250,43 @@ def test_restore_whole_layer_adds_layers_and_keeps_the_source():
     assert log[0][:3] == ("graya8", w, h)
 
 
+def test_the_documents_jpeg_file_sends_its_table(tmp_path):
+    """The action's worker path (``job_task``): the document's file reaches the client, which
+    sends a JPEG's quantization table to a server that takes it; a PNG document sends none."""
+    import threading
+
+    from PIL import Image
+
+    from krita_plugin.lineart_restore.connection import job_task
+    from tests.test_client import peer
+
+    table = [(11 * i) % 40 + 1 for i in range(64)]
+    jpeg, png = tmp_path / "ink.jpg", tmp_path / "ink.png"
+    Image.new("L", (16, 8), 255).save(jpeg, "JPEG", qtables=[table])
+    Image.new("L", (16, 8), 255).save(png)
+    got = []
+
+    def echo(ws):  # a peer server that records the options and sends the pixels back
+        ws.recv()
+        ws.send(protocol.encode(protocol.Welcome(
+            server_version="test", device="cpu", models=["default"], formats=["graya8"],
+            options=protocol.options_schema(), limits=protocol.Limits())))
+        for raw in ws:
+            msg = protocol.decode(raw)
+            got.append(msg.options)
+            ws.send(protocol.encode(protocol.Result(id=msg.id, width=msg.width, height=msg.height,
+                                                    format=msg.format, data=msg.data)))
+
+    with peer(echo) as url:
+        for path in (jpeg, png):
+            src = _gray_layer("Ink", Rect(0, 0, 16, 8), [200] * 128)
+            doc = MemoryDocument(16, 8, [src], file_path=str(path))
+            job = prepare(doc, src, Settings(server=url))
+            assert job.source_file == str(path)
+            job_task(job)(threading.Event(), lambda f, t: None)
+    assert [o.jpeg_table for o in got] == [table, None]
+
+
 def test_restore_selection_only_writes_the_selected_pixels():
     w, h = 40, 32
     src = _gray_layer("Ink", Rect(0, 0, w, h), [100] * (w * h))

@@ -49,7 +49,8 @@ EXAMPLES = [
         format=p.PixelFormat.RGBA16,
         data=bytes(32),
         options=p.Options(mask=p.MaskMethod.OTSU_D, threshold=False, theta=200, qf=35,
-                          background=p.Background.TRANSPARENT, return_mask=False, model="sharp"),
+                          background=p.Background.TRANSPARENT, return_mask=False, model="sharp",
+                          jpeg_consistency=False, jpeg_table=list(range(1, 65))),
     ),
     p.Restore(id="png", width=1, height=1, format=p.PixelFormat.PNG, data=b"\x89PNG\r\n\x1a\n" + bytes(40)),
     p.Cancel(id="r1"),
@@ -134,6 +135,11 @@ def test_byte_count_must_match_width_height_and_channels():
         ({"model": ""}, "model"),
         ({"tile": 64}, "tile"),  # an option the protocol does not have (server-side setting)
         ({"path": "/etc/passwd"}, "path"),
+        ({"jpeg_table": [16] * 63}, "64 quantization steps"),
+        ({"jpeg_table": [0] + [16] * 63}, "1..65535"),
+        ({"jpeg_table": [70000] * 64}, "1..65535"),
+        ({"jpeg_table": [True] * 64}, "a list of integers"),
+        ({"jpeg_table": b"\x10" * 64}, "a list of integers"),
     ],
 )
 def test_bad_or_unknown_options_are_invalid_option(options, words):
@@ -303,6 +309,8 @@ options = st.builds(
     background=st.sampled_from(list(p.Background)),
     return_mask=st.booleans(),
     model=st.none() | st.text(min_size=1, max_size=20),
+    jpeg_consistency=st.booleans(),
+    jpeg_table=st.none() | st.lists(st.integers(1, 65535), min_size=64, max_size=64),
 )
 
 

@@ -211,6 +211,28 @@ def test_round_trip_equals_the_direct_pipeline(server, restorer, fmt, channels, 
     assert {"queue", "decode", "restore", "encode", "server_total", "pipeline.total"} <= set(res.timings)
 
 
+def test_a_jpeg_file_table_from_the_client_is_used(server, restorer, tmp_path):
+    """A JPEG written with another encoder's table (not an IJG one, so the pixels alone do not
+    reveal it): the client reads the file's table and sends it, the server makes the result
+    consistent with it; the same pixels with no file, or edited after decoding, are left alone."""
+    table = [min(255, 2 + (i % 8) + 3 * (i // 8)) for i in range(64)]
+    path = tmp_path / "other_encoder.jpg"
+    Image.fromarray(np.clip(drawing(96, 128, seed=5), 0, 255)).save(path, "JPEG", qtables=[table])
+    img = np.asarray(Image.open(path).convert("L"))
+    with client.Client(server.url) as c:
+        with_file = c.restore(img.tobytes(), 128, 96, "gray8", source_file=path)
+        without = c.restore(img.tobytes(), 128, 96, "gray8")
+        edited = img.copy()
+        edited[::2] = np.clip(edited[::2].astype(int) + 9, 0, 255)
+        refused = c.restore(edited.tobytes(), 128, 96, "gray8", source_file=path)
+    assert any("the file's own quantization table" in n for n in with_file.notes), with_file.notes
+    assert not any("JPEG" in n for n in without.notes), without.notes
+    assert any("does not reproduce" in n for n in refused.notes), refused.notes
+    direct_with = direct(restorer, img, jpeg_table=tuple(table)).image
+    assert np.array_equal(np.frombuffer(with_file.data, np.uint8).reshape(96, 128), direct_with)
+    assert not np.array_equal(direct_with, direct(restorer, img).image)
+
+
 @pytest.mark.parametrize("background", ["white", "transparent"])
 def test_bgra8_is_krita_order_both_ways(server, restorer, background):
     rgba = drawing(40, 48, seed=3, channels=4)

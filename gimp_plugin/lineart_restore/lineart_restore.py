@@ -75,6 +75,12 @@ def _base(drawable):
     return "indexed"
 
 
+def _file_path(image):
+    """Local path of the file the image came from ("" for a new image or a remote file)."""
+    f = image.get_file()
+    return (f.get_path() or "") if f is not None else ""
+
+
 class GimpEditor(Editor):
     """The job's view of one GIMP image and its selected drawable(s)."""
 
@@ -96,6 +102,7 @@ class GimpEditor(Editor):
             has_alpha=bool(d.has_alpha()),
             width=d.get_width(),
             height=d.get_height(),
+            file=_file_path(self.image),
         )
 
     def _rect(self):

@@ -136,6 +136,7 @@ class ServerSession:
         url: ``ws://host:port`` (already normalised by ``Settings.check``).
         cancel: set it from any thread to cancel; the running request is cancelled on the server.
         on_progress: ``(fraction 0..1, text)`` callback, called on the worker thread.
+        source_file: the document's file, passed to the client (a JPEG's table goes along).
     """
 
     def __init__(
@@ -144,8 +145,10 @@ class ServerSession:
         cancel: threading.Event | None = None,
         on_progress: Callable[[float, str], None] | None = None,
         open_timeout: float = 5.0,
+        source_file: str = "",
     ) -> None:
         self.url = url
+        self.source_file = source_file
         self.cancel = cancel or threading.Event()
         self.on_progress = on_progress or (lambda f, t: None)
         self.open_timeout = open_timeout
@@ -186,6 +189,7 @@ class ServerSession:
             result = self._client.restore(
                 data, width, height, fmt, options_for(settings),
                 on_progress=progress, on_queued=queued, cancel=self.cancel,
+                source_file=self.source_file or None,
             )
         except Exception as e:
             raise plugin_error(e, self.url) from None
@@ -212,7 +216,9 @@ def job_task(job: Job) -> Callable[[threading.Event, Callable[[float, str], None
     ``restore.run_on_server`` with the formats the server accepts."""
 
     def task(cancel: threading.Event, progress: Callable[[float, str], None]) -> Outcome:
-        with ServerSession(job.settings.server, cancel=cancel, on_progress=progress) as session:
+        with ServerSession(
+            job.settings.server, cancel=cancel, on_progress=progress, source_file=job.source_file
+        ) as session:
             session.connect()
             return run_on_server(job, session, session.accepted_formats)
 

@@ -144,6 +144,11 @@ class Document:
         return Rect(0, 0, 0, 0)
 
     @property
+    def file_path(self) -> str:
+        """Path of the file the document was opened from or saved to ("" when it has none)."""
+        return ""
+
+    @property
     def active_layer(self) -> Layer | None:
         return None
 

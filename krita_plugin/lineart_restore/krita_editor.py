@@ -88,6 +88,10 @@ class KritaDocument(Document):
         return Rect(0, 0, self.doc.width(), self.doc.height())
 
     @property
+    def file_path(self) -> str:
+        return self.doc.fileName() or ""
+
+    @property
     def active_layer(self) -> Layer | None:
         node = self._active if self._active is not None else self.doc.activeNode()
         return KritaLayer(node) if node is not None else None

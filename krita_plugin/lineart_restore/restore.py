@@ -52,6 +52,8 @@ class Job:
         coverage: selection coverage over ``target`` (one byte per pixel) or None (no selection).
         restored_name, mask_name: names of the layers to add.
         settings: the dialog's choices (checked).
+        source_file: the document's file; when it is a JPEG, the client sends its quantization
+            table along for the server's JPEG-consistency step.
     """
 
     source: Layer
@@ -66,6 +68,7 @@ class Job:
     restored_name: str
     mask_name: str
     settings: Settings
+    source_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,7 @@ def prepare(doc: Document, layer: Layer | None, settings: Settings) -> Job:
         restored_name=r_name,
         mask_name=m_name,
         settings=settings,
+        source_file=doc.file_path,
     )
 
 

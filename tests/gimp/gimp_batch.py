@@ -9,6 +9,9 @@ Usage (inside the chroot)::
 
     name       label, used for file names
     file       image to load (a JPEG)
+    opened     optional bool: GIMP itself opened ``file`` from its command line, as File > Open
+               does (the image then knows its file; one loaded by ``Gimp.file_load`` from a
+               script does not); the case takes that image instead of loading it
     precision  optional Gimp.Precision member name to convert the image to first
     alpha      optional bool: add an alpha channel to the layer first
     offsets    optional [x, y]: move the layer first
@@ -53,8 +56,19 @@ def _layer_info(layer):
     }
 
 
+def _opened_image(path):
+    for image in Gimp.get_images():
+        f = image.get_file()
+        if f is not None and f.get_path() == path:
+            return image
+    raise RuntimeError(f"GIMP has not opened {path} (pass it on GIMP's command line)")
+
+
 def _run_case(proc, case, out):
-    image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(case["file"]))
+    if case.get("opened"):
+        image = _opened_image(case["file"])
+    else:
+        image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(case["file"]))
     if case.get("precision"):
         image.convert_precision(getattr(Gimp.Precision, case["precision"]))
     layer = image.get_layers()[0]
@@ -67,6 +81,7 @@ def _run_case(proc, case, out):
         "image_base": image.get_base_type().value_name,
         "precision": image.get_precision().value_name,
         "source": _layer_info(layer),
+        "file": image.get_file().get_path() if image.get_file() is not None else None,
     }
     before = _read(layer, case["read"])
     with open(os.path.join(out, f"{case['name']}-source-before.raw"), "wb") as f:

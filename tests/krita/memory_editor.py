@@ -58,8 +58,9 @@ def _bpp(model: str, depth: str) -> int:
 
 class MemoryDocument(Document):
     def __init__(self, width: int, height: int, layers: list[MemoryLayer],
-                 selection: SelectionInfo | None = None) -> None:
+                 selection: SelectionInfo | None = None, file_path: str = "") -> None:
         self.width, self.height = width, height
+        self.file_path = file_path
         self.layers = list(layers)  # bottom to top
         self._selection = selection
         self.active: MemoryLayer | None = layers[-1] if layers else None
@@ -67,6 +68,7 @@ class MemoryDocument(Document):
     is_open = property(lambda self: True)
     name = property(lambda self: "memory")
     canvas = property(lambda self: Rect(0, 0, self.width, self.height))
+    file_path = ""  # set per instance in __init__
     active_layer = property(lambda self: self.active)
     selection = property(lambda self: self._selection)
 

@@ -1,13 +1,14 @@
 """kritarunner script for ``tests/test_krita_e2e.py``: the plug-in's restore path in real Krita.
 
     PYTHONPATH=<pykrita dir with the installed plug-in>:tests/krita QT_QPA_PLATFORM=offscreen \
-        kritarunner -s run_restore <jpeg> <server url> <out dir> <down url>
+        kritarunner -s run_restore <jpeg> <server url> <out dir> <down url> <other-encoder jpeg>
 
 Runs the same code as the Filter action minus the dialog: ``restore.prepare`` on the Krita
 adapter, the worker thread (``worker.Worker`` + ``connection.job_task``) driven by a local Qt event
 loop, then ``restore.apply``. Scenarios (one Krita start for all, to keep it short):
 
 * ``gray``: the JPEG as opened (GRAYA U8), whole layer, with the mask layer;
+* ``own_table``: a JPEG with a quantization table no IJG quality gives, as opened;
 * ``rgba16_sel``: the document converted to RGBA U16 with a rectangular selection;
 * ``f32``: an RGBA F32 document (converted by Krita to RGBA U16 for the request);
 * errors: a group layer, an empty paint layer, a server that is not running.
@@ -90,7 +91,7 @@ def _error_of(fn):
 
 
 def __main__(args):
-    jpeg, url, out, down_url = args[0], args[1], args[2], args[3]
+    jpeg, url, out, down_url, own_table_jpeg = args[0], args[1], args[2], args[3], args[4]
     report = {"python": sys.version.split()[0], "krita": Krita.instance().version()}
     try:
         import lineart_restore
@@ -146,6 +147,14 @@ def __main__(args):
         group.remove()
         empty.remove()
         del kdoc
+
+        # -- a JPEG from another encoder: the plug-in sends the file's table ------------------
+        odoc = app.openDocument(own_table_jpeg)
+        odoc.setBatchmode(True)
+        osrc = odoc.topLevelNodes()[0]
+        report["own_table"] = _restore(odoc, osrc, Settings(server=url, mask_method="otsu"), out, "own_table")
+        report["own_table"]["file"] = odoc.fileName()
+        odoc.close()
 
         # -- rgba16 + selection ------------------------------------------------------------
         ok = doc.setColorSpace("RGBA", "U16", "sRGB-elle-V2-srgbtrc.icc")

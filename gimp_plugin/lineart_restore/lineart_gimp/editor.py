@@ -26,6 +26,8 @@ class SourceInfo:
         precision: the image's ``Gimp.Precision`` value name, e.g. "GIMP_PRECISION_U8_NON_LINEAR".
         has_alpha: whether the drawable has an alpha channel.
         width, height: the drawable's size in pixels (its own extent, not the canvas).
+        file: local path of the file the image was opened (or imported) from, "" when it has none;
+            for a JPEG the client sends its quantization table to the server.
     """
 
     name: str
@@ -35,6 +37,7 @@ class SourceInfo:
     has_alpha: bool
     width: int
     height: int
+    file: str = ""
 
 
 class Editor:

@@ -190,6 +190,7 @@ def run_restore(
                 timeout=timeout,
                 name=CLIENT_NAME,
                 **({"token": token} if token else {}),
+                **({"source_file": src.file} if src.file else {}),
             )
         except PluginError:
             raise
