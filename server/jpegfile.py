@@ -59,10 +59,7 @@ def _parse_dqt(body: bytes, tables: dict[int, tuple[int, ...]]) -> bool:
         if len(chunk) != size:
             return False
         i += size
-        if precision == 0:
-            stored = list(chunk)
-        else:
-            stored = [(chunk[2 * k] << 8) | chunk[2 * k + 1] for k in range(64)]
+        stored = chunk if precision == 0 else [(chunk[2 * k] << 8) | chunk[2 * k + 1] for k in range(64)]
         natural = [0] * 64
         for k, v in enumerate(stored):
             natural[ZIGZAG[k]] = v
@@ -81,8 +78,7 @@ def read_luma_table(f: BinaryIO) -> tuple[int, ...] | None:
     tables: dict[int, tuple[int, ...]] = {}
     luma_slot: int | None = None
     for _ in range(_MAX_SEGMENTS):
-        byte = _read_exact(f, 1)
-        if byte is None or byte != b"\xff":
+        if _read_exact(f, 1) != b"\xff":
             return None
         marker = 0xFF
         while marker == 0xFF:  # any number of fill bytes may precede a marker
