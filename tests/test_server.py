@@ -651,11 +651,15 @@ def test_command_line_serves_and_stops_on_ctrl_c(model_paths, tmp_path):
             res = c.restore(drawing(24, 32).tobytes(), 32, 24, "gray8")
             assert res.width == 32
         proc.send_signal(signal.SIGINT)
-        _, rest = proc.communicate(timeout=300)
-        assert proc.returncode == 0, rest
+        proc.wait(timeout=300)
+        # Read the rest through the same file object: readline() above may already hold lines
+        # in its buffer, which communicate() (it reads the pipe itself) would never see.
+        rest = proc.stderr.read()
+        log = "".join(lines) + rest
+        assert proc.returncode == 0, log
         assert "shutting down" in rest and "stopped" in rest
         # The log names the weights files it serves (for --fast, or a file given by hand).
-        assert "weights: mask mask.safetensors, restore framework.safetensors, baseline baseline.safetensors" in rest
+        assert "weights: mask mask.safetensors, restore framework.safetensors, baseline baseline.safetensors" in log
     finally:
         if proc.poll() is None:
             proc.kill()
