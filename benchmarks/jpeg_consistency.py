@@ -25,6 +25,8 @@ from core.pipeline import Restorer, RestoreOptions  # noqa: E402
 from training.data import jpeg_degrade, load_folder, validation_crops  # noqa: E402
 from training.synth import light_variant  # noqa: E402
 
+from benchmarks.onoff import gain_row  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -53,9 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                 on.append(psnr(b.image, clean))
                 share.append(b.timings.get("consistency", 0.0) / b.timings["total"])
                 found += b.jpeg_quality == qf
-            gain = np.subtract(on, off)
-            print(f"| {name} | {qf} | {np.mean(off):.2f} | {np.mean(on):.2f} | {gain.mean():+.2f} / {gain.min():+.2f} "
-                  f"| {found}/{len(crops)} | {100 * np.mean(share):.0f} % |", flush=True)
+            print(gain_row(name, qf, off, on, f"{found}/{len(crops)}", f"{100 * np.mean(share):.0f} %"), flush=True)
     return 0
 
 

@@ -108,6 +108,10 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
                    help="project the result onto what the input's JPEG allows: JPEG files with their own "
                         "quantisation table (any encoder), other 8-bit files when their pixels are an "
                         "unedited JPEG with standard tables (default: on)")
+    o.add_argument("--normalize-ink", action=argparse.BooleanOptionalAction, default=True,
+                   help="restore a drawing in flat light ink (light pen, faded scan) stretched to full "
+                        "contrast and scale it back; drawings with darker lines or grainy pencil are left "
+                        "as they are (default: on)")
     o.add_argument("--theta", type=int, default=DEFAULT_THETA, metavar="0-255", help=f"threshold level, on the 8-bit scale (default: {DEFAULT_THETA})")
     o.add_argument("--qf", default="auto", metavar="1-100|auto",
                    help="JPEG quality hint for non-blind models; auto reads it from each JPEG's quantisation "
@@ -236,7 +240,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     base = dict(
         mask=args.mask, threshold=args.threshold, theta=args.theta, background=args.background,
         return_mask=args.save_mask, tile=args.tile, overlap=args.overlap, model=args.model,
-        jpeg_consistency=args.jpeg_consistency,
+        jpeg_consistency=args.jpeg_consistency, normalize_ink=args.normalize_ink,
     )
     RestoreOptions(**base, qf=None if qf == "auto" else qf)  # validate before loading models
     restorer = _load_restorer(args, args.mask)

@@ -9,13 +9,15 @@ Steps of :meth:`Restorer.restore`:
 
 1. The layer (L/LA/RGB/RGBA, uint8/uint16) becomes one gray float plane in ``[0, 1]``
    (:func:`core.imageio.to_gray_float`: alpha composited on white, colour -> BT.601 luminance,
-   16-bit converted directly without an 8-bit step).
+   16-bit converted directly without an 8-bit step). A drawing in flat light ink is stretched to
+   full contrast for the networks (``normalize_ink``, :mod:`core.ink`); any other is untouched.
 2. The line mask: ``learnt`` runs the mask U-Net tile by tile, blending the *logit difference*
    (line minus background) of overlapping tiles and thresholding it at 0 after blending, which is
    the argmax of the blended logits; ``otsu`` / ``otsu_d`` / ``agt`` are the direct masks of
    :mod:`core.masks` computed on the whole image; ``none`` uses no mask.
 3. The backbone runs tile by tile: the framework model on (image, mask), or for ``none`` the
-   baseline model on the image alone. The output is clamped to ``[0, 1]``. A framework tile
+   baseline model on the image alone. A stretched image is scaled back to its own ink, and the
+   output is clamped to ``[0, 1]``. A framework tile
    with no line pixel is not run at all (eq. 2 will make it white anyway).
 4. Framework mode: eq. 2, :func:`core.equations.compose` (background forced to white). Then,
    if enabled, eq. 1, :func:`core.equations.threshold` with ``theta``.
@@ -53,7 +55,7 @@ import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from . import jpeg_consistency
+from . import ink, jpeg_consistency
 from . import masks as direct_masks
 from .equations import DEFAULT_THETA, compose, threshold
 from .errors import InvalidOptionError, OutOfMemoryError, WeightsError
@@ -121,7 +123,9 @@ class RestoreOptions:
         theta: threshold on the 8-bit scale, 0..255 (used for 16-bit too, scaled).
         qf: JPEG quality 1..100 for non-blind models (a QF-map backbone or mask net); blind
             FBCNN models also accept it as an override of their own estimate. ``None``: let a
-            blind model estimate it, or assume :data:`DEFAULT_QF` for a non-blind one.
+            blind model estimate it, or assume :data:`DEFAULT_QF` for a non-blind one. On a layer
+            that ``normalize_ink`` stretches, the models get the quality of the stretched steps
+            (:func:`core.ink.stretched_qf`).
         background: ``white`` (the paper's output) or ``transparent`` (lines become alpha).
         return_mask: include the (H, W) uint8 0/1 mask in the result.
         tile: tile side in pixels (>= 64), ``None`` to choose from the device's memory.
@@ -139,6 +143,10 @@ class RestoreOptions:
             consistency step then uses that table, whatever encoder wrote it, instead of
             searching the IJG tables. It is still checked against the pixels, so a layer edited
             after decoding is left alone. ``None``: search.
+        normalize_ink: when the layer is drawn in flat light ink (a light pen, a faded scan: the
+            most common dark level is light and few pixels are darker), run the networks on it
+            stretched to full contrast and scale the result back (:mod:`core.ink`). Layers with
+            darker lines, grainy pencil or hairlines only are not changed by it.
     """
 
     mask: str = "learnt"
@@ -152,12 +160,15 @@ class RestoreOptions:
     model: str | None = None
     jpeg_consistency: bool = True
     jpeg_table: tuple[int, ...] | None = None
+    normalize_ink: bool = True
 
     def __post_init__(self) -> None:
         if self.mask not in MASK_METHODS:
             raise InvalidOptionError(f"mask must be one of {', '.join(MASK_METHODS)}; got {self.mask!r}")
         if not isinstance(self.threshold, (bool, np.bool_)):
             raise InvalidOptionError(f"threshold must be true or false, got {self.threshold!r}")
+        if not isinstance(self.normalize_ink, (bool, np.bool_)):
+            raise InvalidOptionError(f"normalize_ink must be true or false, got {self.normalize_ink!r}")
         if not isinstance(self.jpeg_consistency, (bool, np.bool_)):
             raise InvalidOptionError(f"jpeg_consistency must be true or false, got {self.jpeg_consistency!r}")
         if isinstance(self.theta, bool) or not isinstance(self.theta, (int, np.integer)) or not 0 <= self.theta <= 255:
@@ -737,6 +748,10 @@ class Restorer:
         notes = list(plane.notes)
         h, w = plane.gray.shape
         x = torch.from_numpy(plane.gray).view(1, 1, h, w)
+        ink_k = ink.stretch_factor(plane.gray) if opts.normalize_ink else 1.0
+        if ink_k != 1.0:
+            x = ink.stretch(x, ink_k)
+            notes.append(f"light ink: stretched {ink_k:.2f}x to full contrast for the networks and back after")
 
         backbone = self._backbone_for(opts)
         mask_runner = None
@@ -752,6 +767,10 @@ class Restorer:
         if needs_qf and qf_in is None:
             qf_in = float(DEFAULT_QF)
             notes.append(f"no JPEG quality given for a non-blind model; assumed QF {DEFAULT_QF}")
+        if qf_in is not None and ink_k != 1.0:
+            # The stretch multiplies the JPEG's quantization steps by ink_k: a non-blind model gets
+            # the quality of those steps, not of the file's.
+            qf_in = ink.stretched_qf(qf_in, ink_k)
         qf_probe = qf_in if qf_in is not None else float(DEFAULT_QF)
 
         runners = [backbone] + ([mask_runner] if mask_runner else [])
@@ -776,7 +795,8 @@ class Restorer:
                 total[0] = passes * len(plan) + done[0]
                 with _glue_threads(runners):
                     return self._run_passes(
-                        x, plane, opts, backbone, mask_runner, qf_in, plan, tick, cancel, notes, timings, t0, progress
+                        x, plane, opts, backbone, mask_runner, qf_in, plan, tick, cancel, notes, timings, t0, progress,
+                        ink_k,
                     )
             except (torch.OutOfMemoryError, MemoryError, RuntimeError) as e:
                 if isinstance(e, RuntimeError) and not _is_oom(e):
@@ -798,7 +818,7 @@ class Restorer:
         return max(0, min(DEFAULT_OVERLAP, cap, max(align, (tile // 4 // align) * align)))
 
     def _run_passes(
-        self, x, plane, opts, backbone, mask_runner, qf_in, plan, tick, cancel, notes, timings, t0, progress
+        self, x, plane, opts, backbone, mask_runner, qf_in, plan, tick, cancel, notes, timings, t0, progress, ink_k
     ) -> RestoreResult:
         h, w = plane.gray.shape
         # ---- mask
@@ -863,6 +883,8 @@ class Restorer:
 
         # ---- compose, threshold, back to a layer
         t = time.perf_counter()
+        if ink_k != 1.0:
+            ink.unstretch_(restored, ink_k)
         restored.clamp_(0.0, 1.0)
         # Eq. 2 and eq. 1 in row bands, so that their temporaries stay small on huge images.
         for y in range(0, h, _FINISH_ROWS):

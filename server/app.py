@@ -390,6 +390,7 @@ class RestoreServer:
             tile=self.tile,
             jpeg_consistency=opts.jpeg_consistency,
             jpeg_table=tuple(opts.jpeg_table) if opts.jpeg_table is not None else None,
+            normalize_ink=opts.normalize_ink,
         )
 
     def _on_restore(self, conn: _Connection, msg: protocol.Restore) -> None:

@@ -256,6 +256,8 @@ class Options:
             (64 steps 1..65535 in natural row-major order, as ``server.jpegfile`` reads it), or
             nil. With it the consistency step serves files of any encoder; the server still
             checks that it reproduces the pixels and goes without it when it does not.
+        normalize_ink: restore a drawing in flat light ink at full contrast and scale it back
+            (``core.ink``); layers with darker lines, or grainy ones, are left as they are.
     """
 
     mask: MaskMethod = MaskMethod.LEARNT
@@ -267,6 +269,7 @@ class Options:
     model: str | None = None
     jpeg_consistency: bool = True
     jpeg_table: list[int] | None = None
+    normalize_ink: bool = True
 
     def check(self) -> None:
         if not 0 <= self.theta <= 255:
@@ -556,6 +559,7 @@ def options_schema(
         "model": {"type": "str|nil", "default": None},
         "jpeg_consistency": {"type": "bool", "default": Options.jpeg_consistency},
         "jpeg_table": {"type": "list[int]|nil", "default": None, "length": 64, "min": 1, "max": 65535},
+        "normalize_ink": {"type": "bool", "default": Options.normalize_ink},
     }
     if models is not None:
         schema["model"]["choices"] = [str(m) for m in models]

@@ -184,3 +184,19 @@ def test_a_jpeg_files_own_quantization_table_reaches_the_pipeline(models, tmp_pa
     (opts, res), = seen
     assert opts.jpeg_table == tuple(table) and opts.jpeg_consistency
     assert res.jpeg_quality is not None and not any("does not reproduce" in n for n in res.notes)
+
+
+def test_ink_normalization_is_on_by_default_and_can_be_turned_off(inputs, models, tmp_path, monkeypatch):
+    from core.pipeline import Restorer
+
+    seen = []
+    real = Restorer.restore
+
+    def spy(self, image, options=None, **kw):
+        seen.append(options)
+        return real(self, image, options, **kw)
+
+    monkeypatch.setattr(Restorer, "restore", spy)
+    assert run([str(inputs / "gray.png"), "-o", str(tmp_path / "a")], models) == 0
+    assert run([str(inputs / "gray.png"), "-o", str(tmp_path / "b"), "--no-normalize-ink"], models) == 0
+    assert [o.normalize_ink for o in seen] == [True, False]

@@ -50,7 +50,7 @@ EXAMPLES = [
         data=bytes(32),
         options=p.Options(mask=p.MaskMethod.OTSU_D, threshold=False, theta=200, qf=35,
                           background=p.Background.TRANSPARENT, return_mask=False, model="sharp",
-                          jpeg_consistency=False, jpeg_table=list(range(1, 65))),
+                          jpeg_consistency=False, jpeg_table=list(range(1, 65)), normalize_ink=False),
     ),
     p.Restore(id="png", width=1, height=1, format=p.PixelFormat.PNG, data=b"\x89PNG\r\n\x1a\n" + bytes(40)),
     p.Cancel(id="r1"),
@@ -310,6 +310,7 @@ options = st.builds(
     return_mask=st.booleans(),
     model=st.none() | st.text(min_size=1, max_size=20),
     jpeg_consistency=st.booleans(),
+    normalize_ink=st.booleans(),
     jpeg_table=st.none() | st.lists(st.integers(1, 65535), min_size=64, max_size=64),
 )
 

@@ -1,5 +1,5 @@
-"""The quality diagnostics in benchmarks/: light_ceiling.py, mask_precision.py, error_split.py and
-bench_int8.py.
+"""The quality diagnostics in benchmarks/: light_ceiling.py, mask_precision.py, error_split.py,
+bench_int8.py and ink_normalization.py.
 
 Both run the shipped default pipeline on a folder of clean drawings; here on the one validation
 crop kept in tests/data (a 128² centre crop, one QF), so they finish in seconds.
@@ -30,6 +30,7 @@ light_ceiling = _load("light_ceiling")
 mask_precision = _load("mask_precision")
 error_split = _load("error_split")
 bench_int8 = _load("bench_int8")
+ink_normalization = _load("ink_normalization")
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +113,15 @@ def test_bench_int8_reports_both_networks(capsys):
     # int8 flipped about 90 % of the mask pixels)
     assert 0 <= float(lines[0][4]) < 1  # per cent of mask pixels
     assert 0 <= float(lines[1][5].rstrip(",")) < 1  # mean gray levels
+
+
+def test_ink_normalization_stretches_flat_light_ink_and_not_dark(tmp_path, capsys):
+    val = tmp_path / "lineart" / "val"
+    val.mkdir(parents=True)
+    shutil.copy(REPO / "tests" / "data" / "val_crop_eye_solid.png", val)
+    argv = ["--data", str(tmp_path), "--qf", "30", "--crop", "192", "--sets", "val", "val light smooth"]
+    assert ink_normalization.main(argv) == 0
+    rows = {line.split("|")[1].strip(): line.split("|") for line in capsys.readouterr().out.splitlines()[2:]}
+    assert rows["val"][6].strip() == "0/1" and rows["val"][3] == rows["val"][4]
+    assert rows["val light smooth"][6].strip() == "1/1"
+    assert float(rows["val light smooth"][4]) > float(rows["val light smooth"][3]) + 1.0

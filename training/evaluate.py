@@ -220,9 +220,10 @@ def _evaluate(cfg: EvalConfig, restorer: Any, log: Callable[[str], None] | None)
             for row, fn in _DIRECT.items():
                 m = fn(jpeg)
                 mask_sums[qf][row] += (miou(m, gt), boundary_fscore(m, gt))
-            # The paper's method as published: without the pipeline's JPEG-consistency step
-            # (benchmarks/jpeg_consistency.py measures that step on its own).
-            paper = dict(qf=qf, jpeg_consistency=False)
+            # The paper's method as published: without the pipeline's JPEG-consistency step and
+            # ink normalization (benchmarks/jpeg_consistency.py and benchmarks/ink_normalization.py
+            # measure those on their own).
+            paper = dict(qf=qf, jpeg_consistency=False, normalize_ink=False)
             base = restorer.restore(jpeg, RestoreOptions(mask="none", threshold=False, **paper)).image
             thr = restorer.restore(jpeg, RestoreOptions(mask="none", threshold=True, theta=cfg.theta, **paper)).image
             fw = restorer.restore(jpeg, RestoreOptions(mask="learnt", threshold=False, return_mask=True, **paper))
