@@ -76,9 +76,9 @@ def test_restorer_auto_uses_onnxruntime_for_fp32_cpu_and_matches_torch(models):
     assert {m["engine"] for m in info["models"].values()} == {"onnxruntime"}
     torch_r = Restorer(mask, fw, base, device="cpu", precision="fp32", engine="torch")
     assert {m["engine"] for m in torch_r.info()["models"].values()} == {"torch"}
-    for opts in (RestoreOptions(tile=64, overlap=16), RestoreOptions(mask="none")):
+    for base_opts in (RestoreOptions(tile=64, overlap=16), RestoreOptions(mask="none")):
         for threshold in (False, True):
-            opts = dataclasses.replace(opts, threshold=threshold)
+            opts = dataclasses.replace(base_opts, threshold=threshold)
             a = ort_r.restore(img, opts)
             b = torch_r.restore(img, opts)
             if a.mask is not None:
