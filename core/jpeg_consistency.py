@@ -24,6 +24,7 @@ the position of the 8x8 grid have to be read back from the decoded pixels.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -134,30 +135,37 @@ def recover_coefficients(
     iterations = RECOVER_ITERATIONS if iterations is None else iterations
     q = torch.as_tensor(table, dtype=torch.float32)
     q = q.reshape(*q.shape[:-2], 64)
-    hi, lo = pixels >= 255, pixels <= 0
+    # Pixels centred on 0 (the JPEG level shift). A pixel at 255 may stand for any value from 255
+    # up, one at 0 for any value down to 0, every other pixel for itself: a re-decoding is clamped
+    # into those bounds.
+    centred = pixels - 128
+    lower = torch.where(pixels <= 0, -math.inf, centred)
+    upper = torch.where(pixels >= 255, math.inf, centred)
+    k = torch.round(dct8(centred) / q)
     if q.dim() > 1:  # many tables at once (the search): every block, every round
-        z = pixels
         for _ in range(iterations):
-            k = torch.round(dct8(z - 128) / q)
-            r = idct8(k * q) + 128
-            z = torch.where(hi, torch.maximum(r, pixels), torch.where(lo, torch.minimum(r, pixels), pixels))
-        k = torch.round(dct8(z - 128) / q)
+            k = torch.round(dct8(torch.clamp(idct8(k * q), lower, upper)) / q)
     else:  # one table: only blocks with clipped pixels can change, and only until k settles
-        k = torch.round(dct8(pixels - 128) / q)
-        todo = torch.nonzero((hi | lo).flatten(0, -2).any(-1)).flatten()
-        kf, pf, hf, lf = k.view(-1, 64), pixels.reshape(-1, 64), hi.reshape(-1, 64), lo.reshape(-1, 64)
+        todo = torch.nonzero(((pixels >= 255) | (pixels <= 0)).flatten(0, -2).any(-1)).flatten()
+        kf, lf, uf = k.view(-1, 64), lower.reshape(-1, 64), upper.reshape(-1, 64)
         for _ in range(iterations):
             if todo.numel() == 0:
                 break
-            p, kk = pf[todo], kf[todo]
-            r = idct8(kk * q) + 128
-            z = torch.where(hf[todo], torch.maximum(r, p), torch.where(lf[todo], torch.minimum(r, p), p))
-            kn = torch.round(dct8(z - 128) / q)
+            kk = kf[todo]
+            kn = torch.round(dct8(torch.clamp(idct8(kk * q), lf[todo], uf[todo])) / q)
             kf[todo] = kn
             todo = todo[(kn != kk).any(-1)]
     rec = (idct8(k * q) + 128).round().clamp(0, 255)
     ok = ((rec - pixels).abs() <= TOLERANCE).all(-1)
     return k, ok
+
+
+@functools.lru_cache(maxsize=1)
+def _ijg_tables() -> tuple[dict[int, np.ndarray], torch.Tensor]:
+    """The IJG tables the search tries, by quality, and stacked ``(T, 1, 8, 8)`` (built once)."""
+    tables = {qf: ijg_table(qf).reshape(8, 8) for qf in range(1, MAX_QF + 1)}
+    stack = torch.as_tensor(np.stack(list(tables.values())), dtype=torch.float32)
+    return tables, stack[:, None]
 
 
 def _phase_by_blockiness(gray: np.ndarray) -> tuple[int, int]:
@@ -208,8 +216,7 @@ def find_jpeg_grid(
             raise ValueError("quantization steps must be >= 1")
         candidates = [given] if np.array_equal(given, given.T) else [given, given.T]
     else:
-        tables = {qf: ijg_table(qf).reshape(8, 8) for qf in range(1, MAX_QF + 1)}
-        stack = torch.as_tensor(np.stack(list(tables.values())), dtype=torch.float32)
+        tables, stack = _ijg_tables()
     tried = set()
     for phase in [(0, 0), None]:  # the usual case first: a layer decoded from a file as is
         dy, dx = phase if phase is not None else _phase_by_blockiness(gray)
@@ -228,7 +235,7 @@ def find_jpeg_grid(
             standard = bool(np.array_equal(t.reshape(-1), ijg_table(qf)))
             return JpegGrid(qf=qf, table=t, dy=dy, dx=dx, reproduced=score, standard=standard)
         # Every table on a few blocks with a few rounds, then the best two on all of the sample.
-        _, ok = recover_coefficients(blocks[:48], stack[:, None], iterations=2)
+        _, ok = recover_coefficients(blocks[:48], stack, iterations=2)
         coarse = sorted(zip(ok.float().mean(1).tolist(), tables), reverse=True)
         scored = [(float(recover_coefficients(blocks, tables[qf])[1].float().mean()), qf) for _, qf in coarse[:2]]
         score = max(s for s, _ in scored)
@@ -237,7 +244,7 @@ def find_jpeg_grid(
         # An image quantized at QF q may also fit a table whose steps divide q's: take the
         # coarsest (lowest QF) of those that fit as well as the best.
         qf = min(q for s, q in scored if s >= score - 0.01)
-        return JpegGrid(qf=qf, table=tables[qf], dy=dy, dx=dx, reproduced=score)
+        return JpegGrid(qf=qf, table=tables[qf].copy(), dy=dy, dx=dx, reproduced=score)
     return None
 
 
@@ -297,7 +304,7 @@ def make_consistent(
             if todo.numel() == 0:
                 break
             yt = y[todo]
-            yn = (idct8(torch.maximum(torch.minimum(dct8(yt - 128), hi[todo]), lo[todo])) + 128).clamp_(0, 255)
+            yn = (idct8(torch.clamp(dct8(yt - 128), lo[todo], hi[todo])) + 128).clamp_(0, 255)
             if white is not None:
                 yn = yn.masked_fill_(white[todo], 255.0)
             y[todo] = yn
@@ -305,7 +312,7 @@ def make_consistent(
         # Where the mask calls a line pixel paper, no block both is white there and fits the
         # JPEG: the projections then stop short of each other, and the block is left as it was.
         c = dct8(y - 128)
-        gap = (c - torch.maximum(torch.minimum(c, hi), lo)).norm(dim=1)
+        gap = (c - torch.clamp(c, lo, hi)).norm(dim=1)
         y = torch.where((gap <= MAX_GAP)[:, None], y, y0)
         y_all[idx] = y / 255.0
     restored[rows, cols] = _unblocks(y_all.reshape(nby, nbx, 64))
