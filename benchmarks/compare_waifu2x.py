@@ -613,7 +613,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the light-line variant")
     p.add_argument("--torch-waifu2x", action="store_true",
                    help="also time waifu2x's graph in torch (benchmarks/waifu2x_torch.py)")
-    p.add_argument("--fast", action="store_true", help="ours with the shipped fast pair (mask_fast, restore_fast)")
+    p.add_argument("--fast", action="store_true",
+                   help="ours with the shipped fast pair (restore_fast with the default mask network)")
     p.add_argument("--mask", help="our mask model file (default: shipped weights; each of these three files "
                    "replaces only its own role)")
     p.add_argument("--restore", help="our framework backbone file (default: shipped weights)")

@@ -124,7 +124,7 @@ def test_missing_default_weights_exit_2(inputs, tmp_path, monkeypatch, capsys):
     rc = main(["restore", str(inputs / "gray.png"), "-o", str(tmp_path / "o"), "-q"])
     assert rc == 2
     err = capsys.readouterr().err
-    assert "mask_default.safetensors" in err and "python -m training" in err
+    assert "mask_fast.safetensors" in err and "python -m training" in err
 
 
 def test_name_clashes_and_overwriting_inputs_are_refused(inputs, models, tmp_path, capsys):
