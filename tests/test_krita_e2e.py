@@ -171,7 +171,7 @@ def _wait_for_x_socket(xvfb: subprocess.Popen, number: int, log: Path, timeout: 
 @contextlib.contextmanager
 def _xvfb(tmp_path: Path):
     """An Xvfb server on a display number it picks itself (``-displayfd``), so parallel test runs
-    cannot race for the same display the way ``xvfb-run -a`` can. Yields ``":N"``."""
+    cannot race for the same display the way ``xvfb-run -a`` can. Yields ``(":N", process)``."""
     read_fd, write_fd = os.pipe()
     with open(tmp_path / "xvfb.log", "wb") as log:
         xvfb = subprocess.Popen(
@@ -192,7 +192,7 @@ def _xvfb(tmp_path: Path):
         if not number.strip().isdigit():
             pytest.fail(f"Xvfb did not start: {(tmp_path / 'xvfb.log').read_text()[-2000:]}")
         _wait_for_x_socket(xvfb, int(number), tmp_path / "xvfb.log")
-        yield f":{number.strip().decode()}"
+        yield f":{number.strip().decode()}", xvfb
     finally:
         os.close(read_fd)
         xvfb.terminate()
@@ -296,6 +296,27 @@ def test_restore_in_krita(pykrita, server_url, tmp_path):
     assert (out / "f32_layer0.bin").read_bytes() == wantf
 
 
+def _run_krita_gui(env: dict, work: Path, result: Path) -> tuple[str, str, str]:
+    """Krita's GUI on a fresh Xvfb display until the harness writes ``result`` or Krita exits;
+    returns (Krita's output, the display, what became of Xvfb)."""
+    work.mkdir()
+    log_path = work / "krita.log"
+    with _xvfb(work) as (display, xvfb), open(log_path, "wb") as log_file:
+        proc = subprocess.Popen(["krita", "--nosplash"], env=dict(env, DISPLAY=display), stdout=log_file,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        # A first start builds Krita's resource database (see _data_home): allow for a busy machine.
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline and proc.poll() is None and not result.exists():
+            time.sleep(0.5)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, 9)
+            proc.wait(10)
+        xvfb_state = "running" if xvfb.poll() is None else f"exited with {xvfb.returncode}"
+    return log_path.read_text("utf-8", "replace"), display, xvfb_state
+
+
 def test_filter_menu_and_dialog(pykrita, server_url, tmp_path):
     """Krita's GUI under Xvfb: the action is in the Filter menu, the dialog opens from it, and
     pressing Restore adds the layers. Saves the dialog screenshot (to $KRITA_SCREENSHOT_DIR too,
@@ -322,23 +343,19 @@ def test_filter_menu_and_dialog(pykrita, server_url, tmp_path):
                HOME=str(tmp_path))
     env.pop("QT_QPA_PLATFORM", None)
     env.pop("WAYLAND_DISPLAY", None)
-    log_path = tmp_path / "krita.log"
-    with _xvfb(tmp_path) as display, open(log_path, "wb") as log_file:
-        env["DISPLAY"] = display
-        proc = subprocess.Popen(["krita", "--nosplash"], env=env, stdout=log_file, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        result = out / "result.json"
-        # A first start builds Krita's resource database (see _data_home): allow for a busy machine.
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline and proc.poll() is None and not result.exists():
-            time.sleep(0.5)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-            proc.wait(10)
-    log = log_path.read_text("utf-8", "replace")
-    assert result.exists(), f"the harness wrote no result; Krita's output:\n{log[-4000:]}"
+    result = out / "result.json"
+    log, failures = "", []
+    for attempt in (1, 2):
+        log, display, xvfb_state = _run_krita_gui(env, tmp_path / f"try{attempt}", result)
+        if result.exists() or "could not connect to display" not in log:
+            break
+        # Seen twice in full-suite runs on one machine (never when the test ran alone): Krita's
+        # Qt could not open the fresh Xvfb display. That is the X server, not the plug-in, so
+        # the run is repeated once on a new display, and both failures are reported if it recurs.
+        failures.append(f"attempt {attempt}: Xvfb on {display} {xvfb_state} when Krita ended")
+    x_env = {k: v for k, v in env.items() if k.startswith(("X", "QT_", "DISPLAY"))}
+    assert result.exists(), (f"the harness wrote no result ({'; '.join(failures) or f'Xvfb {xvfb_state}'}); "
+                             f"X/Qt environment {x_env}; Krita's output:\n{log[-4000:]}")
     r = json.loads(result.read_text())
     assert "exception" not in r and "timeout" not in r, (r, log[-3000:])
 
