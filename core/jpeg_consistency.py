@@ -52,8 +52,9 @@ MAX_GAP = 4.0
 #: Blocks per chunk in the projection (memory: about 2 KiB per block).
 _CHUNK = 16384
 #: Block rows per band: the projection copies a band's pixels (about 12 bytes per pixel), not
-#: the whole image's (at 8192² that whole-image copy had raised the pipeline's peak RSS from 1.9
-#: to 2.7 GB). Blocks are independent, so the bands give the same result as one pass.
+#: the whole image's (at 8192² the pipeline peaked at 2697 MB with the whole-image copy, 2126 MB
+#: in bands: ``benchmarks/bench_pipeline.py --parts 8192``). Blocks are independent, so the bands
+#: give the same result as one pass.
 _BAND_BLOCK_ROWS = 128
 
 
