@@ -613,6 +613,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the light-line variant")
     p.add_argument("--torch-waifu2x", action="store_true",
                    help="also time waifu2x's graph in torch (benchmarks/waifu2x_torch.py)")
+    p.add_argument("--ensemble", type=int, default=1, choices=[1, 2, 4, 8],
+                   help="ours with the self-ensemble over this many flips and turns (default: 1, off)")
     p.add_argument("--fast", action="store_true",
                    help="ours with the shipped fast pair (restore_fast with the default mask network)")
     p.add_argument("--mask", help="our mask model file (default: shipped weights; each of these three files "
@@ -765,7 +767,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 4-5: ours, and (optionally) waifu2x's graph in torch. Both are timed on each input in turn,
     # best of --repeat runs, so that load from other processes hurts them alike.
-    opts = RestoreOptions()
+    opts = RestoreOptions(ensemble=args.ensemble)
     first = next(iter(jpegs.values()))
     timed = {OURS: lambda j: restorer.restore(j, opts)}
     agreement: dict[str, int] = {}
@@ -837,7 +839,7 @@ def main(argv: list[str] | None = None) -> int:
     env_line = (
         f"CPU: {_cpu_name()}, {args.threads} thread(s) for every method; load average "
         f"{load_start[0]:.1f} at the start, {load_end[0]:.1f} at the end. Ours: {models}, precision "
-        f"{info['precision']}, engine {engines}. waifu2x {w2x.get('waifu2x')} / chainer {w2x.get('chainer')}"
+        f"{info['precision']}, engine {engines}{f', self-ensemble of {args.ensemble}' if args.ensemble > 1 else ''}. waifu2x {w2x.get('waifu2x')} / chainer {w2x.get('chainer')}"
         f"{_chainer_load(w2x)}. "
         f"{len(clean)} crops of up to {args.crop} px ({per_set}), QF {', '.join(map(str, args.qf))}."
     )

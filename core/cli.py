@@ -113,6 +113,9 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
                    help="restore a drawing in flat light ink (light pen, faded scan) stretched to full "
                         "contrast and scale it back; drawings with darker lines or grainy pencil are left "
                         "as they are (default: on)")
+    o.add_argument("--ensemble", type=int, default=1, choices=[1, 2, 4, 8],
+                   help="self-ensemble: run the networks on this many flips and turns of the image and "
+                        "average them; about that many times slower, more exact (default: 1, off)")
     o.add_argument("--theta", type=int, default=DEFAULT_THETA, metavar="0-255", help=f"threshold level, on the 8-bit scale (default: {DEFAULT_THETA})")
     o.add_argument("--qf", default="auto", metavar="1-100|auto",
                    help="JPEG quality hint for non-blind models; auto reads it from each JPEG's quantisation "
@@ -241,7 +244,7 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     base = dict(
         mask=args.mask, threshold=args.threshold, theta=args.theta, background=args.background,
         return_mask=args.save_mask, tile=args.tile, overlap=args.overlap, model=args.model,
-        jpeg_consistency=args.jpeg_consistency, normalize_ink=args.normalize_ink,
+        jpeg_consistency=args.jpeg_consistency, normalize_ink=args.normalize_ink, ensemble=args.ensemble,
     )
     RestoreOptions(**base, qf=None if qf == "auto" else qf)  # validate before loading models
     restorer = _load_restorer(args, args.mask)

@@ -391,6 +391,7 @@ class RestoreServer:
             jpeg_consistency=opts.jpeg_consistency,
             jpeg_table=tuple(opts.jpeg_table) if opts.jpeg_table is not None else None,
             normalize_ink=opts.normalize_ink,
+            ensemble=opts.ensemble,
         )
 
     def _on_restore(self, conn: _Connection, msg: protocol.Restore) -> None:

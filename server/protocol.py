@@ -49,6 +49,7 @@ __all__ = [
     "PROTOCOL_VERSION",
     "DEFAULT_PORT",
     "MAX_ID_LENGTH",
+    "ENSEMBLE_SIZES",
     "PixelFormat",
     "FormatInfo",
     "FORMAT_INFO",
@@ -85,6 +86,8 @@ DEFAULT_PORT = 8765
 MAX_ID_LENGTH = 64
 _MAX_TEXT = 4096  # longest free-text field (messages, notes, client names)
 _MAX_NAME = 128  # longest model name
+#: Self-ensemble sizes a restore request may ask for (``Options.ensemble``; as core.ensemble.SIZES).
+ENSEMBLE_SIZES = (1, 2, 4, 8)
 
 
 class _StrEnum(str, enum.Enum):
@@ -258,6 +261,8 @@ class Options:
             checks that it reproduces the pixels and goes without it when it does not.
         normalize_ink: restore a drawing in flat light ink at full contrast and scale it back
             (``core.ink``); layers with darker lines, or grainy ones, are left as they are.
+        ensemble: self-ensemble size, one of :data:`ENSEMBLE_SIZES`: the networks run on that many
+            flips and turns of the layer and are averaged (1 = off); that many times slower.
     """
 
     mask: MaskMethod = MaskMethod.LEARNT
@@ -270,8 +275,14 @@ class Options:
     jpeg_consistency: bool = True
     jpeg_table: list[int] | None = None
     normalize_ink: bool = True
+    ensemble: int = 1
 
     def check(self) -> None:
+        if self.ensemble not in ENSEMBLE_SIZES:
+            raise ProtocolError(
+                ErrorCode.INVALID_OPTION,
+                f"ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))}, got {self.ensemble}",
+            )
         if not 0 <= self.theta <= 255:
             raise ProtocolError(ErrorCode.INVALID_OPTION, f"theta must be in 0..255, got {self.theta}")
         if self.qf is not None and not 1 <= self.qf <= 100:
@@ -560,6 +571,7 @@ def options_schema(
         "jpeg_consistency": {"type": "bool", "default": Options.jpeg_consistency},
         "jpeg_table": {"type": "list[int]|nil", "default": None, "length": 64, "min": 1, "max": 65535},
         "normalize_ink": {"type": "bool", "default": Options.normalize_ink},
+        "ensemble": {"type": "int", "default": Options.ensemble, "choices": list(ENSEMBLE_SIZES)},
     }
     if models is not None:
         schema["model"]["choices"] = [str(m) for m in models]

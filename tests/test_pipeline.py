@@ -186,11 +186,39 @@ def test_threshold_post_process(restorer):
 @pytest.mark.parametrize(
     "kwargs",
     [dict(mask="magic"), dict(theta=300), dict(theta=2.5), dict(qf=0), dict(qf=101), dict(background="black"),
-     dict(tile=16), dict(overlap=-1), dict(threshold="yes")],
+     dict(tile=16), dict(overlap=-1), dict(threshold="yes"), dict(ensemble=3), dict(ensemble=True),
+     dict(ensemble=2.0)],
 )
 def test_invalid_options(kwargs):
     with pytest.raises(InvalidOptionError):
         RestoreOptions(**kwargs)
+
+
+@pytest.mark.parametrize("mask", ["learnt", "otsu", "none"])
+def test_self_ensemble_runs_every_network_on_each_turn(restorer, mask, monkeypatch):
+    """ensemble=8 on a non-square layer: each network is called once per transform (quarter turns
+    swap height and width), the result keeps the layer's shape and differs from ensemble=1 (the
+    random test networks are far from symmetric), and the notes say so."""
+    from core.pipeline import _Runner
+
+    img = drawing(56, 88, seed=7)
+    one = restorer.restore(img, RestoreOptions(mask=mask, jpeg_consistency=False))  # networks prepared
+    calls = []
+    real_call = _Runner.__call__
+
+    def counting(self, x, *rest):
+        calls.append(tuple(x.shape[-2:]))
+        return real_call(self, x, *rest)
+
+    monkeypatch.setattr(_Runner, "__call__", counting)
+    eight = restorer.restore(img, RestoreOptions(mask=mask, jpeg_consistency=False, ensemble=8))
+    assert eight.image.shape == one.image.shape == img.shape and eight.image.dtype == np.uint8
+    networks = 2 if mask == "learnt" else 1
+    assert len(calls) == 8 * networks
+    assert sorted(set(calls)) == sorted({(56, 88), (88, 56)})
+    assert not np.array_equal(eight.image, one.image)
+    assert any("self-ensemble" in n and "8" in n for n in eight.notes)
+    assert not any("self-ensemble" in n for n in one.notes)
 
 
 def test_options_from_dict():
@@ -363,10 +391,10 @@ def test_out_of_memory_halves_the_tile_then_gives_up(restorer, monkeypatch):
     real = Restorer._backbone_call
     limit = [256]
 
-    def call(self, r, x, mask_u8, qf):
+    def call(self, r, x, mask_u8, qf, n=1):
         if max(x.shape[-2:]) > limit[0]:
             raise torch.OutOfMemoryError("simulated: tile too large for this device")
-        return real(self, r, x, mask_u8, qf)
+        return real(self, r, x, mask_u8, qf, n)
 
     monkeypatch.setattr(Restorer, "_backbone_call", call)
     res = restorer.restore(img, RestoreOptions(tile=512))

@@ -140,6 +140,9 @@ def test_byte_count_must_match_width_height_and_channels():
         ({"jpeg_table": [70000] * 64}, "1..65535"),
         ({"jpeg_table": [True] * 64}, "a list of integers"),
         ({"jpeg_table": b"\x10" * 64}, "a list of integers"),
+        ({"ensemble": 3}, "ensemble"),
+        ({"ensemble": True}, "ensemble"),
+        ({"ensemble": "8"}, "ensemble"),
     ],
 )
 def test_bad_or_unknown_options_are_invalid_option(options, words):

@@ -192,6 +192,7 @@ FORMATS = [
     ("graya16", 2, np.uint16, {"background": "transparent", "qf": 30}, "graya16"),
     ("rgb16", 3, np.uint16, {"mask": "otsu_d", "theta": 240}, "rgb16"),
     ("rgba16", 4, np.uint16, {"background": "transparent"}, "rgba16"),
+    ("gray8", 1, np.uint8, {"ensemble": 4}, "gray8"),
 ]
 
 
