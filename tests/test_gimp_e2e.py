@@ -13,6 +13,7 @@ Set ``LINEART_GIMP_REQUIRED=1`` (CI does) to make that a failure instead.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -140,7 +141,7 @@ def _cases(url: str) -> list[dict]:
          "args": {"server": url, "mask-method": "agt", "threshold": 240, "background": "transparent",
                   "mask-layer": False}},
         {"name": "grayfloat", "file": GRAY_JPEG, "read": "Y' u16", "wire": "gray16", "precision": "FLOAT_LINEAR",
-         "args": {"server": url, "mask-method": "learnt", "threshold": 255, "mask-layer": True}},
+         "args": {"server": url, "mask-method": "learnt", "threshold": 255, "mask-layer": True, "quality": "x2"}},
         {"name": "down", "file": GRAY_JPEG, "read": "Y' u8", "wire": "gray8",
          "args": {"server": down, "mask-method": "otsu"}},
     ]
@@ -157,7 +158,7 @@ def _run_gimp(chroot: Path, cases: list[dict], interactive: bool = False) -> dic
     inside = Path("/") / work.relative_to(chroot)
     try:
         installer.install(work / "profile", say=lambda s: None)
-        for name in ("gimp_batch.py", "interactive.sh"):
+        for name in ("gimp_batch.py", "interactive.sh", "screenshot.py"):
             shutil.copy(REPO / "tests" / "gimp" / name, work / name)
         (work / "out").mkdir()
         spec_cases = []
@@ -189,8 +190,9 @@ def _run_gimp(chroot: Path, cases: list[dict], interactive: bool = False) -> dic
         for name, rec in by_name.items():
             assert "exception" not in rec, f"case {name}:\n{rec['exception']}"
         raw = {p.name: p.read_bytes() for p in (work / "out").glob("*.raw")}
+        pictures = {p.name: p.read_bytes() for p in (work / "out").glob("*.png")}
         return {"report": report, "cases": {c["name"]: c for c in cases}, "records": by_name, "raw": raw,
-                "seconds": seconds, "log": proc.stderr + logs}
+                "pictures": pictures, "seconds": seconds, "log": proc.stderr + logs}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -228,7 +230,7 @@ def test_procedure_is_registered_with_menu_and_arguments(gimp_run):
     assert proc["menu_paths"] == ["<Image>/Filters/Enhance"]
     assert proc["image_types"] == "RGB*, GRAY*"
     assert proc["arguments"] == ["run-mode", "image", "drawables", "server", "mask-method", "threshold",
-                                 "background", "mask-layer"]
+                                 "background", "mask-layer", "quality"]
     assert gimp_run["report"]["gimp_version"].startswith("3.")
 
 
@@ -331,3 +333,13 @@ def test_interactive_dialog_ok_restores(chroot, server_url):
     assert rec["source_unchanged"]
     expected = _direct(server_url, case, source, w, h)  # the dialog kept the pre-filled values
     assert raw["interactive-1.raw"] == expected.data and raw["interactive-2.raw"] == expected.mask
+    # the picture of the dialog taken before OK (set $GIMP_SCREENSHOT_DIR to keep it: that is how
+    # docs/img/gimp_dialog.png is made)
+    shot = run["pictures"].get("dialog.png")
+    assert shot, f"no picture of the dialog:\n{run['log'][-2000:]}"
+    with Image.open(io.BytesIO(shot)) as im:
+        assert im.width > 200 and im.height > 150 and len(np.unique(np.asarray(im.convert("L")))) > 8
+    target = os.environ.get("GIMP_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        (Path(target) / "gimp_dialog.png").write_bytes(shot)

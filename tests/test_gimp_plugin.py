@@ -134,6 +134,8 @@ def test_choices_match_the_protocol_enums():
     assert [n for n, _ in specs["mask-method"].choices] == [str(m) for m in protocol.MaskMethod]
     assert [n for n, _ in specs["background"].choices] == [str(b) for b in protocol.Background]
     assert specs["threshold"].default == protocol.Options.theta
+    passes = [settings.QUALITY_PASSES[n] for n, _ in specs["quality"].choices]
+    assert passes == list(protocol.ENSEMBLE_SIZES) and passes[0] == protocol.Options.ensemble
     for spec in settings.ARGUMENTS:  # GParamSpec names: lower case, digits and dashes
         assert spec.name.replace("-", "").isalnum() and spec.name == spec.name.lower()
 
@@ -153,6 +155,9 @@ def test_settings_from_arguments():
     assert s == Settings("ws://127.0.0.1:1234", "otsu_d", 255, "transparent", True)
     o = s.options()
     assert o["threshold"] is False and o["return_mask"] is True  # 255 turns the snap off
+    assert "ensemble" not in o  # a one-pass run is understood by servers older than the option
+    best = Settings.from_arguments({"quality": "x4"}).options()
+    assert protocol.parse_options(best).ensemble == 4
 
 
 @pytest.mark.parametrize(
@@ -163,6 +168,7 @@ def test_settings_from_arguments():
         ({"threshold": 256}, r"threshold must be in 0\.\.255"),
         ({"threshold": 2.5}, "threshold must be an integer"),
         ({"thresold": 3}, "unknown argument"),
+        ({"quality": "x3"}, "quality must be one of"),
         ({"server": "gopher://x"}, "scheme"),
     ],
 )

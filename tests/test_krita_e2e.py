@@ -341,11 +341,13 @@ def test_filter_menu_and_dialog(pykrita, server_url, tmp_path):
     assert "Restore JPEG Line Art..." in r["filter_menu"] and r["action_in_filter_menu"], r.get("filter_menu")
     assert r["dialog_status"].startswith("Connected: server")
     assert "learnt" in r["dialog_masks"] and r["dialog_models"][0] == "(server default)"
+    assert r["dialog_quality"] == [1, 2, 4, 8]  # the sizes the server's welcome lists
     assert r["screenshot_saved"] and shot.stat().st_size > 2000
     name = "Background"
     assert r["layers"][:3] == [name, f"{name} restored", f"{name} line mask"]
     assert r["source_unchanged"]
     assert r["settings_saved"] == "true"  # the ticked box was remembered in kritarc
+    assert r["ensemble_saved"] == "2"  # and so was the quality picked
     assert "added" in r["status_bar"]
     # each new layer is one undo step; undoing both leaves the document as it was
     assert r["layers_after_one_undo"] == [name, f"{name} restored"]

@@ -11,11 +11,12 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from krita_plugin.lineart_restore import pixels
-from krita_plugin.lineart_restore.connection import options_for, plugin_error
+from krita_plugin.lineart_restore.connection import _info, options_for, plugin_error
 from krita_plugin.lineart_restore.editor import LayerKind, SelectionInfo
 from krita_plugin.lineart_restore.errors import PluginError
 from krita_plugin.lineart_restore.geometry import (
@@ -165,7 +166,7 @@ def test_settings_round_trip_through_the_store():
     store = SettingsStore(backend)
     assert store.load() == Settings().check()
     chosen = Settings(server="ws://127.0.0.1:9001", model="fbcnn", mask_method="otsu_d", threshold=False,
-                      theta=240, background="transparent", add_mask_layer=True)
+                      theta=240, background="transparent", add_mask_layer=True, ensemble=4)
     store.save(chosen)
     assert all(isinstance(v, str) for v in backend.values.values())
     assert SettingsStore(backend).load() == chosen
@@ -173,9 +174,10 @@ def test_settings_round_trip_through_the_store():
 
 def test_bad_stored_values_fall_back_field_by_field():
     backend = MemoryBackend({"theta": "300", "threshold": "maybe", "background": "pink",
-                             "server": "127.0.0.1:9100", "mask_method": "agt"})
+                             "server": "127.0.0.1:9100", "mask_method": "agt", "ensemble": "3"})
     s = SettingsStore(backend).load()
     assert s.theta == Settings.theta and s.threshold is True and s.background == "white"
+    assert s.ensemble == 1
     assert s.server == "ws://127.0.0.1:9100" and s.mask_method == "agt"
 
 
@@ -200,6 +202,24 @@ def test_options_are_valid_protocol_options():
     assert (opts.mask, opts.threshold, opts.theta, opts.background, opts.return_mask, opts.model) == (
         protocol.MaskMethod.OTSU, False, 200, protocol.Background.TRANSPARENT, True, None)
     assert protocol.parse_options(options_for(Settings(model="m1"))).model == "m1"
+    assert "ensemble" not in options_for(Settings())  # a plain run is understood by older servers
+    assert protocol.parse_options(options_for(Settings(ensemble=4))).ensemble == 4
+
+
+@pytest.mark.parametrize("value", [3, 0, True, "4"])
+def test_bad_ensemble_sizes_are_refused(value):
+    with pytest.raises(ValueError, match="passes"):
+        Settings(ensemble=value).check()
+
+
+def test_server_info_reads_the_ensemble_sizes_from_the_welcome():
+    def welcome(options):
+        return SimpleNamespace(options=options, models=["m"], device="cpu", server_version="1", formats=[])
+
+    schema = protocol.options_schema()
+    assert _info("ws://h:1", welcome(schema)).ensemble_sizes == [1, 2, 4, 8]
+    older = {k: v for k, v in schema.items() if k != "ensemble"}
+    assert _info("ws://h:1", welcome(older)).ensemble_sizes == [1]
 
 
 # --------------------------------------------------------------------------------------------------

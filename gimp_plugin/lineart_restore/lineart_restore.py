@@ -13,6 +13,8 @@ Arguments after run-mode/image/drawables (see ``lineart_gimp/settings.py``):
     threshold    int      0..255, near-white snap; 255 = off    (default 251)
     background   choice   white | transparent                   (default white)
     mask-layer   boolean  also add the line mask as a layer     (default false)
+    quality      choice   standard | x2 | x4 | x8: passes of the server's self-ensemble
+                                                                (default standard)
 
 A server started with ``--token`` needs the same secret in GIMP's environment variable
 ``LINEART_RESTORE_TOKEN``.

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 from .errors import PluginError, describe, server_down_message
 from .restore import Job, Outcome, ServerAnswer, run_on_server
-from .settings import MASK_METHODS, Settings
+from .settings import ENSEMBLE_SIZES, MASK_METHODS, Settings
 
 __all__ = ["load_client", "ServerInfo", "ServerSession", "options_for", "plugin_error"]
 
@@ -60,8 +60,10 @@ def load_client() -> tuple[Any, Any]:
 
 
 def options_for(settings: Settings) -> dict[str, Any]:
-    """The ``restore`` options (``server.protocol.Options`` fields) for the dialog's choices."""
-    return {
+    """The ``restore`` options (``server.protocol.Options`` fields) for the dialog's choices.
+    ``ensemble`` is sent only when above 1, so a plain run also works with servers older than
+    the option."""
+    options = {
         "mask": settings.mask_method,
         "threshold": bool(settings.threshold),
         "theta": int(settings.theta),
@@ -69,6 +71,9 @@ def options_for(settings: Settings) -> dict[str, Any]:
         "return_mask": bool(settings.add_mask_layer),
         "model": settings.model or None,
     }
+    if settings.ensemble > 1:
+        options["ensemble"] = int(settings.ensemble)
+    return options
 
 
 def _port_of(url: str) -> int | None:
@@ -112,13 +117,20 @@ class ServerInfo:
     device: str
     version: str
     formats: list[str] = field(default_factory=list)
+    #: Self-ensemble sizes the server takes; ``[1]`` for a server without the option.
+    ensemble_sizes: list[int] = field(default_factory=lambda: [1])
 
 
 def _info(url: str, welcome: Any) -> ServerInfo:
+    options = welcome.options or {}
     masks = list(MASK_METHODS)
-    mask_opt = (welcome.options or {}).get("mask")
+    mask_opt = options.get("mask")
     if isinstance(mask_opt, dict) and isinstance(mask_opt.get("choices"), list):
         masks = [str(m) for m in mask_opt["choices"]]
+    sizes = [1]
+    ensemble_opt = options.get("ensemble")
+    if isinstance(ensemble_opt, dict) and isinstance(ensemble_opt.get("choices"), list):
+        sizes = [n for n in ENSEMBLE_SIZES if n in ensemble_opt["choices"]] or [1]
     return ServerInfo(
         url=url,
         models=list(welcome.models),
@@ -126,6 +138,7 @@ def _info(url: str, welcome: Any) -> ServerInfo:
         device=welcome.device,
         version=welcome.server_version,
         formats=list(welcome.formats),
+        ensemble_sizes=sizes,
     )
 
 

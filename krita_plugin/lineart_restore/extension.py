@@ -112,7 +112,10 @@ class RestoreRun:
 
         def ok(info) -> None:
             dialog.show_server(
-                info.models, info.mask_methods, f"Connected: server {info.version} on {info.device}."
+                info.models,
+                info.mask_methods,
+                f"Connected: server {info.version} on {info.device}.",
+                info.ensemble_sizes,
             )
 
         def failed(exc, tb) -> None:

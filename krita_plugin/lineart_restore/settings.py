@@ -17,6 +17,7 @@ __all__ = [
     "DEFAULT_PORT",
     "MASK_METHODS",
     "BACKGROUNDS",
+    "ENSEMBLE_SIZES",
     "Settings",
     "SettingsBackend",
     "MemoryBackend",
@@ -34,6 +35,9 @@ DEFAULT_PORT = 8765  # server.protocol.DEFAULT_PORT
 MASK_METHODS = ("learnt", "otsu", "otsu_d", "agt", "none")
 #: What the restored layer's background becomes.
 BACKGROUNDS = ("white", "transparent")
+#: Self-ensemble sizes (passes over flipped and turned copies, averaged) a server may be asked
+#: for (``server.protocol.ENSEMBLE_SIZES``); 1 is a plain run.
+ENSEMBLE_SIZES = (1, 2, 4, 8)
 
 
 def normalize_server(text: str) -> str:
@@ -75,6 +79,7 @@ class Settings:
         theta: gray level 0..255 above which output pixels become white when ``threshold`` is on.
         background: "white" or "transparent" (the server makes the background transparent).
         add_mask_layer: also add a "<name> line mask" layer.
+        ensemble: one of :data:`ENSEMBLE_SIZES`; more passes are slower and more exact.
     """
 
     server: str = f"ws://127.0.0.1:{DEFAULT_PORT}"
@@ -84,6 +89,7 @@ class Settings:
     theta: int = 251
     background: str = "white"
     add_mask_layer: bool = False
+    ensemble: int = 1
 
     def check(self) -> "Settings":
         """Return a copy with ``server`` normalised; raise ``ValueError`` naming a bad field."""
@@ -94,6 +100,8 @@ class Settings:
             raise ValueError(f"the threshold level must be a whole number from 0 to 255, got {self.theta!r}")
         if self.background not in BACKGROUNDS:
             raise ValueError(f"background must be one of {BACKGROUNDS}, got {self.background!r}")
+        if isinstance(self.ensemble, bool) or self.ensemble not in ENSEMBLE_SIZES:
+            raise ValueError(f"the number of passes must be one of {ENSEMBLE_SIZES}, got {self.ensemble!r}")
         return replace(self, server=server, threshold=bool(self.threshold))
 
 

@@ -23,9 +23,9 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from .settings import MASK_METHODS, Settings
+from .settings import ENSEMBLE_SIZES, MASK_METHODS, Settings
 
-__all__ = ["RestoreDialog", "ProgressDialog", "MASK_LABELS"]
+__all__ = ["RestoreDialog", "ProgressDialog", "MASK_LABELS", "QUALITY_LABELS"]
 
 #: Words shown for the protocol's mask method names.
 MASK_LABELS = {
@@ -34,6 +34,13 @@ MASK_LABELS = {
     "otsu_d": "Otsu threshold, dilated",
     "agt": "Adaptive Gaussian threshold",
     "none": "No mask (plain restoration)",
+}
+#: Words shown for the self-ensemble sizes (time factors: README, *The self-ensemble*).
+QUALITY_LABELS = {
+    1: "Standard (one pass)",
+    2: "2 passes, mirrored",
+    4: "4 passes, mirrored and turned (about 3x the time)",
+    8: "8 passes, every flip and turn (about 6x the time)",
 }
 DEFAULT_MODEL_LABEL = "(server default)"
 
@@ -81,6 +88,14 @@ class RestoreDialog(QDialog):
         self._fill_masks(MASK_METHODS, settings.mask_method)
         form.addRow("Line mask:", self.mask)
 
+        self.quality = QComboBox()
+        self.quality.setToolTip(
+            "More passes restore the drawing several times, flipped and turned, and average the\n"
+            "results: a little more exact where the JPEG damage is mild, and that many times slower."
+        )
+        self._fill_quality(ENSEMBLE_SIZES, settings.ensemble)
+        form.addRow("Quality:", self.quality)
+
         self.threshold = QCheckBox("Snap near-white pixels to white above")
         self.threshold.setChecked(settings.threshold)
         self.theta = QSpinBox()
@@ -120,10 +135,21 @@ class RestoreDialog(QDialog):
         idx = self.mask.findData(current)
         self.mask.setCurrentIndex(idx if idx >= 0 else 0)
 
-    def show_server(self, models: list[str], masks: list[str], text: str) -> None:
-        """Fill the model and mask lists from a server's welcome and show ``text``."""
+    def _fill_quality(self, sizes, current: int) -> None:
+        self.quality.clear()
+        for n in sizes:
+            self.quality.addItem(QUALITY_LABELS.get(n, f"{n} passes"), n)
+        idx = self.quality.findData(current)
+        self.quality.setCurrentIndex(idx if idx >= 0 else 0)
+
+    def show_server(
+        self, models: list[str], masks: list[str], text: str, ensemble_sizes: list[int] | None = None
+    ) -> None:
+        """Fill the model, mask and quality lists from a server's welcome and show ``text``."""
         current_model = self.model.currentData() or ""
         current_mask = self.mask.currentData() or ""
+        if ensemble_sizes is not None:
+            self._fill_quality(ensemble_sizes or [1], self.quality.currentData() or 1)
         self.model.clear()
         self.model.addItem(DEFAULT_MODEL_LABEL, "")
         for name in models:
@@ -151,6 +177,7 @@ class RestoreDialog(QDialog):
             theta=self.theta.value(),
             background="transparent" if self.bg_transparent.isChecked() else "white",
             add_mask_layer=self.add_mask.isChecked(),
+            ensemble=int(self.quality.currentData() or 1),
         )
 
 

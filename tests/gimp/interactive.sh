@@ -3,7 +3,8 @@
 #
 # Starts Xvfb, runs gimp-console-3.0 whose batch script ($LR_BATCH) calls the plug-in in
 # INTERACTIVE mode, waits for the plug-in's dialog window (title "Restore JPEG Line Art"), then
-# presses Return in it (the OK button is the default) like a user would.
+# saves a picture of it (screenshot.py, to $LR_OUT/dialog.png), then presses Return in it (the OK
+# button is the default) like a user would.
 # Env: LR_BATCH (script path), LR_OUT (folder for logs), LR_DISPLAY (e.g. :77).
 # Exit status: GIMP's; 3 when the dialog never appeared.
 set -u
@@ -30,6 +31,7 @@ if [ -z "$window" ]; then
 fi
 echo "dialog window $window: $(xdotool getwindowname "$window")" >"$LR_OUT/driver.log"
 sleep 0.5
+python3 "$(dirname "$0")/screenshot.py" "$window" "$LR_OUT/dialog.png" >>"$LR_OUT/driver.log" 2>&1
 xdotool windowfocus --sync "$window" key --clearmodifiers Return >>"$LR_OUT/driver.log" 2>&1
 wait "$gimp"
 rc=$?

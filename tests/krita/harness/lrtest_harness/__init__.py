@@ -151,7 +151,9 @@ class Harness(Extension):
         self.report["dialog_models"] = [dialog.model.itemText(i) for i in range(dialog.model.count())]
         self.report["dialog_masks"] = [dialog.mask.itemData(i) for i in range(dialog.mask.count())]
         self.report["dialog_size"] = [dialog.width(), dialog.height()]
+        self.report["dialog_quality"] = [dialog.quality.itemData(i) for i in range(dialog.quality.count())]
         dialog.add_mask.setChecked(True)
+        dialog.quality.setCurrentIndex(dialog.quality.findData(2))
         QApplication.processEvents()
         self.report["screenshot_saved"] = dialog.grab().save(self.cfg["screenshot"], "PNG")
         self.later(100, self.press_restore)
@@ -172,6 +174,7 @@ class Harness(Extension):
         src = [n for n in nodes if n.name() == self.source_name][0]
         self.report["source_unchanged"] = bytes(src.pixelData(0, 0, doc.width(), doc.height())) == self.source_before
         self.report["settings_saved"] = Krita.instance().readSetting("lineart_restore", "add_mask_layer", "")
+        self.report["ensemble_saved"] = Krita.instance().readSetting("lineart_restore", "ensemble", "")
         status = Krita.instance().activeWindow().qwindow().statusBar().currentMessage()
         self.report["status_bar"] = status
         Krita.instance().activeWindow().qwindow().grab().save(os.path.join(self.cfg["out"], "window.png"), "PNG")
