@@ -115,7 +115,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
                         "as they are (default: on)")
     o.add_argument("--ensemble", type=int, default=1, choices=[1, 2, 4, 8],
                    help="self-ensemble: run the networks on this many flips and turns of the image and "
-                        "average them; about that many times slower, more exact (default: 1, off)")
+                        "average them; up to that many times slower, more exact (default: 1, off)")
     o.add_argument("--theta", type=int, default=DEFAULT_THETA, metavar="0-255", help=f"threshold level, on the 8-bit scale (default: {DEFAULT_THETA})")
     o.add_argument("--qf", default="auto", metavar="1-100|auto",
                    help="JPEG quality hint for non-blind models; auto reads it from each JPEG's quantisation "

@@ -153,7 +153,7 @@ class RestoreOptions:
             stretched to full contrast and scale the result back (:mod:`core.ink`). Layers with
             darker lines, grainy pencil or hairlines only are not changed by it.
         ensemble: self-ensemble size, 1 (off), 2, 4 or 8: run the networks on that many flips and
-            turns of each tile and average the results (:mod:`core.ensemble`); about that many
+            turns of each tile and average the results (:mod:`core.ensemble`); up to that many
             times slower, and more exact where the JPEG damage is mild (README, *Compared with
             waifu2x*).
     """

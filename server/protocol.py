@@ -262,7 +262,7 @@ class Options:
         normalize_ink: restore a drawing in flat light ink at full contrast and scale it back
             (``core.ink``); layers with darker lines, or grainy ones, are left as they are.
         ensemble: self-ensemble size, one of :data:`ENSEMBLE_SIZES`: the networks run on that many
-            flips and turns of the layer and are averaged (1 = off); that many times slower.
+            flips and turns of the layer and are averaged (1 = off); up to that many times slower.
     """
 
     mask: MaskMethod = MaskMethod.LEARNT

@@ -38,9 +38,9 @@ MASK_LABELS = {
 #: Words shown for the self-ensemble sizes (time factors: README, *The self-ensemble*).
 QUALITY_LABELS = {
     1: "Standard (one pass)",
-    2: "2 passes, mirrored",
-    4: "4 passes, mirrored and turned (about 3x the time)",
-    8: "8 passes, every flip and turn (about 6x the time)",
+    2: "2 passes, mirrored (about 1.8x the time)",
+    4: "4 passes, mirrored and turned (about 3.3x the time)",
+    8: "8 passes, every flip and turn (about 6.4x the time)",
 }
 DEFAULT_MODEL_LABEL = "(server default)"
 
@@ -91,7 +91,7 @@ class RestoreDialog(QDialog):
         self.quality = QComboBox()
         self.quality.setToolTip(
             "More passes restore the drawing several times, flipped and turned, and average the\n"
-            "results: a little more exact where the JPEG damage is mild, and that many times slower."
+            "results: a little more exact where the JPEG damage is mild, and up to that many times slower."
         )
         self._fill_quality(ENSEMBLE_SIZES, settings.ensemble)
         form.addRow("Quality:", self.quality)

@@ -45,9 +45,9 @@ BACKGROUND_CHOICES: tuple[tuple[str, str], ...] = (
 #: *The self-ensemble*.
 QUALITY_CHOICES: tuple[tuple[str, str], ...] = (
     ("standard", "Standard (one pass)"),
-    ("x2", "2 passes, mirrored"),
-    ("x4", "4 passes, mirrored and turned (about 3x the time)"),
-    ("x8", "8 passes, every flip and turn (about 6x the time)"),
+    ("x2", "2 passes, mirrored (about 1.8x the time)"),
+    ("x4", "4 passes, mirrored and turned (about 3.3x the time)"),
+    ("x8", "8 passes, every flip and turn (about 6.4x the time)"),
 )
 #: Passes for each quality nick.
 QUALITY_PASSES = {"standard": 1, "x2": 2, "x4": 4, "x8": 8}
@@ -93,7 +93,7 @@ ARGUMENTS: tuple[ArgSpec, ...] = (
             "Also add the line mask (white lines on black) as a hidden layer", False),
     ArgSpec("quality", "choice", "_Quality",
             "More passes restore flipped and turned copies and average them: a little more exact, "
-            "that many times slower", "standard", QUALITY_CHOICES),
+            "up to that many times slower", "standard", QUALITY_CHOICES),
 )
 
 
