@@ -71,6 +71,19 @@ def test_self_ensemble_is_more_exact_at_high_quality(restorer, clean):
     assert four > one + 0.05, (one, four)
 
 
+def test_self_ensemble_through_onnx_runtime_matches_torch(clean):
+    """The AVX2 path (ONNX Runtime, fp32) runs the turned copies too: a non-square crop, whose
+    quarter turns swap height and width, comes out as from torch in fp32."""
+    jpeg = jpeg_degrade(np.ascontiguousarray(clean[:, :152]), 20)
+    assert jpeg.shape[0] != jpeg.shape[1]
+    options = RestoreOptions(ensemble=8, return_mask=True)
+    torch_fp32 = Restorer.default(device="cpu", precision="fp32", engine="torch").restore(jpeg, options)
+    ort = Restorer.default(device="cpu", precision="fp32", engine="onnxruntime").restore(jpeg, options)
+    assert ort.image.shape == jpeg.shape
+    assert np.abs(ort.image.astype(int) - torch_fp32.image).max() <= 1
+    assert ort.mask is not None and np.array_equal(ort.mask, torch_fp32.mask)
+
+
 # ---- the fast pair (Restorer.default(fast=True), --fast) ----------------------------------------
 
 
