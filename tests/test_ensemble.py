@@ -48,3 +48,12 @@ def test_inputs_turn_together_and_none_passes_through():
 def test_other_sizes_are_refused(n):
     with pytest.raises(ValueError, match="ensemble size"):
         ensemble.mean_over(lambda t: (t, None), [torch.zeros(1, 1, 2, 2)], n)
+
+
+def test_the_protocol_and_the_plugins_offer_the_sizes_the_pipeline_takes():
+    """The protocol and the Krita plug-in keep their own copy of the sizes (neither imports core)."""
+    from krita_plugin.lineart_restore import settings as krita_settings
+    from server import protocol
+
+    assert protocol.ENSEMBLE_SIZES == krita_settings.ENSEMBLE_SIZES == ensemble.SIZES
+    assert protocol.options_schema()["ensemble"]["choices"] == list(ensemble.SIZES)
