@@ -613,7 +613,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the light-line variant")
     p.add_argument("--torch-waifu2x", action="store_true",
                    help="also time waifu2x's graph in torch (benchmarks/waifu2x_torch.py)")
-    p.add_argument("--ensemble", type=int, default=1, choices=[1, 2, 4, 8],
+    # choices: core.ensemble.SIZES, not imported here (it brings torch in at start-up)
+    p.add_argument("--ensemble", type=int, default=1, choices=(1, 2, 4, 8),
                    help="ours with the self-ensemble over this many flips and turns (default: 1, off)")
     p.add_argument("--fast", action="store_true",
                    help="ours with the shipped fast pair (restore_fast with the default mask network)")

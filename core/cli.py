@@ -113,7 +113,8 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
                    help="restore a drawing in flat light ink (light pen, faded scan) stretched to full "
                         "contrast and scale it back; drawings with darker lines or grainy pencil are left "
                         "as they are (default: on)")
-    o.add_argument("--ensemble", type=int, default=1, choices=[1, 2, 4, 8],
+    # choices: core.ensemble.SIZES, not imported here (it brings torch in at start-up)
+    o.add_argument("--ensemble", type=int, default=1, choices=(1, 2, 4, 8),
                    help="self-ensemble: run the networks on this many flips and turns of the image and "
                         "average them; up to that many times slower, more exact (default: 1, off)")
     o.add_argument("--theta", type=int, default=DEFAULT_THETA, metavar="0-255", help=f"threshold level, on the 8-bit scale (default: {DEFAULT_THETA})")

@@ -103,12 +103,10 @@ class JpegGrid:
     standard: bool = True
 
 
-def _blocks(img: np.ndarray | torch.Tensor, dy: int, dx: int) -> torch.Tensor:
-    """``(nby, nbx, 64)`` float32 copy of the full blocks of ``img`` on the grid (dy, dx)."""
-    if isinstance(img, torch.Tensor):
-        t = img.float()
-    else:
-        t = torch.from_numpy(np.array(img, dtype=np.float32))
+def _blocks(img: np.ndarray | torch.Tensor, dy: int, dx: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``(nby, nbx, 64)`` copy of the full blocks of ``img`` on the grid (dy, dx), as ``dtype``."""
+    t = img if isinstance(img, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(img))
+    t = t.to(dtype)
     h, w = t.shape
     nby, nbx = (h - dy) // 8, (w - dx) // 8
     t = t[dy : dy + 8 * nby, dx : dx + 8 * nbx]
@@ -281,7 +279,7 @@ def make_consistent(
     if nby == 0 or nbx == 0:
         return restored, 0.0
     q = torch.as_tensor(grid.table, dtype=torch.float32).reshape(64)
-    paper = None if paper is None else np.asarray(paper)
+    paper = None if paper is None else np.asarray(paper, dtype=bool)
     cols = slice(dx, dx + 8 * nbx)
     trusted = active = 0
     for b0 in range(0, nby, _BAND_BLOCK_ROWS):
@@ -303,8 +301,7 @@ def _project_band(
     px_all = px_all.reshape(-1, 64)
     y_all = _blocks(restored[rows, cols], 0, 0).reshape(-1, 64)
     if paper is not None:
-        white_all = torch.from_numpy(np.ascontiguousarray(paper[rows, cols]))
-        white_all = white_all.reshape(nby, 8, nbx, 8).permute(0, 2, 1, 3).reshape(-1, 64)
+        white_all = _blocks(paper[rows, cols], 0, 0, torch.bool).reshape(-1, 64)
         active = torch.nonzero(~white_all.all(1)).flatten()  # all-paper blocks stay white
     else:
         white_all = None

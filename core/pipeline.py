@@ -906,7 +906,7 @@ class Restorer:
         if skipped:
             notes.append(f"{skipped} of {len(plan)} tiles have no line pixel and were not run through the network")
         if opts.ensemble > 1:
-            notes.append(f"self-ensemble: the networks ran on {opts.ensemble} flips and turns of every tile, averaged")
+            notes.append(f"self-ensemble: the networks ran on {opts.ensemble} mirrored or turned copies of every tile, averaged")
 
         # ---- compose, threshold, back to a layer
         t = time.perf_counter()

@@ -424,3 +424,12 @@ def test_count_macs_command_prints_every_network(capsys):
     out = capsys.readouterr().out
     for name in ("ours: mask network", "ours: restore backbone", "ours: both", "waifu2x vgg7", "waifu2x resnet10"):
         assert name in out
+
+
+def test_ensemble_sizes_are_the_pipelines():
+    from core.ensemble import SIZES
+
+    for n in SIZES:
+        assert cw._parse_args(["--waifu2x-python", "py", "--out", "o", "--ensemble", str(n)]).ensemble == n
+    with pytest.raises(SystemExit):
+        cw._parse_args(["--waifu2x-python", "py", "--out", "o", "--ensemble", "3"])

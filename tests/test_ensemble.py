@@ -50,10 +50,14 @@ def test_other_sizes_are_refused(n):
         ensemble.mean_over(lambda t: (t, None), [torch.zeros(1, 1, 2, 2)], n)
 
 
-def test_the_protocol_and_the_plugins_offer_the_sizes_the_pipeline_takes():
-    """The protocol and the Krita plug-in keep their own copy of the sizes (neither imports core)."""
+def test_the_protocol_the_plugins_and_the_cli_offer_the_sizes_the_pipeline_takes():
+    """The protocol and the Krita plug-in keep their own copy of the sizes (neither imports core),
+    and so does the command line (which does not import torch before it needs to)."""
+    from core.cli import build_parser
     from krita_plugin.lineart_restore import settings as krita_settings
     from server import protocol
 
     assert protocol.ENSEMBLE_SIZES == krita_settings.ENSEMBLE_SIZES == ensemble.SIZES
     assert protocol.options_schema()["ensemble"]["choices"] == list(ensemble.SIZES)
+    _, restore_parser = build_parser()
+    assert next(a.choices for a in restore_parser._actions if a.dest == "ensemble") == ensemble.SIZES

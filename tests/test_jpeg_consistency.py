@@ -119,6 +119,9 @@ def test_projection_in_bands_equals_one_pass(monkeypatch):
         banded, share_banded = jc.make_consistent(rough.clone(), jpeg, grid, mask)
         assert not torch.equal(whole, rough)
         assert float((banded - whole).abs().max()) * 255 < 1e-3 and share_banded == share_whole
+    # a 0/1 paper mask of another dtype means the same as the bool one
+    as_u8, _ = jc.make_consistent(rough.clone(), jpeg, grid, paper.astype(np.uint8))
+    assert torch.equal(as_u8, jc.make_consistent(rough.clone(), jpeg, grid, paper)[0])
 
 
 @pytest.fixture(scope="module")
