@@ -240,12 +240,32 @@ def _new_id() -> str:
 class _Common:
     """What the sync and async clients share: request building and the local limit checks."""
 
+    url: str = ""
     welcome: protocol.Welcome | None = None
 
     def takes_option(self, name: str) -> bool:
         """Whether the connected server lists ``name`` among its restore options (older servers
         refuse options they do not know)."""
         return self.welcome is not None and name in (self.welcome.options or {})
+
+    def _check_offered(self, msg: protocol.Restore) -> None:
+        """Refuse, before sending, a request that sets an option the server does not list.
+
+        Options at their default are not sent (see ``protocol.encode``), so only the ones a request
+        changes need the server's support; an older server would refuse them as unknown."""
+        offered = self.welcome.options if self.welcome is not None else None
+        if not offered:
+            return
+        missing = [name for name in protocol.non_default_options(msg.options) if name not in offered]
+        if missing:
+            one = len(missing) == 1
+            raise ServerError(
+                f"the server at {self.url} does not offer the option{'' if one else 's'} "
+                f"{', '.join(repr(n) for n in missing)}: it is older than this client. Update and restart "
+                f"the server, or leave {'that option' if one else 'those options'} at the default",
+                protocol.ErrorCode.INVALID_OPTION,
+                msg.id,
+            )
 
     def _with_file_table(self, options: protocol.Options, source_file: PathLike) -> protocol.Options:
         """``options`` plus the quantization table of ``source_file`` when that is a JPEG, the
@@ -285,6 +305,7 @@ class _Common:
             msg.check()
         except protocol.ProtocolError as e:
             raise ServerError(e.message, e.code, e.request_id) from None
+        self._check_offered(msg)
         limits = self.welcome.limits if self.welcome is not None else None
         if limits is not None:
             if msg.width * msg.height > limits.max_pixels:

@@ -27,8 +27,11 @@ Errors raised here::
                                  the id of the restore/cancel message when it could be read.
 
 Calling contract: ``encode(message) -> bytes`` checks the message first (so a sender cannot put a
-malformed message on the wire); ``decode(data) -> Message`` parses with size limits, rejects unknown
-types, unknown or missing fields and wrong value types, then runs the message's ``check()``.
+malformed message on the wire) and leaves out every field that holds its default; ``decode(data) ->
+Message`` parses with size limits, fills left-out fields with their defaults, rejects unknown types,
+unknown or missing required fields and wrong value types, then runs the message's ``check()``.
+Leaving defaults out keeps a newer client working with an older server as long as it sets none of
+the options the server lacks (:func:`non_default_options` lists what a request sets).
 """
 
 from __future__ import annotations
@@ -74,6 +77,7 @@ __all__ = [
     "with_alpha",
     "options_schema",
     "parse_options",
+    "non_default_options",
     "encode",
     "decode",
 ]
@@ -724,11 +728,40 @@ def parse_options(options: Options | typing.Mapping[str, Any] | None) -> Options
     return _build(Options, dict(options), "options", ErrorCode.INVALID_OPTION)
 
 
+def _at_default(f: dataclasses.Field, value: Any) -> bool:
+    """Whether ``value`` is field ``f``'s default (of the same type: ``1`` is not ``True``)."""
+    if f.default is not dataclasses.MISSING:
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        return False
+    return type(value) is type(default) and value == default
+
+
+def non_default_options(options: Options) -> dict[str, Any]:
+    """The options of ``options`` that differ from their defaults, as they travel on the wire.
+
+    Only these are sent (a missing option means its default), so a request that leaves the
+    options newer than a server at their defaults is understood by that server too.
+    """
+    return {
+        f.name: _to_wire(getattr(options, f.name))
+        for f in dataclasses.fields(Options)
+        if not _at_default(f, getattr(options, f.name))
+    }
+
+
 def _to_wire(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _to_wire(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        # A field at its default is left out; the receiver's _build fills it back in.
+        return {
+            f.name: _to_wire(getattr(value, f.name))
+            for f in dataclasses.fields(value)
+            if not _at_default(f, getattr(value, f.name))
+        }
     if isinstance(value, dict):
         return {k: _to_wire(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -752,7 +785,7 @@ def encode(message: Message) -> bytes:
     raw = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
     checked = _build(cls, raw, cls.TYPE, ErrorCode.BAD_MESSAGE)  # type and value checks
     body = {"type": cls.TYPE, "v": PROTOCOL_VERSION}
-    body.update(_to_wire({f.name: getattr(checked, f.name) for f in dataclasses.fields(checked)}))
+    body.update(_to_wire(checked))
     return msgpack.packb(body, use_bin_type=True)
 
 

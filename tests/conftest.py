@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -57,3 +58,46 @@ def drawing_factory():
 def rng() -> np.random.Generator:
     """A seeded generator, so that every "random" test input is the same on every run."""
     return np.random.default_rng(20240611)
+
+
+#: The last commit of this project before ``Options.ensemble`` existed: its server is "an older
+#: server" for the compatibility tests (a newer client and plug-ins against it).
+PRE_ENSEMBLE_COMMIT = "b94becd16c5571f34220d93b34e10dc1ec51afab"
+
+
+@pytest.fixture(scope="session")
+def older_server_url(tmp_path_factory) -> Iterator[str]:
+    """``ws://`` URL of a real server from :data:`PRE_ENSEMBLE_COMMIT`, running on loopback.
+
+    Its ``server`` and ``core`` folders (shipped weights included) come from this checkout's git
+    history through ``git archive`` and run in a subprocess with this Python. Skipped where that
+    history is missing (a source archive, a shallow clone)."""
+    import io
+    import shutil
+    import socket
+    import subprocess
+    import tarfile
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    git = shutil.which("git")
+    if git is None or subprocess.run([git, "-C", str(root), "cat-file", "-e", f"{PRE_ENSEMBLE_COMMIT}^{{commit}}"],
+                                     capture_output=True).returncode != 0:
+        pytest.skip(f"needs commit {PRE_ENSEMBLE_COMMIT[:7]} of lineart-restore's git history (the server from "
+                    "before the ensemble option), which this checkout lacks: a source archive or a shallow clone")
+    tree = tmp_path_factory.mktemp("older_server")
+    archive = subprocess.run([git, "-C", str(root), "archive", PRE_ENSEMBLE_COMMIT, "server", "core"],
+                             capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        if hasattr(tarfile, "data_filter"):  # Python 3.10.12+ / 3.11.4+: refuse odd members
+            tar.extractall(tree, filter="data")
+        else:
+            tar.extractall(tree)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "server", "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+    from tests.subprocess_server import server_process
+
+    with server_process(cmd, tree, tree / "server.log", port, 120, "the older server") as url:
+        yield url

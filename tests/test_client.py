@@ -272,6 +272,27 @@ def test_a_jpeg_source_file_sends_its_table_when_the_server_takes_it(tmp_path):
     assert [o.jpeg_table for o in got2] == [own[0], own[0]]
 
 
+def test_an_option_the_server_does_not_list_is_refused_before_sending():
+    older = {k: v for k, v in protocol.options_schema().items() if k != "ensemble"}
+    handler, got = _echo_options(older)
+    with peer(handler) as url, client.Client(url) as c:
+        with pytest.raises(client.ServerError) as e:
+            c.restore(b"\xff", 1, 1, "gray8", {"ensemble": 4, "mask": "otsu"})
+        assert e.value.code == "invalid_option" and "the option 'ensemble'" in e.value.message
+        assert got == []  # nothing went out
+        c.restore(b"\xff", 1, 1, "gray8", {"ensemble": 1, "mask": "otsu"})  # at its default: fine
+
+    async def go():
+        async with client.AsyncClient(url2) as c:
+            with pytest.raises(client.ServerError, match="options 'normalize_ink', 'ensemble'"):
+                await c.restore(b"\xff", 1, 1, "gray8", {"ensemble": 2, "normalize_ink": False})
+
+    handler2, got2 = _echo_options({k: v for k, v in older.items() if k != "normalize_ink"})
+    with peer(handler2) as url2:
+        asyncio.run(go())
+    assert got == [protocol.Options(mask=protocol.MaskMethod.OTSU)] and got2 == []
+
+
 def test_an_older_server_without_the_option_gets_no_table(tmp_path):
     """A server that predates ``jpeg_table`` would refuse it as an unknown option: not sent."""
     schema = protocol.options_schema()

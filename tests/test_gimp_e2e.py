@@ -30,6 +30,7 @@ from PIL import Image
 
 from gimp_plugin import install as installer
 from server import client
+from tests.subprocess_server import server_process
 
 pytestmark = [pytest.mark.gimp, pytest.mark.slow]
 
@@ -88,34 +89,11 @@ def server_url(tmp_path_factory):
     save_model(build_backbone("drunet", "slim", "framework"), restore)
     save_model(build_backbone("drunet", "slim", "baseline"), baseline)
     port = _free_port()
-    log = open(d / "server.log", "w")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--port", str(port), "--device", "cpu", "--precision", "fp32",
-         "--mask-model", str(mask), "--restore-model", str(restore), "--baseline-model", str(baseline)],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env,
-    )
-    url = f"ws://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"the server exited ({proc.returncode}): {(d / 'server.log').read_text()[-2000:]}")
-            try:
-                with client.Client(url, open_timeout=2):
-                    break
-            except client.ServerUnavailableError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"the server did not start in 180 s: {(d / 'server.log').read_text()[-2000:]}")
-                time.sleep(0.5)
+    cmd = [sys.executable, "-m", "server", "--port", str(port), "--device", "cpu", "--precision", "fp32",
+           "--mask-model", str(mask), "--restore-model", str(restore), "--baseline-model", str(baseline)]
+    with server_process(cmd, REPO, d / "server.log", port, 180, env=env) as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 #: A table no IJG quality gives, as another encoder's JPEG would have.

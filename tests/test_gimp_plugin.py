@@ -538,3 +538,17 @@ def test_token_protected_server(tmp_path):
             job.run_restore(editor, st, timeout=60)
         assert e.value.code == "unauthorized" and editor.layers == []
         assert job.run_restore(editor, st, timeout=60, token="s3cret").layers == ["restored"]
+
+
+def test_quality_against_an_older_server_says_which_setting_to_change(older_server_url):
+    """A server from before the self-ensemble: Standard restores, x2 fails with the dialog's fix
+    and leaves the image alone."""
+    editor = BufferEditor(_src(w=40, h=24), _drawing_bytes(1, 1))
+    plain = job.run_restore(editor, Settings.from_arguments({"server": older_server_url}), timeout=120)
+    assert plain.layers == ["restored"]
+    editor = BufferEditor(_src(w=40, h=24), _drawing_bytes(1, 1))
+    with pytest.raises(job.PluginError) as e:
+        job.run_restore(editor, Settings.from_arguments({"server": older_server_url, "quality": "x2"}), timeout=120)
+    assert e.value.code == "invalid_option"
+    assert "'ensemble'" in e.value.message and "set Quality to Standard" in e.value.message
+    assert editor.layers == [] and "begin_undo" not in editor.calls

@@ -451,3 +451,21 @@ def test_package_command_line(tmp_path):
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "lineart_restore-0.1.0.zip").is_file()
+
+
+def test_an_older_server_offers_standard_only_and_a_saved_quality_gets_a_fix(older_server_url):
+    """A server from before the self-ensemble: Check server offers one pass, a plain run works and a
+    Quality remembered from a newer server fails with what to change."""
+    from krita_plugin.lineart_restore.connection import ServerSession, query_server
+
+    assert query_server(older_server_url, open_timeout=30).ensemble_sizes == [1]
+    w, h = 32, 24
+    data = bytes([255] * (w * 6) + [0] * w + [255] * (w * (h - 7)))
+    with ServerSession(older_server_url, open_timeout=30) as session:
+        session.connect()
+        answer = session(data, "gray8", w, h, Settings(server=older_server_url))
+        assert answer.format == "gray8" and len(answer.data) == w * h
+        with pytest.raises(PluginError) as e:
+            session(data, "gray8", w, h, Settings(server=older_server_url, ensemble=2))
+    assert e.value.code == "invalid_option"
+    assert "'ensemble'" in e.value.message and "Set Quality to Standard" in e.value.message

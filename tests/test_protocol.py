@@ -92,6 +92,24 @@ def test_enums_are_sent_as_their_names():
     assert raw["options"]["mask"] == "otsu_d" and raw["options"]["background"] == "transparent"
 
 
+def test_fields_at_their_default_stay_off_the_wire():
+    """Only what differs from the default travels, so a request that leaves an option newer than
+    the server at its default is understood there; the receiver fills the rest back in."""
+    plain = p.Restore(id="r1", width=1, height=1, format=p.PixelFormat.GRAY8, data=b"\xff")
+    assert "options" not in _raw(plain)
+    assert p.decode(p.encode(plain)) == plain
+    chosen = dataclasses.replace(plain, options=p.Options(ensemble=2, threshold=False, theta=251,
+                                                          mask=p.MaskMethod.OTSU, jpeg_table=[3] * 64))
+    assert _raw(chosen)["options"] == {"ensemble": 2, "threshold": False, "mask": "otsu", "jpeg_table": [3] * 64}
+    assert p.decode(p.encode(chosen)) == chosen
+    assert p.non_default_options(chosen.options) == _raw(chosen)["options"]
+    assert p.non_default_options(p.Options()) == {}
+    welcome = dataclasses.replace(EXAMPLES[2], info={})
+    assert "info" not in _raw(welcome) and p.decode(p.encode(welcome)) == welcome
+    # required fields are always sent, even when they hold a "default-looking" value
+    assert _raw(p.Cancel(id="r1"))["id"] == "r1"
+
+
 def test_format_sizes_and_alpha():
     assert p.expected_size("gray8", 3, 2) == 6
     assert p.expected_size("graya16", 3, 2) == 24

@@ -673,3 +673,32 @@ def test_command_line_reports_missing_weights(tmp_path):
         capture_output=True, text=True, timeout=600, cwd=Path(__file__).parent.parent,
     )
     assert out.returncode == 2 and "cannot start" in out.stderr and "missing.safetensors" in out.stderr
+
+
+# --- a newer client against a real older server (tests/conftest.py: older_server_url) ----------
+
+
+def test_a_newer_client_restores_with_an_older_server(older_server_url, drawing):
+    """Options at their default stay off the wire, so a server from before ``ensemble`` takes this
+    client's requests (until they were left out, every request failed there with "unknown
+    option(s) ensemble", even one with no options at all)."""
+    img, _ = drawing
+    h, w = img.shape
+    with client.Client(older_server_url) as c:
+        assert "ensemble" not in c.welcome.options  # it really is the older server
+        for options in ({}, {"mask": "otsu", "theta": 250, "return_mask": False}):
+            r = c.restore(img.tobytes(), w, h, "gray8", options, timeout=120)
+            assert (r.width, r.height, len(r.data)) == (w, h, w * h)
+
+
+def test_an_option_the_older_server_lacks_is_refused_before_sending(older_server_url, drawing):
+    img, _ = drawing
+    h, w = img.shape
+    with client.Client(older_server_url) as c:
+        with pytest.raises(client.ServerError) as e:
+            c.restore(img.tobytes(), w, h, "gray8", {"ensemble": 2}, timeout=120)
+        assert e.value.code == protocol.ErrorCode.INVALID_OPTION
+        # the client's own words (the server would have said "unknown option(s) ensemble")
+        assert "does not offer the option 'ensemble'" in e.value.message
+        assert "older than this client" in e.value.message
+        assert c.restore(img.tobytes(), w, h, "gray8", timeout=120).width == w  # still connected

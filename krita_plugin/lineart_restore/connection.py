@@ -61,8 +61,8 @@ def load_client() -> tuple[Any, Any]:
 
 def options_for(settings: Settings) -> dict[str, Any]:
     """The ``restore`` options (``server.protocol.Options`` fields) for the dialog's choices.
-    ``ensemble`` is sent only when above 1, so a plain run also works with servers older than
-    the option."""
+    ``ensemble`` is sent only when above 1 (the protocol leaves defaults out in any case), so a
+    plain run also works with servers older than the option."""
     options = {
         "mask": settings.mask_method,
         "threshold": bool(settings.threshold),
@@ -98,6 +98,13 @@ def plugin_error(exc: BaseException, url: str) -> PluginError:
         return PluginError("timeout", "The server took too long and the request was cancelled.", details=message)
     if code == "bad_url":
         return PluginError("bad_settings", f"The server address {url!r} is not valid.", details=message)
+    if code == "invalid_option" and "'ensemble'" in message:
+        return PluginError(
+            str(code),
+            describe(str(code), message)
+            + "\n\nSet Quality to Standard, or press Check server to see what this server offers.",
+            details=message,
+        )
     if code in ("handshake_refused",):
         return PluginError(
             "server_error",

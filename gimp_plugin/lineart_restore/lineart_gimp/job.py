@@ -128,6 +128,8 @@ def _client_failure(exc: BaseException, settings: Settings) -> PluginError:
         return PluginError(code, f"{message}\n(server address in the dialog: {settings.server})")
     if code in ("too_large", "out_of_memory"):
         message += " — crop or scale the layer, or restore it in parts"
+    if code == "invalid_option" and settings.quality != "standard" and "'ensemble'" in message:
+        message += " (in this dialog: set Quality to Standard)"
     return PluginError(code, f"the server could not restore the layer: {message}")
 
 

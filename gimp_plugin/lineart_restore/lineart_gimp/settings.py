@@ -187,7 +187,8 @@ class Settings:
 
     def options(self) -> dict[str, Any]:
         """The protocol ``Options`` fields for this run (a dict, ready for ``Options(**...)``).
-        ``ensemble`` is left out for a one-pass run, which older servers understand too."""
+        ``ensemble`` is left out for a one-pass run (the protocol does not send defaults anyway, so
+        a server older than the option restores it)."""
         options: dict[str, Any] = {
             "mask": self.mask,
             "threshold": self.threshold < 255,

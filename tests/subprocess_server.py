@@ -1,0 +1,42 @@
+"""A real ``python -m server`` in a subprocess, for the tests that need one outside this process."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from server import client
+
+
+@contextlib.contextmanager
+def server_process(cmd: list[str], cwd, log_path, port: int, wait_s: float, what: str = "the server",
+                   env: dict | None = None) -> Iterator[str]:
+    """Run ``python -m server`` (``cmd``) in a subprocess until the ``with`` ends; yields its URL once a
+    client gets its welcome. Its output goes to ``log_path``, whose end a failure to start quotes."""
+    url = f"ws://127.0.0.1:{port}"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            deadline = time.monotonic() + wait_s
+            while True:
+                if proc.poll() is not None:
+                    pytest.fail(f"{what} exited ({proc.returncode}): {open(log_path).read()[-2000:]}")
+                try:
+                    with client.Client(url, open_timeout=2):
+                        break
+                except client.ServerUnavailableError:
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"{what} did not start in {wait_s:.0f} s: {open(log_path).read()[-2000:]}")
+                    time.sleep(0.3)
+            yield url
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
