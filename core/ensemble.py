@@ -3,7 +3,7 @@
 A convolutional restorer is not exactly equivariant to flips and rotations, so its errors on
 the copies differ and partly cancel in the mean (the "x8" self-ensemble of the super-resolution
 literature). Line art has no preferred orientation, which makes it a fair trade: ``n`` times the
-network time for a measured gain (README, *Compared with waifu2x*). ``n`` is 1 (off), 2 (the
+network time for a measured gain (docs/benchmarks.md, *The self-ensemble*). ``n`` is 1 (off), 2 (the
 image and its mirror), 4 (adds the vertical mirror and the half turn: the 8x8 JPEG blocks keep
 their orientation) or 8 (adds the quarter turns and transposes).
 """
@@ -14,10 +14,12 @@ from typing import Callable
 
 import torch
 
+from .options import ENSEMBLE_SIZES
+
 #: The dihedral transforms as (quarter turns, mirror afterwards), in the order they are used.
 TRANSFORMS = ((0, False), (0, True), (2, True), (2, False), (1, False), (1, True), (3, False), (3, True))
-#: Allowed ensemble sizes.
-SIZES = (1, 2, 4, 8)
+#: Allowed ensemble sizes (:data:`core.options.ENSEMBLE_SIZES`).
+SIZES = ENSEMBLE_SIZES
 
 
 def forward(t: torch.Tensor, transform: tuple[int, bool]) -> torch.Tensor:

@@ -15,11 +15,10 @@ import numbers
 
 from .checks import check_broadcast, check_image, check_mask, check_same_shape, is_torch, white_level
 from .errors import InvalidImageError, InvalidOptionError
+from .options import DEFAULT_THETA
 
 __all__ = ["DEFAULT_THETA", "threshold", "gt_mask", "compose", "masked_mse"]
 
-#: The paper's empirical threshold for the post-process of eq. 1.
-DEFAULT_THETA = 251
 
 
 def _theta_on_scale(x: Any, theta: float) -> float:

@@ -47,6 +47,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import InvalidImageError, InvalidOptionError
+from .options import BACKGROUNDS as _BACKGROUNDS
 
 __all__ = [
     "LAYOUTS",
@@ -66,8 +67,8 @@ __all__ = [
 
 #: Channel count -> layout name.
 LAYOUTS = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
-#: Output background choices.
-BACKGROUNDS = ("white", "transparent")
+#: Output background choices (:data:`core.options.BACKGROUNDS`).
+BACKGROUNDS = _BACKGROUNDS
 #: BT.601 luma weights (R, G, B), the ones JPEG and Pillow's ``convert("L")`` use.
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 #: File name endings treated as images when a folder is given to the CLI.

@@ -30,12 +30,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import options as _options
 from .errors import InvalidOptionError
 
 __all__ = ["ENGINES", "EngineUnavailable", "OrtCore", "export_onnx", "ort_import_error"]
 
 #: ``auto``: ONNX Runtime for float32 CPU inference where the model exports, torch otherwise.
-ENGINES = ("auto", "torch", "onnxruntime")
+ENGINES = _options.ENGINES
 #: ONNX opset of the exported graphs.
 OPSET = 17
 #: Largest difference from torch (in [0, 1] image units or logits) accepted on the probe.

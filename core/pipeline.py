@@ -40,28 +40,33 @@ A network that runs in float32 on the CPU is run by ONNX Runtime when it exports
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import threading
 import time
-import weakref
-from dataclasses import asdict, dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from . import ensemble, ink, jpeg_consistency
 from . import masks as direct_masks
+from . import options as option_table
+from .device import PRECISIONS, cpu_has_native_bf16, resolve_device, resolve_precision
 from .equations import DEFAULT_THETA, compose, threshold
 from .errors import InvalidOptionError, OutOfMemoryError, WeightsError
 from .imageio import BACKGROUNDS, from_gray_float, to_gray_float
-from .ort_engine import ENGINES, EngineUnavailable, OrtCore
-from .tiling import CancelFlag, auto_tile_size, check_cancel, plan_tiles, run_tiled
+from .options import MASK_METHODS
+from .ort_engine import ENGINES
+from .runners import Runner as _Runner
+from .runners import describe as _describe
+from .runners import glue_threads as _glue_threads
+from .runners import is_oom as _is_oom
+from .runners import load_weights as _load
+from .runners import model_kind as _kind
+from .tiling import MIN_TILE, CancelFlag, check_cancel, choose_tile, default_overlap, plan_tiles, run_tiled
 
 __all__ = [
     "ENGINES",
@@ -76,19 +81,16 @@ __all__ = [
     "Restorer",
     "resolve_device",
     "resolve_precision",
+    "cpu_has_native_bf16",
 ]
 
-#: Mask methods: learnt (mask U-Net), the direct masks, or none (plain baseline backbone).
-MASK_METHODS = ("learnt", "otsu", "otsu_d", "agt", "none")
-#: Inference precisions; ``auto`` picks per device (see the module doc).
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: Where the shipped weights live.
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 #: Role -> shipped file name. The mask network is the thin one (``mask_fast``, cut out of
 #: ``mask_default`` and fine-tuned): with the default backbone it scores within 0.03 dB of the
 #: wider ``mask_default`` on val and kanji (0.05-0.11 dB less on flat light lines) and does 10 k
-#: multiply-adds per pixel instead of 36 k (README, *The shipped models*). ``mask_default`` stays
-#: shipped as the cut's origin and the backbones' training mask (``--mask-model`` selects it).
+#: multiply-adds per pixel instead of 36 k (docs/models.md). ``mask_default`` stays shipped as the
+#: cut's origin and the backbones' training mask (``--mask-model`` selects it).
 DEFAULT_FILES = {
     "mask": "mask_fast.safetensors",
     "restore": "restore_default.safetensors",
@@ -100,17 +102,6 @@ DEFAULT_FILES = {
 FAST_FILES = {**DEFAULT_FILES, "restore": "restore_fast.safetensors"}
 #: QF assumed for a non-blind model when the caller gives none (a note says so in the result).
 DEFAULT_QF = 50
-#: Tile sizes the automatic choice stays within, and the smallest tile tried after running out
-#: of memory.
-MIN_TILE, MAX_TILE_CPU, MAX_TILE_CUDA = 256, 2048, 4096
-#: Most activation memory one CPU tile may take (also never more than a quarter of the free RAM).
-#: With 512 MiB the shipped models peaked at about 1.4 GB RSS at 2048² (fp32, 1088 px tiles; see
-#: docs/pipeline.md). A larger budget would only remove a few overlaps (4096²: 3 tiles per axis
-#: instead of 4) for more memory.
-CPU_TILE_BUDGET = 512 * 2**20
-#: Default overlap between tiles, in pixels. A pixel that is used is at least ``overlap // 4``
-#: from any tile border; the measured effect is stated in docs/pipeline.md.
-DEFAULT_OVERLAP = 128
 #: Rows per band in the final compose/threshold step.
 _FINISH_ROWS = 512
 
@@ -154,69 +145,35 @@ class RestoreOptions:
             darker lines, grainy pencil or hairlines only are not changed by it.
         ensemble: self-ensemble size, 1 (off), 2, 4 or 8: run the networks on that many flips and
             turns of each tile and average the results (:mod:`core.ensemble`); up to that many
-            times slower, and more exact where the JPEG damage is mild (README, *Compared with
-            waifu2x*).
+            times slower, and more exact where the JPEG damage is mild (docs/benchmarks.md).
     """
 
-    mask: str = "learnt"
-    threshold: bool = True
-    theta: int = DEFAULT_THETA
-    qf: int | None = None
-    background: str = "white"
-    return_mask: bool = True
-    tile: int | None = None
-    overlap: int | None = None
-    model: str | None = None
-    jpeg_consistency: bool = True
-    jpeg_table: tuple[int, ...] | None = None
-    normalize_ink: bool = True
-    ensemble: int = 1
+    # Defaults and checks come from core.options (one table for every front end); a test checks
+    # that these fields are the table's options.
+    mask: str = option_table.BY_NAME["mask"].default
+    threshold: bool = option_table.BY_NAME["threshold"].default
+    theta: int = option_table.BY_NAME["theta"].default
+    qf: int | None = option_table.BY_NAME["qf"].default
+    background: str = option_table.BY_NAME["background"].default
+    return_mask: bool = option_table.BY_NAME["return_mask"].default
+    tile: int | None = option_table.BY_NAME["tile"].default
+    overlap: int | None = option_table.BY_NAME["overlap"].default
+    model: str | None = option_table.BY_NAME["model"].default
+    jpeg_consistency: bool = option_table.BY_NAME["jpeg_consistency"].default
+    jpeg_table: tuple[int, ...] | None = option_table.BY_NAME["jpeg_table"].default
+    normalize_ink: bool = option_table.BY_NAME["normalize_ink"].default
+    ensemble: int = option_table.BY_NAME["ensemble"].default
 
     def __post_init__(self) -> None:
-        if self.mask not in MASK_METHODS:
-            raise InvalidOptionError(f"mask must be one of {', '.join(MASK_METHODS)}; got {self.mask!r}")
-        if not isinstance(self.threshold, (bool, np.bool_)):
-            raise InvalidOptionError(f"threshold must be true or false, got {self.threshold!r}")
-        if not isinstance(self.normalize_ink, (bool, np.bool_)):
-            raise InvalidOptionError(f"normalize_ink must be true or false, got {self.normalize_ink!r}")
-        if not isinstance(self.jpeg_consistency, (bool, np.bool_)):
-            raise InvalidOptionError(f"jpeg_consistency must be true or false, got {self.jpeg_consistency!r}")
-        if isinstance(self.theta, bool) or not isinstance(self.theta, (int, np.integer)) or not 0 <= self.theta <= 255:
-            raise InvalidOptionError(f"theta must be an integer within 0..255, got {self.theta!r}")
-        if self.qf is not None and (
-            isinstance(self.qf, bool) or not isinstance(self.qf, (int, np.integer)) or not 1 <= self.qf <= 100
-        ):
-            raise InvalidOptionError(f"qf must be an integer within 1..100 (or None), got {self.qf!r}")
-        if (
-            isinstance(self.ensemble, bool)
-            or not isinstance(self.ensemble, (int, np.integer))
-            or self.ensemble not in ensemble.SIZES
-        ):
-            raise InvalidOptionError(
-                f"ensemble must be one of {', '.join(map(str, ensemble.SIZES))}, got {self.ensemble!r}"
-            )
-        if self.background not in BACKGROUNDS:
-            raise InvalidOptionError(f"background must be one of {', '.join(BACKGROUNDS)}; got {self.background!r}")
-        if self.tile is not None and (
-            isinstance(self.tile, bool) or not isinstance(self.tile, (int, np.integer)) or self.tile < 64
-        ):
-            raise InvalidOptionError(f"tile must be an integer >= 64 (or None for automatic), got {self.tile!r}")
-        if self.overlap is not None and (
-            isinstance(self.overlap, bool) or not isinstance(self.overlap, (int, np.integer)) or self.overlap < 0
-        ):
-            raise InvalidOptionError(f"overlap must be an integer >= 0 (or None), got {self.overlap!r}")
-        if self.model is not None and not isinstance(self.model, (str, os.PathLike)):
-            raise InvalidOptionError(f"model must be a path to a weights file, got {self.model!r}")
+        for opt in option_table.OPTIONS:
+            value = getattr(self, opt.name)
+            if opt.type == "bool" and isinstance(value, np.bool_):
+                value = bool(value)
+            problem = option_table.problem(opt.name, value)
+            if problem is not None:
+                raise InvalidOptionError(problem)
         if self.jpeg_table is not None:
-            steps = self.jpeg_table
-            if (
-                isinstance(steps, (str, bytes))
-                or not hasattr(steps, "__len__")
-                or len(steps) != 64
-                or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 1 <= v <= 65535 for v in steps)
-            ):
-                raise InvalidOptionError("jpeg_table must be 64 integer quantization steps within 1..65535 (natural order)")
-            object.__setattr__(self, "jpeg_table", tuple(int(v) for v in steps))
+            object.__setattr__(self, "jpeg_table", tuple(int(v) for v in self.jpeg_table))
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RestoreOptions":
@@ -226,9 +183,6 @@ class RestoreOptions:
         if unknown:
             raise InvalidOptionError(f"unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**d)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -258,227 +212,6 @@ class RestoreResult:
     tile: int = 0
     tiles: int = 0
     jpeg_quality: int | None = None
-
-
-# ------------------------------------------------------------------------------------ devices
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; other names are checked for availability."""
-    if isinstance(device, torch.device):
-        dev = device
-    elif device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    else:
-        try:
-            dev = torch.device(device)
-        except (RuntimeError, TypeError) as e:
-            raise InvalidOptionError(f"unknown device {device!r} (use auto, cpu, cuda or cuda:N)") from e
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise InvalidOptionError("CUDA was requested but no CUDA device is available; use --device cpu")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise InvalidOptionError(f"no CUDA device {dev.index}; there are {torch.cuda.device_count()}")
-    elif dev.type != "cpu":
-        raise InvalidOptionError(f"device type {dev.type!r} is not supported; use cpu or cuda")
-    return dev
-
-
-@lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """True when the CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX), where bf16 autocast
-    measured several times faster than float32; elsewhere bf16 is emulated and slower."""
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="ignore") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return ("avx512_bf16" in flags or "amx_bf16" in flags) and torch.backends.mkldnn.is_available()
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """Map ``auto`` to ``fp32``/``bf16``/``fp16`` for ``device`` and validate the others."""
-    if precision not in PRECISIONS:
-        raise InvalidOptionError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
-    if precision != "auto":
-        if precision == "fp16" and device.type == "cpu":
-            raise InvalidOptionError("fp16 is for CUDA; on CPU use bf16 or fp32")
-        return precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if cpu_has_native_bf16() else "fp32"
-
-
-# ------------------------------------------------------------------------------------ models
-
-
-def _load(path: str | os.PathLike, role: str) -> torch.nn.Module:
-    from . import weights
-
-    p = Path(path)
-    if not p.is_file():
-        raise WeightsError(f"{role} weights not found: {p}")
-    if p.suffix.lower() in (".pth", ".pt", ".ckpt"):
-        return weights.load_official(str(p), mode="baseline")
-    return weights.load_model(str(p), device="cpu")
-
-
-def _kind(model: torch.nn.Module) -> str:
-    return "mask" if hasattr(model, "variant") and hasattr(model, "predict") else "backbone"
-
-
-class _Runner:
-    """A model placed on a device with its precision and engine, plus its measured activation cost.
-
-    ``engine``: ``torch``; ``onnxruntime`` (CPU, fp32; the model is exported at once and
-    ``EngineUnavailable`` raised when it cannot run there); ``auto``: ONNX Runtime for fp32 on the
-    CPU when the model exports and agrees with torch, else torch (``engine_note`` says why),
-    decided on first use (:meth:`prepare`), so a model never used costs no export.
-    """
-
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        name: str,
-        device: torch.device,
-        precision: str,
-        channels_last: bool = True,
-        engine: str = "auto",
-    ):
-        self.name = name
-        self.model = model.eval().requires_grad_(False)
-        self.device = device
-        self.precision = precision
-        self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-        self._bpp: float | None = None
-        self.core: OrtCore | None = None
-        self.engine = "torch"
-        self.engine_note: str | None = None
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.model.to(device=device, memory_format=self.memory_format)
-        self._pending = engine != "torch" and device.type == "cpu" and precision == "fp32"
-        if engine == "onnxruntime":
-            if not self._pending:
-                raise EngineUnavailable(
-                    f"the onnxruntime engine runs float32 on the CPU; this {name} model runs in "
-                    f"{precision} on {device} (use --device cpu --precision fp32, or --engine torch)"
-                )
-            self.prepare(strict=True)
-
-    def prepare(self, strict: bool = False) -> None:
-        """Build the ONNX Runtime session if this runner is to use one (once; cheap afterwards).
-        ``strict``: raise ``EngineUnavailable`` instead of falling back to torch."""
-        if not self._pending:
-            return
-        self._pending = False
-        try:
-            core = OrtCore(self.model, _kind(self.model))
-        except EngineUnavailable as e:
-            if strict:
-                raise
-            self.engine_note = str(e)
-            return
-        self.core, self.engine = core, "onnxruntime"
-        # ONNX Runtime takes plain NCHW inputs; the torch model itself is left as it is (it may
-        # be shared with another Restorer).
-        self.memory_format = torch.contiguous_format
-
-    def __call__(self, *args: Any) -> Any:
-        """The model's forward, computed by this runner's engine."""
-        self.prepare()
-        return self.model(*args, core=self.core)
-
-    @property
-    def multiple_of(self) -> int:
-        return int(getattr(self.model, "multiple_of", 8))
-
-    def autocast(self):
-        if self.dtype is None:
-            return torch.autocast(self.device.type, enabled=False)
-        return torch.autocast(self.device.type, dtype=self.dtype)
-
-    def to_device(self, t: torch.Tensor) -> torch.Tensor:
-        return t.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
-
-    def bytes_per_pixel(self, call: Callable[[int], Any]) -> float:
-        """Activation bytes per input pixel: the most tensor memory alive at once while the model
-        runs a 64x64 probe (:class:`_LiveBytes`), measured once with torch even when ONNX Runtime
-        runs the model (its planned buffers stayed below torch's: a fresh process restoring one 1024²
-        tile after a small warm-up grew its peak RSS by 289 bytes per pixel with ONNX Runtime, 394
-        with torch, one measurement each). Where the live count cannot be taken,
-        the sum of every module's output, an upper bound about four times larger."""
-        if self._bpp is None:
-            self.prepare()  # before the probe: exporting runs the modules too
-            side = max(64, self.multiple_of)
-            core, self.core = self.core, None
-            try:
-                try:
-                    with _LiveBytes() as live:
-                        call(side)
-                    total = live.peak
-                except Exception:  # a dispatch mode this torch cannot run: count outputs instead
-                    total = self._sum_of_outputs(call, side)
-            finally:
-                self.core = core
-            self._bpp = max(total / (side * side), 64.0)
-        return self._bpp
-
-    def _sum_of_outputs(self, call: Callable[[int], Any], side: int) -> int:
-        total = 0
-
-        def hook(_m, _i, out):
-            nonlocal total
-            for o in out if isinstance(out, (tuple, list)) else (out,):
-                if isinstance(o, torch.Tensor):
-                    total += o.numel() * o.element_size()
-
-        handles = [m.register_forward_hook(hook) for m in self.model.modules() if not list(m.children())]
-        try:
-            call(side)
-        finally:
-            for h in handles:
-                h.remove()
-        return total
-
-
-class _LiveBytes(TorchDispatchMode):
-    """Counts the bytes of tensor storage that torch operators create while the mode is on and
-    keeps the largest total alive at once (``peak``). A storage counts from the operator that
-    returned it until it is freed; views share their base's storage and count once. Workspaces
-    that stay inside one kernel are not seen: for the shipped backbone the count (393 bytes per
-    pixel) came within a few percent of torch's peak RSS growth on a 1024² tile (394)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.current = 0
-        self.peak = 0
-        self._alive: dict[int, int] = {}
-
-    def _freed(self, key: int, nbytes: int) -> None:
-        if self._alive.pop(key, None) is not None:
-            self.current -= nbytes
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        out = func(*args, **(kwargs or {}))
-        for t in out if isinstance(out, (tuple, list)) else (out,):
-            if not isinstance(t, torch.Tensor):
-                continue
-            storage = t.untyped_storage()
-            key, nbytes = storage.data_ptr(), storage.nbytes()
-            if key and key not in self._alive:
-                self._alive[key] = nbytes
-                self.current += nbytes
-                self.peak = max(self.peak, self.current)
-                weakref.finalize(storage, self._freed, key, nbytes)
-        return out
-
-
-def _describe(model: torch.nn.Module) -> dict[str, Any]:
-    d: dict[str, Any] = {"kind": _kind(model), "parameters": sum(p.numel() for p in model.parameters())}
-    for key in ("arch", "mode", "preset", "variant", "needs_qf", "predicts_qf", "multiple_of"):
-        if hasattr(model, key):
-            d[key] = getattr(model, key)
-    return d
 
 
 # ------------------------------------------------------------------------------------ restorer
@@ -620,7 +353,7 @@ class Restorer:
                 "the shipped model weights are missing: "
                 + ", ".join(missing)
                 + ". They are trained with `python -m training` and installed into core/models/ "
-                "(see README, 'Training'); reinstall the package to get them back, or pass your "
+                "(see docs/models.md); reinstall the package to get them back, or pass your "
                 "own files (Restorer.from_files, or --model/--mask-model/--baseline-model "
                 "on the command line)."
             )
@@ -709,12 +442,7 @@ class Restorer:
 
     def _auto_tile(self, runners: list[_Runner], align: int, qf: float) -> int:
         bpp = max((self._tile_cost(r, qf) for r in runners), default=64.0)
-        if self.device.type == "cuda":
-            free, _total = torch.cuda.mem_get_info(self.device)
-            budget, top = 0.5 * free, MAX_TILE_CUDA
-        else:
-            budget, top = min(0.25 * _available_ram(), CPU_TILE_BUDGET), MAX_TILE_CPU
-        return auto_tile_size(bpp, budget, align=align, minimum=MIN_TILE, maximum=top)
+        return choose_tile(bpp, self.device, align)
 
     @torch.inference_mode()
     def _mask_logit_diff(self, r: _Runner, x: torch.Tensor, qf: float | None, n: int = 1) -> torch.Tensor:
@@ -837,10 +565,7 @@ class Restorer:
 
     @staticmethod
     def _overlap(opts: RestoreOptions, tile: int, align: int) -> int:
-        if opts.overlap is not None:
-            return opts.overlap
-        cap = ((tile - align) // 2 // align) * align  # plan_tiles needs tile >= 2 * overlap + align
-        return max(0, min(DEFAULT_OVERLAP, cap, max(align, (tile // 4 // align) * align)))
+        return opts.overlap if opts.overlap is not None else default_overlap(tile, align)
 
     def _run_passes(
         self, x, plane, opts, backbone, mask_runner, qf_in, plan, tick, cancel, notes, timings, t0, progress, ink_k
@@ -978,46 +703,3 @@ def _gray8(gray: np.ndarray) -> np.ndarray:
         v = gray[y : y + 1024] * np.float32(255.0) + np.float32(0.5)
         out[y : y + 1024] = np.clip(v, 0, 255).astype(np.uint8)
     return out
-
-
-@contextlib.contextmanager
-def _glue_threads(runners: list[_Runner]):
-    """When ONNX Runtime runs every network of this job, torch's own work between the network
-    calls (cropping, blending tiles, eq. 1-2) runs on one thread: torch's OpenMP workers keep
-    spinning for a while after each multi-threaded op and took the cores ONNX Runtime's threads
-    needed (an 808² DRUNet tile: 1.47 s inside the pipeline against 0.92 s alone, 2 cores). Those
-    ops are elementwise and cheap on one thread. A job with a torch network too (e.g. FBCNN, or a
-    bf16 backbone beside an fp32 mask network) keeps torch's threads for it. The thread count is
-    restored afterwards."""
-    for r in runners:
-        r.prepare()
-    if not all(r.engine == "onnxruntime" for r in runners) or torch.get_num_threads() == 1:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def _is_oom(e: BaseException) -> bool:
-    """True for the RuntimeErrors torch raises when an allocation fails (CPU or GPU)."""
-    if isinstance(e, (torch.OutOfMemoryError, MemoryError)):
-        return True
-    msg = str(e).lower()
-    return "out of memory" in msg or "can't allocate memory" in msg or "not enough memory" in msg
-
-
-def _available_ram() -> float:
-    """Bytes of memory available to new allocations (Linux ``MemAvailable``; else 4 GiB)."""
-    try:
-        with open("/proc/meminfo", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return float(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 4.0 * 2**30
-

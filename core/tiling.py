@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from .device import available_ram
 from .errors import CancelledError, InvalidOptionError
 
 __all__ = [
@@ -42,9 +43,28 @@ __all__ = [
     "run_tiled",
     "check_cancel",
     "auto_tile_size",
+    "choose_tile",
+    "default_overlap",
+    "MIN_TILE",
+    "MAX_TILE_CPU",
+    "MAX_TILE_CUDA",
+    "CPU_TILE_BUDGET",
+    "DEFAULT_OVERLAP",
 ]
 
 CancelFlag = Callable[[], bool] | threading.Event | None
+
+#: Tile sizes the automatic choice stays within, and the smallest tile tried after running out
+#: of memory.
+MIN_TILE, MAX_TILE_CPU, MAX_TILE_CUDA = 256, 2048, 4096
+#: Most activation memory one CPU tile may take (also never more than a quarter of the free RAM).
+#: With 512 MiB the shipped models peaked at about 1.4 GB RSS at 2048² (fp32, 1088 px tiles; see
+#: docs/pipeline.md). A larger budget would only remove a few overlaps (4096²: 3 tiles per axis
+#: instead of 4) for more memory.
+CPU_TILE_BUDGET = 512 * 2**20
+#: Default overlap between tiles, in pixels. A pixel that is used is at least ``overlap // 4``
+#: from any tile border; the measured effect is stated in docs/pipeline.md.
+DEFAULT_OVERLAP = 128
 
 
 @dataclass(frozen=True)
@@ -253,3 +273,22 @@ def auto_tile_size(
     side = int(math.sqrt(max(budget_bytes, 0) / bytes_per_pixel))
     side = max(minimum, min(maximum, side))
     return max(align, (side // align) * align)
+
+
+def choose_tile(bytes_per_pixel: float, device: torch.device, align: int) -> int:
+    """The tile side for a network costing ``bytes_per_pixel`` on ``device``: within half the free
+    CUDA memory (at most :data:`MAX_TILE_CUDA`), or on the CPU within :data:`CPU_TILE_BUDGET` and a
+    quarter of the available RAM (at most :data:`MAX_TILE_CPU`); never below :data:`MIN_TILE`."""
+    if device.type == "cuda":
+        free, _total = torch.cuda.mem_get_info(device)
+        budget, top = 0.5 * free, MAX_TILE_CUDA
+    else:
+        budget, top = min(0.25 * available_ram(), CPU_TILE_BUDGET), MAX_TILE_CPU
+    return auto_tile_size(bytes_per_pixel, budget, align=align, minimum=MIN_TILE, maximum=top)
+
+
+def default_overlap(tile: int, align: int) -> int:
+    """The overlap used when none is asked for: :data:`DEFAULT_OVERLAP`, at most a quarter tile, and
+    small enough for :func:`plan_tiles` (``tile >= 2 * overlap + align``), on multiples of ``align``."""
+    cap = ((tile - align) // 2 // align) * align
+    return max(0, min(DEFAULT_OVERLAP, cap, max(align, (tile // 4 // align) * align)))

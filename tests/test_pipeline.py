@@ -199,18 +199,18 @@ def test_self_ensemble_runs_every_network_on_each_turn(restorer, mask, monkeypat
     """ensemble=8 on a non-square layer: each network is called once per transform (quarter turns
     swap height and width), the result keeps the layer's shape and differs from ensemble=1 (the
     random test networks are far from symmetric), and the notes say so."""
-    from core.pipeline import _Runner
+    from core.runners import Runner
 
     img = drawing(56, 88, seed=7)
     one = restorer.restore(img, RestoreOptions(mask=mask, jpeg_consistency=False))  # networks prepared
     calls = []
-    real_call = _Runner.__call__
+    real_call = Runner.__call__
 
     def counting(self, x, *rest):
         calls.append(tuple(x.shape[-2:]))
         return real_call(self, x, *rest)
 
-    monkeypatch.setattr(_Runner, "__call__", counting)
+    monkeypatch.setattr(Runner, "__call__", counting)
     eight = restorer.restore(img, RestoreOptions(mask=mask, jpeg_consistency=False, ensemble=8))
     assert eight.image.shape == one.image.shape == img.shape and eight.image.dtype == np.uint8
     networks = 2 if mask == "learnt" else 1
@@ -406,9 +406,9 @@ def test_out_of_memory_halves_the_tile_then_gives_up(restorer, monkeypatch):
 
 
 def test_live_bytes_counts_storage_alive_at_once():
-    from core.pipeline import _LiveBytes
+    from core.runners import LiveBytes
 
-    with _LiveBytes() as live:
+    with LiveBytes() as live:
         a = torch.ones(1000) * 2  # the ones (4000 B) and a (4000 B) are alive together
         b = a + 1
         del a
@@ -424,7 +424,7 @@ def test_tile_memory_is_the_peak_alive_not_the_sum_of_outputs(model_files, monke
     """The auto tile is sized by the activations alive at once; that count lies between the
     largest single activation (16 fp32 channels at full resolution, 64 B/px, for these models)
     and the sum of every layer's output, which is what is used where the count cannot be taken."""
-    import core.pipeline as pipeline
+    import core.runners as runners
 
     live = Restorer.from_files(**model_files, device="cpu", precision="fp32", engine="torch")
     peak = live.activation_bytes_per_pixel()["restore"]
@@ -434,10 +434,10 @@ def test_tile_memory_is_the_peak_alive_not_the_sum_of_outputs(model_files, monke
     ) / 64**2
     assert 64 < peak < 0.6 * bound
 
-    class Broken(pipeline._LiveBytes):
+    class Broken(runners.LiveBytes):
         def __enter__(self):
             raise RuntimeError("no dispatch modes here")
 
-    monkeypatch.setattr(pipeline, "_LiveBytes", Broken)
+    monkeypatch.setattr(runners, "LiveBytes", Broken)
     fallback = Restorer.from_files(**model_files, device="cpu", precision="fp32", engine="torch")
     assert fallback.activation_bytes_per_pixel()["restore"] == pytest.approx(bound)
