@@ -14,21 +14,15 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Sequence
 
-from .equations import DEFAULT_THETA
+from . import options as option_table
 from .errors import InvalidOptionError, RestoreError, WeightsError
-from .imageio import BACKGROUNDS, IMAGE_EXTENSIONS
+from .imageio import IMAGE_EXTENSIONS
 
 __all__ = ["main", "build_parser", "collect_inputs"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-_MASK_HELP = (
-    "line mask given to the restoration network: learnt (the mask U-Net, default), otsu "
-    "(Otsu's global threshold), otsu_d (Otsu dilated by 3x3), agt (adaptive Gaussian threshold), "
-    "none (no mask: the plain baseline network, no background forcing)"
-)
 
 _OVERVIEW = """\
 Restore JPEG-damaged line art (dark lines on a light background).
@@ -75,21 +69,16 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
                    help="restoration network to use instead of the shipped one: one of our .safetensors files "
                         "(framework mode for the mask methods, baseline mode for --mask none) or an official "
                         "FBCNN/DRUNet/SwinIR .pth checkpoint (baseline, so with --mask none)")
-    g.add_argument("--fast", action="store_true",
-                   help="the shipped fast pair (the thinner backbone restore_fast with the default mask "
-                        "network): about 1.35x faster on a CPU, 0.5-0.8 dB less exact")
+    g.add_argument("--fast", action="store_true", help=option_table.FAST_HELP)
     g.add_argument("--mask-model", metavar="FILE", help="mask network weights instead of the shipped one")
     g.add_argument("--baseline-model", metavar="FILE",
                    help="baseline network for --mask none instead of the shipped one")
     g.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU; default), cpu, cuda or cuda:N")
-    g.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="inference precision (default: auto); auto = bf16 on CPUs with native bf16 and on CUDA, else fp32")
-    g.add_argument("--mask-precision", default=None, choices=["auto", "fp32", "bf16", "fp16"],
+    g.add_argument("--precision", default="auto", choices=option_table.PRECISIONS, help=option_table.PRECISION_HELP)
+    g.add_argument("--mask-precision", default=None, choices=option_table.PRECISIONS,
                    help="precision of the mask network (default: as --precision); fp32 keeps the "
                         "few line/background decisions that bf16 rounding flips (tens to hundreds per million)")
-    g.add_argument("--engine", default="auto", choices=["auto", "torch", "onnxruntime"],
-                   help="inference engine (default: auto = ONNX Runtime for networks that run in fp32 on "
-                        "the CPU, where it is faster, else torch)")
+    g.add_argument("--engine", default="auto", choices=option_table.ENGINES, help=option_table.ENGINE_HELP)
     g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch and ONNX Runtime (default: torch's choice)")
 
     restore = sub.add_parser(
@@ -101,31 +90,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     )
     restore.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
     restore.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the restored PNGs (created)")
-    o = restore.add_argument_group("restoration")
-    o.add_argument("--mask", default="learnt", choices=["learnt", "otsu", "otsu_d", "agt", "none"], help=_MASK_HELP)
-    o.add_argument("--threshold", action=argparse.BooleanOptionalAction, default=True,
-                   help="post-process: pixels brighter than --theta become white (default: on)")
-    o.add_argument("--jpeg-consistency", action=argparse.BooleanOptionalAction, default=True,
-                   help="project the result onto what the input's JPEG allows: JPEG files with their own "
-                        "quantisation table (any encoder), other 8-bit files when their pixels are an "
-                        "unedited JPEG with standard tables (default: on)")
-    o.add_argument("--normalize-ink", action=argparse.BooleanOptionalAction, default=True,
-                   help="restore a drawing in flat light ink (light pen, faded scan) stretched to full "
-                        "contrast and scale it back; drawings with darker lines or grainy pencil are left "
-                        "as they are (default: on)")
-    # choices: core.ensemble.SIZES, not imported here (it brings torch in at start-up)
-    o.add_argument("--ensemble", type=int, default=1, choices=(1, 2, 4, 8),
-                   help="self-ensemble: run the networks on this many flips and turns of the image and "
-                        "average them; up to that many times slower, more exact (default: 1, off)")
-    o.add_argument("--theta", type=int, default=DEFAULT_THETA, metavar="0-255", help=f"threshold level, on the 8-bit scale (default: {DEFAULT_THETA})")
-    o.add_argument("--qf", default="auto", metavar="1-100|auto",
-                   help="JPEG quality hint for non-blind models; auto reads it from each JPEG's quantisation "
-                        "table (other files: the model's default; default: auto). Blind models estimate it themselves")
-    o.add_argument("--background", default="white", choices=list(BACKGROUNDS),
-                   help="white (default): the restored drawing on white; transparent: black lines with alpha = 1 - gray "
-                        "(gray input gains an alpha channel, colour input becomes RGBA)")
-    o.add_argument("--tile", type=int, metavar="PX", help="tile side in pixels (default: chosen from the device's memory)")
-    o.add_argument("--overlap", type=int, metavar="PX", help="overlap between tiles (default: 128, at most a quarter tile)")
+    _add_restore_options(restore.add_argument_group("restoration"))
     f = restore.add_argument_group("files")
     f.add_argument("--save-mask", action="store_true", help="also write OUTDIR/<stem>_mask.png (255 on lines)")
     f.add_argument("-r", "--recursive", action="store_true",
@@ -136,6 +101,22 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
                    help="print the models, device and precision as JSON",
                    description="Print the models, device and precision that restore would use, as JSON.")
     return parser, restore
+
+
+def _add_restore_options(group) -> None:
+    """One argument per option of :data:`core.options.OPTIONS` that has a command-line flag."""
+    for opt in option_table.OPTIONS:
+        if opt.flag is None:
+            continue
+        if opt.type == "bool":
+            group.add_argument(opt.flag, action=argparse.BooleanOptionalAction, default=opt.default, help=opt.help)
+        elif opt.name == "qf":  # "auto": each JPEG file's own quality (read per file below)
+            group.add_argument(opt.flag, default="auto", metavar=opt.metavar, help=opt.help)
+        elif opt.choices:
+            kind = int if opt.type == "int" else str
+            group.add_argument(opt.flag, type=kind, default=opt.default, choices=opt.choices, help=opt.help)
+        else:
+            group.add_argument(opt.flag, type=int, default=opt.default, metavar=opt.metavar, help=opt.help)
 
 
 def collect_inputs(inputs: Sequence[str], recursive: bool = False) -> list[tuple[Path, Path]]:
@@ -211,10 +192,10 @@ def _load_restorer(args: argparse.Namespace, mask_method: str | None):
 
 
 def _role_of_model(path: str) -> dict[str, str]:
-    from .pipeline import _kind, _load  # noqa: PLC2701 (same package)
+    from .runners import load_weights, model_kind
 
-    model = _load(path, "restore")
-    if _kind(model) == "mask":
+    model = load_weights(path, "restore")
+    if model_kind(model) == "mask":
         return {"mask": path}
     return {"baseline" if getattr(model, "mode", "") == "baseline" else "restore": path}
 
@@ -242,11 +223,8 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     from .pipeline import RestoreOptions
 
     qf = _qf_hint(args)
-    base = dict(
-        mask=args.mask, threshold=args.threshold, theta=args.theta, background=args.background,
-        return_mask=args.save_mask, tile=args.tile, overlap=args.overlap, model=args.model,
-        jpeg_consistency=args.jpeg_consistency, normalize_ink=args.normalize_ink, ensemble=args.ensemble,
-    )
+    base = {o.name: getattr(args, o.name) for o in option_table.OPTIONS if o.flag and o.name != "qf"}
+    base.update(return_mask=args.save_mask, model=args.model)
     RestoreOptions(**base, qf=None if qf == "auto" else qf)  # validate before loading models
     restorer = _load_restorer(args, args.mask)
     info = restorer.info()

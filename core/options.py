@@ -239,12 +239,11 @@ def problem(name: str, value: object) -> str | None:
             f"{name} must be a path to a weights file, got {value!r}"
         )
     if opt.type == "table":
-        if (
-            isinstance(value, (str, bytes))
-            or not hasattr(value, "__len__")
-            or len(value) != 64
-            or not all(_is_int(v) and 1 <= v <= 65535 for v in value)
-        ):
-            return f"{name} must be 64 integer quantization steps within 1..65535 (natural order)"
+        if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+            return f"{name} must be a list of 64 quantization steps (natural order), got {value!r}"
+        if len(value) != 64:
+            return f"{name} must hold 64 quantization steps, got {len(value)}"
+        if not all(_is_int(v) and 1 <= v <= 65535 for v in value):
+            return f"{name} steps must be integers within 1..65535"
         return None
     raise AssertionError(f"option {name} has an unknown type {opt.type!r}")

@@ -11,7 +11,7 @@ What it does (and prints, one line per action):
 3. bundles next to it what GIMP's own Python lacks: the pure-Python parts of ``websockets`` and
    ``msgpack`` taken from this Python environment (compiled speed-ups are left out; both packages
    fall back to pure Python), their license files, and the package ``lrclient`` holding the
-   project's ``server/protocol.py``, ``client.py`` and ``jpegfile.py``;
+   project's ``server/protocol.py``, ``client.py``, ``jpegfile.py`` and ``core/options.py``;
 4. makes the entry file executable (GIMP only runs executable plug-ins on Linux and macOS).
 
 Restart GIMP afterwards; the command is under Filters > Enhance > Restore JPEG Line Art...
@@ -41,7 +41,8 @@ _SKIP = re.compile(r"(^__pycache__$|\.pyc$|\.so$|\.pyd$|\.dylib$|\.c$|\.h$)")
 
 _LRCLIENT_INIT = '''"""The lineart-restore wire protocol and client, bundled for the GIMP plug-in.
 
-Copies of ``server/protocol.py``, ``client.py`` and ``jpegfile.py`` made by ``python -m gimp_plugin.install``;
+Copies of ``server/protocol.py``, ``client.py``, ``jpegfile.py`` and ``core/options.py`` made by
+``python -m gimp_plugin.install``;
 edit the originals in the lineart-restore repository, not these.
 """
 '''
@@ -114,18 +115,17 @@ def _license_files(distribution: str) -> list[Path]:
     return [p for p in out if p.is_file()]
 
 
-def _client_sources() -> tuple[Path, tuple[str, ...]]:
-    """The folder of the project's protocol and client and the names of its files to bundle as the
-    package ``lrclient`` (``server.CLIENT_FILES``)."""
+def _client_sources() -> dict[str, Path]:
+    """The project's protocol, client and option table to bundle as the package ``lrclient``: file
+    name in the bundle -> source file (``server.CLIENT_SOURCES``)."""
     try:
         import server  # the lineart-restore server package
     except ImportError as e:
         raise SystemExit(f"error: cannot find the lineart-restore 'server' package to bundle its client: {e}") from None
-    folder = Path(server.__file__).resolve().parent
-    missing = [n for n in server.CLIENT_FILES if not (folder / n).is_file()]
+    missing = [str(p) for p in server.CLIENT_SOURCES.values() if not p.is_file()]
     if missing:
-        raise SystemExit(f"error: {folder} lacks {', '.join(missing)}")
-    return folder, tuple(server.CLIENT_FILES)
+        raise SystemExit(f"error: missing {', '.join(missing)}")
+    return dict(server.CLIENT_SOURCES)
 
 
 def install(gimp_dir: Path, *, dry_run: bool = False, say: Callable[[str], None] = print) -> Path:
@@ -142,7 +142,7 @@ def install(gimp_dir: Path, *, dry_run: bool = False, say: Callable[[str], None]
     entry = PLUGIN_SOURCE / f"{PLUGIN_NAME}.py"
     if not entry.is_file():
         raise SystemExit(f"error: plug-in source {entry} not found")
-    client_dir, client_files = _client_sources()
+    client_files = _client_sources()
     packages = {name: _package_dir(name) for name in VENDORED}
     prefix = "would " if dry_run else ""
 
@@ -169,12 +169,12 @@ def install(gimp_dir: Path, *, dry_run: bool = False, say: Callable[[str], None]
             if not dry_run:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(lic, target)
-    say(f"{prefix}bundle lrclient ({', '.join(client_files)}) from {client_dir} -> {dest / 'lrclient'}")
+    say(f"{prefix}bundle lrclient ({', '.join(client_files)}) -> {dest / 'lrclient'}")
     if not dry_run:
         (dest / "lrclient").mkdir()
         (dest / "lrclient" / "__init__.py").write_text(_LRCLIENT_INIT, encoding="utf-8")
-        for name in client_files:
-            shutil.copyfile(client_dir / name, dest / "lrclient" / name)
+        for name, source in client_files.items():
+            shutil.copyfile(source, dest / "lrclient" / name)
     target_entry = dest / f"{PLUGIN_NAME}.py"
     say(f"{prefix}make {target_entry} executable")
     if not dry_run:

@@ -7,7 +7,7 @@ writes ``DIR/lineart_restore-<version>.zip`` for Tools > Scripts > Import Python
     lineart_restore.desktop
     lineart_restore/                 the plug-in package (this folder's ``lineart_restore``)
     lineart_restore/vendor/
-        lrclient/                    server/protocol.py, client.py and jpegfile.py, side by side
+        lrclient/                    server/protocol.py, client.py, jpegfile.py and core/options.py
         websockets/                  pure-Python copy (the optional C speed-up is left out)
         msgpack/                     pure-Python copy (``fallback.py`` is used without the C module)
         LICENSES/                    the two libraries' licence files
@@ -29,15 +29,16 @@ import zipfile
 from email.parser import Parser
 from pathlib import Path
 
-from server import CLIENT_FILES
+from server import CLIENT_SOURCES
 
 __all__ = ["PLUGIN_NAME", "build_zip", "main"]
 
 PLUGIN_NAME = "lineart_restore"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-#: Files of ``server/`` the plug-in needs (sans-I/O protocol, blocking client, JPEG table reader).
-SERVER_FILES = CLIENT_FILES
+#: Files the plug-in bundles as ``vendor/lrclient`` (sans-I/O protocol, client, JPEG table reader,
+#: option table): name in the bundle -> source file.
+SERVER_FILES = CLIENT_SOURCES
 #: Bundled third-party packages: name -> licence file names to look for in the dist-info.
 VENDORED = {"websockets": ("LICENSE",), "msgpack": ("COPYING", "LICENSE")}
 # Parts of websockets the plug-in never imports and that need extra packages.
@@ -132,10 +133,11 @@ def build_zip(output: Path, deps_from: Path | None = None) -> Path:
         z.add(f"{vendor}/__init__.py", b'"""Bundled copies of the client\'s dependencies (see VERSIONS.txt)."""\n')
         z.add(
             f"{vendor}/lrclient/__init__.py",
-            b'"""server/protocol.py, client.py and jpegfile.py of lineart-restore, bundled side by side."""\n',
+            b'"""server/protocol.py, client.py, jpegfile.py and core/options.py of lineart-restore, bundled side by '
+            b'side."""\n',
         )
-        for name in SERVER_FILES:
-            z.add(f"{vendor}/lrclient/{name}", (REPO / "server" / name).read_bytes())
+        for name, source in SERVER_FILES.items():
+            z.add(f"{vendor}/lrclient/{name}", source.read_bytes())
 
         lines = [f"lineart_restore plug-in {version}", f"built with Python {sys.version.split()[0]}"]
         for name, licences in VENDORED.items():

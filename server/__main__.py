@@ -45,28 +45,24 @@ def _named_model(text: str) -> tuple[str, str]:
 
 def build_parser() -> argparse.ArgumentParser:
     defaults = protocol.Limits()
+    table = protocol.option_table
     p = argparse.ArgumentParser(
         prog="python -m server",
         description="Local WebSocket + msgpack server restoring JPEG-damaged line art for the Krita and GIMP "
         "plug-ins (protocol: docs/protocol.md).",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, loopback only)")
-    p.add_argument("--port", type=int, default=protocol.DEFAULT_PORT,
-                   help=f"port (default: {protocol.DEFAULT_PORT}; 0 picks a free one)")
+    p.add_argument("--port", type=int, default=table.DEFAULT_PORT,
+                   help=f"port (default: {table.DEFAULT_PORT}; 0 picks a free one)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                   help="inference precision (default: auto, per device)")
-    p.add_argument("--engine", default="auto", choices=("auto", "torch", "onnxruntime"),
-                   help="inference engine (default: auto = ONNX Runtime for networks that run in fp32 on the "
-                        "CPU, where it is faster, else torch)")
+    p.add_argument("--precision", default="auto", choices=table.PRECISIONS, help=table.PRECISION_HELP)
+    p.add_argument("--engine", default="auto", choices=table.ENGINES, help=table.ENGINE_HELP)
     p.add_argument("--token", default=None,
                    help=f"shared secret clients must send (default: ${TOKEN_ENV} if set, else none)")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="a browser Origin allowed to connect (repeatable); by default every browser is refused")
     g = p.add_argument_group("models (default: the shipped weights in core/models/)")
-    g.add_argument("--fast", action="store_true",
-                   help="the shipped fast pair (the thinner backbone restore_fast with the default mask "
-                        "network): about 1.35x faster on a CPU, 0.5-0.8 dB less exact")
+    g.add_argument("--fast", action="store_true", help=table.FAST_HELP)
     g.add_argument("--mask-model", type=Path, help="mask network weights (.safetensors)")
     g.add_argument("--restore-model", type=Path, help="framework-mode restoration backbone (.safetensors)")
     g.add_argument("--baseline-model", type=Path, help="baseline-mode backbone for mask 'none' (.safetensors or .pth)")

@@ -39,11 +39,13 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import enum
+import importlib.util
 import math
 import sys
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Union
 
 import msgpack
@@ -53,6 +55,7 @@ __all__ = [
     "DEFAULT_PORT",
     "MAX_ID_LENGTH",
     "ENSEMBLE_SIZES",
+    "option_table",
     "PixelFormat",
     "FormatInfo",
     "FORMAT_INFO",
@@ -82,16 +85,49 @@ __all__ = [
     "decode",
 ]
 
+#: Module name the option table is loaded under (see :func:`_load_option_table`).
+_TABLE_MODULE = "_lineart_restore_options"
+
+
+def _load_option_table() -> types.ModuleType:
+    """``core/options.py``, the one table of restore options (names, values, defaults, labels).
+
+    The plug-ins bundle it as ``options.py`` beside this file; in the source tree it is
+    ``core/options.py``. It is loaded by path because importing the ``core`` package would bring
+    numpy and OpenCV, which this module must not need.
+    """
+    if _TABLE_MODULE in sys.modules:
+        return sys.modules[_TABLE_MODULE]
+    here = Path(__file__).resolve().parent
+    for path in (here / "options.py", here.parent / "core" / "options.py"):
+        if path.is_file():
+            spec = importlib.util.spec_from_file_location(_TABLE_MODULE, path)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[_TABLE_MODULE] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[_TABLE_MODULE]
+                raise
+            return module
+    raise ImportError(f"the option table options.py is missing beside {Path(__file__).name} (re-install the plug-in)")
+
+
+#: The restore options' table (``core/options.py``): :class:`Options`' defaults, checks and
+#: schema, and the plug-in dialogs' choices and labels, come from it.
+option_table = _load_option_table()
+
 #: Bumped on any incompatible change of a message's fields or meaning.
 PROTOCOL_VERSION = 1
 #: The port ``python -m server`` listens on unless told otherwise.
-DEFAULT_PORT = 8765
+DEFAULT_PORT = option_table.DEFAULT_PORT
 #: Longest accepted request id (characters).
 MAX_ID_LENGTH = 64
 _MAX_TEXT = 4096  # longest free-text field (messages, notes, client names)
 _MAX_NAME = 128  # longest model name
-#: Self-ensemble sizes a restore request may ask for (``Options.ensemble``; as core.ensemble.SIZES).
-ENSEMBLE_SIZES = (1, 2, 4, 8)
+#: Self-ensemble sizes a restore request may ask for (``Options.ensemble``).
+ENSEMBLE_SIZES = option_table.ENSEMBLE_SIZES
 
 
 class _StrEnum(str, enum.Enum):
@@ -175,21 +211,13 @@ def with_alpha(fmt: PixelFormat | str) -> PixelFormat:
     return _ADD_ALPHA.get(fmt, fmt)
 
 
-class MaskMethod(_StrEnum):
-    """How the line mask fed to the restoration network is made (``none``: plain baseline network)."""
+MaskMethod = _StrEnum("MaskMethod", [(m.upper(), m) for m in option_table.MASK_METHODS])
+MaskMethod.__doc__ = """How the line mask fed to the restoration network is made (``none``: plain baseline network).
+Members: LEARNT, OTSU, OTSU_D, AGT, NONE (``core.options.MASK_METHODS``)."""
 
-    LEARNT = "learnt"
-    OTSU = "otsu"
-    OTSU_D = "otsu_d"
-    AGT = "agt"
-    NONE = "none"
-
-
-class Background(_StrEnum):
-    """What non-line pixels become: white, or transparent (the result gains an alpha channel)."""
-
-    WHITE = "white"
-    TRANSPARENT = "transparent"
+Background = _StrEnum("Background", [(b.upper(), b) for b in option_table.BACKGROUNDS])
+Background.__doc__ = """What non-line pixels become: white, or transparent (the result gains an alpha channel).
+Members: WHITE, TRANSPARENT (``core.options.BACKGROUNDS``)."""
 
 
 class ErrorCode(_StrEnum):
@@ -243,11 +271,16 @@ class ProtocolError(ValueError):
 # Message bodies
 
 
+def _default(name: str) -> Any:
+    return option_table.BY_NAME[name].default
+
+
 @dataclass(frozen=True)
 class Options:
     """Restoration options of a ``restore`` request; every field has a default, so ``{}`` is valid.
 
-    Field names and meanings match ``core.pipeline.RestoreOptions`` (the server passes them on).
+    Field names and meanings match ``core.pipeline.RestoreOptions`` (the server passes them on);
+    defaults, values and ranges come from the option table (:data:`option_table`).
 
     Attributes:
         mask: how the line mask is made (see :class:`MaskMethod`).
@@ -269,40 +302,30 @@ class Options:
             flips and turns of the layer and are averaged (1 = off); up to that many times slower.
     """
 
-    mask: MaskMethod = MaskMethod.LEARNT
-    threshold: bool = True
-    theta: int = 251
-    qf: int | None = None
-    background: Background = Background.WHITE
-    return_mask: bool = True
-    model: str | None = None
-    jpeg_consistency: bool = True
-    jpeg_table: list[int] | None = None
-    normalize_ink: bool = True
-    ensemble: int = 1
+    mask: MaskMethod = MaskMethod(_default("mask"))
+    threshold: bool = _default("threshold")
+    theta: int = _default("theta")
+    qf: int | None = _default("qf")
+    background: Background = Background(_default("background"))
+    return_mask: bool = _default("return_mask")
+    model: str | None = _default("model")
+    jpeg_consistency: bool = _default("jpeg_consistency")
+    jpeg_table: list[int] | None = _default("jpeg_table")
+    normalize_ink: bool = _default("normalize_ink")
+    ensemble: int = _default("ensemble")
 
     def check(self) -> None:
-        if self.ensemble not in ENSEMBLE_SIZES:
-            raise ProtocolError(
-                ErrorCode.INVALID_OPTION,
-                f"ensemble must be one of {', '.join(map(str, ENSEMBLE_SIZES))}, got {self.ensemble}",
-            )
-        if not 0 <= self.theta <= 255:
-            raise ProtocolError(ErrorCode.INVALID_OPTION, f"theta must be in 0..255, got {self.theta}")
-        if self.qf is not None and not 1 <= self.qf <= 100:
-            raise ProtocolError(ErrorCode.INVALID_OPTION, f"qf must be in 1..100 or nil, got {self.qf}")
+        # Types are already checked by decode(); values against the option table.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            value = value.value if isinstance(value, enum.Enum) else value
+            problem = option_table.problem(f.name, value)
+            if problem is not None:
+                raise ProtocolError(ErrorCode.INVALID_OPTION, problem)
         if self.model is not None and not 0 < len(self.model) <= _MAX_NAME:
             raise ProtocolError(
                 ErrorCode.INVALID_OPTION, f"model must be a name of 1..{_MAX_NAME} characters or nil"
             )
-        if self.jpeg_table is not None:
-            if len(self.jpeg_table) != 64:
-                raise ProtocolError(
-                    ErrorCode.INVALID_OPTION,
-                    f"jpeg_table must hold 64 quantization steps, got {len(self.jpeg_table)}",
-                )
-            if not all(1 <= v <= 65535 for v in self.jpeg_table):
-                raise ProtocolError(ErrorCode.INVALID_OPTION, "jpeg_table steps must be within 1..65535")
 
 
 @dataclass(frozen=True)
@@ -563,20 +586,20 @@ def options_schema(
         masks: mask methods the server can run (default: all of :class:`MaskMethod`).
         models: model names the server accepts in ``Options.model`` (default: any name).
     """
-    mask_choices = [str(m) for m in (masks if masks is not None else MaskMethod)]
-    schema: dict[str, Any] = {
-        "mask": {"type": "str", "default": str(Options.mask), "choices": mask_choices},
-        "threshold": {"type": "bool", "default": Options.threshold},
-        "theta": {"type": "int", "default": Options.theta, "min": 0, "max": 255},
-        "qf": {"type": "int|nil", "default": None, "min": 1, "max": 100},
-        "background": {"type": "str", "default": str(Options.background), "choices": [str(b) for b in Background]},
-        "return_mask": {"type": "bool", "default": Options.return_mask},
-        "model": {"type": "str|nil", "default": None},
-        "jpeg_consistency": {"type": "bool", "default": Options.jpeg_consistency},
-        "jpeg_table": {"type": "list[int]|nil", "default": None, "length": 64, "min": 1, "max": 65535},
-        "normalize_ink": {"type": "bool", "default": Options.normalize_ink},
-        "ensemble": {"type": "int", "default": Options.ensemble, "choices": list(ENSEMBLE_SIZES)},
-    }
+    schema: dict[str, Any] = {}
+    for f in dataclasses.fields(Options):
+        opt = option_table.BY_NAME[f.name]
+        kind = {"path": "str", "table": "list[int]"}.get(opt.type, opt.type)
+        entry: dict[str, Any] = {"type": kind + ("|nil" if opt.nullable else ""), "default": opt.default}
+        if opt.type == "table":
+            entry.update(length=64, min=1, max=65535)
+        if opt.choices:
+            entry["choices"] = list(opt.choices)
+        elif opt.type == "int":
+            entry.update({k: v for k, v in (("min", opt.minimum), ("max", opt.maximum)) if v is not None})
+        schema[f.name] = entry
+    if masks is not None:
+        schema["mask"]["choices"] = [str(m) for m in masks]
     if models is not None:
         schema["model"]["choices"] = [str(m) for m in models]
     return schema

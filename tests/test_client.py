@@ -21,9 +21,8 @@ import msgpack
 import pytest
 from websockets.sync.server import serve
 
-from server import CLIENT_FILES, client, protocol
+from server import CLIENT_SOURCES, client, protocol
 
-SERVER_DIR = Path(client.__file__).parent
 BLOCK = "import sys\nfor _n in ('torch', 'numpy', 'PIL', 'cv2', 'core'):\n    sys.modules[_n] = None\n"
 
 
@@ -42,8 +41,8 @@ def test_client_works_bundled_in_a_plugin_package(tmp_path):
     """As the plug-ins ship it: protocol.py and client.py copied into a vendored package."""
     pkg = tmp_path / "myplugin" / "vendor" / "lrclient"
     pkg.mkdir(parents=True)
-    for name in CLIENT_FILES:
-        shutil.copy(SERVER_DIR / name, pkg / name)
+    for name, source in CLIENT_SOURCES.items():
+        shutil.copy(source, pkg / name)
     for folder in (tmp_path / "myplugin", tmp_path / "myplugin" / "vendor", pkg):
         (folder / "__init__.py").write_text("")
     out = _run(
@@ -59,8 +58,8 @@ def test_client_works_bundled_in_a_plugin_package(tmp_path):
 
 def test_client_works_as_top_level_modules(tmp_path):
     """Fallback: both files in one folder on sys.path, imported as top-level modules."""
-    for name in CLIENT_FILES:
-        shutil.copy(SERVER_DIR / name, tmp_path / name)
+    for name, source in CLIENT_SOURCES.items():
+        shutil.copy(source, tmp_path / name)
     out = _run("import client, protocol\nassert client.protocol is protocol\nprint('ok')", cwd=tmp_path)
     assert out == "ok"
 

@@ -18,6 +18,7 @@ __all__ = [
     "MASK_METHODS",
     "BACKGROUNDS",
     "ENSEMBLE_SIZES",
+    "OPTIONS",
     "Settings",
     "SettingsBackend",
     "MemoryBackend",
@@ -25,19 +26,32 @@ __all__ = [
     "normalize_server",
 ]
 
+
+def _load_option_table():
+    """The project's option table (``core/options.py``): the copy bundled in the installed plug-in,
+    else the one the protocol of a source checkout reads (tests, development)."""
+    try:
+        from .vendor.lrclient import options  # type: ignore[import-not-found]
+    except ImportError:
+        from server.protocol import option_table as options  # type: ignore[import-not-found]
+    return options
+
+
+#: The restore options' names, values, defaults and labels (``core/options.py``).
+OPTIONS = _load_option_table()
+
 #: Section of kritarc the settings live in.
 GROUP = "lineart_restore"
 #: Port ``python -m server`` listens on by default.
-DEFAULT_PORT = 8765  # server.protocol.DEFAULT_PORT
-#: Mask methods offered when the server does not list its own (``server.protocol.MaskMethod``):
-#: the learnt mask network, the direct masks of ``core.masks`` and "none" (baseline restoration
-#: without a mask).
-MASK_METHODS = ("learnt", "otsu", "otsu_d", "agt", "none")
+DEFAULT_PORT = OPTIONS.DEFAULT_PORT
+#: Mask methods offered when the server does not list its own: the learnt mask network, the direct
+#: masks and "none" (baseline restoration without a mask).
+MASK_METHODS = OPTIONS.MASK_METHODS
 #: What the restored layer's background becomes.
-BACKGROUNDS = ("white", "transparent")
+BACKGROUNDS = OPTIONS.BACKGROUNDS
 #: Self-ensemble sizes (passes over flipped and turned copies, averaged) a server may be asked
-#: for (``server.protocol.ENSEMBLE_SIZES``); 1 is a plain run.
-ENSEMBLE_SIZES = (1, 2, 4, 8)
+#: for; 1 is a plain run.
+ENSEMBLE_SIZES = OPTIONS.ENSEMBLE_SIZES
 
 
 def normalize_server(text: str) -> str:
@@ -84,12 +98,12 @@ class Settings:
 
     server: str = f"ws://127.0.0.1:{DEFAULT_PORT}"
     model: str = ""
-    mask_method: str = "learnt"
-    threshold: bool = True
-    theta: int = 251
-    background: str = "white"
+    mask_method: str = OPTIONS.BY_NAME["mask"].default
+    threshold: bool = OPTIONS.BY_NAME["threshold"].default
+    theta: int = OPTIONS.BY_NAME["theta"].default
+    background: str = OPTIONS.BY_NAME["background"].default
     add_mask_layer: bool = False
-    ensemble: int = 1
+    ensemble: int = OPTIONS.BY_NAME["ensemble"].default
 
     def check(self) -> "Settings":
         """Return a copy with ``server`` normalised; raise ``ValueError`` naming a bad field."""

@@ -23,26 +23,19 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
-from .settings import ENSEMBLE_SIZES, MASK_METHODS, Settings
+from .settings import ENSEMBLE_SIZES, MASK_METHODS, OPTIONS, Settings
 
 __all__ = ["RestoreDialog", "ProgressDialog", "MASK_LABELS", "QUALITY_LABELS"]
 
-#: Words shown for the protocol's mask method names.
-MASK_LABELS = {
-    "learnt": "Learnt line mask (recommended)",
-    "otsu": "Otsu threshold",
-    "otsu_d": "Otsu threshold, dilated",
-    "agt": "Adaptive Gaussian threshold",
-    "none": "No mask (plain restoration)",
-}
-#: Words shown for the self-ensemble sizes (time factors: README, *The self-ensemble*).
-QUALITY_LABELS = {
-    1: "Standard (one pass)",
-    2: "2 passes, mirrored (about 1.8x the time)",
-    4: "4 passes, mirrored and turned (about 3.3x the time)",
-    8: "8 passes, every flip and turn (about 6.4x the time)",
-}
+#: Words shown for the protocol's mask method names (``core/options.py``).
+MASK_LABELS = dict(zip(OPTIONS.BY_NAME["mask"].choices, OPTIONS.BY_NAME["mask"].choice_labels))
+#: Words shown for the self-ensemble sizes (``core/options.py``).
+QUALITY_LABELS = dict(zip(OPTIONS.BY_NAME["ensemble"].choices, OPTIONS.BY_NAME["ensemble"].choice_labels))
 DEFAULT_MODEL_LABEL = "(server default)"
+
+
+def _label(name: str) -> str:
+    return OPTIONS.BY_NAME[name].label + ":"
 
 
 class RestoreDialog(QDialog):
@@ -86,7 +79,7 @@ class RestoreDialog(QDialog):
 
         self.mask = QComboBox()
         self._fill_masks(MASK_METHODS, settings.mask_method)
-        form.addRow("Line mask:", self.mask)
+        form.addRow(_label("mask"), self.mask)
 
         self.quality = QComboBox()
         self.quality.setToolTip(
@@ -94,7 +87,7 @@ class RestoreDialog(QDialog):
             "results: a little more exact where the JPEG damage is mild, and up to that many times slower."
         )
         self._fill_quality(ENSEMBLE_SIZES, settings.ensemble)
-        form.addRow("Quality:", self.quality)
+        form.addRow(_label("ensemble"), self.quality)
 
         self.threshold = QCheckBox("Snap near-white pixels to white above")
         self.threshold.setChecked(settings.threshold)
@@ -109,14 +102,14 @@ class RestoreDialog(QDialog):
         trow.addStretch(1)
         form.addRow("Threshold:", trow)
 
-        self.bg_white = QRadioButton("White")
-        self.bg_transparent = QRadioButton("Transparent")
+        self.bg_white = QRadioButton(OPTIONS.BY_NAME["background"].label_of("white"))
+        self.bg_transparent = QRadioButton(OPTIONS.BY_NAME["background"].label_of("transparent"))
         (self.bg_transparent if settings.background == "transparent" else self.bg_white).setChecked(True)
         brow = QHBoxLayout()
         brow.addWidget(self.bg_white)
         brow.addWidget(self.bg_transparent)
         brow.addStretch(1)
-        form.addRow("Background:", brow)
+        form.addRow(_label("background"), brow)
 
         self.add_mask = QCheckBox('Also add a "line mask" layer')
         self.add_mask.setChecked(settings.add_mask_layer)

@@ -18,39 +18,43 @@ __all__ = [
     "MASK_CHOICES",
     "BACKGROUND_CHOICES",
     "QUALITY_CHOICES",
+    "QUALITY_PASSES",
+    "OPTIONS",
     "SettingsError",
     "Settings",
     "normalize_server",
 ]
 
-#: Where ``python -m server`` listens by default (protocol.DEFAULT_PORT on the loopback).
-DEFAULT_SERVER = "ws://127.0.0.1:8765"
+
+def _load_option_table():
+    """The project's option table (``core/options.py``): the copy bundled in the installed plug-in
+    (``lrclient/options.py``), else the one the protocol of a source checkout reads (tests)."""
+    try:
+        from lrclient import options  # type: ignore[import-not-found]
+    except ImportError:
+        from server.protocol import option_table as options  # type: ignore[import-not-found]
+    return options
+
+
+#: The restore options' names, values, defaults and labels (``core/options.py``).
+OPTIONS = _load_option_table()
+_MASK, _BACKGROUND, _ENSEMBLE = (OPTIONS.BY_NAME[n] for n in ("mask", "background", "ensemble"))
+
+#: Where ``python -m server`` listens by default (on the loopback).
+DEFAULT_SERVER = f"ws://127.0.0.1:{OPTIONS.DEFAULT_PORT}"
 
 #: Mask methods offered (protocol ``MaskMethod`` values) with their labels in the dialog.
-MASK_CHOICES: tuple[tuple[str, str], ...] = (
-    ("learnt", "Learnt mask (mask network)"),
-    ("otsu", "Otsu threshold"),
-    ("otsu_d", "Otsu threshold, dilated"),
-    ("agt", "Adaptive Gaussian threshold"),
-    ("none", "No mask (baseline network)"),
-)
+MASK_CHOICES: tuple[tuple[str, str], ...] = tuple(zip(_MASK.choices, _MASK.choice_labels))
 #: Background choices (protocol ``Background`` values) with their labels.
-BACKGROUND_CHOICES: tuple[tuple[str, str], ...] = (
-    ("white", "White"),
-    ("transparent", "Transparent"),
-)
+BACKGROUND_CHOICES: tuple[tuple[str, str], ...] = tuple(zip(_BACKGROUND.choices, _BACKGROUND.choice_labels))
 
-#: Quality choices with their labels: the server's self-ensemble (protocol ``Options.ensemble``),
-#: the layer restored that many times, flipped and turned, and averaged. Time factors: README,
-#: *The self-ensemble*.
-QUALITY_CHOICES: tuple[tuple[str, str], ...] = (
-    ("standard", "Standard (one pass)"),
-    ("x2", "2 passes, mirrored (about 1.8x the time)"),
-    ("x4", "4 passes, mirrored and turned (about 3.3x the time)"),
-    ("x8", "8 passes, every flip and turn (about 6.4x the time)"),
+#: Passes for each quality nick: the server's self-ensemble (protocol ``Options.ensemble``), the
+#: layer restored that many times, flipped and turned, and averaged.
+QUALITY_PASSES = {("standard" if n == 1 else f"x{n}"): n for n in _ENSEMBLE.choices}
+#: Quality choices with their labels.
+QUALITY_CHOICES: tuple[tuple[str, str], ...] = tuple(
+    (nick, _ENSEMBLE.label_of(n)) for nick, n in QUALITY_PASSES.items()
 )
-#: Passes for each quality nick.
-QUALITY_PASSES = {"standard": 1, "x2": 2, "x4": 4, "x8": 8}
 
 
 @dataclass(frozen=True)
@@ -83,12 +87,12 @@ ARGUMENTS: tuple[ArgSpec, ...] = (
             "WebSocket address of the lineart-restore server started with 'python -m server'",
             DEFAULT_SERVER),
     ArgSpec("mask-method", "choice", "Line _mask",
-            "How the line mask given to the restoration network is made", "learnt", MASK_CHOICES),
+            "How the line mask given to the restoration network is made", _MASK.default, MASK_CHOICES),
     ArgSpec("threshold", "int", "_White threshold",
             "Restored gray levels above this value (0-255 scale) become pure white; 255 turns it off",
-            251, minimum=0, maximum=255),
+            OPTIONS.DEFAULT_THETA, minimum=0, maximum=255),
     ArgSpec("background", "choice", "_Background",
-            "What non-line pixels become in the restored layer", "white", BACKGROUND_CHOICES),
+            "What non-line pixels become in the restored layer", _BACKGROUND.default, BACKGROUND_CHOICES),
     ArgSpec("mask-layer", "boolean", "_Add line mask layer",
             "Also add the line mask (white lines on black) as a hidden layer", False),
     ArgSpec("quality", "choice", "_Quality",
@@ -128,7 +132,7 @@ def normalize_server(text: str) -> str:
     if not host:
         raise SettingsError(f"server address {raw!r} names no host")
     if port is None:
-        port = 8765 if scheme == "ws" else 443
+        port = OPTIONS.DEFAULT_PORT if scheme == "ws" else 443
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     return f"{scheme}://{host}:{port}{parts.path}"
@@ -148,9 +152,9 @@ class Settings:
     """
 
     server: str = DEFAULT_SERVER
-    mask: str = "learnt"
-    threshold: int = 251
-    background: str = "white"
+    mask: str = _MASK.default
+    threshold: int = OPTIONS.DEFAULT_THETA
+    background: str = _BACKGROUND.default
     mask_layer: bool = False
     quality: str = "standard"
 
