@@ -7,7 +7,7 @@ network both ways (the fastest of ``--repeat`` runs after a warm-up call) and ho
 compiling call of each new shape took. The pipeline's tiles take every size up to the tile, so a
 compiled pipeline would pay that first-call cost for every new layer size.
 
-    python benchmarks/bench_compile.py --sizes 256 512 768 1024 --threads 1
+    python -m benchmarks.bench_compile --sizes 256 512 768 1024 --threads 1
 
 Needs a C++ compiler (inductor generates C++ on CPU).
 """
@@ -17,14 +17,11 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core.pipeline import DEFAULT_FILES, MODELS_DIR  # noqa: E402
-from core.weights import load_model  # noqa: E402
+from benchmarks.common import shipped_path
+from core.weights import load_model
 
 
 def _best_seconds(fn, repeat: int) -> float:
@@ -47,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
 
     nets = {}
     for role in ("mask", "restore"):
-        model = load_model(MODELS_DIR / DEFAULT_FILES[role]).eval().requires_grad_(False)
+        model = load_model(shipped_path(role)).eval().requires_grad_(False)
         model = model.to(memory_format=torch.channels_last)
         nets[role] = (model, torch.compile(model, dynamic=False))
     print(f"# torch {torch.__version__}, {args.threads} thread(s), bf16 autocast, channels_last; "

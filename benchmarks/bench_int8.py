@@ -12,7 +12,7 @@ With ``--pipeline``, the default pipeline (ONNX Runtime engine) is also run with
 networks in place of the fp32 ones on the waifu2x comparison's crops (``--data``, 3 drawings per
 set, 256² windows, QF 10-40), and the mean PSNR of each is printed per set and QF.
 
-    python benchmarks/bench_int8.py --side 512 --threads 1 --pipeline
+    python -m benchmarks.bench_int8 --side 512 --threads 1 --pipeline
 """
 
 from __future__ import annotations
@@ -25,11 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from bench_pipeline import drawing  # noqa: E402
+from benchmarks.common import DATA_ROOT, drawing, shipped_path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeat", type=int, default=3, help="timed runs, best reported")
     p.add_argument("--pipeline", action="store_true", help="also score the whole pipeline with int8 networks")
-    p.add_argument("--data", default="/work/shared/data", help="data root for --pipeline (lineart/val, kanji)")
+    p.add_argument("--data", default=DATA_ROOT, help="data root for --pipeline (lineart/val, kanji)")
     args = p.parse_args(argv)
 
     import onnx
@@ -48,12 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from core.ort_engine import export_onnx
-    from core.pipeline import DEFAULT_FILES, MODELS_DIR
     from core.weights import load_model
 
     torch.set_num_threads(args.threads)
-    mask_net = load_model(MODELS_DIR / DEFAULT_FILES["mask"]).eval()
-    backbone = load_model(MODELS_DIR / DEFAULT_FILES["restore"]).eval()
+    mask_net = load_model(shipped_path("mask")).eval()
+    backbone = load_model(shipped_path("restore")).eval()
 
     def planes(seeds, side):
         return [drawing(side, seed=s, qf=q).astype(np.float32)[None, None] / 255
@@ -123,7 +118,7 @@ def pipeline_part(args, int8_sessions) -> None:
     from compare_waifu2x import _jpeg, _sets, clean_crops
 
     from core.metrics import psnr
-    from core.pipeline import Restorer, RestoreOptions
+    from core.pipeline import RestoreOptions, Restorer
 
     sets = _sets(argparse.Namespace(set=[], light_set=[], smooth_light_set=[], data=args.data))  # the comparison's sets
     fp32 = Restorer.default(device="cpu", precision="fp32", engine="onnxruntime")

@@ -14,9 +14,9 @@ architecture; speed and memory do not depend on the weight values):
   otherwise run, and the speed-up.
 
 Usage:
-    python benchmarks/bench_pipeline.py                  # everything (several minutes on 2 cores)
-    python benchmarks/bench_pipeline.py --quick          # 1024^2 only, no 8192^2
-    python benchmarks/bench_pipeline.py --reference-sizes 1024 2048   # reference at 2048^2 too
+    python -m benchmarks.bench_pipeline                  # everything (several minutes on 2 cores)
+    python -m benchmarks.bench_pipeline --quick          # 1024^2 only, no 8192^2
+    python -m benchmarks.bench_pipeline --reference-sizes 1024 2048   # reference at 2048^2 too
 
 The load average is printed before and after: other processes on the machine slow every figure.
 """
@@ -33,25 +33,10 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.common import ROOT, drawing
+
 #: Timed runs per measurement (``--repeat``).
 REPEAT = 3
-
-
-def drawing(side: int, seed: int = 0, qf: int = 20):
-    """A synthetic JPEG-damaged line drawing (anti-aliased strokes on white), ``side`` x ``side``."""
-    import cv2
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    img = np.full((side, side), 255, np.uint8)
-    for _ in range(side * side // 6000):
-        p = rng.integers(0, side, size=(2, 2))
-        cv2.line(img, tuple(map(int, p[0])), tuple(map(int, p[1])), int(rng.integers(0, 120)),
-                 int(rng.integers(1, 4)), cv2.LINE_AA)
-    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, qf])
-    return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
 
 
 def build_restorer(which: str, precision: str, channels_last: bool = True, mask_precision: str | None = None,
@@ -124,7 +109,7 @@ def worker(args) -> None:
 
 def measure(size: int, which="default", precision="auto", tile=None, threads=None, channels_last=True, save=None,
             mask_precision=None, engine="auto"):
-    cmd = [sys.executable, __file__, "--worker", "--size", str(size), "--which", which, "--precision", precision,
+    cmd = [sys.executable, "-m", "benchmarks.bench_pipeline", "--worker", "--size", str(size), "--which", which, "--precision", precision,
            "--engine", engine, "--repeat", str(REPEAT)]
     if mask_precision:
         cmd += ["--mask-precision", mask_precision]

@@ -1,6 +1,6 @@
 """Benchmark the restoration server against the issue's targets and print them.
 
-    python benchmarks/bench_server.py [--size 2048] [--repeats 2] [--clients 8] [--requests 10] [--device cpu]
+    python -m benchmarks.bench_server [--size 2048] [--repeats 2] [--clients 8] [--requests 10] [--device cpu]
 
 1. Overhead: one ``size x size`` RGBA8 layer restored by calling ``Restorer.restore`` directly in
    this process (in one worker thread, as the server calls it), and through ``python -m server`` (a separate process, same models, same device)
@@ -32,10 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from server import client  # noqa: E402
+from benchmarks.common import ROOT, shipped_path
+from server import client
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -70,9 +68,7 @@ def drawing(h: int, w: int, seed: int) -> np.ndarray:
 
 
 def model_paths(tmp: Path) -> tuple[list[str], str]:
-    from core.pipeline import DEFAULT_FILES, MODELS_DIR
-
-    shipped = [MODELS_DIR / DEFAULT_FILES[r] for r in ("mask", "restore", "baseline")]
+    shipped = [shipped_path(r) for r in ("mask", "restore", "baseline")]
     if all(p.is_file() for p in shipped):
         return [str(p) for p in shipped], "shipped weights (core/models/)"
     import torch
@@ -222,8 +218,8 @@ def main() -> int:
     overhead = (ov["server"] - ov["direct"]) / ov["direct"] * 100
     print()
     print(f"server overhead, {args.size}x{args.size} rgba8 ({mp:.1f} MP), median of {args.repeats}:")
-    print(f"  direct pipeline {ov['direct']:.2f} s  {['%.2f' % v for v in ov['direct_all']]}")
-    print(f"  through server  {ov['server']:.2f} s  {['%.2f' % v for v in ov['server_all']]}")
+    print(f"  direct pipeline {ov['direct']:.2f} s  {[f'{v:.2f}' for v in ov['direct_all']]}")
+    print(f"  through server  {ov['server']:.2f} s  {[f'{v:.2f}' for v in ov['server_all']]}")
     print(f"  overhead {overhead:+.1f} %   (target: <= +10 %)  {'PASS' if overhead <= 10 else 'FAIL'}")
     print(f"  transport (client wall - server time): {ov['transport'] * 1000:.0f} ms = "
           f"{ov['transport'] * 1000 / mp:.1f} ms/MP; pixels identical to direct: {ov['identical']}")

@@ -36,7 +36,7 @@ What it does, for every image set (a folder of clean gray drawings, background e
 Usage (from the repository root)::
 
     benchmarks/waifu2x_env.sh                       # once: creates .venv-waifu2x
-    .venv/bin/python benchmarks/compare_waifu2x.py --waifu2x-python .venv-waifu2x/bin/python \\
+    .venv/bin/python -m benchmarks.compare_waifu2x --waifu2x-python .venv-waifu2x/bin/python \\
         --out out/waifu2x --torch-waifu2x
 
 Without ``--set``/``--light-set``/``--smooth-light-set`` it uses ``DATA/lineart/val`` (as ``val``),
@@ -774,8 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     agreement: dict[str, int] = {}
     level = max(args.noise)
     if args.torch_waifu2x:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        import waifu2x_torch as wt
+        from benchmarks import waifu2x_torch as wt
 
         models_dir = waifu2x_models_dir(args.waifu2x_python)
         for arch in args.arch:
@@ -878,8 +877,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))
     from core.errors import RestoreError
 
     try:

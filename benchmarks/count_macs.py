@@ -6,20 +6,15 @@ counted over every convolution and transposed convolution of each graph on a 256
 counts depend on the architectures only, not on weights: ours are built at the shipped files'
 sizes (the default and the fast pair), waifu2x's from ``benchmarks/waifu2x_torch.py``.
 
-    python benchmarks/count_macs.py
+    python -m benchmarks.count_macs
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import torch
 from torch import nn
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def macs_per_pixel(model: nn.Module, x: torch.Tensor, *args, out_pixels: int) -> float:
@@ -47,16 +42,16 @@ def macs_per_pixel(model: nn.Module, x: torch.Tensor, *args, out_pixels: int) ->
 
 
 def main() -> int:
-    from core.pipeline import DEFAULT_FILES, FAST_FILES, MODELS_DIR
+    from benchmarks.common import shipped_path
+    from benchmarks.waifu2x_torch import ARCH_OFFSETS, VGG7, ResNet10
     from core.weights import load_model
-    from waifu2x_torch import ARCH_OFFSETS, ResNet10, VGG7
 
     side = 256
     x = torch.rand(1, 1, side, side)
     rows = []
-    for label, files in (("ours", DEFAULT_FILES), ("ours fast", FAST_FILES)):
-        mask = load_model(MODELS_DIR / files["mask"]).float()
-        restore = load_model(MODELS_DIR / files["restore"]).float()
+    for label, fast in (("ours", False), ("ours fast", True)):
+        mask = load_model(shipped_path("mask", fast)).float()
+        restore = load_model(shipped_path("restore", fast)).float()
         m = macs_per_pixel(mask, x, out_pixels=side * side)
         r = macs_per_pixel(restore, x, torch.ones_like(x), out_pixels=side * side)
         rows += [(f"{label}: mask network", m), (f"{label}: restore backbone", r), (f"{label}: both", m + r)]

@@ -14,22 +14,18 @@ the squared error against the clean crop two ways:
 A large share on marked line pixels means the backbone is what limits the score, not the mask or
 the forced background.
 
-    python benchmarks/error_split.py --qf 10 40
+    python -m benchmarks.error_split --qf 10 40
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from compare_waifu2x import _jpeg, _sets, clean_crops  # noqa: E402
+from benchmarks.common import DATA_ROOT
+from benchmarks.compare_waifu2x import _jpeg, _sets, clean_crops
 
 BANDS = (("paper 255", 255, 255), ("ink 0", 0, 0), ("tones 1-254", 1, 254))
 
@@ -57,7 +53,7 @@ def split(clean: np.ndarray, out: np.ndarray, mask: np.ndarray) -> dict[str, flo
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="/work/shared/data", help="folder holding lineart/val and kanji")
+    p.add_argument("--data", default=DATA_ROOT, help="folder holding lineart/val and kanji")
     p.add_argument("--set", action="append", default=[], metavar="NAME=FOLDER", help="a set (default: val, kanji, val_light, val_light_smooth)")
     p.add_argument("--light-set", action="append", default=[], metavar="NAME=FOLDER", help="a set made light and grainy")
     p.add_argument("--smooth-light-set", action="append", default=[], metavar="NAME=FOLDER",
@@ -73,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from core.pipeline import Restorer, RestoreOptions
+    from core.pipeline import RestoreOptions, Restorer
 
     try:
         sets = _sets(args)

@@ -1,6 +1,6 @@
 """What the pipeline's ink normalization gains: PSNR with it on and off, per set and QF.
 
-    python benchmarks/ink_normalization.py --qf 10 20 30 40
+    python -m benchmarks.ink_normalization --qf 10 20 30 40
 
 The crops of Table 2 (``python -m training evaluate``: the 512-pixel centre crop of each drawing
 of ``lineart/val`` and ``kanji``, and of val's light variants with and without pencil grain,
@@ -15,22 +15,18 @@ crops were stretched.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core import ink  # noqa: E402
-from core.metrics import psnr  # noqa: E402
-from core.pipeline import Restorer, RestoreOptions  # noqa: E402
-from training.data import jpeg_degrade, list_images, load_drawing  # noqa: E402
-from training.evaluate import LIGHT_SEED, centre_crop  # noqa: E402
-from training.synth import light_variant  # noqa: E402
-
-from benchmarks.onoff import gain_row  # noqa: E402
+from benchmarks.common import DATA_ROOT, gain_row
+from core import ink
+from core.metrics import psnr
+from core.pipeline import RestoreOptions, Restorer
+from training.data import jpeg_degrade, list_images, load_drawing
+from training.evaluate import LIGHT_SEED, centre_crop
+from training.synth import light_variant
 
 
 def crops(folder: Path, size: int, light: bool, grain: bool) -> list[np.ndarray]:
@@ -45,7 +41,7 @@ def crops(folder: Path, size: int, light: bool, grain: bool) -> list[np.ndarray]
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="/work/shared/data", help="folder holding lineart/val and kanji")
+    p.add_argument("--data", default=DATA_ROOT, help="folder holding lineart/val and kanji")
     p.add_argument("--qf", type=int, nargs="+", default=[10, 20, 30, 40])
     p.add_argument("--crop", type=int, default=512)
     p.add_argument("--sets", nargs="+", default=["val", "kanji", "val light", "val light smooth"],

@@ -1,6 +1,6 @@
 """What the pipeline's JPEG-consistency step gains: PSNR with it on and off, per set and QF.
 
-    python benchmarks/jpeg_consistency.py --qf 10 20 30 40
+    python -m benchmarks.jpeg_consistency --qf 10 20 30 40
 
 The inkiest 256-pixel crop of each drawing of ``lineart/val`` and ``kanji`` (and val with flat
 light lines, ``training.synth.light_variant(grain=False)``), saved with Pillow at each QF, restored
@@ -12,25 +12,21 @@ share of the pipeline's time.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.metrics import psnr  # noqa: E402
-from core.pipeline import Restorer, RestoreOptions  # noqa: E402
-from training.data import jpeg_degrade, load_folder, validation_crops  # noqa: E402
-from training.synth import light_variant  # noqa: E402
-
-from benchmarks.onoff import gain_row  # noqa: E402
+from benchmarks.common import DATA_ROOT, gain_row
+from core.metrics import psnr
+from core.pipeline import RestoreOptions, Restorer
+from training.data import jpeg_degrade, load_folder, validation_crops
+from training.synth import light_variant
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="/work/shared/data", help="folder holding lineart/val and kanji")
+    p.add_argument("--data", default=DATA_ROOT, help="folder holding lineart/val and kanji")
     p.add_argument("--qf", type=int, nargs="+", default=[10, 20, 30, 40])
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)

@@ -18,24 +18,21 @@ and the same for the light variant *without* its grain (darkness scaled only), t
 quality throws away; a restorer can only guess it back, so the line-pixel error bounds what any
 method can reach.
 
-    python benchmarks/light_ceiling.py /path/to/lineart/val --qf 10 20 30 40
+    python -m benchmarks.light_ceiling /path/to/lineart/val --qf 10 20 30 40
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core.metrics import psnr  # noqa: E402
-from core.pipeline import Restorer, RestoreOptions  # noqa: E402
-from training.data import DataError, jpeg_degrade, list_images, load_drawing  # noqa: E402
-from training.evaluate import LIGHT_SEED, centre_crop  # noqa: E402
-from training.synth import light_variant  # noqa: E402
+from core.metrics import psnr
+from core.pipeline import RestoreOptions, Restorer
+from training.data import DataError, jpeg_degrade, list_images, load_drawing
+from training.evaluate import LIGHT_SEED, centre_crop
+from training.synth import light_variant
 
 
 def main(argv: list[str] | None = None) -> int:

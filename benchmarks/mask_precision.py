@@ -6,7 +6,7 @@ the default pipeline with the mask network in fp32 and in bf16 on the same JPEG 
 centre crops of ``python -m training evaluate``) and prints, per folder and QF, the mean mask mIoU
 against eq. 3's mask of the clean drawing and the mean PSNR of the restored image.
 
-    python benchmarks/mask_precision.py /path/to/lineart/val /path/to/kanji --qf 10 20 30 40
+    python -m benchmarks.mask_precision /path/to/lineart/val /path/to/kanji --qf 10 20 30 40
 """
 
 from __future__ import annotations
@@ -17,13 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from core.equations import gt_mask  # noqa: E402
-from core.metrics import miou, psnr  # noqa: E402
-from core.pipeline import Restorer, RestoreOptions  # noqa: E402
-from training.data import DataError, jpeg_degrade, list_images, load_drawing  # noqa: E402
-from training.evaluate import centre_crop  # noqa: E402
+from core.equations import gt_mask
+from core.metrics import miou, psnr
+from core.pipeline import RestoreOptions, Restorer
+from training.data import DataError, jpeg_degrade, list_images, load_drawing
+from training.evaluate import centre_crop
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,30 +7,24 @@ the venv is absent.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmarks import compare_waifu2x as cw
+from benchmarks import count_macs as cm
+from benchmarks import waifu2x_torch as wt
+
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "benchmarks"
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
-
-cw = _load("compare_waifu2x")
 
 
 def _waifu2x_python() -> str | None:
@@ -248,8 +242,6 @@ def test_compose_grid_rejects_mismatched_panels(drawing):
 # waifu2x's graph in torch
 # ---------------------------------------------------------------------------------------------
 
-wt = _load("waifu2x_torch")
-
 
 def _fake_npz(path: Path, arch: str, rng: np.random.Generator) -> None:
     """A waifu2x-style .npz (Chainer key names) with random weights of the right shapes."""
@@ -408,7 +400,6 @@ def test_count_macs_counts_convolutions_per_output_pixel():
     import torch
     from torch import nn
 
-    cm = _load("count_macs")
     x = torch.rand(1, 1, 16, 16)
     # 3x3 conv 1 -> 8 channels: 8 outputs x 9 taps per pixel; then 1x1 conv 8 -> 2: 16 more.
     net = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.Conv2d(8, 2, 1))
@@ -419,7 +410,6 @@ def test_count_macs_counts_convolutions_per_output_pixel():
 
 
 def test_count_macs_command_prints_every_network(capsys):
-    cm = _load("count_macs")
     assert cm.main() == 0
     out = capsys.readouterr().out
     for name in ("ours: mask network", "ours: restore backbone", "ours: both", "waifu2x vgg7", "waifu2x resnet10"):

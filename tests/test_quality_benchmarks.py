@@ -7,30 +7,19 @@ crop kept in tests/data (a 128² centre crop, one QF), so they finish in seconds
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from benchmarks import bench_int8, error_split, ink_normalization, light_ceiling, mask_precision
+
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
-light_ceiling = _load("light_ceiling")
-mask_precision = _load("mask_precision")
-error_split = _load("error_split")
-bench_int8 = _load("bench_int8")
-ink_normalization = _load("ink_normalization")
 
 
 @pytest.fixture(scope="module")
