@@ -85,15 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="framework input mask while training: 'gt' (eq. 3, the paper) or a mask weights file")
     pr.set_defaults(task="restore")
 
-    for module, fn in (("synth", "add_synth_parser"), ("evaluate", "add_evaluate_parser"),
-                       ("plot", "add_plot_parser"), ("export", "add_export_parser"), ("figures", "add_figure_parser"),
-                       ("shrink", "add_shrink_parser")):
-        try:
-            mod = __import__(f"training.{module}", fromlist=[fn])
-        except ImportError:
-            continue
-        if hasattr(mod, fn):
-            getattr(mod, fn)(sub)
+    # Each module adds its own sub-command. An import error here is a bug or a missing dependency
+    # and must show, not make the sub-command disappear from --help.
+    from . import evaluate, export, figures, plot, shrink, synth
+
+    for add in (synth.add_synth_parser, evaluate.add_evaluate_parser, plot.add_plot_parser,
+                export.add_export_parser, figures.add_figure_parser, shrink.add_shrink_parser):
+        add(sub)
     return parser
 
 
