@@ -1,6 +1,6 @@
 """Which backbone to ship? Size, CPU inference speed and CPU training speed of each preset.
 
-    python benchmarks/bench_backbones.py [--size 512] [--threads 2] [--train-steps 5]
+    python -m benchmarks.bench_backbones [--size 512] [--threads 2] [--train-steps 5]
 
 Prints one row per (architecture, preset) in framework mode: parameters, weights size (fp32 MB),
 inference megapixels/s (bf16 autocast + channels_last, after one warm-up) and training steps/s

@@ -15,7 +15,7 @@ uint8, as ``reconstruct.image`` does.
 
 Command line (agreement with Chainer outputs and timing)::
 
-    .venv/bin/python benchmarks/waifu2x_torch.py --models-dir DIR --input IN.jpg \\
+    .venv/bin/python -m benchmarks.waifu2x_torch --models-dir DIR --input IN.jpg \\
         [--chainer-output OUT.png] --arch resnet10 --noise 3 [--threads 1] [--repeat 3]
 """
 

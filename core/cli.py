@@ -172,8 +172,8 @@ def _load_restorer(args: argparse.Namespace, mask_method: str | None):
     if missing and mask_method is not None:
         raise WeightsError(
             "the shipped model weights are missing: " + ", ".join(missing)
-            + ". They are trained with `python -m training` and installed into core/models/ (see README, "
-            "'Training'); reinstall the package, or give your own with --model/--mask-model/--baseline-model"
+            + ". They are trained with `python -m training` and installed into core/models/ (see "
+            "docs/models.md); reinstall the package, or give your own with --model/--mask-model/--baseline-model"
         )
     if not any(roles.values()) and args.model is None:
         raise WeightsError("no model weights found: " + ", ".join(missing))

@@ -4,7 +4,7 @@ Where the CPU has no native bfloat16 (AVX2-only x86, as in many laptops and desk
 networks run in float32, and there ONNX Runtime's CPU kernels (convolutions fused with their
 activation and residual add, blocked memory layouts) ran the shipped networks faster than torch
 in ``channels_last`` on an AVX2-only CPU: at 1024² the backbone pass 1.68x, the whole pipeline
-1.59x (``python benchmarks/bench_pipeline.py``; figures in docs/pipeline.md). On CPUs with native bf16
+1.59x (``python -m benchmarks.bench_pipeline``; figures in docs/pipeline.md). On CPUs with native bf16
 torch's bf16 path is kept.
 
 :class:`OrtCore` exports one model's ``forward_padded`` (the layers alone, no checks or padding) to
