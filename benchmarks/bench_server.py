@@ -153,7 +153,7 @@ def bench_concurrency(url: str, restorer, worker, clients: int, requests: int, s
                     res = cl.restore(img.tobytes(), img.shape[1], img.shape[0], "rgba8", {"background": "transparent"},
                                      request_id=f"c{c}-r{r}", timeout=600)
                     got[(c, r)] = (res.id, res.data)
-        except Exception as e:  # noqa: BLE001 - counted and printed
+        except Exception as e:  # counted and printed
             errors.append(f"client {c}: {e!r}")
 
     t = time.perf_counter()

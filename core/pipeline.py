@@ -433,9 +433,9 @@ class Restorer:
 
     def _tile_cost(self, r: _Runner, qf: float | None) -> float:
         if _kind(r.model) == "mask":
-            call = lambda s: self._mask_logit_diff(r, torch.full((1, 1, s, s), 1.0), qf)  # noqa: E731
+            call = lambda s: self._mask_logit_diff(r, torch.full((1, 1, s, s), 1.0), qf)
         else:
-            call = lambda s: self._backbone_call(  # noqa: E731
+            call = lambda s: self._backbone_call(
                 r, torch.full((1, 1, s, s), 1.0), torch.zeros((1, 1, s, s), dtype=torch.uint8), qf
             )
         return r.bytes_per_pixel(call)
