@@ -35,7 +35,7 @@ def test_axis_spans_cover_aligned_and_weights_sum_to_one(length, tile, overlap, 
         return
     spans = axis_spans(length, tile, overlap, align)
     assert spans[0][0] == 0 and spans[-1][1] == length
-    for (s0, e0), (s1, e1) in zip(spans, spans[1:]):
+    for (_s0, e0), (s1, e1) in zip(spans, spans[1:]):
         assert s1 % align == 0
         assert e0 - s1 == overlap  # neighbours share exactly `overlap` pixels
         assert e1 > e0
