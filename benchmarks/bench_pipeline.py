@@ -161,7 +161,7 @@ def main() -> None:
 
     import torch
 
-    from core.pipeline import cpu_has_native_bf16
+    from core.device import cpu_has_native_bf16
 
     sizes = [1024] if args.quick else [1024, 2048, 4096]
     print(f"# bench_pipeline  {time.strftime('%Y-%m-%d %H:%M')}  python {platform.python_version()}  "
@@ -188,7 +188,7 @@ def main() -> None:
 def precision_part(args) -> None:
     import numpy as np
 
-    from core.pipeline import cpu_has_native_bf16
+    from core.device import cpu_has_native_bf16
 
     tmp = Path(os.environ.get("TMPDIR", "/tmp"))
     print("\n## Precision and engine at 1024^2 (default models, whole pipeline)")
@@ -269,7 +269,7 @@ def tiled_part(args) -> None:
 
 
 def reference_part(args, results) -> None:
-    from core.pipeline import cpu_has_native_bf16
+    from core.device import cpu_has_native_bf16
 
     print("\n## Reference: official-size FBCNN (nc 64-512, nb 4, random weights), same pipeline, mask none")
     for s in args.reference_sizes:

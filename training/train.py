@@ -41,7 +41,7 @@ from core.backbones import build_backbone
 from core.equations import compose, gt_mask, masked_mse, threshold
 from core.masknet import build_masknet
 from core.metrics import miou, psnr, ssim
-from core.pipeline import cpu_has_native_bf16
+from core.device import cpu_has_native_bf16
 from core.errors import WeightsError
 from core.weights import load_model, read_metadata, save_model
 
