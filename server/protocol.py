@@ -1,8 +1,9 @@
 """The wire protocol between the restoration server and its clients (plug-ins, scripts, tests).
 
 This module is *sans-I/O*: it turns messages into bytes and bytes into messages and checks them, and
-nothing else. It imports only the standard library and ``msgpack`` (no torch, numpy or websockets), so
-the Krita and GIMP plug-ins copy it verbatim into their own vendored package. Keep it that way.
+nothing else. It imports only the standard library and ``msgpack`` (no torch, numpy or websockets),
+and reads the option table ``core/options.py`` (standard library only) by path, so the Krita and GIMP
+plug-ins copy both verbatim into their own vendored package. Keep it that way.
 
 Transport
     One WebSocket connection per client; every WebSocket message is one *binary* frame holding one
