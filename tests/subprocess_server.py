@@ -40,3 +40,28 @@ def server_process(cmd: list[str], cwd, log_path, port: int, wait_s: float, what
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def stop_pid(pid_file) -> bool:
+    """Stop (TERM, then KILL after 10 s) the process whose id ``pid_file`` holds, e.g. a server a
+    plug-in started detached; returns whether it was still running."""
+    import os
+    import signal
+    from pathlib import Path
+
+    pid_file = Path(pid_file)
+    if not pid_file.is_file():
+        return False
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    return True

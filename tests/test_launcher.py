@@ -5,7 +5,6 @@ starts at once (one server), and a started server that outlives its starter's se
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import pytest
 from plugin_common import errors, launcher
 from plugin_common.launcher import LaunchConfig
 from server import client
+from tests.subprocess_server import stop_pid
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -52,21 +52,6 @@ def slim_models(tmp_path_factory) -> list[str]:
     save_model(build_backbone("drunet", "slim", "baseline"), d / "baseline.safetensors")
     return ["--device", "cpu", "--mask-model", str(d / "mask.safetensors"),
             "--restore-model", str(d / "restore.safetensors"), "--baseline-model", str(d / "baseline.safetensors")]
-
-
-def _stop(port: int) -> None:
-    pid = int(launcher.pid_path(port).read_text())
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    for _ in range(100):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
 
 
 def test_config_round_trip_and_manual_command(tmp_path):
@@ -199,7 +184,7 @@ def test_two_starts_at_once_make_one_server(slim_models, state):
         assert os.getsid(pid) == pid != os.getsid(0)
     finally:
         if launcher.pid_path(port).exists():
-            _stop(port)
+            stop_pid(launcher.pid_path(port))
 
 
 def test_a_stale_lock_from_a_crash_does_not_block(state):

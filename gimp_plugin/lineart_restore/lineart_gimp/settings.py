@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from .common import launcher
+
 __all__ = [
     "ArgSpec",
     "ARGUMENTS",
@@ -23,8 +25,9 @@ __all__ = [
     "normalize_server",
 ]
 
-#: Where ``python -m server`` listens by default (protocol.DEFAULT_PORT on the loopback).
-DEFAULT_SERVER = "ws://127.0.0.1:8765"
+#: Where the server listens: the port ``python -m gimp_plugin.install --port`` recorded
+#: (``launch.json``), else ``python -m server``'s default 8765, on the loopback.
+DEFAULT_SERVER = f"ws://127.0.0.1:{launcher.LaunchConfig.load().port}"
 
 #: Mask methods offered (protocol ``MaskMethod`` values) with their labels in the dialog.
 MASK_CHOICES: tuple[tuple[str, str], ...] = (
@@ -80,7 +83,7 @@ class ArgSpec:
 
 ARGUMENTS: tuple[ArgSpec, ...] = (
     ArgSpec("server", "string", "Server a_ddress",
-            "WebSocket address of the lineart-restore server started with 'python -m server'",
+            "WebSocket address of the lineart-restore server (the plug-in starts it here when needed)",
             DEFAULT_SERVER),
     ArgSpec("mask-method", "choice", "Line _mask",
             "How the line mask given to the restoration network is made", "learnt", MASK_CHOICES),
@@ -94,6 +97,9 @@ ARGUMENTS: tuple[ArgSpec, ...] = (
     ArgSpec("quality", "choice", "_Quality",
             "More passes restore flipped and turned copies and average them: a little more exact, "
             "up to that many times slower", "standard", QUALITY_CHOICES),
+    ArgSpec("start-server", "boolean", "Start the server if it is _not running",
+            "When nothing answers at a local address, start the lineart-restore server (with the Python "
+            "recorded by python -m gimp_plugin.install; its log is in the user's state folder)", True),
 )
 
 
@@ -145,6 +151,7 @@ class Settings:
         background: "white" or "transparent".
         mask_layer: add the line mask as a layer (asks the server to return it).
         quality: a :data:`QUALITY_CHOICES` nick.
+        start_server: start a local server when none answers (``plugin_common.launcher``).
     """
 
     server: str = DEFAULT_SERVER
@@ -153,6 +160,7 @@ class Settings:
     background: str = "white"
     mask_layer: bool = False
     quality: str = "standard"
+    start_server: bool = True
 
     @classmethod
     def from_arguments(cls, values: Mapping[str, Any]) -> "Settings":
@@ -183,6 +191,7 @@ class Settings:
             background=v["background"],
             mask_layer=bool(v["mask-layer"]),
             quality=v["quality"],
+            start_server=bool(v["start-server"]),
         )
 
     def options(self) -> dict[str, Any]:
