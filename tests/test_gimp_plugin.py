@@ -421,23 +421,28 @@ def test_entry_file_is_an_executable_gimp3_plugin():
 # the whole job against a real server (in this process, random-weight slim models)
 
 
-@pytest.fixture(scope="module")
-def server_url(tmp_path_factory):
+def _slim_restorer(d: Path, seed: int):
+    """A CPU Restorer of random-weight slim models saved in ``d``."""
     import torch
 
     from core.backbones import build_backbone
     from core.masknet import build_masknet
     from core.pipeline import Restorer
     from core.weights import save_model
-    from server.app import serve_in_thread
 
-    d = tmp_path_factory.mktemp("gimp-unit-models")
-    torch.manual_seed(5)
+    torch.manual_seed(seed)
     paths = (d / "mask.safetensors", d / "restore.safetensors", d / "baseline.safetensors")
     save_model(build_masknet("blind", "slim"), paths[0])
     save_model(build_backbone("drunet", "slim", "framework"), paths[1])
     save_model(build_backbone("drunet", "slim", "baseline"), paths[2])
-    restorer = Restorer.from_files(*paths, device="cpu", precision="fp32")
+    return Restorer.from_files(*paths, device="cpu", precision="fp32")
+
+
+@pytest.fixture(scope="module")
+def server_url(tmp_path_factory):
+    from server.app import serve_in_thread
+
+    restorer = _slim_restorer(tmp_path_factory.mktemp("gimp-unit-models"), 5)
     with serve_in_thread(restorer, host="127.0.0.1") as srv:
         yield srv.url
 
@@ -574,3 +579,59 @@ def test_quality_against_an_older_server_says_which_setting_to_change(older_serv
     assert e.value.code == "no_ensemble"
     assert "one pass only" in e.value.message and "set Quality to Standard" in e.value.message
     assert editor.layers == [] and "begin_undo" not in editor.calls
+
+
+def test_gimp_cancel_kills_the_plug_in_and_the_server_stops_within_a_second(tmp_path):
+    """GIMP's Cancel on a plug-in's progress ends the plug-in process (app/plug-in/
+    gimpplugin-progress.c: gimp_plug_in_close(plug_in, TRUE)). The plug-in's connection then
+    drops and the server must stop the running job at its next tile: a real plug-in job in a
+    subprocess, killed half-way through a 1024x1024 two-pass job in 64-pixel tiles."""
+    import logging
+    import signal
+    import time
+
+    from server.app import serve_in_thread
+
+    restorer = _slim_restorer(tmp_path, 6)
+    seen: list[tuple[float, str]] = []
+
+    class Record(logging.Handler):
+        def emit(self, record):
+            seen.append((time.monotonic(), record.getMessage()))
+
+    handler = Record()
+    log = logging.getLogger("server")
+    log.addHandler(handler)
+    old_level = log.level
+    log.setLevel(logging.INFO)
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[3])\n"
+        "from lineart_gimp import job\n"
+        "side = 1024\n"
+        "data = bytes(0 if x % 37 < 2 else 255 for y in range(side) for x in range(side))\n"
+        "def progress(f):\n"
+        "    print(f, flush=True)\n"
+        "job.client_restore(sys.argv[2], data, side, side, 'gray8', {'ensemble': 2}, progress, name='gimp-plugin 0.1')\n"
+    )
+    try:
+        with serve_in_thread(restorer, host="127.0.0.1", tile=64) as srv:
+            proc = subprocess.Popen([sys.executable, "-c", script, str(PLUGIN_DIR), srv.url, str(PLUGIN_DIR.parents[1])],
+                                    stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            try:
+                for line in proc.stdout:
+                    if float(line) > 0.05:
+                        break
+                t_kill = time.monotonic()
+                proc.send_signal(signal.SIGKILL)  # what GIMP's Cancel does to the plug-in
+            finally:
+                proc.wait(30)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any("cancelled after" in m for _, m in seen):
+                time.sleep(0.02)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(old_level)
+    cancelled = [t for t, m in seen if "cancelled after" in m]
+    assert cancelled, [m for _, m in seen]
+    print(f"the server logged the cancellation {cancelled[0] - t_kill:.3f} s after the kill")
+    assert cancelled[0] - t_kill < 1.0, cancelled[0] - t_kill

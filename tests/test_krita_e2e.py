@@ -394,6 +394,8 @@ def test_filter_menu_and_dialog(pykrita, launch, tmp_path):
     fractions = [f for f, t in r["progress_values"] if t.startswith("Restoring")]
     assert len(fractions) >= 4 and fractions == sorted(fractions) and fractions[-1] > fractions[0], r["progress_values"]
     assert r["active_layer"] == "Background restored"
+    # the other document was in front when the result came: the job's own document got it
+    assert r["front_document_during_job"] == "big drawing" and r["big_layers_after_job"] == ["Background"]
     assert r["dialog_status"].startswith("Connected: server")
     assert "learnt" in r["dialog_masks"] and r["dialog_models"][0] == "(server default)"
     assert r["dialog_quality"] == [1, 2, 4, 8]  # the sizes the server's welcome lists

@@ -12,8 +12,9 @@ step on Qt timers (the GUI keeps running between steps):
    the progress window's Cancel once the bar has moved, and times how long the server's log
    takes to say "cancelled";
 4. on the JPEG: the action again, "Check server", a screenshot, mask layer and 2 passes, Restore;
-   a QTimer counts its ticks while the job runs (the event loop must keep running), the progress
-   values are recorded, and the new layers, the active layer and the status bar are checked;
+   the big document is brought to the front meanwhile; a QTimer counts its ticks while the job
+   runs (the event loop must keep running), the progress values are recorded, and the new layers
+   (in the JPEG's document), the active layer and the status bar are checked;
 5. two undos; writes ``result.json`` and quits Krita.
 
 The configuration comes from the JSON file named by ``$LRTEST_CONFIG``:
@@ -284,6 +285,8 @@ class Harness(Extension):
         self.t_job = time.monotonic()
         self.dialog.accept()
         self.job_run = self.current_run()
+        # the artist switches to the other document while the job runs
+        QTimer.singleShot(50, lambda: self.show(self.big))
         # The status-bar note is shown just after the layers are added: wait for both.
         bar = Krita.instance().activeWindow().qwindow().statusBar()
         self.poll(lambda: len(doc.topLevelNodes()) >= before + 2 and "added" in bar.currentMessage(),
@@ -299,6 +302,10 @@ class Harness(Extension):
         run = self.job_run
         self.report["progress_values"] = [[round(f, 4), t] for f, t in run.progress_values]
         doc = self.doc
+        self.report["front_document_during_job"] = Krita.instance().activeDocument().name()
+        self.report["big_layers_after_job"] = [n.name() for n in self.big.topLevelNodes()]
+        self.show(doc)
+        QApplication.processEvents()
         active = doc.activeNode()
         self.report["active_layer"] = active.name() if active is not None else None
         nodes = doc.topLevelNodes()
