@@ -95,6 +95,7 @@ class RestoreRun:
         self.dialog: RestoreDialog | None = None
         self.checker: Worker | None = None
         self.added: list = []
+        self._when_shown = None
         #: (fraction, text) of every progress report of the job, in order.
         self.progress_values: list[tuple[float, str]] = []
         #: What happened, in order (for the GUI test and for bug reports): ("step", detail).
@@ -254,11 +255,25 @@ class RestoreRun:
         self._finish()
 
     def _activate(self, layer) -> None:
+        app = Krita.instance()
         try:
-            if self.doc.doc in Krita.instance().documents():
-                self.doc.set_active_layer(layer)
+            if self.doc.doc not in app.documents():
+                return
+            self.doc.set_active_layer(layer)
         except RuntimeError:  # the layer was deleted meanwhile
-            pass
+            return
+        window = app.activeWindow()
+        if app.activeDocument() != self.doc.doc and window is not None and self._when_shown is None:
+            # Another document is in front: a view restores its own active layer when it comes
+            # back, so make the restored layer active once this document's view is shown again.
+            def shown() -> None:
+                view = window.activeView()
+                if view is not None and view.document() == self.doc.doc:
+                    window.activeViewChanged.disconnect(shown)
+                    QTimer.singleShot(0, lambda: self._activate(layer))
+
+            self._when_shown = shown
+            window.activeViewChanged.connect(shown)
 
     def _failed(self, exc, tb: str) -> None:
         self.events.append(("failed", f"{getattr(exc, 'code', '')}: {exc}"))

@@ -304,8 +304,11 @@ class Harness(Extension):
         doc = self.doc
         self.report["front_document_during_job"] = Krita.instance().activeDocument().name()
         self.report["big_layers_after_job"] = [n.name() for n in self.big.topLevelNodes()]
-        self.show(doc)
-        QApplication.processEvents()
+        self.show(doc)  # back to the JPEG's document
+        self.later(800, self.check_layers_shown)
+
+    def check_layers_shown(self):
+        doc = self.doc
         active = doc.activeNode()
         self.report["active_layer"] = active.name() if active is not None else None
         nodes = doc.topLevelNodes()
