@@ -390,8 +390,7 @@ def ensure_server(
             _write_lock(lock, proc.pid)
             pid_path(port).write_text(f"{proc.pid}\n", encoding="utf-8")
             say("Starting the restore server... loading models (this can take a minute).")
-            result = _wait_for(url, config, proc, lock, log, deadline, cancel, poll_s, say)
-            return result
+            return _wait_for(url, config, proc, lock, log, deadline, cancel, poll_s, say)
         # Someone else holds the lock: a start is in progress, or a crash left the lock behind.
         if _lock_is_stale(lock):
             lock.unlink(missing_ok=True)
@@ -456,7 +455,8 @@ def _wait_for(
         if state == "server":
             lock.unlink(missing_ok=True)
             return "started"
-        if state == "other":
+        if state == "other":  # another program took the port meanwhile; ours will fail to bind
+            lock.unlink(missing_ok=True)
             raise _port_taken(url, config)
         if _cancelled(cancel):
             # The server keeps loading; the lock (its pid) makes other starts wait for it.

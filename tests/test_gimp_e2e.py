@@ -256,6 +256,16 @@ def test_a_jpeg_of_another_encoder_sends_its_table(gimp_run, server_url):
     assert raw["own_table-1.raw"] == with_table.data
 
 
+def test_notes_go_to_gimps_messages_one_per_line(gimp_run):
+    """The server's notes for the JPEG of another encoder reach GIMP's message handler (switched to
+    the Error Console for them; gimp-console prints them) one per line, and the run succeeded."""
+    assert gimp_run["records"]["own_table"]["status"] == "GIMP_PDB_SUCCESS"
+    log = gimp_run["log"]
+    assert "Restore JPEG Line Art:\n" in log, log[-3000:]
+    after = log.split("Restore JPEG Line Art:\n", 1)[1].splitlines()
+    assert any("quantization table" in line for line in after[:6]), after[:6]
+
+
 def test_rgba16_transparent_layer_matches_a_direct_client_call(gimp_run, server_url):
     rec, case, raw = gimp_run["records"]["rgba16"], gimp_run["cases"]["rgba16"], gimp_run["raw"]
     assert rec["status"] == "GIMP_PDB_SUCCESS", rec
