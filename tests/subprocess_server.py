@@ -65,3 +65,30 @@ def stop_pid(pid_file) -> bool:
         time.sleep(0.1)
     os.kill(pid, signal.SIGKILL)
     return True
+
+
+def save_slim_models(folder, seed: int = 0) -> tuple:
+    """Random-weight slim models (mask, framework backbone, baseline backbone) saved in ``folder``
+    as the shipped files are; returns their paths. Fast to load, for servers in tests."""
+    from pathlib import Path
+
+    import torch
+
+    from core.backbones import build_backbone
+    from core.masknet import build_masknet
+    from core.weights import save_model
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    paths = (folder / "mask.safetensors", folder / "restore.safetensors", folder / "baseline.safetensors")
+    save_model(build_masknet("blind", "slim"), paths[0])
+    save_model(build_backbone("drunet", "slim", "framework"), paths[1])
+    save_model(build_backbone("drunet", "slim", "baseline"), paths[2])
+    return paths
+
+
+def slim_server_args(folder, seed: int = 0) -> list[str]:
+    """``python -m server`` arguments for :func:`save_slim_models` on the CPU."""
+    mask, restore, baseline = save_slim_models(folder, seed)
+    return ["--device", "cpu", "--mask-model", str(mask), "--restore-model", str(restore),
+            "--baseline-model", str(baseline)]

@@ -423,19 +423,10 @@ def test_entry_file_is_an_executable_gimp3_plugin():
 
 def _slim_restorer(d: Path, seed: int):
     """A CPU Restorer of random-weight slim models saved in ``d``."""
-    import torch
-
-    from core.backbones import build_backbone
-    from core.masknet import build_masknet
     from core.pipeline import Restorer
-    from core.weights import save_model
+    from tests.subprocess_server import save_slim_models
 
-    torch.manual_seed(seed)
-    paths = (d / "mask.safetensors", d / "restore.safetensors", d / "baseline.safetensors")
-    save_model(build_masknet("blind", "slim"), paths[0])
-    save_model(build_backbone("drunet", "slim", "framework"), paths[1])
-    save_model(build_backbone("drunet", "slim", "baseline"), paths[2])
-    return Restorer.from_files(*paths, device="cpu", precision="fp32")
+    return Restorer.from_files(*save_slim_models(d, seed), device="cpu", precision="fp32")
 
 
 @pytest.fixture(scope="module")

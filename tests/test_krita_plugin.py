@@ -500,3 +500,35 @@ def test_an_older_server_offers_standard_only_and_a_saved_quality_gets_a_fix(old
     # detected from the welcome (its option list), before anything is sent
     assert e.value.code == "no_ensemble"
     assert "one pass only" in e.value.message and "Set Quality to Standard" in e.value.message
+
+
+def test_restore_starts_the_server_when_none_answers(tmp_path, monkeypatch):
+    """The action's worker task with "start the server when it is not running": nothing answers,
+    so it starts ``python -m server`` with the recorded Python, reports the model loading, and
+    restores; the server keeps running afterwards."""
+    import socket
+    import threading
+
+    from krita_plugin.lineart_restore import connection
+    from plugin_common import launcher
+    from plugin_common.launcher import LaunchConfig
+    from tests.subprocess_server import slim_server_args, stop_pid
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv(launcher.STATE_ENV, str(tmp_path / "state"))
+    config = LaunchConfig(python=sys.executable, port=port, args=tuple(slim_server_args(tmp_path)), cwd=str(REPO))
+    monkeypatch.setattr(connection, "launch_config", lambda python="": config.with_python(python))
+    url = f"ws://127.0.0.1:{port}"
+    src = _gray_layer("Ink", Rect(0, 0, 24, 16), [(x * 9) % 256 for x in range(24 * 16)])
+    job = prepare(MemoryDocument(24, 16, [src]), src, Settings(server=url))
+    progress: list[tuple[float, str]] = []
+    try:
+        outcome = connection.job_task(job, start=True)(threading.Event(), lambda f, t: progress.append((f, t)))
+        assert len(outcome.restored) == 24 * 16 * 2
+        texts = [t for _, t in progress]
+        assert any("loading models" in t for t in texts) and texts[-1] == "Received the result."
+        assert launcher.probe(url) == "server"
+    finally:
+        stop_pid(launcher.pid_path(port))

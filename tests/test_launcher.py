@@ -4,6 +4,7 @@ starts at once (one server), and a started server that outlives its starter's se
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -17,7 +18,7 @@ import pytest
 from plugin_common import errors, launcher
 from plugin_common.launcher import LaunchConfig
 from server import client
-from tests.subprocess_server import stop_pid
+from tests.subprocess_server import slim_server_args, stop_pid
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -39,19 +40,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def slim_models(tmp_path_factory) -> list[str]:
     """``python -m server`` arguments for random-weight slim models (fast to load) on the CPU."""
-    import torch
-
-    from core.backbones import build_backbone
-    from core.masknet import build_masknet
-    from core.weights import save_model
-
-    torch.manual_seed(0)
-    d = tmp_path_factory.mktemp("models")
-    save_model(build_masknet("blind", "slim"), d / "mask.safetensors")
-    save_model(build_backbone("drunet", "slim", "framework"), d / "restore.safetensors")
-    save_model(build_backbone("drunet", "slim", "baseline"), d / "baseline.safetensors")
-    return ["--device", "cpu", "--mask-model", str(d / "mask.safetensors"),
-            "--restore-model", str(d / "restore.safetensors"), "--baseline-model", str(d / "baseline.safetensors")]
+    return slim_server_args(tmp_path_factory.mktemp("models"))
 
 
 def test_config_round_trip_and_manual_command(tmp_path):
@@ -146,45 +135,52 @@ def test_a_python_without_the_project_reports_the_servers_own_words(tmp_path):
 
 
 def test_two_starts_at_once_make_one_server(slim_models, state):
-    """Two editors (threads here; the lock is a file, so processes behave the same) press Start
-    server together: one starts the server, the other waits for it; both then reach it."""
+    """Two editors (two processes) press Start server together: one starts the server, the other
+    waits for it; both then reach it, and a third start finds it running."""
     port = _free_port()
     url = f"ws://127.0.0.1:{port}"
     config = LaunchConfig(python=sys.executable, port=port, args=tuple(slim_models), cwd=str(REPO))
-    results: list[str] = []
-    statuses: list[str] = []
-    failures: list[BaseException] = []
-    barrier = threading.Barrier(2)
-
-    def start() -> None:
-        barrier.wait()
-        try:
-            results.append(launcher.ensure_server(url, config, on_status=statuses.append, timeout=240))
-        except BaseException as e:  # reported below
-            failures.append(e)
-
-    threads = [threading.Thread(target=start) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(300)
+    script = (
+        "import sys, json; from plugin_common import launcher; from plugin_common.launcher import LaunchConfig\n"
+        "config = LaunchConfig(**json.loads(sys.argv[2]))\n"
+        "print(launcher.ensure_server(sys.argv[1], config, timeout=240))\n"
+    )
+    spec = json.dumps({"python": config.python, "port": port, "args": list(config.args), "cwd": config.cwd})
+    editors = [subprocess.Popen([sys.executable, "-c", script, url, spec], cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
     try:
-        assert not failures, failures
-        assert sorted(results) == ["joined", "started"]
-        assert any("loading models" in s for s in statuses)
+        outs = [p.communicate(timeout=300) for p in editors]
+        assert all(p.returncode == 0 for p in editors), outs
+        assert sorted(out.strip() for out, _ in outs) == ["joined", "started"]
         log = launcher.log_path(port).read_text()
         assert log.count("# started by the lineart-restore plug-in") == 1
         assert not launcher.lock_path(port).exists()
         with client.Client(url) as c:
             assert c.welcome.server_version
-        # a third start finds it running and starts nothing
-        assert launcher.ensure_server(url, config) == "running"
+        statuses: list[str] = []
+        assert launcher.ensure_server(url, config, on_status=statuses.append) == "running" and statuses == []
         pid = int(launcher.pid_path(port).read_text())
-        # detached: its own session, so closing the editor's terminal or process group spares it
+        # detached: its own session, and it outlived the editor process that started it
         assert os.getsid(pid) == pid != os.getsid(0)
     finally:
+        for p in editors:
+            if p.poll() is None:
+                p.kill()
         if launcher.pid_path(port).exists():
             stop_pid(launcher.pid_path(port))
+
+
+def test_start_reports_loading_models(slim_models, state):
+    """One start in this process: the status says the models are loading until it answers."""
+    port = _free_port()
+    url = f"ws://127.0.0.1:{port}"
+    config = LaunchConfig(python=sys.executable, port=port, args=tuple(slim_models), cwd=str(REPO))
+    statuses: list[str] = []
+    try:
+        assert launcher.ensure_server(url, config, on_status=statuses.append, timeout=240) == "started"
+        assert statuses and all("loading models" in s for s in statuses)
+    finally:
+        stop_pid(launcher.pid_path(port))
 
 
 def test_a_stale_lock_from_a_crash_does_not_block(state):
