@@ -8,10 +8,12 @@ What it does (and prints, one line per action):
    existing ``3.x`` wins, ``3.0`` when there is none yet);
 2. replaces ``<profile>/plug-ins/lineart_restore/`` with a fresh copy of
    ``gimp_plugin/lineart_restore/`` (the entry file and the GIMP-free ``lineart_gimp`` package);
-3. bundles next to it what GIMP's own Python lacks: the pure-Python parts of ``websockets`` and
-   ``msgpack`` taken from this Python environment (compiled speed-ups are left out; both packages
-   fall back to pure Python), their license files, and the package ``lrclient`` holding the
-   project's ``server/protocol.py``, ``client.py``, ``jpegfile.py`` and ``core/options.py``;
+3. bundles next to it what both plug-ins get from ``plugin_common.bundle``: the pure-Python parts
+   of ``websockets`` and ``msgpack`` taken from this Python environment (compiled speed-ups are
+   left out; both packages fall back to pure Python), their licence files (``LICENSES/``), and
+   the package ``lrclient`` holding the project's ``server/protocol.py``, ``client.py``,
+   ``jpegfile.py``, the shared ``errors.py`` and ``launcher.py``, and ``launch.json``: this
+   Python, ``--port`` and the checkout, so the plug-in can start ``python -m server`` itself;
 4. makes the entry file executable (GIMP only runs executable plug-ins on Linux and macOS).
 
 Restart GIMP afterwards; the command is under Filters > Enhance > Restore JPEG Line Art...
@@ -20,7 +22,6 @@ Restart GIMP afterwards; the command is under Filters > Enhance > Restore JPEG L
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import os
 import re
 import shutil
@@ -29,23 +30,16 @@ import sys
 from pathlib import Path
 from typing import Callable, Mapping
 
+from plugin_common.bundle import bundle_files
+from plugin_common.launcher import DEFAULT_PORT, LaunchConfig
+
 __all__ = ["PLUGIN_NAME", "PLUGIN_SOURCE", "default_gimp_dir", "install", "main"]
 
 PLUGIN_NAME = "lineart_restore"
 #: The plug-in folder in this checkout / installed package.
 PLUGIN_SOURCE = Path(__file__).resolve().parent / PLUGIN_NAME
-#: Third-party pure-Python packages bundled into the plug-in folder (import name -> distribution).
-VENDORED = {"websockets": "websockets", "msgpack": "msgpack"}
 #: Files never copied: caches, compiled extensions and their sources.
 _SKIP = re.compile(r"(^__pycache__$|\.pyc$|\.so$|\.pyd$|\.dylib$|\.c$|\.h$)")
-
-_LRCLIENT_INIT = '''"""The lineart-restore wire protocol and client, bundled for the GIMP plug-in.
-
-Copies of ``server/protocol.py``, ``client.py``, ``jpegfile.py`` and ``core/options.py`` made by
-``python -m gimp_plugin.install``;
-edit the originals in the lineart-restore repository, not these.
-"""
-'''
 
 
 def _version_key(name: str) -> tuple[int, ...]:
@@ -92,47 +86,14 @@ def _ignore(_dir: str, names: list[str]) -> list[str]:
     return [n for n in names if _SKIP.search(n)]
 
 
-def _package_dir(name: str) -> Path:
-    try:
-        module = __import__(name)
-    except ImportError as e:
-        raise SystemExit(
-            f"error: cannot bundle {name!r}: it is not installed in this Python ({sys.executable}): {e}. "
-            "Run the installer from the lineart-restore environment (pip install -e .)."
-        ) from None
-    return Path(module.__file__).resolve().parent
-
-
-def _license_files(distribution: str) -> list[Path]:
-    try:
-        dist = importlib.metadata.distribution(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return []
-    out = []
-    for f in dist.files or ():
-        if re.search(r"(LICEN[CS]E|COPYING|NOTICE)", f.name, re.IGNORECASE):
-            out.append(Path(dist.locate_file(f)))
-    return [p for p in out if p.is_file()]
-
-
-def _client_sources() -> dict[str, Path]:
-    """The project's protocol, client and option table to bundle as the package ``lrclient``: file
-    name in the bundle -> source file (``server.CLIENT_SOURCES``)."""
-    try:
-        import server  # the lineart-restore server package
-    except ImportError as e:
-        raise SystemExit(f"error: cannot find the lineart-restore 'server' package to bundle its client: {e}") from None
-    missing = [str(p) for p in server.CLIENT_SOURCES.values() if not p.is_file()]
-    if missing:
-        raise SystemExit(f"error: missing {', '.join(missing)}")
-    return dict(server.CLIENT_SOURCES)
-
-
-def install(gimp_dir: Path, *, dry_run: bool = False, say: Callable[[str], None] = print) -> Path:
+def install(
+    gimp_dir: Path, *, dry_run: bool = False, say: Callable[[str], None] = print, launch: LaunchConfig | None = None
+) -> Path:
     """Install the plug-in under ``gimp_dir/plug-ins/lineart_restore`` and return that folder.
 
     An existing installation there is removed first. With ``dry_run`` nothing is written; the
-    actions are only printed.
+    actions are only printed. ``launch`` is how the plug-in starts the server (default: this
+    Python, port 8765, this checkout).
 
     Raises:
         SystemExit: a source to copy is missing (not run from a lineart-restore environment).
@@ -142,8 +103,8 @@ def install(gimp_dir: Path, *, dry_run: bool = False, say: Callable[[str], None]
     entry = PLUGIN_SOURCE / f"{PLUGIN_NAME}.py"
     if not entry.is_file():
         raise SystemExit(f"error: plug-in source {entry} not found")
-    client_files = _client_sources()
-    packages = {name: _package_dir(name) for name in VENDORED}
+    launch = launch if launch is not None else LaunchConfig.here()
+    files = bundle_files(launch, built_for="GIMP plug-in")
     prefix = "would " if dry_run else ""
 
     say(f"GIMP 3 profile folder: {gimp_dir}")
@@ -154,27 +115,16 @@ def install(gimp_dir: Path, *, dry_run: bool = False, say: Callable[[str], None]
     say(f"{prefix}copy plug-in {PLUGIN_SOURCE} -> {dest}")
     if not dry_run:
         shutil.copytree(PLUGIN_SOURCE, dest, ignore=_ignore)
-    for name, folder in packages.items():
-        dist = VENDORED[name]
-        try:
-            version = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            version = "?"
-        say(f"{prefix}bundle {name} {version} (pure Python) from {folder} -> {dest / name}")
-        if not dry_run:
-            shutil.copytree(folder, dest / name, ignore=_ignore)
-        for lic in _license_files(dist):
-            target = dest / "licenses" / f"{dist}-{lic.name}"
-            say(f"{prefix}copy license {lic} -> {target}")
-            if not dry_run:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(lic, target)
-    say(f"{prefix}bundle lrclient ({', '.join(client_files)}) -> {dest / 'lrclient'}")
+    top = sorted({rel.split("/")[0] for rel, _ in files})
+    for line in (dict(files).get("VERSIONS.txt") or b"").decode().splitlines()[2:]:
+        say(f"{prefix}bundle {line}")
+    say(f"{prefix}write {', '.join(top)} ({len(files)} files) -> {dest}")
     if not dry_run:
-        (dest / "lrclient").mkdir()
-        (dest / "lrclient" / "__init__.py").write_text(_LRCLIENT_INIT, encoding="utf-8")
-        for name, source in client_files.items():
-            shutil.copyfile(source, dest / "lrclient" / name)
+        for rel, data in files:
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    say(f"the plug-in starts the server with: {' '.join(launch.command(launch.port))}")
     target_entry = dest / f"{PLUGIN_NAME}.py"
     say(f"{prefix}make {target_entry} executable")
     if not dry_run:
@@ -182,7 +132,7 @@ def install(gimp_dir: Path, *, dry_run: bool = False, say: Callable[[str], None]
         target_entry.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     if not dry_run:
         say("installed. Restart GIMP 3; the command is Filters > Enhance > Restore JPEG Line Art... "
-            "(it needs a running server: python -m server)")
+            "(it starts the server when none is running)")
     return dest
 
 
@@ -199,9 +149,14 @@ def main(argv: list[str] | None = None) -> int:
         f"usual folder for this OS, here {default_gimp_dir()}",
     )
     parser.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"port of the server the plug-in uses and starts (default: {DEFAULT_PORT})")
+    parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                        help="an extra `python -m server` argument for the server the plug-in starts "
+                             "(repeatable; e.g. --server-arg=--fast)")
     args = parser.parse_args(argv)
     gimp_dir = args.gimp_dir if args.gimp_dir is not None else default_gimp_dir()
-    install(gimp_dir, dry_run=args.dry_run)
+    install(gimp_dir, dry_run=args.dry_run, launch=LaunchConfig.here(args.port, args.server_arg))
     return 0
 
 

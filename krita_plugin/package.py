@@ -1,81 +1,42 @@
 """Build the installable Krita plug-in zip.
 
-    python -m krita_plugin.package --output DIR [--deps-from SITE_PACKAGES]
+    python -m krita_plugin.package --output DIR [--port P] [--server-arg ARG ...] [--deps-from SITE_PACKAGES]
 
 writes ``DIR/lineart_restore-<version>.zip`` for Tools > Scripts > Import Python Plugin from File:
 
     lineart_restore.desktop
     lineart_restore/                 the plug-in package (this folder's ``lineart_restore``)
-    lineart_restore/vendor/
-        lrclient/                    server/protocol.py, client.py, jpegfile.py and core/options.py
-        websockets/                  pure-Python copy (the optional C speed-up is left out)
-        msgpack/                     pure-Python copy (``fallback.py`` is used without the C module)
-        LICENSES/                    the two libraries' licence files
-        VERSIONS.txt                 versions and Python requirements of what was bundled
+    lineart_restore/vendor/          what ``plugin_common.bundle`` gives both plug-ins:
+        lrclient/                    the server's protocol/client files, the shared plug-in
+                                     modules (errors, launcher) and launch.json
+        websockets/, msgpack/        pure-Python copies
+        LICENSES/, VERSIONS.txt
 
-``websockets`` and ``msgpack`` are copied from the Python running this script, or from
-``--deps-from`` (e.g. a folder made by ``pip install --target DIR "websockets>=13,<15" msgpack``
-for a Krita whose Python is older than the installed websockets requires). Krita's plug-in importer
-looks for directory entries, so the zip lists every folder explicitly.
+``launch.json`` records the Python running this command, ``--port`` and the checkout, so the
+plug-in can start ``python -m server`` itself (see ``plugin_common.launcher``). ``websockets`` and
+``msgpack`` are copied from this Python, or from ``--deps-from`` (e.g. a folder made by
+``pip install --target DIR "websockets>=13,<15" msgpack`` for a Krita whose Python is older than
+the installed websockets requires). Krita's plug-in importer looks for directory entries, so the
+zip lists every folder explicitly.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import sys
 import zipfile
-from email.parser import Parser
 from pathlib import Path
 
-from server import CLIENT_SOURCES
+from plugin_common.bundle import bundle_files, py_files
+from plugin_common.launcher import DEFAULT_PORT, LaunchConfig
 
 __all__ = ["PLUGIN_NAME", "build_zip", "main"]
 
 PLUGIN_NAME = "lineart_restore"
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-#: Files the plug-in bundles as ``vendor/lrclient`` (sans-I/O protocol, client, JPEG table reader,
-#: option table): name in the bundle -> source file.
-SERVER_FILES = CLIENT_SOURCES
-#: Bundled third-party packages: name -> licence file names to look for in the dist-info.
-VENDORED = {"websockets": ("LICENSE",), "msgpack": ("COPYING", "LICENSE")}
-# Parts of websockets the plug-in never imports and that need extra packages.
-_SKIP_DIRS = {"__pycache__", "trio"}
 _FIXED_TIME = (2024, 1, 1, 0, 0, 0)  # reproducible zips
-
-
-def _package_dir(name: str, deps_from: Path | None) -> Path:
-    if deps_from is not None:
-        d = deps_from / name
-        if not (d / "__init__.py").is_file():
-            raise SystemExit(f"--deps-from {deps_from}: no package {name!r} there")
-        return d
-    spec = importlib.util.find_spec(name)
-    if spec is None or spec.origin is None:
-        raise SystemExit(f"{name} is not installed in this Python ({sys.executable}); pip install {name}")
-    return Path(spec.origin).parent
-
-
-def _dist_info(pkg_dir: Path, name: str) -> Path | None:
-    candidates = sorted(pkg_dir.parent.glob(f"{name}-*.dist-info"))
-    return candidates[-1] if candidates else None
-
-
-def _metadata(dist: Path | None) -> tuple[str, str]:
-    if dist is None or not (dist / "METADATA").is_file():
-        return "unknown", "unknown"
-    meta = Parser().parsestr((dist / "METADATA").read_text(encoding="utf-8"), headersonly=True)
-    return meta.get("Version", "unknown"), meta.get("Requires-Python", "any")
-
-
-def _py_files(root: Path):
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
-        for f in sorted(filenames):
-            if f.endswith(".py"):
-                yield Path(dirpath) / f
 
 
 class _Zip:
@@ -106,8 +67,9 @@ class _Zip:
         self.zf.close()
 
 
-def build_zip(output: Path, deps_from: Path | None = None) -> Path:
-    """Write the plug-in zip into folder ``output`` and return its path."""
+def build_zip(output: Path, deps_from: Path | None = None, launch: LaunchConfig | None = None) -> Path:
+    """Write the plug-in zip into folder ``output`` and return its path; ``launch`` is what the
+    plug-in uses to start the server (default: this Python, port 8765, this checkout)."""
     sys.path.insert(0, str(HERE))
     try:
         from lineart_restore import __version__ as version
@@ -120,10 +82,8 @@ def build_zip(output: Path, deps_from: Path | None = None) -> Path:
     try:
         z.add(f"{PLUGIN_NAME}.desktop", (HERE / f"{PLUGIN_NAME}.desktop").read_bytes())
         plugin_dir = HERE / PLUGIN_NAME
-        for f in _py_files(plugin_dir):
+        for f in py_files(plugin_dir, {"__pycache__", "vendor"}):
             rel = f.relative_to(plugin_dir)
-            if rel.parts[0] == "vendor":
-                continue
             z.add(f"{PLUGIN_NAME}/{rel.as_posix()}", f.read_bytes())
         for extra in ("Manual.html",):
             if (plugin_dir / extra).is_file():
@@ -131,32 +91,8 @@ def build_zip(output: Path, deps_from: Path | None = None) -> Path:
 
         vendor = f"{PLUGIN_NAME}/vendor"
         z.add(f"{vendor}/__init__.py", b'"""Bundled copies of the client\'s dependencies (see VERSIONS.txt)."""\n')
-        z.add(
-            f"{vendor}/lrclient/__init__.py",
-            b'"""server/protocol.py, client.py, jpegfile.py and core/options.py of lineart-restore, bundled side by '
-            b'side."""\n',
-        )
-        for name, source in SERVER_FILES.items():
-            z.add(f"{vendor}/lrclient/{name}", source.read_bytes())
-
-        lines = [f"lineart_restore plug-in {version}", f"built with Python {sys.version.split()[0]}"]
-        for name, licences in VENDORED.items():
-            pkg = _package_dir(name, deps_from)
-            for f in _py_files(pkg):
-                z.add(f"{vendor}/{name}/{f.relative_to(pkg).as_posix()}", f.read_bytes())
-            dist = _dist_info(pkg, name)
-            ver, requires = _metadata(dist)
-            lines.append(f"{name} {ver} (pure Python; Requires-Python {requires})")
-            found = False
-            if dist is not None:
-                for lic in licences:
-                    for cand in (dist / lic, dist / "licenses" / lic):
-                        if cand.is_file() and not found:
-                            z.add(f"{vendor}/LICENSES/{name}-{lic}", cand.read_bytes())
-                            found = True
-            if not found:
-                raise SystemExit(f"no licence file found for {name} next to {pkg}; cannot bundle it")
-        z.add(f"{vendor}/VERSIONS.txt", ("\n".join(lines) + "\n").encode())
+        for rel, data in bundle_files(launch, deps_from, f"Krita plug-in {version}"):
+            z.add(f"{vendor}/{rel}", data)
     except BaseException:
         z.close()
         tmp.unlink(missing_ok=True)
@@ -178,11 +114,18 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="site-packages-like folder to take websockets and msgpack from (default: this Python's)",
     )
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
+                        help=f"port of the server the plug-in uses and starts (default: {DEFAULT_PORT})")
+    parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
+                        help="an extra `python -m server` argument for the server the plug-in starts "
+                             "(repeatable; e.g. --server-arg=--fast)")
     args = parser.parse_args(argv)
-    path = build_zip(args.output, args.deps_from)
+    launch = LaunchConfig.here(args.port, args.server_arg)
+    path = build_zip(args.output, args.deps_from, launch)
     with zipfile.ZipFile(path) as zf:
         n = len(zf.namelist())
     print(f"wrote {path} ({path.stat().st_size / 1024:.0f} KiB, {n} entries)")
+    print(f"the plug-in starts the server with: {' '.join(launch.command(launch.port))}")
     return 0
 
 

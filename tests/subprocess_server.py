@@ -40,3 +40,55 @@ def server_process(cmd: list[str], cwd, log_path, port: int, wait_s: float, what
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+def stop_pid(pid_file) -> bool:
+    """Stop (TERM, then KILL after 10 s) the process whose id ``pid_file`` holds, e.g. a server a
+    plug-in started detached; returns whether it was still running."""
+    import os
+    import signal
+    from pathlib import Path
+
+    pid_file = Path(pid_file)
+    if not pid_file.is_file():
+        return False
+    pid = int(pid_file.read_text())
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return False
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    os.kill(pid, signal.SIGKILL)
+    return True
+
+
+def save_slim_models(folder, seed: int = 0) -> tuple:
+    """Random-weight slim models (mask, framework backbone, baseline backbone) saved in ``folder``
+    as the shipped files are; returns their paths. Fast to load, for servers in tests."""
+    from pathlib import Path
+
+    import torch
+
+    from core.backbones import build_backbone
+    from core.masknet import build_masknet
+    from core.weights import save_model
+
+    folder = Path(folder)
+    torch.manual_seed(seed)
+    paths = (folder / "mask.safetensors", folder / "restore.safetensors", folder / "baseline.safetensors")
+    save_model(build_masknet("blind", "slim"), paths[0])
+    save_model(build_backbone("drunet", "slim", "framework"), paths[1])
+    save_model(build_backbone("drunet", "slim", "baseline"), paths[2])
+    return paths
+
+
+def slim_server_args(folder, seed: int = 0) -> list[str]:
+    """``python -m server`` arguments for :func:`save_slim_models` on the CPU."""
+    mask, restore, baseline = save_slim_models(folder, seed)
+    return ["--device", "cpu", "--mask-model", str(mask), "--restore-model", str(restore),
+            "--baseline-model", str(baseline)]

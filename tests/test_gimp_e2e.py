@@ -121,7 +121,11 @@ def _cases(url: str) -> list[dict]:
         {"name": "grayfloat", "file": GRAY_JPEG, "read": "Y' u16", "wire": "gray16", "precision": "FLOAT_LINEAR",
          "args": {"server": url, "mask-method": "learnt", "threshold": 255, "mask-layer": True, "quality": "x2"}},
         {"name": "down", "file": GRAY_JPEG, "read": "Y' u8", "wire": "gray8",
-         "args": {"server": down, "mask-method": "otsu"}},
+         "args": {"server": down, "mask-method": "otsu", "start-server": False}},
+        # the plug-in starts the server itself, with the Python recorded at install time: this
+        # host's, which the chroot lacks, so the start must fail at once and say so
+        {"name": "start_bad_python", "file": GRAY_JPEG, "read": "Y' u8", "wire": "gray8",
+         "args": {"server": f"ws://127.0.0.1:{_free_port()}", "mask-method": "otsu", "start-server": True}},
     ]
 
 
@@ -208,7 +212,7 @@ def test_procedure_is_registered_with_menu_and_arguments(gimp_run):
     assert proc["menu_paths"] == ["<Image>/Filters/Enhance"]
     assert proc["image_types"] == "RGB*, GRAY*"
     assert proc["arguments"] == ["run-mode", "image", "drawables", "server", "mask-method", "threshold",
-                                 "background", "mask-layer", "quality"]
+                                 "background", "mask-layer", "quality", "start-server"]
     assert gimp_run["report"]["gimp_version"].startswith("3.")
 
 
@@ -217,6 +221,7 @@ def test_gray8_layers_match_a_direct_client_call(gimp_run, server_url):
     assert rec["status"] == "GIMP_PDB_SUCCESS", rec
     assert rec["image_base"] == "GIMP_GRAY" and rec["precision"] == "GIMP_PRECISION_U8_NON_LINEAR"
     assert [layer["name"] for layer in rec["layers"]] == ["Background", "restored", "line mask"]
+    assert rec["selected"] == ["restored"]  # the restored layer is the active one, never the mask
     src, restored, mask = rec["layers"]
     w, h = src["width"], src["height"]
     source = raw["gray8-source-before.raw"]
@@ -249,6 +254,16 @@ def test_a_jpeg_of_another_encoder_sends_its_table(gimp_run, server_url):
     assert any("the file's own quantization table" in n for n in with_table.notes), with_table.notes
     assert with_table.data != without.data
     assert raw["own_table-1.raw"] == with_table.data
+
+
+def test_notes_go_to_gimps_messages_one_per_line(gimp_run):
+    """The server's notes for the JPEG of another encoder reach GIMP's message handler (switched to
+    the Error Console for them; gimp-console prints them) one per line, and the run succeeded."""
+    assert gimp_run["records"]["own_table"]["status"] == "GIMP_PDB_SUCCESS"
+    log = gimp_run["log"]
+    assert "Restore JPEG Line Art:\n" in log, log[-3000:]
+    after = log.split("Restore JPEG Line Art:\n", 1)[1].splitlines()
+    assert any("quantization table" in line for line in after[:6]), after[:6]
 
 
 def test_rgba16_transparent_layer_matches_a_direct_client_call(gimp_run, server_url):
@@ -293,7 +308,21 @@ def test_server_down_fails_cleanly_with_the_start_command(gimp_run):
     rec = gimp_run["records"]["down"]
     assert rec["status"] == "GIMP_PDB_EXECUTION_ERROR"
     text = " ".join(rec["return_values"]) + " " + (rec["last_error"] or "")
-    assert "python -m server" in text and "Restore JPEG Line Art" in text
+    port = gimp_run["cases"]["down"]["args"]["server"].rsplit(":", 1)[1]
+    # the exact command: the Python the installer ran with, the dialog's port
+    assert f"{sys.executable} -m server --port {port}" in text and "Restore JPEG Line Art" in text
+    assert "not running" in text
+    assert [layer["name"] for layer in rec["layers"]] == ["Background"] and rec["source_unchanged"]
+
+
+def test_a_server_start_with_a_python_gimp_cannot_run_fails_at_once(gimp_run):
+    """start-server with launch.json naming a Python that does not exist where GIMP runs (the
+    chroot has no copy of this host's environment): a clear error, no wait."""
+    rec = gimp_run["records"]["start_bad_python"]
+    assert rec["status"] == "GIMP_PDB_EXECUTION_ERROR"
+    text = " ".join(rec["return_values"]) + " " + (rec["last_error"] or "")
+    assert f"({sys.executable}) cannot be run here" in text, text
+    assert rec["seconds"] < 10, rec["seconds"]
     assert [layer["name"] for layer in rec["layers"]] == ["Background"] and rec["source_unchanged"]
 
 
@@ -306,6 +335,7 @@ def test_interactive_dialog_ok_restores(chroot, server_url):
     assert rec["status"] == "GIMP_PDB_SUCCESS", (rec, run["log"])
     assert "dialog window" in run["log"]
     assert [layer["name"] for layer in rec["layers"]] == ["Background", "restored", "line mask"]
+    assert rec["selected"] == ["restored"]
     w, h = rec["source"]["width"], rec["source"]["height"]
     source = raw["interactive-source-before.raw"]
     assert rec["source_unchanged"]

@@ -191,6 +191,7 @@ class BufferEditor(Editor):
         self.layers: list[tuple[str, formats.PixelLayout, bytes, bool]] = []
         self.calls: list[str] = []
         self.progress_values: list[float] = []
+        self.progress_texts: list[str | None] = []
 
     def source(self):
         return self.src
@@ -203,6 +204,9 @@ class BufferEditor(Editor):
         self.calls.append(f"add {name}")
         self.layers.append((name, layout, bytes(data), visible))
 
+    def select_layer(self, name):
+        self.calls.append(f"select {name}")
+
     def begin_undo(self):
         self.calls.append("begin_undo")
 
@@ -214,6 +218,7 @@ class BufferEditor(Editor):
 
     def progress(self, fraction, text=None):
         self.progress_values.append(fraction)
+        self.progress_texts.append(text)
 
     def progress_end(self):
         self.calls.append("progress_end")
@@ -254,13 +259,25 @@ def test_unsuitable_drawables_change_nothing(src, code, match):
 def test_server_down_names_the_start_command():
     """A real client call to a port where nothing listens."""
     editor = BufferEditor(_src(), bytes(range(48)))
-    url = f"ws://127.0.0.1:{_free_port()}"
+    port = _free_port()
+    url = f"ws://127.0.0.1:{port}"
     with pytest.raises(job.PluginError) as e:
-        job.run_restore(editor, Settings(server=url))
-    assert e.value.code == "server_unavailable"
-    assert "python -m server" in e.value.message and url in e.value.message
+        job.run_restore(editor, Settings(server=url, start_server=False))
+    assert e.value.code == "server_down"
+    assert f"python -m server --port {port}" in e.value.message and url in e.value.message
     assert editor.layers == []
     assert "begin_undo" not in editor.calls and editor.calls[-1] == "progress_end"
+
+
+def test_starting_the_server_without_a_recorded_python_says_what_to_do():
+    """In a checkout there is no launch.json: the start is refused at once, with the command."""
+    editor = BufferEditor(_src(), bytes(range(48)))
+    port = _free_port()
+    with pytest.raises(job.PluginError) as e:
+        job.run_restore(editor, Settings(server=f"ws://127.0.0.1:{port}"))
+    assert e.value.code == "no_python"
+    assert f"python -m server --port {port}" in e.value.message and "gimp_plugin.install" in e.value.message
+    assert editor.layers == [] and editor.calls[-1] == "progress_end"
 
 
 def test_short_read_is_reported():
@@ -345,7 +362,10 @@ def test_install_copies_a_self_contained_plugin(tmp_path):
                 "websockets/sync/client.py", "msgpack/fallback.py"):
         assert (dest / rel).is_file(), rel
     assert (dest / "lrclient/protocol.py").read_bytes() == Path(protocol.__file__).read_bytes()
-    assert list((dest / "licenses").iterdir())
+    assert list((dest / "LICENSES").iterdir())
+    assert (dest / "lrclient/launcher.py").is_file() and (dest / "lrclient/errors.py").is_file()
+    assert '"python": "' + sys.executable in (dest / "lrclient/launch.json").read_text()
+    assert not (dest / "websockets" / "trio").exists()  # the same bundle as Krita's
     compiled = [p for p in dest.rglob("*") if p.suffix in (".so", ".pyd", ".pyc", ".c")]
     assert compiled == []
     text = "\n".join(lines)
@@ -401,23 +421,19 @@ def test_entry_file_is_an_executable_gimp3_plugin():
 # the whole job against a real server (in this process, random-weight slim models)
 
 
+def _slim_restorer(d: Path, seed: int):
+    """A CPU Restorer of random-weight slim models saved in ``d``."""
+    from core.pipeline import Restorer
+    from tests.subprocess_server import save_slim_models
+
+    return Restorer.from_files(*save_slim_models(d, seed), device="cpu", precision="fp32")
+
+
 @pytest.fixture(scope="module")
 def server_url(tmp_path_factory):
-    import torch
-
-    from core.backbones import build_backbone
-    from core.masknet import build_masknet
-    from core.pipeline import Restorer
-    from core.weights import save_model
     from server.app import serve_in_thread
 
-    d = tmp_path_factory.mktemp("gimp-unit-models")
-    torch.manual_seed(5)
-    paths = (d / "mask.safetensors", d / "restore.safetensors", d / "baseline.safetensors")
-    save_model(build_masknet("blind", "slim"), paths[0])
-    save_model(build_backbone("drunet", "slim", "framework"), paths[1])
-    save_model(build_backbone("drunet", "slim", "baseline"), paths[2])
-    restorer = Restorer.from_files(*paths, device="cpu", precision="fp32")
+    restorer = _slim_restorer(tmp_path_factory.mktemp("gimp-unit-models"), 5)
     with serve_in_thread(restorer, host="127.0.0.1") as srv:
         yield srv.url
 
@@ -459,7 +475,7 @@ def test_run_restore_adds_layers_in_one_undo_group(server_url, base, alpha, prec
     names = ["restored", "line mask"] if st.mask_layer else ["restored"]
     assert outcome.layers == names and [lay[0] for lay in editor.layers] == names
     assert editor.calls == [f"read {layout.babl}", "progress_start", "begin_undo",
-                            *[f"add {n}" for n in names], "end_undo", "progress_end", "flush"]
+                            *[f"add {n}" for n in names], "select restored", "end_undo", "progress_end", "flush"]
     name, res_layout, data, visible = editor.layers[0]
     assert res_layout.wire == wire_out == str(direct.format) and visible
     assert data == direct.data and data != pixels
@@ -468,6 +484,7 @@ def test_run_restore_adds_layers_in_one_undo_group(server_url, base, alpha, prec
         assert mask_layout.wire == "gray8" and mask == direct.mask and not mask_visible
     assert editor.progress_values and editor.progress_values[-1] == 1.0
     assert all(0.0 <= f <= 1.0 for f in editor.progress_values)
+    assert any(t and t.endswith("%") for t in editor.progress_texts)  # the server's fractions shown
     assert editor.pixels == pixels  # the source buffer is untouched
     assert outcome.format == layout.wire
 
@@ -509,13 +526,13 @@ def test_server_side_errors_keep_their_code(server_url):
     editor = BufferEditor(_src(w=2, h=2), b"\xff" * 4)
     client = job.load_client()
 
-    def restore_with_model(url, data, width, height, fmt, options, on_progress, **kw):
+    def restore_with_model(url, data, width, height, fmt, options, on_progress, on_queued=None, **kw):
         return client.restore(url, data, width, height, fmt, {**options, "model": "no-such-model"},
                               on_progress=on_progress, **kw)
 
     with pytest.raises(job.PluginError) as e:
         job.run_restore(editor, Settings(server=server_url), restore=restore_with_model)
-    assert e.value.code == "invalid_option" and "could not restore" in e.value.message
+    assert e.value.code == "invalid_option" and "rejected an option" in e.value.message
     assert editor.layers == [] and "begin_undo" not in editor.calls
 
 
@@ -549,6 +566,63 @@ def test_quality_against_an_older_server_says_which_setting_to_change(older_serv
     editor = BufferEditor(_src(w=40, h=24), _drawing_bytes(1, 1))
     with pytest.raises(job.PluginError) as e:
         job.run_restore(editor, Settings.from_arguments({"server": older_server_url, "quality": "x2"}), timeout=120)
-    assert e.value.code == "invalid_option"
-    assert "'ensemble'" in e.value.message and "set Quality to Standard" in e.value.message
+    # detected from the welcome's option list, before anything is sent
+    assert e.value.code == "no_ensemble"
+    assert "one pass only" in e.value.message and "set Quality to Standard" in e.value.message
     assert editor.layers == [] and "begin_undo" not in editor.calls
+
+
+def test_gimp_cancel_kills_the_plug_in_and_the_server_stops_within_a_second(tmp_path):
+    """GIMP's Cancel on a plug-in's progress ends the plug-in process (app/plug-in/
+    gimpplugin-progress.c: gimp_plug_in_close(plug_in, TRUE)). The plug-in's connection then
+    drops and the server must stop the running job at its next tile: a real plug-in job in a
+    subprocess, killed half-way through a 1024x1024 two-pass job in 64-pixel tiles."""
+    import logging
+    import signal
+    import time
+
+    from server.app import serve_in_thread
+
+    restorer = _slim_restorer(tmp_path, 6)
+    seen: list[tuple[float, str]] = []
+
+    class Record(logging.Handler):
+        def emit(self, record):
+            seen.append((time.monotonic(), record.getMessage()))
+
+    handler = Record()
+    log = logging.getLogger("server")
+    log.addHandler(handler)
+    old_level = log.level
+    log.setLevel(logging.INFO)
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); sys.path.insert(0, sys.argv[3])\n"
+        "from lineart_gimp import job\n"
+        "side = 1024\n"
+        "data = bytes(0 if x % 37 < 2 else 255 for y in range(side) for x in range(side))\n"
+        "def progress(f):\n"
+        "    print(f, flush=True)\n"
+        "job.client_restore(sys.argv[2], data, side, side, 'gray8', {'ensemble': 2}, progress, name='gimp-plugin 0.1')\n"
+    )
+    try:
+        with serve_in_thread(restorer, host="127.0.0.1", tile=64) as srv:
+            proc = subprocess.Popen([sys.executable, "-c", script, str(PLUGIN_DIR), srv.url, str(PLUGIN_DIR.parents[1])],
+                                    stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            try:
+                for line in proc.stdout:
+                    if float(line) > 0.05:
+                        break
+                t_kill = time.monotonic()
+                proc.send_signal(signal.SIGKILL)  # what GIMP's Cancel does to the plug-in
+            finally:
+                proc.wait(30)
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not any("cancelled after" in m for _, m in seen):
+                time.sleep(0.02)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(old_level)
+    cancelled = [t for t, m in seen if "cancelled after" in m]
+    assert cancelled, [m for _, m in seen]
+    print(f"the server logged the cancellation {cancelled[0] - t_kill:.3f} s after the kill")
+    assert cancelled[0] - t_kill < 1.0, cancelled[0] - t_kill

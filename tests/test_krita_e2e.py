@@ -7,9 +7,10 @@ A real server (``python -m server``) runs with small random-weight models.
 
 * ``test_restore_in_krita``: kritarunner runs ``tests/krita/run_restore.py`` (the action's code
   path minus the dialog) and the new layers' pixels are compared with a direct client call.
-* ``test_filter_menu_and_dialog``: Krita's GUI on Xvfb, with a harness plug-in that checks the
-  action is in the Filter menu, opens the dialog through the action, saves a screenshot of it,
-  clicks Restore and waits for the new layer.
+* ``test_filter_menu_and_dialog``: Krita's GUI on Xvfb with no server running, and a harness
+  plug-in that checks the action is in the Filter menu, starts the server with the dialog's
+  *Start server*, cancels a many-tile job half-way (the server must log the cancellation within
+  1 s), then restores the JPEG while a timer keeps firing, and checks progress, layers and undo.
 
 Tests skip (with the reason) only when Krita or Xvfb is not installed.
 """
@@ -35,6 +36,7 @@ from krita_plugin.lineart_restore.connection import options_for
 from krita_plugin.lineart_restore.geometry import Rect
 from krita_plugin.lineart_restore.settings import Settings
 from server import client as lrclient
+from tests.subprocess_server import stop_pid
 
 pytestmark = pytest.mark.krita
 
@@ -118,15 +120,34 @@ def _data_home() -> Path:
     return path
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
-def pykrita(tmp_path_factory) -> Path:
+def launch(models):
+    """What the zip records for starting the server: this Python, a free port, the slim models,
+    small tiles (a 1024^2 job has a few hundred of them)."""
+    from plugin_common.launcher import LaunchConfig
+
+    args = ["--device", "cpu", "--tile", "64", "--mask-model", str(models[0]), "--restore-model", str(models[1]),
+            "--baseline-model", str(models[2])]
+    return LaunchConfig.here(_free_port(), args)
+
+
+@pytest.fixture(scope="module")
+def pykrita(tmp_path_factory, launch) -> Path:
     """The plug-in zip installed by Krita's own importer into the test resource folder
     (replacing any earlier install there)."""
     from krita_plugin.package import build_zip
 
     if not (IMPORTER / "plugin_importer.py").is_file():
         _missing(f"Krita's plug-in importer is not in {IMPORTER} (run .ci/install_krita.sh)")
-    zip_path = build_zip(tmp_path_factory.mktemp("dist"))
+    zip_path = build_zip(tmp_path_factory.mktemp("dist"), launch=launch)
     resources = _data_home() / "krita"
     resources.mkdir(exist_ok=True)
     for old in ("lineart_restore", "lrtest_harness"):
@@ -295,10 +316,13 @@ def _run_krita_gui(env: dict, work: Path, result: Path) -> tuple[str, str, str]:
     return log_path.read_text("utf-8", "replace"), display, xvfb_state
 
 
-def test_filter_menu_and_dialog(pykrita, server_url, tmp_path):
-    """Krita's GUI under Xvfb: the action is in the Filter menu, the dialog opens from it, and
-    pressing Restore adds the layers. Saves the dialog screenshot (to $KRITA_SCREENSHOT_DIR too,
-    when set: that is how docs/img/krita_dialog.png is made)."""
+def test_filter_menu_and_dialog(pykrita, launch, tmp_path):
+    """Krita's GUI under Xvfb, no server running: the action is in the Filter menu, the dialog
+    starts the server itself, Cancel stops a job on the server, pressing Restore adds the layers
+    while Krita keeps running. Saves the dialog screenshot (to $KRITA_SCREENSHOT_DIR too, when
+    set: that is how docs/img/krita_dialog.png is made)."""
+    from plugin_common import launcher
+
     _need("krita")
     _need("Xvfb")
     data = pykrita.parent.parent  # $XDG_DATA_HOME: Krita's resources are in $XDG_DATA_HOME/krita
@@ -316,21 +340,30 @@ def test_filter_menu_and_dialog(pykrita, server_url, tmp_path):
     out.mkdir()
     shot = out / "krita_dialog.png"
     config = tmp_path / "harness.json"
-    config.write_text(json.dumps({"jpeg": str(JPEG), "url": server_url, "out": str(out), "screenshot": str(shot)}))
+    url = f"ws://127.0.0.1:{launch.port}"
+    state = tmp_path / "state"
+    server_log = state / f"server-{launch.port}.log"
+    assert launcher.probe(url) == "nothing"
+    config.write_text(json.dumps({"jpeg": str(JPEG), "url": url, "out": str(out), "screenshot": str(shot),
+                                  "server_log": str(server_log)}))
     env = dict(os.environ, XDG_CONFIG_HOME=str(cfg_home), XDG_DATA_HOME=str(data), LRTEST_CONFIG=str(config),
-               HOME=str(tmp_path))
+               HOME=str(tmp_path), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    env[launcher.STATE_ENV] = str(state)
     env.pop("QT_QPA_PLATFORM", None)
     env.pop("WAYLAND_DISPLAY", None)
     result = out / "result.json"
     log, failures = "", []
-    for attempt in (1, 2):
-        log, display, xvfb_state = _run_krita_gui(env, tmp_path / f"try{attempt}", result)
-        if result.exists() or "could not connect to display" not in log:
-            break
-        # Seen twice in full-suite runs on one machine (never when the test ran alone): Krita's
-        # Qt could not open the fresh Xvfb display. That is the X server, not the plug-in, so
-        # the run is repeated once on a new display, and both failures are reported if it recurs.
-        failures.append(f"attempt {attempt}: Xvfb on {display} {xvfb_state} when Krita ended")
+    try:
+        for attempt in (1, 2):
+            log, display, xvfb_state = _run_krita_gui(env, tmp_path / f"try{attempt}", result)
+            if result.exists() or "could not connect to display" not in log:
+                break
+            # Seen twice in full-suite runs on one machine (never when the test ran alone): Krita's
+            # Qt could not open the fresh Xvfb display. That is the X server, not the plug-in, so
+            # the run is repeated once on a new display, and both failures are reported if it recurs.
+            failures.append(f"attempt {attempt}: Xvfb on {display} {xvfb_state} when Krita ended")
+    finally:
+        server_alive = stop_pid(state / f"server-{launch.port}.pid")
     x_env = {k: v for k, v in env.items() if k.startswith(("X", "QT_", "DISPLAY"))}
     assert result.exists(), (f"the harness wrote no result ({'; '.join(failures) or f'Xvfb {xvfb_state}'}); "
                              f"X/Qt environment {x_env}; Krita's output:\n{log[-4000:]}")
@@ -339,6 +372,30 @@ def test_filter_menu_and_dialog(pykrita, server_url, tmp_path):
 
     assert r["action_registered"]
     assert "Restore JPEG Line Art..." in r["filter_menu"] and r["action_in_filter_menu"], r.get("filter_menu")
+
+    # nothing answered at first: the dialog said so, with the exact command, all of it visible
+    assert "not running" in r["down_text"] and f"-m server --port {launch.port}" in r["down_text"]
+    assert launch.python in r["down_text"] and r["down_text_fits"]
+    # Start server started it (detached: it outlived Krita until the test stopped it)
+    assert r["started_status"].startswith("Connected: server")
+    assert server_alive
+    server_text = server_log.read_text()
+    assert server_text.count("# started by the lineart-restore plug-in") == 1
+    # Cancel mid-job: the server stopped within a second and no layer was added
+    assert r["progress_window_modal"] is False and r["cancel_button"] == "Cancel"
+    assert "cancelled after" in server_text
+    assert r["cancel_logged_after_s"] < 1.0, r["cancel_logged_after_s"]
+    assert r["big_layers_after_cancel"] == r["big_layers_before"]
+    assert ["failed", "cancelled: Cancelled."] in r["cancel_events"] or any(
+        e[0] == "failed" and e[1].startswith("cancelled") for e in r["cancel_events"]), r["cancel_events"]
+
+    # the JPEG job: Krita's event loop kept running, the bar moved, the restored layer is active
+    assert r["timer_ticks_during_job"] >= max(3, 0.3 * r["job_s"] / 0.05), (r["timer_ticks_during_job"], r["job_s"])
+    fractions = [f for f, t in r["progress_values"] if t.startswith("Restoring")]
+    assert len(fractions) >= 4 and fractions == sorted(fractions) and fractions[-1] > fractions[0], r["progress_values"]
+    assert r["active_layer"] == "Background restored"
+    # the other document was in front when the result came: the job's own document got it
+    assert r["front_document_during_job"] == "big drawing" and r["big_layers_after_job"] == ["Background"]
     assert r["dialog_status"].startswith("Connected: server")
     assert "learnt" in r["dialog_masks"] and r["dialog_models"][0] == "(server default)"
     assert r["dialog_quality"] == [1, 2, 4, 8]  # the sizes the server's welcome lists
@@ -352,8 +409,11 @@ def test_filter_menu_and_dialog(pykrita, server_url, tmp_path):
     # each new layer is one undo step; undoing both leaves the document as it was
     assert r["layers_after_one_undo"] == [name, f"{name} restored"]
     assert r["layers_after_two_undos"] == [name] and r["source_unchanged_after_undo"]
+    assert "transparent pixels" not in r["status_bar"]  # an opaque JPEG: that note does not apply
     target = os.environ.get("KRITA_SCREENSHOT_DIR")
     if target:
         Path(target).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(target) / "krita_dialog.png")
         shutil.copy(out / "window.png", Path(target) / "krita_window.png")
+        shutil.copy(out / "dialog_server_down.png", Path(target) / "krita_dialog_server_down.png")
+

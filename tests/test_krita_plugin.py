@@ -268,6 +268,24 @@ def test_restore_whole_layer_adds_layers_and_keeps_the_source():
     assert not mask.visible
     assert list(mask.data[1::2]) == [255 if v < 128 else 0 for v in values]
     assert log[0][:3] == ("graya8", w, h)
+    assert doc.active is restored  # never the hidden mask layer
+
+
+def test_only_notes_that_apply_to_the_layer_are_kept():
+    """The server says "composited on white" for any alpha channel; an opaque layer (every JPEG)
+    does not get that note, a layer with transparent pixels does, and repeats go."""
+    note = "transparent pixels were composited on white before restoring"
+
+    def call(d, f, w, h, s):
+        return ServerAnswer(format=f, data=d, notes=[note, "JPEG quality about 30", "JPEG quality about 30"])
+
+    opaque = _gray_layer("Ink", Rect(0, 0, 4, 4), [10] * 16)
+    _, outcome = restore_layer(MemoryDocument(4, 4, [opaque]), opaque, Settings(), call)
+    assert outcome.notes == ["JPEG quality about 30"]
+    holes = _gray_layer("Ink", Rect(0, 0, 4, 4), [10] * 16)
+    holes.data[-1] = 0  # one transparent pixel
+    _, outcome = restore_layer(MemoryDocument(4, 4, [holes]), holes, Settings(), call)
+    assert outcome.notes == [note, "JPEG quality about 30"]
 
 
 def test_the_documents_jpeg_file_sends_its_table(tmp_path):
@@ -394,8 +412,20 @@ def test_server_down_message_gives_the_start_command():
         lrclient.Client("ws://127.0.0.1:9", open_timeout=2).connect()
     err = plugin_error(e.value, "ws://127.0.0.1:9")
     assert err.code == "server_down"
-    assert "python -m server --port 9" in err.message
-    assert "not running" in err.message
+    assert "python -m server --port 9" in err.message  # no launch.json in a checkout: the plain command
+    assert "not running" in err.message and "Start server" in err.message
+
+
+def test_server_down_message_names_the_recorded_python_and_port(tmp_path, monkeypatch):
+    from krita_plugin.lineart_restore import connection
+    from plugin_common.launcher import LaunchConfig
+
+    config = LaunchConfig(python="/opt/lr env/bin/python", port=9100, args=("--fast",), cwd="/src/lr")
+    monkeypatch.setattr(connection, "launch_config", lambda python="": config.with_python(python))
+    err = plugin_error(lrclient.ServerUnavailableError("down"), "ws://127.0.0.1:9200")
+    assert "cd /src/lr && '/opt/lr env/bin/python' -m server --port 9200 --fast" in err.message
+    err = connection.plugin_error(lrclient.ServerUnavailableError("down"), "ws://127.0.0.1:9200", "/usr/bin/python3")
+    assert "/usr/bin/python3 -m server --port 9200" in err.message
 
 
 def test_server_error_codes_get_artist_words():
@@ -467,5 +497,38 @@ def test_an_older_server_offers_standard_only_and_a_saved_quality_gets_a_fix(old
         assert answer.format == "gray8" and len(answer.data) == w * h
         with pytest.raises(PluginError) as e:
             session(data, "gray8", w, h, Settings(server=older_server_url, ensemble=2))
-    assert e.value.code == "invalid_option"
-    assert "'ensemble'" in e.value.message and "Set Quality to Standard" in e.value.message
+    # detected from the welcome (its option list), before anything is sent
+    assert e.value.code == "no_ensemble"
+    assert "one pass only" in e.value.message and "Set Quality to Standard" in e.value.message
+
+
+def test_restore_starts_the_server_when_none_answers(tmp_path, monkeypatch):
+    """The action's worker task with "start the server when it is not running": nothing answers,
+    so it starts ``python -m server`` with the recorded Python, reports the model loading, and
+    restores; the server keeps running afterwards."""
+    import socket
+    import threading
+
+    from krita_plugin.lineart_restore import connection
+    from plugin_common import launcher
+    from plugin_common.launcher import LaunchConfig
+    from tests.subprocess_server import slim_server_args, stop_pid
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv(launcher.STATE_ENV, str(tmp_path / "state"))
+    config = LaunchConfig(python=sys.executable, port=port, args=tuple(slim_server_args(tmp_path)), cwd=str(REPO))
+    monkeypatch.setattr(connection, "launch_config", lambda python="": config.with_python(python))
+    url = f"ws://127.0.0.1:{port}"
+    src = _gray_layer("Ink", Rect(0, 0, 24, 16), [(x * 9) % 256 for x in range(24 * 16)])
+    job = prepare(MemoryDocument(24, 16, [src]), src, Settings(server=url))
+    progress: list[tuple[float, str]] = []
+    try:
+        outcome = connection.job_task(job, start=True)(threading.Event(), lambda f, t: progress.append((f, t)))
+        assert len(outcome.restored) == 24 * 16 * 2
+        texts = [t for _, t in progress]
+        assert any("loading models" in t for t in texts) and texts[-1] == "Received the result."
+        assert launcher.probe(url) == "server"
+    finally:
+        stop_pid(launcher.pid_path(port))

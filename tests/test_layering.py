@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OUR_PACKAGES = {"core", "server", "training", "krita_plugin", "gimp_plugin", "benchmarks", "tests"}
+OUR_PACKAGES = {"core", "server", "training", "krita_plugin", "gimp_plugin", "plugin_common", "benchmarks", "tests"}
 #: What the bundled client files may import besides the standard library (and each other, by the
 #: top-level fallback names they use when bundled without a package).
 CLIENT_ALLOWED = {"msgpack", "websockets", "protocol", "jpegfile", "options"}
@@ -59,7 +59,9 @@ def test_the_option_table_is_standard_library_only():
     assert _imports(ROOT / "core" / "options.py") <= set(sys.stdlib_module_names)
 
 
-@pytest.mark.parametrize("path", _sources("krita_plugin", "gimp_plugin"), ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize(
+    "path", _sources("krita_plugin", "gimp_plugin", "plugin_common"), ids=lambda p: str(p.relative_to(ROOT))
+)
 def test_plugins_never_import_the_engine(path):
     assert not _imports(path) & ({"core", "training", "benchmarks"} | HEAVY)
 
@@ -72,7 +74,7 @@ def _loaded_after(statement: str) -> set[str]:
 
 
 def test_importing_the_protocol_and_client_loads_no_engine():
-    loaded = _loaded_after("from server import client, protocol")
+    loaded = _loaded_after("from server import client, protocol; from plugin_common import errors, launcher")
     assert not loaded & (HEAVY | {"core", "training"})
 
 

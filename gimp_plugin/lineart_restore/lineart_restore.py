@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """GIMP 3 plug-in: Filters > Enhance > Restore JPEG Line Art...
 
-Sends the active layer to a running lineart-restore server (``python -m server``) and adds the
-result above it as a new layer "restored" (and, on request, a hidden layer "line mask"), in one
-undo group; the source layer is only read.
+Sends the active layer to the lineart-restore server (``python -m server``; started by the
+plug-in when none answers at a local address, see ``lrclient/launcher.py``) and adds the result
+above it as a new layer "restored" (and, on request, a hidden layer "line mask"), in one undo
+group, and selects the restored layer; the source layer is only read. Server notes go to the
+Error Console (non-modal); only errors open a message box.
 
 Procedure ``plug-in-lineart-restore`` (image procedure, RGB* and GRAY* images, any precision).
 Arguments after run-mode/image/drawables (see ``lineart_gimp/settings.py``):
@@ -15,6 +17,7 @@ Arguments after run-mode/image/drawables (see ``lineart_gimp/settings.py``):
     mask-layer   boolean  also add the line mask as a layer     (default false)
     quality      choice   standard | x2 | x4 | x8: passes of the server's self-ensemble
                                                                 (default standard)
+    start-server boolean  start a local server when none answers (default true)
 
 A server started with ``--token`` needs the same secret in GIMP's environment variable
 ``LINEART_RESTORE_TOKEN``.
@@ -91,6 +94,7 @@ class GimpEditor(Editor):
         self.drawables = list(drawables)
         self._src = self.drawables[0] if len(self.drawables) == 1 else None
         self._top = self._src  # new layers go directly above the last one added
+        self._added = {}
 
     def source(self):
         d = self._src
@@ -131,6 +135,10 @@ class GimpEditor(Editor):
         layer.update(0, 0, w, h)
         layer.set_visible(bool(visible))
         self._top = layer
+        self._added[name] = layer
+
+    def select_layer(self, name):
+        self.image.set_selected_layers([self._added[name]])
 
     def begin_undo(self):
         self.image.undo_group_start()
@@ -181,9 +189,25 @@ def run(procedure, run_mode, image, drawables, config, data):
         outcome = run_restore(GimpEditor(image, drawables), settings, token=os.environ.get(TOKEN_ENV) or None)
     except PluginError as e:
         return _failure(procedure, str(e))
-    for note in outcome.notes:
-        Gimp.message(f"{TITLE}: {note}")
+    if outcome.notes:
+        _notify(outcome.notes)
     return procedure.new_return_values(Gimp.PDBStatusType.SUCCESS, GLib.Error())
+
+
+def _notify(notes):
+    """The server's notes, one per line, in the Error Console (non-modal) rather than in a
+    message box: GIMP's message handler is switched for this one message and then restored."""
+    text = f"{TITLE}:\n" + "\n".join(notes)
+    try:
+        previous = Gimp.message_get_handler()
+    except Exception:  # an API without the handler calls: GIMP's own choice
+        Gimp.message(text)
+        return
+    Gimp.message_set_handler(Gimp.MessageHandlerType.ERROR_CONSOLE)
+    try:
+        Gimp.message(text)
+    finally:
+        Gimp.message_set_handler(previous)
 
 
 def _add_argument(procedure, spec):
@@ -218,7 +242,7 @@ class LineartRestore(Gimp.PlugIn):
         procedure.add_menu_path(MENU_PATH)
         procedure.set_documentation(
             "Repair JPEG artifacts in line art with the lineart-restore server",
-            "Sends the selected layer to a lineart-restore server (start it with `python -m server`) "
+            "Sends the selected layer to the lineart-restore server (started by the plug-in when needed) "
             "and adds the restored drawing above it as a new layer 'restored', optionally with the "
             "line mask as a hidden layer 'line mask'. The source layer is not changed.",
             name,

@@ -8,55 +8,62 @@ thread calls :class:`ServerSession` directly.
 
 from __future__ import annotations
 
-import os
-import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
-from .errors import PluginError, describe, server_down_message
+from .common import BUNDLED, errors, launcher
+from .errors import PluginError
 from .restore import Job, Outcome, ServerAnswer, run_on_server
 from .settings import ENSEMBLE_SIZES, MASK_METHODS, Settings
 
-__all__ = ["load_client", "ServerInfo", "ServerSession", "options_for", "plugin_error"]
+__all__ = ["load_client", "ServerInfo", "ServerSession", "options_for", "plugin_error", "launch_config",
+           "start_server"]
 
 CLIENT_NAME = "krita-lineart-restore"
-VENDOR_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vendor")
+#: What to change in this dialog when the server has no self-ensemble.
+ENSEMBLE_FIX = "Set Quality to Standard, or press Check server to see what this server offers."
 
 
 def load_client() -> tuple[Any, Any]:
-    """Import and return the ``(client, protocol)`` modules.
+    """Import and return the ``(client, protocol)`` modules (the bundled copies in an installed
+    plug-in, the ``server`` package in a checkout).
 
     Raises:
-        PluginError: ``bundle_missing`` when neither the bundled copy nor the ``server`` package
-            can be imported (e.g. the plug-in folder was copied from a source checkout).
+        PluginError: ``bundle_missing`` when they cannot be imported.
     """
-    if os.path.isdir(VENDOR_DIR):
-        if VENDOR_DIR not in sys.path:
-            # websockets and msgpack import themselves by absolute name.
-            sys.path.insert(0, VENDOR_DIR)
-        try:
-            from .vendor.lrclient import client, protocol  # type: ignore[import-not-found]
-        except ImportError as e:
+    try:
+        return errors.load_client()
+    except PluginError as e:
+        if BUNDLED:
             raise PluginError(
                 "bundle_missing",
                 "The plug-in's bundled libraries are damaged. Re-install it from the zip made by "
                 "`python -m krita_plugin.package`.",
-                details=repr(e),
+                details=e.details,
             ) from None
-        return client, protocol
-    try:
-        from server import client, protocol  # type: ignore[import-not-found]
-    except ImportError as e:
         raise PluginError(
             "bundle_missing",
             "The plug-in was installed without its bundled libraries (websockets, msgpack, the "
             "server protocol). Install the zip made by `python -m krita_plugin.package` with "
             "Tools > Scripts > Import Python Plugin from File.",
-            details=repr(e),
+            details=e.details,
         ) from None
-    return client, protocol
+
+
+def launch_config(python: str = "") -> Any:
+    """How this computer starts the server (``launch.json`` written by the packager), with the
+    Python from the plug-in's settings when one is set there."""
+    return launcher.LaunchConfig.load().with_python(python)
+
+
+def start_server(
+    url: str, python: str = "", cancel: threading.Event | None = None,
+    on_status: Callable[[str], None] | None = None,
+) -> str:
+    """Start the server for ``url`` unless one answers (``plugin_common.launcher.ensure_server``);
+    meant for a worker thread. Returns "running", "started" or "joined"."""
+    return launcher.ensure_server(url, launch_config(python), on_status=on_status, cancel=cancel)
 
 
 def options_for(settings: Settings) -> dict[str, Any]:
@@ -76,42 +83,10 @@ def options_for(settings: Settings) -> dict[str, Any]:
     return options
 
 
-def _port_of(url: str) -> int | None:
-    try:
-        return urlsplit(url).port
-    except ValueError:
-        return None
-
-
-def plugin_error(exc: BaseException, url: str) -> PluginError:
-    """Translate a client error (anything with a ``code``) into artist-facing words."""
-    if isinstance(exc, PluginError):
-        return exc
-    code = getattr(exc, "code", None) or "client_error"
-    message = getattr(exc, "message", None) or str(exc)
-    if code in ("server_unavailable", "connection_lost"):
-        text = server_down_message(url, _port_of(url))
-        if code == "connection_lost":
-            text = "The connection to the restore server was lost (it may have stopped).\n\n" + text
-        return PluginError("server_down", text, details=message)
-    if code == "timeout":
-        return PluginError("timeout", "The server took too long and the request was cancelled.", details=message)
-    if code == "bad_url":
-        return PluginError("bad_settings", f"The server address {url!r} is not valid.", details=message)
-    if code == "invalid_option" and "'ensemble'" in message:
-        return PluginError(
-            str(code),
-            describe(str(code), message)
-            + "\n\nSet Quality to Standard, or press Check server to see what this server offers.",
-            details=message,
-        )
-    if code in ("handshake_refused",):
-        return PluginError(
-            "server_error",
-            f"Something answers at {url}, but it is not a lineart-restore server. Check the address and port.",
-            details=message,
-        )
-    return PluginError(str(code), describe(str(code), message), details=message)
+def plugin_error(exc: BaseException, url: str, python: str = "") -> PluginError:
+    """Translate a client error (anything with a ``code``) into artist-facing words, with the
+    exact command (right Python, right port) to start the server by hand."""
+    return errors.from_client_error(exc, url, launcher.manual_command(url, launch_config(python)))
 
 
 @dataclass(frozen=True)
@@ -197,6 +172,7 @@ class ServerSession:
             self.connect()
         if self.cancel.is_set():
             raise PluginError("cancelled", "Cancelled.")
+        errors.check_offered(self._client.welcome, settings.ensemble, ENSEMBLE_FIX)
         self.on_progress(0.0, f"Sending {width} x {height} pixels...")
 
         def progress(fraction: float) -> None:
@@ -231,11 +207,16 @@ class ServerSession:
         self.close()
 
 
-def job_task(job: Job) -> Callable[[threading.Event, Callable[[float, str], None]], Outcome]:
-    """The worker-thread part of a restore as a ``Worker`` task: connect, then
-    ``restore.run_on_server`` with the formats the server accepts."""
+def job_task(
+    job: Job, start: bool = False, python: str = ""
+) -> Callable[[threading.Event, Callable[[float, str], None]], Outcome]:
+    """The worker-thread part of a restore as a ``Worker`` task: with ``start``, start the server
+    when none answers (see :func:`start_server`); connect, then ``restore.run_on_server`` with the
+    formats the server accepts."""
 
     def task(cancel: threading.Event, progress: Callable[[float, str], None]) -> Outcome:
+        if start and launcher.is_local(job.settings.server):
+            start_server(job.settings.server, python, cancel, lambda text: progress(0.0, text))
         with ServerSession(
             job.settings.server, cancel=cancel, on_progress=progress, source_file=job.source_file
         ) as session:

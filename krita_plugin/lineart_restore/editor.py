@@ -165,3 +165,6 @@ class Document:
         """Insert ``layers`` above ``source`` (the first right above it, each next one above the
         previous), fill them, refresh the view, and return them. ``source`` is not touched."""
         raise NotImplementedError("no document is open")
+
+    def set_active_layer(self, layer: Layer) -> None:
+        """Make ``layer`` the active one (the next stroke or restore goes there)."""

@@ -3,23 +3,29 @@
 Flow of one run (all on Krita's main thread except the marked step):
 
 1. check there is a document and a paint layer (else a message box);
-2. the options dialog (settings loaded from and saved to kritarc);
+2. the options dialog (settings loaded from and saved to kritarc); *Check server* and *Start
+   server* work on worker threads and report in the dialog;
 3. ``restore.prepare`` reads the pixels;
-4. worker thread: connect, ``restore.run_on_server`` (progress dialog with Cancel meanwhile);
-5. ``restore.apply`` adds the new layers above the source.
+4. worker thread: start the server if asked and needed, connect, ``restore.run_on_server``; a
+   non-modal progress window with Cancel meanwhile (Cancel sends the protocol's ``cancel``);
+5. ``restore.apply`` adds the new layers above the source in the document the job started on,
+   and makes the restored layer active; notes go to that document's canvas and the status bar.
+Only errors open a message box.
 """
 
 from __future__ import annotations
 
 from krita import Extension, Krita  # type: ignore[import-not-found]
+from PyQt5.QtCore import QTimer
+from PyQt5.QtGui import QIcon
 from PyQt5.QtWidgets import QMessageBox
 
 from . import restore
-from .connection import job_task, plugin_error, query_server
+from .connection import job_task, launch_config, plugin_error, query_server, start_server
 from .editor import LayerKind
 from .errors import PluginError
 from .krita_editor import KritaSettingsBackend, active_document
-from .settings import SettingsStore
+from .settings import Settings, SettingsStore
 from .ui import ProgressDialog, RestoreDialog
 from .worker import Worker
 
@@ -31,6 +37,16 @@ ACTION_MENU = "Filter"
 TITLE = "Restore JPEG Line Art"
 #: The most recent finished run (its ``events`` tell what happened).
 LAST_RUN: "RestoreRun | None" = None
+#: The runs in progress (dialog open or job running), oldest first.
+RUNS: "list[RestoreRun]" = []
+#: Workers whose thread still runs (a closed dialog must not take a running thread with it).
+_RUNNING: set = set()
+
+
+def _keep(worker: Worker) -> Worker:
+    _RUNNING.add(worker)
+    worker.done.connect(lambda: _RUNNING.discard(worker))
+    return worker
 
 
 def _main_window():
@@ -45,6 +61,18 @@ def _status(text: str, parent, msecs: int = 15000) -> None:
         bar.showMessage(text, msecs)
 
 
+def _notify(doc, lines: list[str], parent) -> None:
+    """Non-modal notes: a short status-bar line, and every line on the canvas of ``doc``'s view."""
+    _status("Restore JPEG Line Art: " + lines[0], parent)
+    for view in Krita.instance().views():
+        if view.document() == doc:
+            try:
+                view.showFloatingMessage("\n".join(lines), QIcon(), 8000, 1)
+            except (AttributeError, TypeError):  # older Krita without floating messages
+                pass
+            break
+
+
 def _show_error(err: PluginError, parent=None) -> None:
     box = QMessageBox(QMessageBox.Warning, TITLE, err.message, QMessageBox.Ok, parent)
     if err.details:
@@ -57,7 +85,8 @@ class RestoreRun:
 
     def __init__(self, on_finished=None) -> None:
         self.on_finished = on_finished
-        self.store = SettingsStore(KritaSettingsBackend())
+        port = launch_config().port
+        self.store = SettingsStore(KritaSettingsBackend(), Settings(server=f"ws://127.0.0.1:{port}"))
         self.parent = _main_window()
         self.doc = active_document()
         self.job: restore.Job | None = None
@@ -66,6 +95,9 @@ class RestoreRun:
         self.dialog: RestoreDialog | None = None
         self.checker: Worker | None = None
         self.added: list = []
+        self._when_shown = None
+        #: (fraction, text) of every progress report of the job, in order.
+        self.progress_values: list[tuple[float, str]] = []
         #: What happened, in order (for the GUI test and for bug reports): ("step", detail).
         self.events: list[tuple[str, str]] = []
 
@@ -84,6 +116,7 @@ class RestoreRun:
         )
         self.dialog = RestoreDialog(self.store.load(), text, self.parent)
         self.dialog.check_button.clicked.connect(self._check_server)
+        self.dialog.start_button.clicked.connect(self._start_server)
         self.dialog.accepted.connect(self._accepted)
         self.dialog.rejected.connect(self._finish)
         self.dialog.open()
@@ -99,18 +132,37 @@ class RestoreRun:
             restore.prepare(self.doc, layer, self.store.load())
         return layer
 
-    def _check_server(self) -> None:
-        dialog = self.dialog
+    def _dialog_url(self) -> str | None:
         try:
-            url = dialog.settings().check().server
+            return self.dialog.settings().check().server
         except ValueError as e:
-            dialog.show_status(f"Bad address: {e}")
+            self.dialog.show_status(f"Bad address: {e}")
+            return None
+
+    def _server_task(self, url: str, start: bool):
+        """Worker task: (start the server if ``start``, then) read its welcome."""
+        python = self.dialog.settings().server_python
+
+        def task(cancel, progress):
+            if start:
+                start_server(url, python, cancel, lambda text: progress(0.0, text))
+            return query_server(url)
+
+        return task
+
+    def _ask_server(self, start: bool) -> None:
+        dialog = self.dialog
+        url = self._dialog_url()
+        if url is None:
             return
-        dialog.show_status("Checking...")
-        dialog.check_button.setEnabled(False)
-        self.checker = Worker(lambda cancel, progress: query_server(url))
+        python = dialog.settings().server_python
+        dialog.show_status("Starting the restore server..." if start else "Checking...")
+        for button in (dialog.check_button, dialog.start_button):
+            button.setEnabled(False)
+        self.checker = _keep(Worker(self._server_task(url, start)))
 
         def ok(info) -> None:
+            self.events.append(("server_ok", info.version))
             dialog.show_server(
                 info.models,
                 info.mask_methods,
@@ -119,12 +171,26 @@ class RestoreRun:
             )
 
         def failed(exc, tb) -> None:
-            dialog.show_status(plugin_error(exc, url).message)
+            err = plugin_error(exc, url, python)
+            self.events.append(("server_failed", err.code))
+            dialog.show_status(err.message)
 
+        def enable() -> None:
+            for button in (dialog.check_button, dialog.start_button):
+                button.setEnabled(True)
+
+        self.checker.progress.connect(lambda f, text: dialog.show_status(text))
         self.checker.succeeded.connect(ok)
         self.checker.failed.connect(failed)
-        self.checker.done.connect(lambda: dialog.check_button.setEnabled(True))
+        self.checker.done.connect(enable)
         self.checker.start()
+
+    def _check_server(self) -> None:
+        self._ask_server(start=False)
+
+    def _start_server(self) -> None:
+        self.events.append(("start_server", ""))
+        self._ask_server(start=True)
 
     # -- step 3-4 ------------------------------------------------------------------------------
     def _accepted(self) -> None:
@@ -144,8 +210,9 @@ class RestoreRun:
             self._finish()
             return
         self.progress = ProgressDialog(self.parent)
-        self.worker = Worker(job_task(self.job))
+        self.worker = _keep(Worker(job_task(self.job, start=settings.auto_start, python=settings.server_python)))
         self.worker.progress.connect(self.progress.update_progress)
+        self.worker.progress.connect(lambda f, text: self.progress_values.append((f, text)))
         self.progress.canceled.connect(self._cancel)
         self.worker.succeeded.connect(self._succeeded)
         self.worker.failed.connect(self._failed)
@@ -170,6 +237,12 @@ class RestoreRun:
             if self.doc.doc not in Krita.instance().documents():
                 raise PluginError("no_document", "The document was closed while it was being restored.")
             self.added = restore.apply(self.doc, self.job, outcome)
+            self.events.append(("applied", ",".join(layer.name for layer in self.added)))
+            # Krita activates each added node once its view has caught up (after this call
+            # returns): make the restored layer active again then, never the hidden mask.
+            restored = self.added[0]
+            for delay in (0, 300):
+                QTimer.singleShot(delay, lambda: self._activate(restored))
         except PluginError as e:
             self.events.append(("apply_failed", e.code))
             _show_error(e, self.parent)
@@ -178,13 +251,35 @@ class RestoreRun:
             _show_error(PluginError("apply_failed", "The restored pixels could not be added as a layer.", repr(e)), self.parent)
         else:
             names = ", ".join(f'"{layer.name}"' for layer in self.added)
-            _status(f"Restore JPEG Line Art: added {names}. " + " ".join(outcome.notes), self.parent)
+            _notify(self.doc.doc, [f"added {names}."] + list(outcome.notes), self.parent)
         self._finish()
+
+    def _activate(self, layer) -> None:
+        app = Krita.instance()
+        try:
+            if self.doc.doc not in app.documents():
+                return
+            self.doc.set_active_layer(layer)
+        except RuntimeError:  # the layer was deleted meanwhile
+            return
+        window = app.activeWindow()
+        if app.activeDocument() != self.doc.doc and window is not None and self._when_shown is None:
+            # Another document is in front: a view restores its own active layer when it comes
+            # back, so make the restored layer active once this document's view is shown again.
+            def shown() -> None:
+                view = window.activeView()
+                if view is not None and view.document() == self.doc.doc:
+                    window.activeViewChanged.disconnect(shown)
+                    QTimer.singleShot(0, lambda: self._activate(layer))
+
+            self._when_shown = shown
+            window.activeViewChanged.connect(shown)
 
     def _failed(self, exc, tb: str) -> None:
         self.events.append(("failed", f"{getattr(exc, 'code', '')}: {exc}"))
         self._close_progress()
-        err = plugin_error(exc, self.job.settings.server if self.job else "")
+        settings = self.job.settings if self.job else None
+        err = plugin_error(exc, settings.server if settings else "", settings.server_python if settings else "")
         if err.code != "cancelled":
             if not isinstance(exc, PluginError) and getattr(exc, "code", None) is None:
                 err = PluginError("internal_error", f"The plug-in hit an unexpected error: {exc!r}", tb)
@@ -212,7 +307,7 @@ class LineArtRestoreExtension(Extension):
 
     def __init__(self, parent) -> None:
         super().__init__(parent)
-        self.runs: list[RestoreRun] = []
+        self.runs = RUNS
 
     def setup(self) -> None:
         pass

@@ -132,6 +132,12 @@ class KritaDocument(Document):
         self.doc.refreshProjection()
         return added
 
+    def set_active_layer(self, layer: Layer) -> None:
+        node = layer.node  # type: ignore[attr-defined]
+        self.doc.setActiveNode(node)
+        if self._active is not None:  # no view (kritarunner): keep the override in step
+            self._active = node
+
 
 def _default_profile(model: str, depth: str) -> str:
     """A profile Krita always has for ``model``/``depth`` (the first one it lists)."""

@@ -28,6 +28,7 @@ from __future__ import annotations
 import sys
 from array import array
 
+from .common import protocol
 from .geometry import Rect
 
 __all__ = [
@@ -40,18 +41,15 @@ __all__ = [
     "wire_to_krita",
     "crop",
     "is_transparent",
+    "has_transparency",
     "apply_coverage",
     "mask_to_graya8",
 ]
 
-#: wire format -> (channels, bytes per sample); the raw formats the plug-in reads and writes.
+#: wire format -> (channels, bytes per sample): the raw formats with alpha (the ones the plug-in
+#: reads and writes), from the protocol's own table.
 WIRE_FORMATS: dict[str, tuple[int, int]] = {
-    "bgra8": (4, 1),
-    "bgra16": (4, 2),
-    "rgba8": (4, 1),
-    "rgba16": (4, 2),
-    "graya8": (2, 1),
-    "graya16": (2, 2),
+    fmt.value: (info.channels, info.sample_bytes) for fmt, info in protocol.FORMAT_INFO.items() if info.alpha
 }
 
 #: (Krita colour model, colour depth) -> the wire format of that layout, for the spaces read
@@ -211,6 +209,12 @@ def is_transparent(data: bytes, wire_format: str) -> bool:
     """True when every pixel of a wire (or Krita, same alpha position) buffer has alpha 0."""
     alpha = _alpha_bytes(data, wire_format)
     return alpha.count(0) == len(alpha)
+
+
+def has_transparency(data: bytes, wire_format: str) -> bool:
+    """True when some pixel of a wire (or Krita) buffer is not fully opaque."""
+    alpha = _alpha_bytes(data, wire_format)
+    return alpha.count(255) != len(alpha)
 
 
 def apply_coverage(data: bytes, wire_format: str, coverage: bytes) -> bytes:

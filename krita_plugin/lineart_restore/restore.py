@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from . import pixels
+from .common import errors as _shared
 from .editor import Document, Layer, LayerKind, NewLayer
 from .errors import PluginError
 from .geometry import Rect, context_rect, mask_name, restored_name, target_rect, unique_name
@@ -54,6 +55,8 @@ class Job:
         settings: the dialog's choices (checked).
         source_file: the document's file; when it is a JPEG, the client sends its quantization
             table along for the server's JPEG-consistency step.
+        transparent: whether the pixels sent have some transparency (the server's note about
+            compositing on white applies only then).
     """
 
     source: Layer
@@ -69,6 +72,7 @@ class Job:
     mask_name: str
     settings: Settings
     source_file: str = ""
+    transparent: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,6 +192,7 @@ def prepare(doc: Document, layer: Layer | None, settings: Settings) -> Job:
         mask_name=m_name,
         settings=settings,
         source_file=doc.file_path,
+        transparent=pixels.has_transparency(data, fmt),
     )
 
 
@@ -227,7 +232,7 @@ def run_on_server(
         mask = pixels.mask_to_graya8(m)
         if job.coverage is not None:
             mask = pixels.apply_coverage(mask, "graya8", job.coverage)
-    notes = list(answer.notes)
+    notes = _shared.layer_notes(list(answer.notes), job.transparent)
     if job.converted_from:
         notes.append(f"The layer was converted from {job.converted_from} to {job.model}/{job.depth} for restoring.")
     if job.settings.add_mask_layer and answer.mask is None:
@@ -236,7 +241,8 @@ def run_on_server(
 
 
 def apply(doc: Document, job: Job, outcome: Outcome) -> list[Layer]:
-    """Add the restored layer (and the mask layer, hidden) above ``job.source``; returns them."""
+    """Add the restored layer (and the mask layer, hidden) above ``job.source`` and make the
+    restored one active (never the hidden mask); returns them."""
     profile = job.profile if (outcome.model, outcome.depth) == (job.model, job.depth) else ""
     layers = [
         NewLayer(
@@ -260,7 +266,9 @@ def apply(doc: Document, job: Job, outcome: Outcome) -> list[Layer]:
                 visible=False,
             )
         )
-    return doc.add_layers_above(job.source, layers)
+    added = doc.add_layers_above(job.source, layers)
+    doc.set_active_layer(added[0])
+    return added
 
 
 def restore_layer(

@@ -94,6 +94,10 @@ class Settings:
         background: "white" or "transparent" (the server makes the background transparent).
         add_mask_layer: also add a "<name> line mask" layer.
         ensemble: one of :data:`ENSEMBLE_SIZES`; more passes are slower and more exact.
+        auto_start: start the server (``plugin_common.launcher``) when none answers at a local
+            address, instead of only offering the Start server button.
+        server_python: the Python that starts the server; "" means the one recorded by
+            ``python -m krita_plugin.package`` (kritarc only, no dialog field).
     """
 
     server: str = f"ws://127.0.0.1:{DEFAULT_PORT}"
@@ -104,6 +108,8 @@ class Settings:
     background: str = OPTIONS.BY_NAME["background"].default
     add_mask_layer: bool = False
     ensemble: int = OPTIONS.BY_NAME["ensemble"].default
+    auto_start: bool = True
+    server_python: str = ""
 
     def check(self) -> "Settings":
         """Return a copy with ``server`` normalised; raise ``ValueError`` naming a bad field."""
@@ -160,12 +166,13 @@ def _decode(text: str, default: object) -> object:
 class SettingsStore:
     """Load and save :class:`Settings` field by field through a backend."""
 
-    def __init__(self, backend: SettingsBackend) -> None:
+    def __init__(self, backend: SettingsBackend, defaults: Settings | None = None) -> None:
         self.backend = backend
+        self.defaults = defaults if defaults is not None else Settings()
 
     def load(self) -> Settings:
         """The saved settings; each missing or unparsable field takes its default."""
-        defaults = Settings()
+        defaults = self.defaults
         values = {}
         for f in fields(Settings):
             default = getattr(defaults, f.name)

@@ -1,4 +1,4 @@
-"""The plug-in's Qt widgets: the options dialog and the progress dialog.
+"""The plug-in's Qt widgets: the options dialog and the (non-modal) progress window.
 
 Widgets only; what happens on OK lives in ``extension`` (Krita glue) and ``restore`` (logic).
 """
@@ -57,17 +57,25 @@ class RestoreDialog(QDialog):
         outer.addLayout(form)
 
         self.server = QLineEdit(settings.server)
-        self.server.setToolTip("Address of the running restore server (start it with: python -m server)")
+        self.server.setToolTip("Address of the restore server (Start server starts one on this computer)")
         self.check_button = QPushButton("Check server")
+        self.start_button = QPushButton("Start server")
+        self.start_button.setToolTip("Start the restore server on this computer (it keeps running after Krita closes)")
         row = QHBoxLayout()
         row.addWidget(self.server, 1)
         row.addWidget(self.check_button)
+        row.addWidget(self.start_button)
         form.addRow("Server:", row)
+
+        self.auto_start = QCheckBox("Start the server when it is not running")
+        self.auto_start.setChecked(settings.auto_start)
+        form.addRow("", self.auto_start)
 
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.status.setTextInteractionFlags(Qt.TextSelectableByMouse)
         form.addRow("", self.status)
+        self._server_python = settings.server_python
 
         self.model = QComboBox()
         self.model.setEditable(True)
@@ -150,10 +158,16 @@ class RestoreDialog(QDialog):
         idx = self.model.findData(current_model)
         self.model.setCurrentIndex(idx if idx >= 0 else 0)
         self._fill_masks(masks or MASK_METHODS, current_mask)
-        self.status.setText(text)
+        self.show_status(text)
 
     def show_status(self, text: str) -> None:
+        """Show ``text`` under the address; the dialog grows so that all of it is visible."""
         self.status.setText(text)
+        layout = self.layout()
+        layout.activate()
+        need = layout.totalHeightForWidth(self.width())
+        if need > self.height():
+            self.resize(self.width(), need)
 
     def settings(self) -> Settings:
         """The dialog's current choices (not yet checked)."""
@@ -171,16 +185,21 @@ class RestoreDialog(QDialog):
             background="transparent" if self.bg_transparent.isChecked() else "white",
             add_mask_layer=self.add_mask.isChecked(),
             ensemble=int(self.quality.currentData() or 1),
+            auto_start=self.auto_start.isChecked(),
+            server_python=self._server_python,
         )
 
 
 class ProgressDialog(QProgressDialog):
-    """A progress bar with a Cancel button, 0..1000 for fractions 0..1."""
+    """A progress bar with a Cancel button, 0..1000 for fractions 0..1. Non-modal: the canvas,
+    the menus and other documents stay usable while a job runs."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Starting...", "Cancel", 0, 1000, parent)
         self.setWindowTitle("Restore JPEG Line Art")
-        self.setWindowModality(Qt.WindowModal)
+        self.setObjectName("lineart_restore_progress")
+        self.setWindowModality(Qt.NonModal)
+        self.setMinimumWidth(420)
         self.setMinimumDuration(0)
         self.setAutoClose(False)
         self.setAutoReset(False)

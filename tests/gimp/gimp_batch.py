@@ -29,6 +29,7 @@ Pixels go to ``DIR/<case>-<i>.raw`` (layer i from the bottom), everything else t
 
 import json
 import os
+import time
 import traceback
 
 import gi
@@ -93,11 +94,14 @@ def _run_case(proc, case, out):
     config.set_core_object_array("drawables", [layer])
     for key, value in case["args"].items():
         config.set_property(key, value)
+    t0 = time.monotonic()
     result = proc.run(config)
     rec["status"] = result.index(0).value_name
     rec["return_values"] = [str(result.index(i)) for i in range(1, result.length())]
     rec["last_error"] = Gimp.get_pdb().get_last_error()
 
+    rec["seconds"] = round(time.monotonic() - t0, 2)
+    rec["selected"] = [item.get_name() for item in image.get_selected_layers()]
     rec["source_unchanged"] = _read(layer, case["read"]) == before
     layers = list(reversed(image.get_layers()))  # bottom to top
     rec["layers"] = []

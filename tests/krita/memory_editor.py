@@ -85,3 +85,6 @@ class MemoryDocument(Document):
             self.layers.insert(index, layer)
             added.append(layer)
         return added
+
+    def set_active_layer(self, layer):
+        self.active = layer

@@ -46,7 +46,8 @@ class Editor:
     Calling contract (what :func:`.job.run_restore` does): ``source()``, then ``read_pixels`` once,
     ``progress_start``/``progress`` while the server works, then ``begin_undo``, one ``add_layer``
     per new layer (each call puts its layer directly above the previous one, the first directly
-    above the source), ``end_undo`` (always, even after an error), ``progress_end`` and ``flush``.
+    above the source), ``select_layer`` for the restored one, ``end_undo`` (always, even after an
+    error), ``progress_end`` and ``flush``.
     The source drawable must never be written.
     """
 
@@ -61,6 +62,9 @@ class Editor:
     def add_layer(self, name: str, layout: PixelLayout, data: bytes, visible: bool = True) -> None:
         """Insert a new layer of the source's size and offsets, holding ``data`` in ``layout``."""
         raise NotImplementedError("the null editor cannot add layers")
+
+    def select_layer(self, name: str) -> None:
+        """Make the layer this editor added as ``name`` the selected (active) one."""
 
     def begin_undo(self) -> None:
         """Open one undo group for every change that follows."""

@@ -26,6 +26,8 @@ import sys
 from array import array
 from dataclasses import dataclass
 
+from .common import protocol
+
 __all__ = [
     "PixelLayout",
     "LAYOUTS",
@@ -74,16 +76,19 @@ class PixelLayout:
 
 
 def _layout(base: str, alpha: bool, bits: int) -> PixelLayout:
-    names = {("gray", False): ("Y'", "gray", 1), ("gray", True): ("Y'A", "graya", 2),
-             ("rgb", False): ("R'G'B'", "rgb", 3), ("rgb", True): ("R'G'B'A", "rgba", 4)}
-    babl_model, wire_model, channels = names[(base, alpha)]
+    """Babl's name for the layout, and its channels and sample size from the protocol's table."""
+    names = {("gray", False): ("Y'", "gray"), ("gray", True): ("Y'A", "graya"),
+             ("rgb", False): ("R'G'B'", "rgb"), ("rgb", True): ("R'G'B'A", "rgba")}
+    babl_model, wire_model = names[(base, alpha)]
+    wire = f"{wire_model}{bits}"
+    info = protocol.FORMAT_INFO[protocol.PixelFormat(wire)]
     return PixelLayout(
         babl=f"{babl_model} u{bits}",
-        wire=f"{wire_model}{bits}",
+        wire=wire,
         base=base,
-        alpha=alpha,
-        channels=channels,
-        sample_bytes=bits // 8,
+        alpha=info.alpha,
+        channels=info.channels,
+        sample_bytes=info.sample_bytes,
     )
 
 

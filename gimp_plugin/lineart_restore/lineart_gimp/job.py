@@ -4,9 +4,12 @@ This module never imports GIMP. It talks to the editor through :class:`.editor.E
 server through the project's reference client (``server/client.py``, bundled by the installer as
 the package ``lrclient`` next to the entry file).
 
-Errors: everything the user should read arrives as :class:`PluginError` with a stable ``code``
-(the client's or server's code when it came from there, else "no_drawable", "unsuitable_drawable",
-"invalid_option", "missing_dependency", "bad_result") and a message that says what to do.
+Errors: everything the user should read arrives as the shared :class:`PluginError`
+(``plugin_common/errors.py``, one for both plug-ins) with a stable ``code`` (the client's, the
+server's or the launcher's code when it came from there, else "no_drawable",
+"unsuitable_drawable", "invalid_option", "missing_dependency", "bad_result") and a message that
+says what to do. With ``settings.start_server`` a missing local server is started first
+(``plugin_common.launcher``, with the Python recorded at install time).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from .common import PluginError, errors, launcher
 from .editor import Editor, SourceInfo
 from .formats import LAYOUTS, PixelLayout, from_wire_order, layout_of_wire, read_layout, to_wire_order
 from .settings import Settings, SettingsError
@@ -38,18 +42,6 @@ CLIENT_NAME = "gimp-plugin 0.1"
 _LAYER_KINDS = ("layer", "text")
 
 RestoreFn = Callable[..., Any]
-
-
-class PluginError(Exception):
-    """A failure to show the user. ``code`` is stable; ``message`` says what happened and what to do."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-    def __str__(self) -> str:
-        return self.message
 
 
 @dataclass
@@ -79,20 +71,35 @@ def load_client() -> Any:
         PluginError: code "missing_dependency" when neither imports (e.g. the plug-in folder was
             copied by hand without its bundled packages).
     """
-    errors = []
-    for name in ("lrclient.client", "server.client"):
-        try:
-            module = __import__(name, fromlist=["restore"])
-        except ImportError as e:
-            errors.append(f"{name}: {e}")
-            continue
-        return module
-    raise PluginError(
-        "missing_dependency",
-        "the plug-in's bundled client (websockets, msgpack, protocol) cannot be imported: "
-        + "; ".join(errors)
-        + ". Reinstall it with `python -m gimp_plugin.install`.",
-    )
+    try:
+        import lrclient.client as bundled  # type: ignore[import-not-found]
+
+        return bundled
+    except ImportError as e:
+        first = f"lrclient.client: {e}"
+    try:
+        return errors.load_client()[0]
+    except PluginError as e:
+        raise PluginError(
+            "missing_dependency",
+            "the plug-in's bundled client (websockets, msgpack, protocol) cannot be imported: "
+            f"{first}; {e.details}. Reinstall it with `python -m gimp_plugin.install`.",
+        ) from None
+
+
+#: What to change in this dialog when the server has no self-ensemble.
+ENSEMBLE_FIX = "In this dialog: set Quality to Standard."
+
+
+def client_restore(url: str, data: bytes, width: int, height: int, fmt: str, options: dict, on_progress=None, *,
+                   on_queued=None, timeout=None, name: str = "", token=None, source_file=None) -> Any:
+    """One restore over a fresh connection with the reference client; several passes are
+    refused before sending when the server's welcome does not list the option."""
+    client = load_client()
+    with client.Client(url, token=token, name=name) as c:
+        errors.check_offered(c.welcome, int(options.get("ensemble", 1)), ENSEMBLE_FIX)
+        return c.restore(data, width, height, fmt, options, on_progress=on_progress, on_queued=on_queued,
+                         timeout=timeout, source_file=source_file)
 
 
 def check_source(src: SourceInfo | None) -> PixelLayout:
@@ -122,15 +129,8 @@ def check_source(src: SourceInfo | None) -> PixelLayout:
 
 
 def _client_failure(exc: BaseException, settings: Settings) -> PluginError:
-    code = str(getattr(exc, "code", "client_error"))
-    message = getattr(exc, "message", None) or str(exc)
-    if code == "server_unavailable":
-        return PluginError(code, f"{message}\n(server address in the dialog: {settings.server})")
-    if code in ("too_large", "out_of_memory"):
-        message += " — crop or scale the layer, or restore it in parts"
-    if code == "invalid_option" and settings.quality != "standard" and "'ensemble'" in message:
-        message += " (in this dialog: set Quality to Standard)"
-    return PluginError(code, f"the server could not restore the layer: {message}")
+    url = settings.server
+    return errors.from_client_error(exc, url, launcher.manual_command(url, launcher.LaunchConfig.load()))
 
 
 def run_restore(
@@ -146,8 +146,8 @@ def run_restore(
     Args:
         editor: the image being edited (see :class:`Editor` for the call sequence).
         settings: validated procedure arguments.
-        restore: ``restore(url, data, width, height, fmt, options, on_progress, *, timeout, name)``
-            returning a ``protocol.Result``; default: the reference client's ``restore``.
+        restore: ``restore(url, data, width, height, fmt, options, on_progress, *, on_queued,
+            timeout, name)`` returning a ``protocol.Result``; default: :func:`client_restore`.
         timeout: seconds to wait for the result (None: no limit).
         token: the server's ``--token``, when it was started with one.
 
@@ -163,8 +163,11 @@ def run_restore(
     src = editor.source()
     layout = check_source(src)
     assert src is not None
+    start = False
     if restore is None:
-        restore = load_client().restore
+        load_client()  # a missing bundle is reported before anything else happens
+        restore = client_restore
+        start = settings.start_server and launcher.is_local(settings.server)
     try:
         options = settings.options()
     except SettingsError as e:
@@ -180,6 +183,19 @@ def run_restore(
 
     editor.progress_start(f"Restoring line art of '{src.name}'")
     try:
+        if start:
+            launcher.ensure_server(
+                settings.server, launcher.LaunchConfig.load(),
+                on_status=lambda text: editor.progress(0.0, text),
+            )
+            editor.progress(0.0, f"Restoring line art of '{src.name}'")
+
+        def queued(position: int, depth: int) -> None:
+            editor.progress(0.0, f"Waiting for the server ({position} job(s) ahead)...")
+
+        def progress(fraction: float) -> None:
+            editor.progress(max(0.0, min(1.0, float(fraction))), f"Restoring line art of '{src.name}'... {fraction:.0%}")
+
         try:
             result = restore(
                 settings.server,
@@ -188,7 +204,8 @@ def run_restore(
                 src.height,
                 layout.wire,
                 options,
-                lambda f: editor.progress(max(0.0, min(1.0, float(f)))),
+                progress,
+                on_queued=queued,
                 timeout=timeout,
                 name=CLIENT_NAME,
                 **({"token": token} if token else {}),
@@ -204,7 +221,7 @@ def run_restore(
         outcome = Outcome(
             format=layout.wire,
             qf_estimate=result.qf_estimate,
-            notes=list(result.notes),
+            notes=errors.layer_notes(list(result.notes), _has_transparency(data, layout)),
             timings=dict(result.timings),
         )
         editor.progress(1.0, "Adding layers")
@@ -220,12 +237,22 @@ def run_restore(
                     outcome.notes.append(
                         f"the '{settings.mask}' mask method makes no line mask, so no mask layer was added"
                     )
+            editor.select_layer(RESTORED_LAYER)  # never the hidden mask layer
         finally:
             editor.end_undo()
     finally:
         editor.progress_end()
     editor.flush()
     return outcome
+
+
+def _has_transparency(data: bytes, layout: PixelLayout) -> bool:
+    """Whether some pixel read from the layer is not fully opaque (host-order samples)."""
+    if not layout.alpha:
+        return False
+    bpp = layout.channels * layout.sample_bytes
+    alpha = b"".join(data[bpp - layout.sample_bytes + i :: bpp] for i in range(layout.sample_bytes))
+    return alpha.count(255) != len(alpha)
 
 
 def _check_result(result: Any, src: SourceInfo, sent: PixelLayout) -> PixelLayout:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 from urllib.parse import urlsplit
 
+from .common import launcher
+
 __all__ = [
     "ArgSpec",
     "ARGUMENTS",
@@ -40,8 +42,9 @@ def _load_option_table():
 OPTIONS = _load_option_table()
 _MASK, _BACKGROUND, _ENSEMBLE = (OPTIONS.BY_NAME[n] for n in ("mask", "background", "ensemble"))
 
-#: Where ``python -m server`` listens by default (on the loopback).
-DEFAULT_SERVER = f"ws://127.0.0.1:{OPTIONS.DEFAULT_PORT}"
+#: Where the server listens: the port ``python -m gimp_plugin.install --port`` recorded
+#: (``launch.json``), else ``python -m server``'s default (``core/options.py``), on the loopback.
+DEFAULT_SERVER = f"ws://127.0.0.1:{launcher.LaunchConfig.load().port}"
 
 #: Mask methods offered (protocol ``MaskMethod`` values) with their labels in the dialog.
 MASK_CHOICES: tuple[tuple[str, str], ...] = tuple(zip(_MASK.choices, _MASK.choice_labels))
@@ -84,7 +87,7 @@ class ArgSpec:
 
 ARGUMENTS: tuple[ArgSpec, ...] = (
     ArgSpec("server", "string", "Server a_ddress",
-            "WebSocket address of the lineart-restore server started with 'python -m server'",
+            "WebSocket address of the lineart-restore server (the plug-in starts it here when needed)",
             DEFAULT_SERVER),
     ArgSpec("mask-method", "choice", "Line _mask",
             "How the line mask given to the restoration network is made", _MASK.default, MASK_CHOICES),
@@ -98,6 +101,9 @@ ARGUMENTS: tuple[ArgSpec, ...] = (
     ArgSpec("quality", "choice", "_Quality",
             "More passes restore flipped and turned copies and average them: a little more exact, "
             "up to that many times slower", "standard", QUALITY_CHOICES),
+    ArgSpec("start-server", "boolean", "Start the server if it is _not running",
+            "When nothing answers at a local address, start the lineart-restore server (with the Python "
+            "recorded by python -m gimp_plugin.install; its log is in the user's state folder)", True),
 )
 
 
@@ -149,6 +155,7 @@ class Settings:
         background: "white" or "transparent".
         mask_layer: add the line mask as a layer (asks the server to return it).
         quality: a :data:`QUALITY_CHOICES` nick.
+        start_server: start a local server when none answers (``plugin_common.launcher``).
     """
 
     server: str = DEFAULT_SERVER
@@ -157,6 +164,7 @@ class Settings:
     background: str = _BACKGROUND.default
     mask_layer: bool = False
     quality: str = "standard"
+    start_server: bool = True
 
     @classmethod
     def from_arguments(cls, values: Mapping[str, Any]) -> "Settings":
@@ -187,6 +195,7 @@ class Settings:
             background=v["background"],
             mask_layer=bool(v["mask-layer"]),
             quality=v["quality"],
+            start_server=bool(v["start-server"]),
         )
 
     def options(self) -> dict[str, Any]:
