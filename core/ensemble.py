@@ -14,6 +14,8 @@ from typing import Callable
 
 import torch
 
+from .tiling import step
+
 #: The dihedral transforms as (quarter turns, mirror afterwards), in the order they are used.
 TRANSFORMS = ((0, False), (0, True), (2, True), (2, False), (1, False), (1, True), (3, False), (3, True))
 #: Allowed ensemble sizes.
@@ -43,7 +45,9 @@ def mean_over(
     if n not in SIZES:
         raise ValueError(f"ensemble size must be one of {SIZES}, got {n}")
     total, extra_total = None, None
-    for transform in TRANSFORMS[:n]:
+    for i, transform in enumerate(TRANSFORMS[:n]):
+        if i:
+            step("pass", i, n)  # between passes: this thread's step hook (core.tiling.step_hook)
         out, extra = run(*(None if t is None else forward(t, transform) for t in inputs))
         out = inverse(out, transform)
         total = out if total is None else total.add_(out)

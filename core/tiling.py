@@ -24,6 +24,7 @@ callable, which is how the tests exercise it with small convolution stacks.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from dataclasses import dataclass, field
@@ -41,6 +42,9 @@ __all__ = [
     "axis_weights",
     "run_tiled",
     "check_cancel",
+    "step_hook",
+    "unlocked_at_steps",
+    "step",
     "auto_tile_size",
 ]
 
@@ -179,6 +183,50 @@ def check_cancel(cancel: CancelFlag) -> None:
         raise CancelledError("restoration cancelled by the caller")
 
 
+_steps = threading.local()
+StepHook = Callable[[str, int, int], None]
+
+
+@contextlib.contextmanager
+def _thread_setting(name: str, value: object):
+    previous = getattr(_steps, name, None)
+    setattr(_steps, name, value)
+    try:
+        yield
+    finally:
+        setattr(_steps, name, previous)
+
+
+def step_hook(hook: StepHook):
+    """Call ``hook(kind, done, total)`` in this thread at every step boundary of the work inside
+    (a context manager): before each tile of :func:`run_tiled` (``"tile"``, tiles done, tiles) and
+    between the passes of a self-ensemble (``"pass"``, passes done, passes; :mod:`core.ensemble`).
+    The hook may block (to let other work run meanwhile) or raise (e.g. :class:`CancelledError`)."""
+    return _thread_setting("hook", hook)
+
+
+def unlocked_at_steps(lock: threading.Lock):
+    """While a step hook of this thread runs, ``lock`` (held by this thread) is released, so that
+    other threads may take it meanwhile; the hook's owner makes them take turns. A context manager."""
+    return _thread_setting("lock", lock)
+
+
+def step(kind: str, done: int, total: int) -> None:
+    """A step boundary: call this thread's hook, if one is set (see :func:`step_hook`)."""
+    hook = getattr(_steps, "hook", None)
+    if hook is None:
+        return
+    lock = getattr(_steps, "lock", None)
+    if lock is None:
+        hook(kind, done, total)
+        return
+    lock.release()
+    try:
+        hook(kind, done, total)
+    finally:
+        lock.acquire()
+
+
 def run_tiled(
     fn: Callable[..., torch.Tensor],
     inputs: Sequence[torch.Tensor],
@@ -200,6 +248,8 @@ def run_tiled(
         progress: called with the number of tiles done after each tile.
         cancel: checked before every tile; raises :class:`CancelledError` when set.
 
+    Before every tile this thread's step hook, if any, is called (:func:`step_hook`).
+
     Returns:
         (N, out_channels, H, W) float32 CPU tensor, the blended result.
     """
@@ -214,6 +264,7 @@ def run_tiled(
             )
     out = torch.zeros((n, out_channels, plan.height, plan.width), dtype=torch.float32)
     for i, tile in enumerate(plan.tiles):
+        step("tile", i, len(plan.tiles))
         check_cancel(cancel)
         crops = [t[:, :, tile.y0 : tile.y1, tile.x0 : tile.x1] for t in inputs]
         res = fn(tile, *crops)

@@ -138,12 +138,21 @@ def wait_idle(srv: RestoreServer, timeout: float = 30.0) -> float:
 
 @contextlib.contextmanager
 def worker_held(srv: RestoreServer):
-    """Keep the server's single restore thread busy until the block ends, so that the job it
-    takes meanwhile stays "running" and no job finishes: the queue limits then see every job sent,
-    however slowly the requests arrive (on a loaded machine a job could finish before the last
-    request was read, which left room in the queue and no queue_full to wait for)."""
-    gate = threading.Event()
-    srv._executor.submit(gate.wait, 60)
+    """Hold the turn of the server's job threads (``RestoreServer._turns``) until the block ends,
+    so that the jobs it starts meanwhile stay "running" and no job finishes: the queue limits then
+    see every job sent, however slowly the requests arrive (on a loaded machine a job could finish
+    before the last request was read, which left room in the queue and no queue_full to wait for)."""
+    gate, held = threading.Event(), threading.Event()
+    key = object()
+
+    def hold():
+        srv._turns.enter(key)
+        held.set()
+        gate.wait(60)
+        srv._turns.leave(key)
+
+    threading.Thread(target=hold, daemon=True).start()
+    assert held.wait(30)
     try:
         yield
     finally:
@@ -290,9 +299,10 @@ def test_progress_is_reported_per_tile(server):
     assert any(0.0 < f < 1.0 for f in fractions)
 
 
-def test_queue_positions_are_reported(server):
+def test_queue_positions_are_reported_and_small_jobs_pass_a_long_one(server):
     long_img, small = drawing(LONG, LONG, seed=8), drawing(24, 32, seed=9)
     positions: dict[str, list] = {"a": [], "b": []}
+    finished = []
 
     async def main():
         async with client.AsyncClient(server.url) as c1, client.AsyncClient(server.url) as c2:
@@ -308,12 +318,14 @@ def test_queue_positions_are_reported(server):
                 )
                 for k in ("a", "b")
             ]
+            for task, name in [(first, "long"), *zip(second, "ab")]:
+                task.add_done_callback(lambda _t, name=name: finished.append(name))
             await asyncio.gather(first, *second)
 
     asyncio.run(main())
-    assert positions["a"] == [(1, 2)]  # behind the running long job
-    assert positions["b"][0] == (2, 3)
-    assert positions["b"][-1] == (1, 2)  # moved up when "a" started
+    assert positions["a"] == [(1, 2)]  # behind the running long job, then started beside it
+    assert positions["b"] == [(2, 3)]  # behind both: a client's jobs run one at a time
+    assert finished == ["a", "b", "long"]  # the jobs took turns by tiles: the small ones did not wait
     wait_idle(server)
 
 
