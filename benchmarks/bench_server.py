@@ -90,7 +90,7 @@ def model_paths(tmp: Path) -> tuple[list[str], str]:
 
 
 def start_server(paths: list[str], device: str) -> tuple[subprocess.Popen, str]:
-    cmd = [sys.executable, "-m", "server", "--port", "0", "--device", device,
+    cmd = [sys.executable, "-m", "server", "--no-token", "--port", "0", "--device", device,
            "--mask-model", paths[0], "--restore-model", paths[1], "--baseline-model", paths[2],
            "--max-jobs-per-client", "10"]
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})

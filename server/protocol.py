@@ -215,6 +215,7 @@ class ErrorCode(_StrEnum):
     TOO_LARGE = "too_large"  # message bigger than max_message_bytes or image over max_pixels
     QUEUE_FULL = "queue_full"  # the client (or the server) has too many jobs queued
     UNAUTHORIZED = "unauthorized"  # missing or wrong token (HTTP 401 during the handshake)
+    TOO_MANY_CONNECTIONS = "too_many_connections"  # the server's connection cap (HTTP 503, handshake)
     FORBIDDEN_ORIGIN = "forbidden_origin"  # a browser Origin not allowed (HTTP 403)
     SHUTTING_DOWN = "shutting_down"  # the server is stopping; the request was dropped
     INTERNAL_ERROR = "internal_error"  # a bug in the server; the message says what to report
@@ -598,12 +599,38 @@ def _hints(cls: type) -> dict[str, Any]:
     return hints
 
 
+def _show(value: Any, limit: int = 40) -> str:
+    """A value a peer sent, for an error message: a string quoted, escaped and cut short; a
+    number or bool as such; anything else by its msgpack kind (never a Python repr)."""
+    if isinstance(value, str):
+        text = value[:limit]
+        if not text.isprintable():
+            text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+        return f'"{text}"' + ("..." if len(value) > limit else "")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)[:limit]
+    if value is None:
+        return "nil"
+    return {bytes: "binary bytes", list: "a list", dict: "a map"}.get(type(value), "a value of another kind")
+
+
+def _kind(value: Any) -> str:
+    """The msgpack kind of ``value`` in words ("a string", "a boolean")."""
+    for tp, name in ((bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string"),
+                     (bytes, "binary bytes"), (list, "a list"), (dict, "a map")):
+        if isinstance(value, tp):
+            return name
+    return "nil" if value is None else "a value of another kind"
+
+
 def _type_name(tp: Any) -> str:
     if tp is type(None):
         return "nil"
     if isinstance(tp, type):
         if issubclass(tp, enum.Enum):
-            return "one of " + ", ".join(repr(m.value) for m in tp)
+            return "one of " + ", ".join(f'"{m.value}"' for m in tp)
         return {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean",
                 "bytes": "binary bytes"}.get(tp.__name__, tp.__name__)
     if typing.get_origin(tp) is list:
@@ -666,7 +693,7 @@ def _convert(value: Any, tp: Any, path: str, code: str) -> Any:
         try:
             return tp(value)
         except (ValueError, TypeError):
-            raise ProtocolError(code, f"{path} must be {_type_name(tp)}, got {value!r:.80}") from None
+            raise ProtocolError(code, f"{path} must be {_type_name(tp)}, got {_show(value)}") from None
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -691,7 +718,7 @@ def _convert(value: Any, tp: Any, path: str, code: str) -> Any:
             return value if isinstance(value, bytes) else bytes(value)
     else:  # pragma: no cover - a type used in a message class but not handled here
         raise TypeError(f"protocol: unsupported field type {tp!r}")
-    raise ProtocolError(code, f"{path} must be {_type_name(tp)}, got {type(value).__name__}")
+    raise ProtocolError(code, f"{path} must be {_type_name(tp)}, got {_kind(value)}")
 
 
 def _build(cls: type, raw: dict, path: str, code: str) -> Any:
@@ -699,13 +726,14 @@ def _build(cls: type, raw: dict, path: str, code: str) -> Any:
     unknown = sorted(str(k) for k in raw if k not in hints)
     if unknown:
         what = "option" if cls is Options else "field"
-        raise ProtocolError(code, f"{path}: unknown {what}(s) {', '.join(unknown)}")
+        shown = ", ".join(_show(k) for k in unknown[:8]) + (f" and {len(unknown) - 8} more" if len(unknown) > 8 else "")
+        raise ProtocolError(code, f"{path}: unknown {what}(s) {shown} (known: {', '.join(hints)})")
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in raw:
             kwargs[f.name] = _convert(raw[f.name], hints[f.name], f"{path}.{f.name}", code)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ProtocolError(code, f"{path}: missing field {f.name!r}")
+            raise ProtocolError(code, f'{path}: missing field "{f.name}"')
     obj = cls(**kwargs)
     obj.check()
     return obj
@@ -755,6 +783,8 @@ def non_default_options(options: Options) -> dict[str, Any]:
 def _to_wire(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, Limits):  # always complete, so that a client can check sizes before sending
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         # A field at its default is left out; the receiver's _build fills it back in.
         return {
@@ -827,11 +857,11 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
     except ProtocolError:
         raise
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, RecursionError) as e:
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"not a valid msgpack message: {type(e).__name__}: {e}") from None
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"not a valid msgpack message ({type(e).__name__})") from None
     except Exception as e:  # msgpack's fallback raises a few other types on corrupt input
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"not a valid msgpack message: {type(e).__name__}: {e}") from None
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"not a valid msgpack message ({type(e).__name__})") from None
     if not isinstance(raw, dict):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"a message must be a msgpack map, got {type(raw).__name__}")
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"a message must be a msgpack map, got {_kind(raw)}")
     request_id = raw.get("id")
     if not (isinstance(request_id, str) and 0 < len(request_id) <= MAX_ID_LENGTH):
         request_id = None
@@ -839,11 +869,18 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
     version = raw.pop("v", None)
     if not isinstance(mtype, str) or mtype not in MESSAGE_TYPES:
         known = ", ".join(MESSAGE_TYPES)
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown message type {mtype!r:.40} (known: {known})", request_id)
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown message type {_show(mtype)} (known: {known})", request_id)
+    if version is None or type(version) is not int:
+        raise ProtocolError(
+            ErrorCode.UNSUPPORTED_VERSION,
+            f'the protocol version "v" must be the integer {PROTOCOL_VERSION}, got '
+            + ("nothing" if version is None else f"{_kind(version)} ({_show(version)})"),
+            request_id,
+        )
     if version != PROTOCOL_VERSION:
         raise ProtocolError(
             ErrorCode.UNSUPPORTED_VERSION,
-            f"message speaks protocol version {version!r:.20}; this side speaks {PROTOCOL_VERSION}",
+            f"message speaks protocol version {_show(version)}; this side speaks {PROTOCOL_VERSION}",
             request_id,
         )
     try:
