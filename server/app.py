@@ -496,9 +496,32 @@ class RestoreServer:
         self._mistakes.note(conn, code, f"request {printable(request_id, 64)}: {message}" if request_id else message)
         self._error(conn, code, message, request_id)
 
+    def _precheck(self, conn: _Connection, raw: bytes) -> bool:
+        """For a big restore message, check the limits and the queue budget from its header
+        (``protocol.peek``) before the pixels are copied out of it; False when it was refused."""
+        head = protocol.peek(raw)
+        width, height, fmt, rid = head.get("width"), head.get("height"), head.get("format"), head.get("id")
+        if not (conn.greeted and head.get("type") == "restore" and type(width) is int and type(height) is int
+                and width > 0 and height > 0 and fmt in protocol.PixelFormat._value2member_map_):
+            return True  # decode() reports what is wrong with it
+        rid = rid if isinstance(rid, str) and 0 < len(rid) <= protocol.MAX_ID_LENGTH else None
+        fmt = protocol.PixelFormat(fmt)
+        try:
+            nbytes = images.decoded_size(fmt, width, height, head.get("data") or b"") if fmt is protocol.PixelFormat.PNG \
+                else protocol.expected_size(fmt, width, height)
+            self.queue.check(Job(client=conn, id=rid or "", request=None, pixels=width * height, nbytes=nbytes or 0))
+        except QueueFullError as e:
+            self._refuse(conn, protocol.ErrorCode.QUEUE_FULL, str(e), rid)
+            return False
+        except RestoreError:
+            pass  # decode() and the checks after it say what is wrong
+        return True
+
     async def _on_message(self, conn: _Connection, raw: bytes | str) -> None:
         try:
             if isinstance(raw, bytes) and len(raw) > _DECODE_OFF_LOOP:
+                if not self._precheck(conn, raw):
+                    return
                 msg = await asyncio.to_thread(protocol.decode, raw)
             else:
                 msg = protocol.decode(raw)

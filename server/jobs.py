@@ -139,6 +139,11 @@ class FairQueue:
         Raises:
             QueueFullError: with a message naming the limit that was hit and the numbers.
         """
+        self.check(job)
+        self._waiting.setdefault(job.client, deque()).append(job)
+
+    def check(self, job: Job) -> None:
+        """Raise :class:`QueueFullError` when :meth:`push` would refuse ``job`` now."""
         if self.count(job.client) >= self.max_per_client:
             raise QueueFullError(
                 f"this client already has {self.max_per_client} request(s) queued or running (the limit); "
@@ -148,7 +153,6 @@ class FairQueue:
             raise QueueFullError(f"the server already has {self.max_total} requests queued (the limit); try again later")
         if self.depth:
             self._check_budget(job)
-        self._waiting.setdefault(job.client, deque()).append(job)
 
     def _check_budget(self, job: Job) -> None:
         total_bytes, total_pixels = self.load()

@@ -40,6 +40,7 @@ import contextlib
 import dataclasses
 import enum
 import math
+import struct
 import sys
 import types
 import typing
@@ -80,6 +81,7 @@ __all__ = [
     "non_default_options",
     "encode",
     "decode",
+    "peek",
 ]
 
 #: Bumped on any incompatible change of a message's fields or meaning.
@@ -817,6 +819,93 @@ def encode(message: Message) -> bytes:
     body = {"type": cls.TYPE, "v": PROTOCOL_VERSION}
     body.update(_to_wire(checked))
     return msgpack.packb(body, use_bin_type=True)
+
+
+_FIXED = {0xC0: None, 0xC2: False, 0xC3: True}
+_SIZED = {  # type byte -> (bytes of the length, kind)
+    0xC4: (1, "bin"), 0xC5: (2, "bin"), 0xC6: (4, "bin"),
+    0xD9: (1, "str"), 0xDA: (2, "str"), 0xDB: (4, "str"),
+    0xDC: (2, "array"), 0xDD: (4, "array"), 0xDE: (2, "map"), 0xDF: (4, "map"),
+    0xC7: (1, "ext"), 0xC8: (2, "ext"), 0xC9: (4, "ext"),
+}
+_NUMBERS = {0xCA: ">f", 0xCB: ">d", 0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q",
+            0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q"}
+
+
+def _walk(buf: memoryview, pos: int, depth: int, head: int) -> tuple[Any, int]:
+    """Read the msgpack object at ``pos``: scalars and short strings as values, bin as their first
+    ``head`` bytes, containers skipped (None); returns (value, position after it)."""
+    if depth > _MAX_PLAIN_DEPTH:
+        raise ValueError("nested too deeply")
+    b = buf[pos]
+    pos += 1
+    if b <= 0x7F:
+        return b, pos
+    if b >= 0xE0:
+        return b - 0x100, pos
+    if 0xA0 <= b <= 0xBF or b in (0xD9, 0xDA, 0xDB) or b in (0xC4, 0xC5, 0xC6):
+        if 0xA0 <= b <= 0xBF:
+            n, kind = b & 0x1F, "str"
+        else:
+            width, kind = _SIZED[b]
+            n = int.from_bytes(buf[pos : pos + width], "big")
+            pos += width
+        if pos + n > len(buf):
+            raise ValueError("truncated")
+        raw = bytes(buf[pos : pos + min(n, head if kind == "bin" else _MAX_TEXT)])
+        value = raw if kind == "bin" else (raw.decode("utf-8", "replace") if n <= _MAX_TEXT else None)
+        return value, pos + n
+    if b in _FIXED:
+        return _FIXED[b], pos
+    if b in _NUMBERS:
+        fmt = _NUMBERS[b]
+        size = struct.calcsize(fmt)
+        return struct.unpack(fmt, bytes(buf[pos : pos + size]))[0], pos + size
+    if 0x90 <= b <= 0x9F or 0x80 <= b <= 0x8F or b in (0xDC, 0xDD, 0xDE, 0xDF):
+        if b <= 0x9F and b >= 0x80:
+            count, is_map = b & 0x0F, b <= 0x8F
+        else:
+            width, kind = _SIZED[b]
+            count, is_map = int.from_bytes(buf[pos : pos + width], "big"), kind == "map"
+            pos += width
+        for _ in range(count * (2 if is_map else 1)):
+            _, pos = _walk(buf, pos, depth + 1, 0)
+        return None, pos
+    if b in (0xD4, 0xD5, 0xD6, 0xD7, 0xD8):
+        return None, pos + 1 + (1 << (b - 0xD4))
+    if b in (0xC7, 0xC8, 0xC9):
+        width, _ = _SIZED[b]
+        return None, pos + width + 1 + int.from_bytes(buf[pos : pos + width], "big")
+    raise ValueError(f"byte 0x{b:02x} does not start a msgpack object")
+
+
+def peek(data: bytes | bytearray | memoryview, head: int = 64) -> dict[str, Any]:
+    """The top-level fields of a message without decoding it: numbers, booleans, nil and short
+    strings as they are, binary fields as their first ``head`` bytes, nested maps and lists as
+    None. Nothing is copied but those few bytes, so a server can check a big request's size
+    against its limits before :func:`decode` copies the pixels. Not a check of the message:
+    anything unreadable gives ``{}``."""
+    buf = memoryview(data) if not isinstance(data, str) else None
+    if buf is None or not len(buf):
+        return {}
+    try:
+        b = buf[0]
+        if 0x80 <= b <= 0x8F:
+            count, pos = b & 0x0F, 1
+        elif b in (0xDE, 0xDF):
+            width = 2 if b == 0xDE else 4
+            count, pos = int.from_bytes(buf[1 : 1 + width], "big"), 1 + width
+        else:
+            return {}
+        out: dict[str, Any] = {}
+        for _ in range(min(count, 1 << 12)):
+            key, pos = _walk(buf, pos, 1, 0)
+            value, pos = _walk(buf, pos, 1, head)
+            if isinstance(key, str):
+                out[key] = value
+        return out
+    except (ValueError, IndexError, UnicodeDecodeError, struct.error):
+        return {}
 
 
 def _no_ext(code: int, data: bytes) -> Any:

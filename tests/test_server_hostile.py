@@ -356,3 +356,32 @@ def test_no_token_server_needs_none(restorer):
 def test_a_restore_server_refuses_bad_settings(restorer):
     with pytest.raises(ValueError):
         RestoreServer(restorer, max_connections=0)
+
+
+def test_a_big_request_over_the_budget_is_refused_from_its_header(restorer, monkeypatch):
+    """Messages over 1 MiB are checked with ``protocol.peek`` first: one over the queue budget is
+    refused without its pixels ever being copied out of the message (``decode`` is not called)."""
+    decoded = []
+    real = protocol.decode
+    monkeypatch.setattr(protocol, "decode", lambda raw: decoded.append(len(raw)) or real(raw))
+    limits = protocol.Limits(max_message_bytes=8 * 2**20, max_pixels=2000 * 2000, max_jobs_per_client=4, max_queue=8)
+    img = drawing(1100, 1100)  # 1.21 MB gray8
+    with serve_in_thread(restorer, tile=TILE, limits=limits, max_queued_bytes=2_000_000, client_share=1.0) as srv:
+        with raw_connection(srv.url) as ws, worker_held(srv):
+            ws.send(restore_msg("first", img, "gray8"))
+            recv_until(ws, lambda m: isinstance(m, protocol.Queued))
+            big = lambda: sum(n > 2**20 for n in decoded)  # noqa: E731 - the server's decodes of the requests
+            assert big() == 1
+            ws.send(restore_msg("second", img, "gray8"))
+            err, _ = recv_until(ws, lambda m: isinstance(m, protocol.Error))
+            assert err.id == "second" and err.code == "queue_full" and "the budget is 2 MiB" in err.message
+            assert big() == 1  # refused before decoding
+            ws.send(protocol.encode(protocol.Cancel(id="first")))
+
+
+def test_peek_reads_the_header_fields_only():
+    msg = protocol.encode(protocol.Restore(id="x", width=3, height=2, format="gray8", data=b"abcdef",
+                                           options=protocol.Options(ensemble=2)))
+    assert protocol.peek(msg, head=4) == {"type": "restore", "v": 1, "id": "x", "width": 3, "height": 2,
+                                          "format": "gray8", "data": b"abcd", "options": None}
+    assert protocol.peek(b"\xc1") == {} and protocol.peek(msgpack.packb([1])) == {} and protocol.peek(b"\x81") == {}
