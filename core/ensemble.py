@@ -14,7 +14,7 @@ from typing import Callable
 
 import torch
 
-from .tiling import step
+from .steps import step
 
 #: The dihedral transforms as (quarter turns, mirror afterwards), in the order they are used.
 TRANSFORMS = ((0, False), (0, True), (2, True), (2, False), (1, False), (1, True), (3, False), (3, True))

@@ -47,6 +47,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import InvalidImageError, InvalidOptionError
+from .steps import step
 
 __all__ = [
     "LAYOUTS",
@@ -79,6 +80,7 @@ _CHUNK_ROWS = 512
 
 def _rows(h: int) -> Iterator[slice]:
     for y in range(0, h, _CHUNK_ROWS):
+        step("rows", y, h)  # a step boundary for a caller's hook (core.tiling.step_hook)
         yield slice(y, min(h, y + _CHUNK_ROWS))
 
 

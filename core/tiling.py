@@ -24,7 +24,6 @@ callable, which is how the tests exercise it with small convolution stacks.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from typing import Callable, Sequence
 import torch
 
 from .errors import CancelledError, InvalidOptionError
+from .steps import step, step_hook, unlocked_at_steps
 
 __all__ = [
     "Tile",
@@ -181,50 +181,6 @@ def check_cancel(cancel: CancelFlag) -> None:
     flag = cancel.is_set() if isinstance(cancel, threading.Event) else cancel()
     if flag:
         raise CancelledError("restoration cancelled by the caller")
-
-
-_steps = threading.local()
-StepHook = Callable[[str, int, int], None]
-
-
-@contextlib.contextmanager
-def _thread_setting(name: str, value: object):
-    previous = getattr(_steps, name, None)
-    setattr(_steps, name, value)
-    try:
-        yield
-    finally:
-        setattr(_steps, name, previous)
-
-
-def step_hook(hook: StepHook):
-    """Call ``hook(kind, done, total)`` in this thread at every step boundary of the work inside
-    (a context manager): before each tile of :func:`run_tiled` (``"tile"``, tiles done, tiles) and
-    between the passes of a self-ensemble (``"pass"``, passes done, passes; :mod:`core.ensemble`).
-    The hook may block (to let other work run meanwhile) or raise (e.g. :class:`CancelledError`)."""
-    return _thread_setting("hook", hook)
-
-
-def unlocked_at_steps(lock: threading.Lock):
-    """While a step hook of this thread runs, ``lock`` (held by this thread) is released, so that
-    other threads may take it meanwhile; the hook's owner makes them take turns. A context manager."""
-    return _thread_setting("lock", lock)
-
-
-def step(kind: str, done: int, total: int) -> None:
-    """A step boundary: call this thread's hook, if one is set (see :func:`step_hook`)."""
-    hook = getattr(_steps, "hook", None)
-    if hook is None:
-        return
-    lock = getattr(_steps, "lock", None)
-    if lock is None:
-        hook(kind, done, total)
-        return
-    lock.release()
-    try:
-        hook(kind, done, total)
-    finally:
-        lock.acquire()
 
 
 def run_tiled(

@@ -51,7 +51,7 @@ from websockets.http11 import Request, Response
 
 from core.errors import CancelledError, InvalidImageError, InvalidOptionError, RestoreError
 from core.pipeline import RestoreOptions, Restorer
-from core.tiling import step_hook
+from core.steps import step_hook
 
 from . import images, protocol
 from .jobs import FairQueue, Job, QueueFullError, Turns, mib
@@ -705,13 +705,6 @@ class RestoreServer:
 
     def _run(self, job: Job) -> bytes:
         """Run one job in the worker thread; returns the encoded result or error (never raises)."""
-        self._turns.enter(job, job.cancel)
-        try:
-            return self._run_turn(job)
-        finally:
-            self._turns.leave(job)
-
-    def _run_turn(self, job: Job) -> bytes:
         req: protocol.Restore = job.request
         t_start = time.perf_counter()
         timings = {"queue": t_start - job.enqueued_at}
@@ -723,8 +716,14 @@ class RestoreServer:
             arr = images.to_array(req.format, req.width, req.height, req.data, self.limits.max_pixels)
             t = time.perf_counter()
             timings["decode"] = t - t_start
-            with step_hook(self._step_hook(job, progress)):
-                res = self.restorer.restore(arr, job.options, progress=progress, cancel=job.cancel)
+            # Only the pipeline takes turns; decoding and encoding this job's pixels run beside
+            # the other jobs' turns, so that they do not hold a small job up.
+            self._turns.enter(job, job.cancel)
+            try:
+                with step_hook(self._step_hook(job, progress)):
+                    res = self.restorer.restore(arr, job.options, progress=progress, cancel=job.cancel)
+            finally:
+                self._turns.leave(job)
             del arr
             timings["restore"] = time.perf_counter() - t
             t = time.perf_counter()
