@@ -20,7 +20,7 @@
 4. Queue flood: 4 clients send 8 messages each at the size limit (8192^2 rgba8, 256 MiB) back to
    back, then close. Targets: peak RSS <= idle + 1.5 GiB, every refused message answered queue_full.
 5. Fair turns: a 256^2 request sent by another client while an 8192^2 one runs, three times during
-   one run. Target: done within 3 s. Also printed: the longest gap between the big job's progress
+   one run (the first as the big one starts, during its whole-image preparation). Target: done within 3 s. Also printed: the longest gap between the big job's progress
    messages, and how long its cancel took.
 
 Models: the shipped weights in core/models/ when present, else random-weight slim models written
@@ -100,11 +100,11 @@ def model_paths(tmp: Path) -> tuple[list[str], str]:
     return [str(p) for p in paths], "random-weight slim models (no shipped weights yet)"
 
 
-def start_server(paths: list[str], device: str, log_path: Path) -> tuple[subprocess.Popen, str]:
-    """``python -m server`` with these models, its log written to ``log_path``."""
+def start_server(paths: list[str], device: str, log_path: Path, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:
+    """``python -m server`` with these models (and ``extra`` arguments), its log written to ``log_path``."""
     cmd = [sys.executable, "-m", "server", "--no-token", "--port", "0", "--device", device,
            "--mask-model", paths[0], "--restore-model", paths[1], "--baseline-model", paths[2],
-           "--max-jobs-per-client", "10"]
+           "--max-jobs-per-client", "10", *extra]
     log = open(log_path, "w")  # noqa: SIM115 - the server process writes it until it ends
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=log, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 300
@@ -152,6 +152,17 @@ def bench_overhead(url: str, restorer, worker, size: int, repeats: int) -> dict:
     }
 
 
+def run_threads(target, n: int) -> float:
+    """Run ``target(i)`` for i in 0..n-1 in n threads; the seconds until all ended."""
+    t = time.perf_counter()
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(n)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return time.perf_counter() - t
+
+
 def bench_concurrency(url: str, restorer, worker, clients: int, requests: int, side: int) -> dict:
     from core.pipeline import RestoreOptions
 
@@ -172,13 +183,7 @@ def bench_concurrency(url: str, restorer, worker, clients: int, requests: int, s
         except Exception as e:  # noqa: BLE001 - counted and printed
             errors.append(f"client {c}: {e!r}")
 
-    t = time.perf_counter()
-    threads = [threading.Thread(target=worker, args=(c,)) for c in range(clients)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    elapsed = time.perf_counter() - t
+    elapsed = run_threads(worker, clients)
     matching = sum(1 for k, (rid, data) in got.items() if rid == f"c{k[0]}-r{k[1]}" and data == want[k])
     return {"expected": len(images), "received": len(got), "matching": matching, "errors": errors, "seconds": elapsed}
 
@@ -207,7 +212,8 @@ def _raw(url: str, hello: bool = True):
 
     from server import protocol
 
-    ws = connect(url, compression=None, proxy=None, max_size=None, open_timeout=30, legacy=True)
+    # no keepalive pings: on a loaded machine a client busy sending 256 MiB frames answers late
+    ws = connect(url, compression=None, proxy=None, max_size=None, open_timeout=30, legacy=True, ping_interval=None)
     if hello:
         ws.send(protocol.encode(protocol.Hello(client="bench-hostile")))
         ws.recv(timeout=60)
@@ -354,13 +360,7 @@ def probe_flood(url: str, proc: subprocess.Popen, clients: int = 4, per_client: 
         finally:
             ws.close()
 
-    t = time.perf_counter()
-    threads = [threading.Thread(target=flood, args=(c,)) for c in range(clients)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    elapsed = time.perf_counter() - t
+    elapsed = run_threads(flood, clients)
     time.sleep(3.0)  # the accepted jobs are cancelled as their clients left
     peak = sampler.stop()
     counts: dict = {}
@@ -390,20 +390,20 @@ def probe_fair(url: str, big: int = 8192, small: int = 256, times: int = 3) -> d
 
     th = threading.Thread(target=run_big)
     th.start()
-    while not any(f > 0 for _, f in ticks):
-        time.sleep(0.05)
-        if not th.is_alive():
-            raise SystemExit(f"the {big}^2 job ended early: {outcome}")
     small_s = []
     with client.Client(url, name="bench-small") as c:
+        while not ticks:  # the big job started (progress 0): the first small one goes during its preparation
+            time.sleep(0.01)
+            if not th.is_alive():
+                raise SystemExit(f"the {big}^2 job ended early: {outcome}")
         for i in range(times):
-            time.sleep(3.0)
+            if i:
+                time.sleep(3.0)
             t = time.perf_counter()
             c.restore(small_img.tobytes(), small, small, "rgba8", timeout=600)
             small_s.append(time.perf_counter() - t)
     time.sleep(2.0)
     gaps = [b[0] - a[0] for a, b in zip(ticks, ticks[1:]) if b[1] > a[1]]
-    print("DEBUG", [(round(b[0] - a[0], 2), round(a[1], 4)) for a, b in zip(ticks, ticks[1:])][:60])
     fraction = ticks[-1][1]
     t_cancel = time.perf_counter()
     cancel.set()
@@ -420,10 +420,12 @@ def main() -> int:
     ap.add_argument("--requests", type=int, default=10, help="requests per client")
     ap.add_argument("--side", type=int, default=96, help="side of the concurrency test's drawings")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--server-args", default="", help="more arguments for python -m server, e.g. '--max-queued-mb 256'")
     ap.add_argument("--parts", default="concurrency,hostile,flood,fair,overhead",
                     help="which parts to run, comma-separated (default: all)")
     args = ap.parse_args()
     parts = set(args.parts.split(","))
+    extra = args.server_args.split()
 
     import torch
 
@@ -434,7 +436,7 @@ def main() -> int:
         paths, which = model_paths(Path(tmp))
         restorer = Restorer.from_files(*paths, device=args.device)
         log_path = Path(tmp) / "server.log"
-        proc, url = start_server(paths, args.device, log_path)
+        proc, url = start_server(paths, args.device, log_path, extra)
         hostile = flood = fair = conc = ov = None
         try:
             print(f"models: {which}; device: {args.device}; torch threads: {torch.get_num_threads()}; "

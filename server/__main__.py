@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="connections open at once; more are refused with HTTP 503 (default: 64)")
     g.add_argument("--max-queued-mb", type=_positive, default=None,
                    help="budget of decoded image data over all queued and running requests, in MiB (default: "
-                        "from the available memory, 256 to 1024)")
+                        "from the available memory, 256 to 512)")
     g.add_argument("--max-queued-pixels", type=_positive, default=None,
                    help="budget of pixels over all queued and running requests (default: from the available "
                         "memory, one to four 8192x8192 images)")

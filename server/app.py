@@ -108,13 +108,14 @@ def _available_ram() -> float:
 def default_budget(available: float | None = None) -> tuple[int, int]:
     """The default queue budget ``(bytes, pixels)`` from the memory available now.
 
-    Decoded image bytes: a sixteenth of the available memory, between 256 MiB and 1 GiB (queued
-    images are held in memory as received). Pixels: what the pipeline's working memory (about
+    Decoded image bytes: a sixteenth of the available memory, between 256 and 512 MiB (queued
+    images are held in memory as received, and each connection may hold a message of up to
+    ``max_message_bytes`` while it arrives, beside the budget). Pixels: what the pipeline's working memory (about
     32 bytes a pixel, measured on an 8192^2 job) allows in a quarter of the available memory,
     between one and four 8192^2 images.
     """
     available = _available_ram() if available is None else available
-    nbytes = int(min(max(available / 16, 256 * 2**20), 2**30))
+    nbytes = int(min(max(available / 16, 256 * 2**20), 512 * 2**20))
     pixels = int(min(max(available / 4 / 32, 8192 * 8192), 4 * 8192 * 8192))
     return nbytes, pixels
 
@@ -351,6 +352,7 @@ class RestoreServer:
             max_size=self.limits.max_message_bytes,
             max_queue=1,  # frames read ahead per connection: each may be max_message_bytes
             compression=None,
+            ping_timeout=120,  # a client sending 256 MiB messages back to back answers pings late
             server_header=f"lineart-restore/{SERVER_VERSION}",
         )
         sockets = list(self._server.sockets)
