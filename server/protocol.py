@@ -16,7 +16,7 @@ Messages (``type`` tag -> class; every map also carries ``"v": PROTOCOL_VERSION`
                        "cancel"    Cancel     drop a queued or running request by id
     server -> client   "welcome"   Welcome    reply to hello: versions, device, models, options, limits
                        "queued"    Queued     a request's place in the queue (sent when it changes)
-                       "progress"  Progress   fraction of a request done (per tile)
+                       "progress"  Progress   fraction of a request done (per tile and ensemble pass)
                        "result"    Result     restored pixels (same size and format family as sent)
                        "error"     Error      a stable ``code`` and a human message, maybe for one id
 
@@ -312,6 +312,10 @@ class Options:
 class Limits:
     """Limits the server enforces before it allocates anything for a request.
 
+    Always sent complete in ``Welcome.limits`` (even at the defaults). Newer limits (connections,
+    the queue budget) travel in ``Welcome.info["limits"]`` instead: a version-1 peer refuses
+    unknown fields here.
+
     Attributes:
         max_message_bytes: largest WebSocket message accepted (a bigger one closes the connection
             with close code 1009, "message too big").
@@ -479,7 +483,8 @@ class Queued(Message):
 
 @dataclass(frozen=True)
 class Progress(Message):
-    """Request ``id`` is running and ``fraction`` (0..1) of its tiles are done."""
+    """Request ``id`` is running and ``fraction`` (0..1) of its work is done (it moves on per tile
+    and per self-ensemble pass)."""
 
     TYPE: ClassVar[str] = "progress"
     id: str
