@@ -350,7 +350,7 @@ class RestoreServer:
             self.port,
             process_request=self._process_request,
             max_size=self.limits.max_message_bytes,
-            max_queue=(0, 0),  # read no frame ahead of the handler: each may be max_message_bytes
+            max_queue=1,  # frames read ahead per connection: each may be max_message_bytes
             compression=None,
             ping_timeout=120,  # a client sending 256 MiB messages back to back answers pings late
             server_header=f"lineart-restore/{SERVER_VERSION}",
