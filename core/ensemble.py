@@ -47,7 +47,7 @@ def mean_over(
     total, extra_total = None, None
     for i, transform in enumerate(TRANSFORMS[:n]):
         if i:
-            step("pass", i, n)  # between passes: this thread's step hook (core.tiling.step_hook)
+            step("pass", i, n)  # between passes: a step boundary for a caller's hook (core.steps)
         out, extra = run(*(None if t is None else forward(t, transform) for t in inputs))
         out = inverse(out, transform)
         total = out if total is None else total.add_(out)

@@ -80,7 +80,7 @@ _CHUNK_ROWS = 512
 
 def _rows(h: int) -> Iterator[slice]:
     for y in range(0, h, _CHUNK_ROWS):
-        step("rows", y, h)  # a step boundary for a caller's hook (core.tiling.step_hook)
+        step("rows", y, h)  # a step boundary for a caller's hook (core.steps)
         yield slice(y, min(h, y + _CHUNK_ROWS))
 
 

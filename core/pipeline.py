@@ -61,7 +61,8 @@ from .equations import DEFAULT_THETA, compose, threshold
 from .errors import InvalidOptionError, OutOfMemoryError, WeightsError
 from .imageio import BACKGROUNDS, from_gray_float, to_gray_float
 from .ort_engine import ENGINES, EngineUnavailable, OrtCore
-from .tiling import CancelFlag, auto_tile_size, check_cancel, plan_tiles, run_tiled, unlocked_at_steps
+from .steps import unlocked_at_steps
+from .tiling import CancelFlag, auto_tile_size, check_cancel, plan_tiles, run_tiled
 
 __all__ = [
     "ENGINES",
@@ -762,7 +763,7 @@ class Restorer:
         opts = options if options is not None else RestoreOptions()
         if not isinstance(opts, RestoreOptions):
             raise InvalidOptionError(f"options must be RestoreOptions, got {type(opts).__name__}")
-        # A caller's step hook (core.tiling.step_hook) runs with the lock released, so that a
+        # A caller's step hook (core.steps.step_hook) runs with the lock released, so that a
         # server can interleave several jobs tile by tile, one thread at a time.
         with self._lock, unlocked_at_steps(self._lock):
             return self._restore(image, opts, progress, cancel)

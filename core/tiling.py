@@ -32,7 +32,7 @@ from typing import Callable, Sequence
 import torch
 
 from .errors import CancelledError, InvalidOptionError
-from .steps import step, step_hook, unlocked_at_steps
+from . import steps
 
 __all__ = [
     "Tile",
@@ -42,9 +42,6 @@ __all__ = [
     "axis_weights",
     "run_tiled",
     "check_cancel",
-    "step_hook",
-    "unlocked_at_steps",
-    "step",
     "auto_tile_size",
 ]
 
@@ -204,7 +201,7 @@ def run_tiled(
         progress: called with the number of tiles done after each tile.
         cancel: checked before every tile; raises :class:`CancelledError` when set.
 
-    Before every tile this thread's step hook, if any, is called (:func:`step_hook`).
+    Before every tile this thread's step hook, if any, is called (:func:`core.steps.step_hook`).
 
     Returns:
         (N, out_channels, H, W) float32 CPU tensor, the blended result.
@@ -220,7 +217,7 @@ def run_tiled(
             )
     out = torch.zeros((n, out_channels, plan.height, plan.width), dtype=torch.float32)
     for i, tile in enumerate(plan.tiles):
-        step("tile", i, len(plan.tiles))
+        steps.step("tile", i, len(plan.tiles))
         check_cancel(cancel)
         crops = [t[:, :, tile.y0 : tile.y1, tile.x0 : tile.x1] for t in inputs]
         res = fn(tile, *crops)
