@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 
 from .options import ENSEMBLE_SIZES
+from .steps import step
 
 #: The dihedral transforms as (quarter turns, mirror afterwards), in the order they are used.
 TRANSFORMS = ((0, False), (0, True), (2, True), (2, False), (1, False), (1, True), (3, False), (3, True))
@@ -45,7 +46,9 @@ def mean_over(
     if n not in SIZES:
         raise ValueError(f"ensemble size must be one of {SIZES}, got {n}")
     total, extra_total = None, None
-    for transform in TRANSFORMS[:n]:
+    for i, transform in enumerate(TRANSFORMS[:n]):
+        if i:
+            step("pass", i, n)  # between passes: a step boundary for a caller's hook (core.steps)
         out, extra = run(*(None if t is None else forward(t, transform) for t in inputs))
         out = inverse(out, transform)
         total = out if total is None else total.add_(out)

@@ -48,6 +48,7 @@ import numpy as np
 
 from .errors import InvalidImageError, InvalidOptionError
 from .options import BACKGROUNDS as _BACKGROUNDS
+from .steps import step
 
 __all__ = [
     "LAYOUTS",
@@ -80,6 +81,7 @@ _CHUNK_ROWS = 512
 
 def _rows(h: int) -> Iterator[slice]:
     for y in range(0, h, _CHUNK_ROWS):
+        step("rows", y, h)  # a step boundary for a caller's hook (core.steps)
         yield slice(y, min(h, y + _CHUNK_ROWS))
 
 

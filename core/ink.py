@@ -34,6 +34,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
+from .steps import step
+
 __all__ = ["InkLevel", "ink_level", "stretch_factor", "stretch", "unstretch_", "stretched_qf"]
 
 #: 8-bit levels at or above this are paper (and JPEG ringing on it) and do not count as ink.
@@ -88,6 +90,7 @@ def ink_level(gray: np.ndarray) -> InkLevel | None:
     """
     hist = np.zeros(256, dtype=np.int64)
     for y in range(0, gray.shape[0], _ROWS):
+        step("rows", y, gray.shape[0])  # a step boundary for a caller's hook (core.steps)
         band = np.clip(gray[y : y + _ROWS] * np.float32(255.0) + np.float32(0.5), 0, 255).astype(np.uint8)
         hist += np.bincount(band.ravel(), minlength=256)
     ink = hist[:PAPER_LEVEL]

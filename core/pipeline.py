@@ -66,6 +66,7 @@ from .runners import glue_threads as _glue_threads
 from .runners import is_oom as _is_oom
 from .runners import load_weights as _load
 from .runners import model_kind as _kind
+from .steps import unlocked_at_steps
 from .tiling import MIN_TILE, CancelFlag, check_cancel, choose_tile, default_overlap, plan_tiles, run_tiled
 
 __all__ = [
@@ -490,7 +491,9 @@ class Restorer:
         opts = options if options is not None else RestoreOptions()
         if not isinstance(opts, RestoreOptions):
             raise InvalidOptionError(f"options must be RestoreOptions, got {type(opts).__name__}")
-        with self._lock:
+        # A caller's step hook (core.steps.step_hook) runs with the lock released, so that a
+        # server can interleave several jobs tile by tile, one thread at a time.
+        with self._lock, unlocked_at_steps(self._lock):
             return self._restore(image, opts, progress, cancel)
 
     def _restore(self, image, opts: RestoreOptions, progress, cancel) -> RestoreResult:

@@ -33,6 +33,7 @@ import torch
 
 from .device import available_ram
 from .errors import CancelledError, InvalidOptionError
+from . import steps
 
 __all__ = [
     "Tile",
@@ -220,6 +221,8 @@ def run_tiled(
         progress: called with the number of tiles done after each tile.
         cancel: checked before every tile; raises :class:`CancelledError` when set.
 
+    Before every tile this thread's step hook, if any, is called (:func:`core.steps.step_hook`).
+
     Returns:
         (N, out_channels, H, W) float32 CPU tensor, the blended result.
     """
@@ -234,6 +237,7 @@ def run_tiled(
             )
     out = torch.zeros((n, out_channels, plan.height, plan.width), dtype=torch.float32)
     for i, tile in enumerate(plan.tiles):
+        steps.step("tile", i, len(plan.tiles))
         check_cancel(cancel)
         crops = [t[:, :, tile.y0 : tile.y1, tile.x0 : tile.x1] for t in inputs]
         res = fn(tile, *crops)

@@ -2,9 +2,11 @@
 
 Examples::
 
-    python -m server                                # loopback, port 8765, CUDA if present else CPU
+    python -m server                                # loopback, port 8765, CUDA if present else CPU;
+                                                    # a per-user token in ~/.local/share/lineart-restore/token
     python -m server --device cpu --port 9000
-    python -m server --token s3cret                 # clients must send the same token
+    python -m server --token s3cret                 # this token (also written to the token file)
+    python -m server --no-token                     # no token: any local process may connect
     python -m server --restore-model my.safetensors --model sharp=other.safetensors
 """
 
@@ -12,18 +14,61 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import logging
 import os
+import secrets
 import signal
+import stat
 import sys
 from pathlib import Path
 
 from . import protocol
+from .client import TOKEN_ENV, is_loopback, token_file
 
 log = logging.getLogger("server")
 
-TOKEN_ENV = "LINEART_RESTORE_TOKEN"
+#: Longest log line written (a client cannot make the log grow faster than this per message).
+MAX_LOG_LINE = 4096
+
+
+class _CappedFormatter(logging.Formatter):
+    """Log lines with control characters escaped in the message and cut to ``MAX_LOG_LINE``
+    characters: a line is one line, whatever reaches it (tracebacks stay multi-line)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        text = super().formatMessage(record)
+        if not text.isprintable():
+            text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+        return text if len(text) <= MAX_LOG_LINE else text[: MAX_LOG_LINE - 20] + "...(line cut)"
+
+
+def ensure_token(given: str | None, path: Path | None = None) -> tuple[str, Path]:
+    """The server's token and the file that holds it, for clients of this user to read.
+
+    ``given`` (``--token`` or ``$LINEART_RESTORE_TOKEN``) is written to the file; without it the
+    file's token is reused when only this user can read the file, else a new random one is made.
+    The folder is created 0700 and the file written 0600 (atomically, by a rename)."""
+    path = token_file() if path is None else path
+    token = given
+    if token is None:
+        try:
+            mode = path.stat().st_mode
+            if mode & (stat.S_IRWXG | stat.S_IRWXO) == 0 and path.stat().st_uid == os.getuid():
+                token = path.read_text(encoding="utf-8").strip() or None
+        except (OSError, UnicodeDecodeError, AttributeError):
+            token = None
+    if token is None:
+        token = secrets.token_urlsafe(32)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.write(fd, (token + "\n").encode())
+    finally:
+        os.close(fd)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+    return token, path
 
 
 def _positive(text: str) -> int:
@@ -57,8 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     p.add_argument("--precision", default="auto", choices=table.PRECISIONS, help=table.PRECISION_HELP)
     p.add_argument("--engine", default="auto", choices=table.ENGINES, help=table.ENGINE_HELP)
-    p.add_argument("--token", default=None,
-                   help=f"shared secret clients must send (default: ${TOKEN_ENV} if set, else none)")
+    tok = p.add_mutually_exclusive_group()
+    tok.add_argument("--token", default=None,
+                     help=f"the token clients must send (default: ${TOKEN_ENV} if set, else the one in the token "
+                          f"file, {token_file()}, made at first start; it is written there for local clients)")
+    tok.add_argument("--no-token", action="store_true",
+                     help="require no token: any process that can reach the port may use the server")
     p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
                    help="a browser Origin allowed to connect (repeatable); by default every browser is refused")
     g = p.add_argument_group("models (default: the shipped weights in core/models/)")
@@ -79,17 +128,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"queued + running requests per connection (default: {defaults.max_jobs_per_client})")
     g.add_argument("--max-queue", type=_positive, default=defaults.max_queue,
                    help=f"queued + running requests in all (default: {defaults.max_queue})")
+    g.add_argument("--max-connections", type=_positive, default=64,
+                   help="connections open at once; more are refused with HTTP 503 (default: 64)")
+    g.add_argument("--max-queued-mb", type=_positive, default=None,
+                   help="budget of decoded image data over all queued and running requests, in MiB (default: "
+                        "from the available memory, 256 to 512)")
+    g.add_argument("--max-queued-pixels", type=_positive, default=None,
+                   help="budget of pixels over all queued and running requests (default: from the available "
+                        "memory, one to four 8192x8192 images)")
+    g.add_argument("--max-active-jobs", type=_positive, default=3,
+                   help="requests of different clients that run at once, taking turns tile by tile (default: 3)")
     p.add_argument("-v", "--verbose", action="store_true", help="log every connection and message problem")
     return p
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def load_restorer(args: argparse.Namespace):
@@ -129,14 +179,20 @@ async def _serve(server) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(_CappedFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, handlers=[handler])
     if not args.verbose:
         logging.getLogger("websockets").setLevel(logging.WARNING)
-    token = args.token or os.environ.get(TOKEN_ENV) or None
-    if not _is_loopback(args.host) and token is None:
+    token = None
+    if not args.no_token:
+        try:
+            token, path = ensure_token(args.token or os.environ.get(TOKEN_ENV) or None)
+        except OSError as e:
+            log.error("cannot write the token file %s: %s (use --no-token to run without one)", token_file(), e)
+            return 2
+        log.info("token required; local clients read it from %s", path)
+    elif not is_loopback(args.host):
         log.warning("listening on %s without a token: anyone who can reach this address can use the server", args.host)
 
     from core.errors import RestoreError
@@ -159,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
             ),
             models=dict(args.model),
             tile=args.tile,
+            max_connections=args.max_connections,
+            max_queued_bytes=args.max_queued_mb * 2**20 if args.max_queued_mb else None,
+            max_queued_pixels=args.max_queued_pixels,
+            max_active_jobs=args.max_active_jobs,
         )
     except (RestoreError, OSError, ValueError) as e:
         log.error("cannot start: %s", e)

@@ -1,21 +1,29 @@
-"""The restoration server: WebSocket front end, fair job queue, one inference worker thread.
+"""The restoration server: WebSocket front end, fair bounded job queue, jobs taking turns by tiles.
 
-    RestoreServer(restorer, host=..., port=..., token=..., limits=...)
+    RestoreServer(restorer, host=..., port=..., token=..., limits=..., max_connections=...)
         start()          listen (port 0 picks a free port; ``server.port`` tells which)
         stop()           cancel jobs, close connections with 1001 "going away", stop the worker
         serve_in_thread  a context manager running a server on its own event loop (tests, benchmarks)
 
 Flow of a request: the connection's handler decodes the message (``protocol.decode``), checks the
-limits and options, and queues a :class:`jobs.Job` in the :class:`jobs.FairQueue`. One worker task
-takes jobs one at a time and runs each in a single-thread executor, off the event loop: pixels ->
-numpy (``images.to_array``), ``Restorer.restore``, numpy -> reply bytes (``images.from_array``,
-``protocol.encode``). Progress callbacks cross back to the loop with ``call_soon_threadsafe``; each
-connection has its own outbox and sender task so one slow client never blocks another.
+limits, options and the queue's budget of decoded bytes and pixels (from the message and PNG
+headers, before any image is decoded), and queues a :class:`jobs.Job` in the :class:`jobs.FairQueue`.
+A few jobs run at once (``max_active_jobs``, of different clients, one big one at most), each in a
+worker thread off the event loop: pixels -> numpy (``images.to_array``), ``Restorer.restore``, numpy
+-> reply bytes (``images.from_array``, ``protocol.encode``). Their threads take turns
+(:class:`jobs.Turns`): only one computes, and it hands over at every tile and self-ensemble pass
+(``core.tiling.step_hook``), where cancel is checked too, so a small job sent while a huge one runs
+is done in about its own time. Progress callbacks cross back to the loop with
+``call_soon_threadsafe``; each connection has its own outbox and sender task so one slow client
+never blocks another.
 
 Security: the HTTP upgrade is refused with 403 when it carries an ``Origin`` header not listed in
 ``allowed_origins`` (browsers always send one; native clients do not), and with 401 when a token is
-set and the ``Authorization: Bearer <token>`` header does not match. Clients never name files: the
-``model`` option picks one of the names the server was started with.
+set and the ``Authorization: Bearer <token>`` header does not match, and with 503 when
+``max_connections`` are open. Clients never name files: the ``model`` option picks one of the names
+the server was started with. Whatever a client sends reaches the log escaped and cut short
+(:func:`printable`); its mistakes are logged one by one at DEBUG only, with an INFO summary at most
+once a minute.
 """
 
 from __future__ import annotations
@@ -24,8 +32,10 @@ import asyncio
 import concurrent.futures
 import contextlib
 import ctypes
+import dataclasses
 import hmac
 import logging
+import math
 import sys
 import threading
 import time
@@ -41,11 +51,12 @@ from websockets.http11 import Request, Response
 
 from core.errors import CancelledError, InvalidImageError, InvalidOptionError, RestoreError
 from core.pipeline import RestoreOptions, Restorer
+from core.steps import step_hook
 
 from . import images, protocol
-from .jobs import FairQueue, Job, QueueFullError
+from .jobs import FairQueue, Job, QueueFullError, Turns, mib
 
-__all__ = ["SERVER_VERSION", "DEFAULT_MODEL", "RestoreServer", "serve_in_thread"]
+__all__ = ["SERVER_VERSION", "DEFAULT_MODEL", "RestoreServer", "serve_in_thread", "printable", "default_budget"]
 
 log = logging.getLogger("server")
 
@@ -60,6 +71,83 @@ DEFAULT_MODEL = "default"
 _DECODE_OFF_LOOP = 1 << 20
 #: Minimum seconds between two progress messages of one request (the last one always goes out).
 _PROGRESS_INTERVAL = 0.05
+#: Tile side on the CPU when no --tile is given: a 768-pixel tile takes about 0.6 s with the
+#: shipped models on one core, so that other jobs get a turn, and a cancel lands, within about a
+#: second (2048-pixel tiles, the pipeline's own CPU maximum, take several seconds each).
+CPU_TILE = 768
+#: Jobs running (taking turns) at once, and the part of the queue budget one client may use.
+MAX_ACTIVE_JOBS = 3
+CLIENT_SHARE = 0.5
+#: Seconds between two INFO summaries of client mistakes (each one is logged at DEBUG).
+_MISTAKE_SUMMARY_INTERVAL = 60.0
+#: Longest client-supplied text put into a log line.
+_LOG_TEXT = 200
+
+
+def printable(text: object, limit: int = _LOG_TEXT) -> str:
+    """``text`` fit for a log line: control and other non-printable characters escaped (a newline
+    becomes ``\\n``), cut to ``limit`` characters with the count of what was left out."""
+    text = str(text)
+    cut = len(text) > limit
+    head = text[:limit]
+    if not head.isprintable():
+        head = "".join(c if c.isprintable() else repr(c)[1:-1] for c in head)
+    return f"{head}...(+{len(text) - limit} chars)" if cut else head
+
+
+def _available_ram() -> float:
+    """Bytes available to new allocations (Linux ``MemAvailable``; else 4 GiB)."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    return 4.0 * 2**30
+
+
+def default_budget(available: float | None = None) -> tuple[int, int]:
+    """The default queue budget ``(bytes, pixels)`` from the memory available now.
+
+    Decoded image bytes: a sixteenth of the available memory, between 256 and 512 MiB (queued
+    images are held in memory as received, and each connection may hold a message of up to
+    ``max_message_bytes`` while it arrives, beside the budget). Pixels: what the pipeline's working memory (about
+    32 bytes a pixel, measured on an 8192^2 job) allows in a quarter of the available memory,
+    between one and four 8192^2 images.
+    """
+    available = _available_ram() if available is None else available
+    nbytes = int(min(max(available / 16, 256 * 2**20), 512 * 2**20))
+    pixels = int(min(max(available / 4 / 32, 8192 * 8192), 4 * 8192 * 8192))
+    return nbytes, pixels
+
+
+class _Mistakes:
+    """Client mistakes (bad messages, refused requests): each logged at DEBUG, and an INFO summary
+    at most once per interval, so a hostile client cannot flood the log."""
+
+    def __init__(self, interval: float = _MISTAKE_SUMMARY_INTERVAL) -> None:
+        self.interval = interval
+        self._last = -math.inf
+        self._count = 0
+        self._codes: dict[str, int] = {}
+        self._clients: set[int] = set()
+
+    def note(self, conn: Any, code: str, message: str) -> None:
+        log.debug("%s: %s [%s]", conn, printable(message, 500), printable(code, 64))
+        self._count += 1
+        self._codes[str(code)] = self._codes.get(str(code), 0) + 1
+        self._clients.add(id(conn))
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            codes = ", ".join(f"{printable(c, 64)} x{n}" for c, n in sorted(self._codes.items())[:12])
+            log.info(
+                "%d refused message(s) from %d client(s) (%s)%s; run with -v to log each",
+                self._count, len(self._clients), codes,
+                "" if self._last == -math.inf else f" in the last {now - self._last:.0f} s",
+            )
+            self._last = now
+            self._count = 0
+            self._codes.clear()
+            self._clients.clear()
 
 
 def _find_malloc_trim() -> Any:
@@ -114,7 +202,7 @@ class _Connection:
     def __repr__(self) -> str:
         peer = self.ws.remote_address
         where = f"{peer[0]}:{peer[1]}" if peer else "?"
-        return f"<client {where} {self.name!r}>" if self.name else f"<client {where}>"
+        return f"<client {where} {self.name}>" if self.name else f"<client {where}>"  # name: printable()
 
     def send(self, data: bytes) -> None:
         if not self.closed:
@@ -133,7 +221,13 @@ class RestoreServer:
         limits: see :class:`protocol.Limits`.
         models: extra restoration models clients may pick with the ``model`` option, as
             name -> weights file (a file of the server's operator; clients only send the name).
-        tile: tile side for every request (None: the pipeline picks it from free memory).
+        tile: tile side for every request (None: :data:`CPU_TILE` on the CPU, else the pipeline
+            picks it from free memory).
+        max_connections: connections open at once; more are refused with HTTP 503.
+        max_queued_bytes, max_queued_pixels: the budget of decoded image bytes and pixels over all
+            queued and running jobs (None: :func:`default_budget`, from the memory available).
+        client_share: the part of that budget one client may use.
+        max_active_jobs: jobs that run at once, taking turns tile by tile.
     """
 
     def __init__(
@@ -147,6 +241,11 @@ class RestoreServer:
         limits: protocol.Limits | None = None,
         models: Mapping[str, str | Path] | None = None,
         tile: int | None = None,
+        max_connections: int = 64,
+        max_queued_bytes: int | None = None,
+        max_queued_pixels: int | None = None,
+        client_share: float = CLIENT_SHARE,
+        max_active_jobs: int = MAX_ACTIVE_JOBS,
     ) -> None:
         self.restorer = restorer
         self.host = host
@@ -164,7 +263,21 @@ class RestoreServer:
             self.models[name] = str(Path(path).resolve())
         self.tile = tile
         RestoreOptions(tile=tile)  # raises InvalidOptionError for a bad tile size
-        self.queue = FairQueue(self.limits.max_jobs_per_client, self.limits.max_queue)
+        if max_connections < 1 or max_active_jobs < 1:
+            raise ValueError("max_connections and max_active_jobs must be at least 1")
+        self.max_connections = max_connections
+        budget_bytes, budget_pixels = default_budget()
+        self.queue = FairQueue(
+            self.limits.max_jobs_per_client,
+            self.limits.max_queue,
+            max_bytes=max_queued_bytes or budget_bytes,
+            max_pixels=max_queued_pixels or budget_pixels,
+            client_share=client_share,
+            max_active=max_active_jobs,
+            big_pixels=1024 * 1024,
+        )
+        self._turns = Turns()
+        self._mistakes = _Mistakes()
         info = restorer.info()
         self._mask_methods = [str(m) for m in info.get("mask_methods", [])]
         self._engines = sorted({
@@ -180,7 +293,7 @@ class RestoreServer:
             formats=[str(f) for f in protocol.PixelFormat],
             options=protocol.options_schema(self._mask_methods, list(self.models)),
             limits=self.limits,
-            info=_plain(info),
+            info=_plain({**info, "limits": self.all_limits()}),
         )
         self._welcome_bytes = protocol.encode(self._welcome)
         self._server: Server | None = None
@@ -189,6 +302,7 @@ class RestoreServer:
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._connections: set[_Connection] = set()
+        self._runs: set[asyncio.Task] = set()
         self._stopping = False
 
     # -- life cycle -------------------------------------------------------------------------
@@ -200,6 +314,19 @@ class RestoreServer:
     @property
     def welcome(self) -> protocol.Welcome:
         return self._welcome
+
+    def all_limits(self) -> dict[str, Any]:
+        """Every limit the server enforces: ``protocol.Limits``' fields (sent as ``welcome.limits``)
+        and the newer ones (sent in ``welcome.info["limits"]`` with those, since a client of
+        protocol version 1 refuses unknown fields in ``welcome.limits``)."""
+        return {
+            **dataclasses.asdict(self.limits),
+            "max_connections": self.max_connections,
+            "max_queued_bytes": self.queue.max_bytes,
+            "max_queued_pixels": self.queue.max_pixels,
+            "client_share": self.queue.client_share,
+            "max_active_jobs": self.queue.max_active,
+        }
 
     def _device_name(self) -> str:
         device = getattr(self.restorer, "device", None)
@@ -214,15 +341,18 @@ class RestoreServer:
         """Start listening and the worker. Raises OSError when the address is taken."""
         self._loop = asyncio.get_running_loop()
         self._wake = asyncio.Event()
-        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="restore-worker")
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=self.queue.max_active, thread_name_prefix="restore-worker"
+        )
         self._server = await serve(
             self._handler,
             self.host,
             self.port,
             process_request=self._process_request,
             max_size=self.limits.max_message_bytes,
-            max_queue=4,
+            max_queue=1,  # frames read ahead per connection: each may be max_message_bytes
             compression=None,
+            ping_timeout=120,  # a client sending 256 MiB messages back to back answers pings late
             server_header=f"lineart-restore/{SERVER_VERSION}",
         )
         sockets = list(self._server.sockets)
@@ -237,7 +367,14 @@ class RestoreServer:
             " + ".join(self._engines) or "?",
             ", ".join(self.models),
             ", ".join(self._mask_methods),
-            "; token required" if self.token else "",
+            "; token required" if self.token else "; no token",
+        )
+        log.info(
+            "limits: %d connections, %d jobs per client, %d in all, queue budget %s and %.0f MP "
+            "(%.0f%% per client), %d jobs running at once",
+            self.max_connections, self.limits.max_jobs_per_client, self.limits.max_queue,
+            mib(self.queue.max_bytes or 0), (self.queue.max_pixels or 0) / 1e6, 100 * self.queue.client_share,
+            self.queue.max_active,
         )
         if self._files:
             log.info("weights: %s", ", ".join(self._files))
@@ -248,8 +385,7 @@ class RestoreServer:
             return
         self._stopping = True
         log.info("shutting down")
-        running = self.queue.running
-        if running is not None:
+        for running in self.queue.running:
             running.cancel.set()
         for conn in list(self._connections):
             for job in self.queue.remove_client(conn):
@@ -261,6 +397,8 @@ class RestoreServer:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+        if self._runs:
+            await asyncio.gather(*self._runs, return_exceptions=True)
         if self._executor is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._executor.shutdown, True)
         log.info("stopped")
@@ -281,9 +419,12 @@ class RestoreServer:
         except MultipleValuesError:
             return connection.respond(HTTPStatus.FORBIDDEN, "more than one Origin header\n")
         if origin is not None and origin not in self.allowed_origins:
-            log.warning("refused a connection from browser origin %r (start with --allow-origin to permit it)", origin)
+            log.warning(
+                "refused a connection from browser origin %s (start with --allow-origin to permit it)",
+                printable(origin),
+            )
             return connection.respond(
-                HTTPStatus.FORBIDDEN, f"origin {origin[:200]!r} is not allowed to use this server\n"
+                HTTPStatus.FORBIDDEN, f"origin {printable(origin)} is not allowed to use this server\n"
             )
         if self.token is not None:
             try:
@@ -294,6 +435,13 @@ class RestoreServer:
             if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.token.encode()):
                 log.warning("refused a connection with a missing or wrong token")
                 return connection.respond(HTTPStatus.UNAUTHORIZED, "missing or wrong token\n")
+        if len(self._connections) >= self.max_connections:
+            log.warning("refused a connection: %d are open (the limit, --max-connections)", len(self._connections))
+            return connection.respond(
+                HTTPStatus.SERVICE_UNAVAILABLE,
+                f"too many connections: this server has {len(self._connections)} open, its limit "
+                "(--max-connections); close another client or try again later\n",
+            )
         return None
 
     # -- connections -------------------------------------------------------------------------
@@ -332,12 +480,12 @@ class RestoreServer:
         """The client left: forget its waiting jobs and stop its running one."""
         conn.closed = True
         removed = self.queue.remove_client(conn)
-        running = self.queue.running
-        if running is not None and running.client is conn:
-            running.cancel.set()
-        if removed or running is not None and running.client is conn:
+        running = [job for job in self.queue.running if job.client is conn]
+        for job in running:
+            job.cancel.set()
+        if removed or running:
             log.info("%r left; cancelled %d queued job(s)%s", conn, len(removed),
-                     " and its running job" if running is not None and running.client is conn else "")
+                     " and its running job" if running else "")
         conn.jobs.clear()
         if removed:
             self._report_positions()
@@ -345,40 +493,70 @@ class RestoreServer:
     def _error(self, conn: _Connection, code: str, message: str, request_id: str | None = None) -> None:
         conn.send(protocol.encode(protocol.Error(code=str(code), message=message[:4000], id=request_id)))
 
+    def _refuse(self, conn: _Connection, code: str, message: str, request_id: str | None = None) -> None:
+        """Answer a client's mistake with an error and note it for the log."""
+        self._mistakes.note(conn, code, f"request {printable(request_id, 64)}: {message}" if request_id else message)
+        self._error(conn, code, message, request_id)
+
+    def _precheck(self, conn: _Connection, raw: bytes) -> bool:
+        """For a big restore message, check the limits and the queue budget from its header
+        (``protocol.peek``) before the pixels are copied out of it; False when it was refused."""
+        head = protocol.peek(raw)
+        width, height, fmt, rid = head.get("width"), head.get("height"), head.get("format"), head.get("id")
+        if not (conn.greeted and head.get("type") == "restore" and type(width) is int and type(height) is int
+                and width > 0 and height > 0 and fmt in protocol.PixelFormat._value2member_map_):
+            return True  # decode() reports what is wrong with it
+        rid = rid if isinstance(rid, str) and 0 < len(rid) <= protocol.MAX_ID_LENGTH else None
+        fmt = protocol.PixelFormat(fmt)
+        try:
+            nbytes = images.decoded_size(fmt, width, height, head.get("data") or b"") if fmt is protocol.PixelFormat.PNG \
+                else protocol.expected_size(fmt, width, height)
+            self.queue.check(Job(client=conn, id=rid or "", request=None, pixels=width * height, nbytes=nbytes or 0))
+        except QueueFullError as e:
+            self._refuse(conn, protocol.ErrorCode.QUEUE_FULL, str(e), rid)
+            return False
+        except RestoreError:
+            pass  # decode() and the checks after it say what is wrong
+        return True
+
     async def _on_message(self, conn: _Connection, raw: bytes | str) -> None:
         try:
             if isinstance(raw, bytes) and len(raw) > _DECODE_OFF_LOOP:
+                if not self._precheck(conn, raw):
+                    return
                 msg = await asyncio.to_thread(protocol.decode, raw)
             else:
                 msg = protocol.decode(raw)
         except protocol.ProtocolError as e:
-            log.info("%r sent a bad message: %s", conn, e)
-            self._error(conn, e.code, e.message, e.request_id)
+            self._refuse(conn, e.code, e.message, e.request_id)
             return
         del raw
         if isinstance(msg, protocol.Hello):
             conn.greeted = True
-            conn.name = msg.client
-            log.info("%r said hello", conn)
+            conn.name = printable(msg.client, 64)
+            log.debug("%r said hello", conn)
             conn.send(self._welcome_bytes)
         elif not conn.greeted:
-            self._error(conn, protocol.ErrorCode.NOT_READY, "send a hello message first", getattr(msg, "id", None))
+            self._refuse(conn, protocol.ErrorCode.NOT_READY, "send a hello message first", getattr(msg, "id", None))
         elif isinstance(msg, protocol.Restore):
             self._on_restore(conn, msg)
         elif isinstance(msg, protocol.Cancel):
             self._on_cancel(conn, msg.id)
         else:
-            self._error(conn, protocol.ErrorCode.BAD_MESSAGE, f"clients do not send {msg.TYPE!r} messages")
+            self._refuse(conn, protocol.ErrorCode.BAD_MESSAGE,
+                         f"clients do not send {msg.TYPE} messages (they send hello, restore and cancel)")
 
     def _core_options(self, opts: protocol.Options) -> RestoreOptions:
         if str(opts.mask) not in self._mask_methods:
             raise InvalidOptionError(
-                f"mask method {str(opts.mask)!r} is not available on this server "
+                f"mask method {opts.mask} is not available on this server "
                 f"(it has: {', '.join(self._mask_methods)})"
             )
         name = opts.model if opts.model is not None else DEFAULT_MODEL
         if name not in self.models:
-            raise InvalidOptionError(f"unknown model {name!r}; this server has: {', '.join(self.models)}")
+            raise InvalidOptionError(
+                f'unknown model "{printable(name, 64)}"; this server has: {", ".join(self.models)}'
+            )
         return RestoreOptions(
             mask=str(opts.mask),
             threshold=opts.threshold,
@@ -387,20 +565,23 @@ class RestoreServer:
             background=str(opts.background),
             return_mask=opts.return_mask,
             model=self.models[name] or None,
-            tile=self.tile,
+            tile=self.tile if self.tile is not None else (CPU_TILE if self._welcome_device_is_cpu() else None),
             jpeg_consistency=opts.jpeg_consistency,
             jpeg_table=tuple(opts.jpeg_table) if opts.jpeg_table is not None else None,
             normalize_ink=opts.normalize_ink,
             ensemble=opts.ensemble,
         )
 
+    def _welcome_device_is_cpu(self) -> bool:
+        return getattr(getattr(self.restorer, "device", None), "type", "cpu") == "cpu"
+
     def _on_restore(self, conn: _Connection, msg: protocol.Restore) -> None:
         if msg.id in conn.jobs:
-            self._error(conn, protocol.ErrorCode.DUPLICATE_ID, f"request {msg.id!r} is already queued or running", msg.id)
+            self._refuse(conn, protocol.ErrorCode.DUPLICATE_ID, "this request id is already queued or running", msg.id)
             return
         pixels = msg.width * msg.height
         if pixels > self.limits.max_pixels:
-            self._error(
+            self._refuse(
                 conn,
                 protocol.ErrorCode.TOO_LARGE,
                 f"the image is {msg.width}x{msg.height} = {pixels} pixels; this server takes at most "
@@ -410,14 +591,16 @@ class RestoreServer:
             return
         try:
             options = self._core_options(msg.options)
+            nbytes = images.decoded_size(msg.format, msg.width, msg.height, msg.data)
         except RestoreError as e:
-            self._error(conn, e.code, str(e), msg.id)
+            self._refuse(conn, e.code, str(e), msg.id)
             return
-        job = Job(client=conn, id=msg.id, request=msg, options=options, enqueued_at=time.perf_counter())
+        job = Job(client=conn, id=msg.id, request=msg, options=options, enqueued_at=time.perf_counter(),
+                  pixels=pixels, nbytes=nbytes)
         try:
             self.queue.push(job)
         except QueueFullError as e:
-            self._error(conn, protocol.ErrorCode.QUEUE_FULL, str(e), msg.id)
+            self._refuse(conn, protocol.ErrorCode.QUEUE_FULL, str(e), msg.id)
             return
         conn.jobs[msg.id] = job
         self._report_positions()
@@ -433,7 +616,7 @@ class RestoreServer:
             self._error(conn, protocol.ErrorCode.CANCELLED, "cancelled before it started", request_id)
             self._report_positions()
         else:
-            job.cancel.set()  # running: the pipeline stops at the next tile and the worker reports
+            job.cancel.set()  # running: stops at the next tile or ensemble pass and the worker reports
 
     def _report_positions(self) -> None:
         depth = self.queue.depth
@@ -444,7 +627,8 @@ class RestoreServer:
 
     # -- the worker ---------------------------------------------------------------------------
     async def _work(self) -> None:
-        assert self._wake is not None and self._loop is not None
+        """Start every job that may start (FairQueue.pop), each in a worker thread."""
+        assert self._wake is not None
         while True:
             job = self.queue.pop()
             if job is None:
@@ -452,29 +636,41 @@ class RestoreServer:
                 await self._wake.wait()
                 continue
             self._report_positions()
-            conn: _Connection = job.client
-            try:
-                reply = await self._loop.run_in_executor(self._executor, self._run, job)
-            except RuntimeError as e:  # the executor was shut down under us (server stopping)
-                reply = protocol.encode(
-                    protocol.Error(code=protocol.ErrorCode.SHUTTING_DOWN, message=str(e)[:4000], id=job.id)
-                )
-            finally:
-                self.queue.done(job)
-                conn.jobs.pop(job.id, None)
-            conn.send(reply)
-            del reply, job
-            if self.queue.depth == 0:
-                with contextlib.suppress(RuntimeError):  # executor shut down: the server is stopping
-                    await self._loop.run_in_executor(self._executor, release_memory)
+            task = asyncio.create_task(self._run_job(job))
+            self._runs.add(task)
+            task.add_done_callback(self._runs.discard)
+
+    async def _run_job(self, job: Job) -> None:
+        assert self._loop is not None and self._wake is not None
+        conn: _Connection = job.client
+        try:
+            reply = await self._loop.run_in_executor(self._executor, self._run, job)
+        except RuntimeError as e:  # the executor was shut down under us (server stopping)
+            reply = protocol.encode(
+                protocol.Error(code=protocol.ErrorCode.SHUTTING_DOWN, message=str(e)[:4000], id=job.id)
+            )
+        finally:
+            self.queue.done(job)
+            conn.jobs.pop(job.id, None)
+            self._wake.set()
+        conn.send(reply)
+        del reply, job
+        if self.queue.depth == 0:
+            with contextlib.suppress(RuntimeError):  # executor shut down: the server is stopping
+                await self._loop.run_in_executor(self._executor, release_memory)
 
     def _progress(self, job: Job) -> Any:
+        """The job's progress reporter: ``report(fraction)`` from the pipeline (per tile), and
+        ``report.step(kind, done, total)`` from the step hook, which moves the fraction on within
+        a tile as its self-ensemble passes finish."""
         loop = self._loop
         assert loop is not None
         conn: _Connection = job.client
-        last = [0.0, -1.0]  # time sent, fraction sent
+        last = [0.0, -1.0, 0.0]  # time sent, fraction sent, the pipeline's last fraction
+        passes = 2 if job.options is not None and job.options.mask == "learnt" else 1
+        tiles = [1]
 
-        def report(fraction: float) -> None:
+        def send(fraction: float) -> None:
             now = time.perf_counter()
             fraction = min(max(float(fraction), 0.0), 1.0)
             if fraction <= last[1] or (fraction < 1.0 and now - last[0] < _PROGRESS_INTERVAL):
@@ -483,7 +679,31 @@ class RestoreServer:
             data = protocol.encode(protocol.Progress(id=job.id, fraction=fraction))
             loop.call_soon_threadsafe(conn.send, data)
 
+        def report(fraction: float) -> None:
+            last[2] = float(fraction)
+            send(fraction)
+
+        def step(kind: str, done: int, total: int) -> None:
+            if kind == "tile":
+                tiles[0] = max(total, 1)
+            elif kind == "pass" and total > 0:
+                send(min(last[2] + done / total / (passes * tiles[0]), 0.999))
+
+        report.step = step  # type: ignore[attr-defined]
         return report
+
+    def _step_hook(self, job: Job, progress: Any) -> Any:
+        """Called by the pipeline between tiles and ensemble passes: report, take turns, stop
+        when cancelled."""
+
+        def hook(kind: str, done: int, total: int) -> None:
+            progress.step(kind, done, total)
+            if not job.cancel.is_set():
+                self._turns.step(job, job.cancel)
+            if job.cancel.is_set():
+                raise CancelledError("cancelled")
+
+        return hook
 
     def _run(self, job: Job) -> bytes:
         """Run one job in the worker thread; returns the encoded result or error (never raises)."""
@@ -498,7 +718,14 @@ class RestoreServer:
             arr = images.to_array(req.format, req.width, req.height, req.data, self.limits.max_pixels)
             t = time.perf_counter()
             timings["decode"] = t - t_start
-            res = self.restorer.restore(arr, job.options, progress=progress, cancel=job.cancel)
+            # Only the pipeline takes turns; decoding and encoding this job's pixels run beside
+            # the other jobs' turns, so that they do not hold a small job up.
+            self._turns.enter(job, job.cancel)
+            try:
+                with step_hook(self._step_hook(job, progress)):
+                    res = self.restorer.restore(arr, job.options, progress=progress, cancel=job.cancel)
+            finally:
+                self._turns.leave(job)
             del arr
             timings["restore"] = time.perf_counter() - t
             t = time.perf_counter()
@@ -524,8 +751,8 @@ class RestoreServer:
             )
             del res, data, mask
             log.info(
-                "%r request %s: %dx%d %s done in %.2f s", job.client, job.id, req.width, req.height, req.format,
-                timings["server_total"],
+                "%r request %s: %dx%d %s done in %.2f s", job.client, printable(job.id, 64), req.width, req.height,
+                req.format, timings["server_total"],
             )
             return protocol.encode(result)
         except images.PixelLimitError as e:
@@ -539,18 +766,19 @@ class RestoreServer:
         except MemoryError as e:
             code, message = protocol.ErrorCode.OUT_OF_MEMORY, f"the server ran out of memory ({e})"
         except protocol.ProtocolError as e:
-            log.exception("request %s produced an invalid reply", job.id)
+            log.exception("request %s produced an invalid reply", printable(job.id, 64))
             code, message = protocol.ErrorCode.INTERNAL_ERROR, f"the server produced an invalid reply: {e}"
         except Exception as e:  # a bug: report it, keep serving
-            log.exception("request %s failed", job.id)
+            log.exception("request %s failed", printable(job.id, 64))
             code, message = (
                 protocol.ErrorCode.INTERNAL_ERROR,
                 f"internal server error ({type(e).__name__}: {e}); please report it with the server log",
             )
+        rid = printable(job.id, 64)
         if code in (protocol.ErrorCode.CANCELLED, protocol.ErrorCode.SHUTTING_DOWN):
-            log.info("%r request %s cancelled after %.2f s", job.client, job.id, time.perf_counter() - t_start)
+            log.info("%r request %s cancelled after %.2f s", job.client, rid, time.perf_counter() - t_start)
         else:
-            log.info("%r request %s failed: %s [%s]", job.client, job.id, message, code)
+            log.info("%r request %s failed: %s [%s]", job.client, rid, printable(message, 500), code)
         return protocol.encode(protocol.Error(code=str(code), message=message[:4000], id=job.id))
 
 

@@ -18,13 +18,24 @@ Quick use::
 ``source_file=`` names the file the image was opened from: when it is a JPEG and the server takes
 the ``jpeg_table`` option, its quantization table is sent along (see ``jpegfile``).
 
+Token: ``python -m server`` requires a per-user token by default and writes it to
+:func:`token_file` (``~/.local/share/lineart-restore/token``, mode 0600). With ``token=None`` (the
+default) a client of a loopback URL reads it from there (or from ``$LINEART_RESTORE_TOKEN``), so
+nobody types it; pass ``token="..."`` for a remote server, ``token=""`` to send none.
+
+A call that finds the connection dropped (the server was restarted) reconnects once by itself.
+The request bookkeeping (replies, cancel, timeouts) is one sans-I/O :class:`RequestTracker` shared
+by the blocking and the asyncio client, which only move bytes.
+
 Errors (all carry a stable ``code``; branch on it, not on the message)::
 
     ClientError                                 "client_error"
     ├── ServerUnavailableError (ConnectionError)  "server_unavailable"  nothing listens at the URL
     ├── ConnectionLostError (ConnectionError)     "connection_lost"     the connection dropped
     ├── HandshakeRefusedError                     "unauthorized" (HTTP 401), "forbidden_origin"
-    │                                             (HTTP 403) or "handshake_refused"
+    │                                             (HTTP 403), "too_many_connections" (HTTP 503)
+    │                                             or "handshake_refused"
+    ├── InvalidArgumentError (TypeError)          "invalid_argument"    e.g. str where bytes belong
     ├── BadReplyError                             the server broke the protocol ("bad_message",
     │                                             "unsupported_version")
     ├── RequestTimeoutError (TimeoutError)        "timeout"             (the request was cancelled)
@@ -39,10 +50,14 @@ import asyncio
 import contextlib
 import dataclasses
 import inspect
+import ipaddress
+import operator
 import os
 import threading
 import time
+import urllib.parse
 import uuid
+from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
 try:  # bundled in a package next to protocol.py (normal case)
@@ -70,6 +85,11 @@ __all__ = [
     "RequestTimeoutError",
     "ServerError",
     "RequestCancelledError",
+    "InvalidArgumentError",
+    "TOKEN_ENV",
+    "token_file",
+    "read_token",
+    "RequestTracker",
     "Client",
     "AsyncClient",
     "restore",
@@ -82,6 +102,53 @@ DEFAULT_URL = f"ws://127.0.0.1:{protocol.DEFAULT_PORT}"
 START_HINT = "start the server with `python -m server` in the lineart-restore environment"
 #: Largest reply the client accepts (a 8192^2 rgba16 result plus its mask is ~580 MiB).
 MAX_REPLY_BYTES = 1 << 30
+#: Environment variable holding the server's token (read by the server and by the client).
+TOKEN_ENV = "LINEART_RESTORE_TOKEN"
+#: Environment variable naming another token file (tests, several users' setups).
+TOKEN_FILE_ENV = "LINEART_RESTORE_TOKEN_FILE"
+
+
+def token_file() -> Path:
+    """Where ``python -m server`` writes its per-user token and clients read it:
+    ``$LINEART_RESTORE_TOKEN_FILE`` when set, else ``%LOCALAPPDATA%\\lineart-restore\\token`` on
+    Windows and ``~/.local/share/lineart-restore/token`` elsewhere."""
+    named = os.environ.get(TOKEN_FILE_ENV)
+    if named:
+        return Path(named).expanduser()
+    if os.name == "nt" and os.environ.get("LOCALAPPDATA"):
+        return Path(os.environ["LOCALAPPDATA"]) / "lineart-restore" / "token"
+    return Path.home() / ".local" / "share" / "lineart-restore" / "token"
+
+
+def read_token() -> str | None:
+    """The local server's token: ``$LINEART_RESTORE_TOKEN``, else the first line of
+    :func:`token_file`; None when neither is there (a server started with ``--no-token``)."""
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    if token:
+        return token
+    try:
+        token = token_file().read_text(encoding="utf-8").strip().splitlines()[0].strip()
+    except (OSError, UnicodeDecodeError, IndexError):
+        return None
+    return token or None
+
+
+def _is_local(url: str) -> bool:
+    try:
+        host = urllib.parse.urlsplit(url).hostname or ""
+    except ValueError:
+        return False
+    return is_loopback(host)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address) is this machine's loopback."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 OptionsLike = Union["protocol.Options", Mapping[str, Any], None]
 PathLike = Union[str, "os.PathLike[str]", None]
@@ -157,6 +224,12 @@ class RequestCancelledError(ServerError):
     code = "cancelled"
 
 
+class InvalidArgumentError(ClientError, TypeError):
+    """A call got an argument of the wrong type (e.g. a ``str`` as the pixel data)."""
+
+    code = "invalid_argument"
+
+
 def _server_error(msg: protocol.Error) -> ServerError:
     cls = RequestCancelledError if msg.code == protocol.ErrorCode.CANCELLED else ServerError
     return cls(msg.message, msg.code, msg.id)
@@ -175,6 +248,11 @@ def _connect_error(url: str, exc: BaseException) -> ClientError:
             return HandshakeRefusedError(
                 f"the server at {url} refused this client's Origin: {body or 'forbidden'}",
                 protocol.ErrorCode.FORBIDDEN_ORIGIN,
+            )
+        if status == 503:
+            return HandshakeRefusedError(
+                f"the server at {url} refused the connection: {body or 'too many connections'}",
+                protocol.ErrorCode.TOO_MANY_CONNECTIONS,
             )
         return HandshakeRefusedError(f"the server at {url} refused the connection: HTTP {status} {body}")
     if isinstance(exc, InvalidURI):
@@ -206,6 +284,35 @@ def _options(options: OptionsLike) -> protocol.Options:
         return protocol.parse_options(options)
     except protocol.ProtocolError as e:
         raise ServerError(e.message, e.code) from None
+    except TypeError as e:
+        raise InvalidArgumentError(str(e)) from None
+
+
+def _pixels(data: Any) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise InvalidArgumentError(
+        f"data must be bytes (the raw pixels, or a PNG file for format png), got {type(data).__name__}"
+    )
+
+
+def _size(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise InvalidArgumentError(f"{name} must be an integer, got a bool")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise InvalidArgumentError(f"{name} must be an integer, got {type(value).__name__}") from None
+
+
+def _token_for(url: str, token: str | None) -> str | None:
+    """The token to send: the one given (``""``: none), else for a loopback URL the local server's
+    (:func:`read_token`); a remote server's token is never guessed."""
+    if token is not None:
+        return token or None
+    return read_token() if _is_local(url) else None
 
 
 def _connect_options(token: str | None, open_timeout: float) -> dict[str, Any]:
@@ -290,17 +397,24 @@ class _Common:
         request_id: str | None,
         source_file: PathLike = None,
     ) -> protocol.Restore:
+        if request_id is not None and not isinstance(request_id, str):
+            raise InvalidArgumentError(f"request_id must be a string, got {type(request_id).__name__}")
         try:
-            msg = protocol.Restore(
-                id=request_id or _new_id(),
-                width=int(width),
-                height=int(height),
-                format=protocol.PixelFormat(fmt),
-                data=bytes(data) if not isinstance(data, bytes) else data,
-                options=self._with_file_table(_options(options), source_file),
-            )
-        except ValueError as e:  # unknown format name
-            raise ServerError(f"unknown pixel format {fmt!r}: {e}", protocol.ErrorCode.INVALID_IMAGE) from None
+            fmt = protocol.PixelFormat(fmt)
+        except ValueError:
+            raise ServerError(
+                f"unknown pixel format {str(fmt)[:40]!r}; valid formats: "
+                + ", ".join(f.value for f in protocol.PixelFormat),
+                protocol.ErrorCode.INVALID_IMAGE,
+            ) from None
+        msg = protocol.Restore(
+            id=request_id or _new_id(),
+            width=_size("width", width),
+            height=_size("height", height),
+            format=fmt,
+            data=_pixels(data),
+            options=self._with_file_table(_options(options), source_file),
+        )
         try:
             msg.check()
         except protocol.ProtocolError as e:
@@ -332,12 +446,133 @@ class _Common:
             raise BadReplyError(f"unreadable message from the server: {e.message}", e.code) from None
 
 
+@dataclasses.dataclass
+class Event:
+    """Something that happened to a request (see :class:`RequestTracker`).
+
+    ``message`` is the server's ``queued``/``progress``/``result`` message, or None when
+    ``error`` ends the request. ``final`` is true for a result or an error."""
+
+    request_id: str
+    message: protocol.Message | None = None
+    error: ClientError | None = None
+
+    @property
+    def final(self) -> bool:
+        return self.error is not None or isinstance(self.message, protocol.Result)
+
+    def dispatch(
+        self, on_progress: Callable[[float], None] | None, on_queued: Callable[[int, int], None] | None
+    ) -> protocol.Result | None:
+        """Call the matching callback; return the result, raise the error, None otherwise."""
+        if self.error is not None:
+            raise self.error
+        msg = self.message
+        if isinstance(msg, protocol.Result):
+            return msg
+        if isinstance(msg, protocol.Progress) and on_progress is not None:
+            on_progress(msg.fraction)
+        elif isinstance(msg, protocol.Queued) and on_queued is not None:
+            on_queued(msg.position, msg.depth)
+        return None
+
+
+@dataclasses.dataclass
+class _Live:
+    deadline: float | None
+    timeout: float | None
+    cancel_sent: bool = False
+
+
+class RequestTracker:
+    """The requests in flight on one connection, without any I/O (websockets' sans-I/O pattern).
+
+    The sync and asyncio clients feed it what they receive and send what it returns; it decides
+    what each reply means for which request, when a cancel goes out, and when a request timed out.
+    Times are the caller's clock (``time.monotonic()`` or the event loop's ``time()``).
+
+        frame = tracker.start(msg, timeout, now)     # bytes to send
+        events = tracker.receive(raw)                # Event per request concerned
+        frame = tracker.cancel(request_id)           # bytes to send, or None when sent already
+        frame, event = tracker.expire(request_id, now)  # past its deadline: cancel + timeout error
+        events = tracker.lost(error)                 # the connection dropped: every request fails
+    """
+
+    def __init__(self) -> None:
+        self._live: dict[str, _Live] = {}
+
+    def __contains__(self, request_id: str) -> bool:
+        return request_id in self._live
+
+    def start(self, msg: protocol.Restore, timeout: float | None, now: float) -> bytes:
+        if msg.id in self._live:
+            raise ServerError(f"request id {msg.id} is already in flight", protocol.ErrorCode.DUPLICATE_ID, msg.id)
+        frame = protocol.encode(msg)
+        self._live[msg.id] = _Live(None if timeout is None else now + timeout, timeout)
+        return frame
+
+    def forget(self, request_id: str) -> None:
+        """The caller stopped waiting for ``request_id`` (late replies are then ignored)."""
+        self._live.pop(request_id, None)
+
+    def deadline(self, request_id: str) -> float | None:
+        live = self._live.get(request_id)
+        return None if live is None else live.deadline
+
+    def cancel(self, request_id: str) -> bytes | None:
+        live = self._live.get(request_id)
+        if live is None or live.cancel_sent:
+            return None
+        live.cancel_sent = True
+        return protocol.encode(protocol.Cancel(id=request_id))
+
+    def expire(self, request_id: str, now: float) -> tuple[bytes | None, Event | None]:
+        """When ``request_id`` is past its deadline: the cancel to send (or None) and the timeout
+        event that ends it; ``(None, None)`` before the deadline."""
+        live = self._live.get(request_id)
+        if live is None or live.deadline is None or now < live.deadline:
+            return None, None
+        frame = self.cancel(request_id)
+        self._live.pop(request_id, None)
+        error = RequestTimeoutError(f"no result for request {request_id} after {live.timeout} s; cancelled it")
+        return frame, Event(request_id, error=error)
+
+    def receive(self, raw: Any) -> list[Event]:
+        """What one message from the server means.
+
+        Raises:
+            BadReplyError: the message is unreadable (the caller closes the connection).
+        """
+        try:
+            msg = protocol.decode(raw)
+        except protocol.ProtocolError as e:
+            raise BadReplyError(f"unreadable message from the server: {e.message}", e.code) from None
+        rid = getattr(msg, "id", None)
+        if isinstance(msg, protocol.Error) and rid is None:  # about the connection: fails them all
+            return self.lost(_server_error(msg))
+        if rid not in self._live:
+            return []  # late messages of an abandoned request
+        if isinstance(msg, protocol.Error):
+            del self._live[rid]
+            return [Event(rid, error=_server_error(msg))]
+        if isinstance(msg, protocol.Result):
+            del self._live[rid]
+        return [Event(rid, message=msg)]
+
+    def lost(self, error: ClientError) -> list[Event]:
+        """Every request in flight fails with ``error``."""
+        events = [Event(rid, error=error) for rid in self._live]
+        self._live.clear()
+        return events
+
+
 class Client(_Common):
     """Blocking client; one request at a time. Call it from a worker thread, never a UI thread.
 
     Args:
         url: ``ws://host:port`` of the server.
-        token: the server's ``--token``, if it has one.
+        token: the server's token; None (default): the local server's, read from
+            :func:`token_file` for a loopback URL; ``""``: send none.
         name: how the server's log names this client (e.g. "krita-plugin 0.1").
         open_timeout: seconds to wait for the connection and the welcome.
 
@@ -352,6 +587,7 @@ class Client(_Common):
         self.name = name
         self.open_timeout = open_timeout
         self._ws: Any = None
+        self._tracker = RequestTracker()
 
     def connect(self) -> protocol.Welcome:
         """Open the connection and exchange hello/welcome. Returns (and keeps) the welcome.
@@ -363,7 +599,9 @@ class Client(_Common):
             assert self.welcome is not None
             return self.welcome
         try:
-            ws = _sync_connect(self.url, **_connect_options(self.token, self.open_timeout), **_SYNC_EXTRA)
+            ws = _sync_connect(
+                self.url, **_connect_options(_token_for(self.url, self.token), self.open_timeout), **_SYNC_EXTRA
+            )
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as e:
             raise _connect_error(self.url, e) from None
         try:
@@ -385,6 +623,7 @@ class Client(_Common):
             raise BadReplyError(f"expected a welcome from the server, got {reply.TYPE!r}")
         self._ws = ws
         self.welcome = reply
+        self._tracker = RequestTracker()
         return reply
 
     def close(self) -> None:
@@ -422,7 +661,8 @@ class Client(_Common):
             width, height: image size in pixels.
             fmt: pixel format name, e.g. "rgba8", "graya16", "bgra8", "png".
             options: ``protocol.Options`` or a mapping of its fields (unknown keys raise).
-            on_progress: called with the fraction done (0..1) as tiles finish.
+            on_progress: called with the fraction done (0..1) as tiles and self-ensemble passes
+                finish.
             on_queued: called with (position, depth) while the request waits in the queue.
             cancel: a ``threading.Event`` or a callable returning True to cancel; checked every
                 0.1 s. Cancelling raises :class:`RequestCancelledError`.
@@ -436,28 +676,53 @@ class Client(_Common):
 
         Returns:
             The ``protocol.Result`` (``data``, ``format``, ``mask``, ``qf_estimate``, ``timings``...).
+
+        Raises:
+            InvalidArgumentError for arguments of the wrong type; the other ClientErrors.
+            A connection found dropped when sending (a restarted server) is opened again once.
         """
         self.connect()
         msg = self._request(data, width, height, fmt, options, request_id, source_file)
-        ws = self._ws
+        heard: list[Event] = []
+        for attempt in (1, 2):
+            frame = self._tracker.start(msg, timeout, time.monotonic())
+            try:
+                self._send(frame, "while sending the image")
+                return self._wait(msg.id, on_progress, on_queued, cancel, heard)
+            except ConnectionLostError:
+                # Lost before the server said anything of this request (e.g. it was restarted
+                # while this client sat idle): connect again and send it once more.
+                if attempt == 2 or heard:
+                    raise
+                self.close()
+                self.connect()
+            finally:
+                self._tracker.forget(msg.id)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(self, frame: bytes | None, during: str) -> None:
+        if frame is None:
+            return
         try:
-            ws.send(protocol.encode(msg))
+            self._ws.send(frame)
         except ConnectionClosed as e:
             self._ws = None
-            raise _closed_error(e, "while sending the image") from None
-        deadline = None if timeout is None else time.monotonic() + timeout
-        cancel_sent = False
+            raise _closed_error(e, during) from None
+
+    def _wait(self, request_id: str, on_progress, on_queued, cancel: CancelLike, heard: list) -> protocol.Result:
+        tracker, ws = self._tracker, self._ws
         while True:
-            if not cancel_sent and _is_set(cancel):
-                self._send_cancel(msg.id)
-                cancel_sent = True
-            wait = 0.1 if cancel is not None and not cancel_sent else None
+            if _is_set(cancel):
+                self._send(tracker.cancel(request_id), "while cancelling")
+            frame, timed_out = tracker.expire(request_id, time.monotonic())
+            if timed_out is not None:
+                with contextlib.suppress(ClientError):
+                    self._send(frame, "while cancelling")
+                timed_out.dispatch(on_progress, on_queued)
+            deadline = tracker.deadline(request_id)
+            wait = 0.1 if cancel is not None else None
             if deadline is not None:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    if not cancel_sent:
-                        self._send_cancel(msg.id)
-                    raise RequestTimeoutError(f"no result for request {msg.id} after {timeout} s; cancelled it")
+                left = max(0.0, deadline - time.monotonic())
                 wait = left if wait is None else min(wait, left)
             try:
                 raw = ws.recv(timeout=wait)
@@ -465,27 +730,16 @@ class Client(_Common):
                 continue
             except ConnectionClosed as e:
                 self._ws = None
-                raise _closed_error(e, "while waiting for the result") from None
-            reply = self._decode(raw)
-            if isinstance(reply, protocol.Error) and reply.id is None:
-                raise _server_error(reply)
-            if getattr(reply, "id", None) != msg.id:
-                continue  # late messages of an earlier, abandoned request
-            if isinstance(reply, protocol.Result):
-                return reply
-            if isinstance(reply, protocol.Error):
-                raise _server_error(reply)
-            if isinstance(reply, protocol.Progress) and on_progress is not None:
-                on_progress(reply.fraction)
-            elif isinstance(reply, protocol.Queued) and on_queued is not None:
-                on_queued(reply.position, reply.depth)
-
-    def _send_cancel(self, request_id: str) -> None:
-        try:
-            self._ws.send(protocol.encode(protocol.Cancel(id=request_id)))
-        except ConnectionClosed as e:
-            self._ws = None
-            raise _closed_error(e, "while cancelling") from None
+                events = tracker.lost(_closed_error(e, "while waiting for the result"))
+            else:
+                events = tracker.receive(raw)
+            for event in events:
+                if event.request_id == request_id:
+                    if event.message is not None:
+                        heard.append(event)
+                    result = event.dispatch(on_progress, on_queued)
+                    if result is not None:
+                        return result
 
 
 class AsyncClient(_Common):
@@ -504,16 +758,28 @@ class AsyncClient(_Common):
         self.open_timeout = open_timeout
         self._ws: Any = None
         self._reader: asyncio.Task | None = None
+        self._tracker = RequestTracker()
         self._pending: dict[str, asyncio.Queue] = {}
-        self._closed_exc: ClientError | None = None
+        self._heard: dict[str, bool] = {}
+        self._dropped = False
+        self._generation = 0  # connections opened so far
+        self._connect_lock: asyncio.Lock | None = None
 
     async def connect(self) -> protocol.Welcome:
         """Open the connection and exchange hello/welcome; same errors as :meth:`Client.connect`."""
-        if self._ws is not None:
+        if self._connect_lock is None:
+            self._connect_lock = asyncio.Lock()
+        async with self._connect_lock:  # concurrent calls that found it dropped connect once
+            return await self._connect()
+
+    async def _connect(self) -> protocol.Welcome:
+        if self._ws is not None and not self._dropped:
             assert self.welcome is not None
             return self.welcome
+        if self._ws is not None:  # dropped (server restarted): start over
+            await self._drop_connection()
         try:
-            ws = await _async_connect(self.url, **_connect_options(self.token, self.open_timeout))
+            ws = await _async_connect(self.url, **_connect_options(_token_for(self.url, self.token), self.open_timeout))
         except (OSError, TimeoutError, InvalidHandshake, InvalidURI) as e:
             raise _connect_error(self.url, e) from None
         try:
@@ -535,12 +801,17 @@ class AsyncClient(_Common):
             raise BadReplyError(f"expected a welcome from the server, got {reply.TYPE!r}")
         self._ws = ws
         self.welcome = reply
-        self._closed_exc = None
+        self._dropped = False
+        self._generation += 1
         self._reader = asyncio.create_task(self._read_loop(ws))
         return reply
 
     async def close(self) -> None:
         """Close the connection; pending :meth:`restore` calls raise ConnectionLostError."""
+        await self._drop_connection()
+        self._deliver(self._tracker.lost(ConnectionLostError("the client closed its connection to the server")))
+
+    async def _drop_connection(self) -> None:
         ws, self._ws = self._ws, None
         if ws is not None:
             await ws.close()
@@ -556,31 +827,30 @@ class AsyncClient(_Common):
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    def _deliver(self, events: list[Event]) -> None:
+        for event in events:
+            queue = self._pending.get(event.request_id)
+            if queue is not None:
+                queue.put_nowait(event)
+
     async def _read_loop(self, ws: Any) -> None:
         error: ClientError | None = None
         try:
             async for raw in ws:
                 try:
-                    reply = self._decode(raw)
+                    self._deliver(self._tracker.receive(raw))
                 except BadReplyError as e:
                     error = e
                     await ws.close(1002, "unreadable message")
                     break
-                rid = getattr(reply, "id", None)
-                if rid is None and isinstance(reply, protocol.Error):
-                    error = _server_error(reply)
-                    continue
-                queue = self._pending.get(rid)
-                if queue is not None:
-                    queue.put_nowait(reply)
         except ConnectionClosed as e:
             error = _closed_error(e, "while waiting for results")
         finally:
             if error is None:
                 error = _close_error(ws.close_code, ws.close_reason or "", "while waiting for results")
-            self._closed_exc = error
-            for queue in self._pending.values():
-                queue.put_nowait(error)
+            if ws is self._ws:  # not when this client closed it (close() or a reconnection)
+                self._dropped = True
+                self._deliver(self._tracker.lost(error))
 
     async def restore(
         self,
@@ -600,61 +870,78 @@ class AsyncClient(_Common):
         """Restore one image; arguments as :meth:`Client.restore` (``cancel`` is an asyncio.Event)."""
         await self.connect()
         msg = self._request(data, width, height, fmt, options, request_id, source_file)
-        if msg.id in self._pending:
+        if msg.id in self._tracker:
             raise ServerError(f"request id {msg.id} is already in flight", protocol.ErrorCode.DUPLICATE_ID, msg.id)
         queue: asyncio.Queue = asyncio.Queue()
         self._pending[msg.id] = queue
-        ws = self._ws
         cancel_task = asyncio.create_task(cancel.wait()) if cancel is not None else None
-        cancel_sent = False
         try:
-            try:
-                await ws.send(protocol.encode(msg))
-            except ConnectionClosed as e:
-                raise _closed_error(e, "while sending the image") from None
-            deadline = None if timeout is None else asyncio.get_running_loop().time() + timeout
-            while True:
-                if self._closed_exc is not None and queue.empty():
-                    raise self._closed_exc
-                get = asyncio.ensure_future(queue.get())
-                waits = {get} if cancel_task is None or cancel_sent else {get, cancel_task}
-                left = None if deadline is None else max(0.0, deadline - asyncio.get_running_loop().time())
-                done, _ = await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
-                if get not in done:
-                    get.cancel()
-                    if cancel_task is not None and cancel_task in done and not cancel_sent:
-                        await self._send_cancel(msg.id)
-                        cancel_sent = True
-                        continue
-                    await self._send_cancel(msg.id)
-                    cancel_sent = True
-                    raise RequestTimeoutError(f"no result for request {msg.id} after {timeout} s; cancelled it")
-                reply = get.result()
-                if isinstance(reply, ClientError):
-                    raise reply
-                if isinstance(reply, protocol.Result):
-                    return reply
-                if isinstance(reply, protocol.Error):
-                    raise _server_error(reply)
-                if isinstance(reply, protocol.Progress) and on_progress is not None:
-                    on_progress(reply.fraction)
-                elif isinstance(reply, protocol.Queued) and on_queued is not None:
-                    on_queued(reply.position, reply.depth)
+            for attempt in (1, 2):
+                generation = self._generation
+                try:
+                    await self._send_request(msg, timeout)
+                    return await self._wait(msg.id, queue, cancel_task, on_progress, on_queued)
+                except ConnectionLostError:
+                    # Lost before the server said anything of this request (e.g. it was
+                    # restarted while this client sat idle): connect again and send it once more.
+                    if attempt == 2 or self._heard.pop(msg.id, False):
+                        raise
+                    self._tracker.forget(msg.id)
+                    while not queue.empty():
+                        queue.get_nowait()
+                    if self._generation == generation:  # no other call has connected again yet
+                        self._dropped = True
+                    await self.connect()
+            raise AssertionError("unreachable")  # pragma: no cover
         except asyncio.CancelledError:
-            if not cancel_sent and self._ws is ws and self._closed_exc is None:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(self._send_cancel(msg.id))
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._send(self._tracker.cancel(msg.id)))
             raise
         finally:
+            self._tracker.forget(msg.id)
             self._pending.pop(msg.id, None)
+            self._heard.pop(msg.id, None)
             if cancel_task is not None:
                 cancel_task.cancel()
 
-    async def _send_cancel(self, request_id: str) -> None:
+    async def _wait(self, request_id: str, queue: asyncio.Queue, cancel_task, on_progress, on_queued) -> protocol.Result:
+        loop = asyncio.get_running_loop()
+        while True:
+            get = asyncio.ensure_future(queue.get())
+            waits = {get} if cancel_task is None or cancel_task.done() else {get, cancel_task}
+            deadline = self._tracker.deadline(request_id)
+            left = None if deadline is None else max(0.0, deadline - loop.time())
+            done, _ = await asyncio.wait(waits, timeout=left, return_when=asyncio.FIRST_COMPLETED)
+            if get in done:
+                event = get.result()
+                if event.message is not None:
+                    self._heard[request_id] = True
+                result = event.dispatch(on_progress, on_queued)
+                if result is not None:
+                    return result
+                continue
+            get.cancel()
+            if cancel_task is not None and cancel_task in done:
+                await self._send(self._tracker.cancel(request_id))
+            frame, timed_out = self._tracker.expire(request_id, loop.time())
+            if timed_out is not None:
+                await self._send(frame)
+                timed_out.dispatch(on_progress, on_queued)
+
+    async def _send_request(self, msg: protocol.Restore, timeout: float | None) -> None:
+        frame = self._tracker.start(msg, timeout, asyncio.get_running_loop().time())
+        if self._dropped or self._ws is None:
+            raise ConnectionLostError("the connection to the server was lost")
         try:
-            await self._ws.send(protocol.encode(protocol.Cancel(id=request_id)))
-        except (ConnectionClosed, AttributeError):
-            pass  # the connection is gone: the server cancels the client's jobs itself
+            await self._ws.send(frame)
+        except ConnectionClosed as e:
+            raise _closed_error(e, "while sending the image") from None
+
+    async def _send(self, frame: bytes | None) -> None:
+        if frame is None or self._ws is None:
+            return
+        with contextlib.suppress(ConnectionClosed):
+            await self._ws.send(frame)  # a gone connection: the server cancels the client's jobs itself
 
 
 def restore(

@@ -23,7 +23,7 @@ from core.errors import InvalidImageError
 
 from .protocol import FORMAT_INFO, ErrorCode, PixelFormat
 
-__all__ = ["PixelLimitError", "png_header", "to_array", "from_array", "mask_bytes"]
+__all__ = ["PixelLimitError", "png_header", "decoded_size", "to_array", "from_array", "mask_bytes"]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -44,6 +44,25 @@ def png_header(data: bytes) -> tuple[int, int, int, int]:
         raise InvalidImageError("not a PNG file (bad signature or no IHDR chunk)")
     width, height, depth, ctype = struct.unpack(">IIBB", data[16:26])
     return width, height, depth, ctype
+
+
+#: Channels a PNG of each IHDR colour type decodes to (palette: up to RGBA).
+_PNG_CHANNELS = {0: 1, 2: 3, 3: 4, 4: 2, 6: 4}
+
+
+def decoded_size(fmt: PixelFormat, width: int, height: int, data: bytes) -> int:
+    """Bytes the request's image takes decoded: the raw payload's length, or for PNG the size its
+    header announces (read without decoding anything).
+
+    Raises:
+        InvalidImageError: a PNG without a valid header.
+    """
+    if fmt is not PixelFormat.PNG:
+        return len(data)
+    w, h, depth, ctype = png_header(data)
+    if ctype not in _PNG_CHANNELS:
+        raise InvalidImageError(f"the PNG header gives colour type {ctype}; valid PNG colour types are 0, 2, 3, 4 and 6")
+    return w * h * _PNG_CHANNELS[ctype] * (2 if depth == 16 else 1)
 
 
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:
@@ -78,7 +97,9 @@ def _decode_png(data: bytes, width: int, height: int, max_pixels: int) -> np.nda
                 im = im.convert("I;16")
             arr = np.asarray(im)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise InvalidImageError(f"cannot decode the PNG file: {e}") from None
+        # Pillow's messages may hold object reprs ("<_io.BytesIO object at 0x...>"): not for people.
+        reason = str(e) if "object at 0x" not in str(e) and "<" not in str(e) else type(e).__name__
+        raise InvalidImageError(f"cannot decode the PNG file (corrupt or truncated?): {reason[:200]}") from None
     if arr.dtype not in (np.uint8, np.uint16) or arr.shape[:2] != (h, w):
         raise InvalidImageError(f"unsupported PNG layout (mode {mode})")
     return arr

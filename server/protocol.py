@@ -17,7 +17,7 @@ Messages (``type`` tag -> class; every map also carries ``"v": PROTOCOL_VERSION`
                        "cancel"    Cancel     drop a queued or running request by id
     server -> client   "welcome"   Welcome    reply to hello: versions, device, models, options, limits
                        "queued"    Queued     a request's place in the queue (sent when it changes)
-                       "progress"  Progress   fraction of a request done (per tile)
+                       "progress"  Progress   fraction of a request done (per tile and ensemble pass)
                        "result"    Result     restored pixels (same size and format family as sent)
                        "error"     Error      a stable ``code`` and a human message, maybe for one id
 
@@ -42,6 +42,7 @@ import dataclasses
 import enum
 import importlib.util
 import math
+import struct
 import sys
 import types
 import typing
@@ -84,6 +85,7 @@ __all__ = [
     "non_default_options",
     "encode",
     "decode",
+    "peek",
 ]
 
 #: Module name the option table is loaded under (see :func:`_load_option_table`).
@@ -244,6 +246,7 @@ class ErrorCode(_StrEnum):
     TOO_LARGE = "too_large"  # message bigger than max_message_bytes or image over max_pixels
     QUEUE_FULL = "queue_full"  # the client (or the server) has too many jobs queued
     UNAUTHORIZED = "unauthorized"  # missing or wrong token (HTTP 401 during the handshake)
+    TOO_MANY_CONNECTIONS = "too_many_connections"  # the server's connection cap (HTTP 503, handshake)
     FORBIDDEN_ORIGIN = "forbidden_origin"  # a browser Origin not allowed (HTTP 403)
     SHUTTING_DOWN = "shutting_down"  # the server is stopping; the request was dropped
     INTERNAL_ERROR = "internal_error"  # a bug in the server; the message says what to report
@@ -332,6 +335,10 @@ class Options:
 @dataclass(frozen=True)
 class Limits:
     """Limits the server enforces before it allocates anything for a request.
+
+    Always sent complete in ``Welcome.limits`` (even at the defaults). Newer limits (connections,
+    the queue budget) travel in ``Welcome.info["limits"]`` instead: a version-1 peer refuses
+    unknown fields here.
 
     Attributes:
         max_message_bytes: largest WebSocket message accepted (a bigger one closes the connection
@@ -500,7 +507,8 @@ class Queued(Message):
 
 @dataclass(frozen=True)
 class Progress(Message):
-    """Request ``id`` is running and ``fraction`` (0..1) of its tiles are done."""
+    """Request ``id`` is running and ``fraction`` (0..1) of its work is done (it moves on per tile
+    and per self-ensemble pass)."""
 
     TYPE: ClassVar[str] = "progress"
     id: str
@@ -622,12 +630,38 @@ def _hints(cls: type) -> dict[str, Any]:
     return hints
 
 
+def _show(value: Any, limit: int = 40) -> str:
+    """A value a peer sent, for an error message: a string quoted, escaped and cut short; a
+    number or bool as such; anything else by its msgpack kind (never a Python repr)."""
+    if isinstance(value, str):
+        text = value[:limit]
+        if not text.isprintable():
+            text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+        return f'"{text}"' + ("..." if len(value) > limit else "")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)[:limit]
+    if value is None:
+        return "nil"
+    return {bytes: "binary bytes", list: "a list", dict: "a map"}.get(type(value), "a value of another kind")
+
+
+def _kind(value: Any) -> str:
+    """The msgpack kind of ``value`` in words ("a string", "a boolean")."""
+    for tp, name in ((bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string"),
+                     (bytes, "binary bytes"), (list, "a list"), (dict, "a map")):
+        if isinstance(value, tp):
+            return name
+    return "nil" if value is None else "a value of another kind"
+
+
 def _type_name(tp: Any) -> str:
     if tp is type(None):
         return "nil"
     if isinstance(tp, type):
         if issubclass(tp, enum.Enum):
-            return "one of " + ", ".join(repr(m.value) for m in tp)
+            return "one of " + ", ".join(f'"{m.value}"' for m in tp)
         return {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean",
                 "bytes": "binary bytes"}.get(tp.__name__, tp.__name__)
     if typing.get_origin(tp) is list:
@@ -690,7 +724,7 @@ def _convert(value: Any, tp: Any, path: str, code: str) -> Any:
         try:
             return tp(value)
         except (ValueError, TypeError):
-            raise ProtocolError(code, f"{path} must be {_type_name(tp)}, got {value!r:.80}") from None
+            raise ProtocolError(code, f"{path} must be {_type_name(tp)}, got {_show(value)}") from None
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
@@ -715,7 +749,7 @@ def _convert(value: Any, tp: Any, path: str, code: str) -> Any:
             return value if isinstance(value, bytes) else bytes(value)
     else:  # pragma: no cover - a type used in a message class but not handled here
         raise TypeError(f"protocol: unsupported field type {tp!r}")
-    raise ProtocolError(code, f"{path} must be {_type_name(tp)}, got {type(value).__name__}")
+    raise ProtocolError(code, f"{path} must be {_type_name(tp)}, got {_kind(value)}")
 
 
 def _build(cls: type, raw: dict, path: str, code: str) -> Any:
@@ -723,13 +757,14 @@ def _build(cls: type, raw: dict, path: str, code: str) -> Any:
     unknown = sorted(str(k) for k in raw if k not in hints)
     if unknown:
         what = "option" if cls is Options else "field"
-        raise ProtocolError(code, f"{path}: unknown {what}(s) {', '.join(unknown)}")
+        shown = ", ".join(_show(k) for k in unknown[:8]) + (f" and {len(unknown) - 8} more" if len(unknown) > 8 else "")
+        raise ProtocolError(code, f"{path}: unknown {what}(s) {shown} (known: {', '.join(hints)})")
     kwargs = {}
     for f in dataclasses.fields(cls):
         if f.name in raw:
             kwargs[f.name] = _convert(raw[f.name], hints[f.name], f"{path}.{f.name}", code)
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ProtocolError(code, f"{path}: missing field {f.name!r}")
+            raise ProtocolError(code, f'{path}: missing field "{f.name}"')
     obj = cls(**kwargs)
     obj.check()
     return obj
@@ -779,6 +814,8 @@ def non_default_options(options: Options) -> dict[str, Any]:
 def _to_wire(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.value
+    if isinstance(value, Limits):  # always complete, so that a client can check sizes before sending
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         # A field at its default is left out; the receiver's _build fills it back in.
         return {
@@ -811,6 +848,93 @@ def encode(message: Message) -> bytes:
     body = {"type": cls.TYPE, "v": PROTOCOL_VERSION}
     body.update(_to_wire(checked))
     return msgpack.packb(body, use_bin_type=True)
+
+
+_FIXED = {0xC0: None, 0xC2: False, 0xC3: True}
+_SIZED = {  # type byte -> (bytes of the length, kind)
+    0xC4: (1, "bin"), 0xC5: (2, "bin"), 0xC6: (4, "bin"),
+    0xD9: (1, "str"), 0xDA: (2, "str"), 0xDB: (4, "str"),
+    0xDC: (2, "array"), 0xDD: (4, "array"), 0xDE: (2, "map"), 0xDF: (4, "map"),
+    0xC7: (1, "ext"), 0xC8: (2, "ext"), 0xC9: (4, "ext"),
+}
+_NUMBERS = {0xCA: ">f", 0xCB: ">d", 0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q",
+            0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q"}
+
+
+def _walk(buf: memoryview, pos: int, depth: int, head: int) -> tuple[Any, int]:
+    """Read the msgpack object at ``pos``: scalars and short strings as values, bin as their first
+    ``head`` bytes, containers skipped (None); returns (value, position after it)."""
+    if depth > _MAX_PLAIN_DEPTH:
+        raise ValueError("nested too deeply")
+    b = buf[pos]
+    pos += 1
+    if b <= 0x7F:
+        return b, pos
+    if b >= 0xE0:
+        return b - 0x100, pos
+    if 0xA0 <= b <= 0xBF or b in (0xD9, 0xDA, 0xDB) or b in (0xC4, 0xC5, 0xC6):
+        if 0xA0 <= b <= 0xBF:
+            n, kind = b & 0x1F, "str"
+        else:
+            width, kind = _SIZED[b]
+            n = int.from_bytes(buf[pos : pos + width], "big")
+            pos += width
+        if pos + n > len(buf):
+            raise ValueError("truncated")
+        raw = bytes(buf[pos : pos + min(n, head if kind == "bin" else _MAX_TEXT)])
+        value = raw if kind == "bin" else (raw.decode("utf-8", "replace") if n <= _MAX_TEXT else None)
+        return value, pos + n
+    if b in _FIXED:
+        return _FIXED[b], pos
+    if b in _NUMBERS:
+        fmt = _NUMBERS[b]
+        size = struct.calcsize(fmt)
+        return struct.unpack(fmt, bytes(buf[pos : pos + size]))[0], pos + size
+    if 0x90 <= b <= 0x9F or 0x80 <= b <= 0x8F or b in (0xDC, 0xDD, 0xDE, 0xDF):
+        if b <= 0x9F and b >= 0x80:
+            count, is_map = b & 0x0F, b <= 0x8F
+        else:
+            width, kind = _SIZED[b]
+            count, is_map = int.from_bytes(buf[pos : pos + width], "big"), kind == "map"
+            pos += width
+        for _ in range(count * (2 if is_map else 1)):
+            _, pos = _walk(buf, pos, depth + 1, 0)
+        return None, pos
+    if b in (0xD4, 0xD5, 0xD6, 0xD7, 0xD8):
+        return None, pos + 1 + (1 << (b - 0xD4))
+    if b in (0xC7, 0xC8, 0xC9):
+        width, _ = _SIZED[b]
+        return None, pos + width + 1 + int.from_bytes(buf[pos : pos + width], "big")
+    raise ValueError(f"byte 0x{b:02x} does not start a msgpack object")
+
+
+def peek(data: bytes | bytearray | memoryview, head: int = 64) -> dict[str, Any]:
+    """The top-level fields of a message without decoding it: numbers, booleans, nil and short
+    strings as they are, binary fields as their first ``head`` bytes, nested maps and lists as
+    None. Nothing is copied but those few bytes, so a server can check a big request's size
+    against its limits before :func:`decode` copies the pixels. Not a check of the message:
+    anything unreadable gives ``{}``."""
+    buf = memoryview(data) if not isinstance(data, str) else None
+    if buf is None or not len(buf):
+        return {}
+    try:
+        b = buf[0]
+        if 0x80 <= b <= 0x8F:
+            count, pos = b & 0x0F, 1
+        elif b in (0xDE, 0xDF):
+            width = 2 if b == 0xDE else 4
+            count, pos = int.from_bytes(buf[1 : 1 + width], "big"), 1 + width
+        else:
+            return {}
+        out: dict[str, Any] = {}
+        for _ in range(min(count, 1 << 12)):
+            key, pos = _walk(buf, pos, 1, 0)
+            value, pos = _walk(buf, pos, 1, head)
+            if isinstance(key, str):
+                out[key] = value
+        return out
+    except (ValueError, IndexError, UnicodeDecodeError, struct.error):
+        return {}
 
 
 def _no_ext(code: int, data: bytes) -> Any:
@@ -851,11 +975,11 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
     except ProtocolError:
         raise
     except (ValueError, TypeError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError, RecursionError) as e:
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"not a valid msgpack message: {type(e).__name__}: {e}") from None
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"not a valid msgpack message ({type(e).__name__})") from None
     except Exception as e:  # msgpack's fallback raises a few other types on corrupt input
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"not a valid msgpack message: {type(e).__name__}: {e}") from None
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"not a valid msgpack message ({type(e).__name__})") from None
     if not isinstance(raw, dict):
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"a message must be a msgpack map, got {type(raw).__name__}")
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"a message must be a msgpack map, got {_kind(raw)}")
     request_id = raw.get("id")
     if not (isinstance(request_id, str) and 0 < len(request_id) <= MAX_ID_LENGTH):
         request_id = None
@@ -863,11 +987,18 @@ def decode(data: bytes | bytearray | memoryview) -> Message:
     version = raw.pop("v", None)
     if not isinstance(mtype, str) or mtype not in MESSAGE_TYPES:
         known = ", ".join(MESSAGE_TYPES)
-        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown message type {mtype!r:.40} (known: {known})", request_id)
+        raise ProtocolError(ErrorCode.BAD_MESSAGE, f"unknown message type {_show(mtype)} (known: {known})", request_id)
+    if version is None or type(version) is not int:
+        raise ProtocolError(
+            ErrorCode.UNSUPPORTED_VERSION,
+            f'the protocol version "v" must be the integer {PROTOCOL_VERSION}, got '
+            + ("nothing" if version is None else f"{_kind(version)} ({_show(version)})"),
+            request_id,
+        )
     if version != PROTOCOL_VERSION:
         raise ProtocolError(
             ErrorCode.UNSUPPORTED_VERSION,
-            f"message speaks protocol version {version!r:.20}; this side speaks {PROTOCOL_VERSION}",
+            f"message speaks protocol version {_show(version)}; this side speaks {PROTOCOL_VERSION}",
             request_id,
         )
     try:

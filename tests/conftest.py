@@ -26,6 +26,21 @@ LINE_BLACK = 0
 LINE_GRAY = 40
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _token_file_of_the_tests(tmp_path_factory) -> Iterator[None]:
+    """``python -m server`` writes its token file (and clients read it) in a folder of the test
+    session, never in the user's own ``~/.local/share/lineart-restore``."""
+    import os
+
+    old = os.environ.get("LINEART_RESTORE_TOKEN_FILE")
+    os.environ["LINEART_RESTORE_TOKEN_FILE"] = str(tmp_path_factory.mktemp("token") / "token")
+    yield
+    if old is None:
+        os.environ.pop("LINEART_RESTORE_TOKEN_FILE", None)
+    else:
+        os.environ["LINEART_RESTORE_TOKEN_FILE"] = old
+
+
 def make_drawing(height: int = 24, width: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """A clean uint8 drawing (white = 255) and its exact line mask (uint8, 1 on lines).
 

@@ -90,7 +90,7 @@ def server_url(tmp_path_factory):
     save_model(build_backbone("drunet", "slim", "baseline"), baseline)
     port = _free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "server", "--port", str(port), "--device", "cpu", "--precision", "fp32",
+    cmd = [sys.executable, "-m", "server", "--no-token", "--port", str(port), "--device", "cpu", "--precision", "fp32",
            "--mask-model", str(mask), "--restore-model", str(restore), "--baseline-model", str(baseline)]
     with server_process(cmd, REPO, d / "server.log", port, 180, env=env) as url:
         yield url

@@ -85,7 +85,7 @@ def server_url(models, tmp_path_factory):
     log = open(log_path, "w+")
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--port", "0", "--device", "cpu", "--tile", "256",
+        [sys.executable, "-m", "server", "--no-token", "--port", "0", "--device", "cpu", "--tile", "256",
          "--mask-model", str(models[0]), "--restore-model", str(models[1]), "--baseline-model", str(models[2])],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env,
     )

@@ -138,12 +138,21 @@ def wait_idle(srv: RestoreServer, timeout: float = 30.0) -> float:
 
 @contextlib.contextmanager
 def worker_held(srv: RestoreServer):
-    """Keep the server's single restore thread busy until the block ends, so that the job it
-    takes meanwhile stays "running" and no job finishes: the queue limits then see every job sent,
-    however slowly the requests arrive (on a loaded machine a job could finish before the last
-    request was read, which left room in the queue and no queue_full to wait for)."""
-    gate = threading.Event()
-    srv._executor.submit(gate.wait, 60)
+    """Hold the turn of the server's job threads (``RestoreServer._turns``) until the block ends,
+    so that the jobs it starts meanwhile stay "running" and no job finishes: the queue limits then
+    see every job sent, however slowly the requests arrive (on a loaded machine a job could finish
+    before the last request was read, which left room in the queue and no queue_full to wait for)."""
+    gate, held = threading.Event(), threading.Event()
+    key = object()
+
+    def hold():
+        srv._turns.enter(key)
+        held.set()
+        gate.wait(60)
+        srv._turns.leave(key)
+
+    threading.Thread(target=hold, daemon=True).start()
+    assert held.wait(30)
     try:
         yield
     finally:
@@ -290,9 +299,10 @@ def test_progress_is_reported_per_tile(server):
     assert any(0.0 < f < 1.0 for f in fractions)
 
 
-def test_queue_positions_are_reported(server):
+def test_queue_positions_are_reported_and_small_jobs_pass_a_long_one(server):
     long_img, small = drawing(LONG, LONG, seed=8), drawing(24, 32, seed=9)
     positions: dict[str, list] = {"a": [], "b": []}
+    finished = []
 
     async def main():
         async with client.AsyncClient(server.url) as c1, client.AsyncClient(server.url) as c2:
@@ -308,25 +318,35 @@ def test_queue_positions_are_reported(server):
                 )
                 for k in ("a", "b")
             ]
+            for task, name in [(first, "long"), *zip(second, "ab")]:
+                task.add_done_callback(lambda _t, name=name: finished.append(name))
             await asyncio.gather(first, *second)
 
     asyncio.run(main())
-    assert positions["a"] == [(1, 2)]  # behind the running long job
-    assert positions["b"][0] == (2, 3)
-    assert positions["b"][-1] == (1, 2)  # moved up when "a" started
+    assert positions["a"] == [(1, 2)]  # behind the running long job, then started beside it
+    assert positions["b"] == [(2, 3)]  # behind both: a client's jobs run one at a time
+    assert finished == ["a", "b", "long"]  # the jobs took turns by tiles: the small ones did not wait
     wait_idle(server)
 
 
-def test_cancel_a_running_job(server, caplog):
-    caplog.set_level(logging.INFO, logger="server")
-    img = drawing(LONG, LONG, seed=10)
+def cancel_at_progress():
+    """``(cancel, seen, on_progress)``: an Event that ``on_progress`` sets at the first fraction
+    above 0, and the list of fractions it saw."""
     cancel = threading.Event()
-    seen = []
+    seen: list[float] = []
 
     def on_progress(f):
         seen.append(f)
         if f > 0:
             cancel.set()
+
+    return cancel, seen, on_progress
+
+
+def test_cancel_a_running_job(server, caplog):
+    caplog.set_level(logging.INFO, logger="server")
+    img = drawing(LONG, LONG, seed=10)
+    cancel, seen, on_progress = cancel_at_progress()
 
     with client.Client(server.url) as c:
         t0 = time.monotonic()
@@ -616,8 +636,9 @@ def test_shutdown_with_clients_connected(restorer):
         recv_until(ws, lambda m: isinstance(m, protocol.Progress))
         t0 = time.monotonic()
     assert time.monotonic() - t0 < 15  # the running job was stopped, not waited for
-    with pytest.raises(client.ConnectionLostError):
+    with pytest.raises(client.ServerUnavailableError) as info:  # it tried once to connect again
         c.restore(drawing(24, 32).tobytes(), 32, 24, "gray8")
+    assert "python -m server" in str(info.value)
     with pytest.raises(ConnectionClosed):
         while True:
             ws.recv(timeout=10)
@@ -629,6 +650,22 @@ def test_port_in_use_is_an_oserror(restorer, server):
             pass
 
 
+def served_url(proc: subprocess.Popen) -> tuple[str, list[str]]:
+    """The ws:// URL a ``python -m server`` process logs on its stderr pipe, and the lines until it."""
+    url = None
+    lines = []
+    deadline = time.monotonic() + 600
+    while url is None and time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        m = re.search(r"listening on (ws://127\.0\.0\.1:\d+) \(device cpu", line)
+        url = m.group(1) if m else None
+    assert url, "".join(lines)
+    return url, lines
+
+
 def test_command_line_serves_and_stops_on_ctrl_c(model_paths, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "server", "--port", "0", "--device", "cpu", "--precision", "fp32",
@@ -636,17 +673,7 @@ def test_command_line_serves_and_stops_on_ctrl_c(model_paths, tmp_path):
            "--baseline-model", str(model_paths[2]), "--token", "tok", "--max-pixels", "5000"]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, cwd=Path(__file__).parent.parent)
     try:
-        url = None
-        lines = []
-        deadline = time.monotonic() + 600
-        while url is None and time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            lines.append(line)
-            m = re.search(r"listening on (ws://127\.0\.0\.1:\d+) \(device cpu", line)
-            url = m.group(1) if m else None
-        assert url, "".join(lines)
+        url, lines = served_url(proc)
         with client.Client(url, token="tok") as c:
             assert c.welcome.limits.max_pixels == 5000
             res = c.restore(drawing(24, 32).tobytes(), 32, 24, "gray8")
