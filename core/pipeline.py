@@ -55,11 +55,11 @@ import numpy as np
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from . import ensemble, ink, jpeg_consistency
+from . import colour, ensemble, ink, jpeg_consistency
 from . import masks as direct_masks
 from .equations import DEFAULT_THETA, compose, threshold
 from .errors import InvalidOptionError, OutOfMemoryError, WeightsError
-from .imageio import BACKGROUNDS, from_gray_float, to_gray_float
+from .imageio import BACKGROUNDS, GrayPlane, from_gray_float, to_gray_float
 from .ort_engine import ENGINES, EngineUnavailable, OrtCore
 from .tiling import CancelFlag, auto_tile_size, check_cancel, plan_tiles, run_tiled
 
@@ -484,6 +484,35 @@ def _describe(model: torch.nn.Module) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------ restorer
 
 
+@dataclass
+class _Job:
+    """One restore's inputs and running state, handed from :meth:`Restorer._restore` to the passes
+    (which may run more than once, with smaller tiles, after running out of memory).
+
+    ``x``: the (1, 1, H, W) plane the networks see (stretched when ``ink_k != 1``); ``plane``: the
+    layer's gray plane and layout; ``direction``: the ink directions of a colour layer
+    (:mod:`core.colour`), ``None`` for a gray or neutral one; ``mask_x``: the plane the mask network
+    sees when it is not ``x`` (a colour layer's, without the stretched JPEG noise); ``tick``: called after every tile;
+    ``notes``/``timings``: filled in as the passes run; ``t0``: when the restore began.
+    """
+
+    x: torch.Tensor
+    plane: GrayPlane
+    opts: RestoreOptions
+    backbone: _Runner
+    mask_runner: _Runner | None
+    qf_in: float | None
+    tick: Callable[[int], None]
+    cancel: CancelFlag
+    notes: list[str]
+    timings: dict[str, float]
+    t0: float
+    progress: Callable[[float], None] | None
+    ink_k: float
+    direction: np.ndarray | None = None
+    mask_x: torch.Tensor | None = None
+
+
 class Restorer:
     """Holds the loaded models and restores images with them.
 
@@ -769,13 +798,23 @@ class Restorer:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         check_cancel(cancel)
-        plane = to_gray_float(image)
+        direction = mask_x = None
+        if colour.is_neutral(image):
+            plane = to_gray_float(image)
+        else:
+            cplane = colour.prepare(image)
+            plane = GrayPlane(cplane.gray, cplane.layout, cplane.dtype, cplane.notes)
+            direction, mask_gray = cplane.direction, cplane.mask_gray
+            del cplane
         notes = list(plane.notes)
         h, w = plane.gray.shape
         x = torch.from_numpy(plane.gray).view(1, 1, h, w)
+        if direction is not None:
+            mask_x = torch.from_numpy(mask_gray).view(1, 1, h, w)
         ink_k = ink.stretch_factor(plane.gray) if opts.normalize_ink else 1.0
         if ink_k != 1.0:
             x = ink.stretch(x, ink_k)
+            mask_x = ink.stretch(mask_x, ink_k) if mask_x is not None else None
             notes.append(f"light ink: stretched {ink_k:.2f}x to full contrast for the networks and back after")
 
         backbone = self._backbone_for(opts)
@@ -814,15 +853,17 @@ class Restorer:
             if progress is not None:
                 progress(min(done[0] / max(total[0], 1), 0.999))
 
+        job = _Job(
+            x=x, plane=plane, opts=opts, backbone=backbone, mask_runner=mask_runner, qf_in=qf_in, tick=tick,
+            cancel=cancel, notes=notes, timings=timings, t0=t0, progress=progress, ink_k=ink_k, direction=direction,
+            mask_x=mask_x,
+        )
         while True:
             try:
                 plan = plan_tiles(h, w, tile, self._overlap(opts, tile, align), align)
                 total[0] = passes * len(plan) + done[0]
                 with _glue_threads(runners):
-                    return self._run_passes(
-                        x, plane, opts, backbone, mask_runner, qf_in, plan, tick, cancel, notes, timings, t0, progress,
-                        ink_k,
-                    )
+                    return self._run_passes(job, plan)
             except (torch.OutOfMemoryError, MemoryError, RuntimeError) as e:
                 if isinstance(e, RuntimeError) and not _is_oom(e):
                     raise
@@ -842,9 +883,9 @@ class Restorer:
         cap = ((tile - align) // 2 // align) * align  # plan_tiles needs tile >= 2 * overlap + align
         return max(0, min(DEFAULT_OVERLAP, cap, max(align, (tile // 4 // align) * align)))
 
-    def _run_passes(
-        self, x, plane, opts, backbone, mask_runner, qf_in, plan, tick, cancel, notes, timings, t0, progress, ink_k
-    ) -> RestoreResult:
+    def _run_passes(self, job: _Job, plan) -> RestoreResult:
+        x, plane, opts, backbone, mask_runner, qf_in = job.x, job.plane, job.opts, job.backbone, job.mask_runner, job.qf_in
+        tick, cancel, notes, timings, progress, ink_k = job.tick, job.cancel, job.notes, job.timings, job.progress, job.ink_k
         h, w = plane.gray.shape
         # ---- mask
         t = time.perf_counter()
@@ -852,7 +893,7 @@ class Restorer:
         if opts.mask == "learnt":
             diff = run_tiled(
                 lambda _tile, crop: self._mask_logit_diff(mask_runner, crop, qf_in, opts.ensemble),
-                [x], plan, 1, progress=tick, cancel=cancel,
+                [x if job.mask_x is None else job.mask_x], plan, 1, progress=tick, cancel=cancel,
             )
             mask_u8 = (diff[0, 0] > 0).numpy().astype(np.uint8)
             del diff
@@ -923,14 +964,19 @@ class Restorer:
             restored[y : y + _FINISH_ROWS] = band
         timings["finish"] = time.perf_counter() - t
         jpeg_quality = None
-        if opts.jpeg_consistency and plane.dtype == np.uint8:
+        if opts.jpeg_consistency and plane.dtype == np.uint8 and job.direction is None:
             t = time.perf_counter()
             jpeg_quality = self._make_consistent(restored, plane.gray, mask_u8, opts, notes)
             timings["consistency"] = time.perf_counter() - t
+        elif opts.jpeg_consistency and job.direction is not None:
+            notes.append("JPEG consistency is not applied to colour layers (their line plane is not a JPEG plane)")
         t = time.perf_counter()
-        out = from_gray_float(restored.numpy(), plane.layout, plane.dtype, opts.background)
+        if job.direction is None:
+            out = from_gray_float(restored.numpy(), plane.layout, plane.dtype, opts.background)
+        else:
+            out = colour.to_layer(restored.numpy(), job.direction, plane.layout, plane.dtype, opts.background)
         timings["finish"] += time.perf_counter() - t
-        timings["total"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - job.t0
         if progress is not None:
             progress(1.0)
         return RestoreResult(
