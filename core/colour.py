@@ -105,8 +105,8 @@ def is_neutral(img: np.ndarray, spread: int = NEUTRAL_SPREAD) -> bool:
     for y in range(0, img.shape[0], _ROWS):
         band = img[y : y + _ROWS]
         rgb = band[..., :3]
-        hi, lo = rgb.max(axis=2), rgb.min(axis=2)
-        diff = hi.astype(np.int32) - lo
+        lo = np.minimum(np.minimum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
+        diff = _max3(rgb).astype(np.int32) - lo
         if layout == "RGBA":
             diff[band[..., 3] == 0] = 0
         if int(diff.max()) > limit:
@@ -114,14 +114,19 @@ def is_neutral(img: np.ndarray, spread: int = NEUTRAL_SPREAD) -> bool:
     return True
 
 
-def _composite(img: np.ndarray) -> np.ndarray:
-    """RGB(A) layer -> (H, W, 3) float32 colour on white, in [0, 1]."""
-    white = np.float32(255.0 if img.dtype == np.uint8 else 65535.0)
-    rgb = img[..., :3].astype(np.float32) / white
-    if img.shape[2] == 4:
-        a = img[..., 3:4].astype(np.float32) / white
-        rgb = rgb * a + (1.0 - a)
-    return np.clip(rgb, 0.0, 1.0, out=rgb)
+def _darkness(img: np.ndarray) -> np.ndarray:
+    """RGB(A) layer -> (H, W, 3) float32 darkness ``1 - c`` of the colour on white, in [0, 1]."""
+    white = 255.0 if img.dtype == np.uint8 else 65535.0
+    d = np.subtract(white, img[..., :3], dtype=np.float32)
+    d *= np.float32(1.0 / white)
+    if img.shape[2] == 4:  # composited on white: the darkness scales with the alpha
+        d *= img[..., 3:4] * np.float32(1.0 / white)
+    return d
+
+
+def _max3(x: np.ndarray) -> np.ndarray:
+    """The largest of the first three channels (numpy's ``max(axis=2)`` is several times slower)."""
+    return np.maximum(np.maximum(x[..., 0], x[..., 1]), x[..., 2])
 
 
 def _box(x: np.ndarray, r: int) -> np.ndarray:
@@ -133,45 +138,51 @@ def prepare(img: np.ndarray) -> ColourPlane:
     layout = layout_of(img)
     if layout not in ("RGB", "RGBA"):
         raise ValueError(f"colour.prepare needs an RGB or RGBA layer, got {layout}")
-    rgb = _composite(img)
-    d = np.subtract(1.0, rgb, dtype=np.float32)  # darkness per channel
-    del rgb
+    # Channels 0-2: the darkness d, channel 3: the luminance darkness 1 - Y.
+    dd = np.empty(img.shape[:2] + (4,), np.float32)
+    dd[..., :3] = _darkness(img)
     wr, wg, wb = (np.float32(c) for c in LUMA_WEIGHTS)
-    dy = d[..., 0] * wr + d[..., 1] * wg + d[..., 2] * wb  # luminance darkness
-    dmax = d.max(axis=2)
+    dy = dd[..., 3]
+    np.multiply(dd[..., 0], wr, out=dy)
+    dy += dd[..., 1] * wg
+    dy += dd[..., 2] * wb
     # Weights: every clearly-inked pixel alike (paper's faint ringing stays out). Weighting by the
     # darkness instead favours stroke cores, whose 4:2:0 chroma is diluted: 0.1-0.4 dB worse.
-    w = (dmax > INK_DARKNESS).astype(np.float32)
-    wy = w * dy
-    wy_keep = wy
-    wd = d * w[..., None]
+    w = _max3(dd) > np.float32(INK_DARKNESS)
+    wdd = dd * w[..., None]
+    dy = dy.copy()
+    del dd, w
     # The whole drawing's ratio, then the wide windows', then the local ones', each leaning on the
     # one before where it has little evidence.
-    total_y = float(wy.sum())
-    q_all = wd.reshape(-1, 3).sum(axis=0) / total_y if total_y > 0 else np.ones(3, np.float32)
-    q_all = np.maximum(q_all, 0).astype(np.float32)
+    sums = np.asarray(cv2.sumElems(wdd))
+    q_all = np.maximum(sums[:3] / sums[3], 0) if sums[3] > 0 else np.ones(3)
     prior = np.float32(PRIOR_WEIGHT)
-    sy = _box(wy, WIDE_RADIUS)
-    q_wide = (_box(wd, WIDE_RADIUS) + prior * q_all) / (sy + prior)[..., None]
-    sy = _box(wy, LOCAL_RADIUS)
-    q = (_box(wd, LOCAL_RADIUS) + prior * q_wide) / (sy + prior)[..., None]
-    del wd, wy, w, q_wide, sy
+    wide = _box(wdd, WIDE_RADIUS)
+    wide[..., :3] += prior * q_all.astype(np.float32)
+    wide[..., 3] += prior
+    local = _box(wdd, LOCAL_RADIUS)
+    del wdd
+    conf = np.clip(local[..., 3] * np.float32(1.0 / EVIDENCE), 0.0, 1.0)
+    q = local[..., :3]
+    q += prior * (wide[..., :3] / wide[..., 3:])
+    q /= local[..., 3:] + prior
+    del wide
     np.maximum(q, 0.0, out=q)
     # The stretch of the line plane: the ink's, where the window holds ink, fading to none (1) on
     # paper far from any (whose JPEG noise the stretch would only amplify).
-    conf = np.clip(_box(wy_keep, LOCAL_RADIUS) / np.float32(EVIDENCE), 0.0, 1.0)
-    del wy_keep
-    gain = 1.0 + (np.clip(q.max(axis=2), 1.0, MAX_GAIN) - 1.0) * conf
+    gain = np.clip(_max3(q), 1.0, MAX_GAIN)
+    gain -= 1.0
+    gain *= conf
+    gain += 1.0
     dark = dy * gain
-    gray = np.clip(1.0 - dark, 0.0, 1.0).astype(np.float32)
+    gray = np.clip(1.0 - dark, 0.0, 1.0)
     # The mask network's plane: the same, without the faint darkness the stretch made out of
     # JPEG noise (a gray JPEG's paper noise stays as it is, gain 1).
-    cut = dark < np.float32(NOISE_LEVEL) * (gain - 1.0)
-    mask_gray = np.where(cut, np.float32(1.0), gray)
-    del dark, cut
+    mask_gray = np.where(dark < np.float32(NOISE_LEVEL) * (gain - 1.0), np.float32(1.0), gray)
+    del dark, conf, dy
     # Darkness per unit of the line plane's darkness: the ink's colour, scaled back by the stretch.
-    direction = (q / gain[..., None]).astype(np.float32)
-    del q
+    direction = np.ascontiguousarray(q / gain[..., None])
+    del q, local
     notes = ["colour input: lines found and restored on their darkness, colours kept per stroke"]
     if layout == "RGBA":
         notes.append("transparent pixels were composited on white before restoring")
@@ -197,7 +208,7 @@ def to_layer(gray: np.ndarray, direction: np.ndarray, layout: str, dtype, backgr
         d = np.subtract(1.0, gray[rows], dtype=np.float32)[..., None] * direction[rows]
         np.clip(d, 0.0, 1.0, out=d)
         if transparent:
-            alpha = d.max(axis=2)
+            alpha = _max3(d)
             ink = 1.0 - d / np.maximum(alpha, np.float32(1e-6))[..., None]
             a8 = quantize(alpha, dt)
             out[rows, :, :3] = np.where((a8 == 0)[..., None], 0, quantize(ink, dt))
