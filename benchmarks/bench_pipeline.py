@@ -98,7 +98,9 @@ def worker(args) -> None:
     mask = "none" if args.which == "fbcnn_full" else "learnt"
     img = drawing(args.size)
     if args.colour:
-        img = in_brown_ink(img)
+        from training.colour import INKS, in_ink
+
+        img = in_ink(img, INKS["brown"])
     opts = RestoreOptions(mask=mask, tile=args.tile)
     r.restore(drawing(256, seed=1), RestoreOptions(mask=mask))  # warm-up (oneDNN primitives)
     # Best of several runs: a shared machine's noise only ever adds time.
@@ -126,15 +128,6 @@ def worker(args) -> None:
         if res.mask is not None:
             np.save(args.save.replace(".npy", "_mask.npy"), res.mask)
     print("RESULT " + json.dumps(out))
-
-
-def in_brown_ink(gray):
-    """The gray layer drawn in brown ink as an RGB layer: ``c = 255 - (255 - g) / 255 (255 - ink)``."""
-    import numpy as np
-
-    ink = np.array([101.0, 56.0, 28.0])
-    cover = (255.0 - gray.astype(np.float64)) / 255.0
-    return np.floor(255.0 - cover[..., None] * (255.0 - ink) + 0.5).astype(np.uint8)
 
 
 def measure(size: int, which="default", precision="auto", tile=None, threads=None, channels_last=True, save=None,

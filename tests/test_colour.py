@@ -14,11 +14,13 @@ from core import colour
 from core.imageio import to_gray_float
 from core.metrics import miou, psnr
 from core.pipeline import RestoreOptions, Restorer
+from tests.colour_checks import hue, hue_distance
 from training.colour import (
     INKS,
     colour_mask,
     coloured_crop,
     colourize,
+    in_ink,
     jpeg_rgb,
     rgb_ssim,
 )
@@ -34,21 +36,6 @@ def restorer() -> Restorer:
 @pytest.fixture(scope="module")
 def gray() -> np.ndarray:
     return np.asarray(Image.open(CROP).convert("L"))
-
-
-def in_ink(gray: np.ndarray, ink) -> np.ndarray:
-    """``gray`` drawn in one ink, exactly as the evaluation colours it."""
-    cover = (255.0 - gray) / 255.0
-    return np.floor(255.0 - cover[..., None] * (255.0 - np.asarray(ink, float)) + 0.5).astype(np.uint8)
-
-
-def hue(rgb) -> float:
-    return float(cv2.cvtColor(np.asarray(rgb, np.uint8).reshape(1, 1, 3), cv2.COLOR_RGB2HSV_FULL)[0, 0, 0])
-
-
-def hue_distance(a: float, b: float) -> float:
-    d = abs(a - b) % 256
-    return min(d, 256 - d)
 
 
 # ---- the colour model itself (no network) ------------------------------------------------------

@@ -30,6 +30,7 @@ from PIL import Image
 
 from gimp_plugin import install as installer
 from server import client
+from tests.colour_checks import hue, hue_distance
 from tests.subprocess_server import server_process
 
 pytestmark = [pytest.mark.gimp, pytest.mark.slow]
@@ -279,17 +280,6 @@ def test_rgba16_transparent_layer_matches_a_direct_client_call(gimp_run, server_
     assert (got[solid, 2].astype(int) - got[solid, :2].max(axis=1)).mean() > 3000
 
 
-def _hue(rgb) -> float:
-    import cv2
-
-    return float(cv2.cvtColor(np.asarray(rgb, np.uint8).reshape(1, 1, 3), cv2.COLOR_RGB2HSV_FULL)[0, 0, 0])
-
-
-def _hue_distance(a: float, b: float) -> float:
-    d = abs(a - b) % 256
-    return min(d, 256 - d)
-
-
 def test_rgb_layer_comes_back_in_its_colours(gimp_run, server_url):
     """The blue-tinted drawing in an RGB image: the restored layer equals a direct client call and
     its strokes keep their hue (they used to come back gray)."""
@@ -306,7 +296,7 @@ def test_rgb_layer_comes_back_in_its_colours(gimp_run, server_url):
     got = np.frombuffer(raw["rgb8-1.raw"], np.uint8).reshape(h, w, 3)
     strokes = src.min(axis=2) < 160
     assert strokes.mean() > 0.01
-    assert _hue_distance(_hue(got[strokes].mean(axis=0)), _hue(src[strokes].mean(axis=0))) < 10
+    assert hue_distance(hue(got[strokes].mean(axis=0)), hue(src[strokes].mean(axis=0))) < 10
     assert (got[strokes, 2].astype(int) - got[strokes, :2].max(axis=1)).mean() > 15  # still blue
 
 

@@ -37,6 +37,8 @@ from krita_plugin.lineart_restore.connection import options_for
 from krita_plugin.lineart_restore.geometry import Rect
 from krita_plugin.lineart_restore.settings import Settings
 from server import client as lrclient
+from tests.colour_checks import hue, hue_distance
+from training.colour import in_ink
 
 pytestmark = pytest.mark.krita
 
@@ -48,23 +50,6 @@ IMPORTER = Path("/usr/share/krita/pykrita/plugin_importer")
 
 #: The ink of the coloured scenario (RGB).
 BROWN = (101, 56, 28)
-
-
-def _in_ink(gray: np.ndarray, ink) -> np.ndarray:
-    """A gray drawing drawn in one ink instead: ``c = 255 - (255 - g) / 255 * (255 - ink)``."""
-    cover = (255.0 - gray.astype(np.float64)) / 255.0
-    return np.floor(255.0 - cover[..., None] * (255.0 - np.asarray(ink, float)) + 0.5).astype(np.uint8)
-
-
-def _hue(rgb) -> float:
-    import cv2
-
-    return float(cv2.cvtColor(np.asarray(rgb, np.uint8).reshape(1, 1, 3), cv2.COLOR_RGB2HSV_FULL)[0, 0, 0])
-
-
-def _hue_distance(a: float, b: float) -> float:
-    d = abs(a - b) % 256
-    return min(d, 256 - d)
 
 
 def _missing(reason: str) -> None:
@@ -228,7 +213,7 @@ def test_restore_in_krita(pykrita, server_url, tmp_path):
     own_jpeg = tmp_path / "other_encoder.jpg"
     Image.open(JPEG).save(own_jpeg, "JPEG", qtables=[own_table])
     colour_jpeg = tmp_path / "brown_lines.jpg"
-    Image.fromarray(_in_ink(np.asarray(Image.open(JPEG).convert("L")), BROWN), "RGB").save(colour_jpeg, "JPEG", quality=40)
+    Image.fromarray(in_ink(np.asarray(Image.open(JPEG).convert("L")), BROWN), "RGB").save(colour_jpeg, "JPEG", quality=40)
     proc = subprocess.run(["kritarunner", "-s", "run_restore", str(JPEG), server_url, str(out), down, str(own_jpeg),
                            str(colour_jpeg)],
                           env=env, capture_output=True, text=True, timeout=600)
@@ -283,7 +268,7 @@ def test_restore_in_krita(pykrita, server_url, tmp_path):
     src_rgb = np.frombuffer(csent, np.uint8).reshape(full_c.h, full_c.w, 4)[..., 2::-1]
     strokes = src_rgb.min(axis=2) < 160
     assert strokes.mean() > 0.01
-    assert _hue_distance(_hue(rgb[strokes].mean(axis=0)), _hue(BROWN)) < 10
+    assert hue_distance(hue(rgb[strokes].mean(axis=0)), hue(BROWN)) < 10
     assert (rgb.max(axis=2).astype(int) - rgb.min(axis=2))[strokes].mean() > 20  # coloured, not gray
 
     # errors in artist's words

@@ -17,7 +17,7 @@ import io
 import cv2
 import numpy as np
 
-__all__ = ["COLOUR_SEED", "DARK_INKS", "INKS", "LIGHT_INKS", "colour_mask", "coloured_crop", "colourize", "jpeg_rgb", "rgb_ssim"]
+__all__ = ["COLOUR_SEED", "DARK_INKS", "INKS", "LIGHT_INKS", "colour_mask", "coloured_crop", "colourize", "in_ink", "jpeg_rgb", "rgb_ssim"]
 
 #: Dark inks (RGB).
 DARK_INKS = {
@@ -48,6 +48,13 @@ def _ink(rng: np.random.Generator, light: bool | None = None) -> np.ndarray:
     return np.clip(base + rng.integers(-JITTER, JITTER + 1, size=3), 0, 255)
 
 
+def in_ink(gray: np.ndarray, ink) -> np.ndarray:
+    """A gray uint8 drawing drawn in one ink (RGB) instead: ``c = 255 - (255 - g) / 255 (255 - ink)``,
+    rounded; (H, W, 3) uint8."""
+    cover = (255.0 - gray.astype(np.float64)) / 255.0
+    return np.floor(255.0 - cover[..., None] * (255.0 - np.asarray(ink, np.float64)) + 0.5).astype(np.uint8)
+
+
 def colourize(gray: np.ndarray, rng: np.random.Generator, per_stroke: bool | None = None) -> np.ndarray:
     """A coloured (H, W, 3) uint8 variant of a gray uint8 drawing (see the module doc).
 
@@ -59,14 +66,14 @@ def colourize(gray: np.ndarray, rng: np.random.Generator, per_stroke: bool | Non
     """
     if per_stroke is None:
         per_stroke = bool(rng.integers(2))
-    cover = (255.0 - gray.astype(np.float64)) / 255.0
     h, w = gray.shape
     if per_stroke:
         n, labels = cv2.connectedComponents((gray < 255).astype(np.uint8), connectivity=8)
         inks = np.stack([_ink(rng) for _ in range(max(n, 1))])
         ink = inks[labels]
     else:
-        ink = np.broadcast_to(_ink(rng), (h, w, 3))
+        return in_ink(gray, _ink(rng))
+    cover = (255.0 - gray.astype(np.float64)) / 255.0
     c = 255.0 - cover[..., None] * (255.0 - ink)
     return np.clip(np.floor(c + 0.5), 0, 255).astype(np.uint8)
 
