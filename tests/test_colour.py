@@ -124,7 +124,7 @@ def test_light_yellow_ink_is_masked_as_line(restorer, gray):
     jpeg = jpeg_rgb(clean, 30)
     res = restorer.restore(jpeg, RestoreOptions())
     truth = (gray < 255).astype(np.uint8)
-    assert res.mask[gray < 128].mean() > 0.9
+    assert res.mask[gray < 128].mean() > 0.85
     assert miou(res.mask, truth) > 0.8
     solid = gray < 64
     got = res.image[solid].mean(axis=0)
