@@ -8,8 +8,9 @@
 Steps of :meth:`Restorer.restore`:
 
 1. The layer (L/LA/RGB/RGBA, uint8/uint16) becomes one gray float plane in ``[0, 1]``
-   (:func:`core.imageio.to_gray_float`: alpha composited on white, colour -> BT.601 luminance,
-   16-bit converted directly without an 8-bit step). A drawing in flat light ink is stretched to
+   (:func:`core.imageio.to_gray_float`: alpha composited on white, colour without colour (R = G = B
+   within a few levels) -> BT.601 luminance, 16-bit converted directly without an 8-bit step). A
+   coloured layer becomes its darkness plane and per-pixel ink colours instead (:mod:`core.colour`). A drawing in flat light ink is stretched to
    full contrast for the networks (``normalize_ink``, :mod:`core.ink`); any other is untouched.
 2. The line mask: ``learnt`` runs the mask U-Net tile by tile, blending the *logit difference*
    (line minus background) of overlapping tiles and thresholding it at 0 after blending, which is
@@ -26,7 +27,8 @@ Steps of :meth:`Restorer.restore`:
    the coefficients that JPEG allows, alternating with eq. 2's white paper
    (:mod:`core.jpeg_consistency`); then eq. 1 again. Otherwise nothing changes.
 6. The plane goes back to the caller's layout and depth (:func:`core.imageio.from_gray_float`),
-   with a white or transparent background.
+   with a white or transparent background; a coloured layer's through its ink colours
+   (:func:`core.colour.to_layer`; JPEG consistency, step 5, is skipped for it).
 
 Tiles start on multiples of the models' down-sampling factor (and of 8, the JPEG grid), overlap
 and are cross-faded (:mod:`core.tiling`), so any image size runs in bounded memory. On CPU the
@@ -238,7 +240,8 @@ class RestoreResult:
     Attributes:
         image: the restored layer, same dtype as the input. White background: same layout as the
             input (alpha, if any, opaque). Transparent background: black lines whose alpha is
-            ``white - gray``; gray input -> (H, W, 2), colour input -> (H, W, 4).
+            ``white - gray``; gray input -> (H, W, 2), colour input -> (H, W, 4) (a coloured
+            layer's strokes in their ink colour, alpha the coverage: :mod:`core.colour`).
         mask: (H, W) uint8, 1 on lines, the mask given to the backbone; ``None`` for ``mask="none"``
             or when ``return_mask`` is off.
         qf_estimate: the JPEG quality (0-100) a blind FBCNN backbone estimated, else ``None``.
@@ -246,7 +249,7 @@ class RestoreResult:
             consistent with its JPEG (``jpeg_consistency``; for a file's own non-IJG table, the
             nearest IJG quality), else ``None``.
         timings: seconds per step (``prepare``, ``mask``, ``restore``, ``finish``, ``total``).
-        notes: remarks for people (colour restored on luminance, assumed QF...).
+        notes: remarks for people (light ink stretched, assumed QF...).
         tile: the tile side used; ``tiles``: how many tiles the backbone pass ran.
     """
 
