@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.pipeline import Restorer, RestoreOptions
+from core.pipeline import RestoreOptions, Restorer
 from server import client
 from server.app import serve_in_thread
 from tests.colour_checks import hue, hue_distance

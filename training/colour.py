@@ -66,13 +66,10 @@ def colourize(gray: np.ndarray, rng: np.random.Generator, per_stroke: bool | Non
     """
     if per_stroke is None:
         per_stroke = bool(rng.integers(2))
-    h, w = gray.shape
-    if per_stroke:
-        n, labels = cv2.connectedComponents((gray < 255).astype(np.uint8), connectivity=8)
-        inks = np.stack([_ink(rng) for _ in range(max(n, 1))])
-        ink = inks[labels]
-    else:
+    if not per_stroke:
         return in_ink(gray, _ink(rng))
+    n, labels = cv2.connectedComponents((gray < 255).astype(np.uint8), connectivity=8)
+    ink = np.stack([_ink(rng) for _ in range(max(n, 1))])[labels]
     cover = (255.0 - gray.astype(np.float64)) / 255.0
     c = 255.0 - cover[..., None] * (255.0 - ink)
     return np.clip(np.floor(c + 0.5), 0, 255).astype(np.uint8)
