@@ -11,12 +11,16 @@ architecture; speed and memory do not depend on the weight values):
   torch fp32 (the parity that picks the CPU precision and engine);
 * the max difference between tiled and whole-image output;
 * the same pipeline with the official-size FBCNN (random weights) as the reference a user would
-  otherwise run, and the speed-up.
+  otherwise run, and the speed-up;
+* a colour layer against a gray layer of the same size (``--parts colour``): the same JPEG'd
+  drawing, drawn in brown ink as an RGB layer (the colour path of :mod:`core.colour`), and the
+  cost ratio (target: at most 1.3x).
 
 Usage:
     python -m benchmarks.bench_pipeline                  # everything (several minutes on 2 cores)
     python -m benchmarks.bench_pipeline --quick          # 1024^2 only, no 8192^2
     python -m benchmarks.bench_pipeline --reference-sizes 1024 2048   # reference at 2048^2 too
+    python -m benchmarks.bench_pipeline --parts colour --threads 1   # colour vs gray layer cost
 
 The load average is printed before and after: other processes on the machine slow every figure.
 """
@@ -78,6 +82,10 @@ def worker(args) -> None:
                                args.engine)
     mask = "none" if args.which == "fbcnn_full" else "learnt"
     img = drawing(args.size)
+    if args.colour:
+        from training.colour import INKS, in_ink
+
+        img = in_ink(img, INKS["brown"])
     opts = RestoreOptions(mask=mask, tile=args.tile)
     r.restore(drawing(256, seed=1), RestoreOptions(mask=mask))  # warm-up (oneDNN primitives)
     # Best of several runs: a shared machine's noise only ever adds time.
@@ -108,9 +116,11 @@ def worker(args) -> None:
 
 
 def measure(size: int, which="default", precision="auto", tile=None, threads=None, channels_last=True, save=None,
-            mask_precision=None, engine="auto"):
+            mask_precision=None, engine="auto", colour=False):
     cmd = [sys.executable, "-m", "benchmarks.bench_pipeline", "--worker", "--size", str(size), "--which", which, "--precision", precision,
            "--engine", engine, "--repeat", str(REPEAT)]
+    if colour:
+        cmd += ["--colour"]
     if mask_precision:
         cmd += ["--mask-precision", mask_precision]
     if tile:
@@ -143,12 +153,13 @@ def main() -> None:
     ap.add_argument("--tile", type=int, help=argparse.SUPPRESS)
     ap.add_argument("--no-channels-last", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--save", help=argparse.SUPPRESS)
+    ap.add_argument("--colour", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--repeat", type=int, default=3,
                     help="timed runs per measurement, best reported (default 3; 1 above 4 MP)")
     ap.add_argument("--quick", action="store_true", help="1024^2 only; skip 8192^2")
-    ap.add_argument("--parts", nargs="+", default=["precision", "sizes", "8192", "tiled", "reference"],
-                    choices=["precision", "sizes", "8192", "tiled", "reference"],
+    ap.add_argument("--parts", nargs="+", default=["precision", "sizes", "8192", "tiled", "reference", "colour"],
+                    choices=["precision", "sizes", "8192", "tiled", "reference", "colour"],
                     help="which measurements to run (default: all)")
     ap.add_argument("--reference-sizes", type=int, nargs="+", default=[1024], metavar="N",
                     help="sizes for the official-size FBCNN reference (default: 1024; it is ~20x slower)")
@@ -182,6 +193,8 @@ def main() -> None:
         tiled_part(args)
     if "reference" in parts:
         reference_part(args, results)
+    if "colour" in parts:
+        colour_part(args, sizes)
     print(f"\n# load average after: {load()}")
 
 
@@ -266,6 +279,17 @@ def tiled_part(args) -> None:
 
     for f in tmp.glob("bench_*.npy"):
         f.unlink()
+
+
+def colour_part(args, sizes) -> None:
+    print("\n## Colour layer vs gray layer of the same size (default models, same drawing, brown ink)")
+    for s in sizes[:2]:
+        gray = measure(s, threads=args.threads)
+        col = measure(s, threads=args.threads, colour=True)
+        print(f"{s:>5}² gray {gray['seconds']:.2f} s ({gray['cpu_seconds']:.2f} cpu-s), colour {col['seconds']:.2f} s "
+              f"({col['cpu_seconds']:.2f} cpu-s) -> colour costs {col['seconds'] / gray['seconds']:.2f}x by wall "
+              f"clock, {col['cpu_seconds'] / gray['cpu_seconds']:.2f}x per CPU-second (target <= 1.3x); "
+              f"colour steps: prepare {col['timings']['prepare']:.2f} s, finish {col['timings']['finish']:.2f} s")
 
 
 def reference_part(args, results) -> None:

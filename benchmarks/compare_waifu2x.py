@@ -475,10 +475,10 @@ def compose_grid(
     header: int = 24,
     label_width: int = 0,
 ) -> np.ndarray:
-    """Lay uint8 gray panels out in a grid with column titles on top and a label above each row.
+    """Lay uint8 gray (or RGB) panels out in a grid with column titles on top and a label above each row.
 
     Args:
-        rows: ``R`` lists of ``C`` uint8 (h, w) panels; every panel has the same shape.
+        rows: ``R`` lists of ``C`` uint8 (h, w) or (h, w, 3) panels; every panel has the same shape.
         col_titles: ``C`` strings drawn above the first row.
         row_titles: ``R`` strings drawn in a strip above each row (left-aligned).
         scale: integer nearest-neighbour enlargement of every panel (JPEG blocks stay visible).
@@ -487,7 +487,7 @@ def compose_grid(
         label_width: unused margin on the left, in pixels (0 for none).
 
     Returns:
-        uint8 (H, W) with ``H = header + R * (header + h * scale) + (R + 1) * gap`` and
+        uint8 (H, W) (or (H, W, 3) for RGB panels) with ``H = header + R * (header + h * scale) + (R + 1) * gap`` and
         ``W = label_width + C * (w * scale) + (C + 1) * gap``; panel ``(r, c)`` sits at
         ``top = header + gap + r * (header + h * scale + gap) + header`` and
         ``left = label_width + gap + c * (w * scale + gap)``.
@@ -509,7 +509,7 @@ def compose_grid(
     ph, pw = shape[0] * scale, shape[1] * scale
     height = header + len(rows) * (header + ph) + (len(rows) + 1) * gap
     width = label_width + n_cols * pw + (n_cols + 1) * gap
-    canvas = np.full((height, width), 255, np.uint8)
+    canvas = np.full((height, width) + shape[2:], 255, np.uint8)
     for c, title in enumerate(col_titles):
         _text(canvas, title, label_width + gap + c * (pw + gap) + 2, header - 7)
     for r, row in enumerate(rows):
@@ -565,14 +565,15 @@ def run_key(inputs: dict[str, np.ndarray], archs, levels, threads: int) -> str:
     return h.hexdigest()
 
 
-def run_waifu2x(python: str, in_dir: Path, out_dir: Path, archs, levels, threads: int) -> dict:
+def run_waifu2x(python: str, in_dir: Path, out_dir: Path, archs, levels, threads: int, color: str = "y") -> dict:
     """Run ``waifu2x_runner.py --resume`` with ``python`` (the waifu2x venv's interpreter) and
-    return its JSON report. Its progress goes to our stderr.
+    return its JSON report. Its progress goes to our stderr. ``color``: ``y`` (gray inputs,
+    Y-channel models) or ``rgb`` (RGB inputs, RGB models).
 
     Raises RuntimeError when the runner fails.
     """
     cmd = [python, str(RUNNER), "--input", str(in_dir), "--output", str(out_dir), "--threads", str(threads),
-           "--resume", "--arch", *archs, "--noise", *[str(n) for n in levels]]
+           "--resume", "--color", color, "--arch", *archs, "--noise", *[str(n) for n in levels]]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     proc = subprocess.run(cmd, env=env)
     if proc.returncode != 0:

@@ -1,4 +1,4 @@
-"""Run waifu2x's own Chainer code on a folder of gray JPEGs (denoise only, Y-channel models).
+"""Run waifu2x's own Chainer code on a folder of JPEGs (denoise only; Y-channel or RGB models).
 
 This script runs INSIDE the separate waifu2x virtual environment made by
 ``benchmarks/waifu2x_env.sh`` (Python 3.9-3.11, waifu2x==2024.0.1, chainer 7, numpy < 2,
@@ -9,7 +9,9 @@ For every requested model (architecture x noise level) it loads the bundled
 ``models/<arch>/anime_style_noise<n>_y.npz`` with waifu2x's own ``load_models`` and restores each
 input with ``waifu2x.reconstruct.image`` (the package's block-wise inference path, no TTA). Inputs
 are opened as 8-bit gray (mode ``L``); for ``L`` images that path works on the Y channel, which
-equals the gray value exactly, and returns an ``L`` image of the same size.
+equals the gray value exactly, and returns an ``L`` image of the same size. With ``--color rgb``
+the bundled ``anime_style_noise<n>_rgb.npz`` models run on the inputs opened as ``RGB`` (the models
+artists use on coloured art) and the outputs are RGB PNGs.
 
 Outputs:
     ``OUT/<arch>_noise<n>/<input stem>.png``   8-bit gray PNGs, same size as the inputs.
@@ -51,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output", required=True, help="folder for the PNG outputs and waifu2x_run.json")
     p.add_argument("--arch", nargs="+", default=list(ARCHS), choices=list(ARCHS))
     p.add_argument("--noise", nargs="+", type=int, default=[0, 1, 2, 3], choices=[0, 1, 2, 3])
+    p.add_argument("--color", choices=("y", "rgb"), default="y",
+                   help="y: gray inputs, Y-channel models (default); rgb: RGB inputs, RGB models")
     p.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads for numpy (default 1)")
     p.add_argument("--block-size", type=int, default=128, help="waifu2x block size (its default: 128)")
     p.add_argument("--batch-size", type=int, default=16, help="waifu2x batch size (its default: 16)")
@@ -95,21 +99,25 @@ def main(argv: list[str] | None = None) -> int:
         "models": [],
         "results": [],
     }
-    warm = Image.fromarray(np.full((32, 32), 255, np.uint8), "L")
+    mode = "L" if args.color == "y" else "RGB"
+    report["color"] = args.color
+    warm = Image.new(mode, (32, 32), "white")
     for arch in args.arch:
         for noise in args.noise:
             ns = argparse.Namespace(
-                color="y", arch=ARCHS[arch], method="noise", noise_level=noise, model_dir=None, gpu=-1
+                color=args.color, arch=ARCHS[arch], method="noise", noise_level=noise, model_dir=None, gpu=-1
             )
             t0 = time.perf_counter()
             model = waifu2x.load_models(ns)["noise"]
             load_s = time.perf_counter() - t0
-            path = os.path.join(os.path.dirname(waifu2x.__file__), "models", arch, f"anime_style_noise{noise}_y.npz")
+            path = os.path.join(os.path.dirname(waifu2x.__file__), "models", arch, f"anime_style_noise{noise}_{args.color}.npz")
             report["models"].append({"arch": arch, "noise": noise, "path": path, "load_seconds": load_s})
             sub = os.path.join(args.output, f"{arch}_noise{noise}")
             part_path = os.path.join(sub, "model_run.json")
             settings = {"arch": arch, "noise": noise, "files": files, "threads": args.threads,
                         "block_size": args.block_size, "batch_size": args.batch_size}
+            if args.color != "y":  # (Y runs stored before --color existed stay reusable)
+                settings["color"] = args.color
             done = _finished(part_path, settings) if args.resume else None
             if done is not None:
                 done, load = done
@@ -123,11 +131,11 @@ def main(argv: list[str] | None = None) -> int:
             load_start = os.getloadavg()[0]
             for name in files:
                 with Image.open(os.path.join(args.input, name)) as im:
-                    src = im.convert("L")
+                    src = im.convert(mode)
                 t0 = time.perf_counter()
                 dst = reconstruct.image(src, model, args.block_size, args.batch_size)
                 seconds = time.perf_counter() - t0
-                if dst.mode != "L" or dst.size != src.size:
+                if dst.mode != mode or dst.size != src.size:
                     print(f"waifu2x_runner: unexpected output {dst.mode} {dst.size} for {name}", file=sys.stderr)
                     return 1
                 out = os.path.join(sub, os.path.splitext(name)[0] + ".png")

@@ -25,7 +25,8 @@ Conversions, exactly:
 * Alpha is composited on white: ``v = a * c + (1 - a)`` with ``a`` and ``c`` in ``[0, 1]``; a fully
   transparent pixel becomes white whatever its colour values hold.
 * Colour becomes luminance with the BT.601 weights JPEG itself uses:
-  ``Y = 0.299 R + 0.587 G + 0.114 B``. Colour input is therefore restored as gray.
+  ``Y = 0.299 R + 0.587 G + 0.114 B``. The pipeline uses this for colour layers without colour
+  (a gray drawing saved as RGB); coloured layers go through :mod:`core.colour` instead.
 * ``background="white"`` output keeps the input layout: gray in every colour channel, and an
   alpha channel (if the input had one) that is fully opaque, because the transparency was
   composited on white before restoring.
@@ -157,7 +158,7 @@ def to_gray_float(img: np.ndarray) -> GrayPlane:
             v = v * a + (1.0 - a)
         np.clip(v, 0.0, 1.0, out=out[rows])
     if colour:
-        notes.append("colour input restored on luminance (BT.601); the result is gray")
+        notes.append("colour layer without colour (R = G = B): restored on its luminance (BT.601)")
     if alpha:
         notes.append("transparent pixels were composited on white before restoring")
     return GrayPlane(gray=out, layout=layout, dtype=img.dtype, notes=notes)

@@ -8,8 +8,9 @@
 Steps of :meth:`Restorer.restore`:
 
 1. The layer (L/LA/RGB/RGBA, uint8/uint16) becomes one gray float plane in ``[0, 1]``
-   (:func:`core.imageio.to_gray_float`: alpha composited on white, colour -> BT.601 luminance,
-   16-bit converted directly without an 8-bit step). A drawing in flat light ink is stretched to
+   (:func:`core.imageio.to_gray_float`: alpha composited on white, colour without colour (R = G = B
+   within a few levels) -> BT.601 luminance, 16-bit converted directly without an 8-bit step). A
+   coloured layer becomes its darkness plane and per-pixel ink colours instead (:mod:`core.colour`). A drawing in flat light ink is stretched to
    full contrast for the networks (``normalize_ink``, :mod:`core.ink`); any other is untouched.
 2. The line mask: ``learnt`` runs the mask U-Net tile by tile, blending the *logit difference*
    (line minus background) of overlapping tiles and thresholding it at 0 after blending, which is
@@ -26,7 +27,8 @@ Steps of :meth:`Restorer.restore`:
    the coefficients that JPEG allows, alternating with eq. 2's white paper
    (:mod:`core.jpeg_consistency`); then eq. 1 again. Otherwise nothing changes.
 6. The plane goes back to the caller's layout and depth (:func:`core.imageio.from_gray_float`),
-   with a white or transparent background.
+   with a white or transparent background; a coloured layer's through its ink colours
+   (:func:`core.colour.to_layer`; JPEG consistency, step 5, is skipped for it).
 
 Tiles start on multiples of the models' down-sampling factor (and of 8, the JPEG grid), overlap
 and are cross-faded (:mod:`core.tiling`), so any image size runs in bounded memory. On CPU the
@@ -51,13 +53,13 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from . import ensemble, ink, jpeg_consistency
+from . import colour, ensemble, ink, jpeg_consistency
 from . import masks as direct_masks
 from . import options as option_table
 from .device import PRECISIONS, cpu_has_native_bf16, resolve_device, resolve_precision
 from .equations import DEFAULT_THETA, compose, threshold
 from .errors import InvalidOptionError, OutOfMemoryError, WeightsError
-from .imageio import BACKGROUNDS, from_gray_float, to_gray_float
+from .imageio import BACKGROUNDS, GrayPlane, from_gray_float, to_gray_float
 from .options import MASK_METHODS
 from .ort_engine import ENGINES
 from .runners import Runner as _Runner
@@ -193,7 +195,8 @@ class RestoreResult:
     Attributes:
         image: the restored layer, same dtype as the input. White background: same layout as the
             input (alpha, if any, opaque). Transparent background: black lines whose alpha is
-            ``white - gray``; gray input -> (H, W, 2), colour input -> (H, W, 4).
+            ``white - gray``; gray input -> (H, W, 2), colour input -> (H, W, 4) (a coloured
+            layer's strokes in their ink colour, alpha the coverage: :mod:`core.colour`).
         mask: (H, W) uint8, 1 on lines, the mask given to the backbone; ``None`` for ``mask="none"``
             or when ``return_mask`` is off.
         qf_estimate: the JPEG quality (0-100) a blind FBCNN backbone estimated, else ``None``.
@@ -201,7 +204,7 @@ class RestoreResult:
             consistent with its JPEG (``jpeg_consistency``; for a file's own non-IJG table, the
             nearest IJG quality), else ``None``.
         timings: seconds per step (``prepare``, ``mask``, ``restore``, ``finish``, ``total``).
-        notes: remarks for people (colour restored on luminance, assumed QF...).
+        notes: remarks for people (light ink stretched, assumed QF...).
         tile: the tile side used; ``tiles``: how many tiles the backbone pass ran.
     """
 
@@ -216,6 +219,35 @@ class RestoreResult:
 
 
 # ------------------------------------------------------------------------------------ restorer
+
+
+@dataclass
+class _Job:
+    """One restore's inputs and running state, handed from :meth:`Restorer._restore` to the passes
+    (which may run more than once, with smaller tiles, after running out of memory).
+
+    ``x``: the (1, 1, H, W) plane the networks see (stretched when ``ink_k != 1``); ``plane``: the
+    layer's gray plane and layout; ``direction``: the ink directions of a colour layer
+    (:mod:`core.colour`), ``None`` for a gray or neutral one; ``mask_x``: the plane the mask network
+    sees when it is not ``x`` (a colour layer's, without the stretched JPEG noise); ``tick``: called after every tile;
+    ``notes``/``timings``: filled in as the passes run; ``t0``: when the restore began.
+    """
+
+    x: torch.Tensor
+    plane: GrayPlane
+    opts: RestoreOptions
+    backbone: _Runner
+    mask_runner: _Runner | None
+    qf_in: float | None
+    tick: Callable[[int], None]
+    cancel: CancelFlag
+    notes: list[str]
+    timings: dict[str, float]
+    t0: float
+    progress: Callable[[float], None] | None
+    ink_k: float
+    direction: np.ndarray | None = None
+    mask_x: torch.Tensor | None = None
 
 
 class Restorer:
@@ -500,13 +532,23 @@ class Restorer:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         check_cancel(cancel)
-        plane = to_gray_float(image)
+        direction = mask_x = None
+        if colour.is_neutral(image):
+            plane = to_gray_float(image)
+        else:
+            cplane = colour.prepare(image)
+            plane = GrayPlane(cplane.gray, cplane.layout, cplane.dtype, cplane.notes)
+            direction, mask_gray = cplane.direction, cplane.mask_gray
+            del cplane
         notes = list(plane.notes)
         h, w = plane.gray.shape
         x = torch.from_numpy(plane.gray).view(1, 1, h, w)
+        if direction is not None:
+            mask_x = torch.from_numpy(mask_gray).view(1, 1, h, w)
         ink_k = ink.stretch_factor(plane.gray) if opts.normalize_ink else 1.0
         if ink_k != 1.0:
             x = ink.stretch(x, ink_k)
+            mask_x = ink.stretch(mask_x, ink_k) if mask_x is not None else None
             notes.append(f"light ink: stretched {ink_k:.2f}x to full contrast for the networks and back after")
 
         backbone = self._backbone_for(opts)
@@ -545,15 +587,17 @@ class Restorer:
             if progress is not None:
                 progress(min(done[0] / max(total[0], 1), 0.999))
 
+        job = _Job(
+            x=x, plane=plane, opts=opts, backbone=backbone, mask_runner=mask_runner, qf_in=qf_in, tick=tick,
+            cancel=cancel, notes=notes, timings=timings, t0=t0, progress=progress, ink_k=ink_k, direction=direction,
+            mask_x=mask_x,
+        )
         while True:
             try:
                 plan = plan_tiles(h, w, tile, self._overlap(opts, tile, align), align)
                 total[0] = passes * len(plan) + done[0]
                 with _glue_threads(runners):
-                    return self._run_passes(
-                        x, plane, opts, backbone, mask_runner, qf_in, plan, tick, cancel, notes, timings, t0, progress,
-                        ink_k,
-                    )
+                    return self._run_passes(job, plan)
             except (torch.OutOfMemoryError, MemoryError, RuntimeError) as e:
                 if isinstance(e, RuntimeError) and not _is_oom(e):
                     raise
@@ -570,9 +614,9 @@ class Restorer:
     def _overlap(opts: RestoreOptions, tile: int, align: int) -> int:
         return opts.overlap if opts.overlap is not None else default_overlap(tile, align)
 
-    def _run_passes(
-        self, x, plane, opts, backbone, mask_runner, qf_in, plan, tick, cancel, notes, timings, t0, progress, ink_k
-    ) -> RestoreResult:
+    def _run_passes(self, job: _Job, plan) -> RestoreResult:
+        x, plane, opts, backbone, mask_runner, qf_in = job.x, job.plane, job.opts, job.backbone, job.mask_runner, job.qf_in
+        tick, cancel, notes, timings, progress, ink_k = job.tick, job.cancel, job.notes, job.timings, job.progress, job.ink_k
         h, w = plane.gray.shape
         # ---- mask
         t = time.perf_counter()
@@ -580,7 +624,7 @@ class Restorer:
         if opts.mask == "learnt":
             diff = run_tiled(
                 lambda _tile, crop: self._mask_logit_diff(mask_runner, crop, qf_in, opts.ensemble),
-                [x], plan, 1, progress=tick, cancel=cancel,
+                [x if job.mask_x is None else job.mask_x], plan, 1, progress=tick, cancel=cancel,
             )
             mask_u8 = (diff[0, 0] > 0).numpy().astype(np.uint8)
             del diff
@@ -651,14 +695,19 @@ class Restorer:
             restored[y : y + _FINISH_ROWS] = band
         timings["finish"] = time.perf_counter() - t
         jpeg_quality = None
-        if opts.jpeg_consistency and plane.dtype == np.uint8:
+        if opts.jpeg_consistency and plane.dtype == np.uint8 and job.direction is None:
             t = time.perf_counter()
             jpeg_quality = self._make_consistent(restored, plane.gray, mask_u8, opts, notes)
             timings["consistency"] = time.perf_counter() - t
+        elif opts.jpeg_consistency and job.direction is not None:
+            notes.append("JPEG consistency is not applied to colour layers (their line plane is not a JPEG plane)")
         t = time.perf_counter()
-        out = from_gray_float(restored.numpy(), plane.layout, plane.dtype, opts.background)
+        if job.direction is None:
+            out = from_gray_float(restored.numpy(), plane.layout, plane.dtype, opts.background)
+        else:
+            out = colour.to_layer(restored.numpy(), job.direction, plane.layout, plane.dtype, opts.background)
         timings["finish"] += time.perf_counter() - t
-        timings["total"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - job.t0
         if progress is not None:
             progress(1.0)
         return RestoreResult(

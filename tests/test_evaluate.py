@@ -150,6 +150,24 @@ def test_light_variant_option(folder, models, restorer):
     assert flat["table1"]["setup"]["grain"] is False
 
 
+def test_colour_option_scores_the_coloured_rgb_jpegs(folder, models, restorer):
+    """--colour: the seeded coloured variant as an RGB JPEG, RGB PSNR / SSIM, masks against the gray
+    drawing's, and the gray JPEG's learnt mask as an extra Table 1 row."""
+    from training.colour import coloured_crop, jpeg_rgb, rgb_ssim
+    from training.evaluate import GRAY_LEARNT
+
+    res = evaluate(_cfg(folder, models, colour=True, limit=1), restorer=restorer, log=lambda s: None)
+    clean = coloured_crop(np.array(Image.open(folder / "d0.png")), 0)
+    assert clean.ndim == 3
+    jpeg = jpeg_rgb(clean, QFS[0])
+    row = res["table2"]["rows"][0]
+    assert row["JPEG"]["psnr"] == pytest.approx(psnr(jpeg, clean))
+    assert row["JPEG"]["ssim"] == pytest.approx(rgb_ssim(jpeg, clean))
+    assert GRAY_LEARNT in res["table1"]["rows"] and "Learnt" in res["table1"]["rows"]
+    assert res["table1"]["setup"]["colour"] is True and res["table1"]["setup"]["subsampling"] == "4:2:0"
+    assert GRAY_LEARNT in table1_markdown(res["table1"])
+
+
 def test_bad_input_errors(tmp_path, folder, models, restorer):
     with pytest.raises(DataError, match="does not exist"):
         evaluate(_cfg(tmp_path / "nope", models), restorer=restorer)

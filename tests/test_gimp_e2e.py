@@ -30,6 +30,7 @@ from PIL import Image
 
 from gimp_plugin import install as installer
 from server import client
+from tests.colour_checks import hue, hue_distance
 from tests.subprocess_server import server_process
 
 pytestmark = [pytest.mark.gimp, pytest.mark.slow]
@@ -118,6 +119,10 @@ def _cases(url: str) -> list[dict]:
          "precision": "U16_NON_LINEAR", "alpha": True, "offsets": [5, -3],
          "args": {"server": url, "mask-method": "agt", "threshold": 240, "background": "transparent",
                   "mask-layer": False}},
+        {"name": "rgb8", "file": RGB_JPEG, "read": "R'G'B' u8", "wire": "rgb8",
+         "args": {"server": url, "mask-method": "learnt", "threshold": 251, "mask-layer": False}},
+        {"name": "neutral", "file": GRAY_JPEG, "rgb": True, "read": "R'G'B' u8", "wire": "rgb8",
+         "args": {"server": url, "mask-method": "learnt", "threshold": 251, "mask-layer": False}},
         {"name": "grayfloat", "file": GRAY_JPEG, "read": "Y' u16", "wire": "gray16", "precision": "FLOAT_LINEAR",
          "args": {"server": url, "mask-method": "learnt", "threshold": 255, "mask-layer": True, "quality": "x2"}},
         {"name": "down", "file": GRAY_JPEG, "read": "Y' u8", "wire": "gray8",
@@ -285,6 +290,41 @@ def test_rgba16_transparent_layer_matches_a_direct_client_call(gimp_run, server_
     alpha = got[..., 3]
     # transparent background, lines carried by alpha (many levels: anti-aliased edges survive 16 bits)
     assert alpha.min() == 0 and alpha.max() == 65535 and len(np.unique(alpha)) > 20
+    # in their ink: the blue-tinted strokes' colour is bluer than red and green where they are opaque
+    solid = alpha > 50000
+    assert (got[solid, 2].astype(int) - got[solid, :2].max(axis=1)).mean() > 3000
+
+
+def test_rgb_layer_comes_back_in_its_colours(gimp_run, server_url):
+    """The blue-tinted drawing in an RGB image: the restored layer equals a direct client call and
+    its strokes keep their hue (they used to come back gray)."""
+    rec, case, raw = gimp_run["records"]["rgb8"], gimp_run["cases"]["rgb8"], gimp_run["raw"]
+    assert rec["status"] == "GIMP_PDB_SUCCESS", rec
+    assert rec["image_base"] == "GIMP_RGB"
+    assert [layer["name"] for layer in rec["layers"]] == ["Background", "restored"]
+    w, h = rec["source"]["width"], rec["source"]["height"]
+    source = raw["rgb8-source-before.raw"]
+    assert rec["source_unchanged"] and raw["rgb8-0.raw"] == source
+    expected = _direct(server_url, case, source, w, h)
+    assert raw["rgb8-1.raw"] == expected.data and not any("gray" in n for n in expected.notes)
+    src = np.frombuffer(source, np.uint8).reshape(h, w, 3)
+    got = np.frombuffer(raw["rgb8-1.raw"], np.uint8).reshape(h, w, 3)
+    strokes = src.min(axis=2) < 160
+    assert strokes.mean() > 0.01
+    assert hue_distance(hue(got[strokes].mean(axis=0)), hue(src[strokes].mean(axis=0))) < 10
+    assert (got[strokes, 2].astype(int) - got[strokes, :2].max(axis=1)).mean() > 15  # still blue
+
+
+def test_gray_drawing_in_an_rgb_image_stays_neutral(gimp_run, server_url):
+    rec, case, raw = gimp_run["records"]["neutral"], gimp_run["cases"]["neutral"], gimp_run["raw"]
+    assert rec["status"] == "GIMP_PDB_SUCCESS", rec
+    assert rec["image_base"] == "GIMP_RGB"
+    w, h = rec["source"]["width"], rec["source"]["height"]
+    expected = _direct(server_url, case, raw["neutral-source-before.raw"], w, h)
+    assert raw["neutral-1.raw"] == expected.data
+    got = np.frombuffer(raw["neutral-1.raw"], np.uint8).reshape(h, w, 3)
+    assert (got[..., 0] == got[..., 1]).all() and (got[..., 1] == got[..., 2]).all()
+    assert raw["neutral-1.raw"] != raw["neutral-source-before.raw"]
 
 
 def test_float_precision_round_trips_through_16_bit(gimp_run, server_url):

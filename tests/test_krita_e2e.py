@@ -6,7 +6,8 @@ zip and Krita's own "Import Python Plugin from File" code extracts it into a fre
 A real server (``python -m server``) runs with small random-weight models.
 
 * ``test_restore_in_krita``: kritarunner runs ``tests/krita/run_restore.py`` (the action's code
-  path minus the dialog) and the new layers' pixels are compared with a direct client call.
+  path minus the dialog) and the new layers' pixels are compared with a direct client call; a
+  coloured JPEG comes back with its strokes' hue, a gray drawing in an RGBA document neutral.
 * ``test_filter_menu_and_dialog``: Krita's GUI on Xvfb with no server running, and a harness
   plug-in that checks the action is in the Filter menu, starts the server with the dialog's
   *Start server*, cancels a many-tile job half-way (the server must log the cancellation within
@@ -29,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from krita_plugin.lineart_restore import pixels
@@ -37,6 +39,8 @@ from krita_plugin.lineart_restore.geometry import Rect
 from krita_plugin.lineart_restore.settings import Settings
 from server import client as lrclient
 from tests.subprocess_server import stop_pid
+from tests.colour_checks import hue, hue_distance
+from training.colour import in_ink
 
 pytestmark = pytest.mark.krita
 
@@ -44,6 +48,10 @@ REPO = Path(__file__).resolve().parents[1]
 HERE = Path(__file__).resolve().parent / "krita"
 JPEG = REPO / "tests" / "data" / "krita_lineart_q30.jpg"
 IMPORTER = Path("/usr/share/krita/pykrita/plugin_importer")
+
+
+#: The ink of the coloured scenario (RGB).
+BROWN = (101, 56, 28)
 
 
 def _missing(reason: str) -> None:
@@ -225,7 +233,10 @@ def test_restore_in_krita(pykrita, server_url, tmp_path):
     own_table = [min(255, 2 + (i % 8) + 3 * (i // 8)) for i in range(64)]
     own_jpeg = tmp_path / "other_encoder.jpg"
     Image.open(JPEG).save(own_jpeg, "JPEG", qtables=[own_table])
-    proc = subprocess.run(["kritarunner", "-s", "run_restore", str(JPEG), server_url, str(out), down, str(own_jpeg)],
+    colour_jpeg = tmp_path / "brown_lines.jpg"
+    Image.fromarray(in_ink(np.asarray(Image.open(JPEG).convert("L")), BROWN), "RGB").save(colour_jpeg, "JPEG", quality=40)
+    proc = subprocess.run(["kritarunner", "-s", "run_restore", str(JPEG), server_url, str(out), down, str(own_jpeg),
+                           str(colour_jpeg)],
                           env=env, capture_output=True, text=True, timeout=600)
     result_file = out / "result.json"
     assert result_file.is_file(), f"kritarunner wrote no result (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
@@ -265,6 +276,22 @@ def test_restore_in_krita(pykrita, server_url, tmp_path):
                            Settings(server=server_url, mask_method="otsu"), own_jpeg)
     assert (out / "own_table_layer0.bin").read_bytes() == want_o
 
+    # a coloured JPEG (RGBA U8 in Krita, BGRA bytes): restored in its colours, strokes still brown
+    c = r["colour"]
+    assert c["src_model"] == ["RGBA", "U8"] and c["src_unchanged"]
+    full_c = Rect(*c["context"])
+    csent = (out / "colour_sent.bin").read_bytes()
+    want_c, _, fmt_c = _direct(server_url, csent, "RGBA", "U8", full_c, full_c, Settings(server=server_url))
+    assert fmt_c == "bgra8"
+    got_c = (out / "colour_layer0.bin").read_bytes()
+    assert got_c == want_c and not any("gray" in n for n in c["notes"]), c["notes"]
+    rgb = np.frombuffer(got_c, np.uint8).reshape(full_c.h, full_c.w, 4)[..., 2::-1]
+    src_rgb = np.frombuffer(csent, np.uint8).reshape(full_c.h, full_c.w, 4)[..., 2::-1]
+    strokes = src_rgb.min(axis=2) < 160
+    assert strokes.mean() > 0.01
+    assert hue_distance(hue(rgb[strokes].mean(axis=0)), hue(BROWN)) < 10
+    assert (rgb.max(axis=2).astype(int) - rgb.min(axis=2))[strokes].mean() > 20  # coloured, not gray
+
     # errors in artist's words
     assert r["err_group"]["code"] == "wrong_layer_type" and "group layer" in r["err_group"]["message"]
     assert r["err_empty"]["code"] == "empty_layer"
@@ -283,6 +310,9 @@ def test_restore_in_krita(pykrita, server_url, tmp_path):
                                Settings(server=server_url, mask_method="otsu"))
     assert fmt16 in ("bgra16", "rgba16")
     assert (out / "rgba16_sel_layer0.bin").read_bytes() == want16
+    # a gray drawing in an RGBA document stays neutral
+    px16 = np.frombuffer(want16, "<u2").reshape(target.h, target.w, 4)
+    assert (px16[..., 0] == px16[..., 1]).all() and (px16[..., 1] == px16[..., 2]).all()
 
     # F32 is converted by Krita for the request; the source stays F32
     f = r["f32"]

@@ -37,10 +37,13 @@ from typing import Any, Callable
 
 import numpy as np
 
+from core import colour
 from core import masks as direct_masks
 from core.equations import DEFAULT_THETA, gt_mask
 from core.errors import RestoreError
 from core.metrics import boundary_fscore, miou, psnr, ssim
+
+from .colour import COLOUR_SEED
 
 __all__ = [
     "EvaluationError",
@@ -60,6 +63,8 @@ __all__ = [
 MASK_ROWS = ("AGT", "Otsu", "Otsu_D", "Learnt")
 #: Table 2 columns, in the paper's order.
 RESTORE_ROWS = ("JPEG", "Baseline", "Baseline + thresholding", "Framework (learnt mask)")
+#: Table 1's extra row in a colour evaluation: the learnt mask of the same drawing's gray JPEG.
+GRAY_LEARNT = "Learnt (gray JPEG)"
 #: PSNR counted for identical images (otherwise infinite).
 PSNR_CAP = 100.0
 #: Seed of the light variant, so ``--light`` always gives the same images.
@@ -88,6 +93,11 @@ class EvalConfig:
         theta: eq. 1 threshold for the "Baseline + thresholding" row.
         device: "auto", "cpu" or "cuda".
         out: folder for table1/table2 .md and .json (``None``: print only).
+        colour: evaluate the coloured variant of each drawing (:func:`training.colour.coloured_crop`,
+            fixed seed) saved as an RGB JPEG with ``subsampling``: RGB PSNR, SSIM (mean of the
+            channels'), and masks against the gray drawing's mask, with the learnt mask of the
+            gray JPEG as an extra Table 1 row for comparison.
+        subsampling: ``4:2:0`` or ``4:4:4`` (``colour`` only).
     """
 
     folder: Path
@@ -102,6 +112,8 @@ class EvalConfig:
     theta: int = DEFAULT_THETA
     device: str = "auto"
     out: Path | None = None
+    colour: bool = False
+    subsampling: str = "4:2:0"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,6 +198,7 @@ def evaluate(cfg: EvalConfig, restorer: Any = None, log: Callable[[str], None] |
 def _evaluate(cfg: EvalConfig, restorer: Any, log: Callable[[str], None] | None) -> dict[str, Any]:
     from core.pipeline import RestoreOptions
 
+    from .colour import coloured_crop, jpeg_rgb, rgb_ssim
     from .data import DataError, jpeg_degrade, list_images, load_drawing
     from .synth import light_variant
 
@@ -196,7 +209,8 @@ def _evaluate(cfg: EvalConfig, restorer: Any, log: Callable[[str], None] | None)
         restorer = _make_restorer(cfg)
     qfs = tuple(int(q) for q in cfg.qfs)
 
-    mask_sums = {qf: {row: np.zeros(2) for row in MASK_ROWS} for qf in qfs}  # (miou, fscore)
+    mask_rows = MASK_ROWS + ((GRAY_LEARNT,) if cfg.colour else ())
+    mask_sums = {qf: {row: np.zeros(2) for row in mask_rows} for qf in qfs}  # (miou, fscore)
     img_sums = {qf: {row: np.zeros(2) for row in RESTORE_ROWS} for qf in qfs}  # (psnr, ssim)
     capped = 0
     used: list[str] = []
@@ -215,10 +229,22 @@ def _evaluate(cfg: EvalConfig, restorer: Any, log: Callable[[str], None] | None)
         if cfg.light:
             clean = light_variant(clean, np.random.default_rng(LIGHT_SEED + i), grain=cfg.grain)
         gt = gt_mask(clean)
+        gray_clean = clean
+        if cfg.colour:
+            clean = coloured_crop(gray_clean, i)
         for qf in qfs:
-            jpeg = jpeg_degrade(clean, qf)
+            if cfg.colour:
+                jpeg = jpeg_rgb(clean, qf, cfg.subsampling)
+                plane8 = np.clip(colour.prepare(jpeg).gray * 255 + 0.5, 0, 255).astype(np.uint8)
+                gray_fw = restorer.restore(jpeg_degrade(gray_clean, qf), RestoreOptions(
+                    mask="learnt", threshold=False, return_mask=True, qf=qf, jpeg_consistency=False,
+                    normalize_ink=False))
+                m = np.asarray(gray_fw.mask, dtype=np.uint8)
+                mask_sums[qf][GRAY_LEARNT] += (miou(m, gt), boundary_fscore(m, gt))
+            else:
+                jpeg = plane8 = jpeg_degrade(clean, qf)
             for row, fn in _DIRECT.items():
-                m = fn(jpeg)
+                m = fn(plane8)
                 mask_sums[qf][row] += (miou(m, gt), boundary_fscore(m, gt))
             # The paper's method as published: without the pipeline's JPEG-consistency step and
             # ink normalization (benchmarks/jpeg_consistency.py and benchmarks/ink_normalization.py
@@ -232,7 +258,7 @@ def _evaluate(cfg: EvalConfig, restorer: Any, log: Callable[[str], None] | None)
             for row, out in zip(RESTORE_ROWS, (jpeg, base, thr, fw.image)):
                 p = psnr(out, clean)
                 capped += int(math.isinf(p))
-                img_sums[qf][row] += (_psnr(out, clean), ssim(out, clean))
+                img_sums[qf][row] += (_psnr(out, clean), (rgb_ssim if cfg.colour else ssim)(out, clean))
         used.append(path.name)
         log(f"[{len(used)}/{len(files)}] {path.name} {clean.shape[1]}x{clean.shape[0]} "
             f"({time.perf_counter() - t_start:.1f} s)")
@@ -242,7 +268,7 @@ def _evaluate(cfg: EvalConfig, restorer: Any, log: Callable[[str], None] | None)
     n = len(used)
 
     t1_rows: dict[str, Any] = {}
-    for row in MASK_ROWS:
+    for row in mask_rows:
         per = {str(qf): {"miou": mask_sums[qf][row][0] / n, "fscore": mask_sums[qf][row][1] / n} for qf in qfs}
         t1_rows[row] = {
             "miou": float(np.mean([v["miou"] for v in per.values()])),
@@ -262,6 +288,9 @@ def _evaluate(cfg: EvalConfig, restorer: Any, log: Callable[[str], None] | None)
         "n_images": n,
         "qfs": list(qfs),
         "light": cfg.light,
+        "colour": cfg.colour,
+        "colour_seed": COLOUR_SEED if cfg.colour else None,
+        "subsampling": cfg.subsampling if cfg.colour else None,
         "light_seed": LIGHT_SEED if cfg.light else None,
         "grain": cfg.grain if cfg.light else None,
         "crop": cfg.crop,
@@ -302,7 +331,7 @@ def table1_markdown(t1: dict[str, Any]) -> str:
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|",
     ]
-    for row in MASK_ROWS:
+    for row in [r for r in t1["rows"] if r in MASK_ROWS or r == GRAY_LEARNT]:
         r = t1["rows"][row]
         cells = [row, f"{r['miou']:.3f}", f"{r['fscore']:.3f}"]
         cells += [f"{r['per_qf'][str(q)]['miou']:.3f} \\| {r['per_qf'][str(q)]['fscore']:.3f}" for q in qfs]
@@ -359,6 +388,10 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument("--light", action="store_true", help="evaluate the light, textured-line variant (fixed seed)")
     p.add_argument("--no-grain", dest="grain", action="store_false",
                    help="with --light: the same lightening without the pencil grain (flat light lines)")
+    p.add_argument("--colour", action="store_true",
+                   help="evaluate the coloured variant (fixed seed) as RGB JPEGs: RGB PSNR/SSIM, masks vs the gray mask")
+    p.add_argument("--subsampling", choices=("4:2:0", "4:4:4"), default="4:2:0",
+                   help="chroma subsampling of the RGB JPEGs with --colour (default 4:2:0)")
     p.add_argument("--crop", type=int, default=None, help="centre-crop each drawing to at most N x N pixels")
     p.add_argument("--limit", type=int, default=None, help="use only the first K drawings (by name)")
     p.add_argument("--theta", type=int, default=DEFAULT_THETA, help="threshold of eq. 1 (default: 251)")
@@ -378,7 +411,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     cfg = EvalConfig(
         folder=args.folder, qfs=tuple(args.qfs), mask_model=args.mask_model, restore_model=args.restore_model,
         baseline_model=args.baseline_model, light=args.light, grain=args.grain, crop=args.crop, limit=args.limit,
-        theta=args.theta, device=args.device, out=args.out,
+        theta=args.theta, device=args.device, out=args.out, colour=args.colour, subsampling=args.subsampling,
     )
     try:
         with warnings.catch_warnings():

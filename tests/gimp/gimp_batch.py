@@ -12,6 +12,7 @@ Usage (inside the chroot)::
     opened     optional bool: GIMP itself opened ``file`` from its command line, as File > Open
                does (the image then knows its file; one loaded by ``Gimp.file_load`` from a
                script does not); the case takes that image instead of loading it
+    rgb        optional bool: convert the (gray) image to RGB first
     precision  optional Gimp.Precision member name to convert the image to first
     alpha      optional bool: add an alpha channel to the layer first
     offsets    optional [x, y]: move the layer first
@@ -70,6 +71,8 @@ def _run_case(proc, case, out):
         image = _opened_image(case["file"])
     else:
         image = Gimp.file_load(Gimp.RunMode.NONINTERACTIVE, Gio.File.new_for_path(case["file"]))
+    if case.get("rgb"):
+        image.convert_rgb()
     if case.get("precision"):
         image.convert_precision(getattr(Gimp.Precision, case["precision"]))
     layer = image.get_layers()[0]

@@ -1,7 +1,7 @@
 """kritarunner script for ``tests/test_krita_e2e.py``: the plug-in's restore path in real Krita.
 
     PYTHONPATH=<pykrita dir with the installed plug-in>:tests/krita QT_QPA_PLATFORM=offscreen \
-        kritarunner -s run_restore <jpeg> <server url> <out dir> <down url> <other-encoder jpeg>
+        kritarunner -s run_restore <jpeg> <server url> <out dir> <down url> <other-encoder jpeg> <colour jpeg>
 
 Runs the same code as the Filter action minus the dialog: ``restore.prepare`` on the Krita
 adapter, the worker thread (``worker.Worker`` + ``connection.job_task``) driven by a local Qt event
@@ -9,6 +9,7 @@ loop, then ``restore.apply``. Scenarios (one Krita start for all, to keep it sho
 
 * ``gray``: the JPEG as opened (GRAYA U8), whole layer, with the mask layer;
 * ``own_table``: a JPEG with a quantization table no IJG quality gives, as opened;
+* ``colour``: an RGB JPEG of brown strokes, as opened (RGBA U8), default mask;
 * ``rgba16_sel``: the document converted to RGBA U16 with a rectangular selection;
 * ``f32``: an RGBA F32 document (converted by Krita to RGBA U16 for the request);
 * errors: a group layer, an empty paint layer, a server that is not running.
@@ -91,7 +92,7 @@ def _error_of(fn):
 
 
 def __main__(args):
-    jpeg, url, out, down_url, own_table_jpeg = args[0], args[1], args[2], args[3], args[4]
+    jpeg, url, out, down_url, own_table_jpeg, colour_jpeg = args[0], args[1], args[2], args[3], args[4], args[5]
     report = {"python": sys.version.split()[0], "krita": Krita.instance().version()}
     try:
         import lineart_restore
@@ -155,6 +156,17 @@ def __main__(args):
         report["own_table"] = _restore(odoc, osrc, Settings(server=url, mask_method="otsu"), out, "own_table")
         report["own_table"]["file"] = odoc.fileName()
         odoc.close()
+
+        # -- a coloured JPEG: the layer comes back in its colours -------------------------------
+        cdoc = app.openDocument(colour_jpeg)
+        cdoc.setBatchmode(True)
+        csrc = cdoc.topLevelNodes()[0]
+        cw, ch = cdoc.width(), cdoc.height()
+        cbefore = bytes(csrc.pixelData(0, 0, cw, ch))
+        report["colour"] = _restore(cdoc, csrc, Settings(server=url), out, "colour")
+        report["colour"]["src_model"] = [csrc.colorModel(), csrc.colorDepth()]
+        report["colour"]["src_unchanged"] = bytes(csrc.pixelData(0, 0, cw, ch)) == cbefore
+        cdoc.close()
 
         # -- rgba16 + selection ------------------------------------------------------------
         ok = doc.setColorSpace("RGBA", "U16", "sRGB-elle-V2-srgbtrc.icc")

@@ -1,0 +1,224 @@
+"""Coloured line art: strokes in one or several ink colours on white paper, restored in colour.
+
+The networks restore one gray plane. A coloured drawing is, pixel by pixel, white paper covered by
+an ink of colour ``ink`` with coverage ``a`` (0..1)::
+
+    c = 1 - a * (1 - ink)                       (per channel, floats, white = 1)
+
+so its *darkness* ``d = 1 - c = a * (1 - ink)`` is the ink's darkness scaled by the coverage. Two
+things follow, and this module is built on them:
+
+* **The line plane.** ``v = 1 - max_channel(d)`` (the darkest channel: the distance from white
+  paper) is exactly a gray drawing of coverage ``a`` in an ink of level ``1 - max(1 - ink)``. A
+  light ink (yellow, light blue, pink: luminance near 200-230) is dark there (yellow's blue
+  channel is near 0), so the mask network sees it as a line. The plane handed to the networks is
+  not ``min(R, G, B)`` itself, though: in a 4:2:0 JPEG the channels differ only by the chroma,
+  stored at half resolution, and a light ink's darkest channel is mostly chroma, i.e. blurred.
+  It is the JPEG's full-resolution **luminance** darkness ``1 - Y`` stretched by the local ratio
+  ``max_channel(d) / (1 - Y)`` of the ink around the pixel: sharp like ``Y``, as dark as the
+  darkest channel (:func:`prepare`).
+* **The colour.** Per unit of luminance darkness, every pixel of one ink has the same darkness
+  vector ``q = d / (1 - Y)``: the ratio does not depend on the coverage. Chroma subsampling,
+  its upsampling and JPEG's ringing move chroma around but keep local sums about right, so
+  ``q`` is estimated as a ratio of local sums, ``box(w d) / box(w (1 - Y))`` over a 13-pixel
+  window, ``w`` marking the clearly inked pixels (paper's faint ringing stays out); where a window
+  holds little ink, a 49-pixel window's estimate (and then the whole drawing's) takes over.
+* **The stretch** ``g = max(q)`` is applied in full only where the window holds enough ink
+  (:data:`EVIDENCE`) and fades to 1 on paper far from any, whose JPEG noise it would only
+  amplify. The mask network gets the same plane without the faint darkness that the stretch
+  made of JPEG noise (:data:`NOISE_LEVEL`); the backbone gets it all.
+* **Back to colour.** With ``u = q / g`` and the restored line plane ``v'``, the restored
+  darkness is ``d' = (1 - v') u``: paper (``v' = 1``, eq. 2) is exactly white, the threshold
+  post-process of ``v'`` makes near-white pixels pure white, a neutral ink (``q`` equal in all
+  channels) gives ``R = G = B``, and with ``background="transparent"`` a pixel is the ink
+  ``1 - d' / max(d')`` with alpha ``max(d')`` (the coverage), which laid over white is the same.
+
+A layer whose chroma stays within JPEG noise everywhere (:func:`is_neutral`; a gray drawing saved
+as an RGB JPEG decodes to ``R = G = B`` exactly) does not come here at all: the pipeline restores
+it on its luminance as before, bit for bit.
+
+Measured by ``python -m training evaluate --colour`` and ``benchmarks/compare_waifu2x_colour.py``;
+the figures are in docs/colour.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .imageio import LUMA_WEIGHTS, layout_of, quantize
+
+__all__ = ["NEUTRAL_SPREAD", "ColourPlane", "is_neutral", "prepare", "to_layer"]
+
+#: A layer whose channels never differ by more than this many 8-bit levels (after alpha) is
+#: neutral and is restored as gray. A gray drawing saved as an RGB JPEG has no chroma at all.
+NEUTRAL_SPREAD = 6
+#: Radii (pixels) of the windows over which the ink's colour is estimated: local, then wider.
+LOCAL_RADIUS = 6
+WIDE_RADIUS = 24
+#: Pixels darker than this (darkest channel) count as ink when the colour is estimated.
+INK_DARKNESS = 0.04
+#: Evidence (in pixels of full ink) below which a window leans on the wider estimate.
+PRIOR_WEIGHT = 0.5
+#: The line plane's stretch never exceeds this (a very light ink's JPEG noise grows with it).
+MAX_GAIN = 6.0
+#: Ink evidence (pixels of full luminance darkness, weighted) a window needs for the full stretch.
+EVIDENCE = 2.0
+#: The mask network's plane drops darkness below this much per unit of stretch beyond 1: the
+#: stretched JPEG noise of a light ink (for yellow, stretched about 4.8x, below 97 levels; a gray
+#: or black ink, stretch 1, keeps everything). Chosen on coloured val/kanji crops (docs/colour.md).
+NOISE_LEVEL = 0.1
+#: ... and darkness below this anywhere: the faint blocky noise that 4:2:0 chroma leaves near
+#: coloured strokes made the mask network mark whole blocks (kanji in yellow at QF 20: mIoU 0.78).
+#: A higher floor (5 levels) erased the faint strokes of a pale drawing (val's feather: 0.86 -> 0.37).
+FAINT = 2.5 / 255.0
+#: Rows per band in the per-pixel steps.
+_ROWS = 512
+
+
+@dataclass
+class ColourPlane:
+    """A coloured layer ready for the networks.
+
+    Attributes:
+        gray: (H, W) float32 line plane in [0, 1] (white = 1), see the module doc.
+        direction: (H, W, 3) float32 ``u``: the darkness of each channel per unit of the line
+            plane's darkness (the ink's colour; its largest channel is 1 where the plane has the
+            ink's full stretch).
+        layout, dtype: the input's layout name and numpy dtype.
+        notes: remarks for people.
+    """
+
+    gray: np.ndarray
+    direction: np.ndarray
+    layout: str
+    dtype: np.dtype
+    notes: list[str]
+    mask_gray: np.ndarray | None = None
+
+
+def is_neutral(img: np.ndarray, spread: int = NEUTRAL_SPREAD) -> bool:
+    """True when a layer has no colour to keep: gray layouts, or RGB(A) whose channels differ by at
+    most ``spread`` 8-bit levels on every pixel that is not fully transparent."""
+    layout = layout_of(img)
+    if layout not in ("RGB", "RGBA"):
+        return True
+    limit = spread if img.dtype == np.uint8 else spread * 257
+    for y in range(0, img.shape[0], _ROWS):
+        band = img[y : y + _ROWS]
+        rgb = band[..., :3]
+        lo = np.minimum(np.minimum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
+        diff = _max3(rgb).astype(np.int32) - lo
+        if layout == "RGBA":
+            diff[band[..., 3] == 0] = 0
+        if int(diff.max()) > limit:
+            return False
+    return True
+
+
+def _darkness(img: np.ndarray) -> np.ndarray:
+    """RGB(A) layer -> (H, W, 3) float32 darkness ``1 - c`` of the colour on white, in [0, 1]."""
+    white = 255.0 if img.dtype == np.uint8 else 65535.0
+    d = np.subtract(white, img[..., :3], dtype=np.float32)
+    d *= np.float32(1.0 / white)
+    if img.shape[2] == 4:  # composited on white: the darkness scales with the alpha
+        d *= img[..., 3:4] * np.float32(1.0 / white)
+    return d
+
+
+def _max3(x: np.ndarray) -> np.ndarray:
+    """The largest of the first three channels (numpy's ``max(axis=2)`` is several times slower)."""
+    return np.maximum(np.maximum(x[..., 0], x[..., 1]), x[..., 2])
+
+
+def _box(x: np.ndarray, r: int) -> np.ndarray:
+    return cv2.boxFilter(x, -1, (2 * r + 1, 2 * r + 1), normalize=False, borderType=cv2.BORDER_CONSTANT)
+
+
+def prepare(img: np.ndarray) -> ColourPlane:
+    """An RGB(A) layer (uint8/uint16) -> its line plane and ink directions (see the module doc)."""
+    layout = layout_of(img)
+    if layout not in ("RGB", "RGBA"):
+        raise ValueError(f"colour.prepare needs an RGB or RGBA layer, got {layout}")
+    # Channels 0-2: the darkness d, channel 3: the luminance darkness 1 - Y.
+    dd = np.empty(img.shape[:2] + (4,), np.float32)
+    dd[..., :3] = _darkness(img)
+    wr, wg, wb = (np.float32(c) for c in LUMA_WEIGHTS)
+    dy = dd[..., 3]
+    np.multiply(dd[..., 0], wr, out=dy)
+    dy += dd[..., 1] * wg
+    dy += dd[..., 2] * wb
+    # Weights: every clearly-inked pixel alike (paper's faint ringing stays out). Weighting by the
+    # darkness instead favours stroke cores, whose 4:2:0 chroma is diluted: 0.1-0.4 dB worse.
+    w = _max3(dd) > np.float32(INK_DARKNESS)
+    wdd = dd * w[..., None]
+    dy = dy.copy()
+    del dd, w
+    # The whole drawing's ratio, then the wide windows', then the local ones', each leaning on the
+    # one before where it has little evidence.
+    sums = np.asarray(cv2.sumElems(wdd))
+    q_all = np.maximum(sums[:3] / sums[3], 0) if sums[3] > 0 else np.ones(3)
+    prior = np.float32(PRIOR_WEIGHT)
+    wide = _box(wdd, WIDE_RADIUS)
+    wide[..., :3] += prior * q_all.astype(np.float32)
+    wide[..., 3] += prior
+    local = _box(wdd, LOCAL_RADIUS)
+    del wdd
+    conf = np.clip(local[..., 3] * np.float32(1.0 / EVIDENCE), 0.0, 1.0)
+    q = local[..., :3]
+    q += prior * (wide[..., :3] / wide[..., 3:])
+    q /= local[..., 3:] + prior
+    del wide
+    np.maximum(q, 0.0, out=q)
+    # The stretch of the line plane: the ink's, where the window holds ink, fading to none (1) on
+    # paper far from any (whose JPEG noise the stretch would only amplify).
+    gain = np.clip(_max3(q), 1.0, MAX_GAIN)
+    gain -= 1.0
+    gain *= conf
+    gain += 1.0
+    dark = dy * gain
+    gray = np.clip(1.0 - dark, 0.0, 1.0)
+    # The mask network's plane: the same, without the faint darkness the stretch made out of
+    # JPEG noise, nor the faintest of all (see FAINT).
+    mask_gray = np.where(dark < np.float32(NOISE_LEVEL) * (gain - 1.0) + np.float32(FAINT), np.float32(1.0), gray)
+    del dark, conf, dy
+    # Darkness per unit of the line plane's darkness: the ink's colour, scaled back by the stretch.
+    direction = np.ascontiguousarray(q / gain[..., None])
+    del q, local
+    notes = ["colour input: lines found and restored on their darkness, colours kept per stroke"]
+    if layout == "RGBA":
+        notes.append("transparent pixels were composited on white before restoring")
+    return ColourPlane(gray=gray, direction=direction, layout=layout, dtype=img.dtype, notes=notes,
+                       mask_gray=mask_gray)
+
+
+def to_layer(gray: np.ndarray, direction: np.ndarray, layout: str, dtype, background: str = "white") -> np.ndarray:
+    """The restored line plane ``v'`` and the directions ``u`` -> an RGB(A) layer of ``dtype``.
+
+    The darkness is ``d = (1 - v') u`` (clipped to 0..1). ``white``: ``1 - d`` in the input's
+    layout (alpha opaque); ``transparent``: RGBA with alpha ``max(d)`` (the coverage) and colour
+    ``1 - d / max(d)`` (the ink), which laid over white is ``1 - d`` again.
+    """
+    dt = np.dtype(dtype)
+    white = np.iinfo(dt).max
+    h, w = gray.shape
+    transparent = background == "transparent"
+    channels = 4 if (transparent or layout == "RGBA") else 3
+    out = np.empty((h, w, channels), dtype=dt)
+    for y in range(0, h, _ROWS):
+        rows = slice(y, y + _ROWS)
+        d = np.subtract(1.0, gray[rows], dtype=np.float32)[..., None] * direction[rows]
+        np.clip(d, 0.0, 1.0, out=d)
+        if transparent:
+            alpha = _max3(d)
+            ink = 1.0 - d / np.maximum(alpha, np.float32(1e-6))[..., None]
+            a8 = quantize(alpha, dt)
+            out[rows, :, :3] = np.where((a8 == 0)[..., None], 0, quantize(ink, dt))
+            out[rows, :, 3] = a8
+        else:
+            out[rows, :, :3] = quantize(1.0 - d, dt)
+            if channels == 4:
+                out[rows, :, 3] = white
+    return out
