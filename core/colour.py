@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .imageio import LUMA_WEIGHTS, layout_of, quantize
+from .imageio import LUMA_WEIGHTS, has_transparency, layout_of, quantize
 
 __all__ = ["NEUTRAL_SPREAD", "ColourPlane", "is_neutral", "prepare", "to_layer"]
 
@@ -188,7 +188,7 @@ def prepare(img: np.ndarray) -> ColourPlane:
     direction = np.ascontiguousarray(q / gain[..., None])
     del q, local
     notes = ["colour input: lines found and restored on their darkness, colours kept per stroke"]
-    if layout == "RGBA":
+    if has_transparency(img):
         notes.append("transparent pixels were composited on white before restoring")
     return ColourPlane(gray=gray, direction=direction, layout=layout, dtype=img.dtype, notes=notes,
                        mask_gray=mask_gray)

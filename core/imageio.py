@@ -59,6 +59,7 @@ __all__ = [
     "GrayPlane",
     "ImageFile",
     "layout_of",
+    "has_transparency",
     "to_gray_float",
     "from_gray_float",
     "quantize",
@@ -130,6 +131,15 @@ class GrayPlane:
     notes: list[str]
 
 
+def has_transparency(img: np.ndarray) -> bool:
+    """True when the layer has an alpha channel (LA, RGBA) and some pixel is not fully opaque
+    (in row chunks, no full-size temporary)."""
+    if img.ndim != 3 or img.shape[2] not in (2, 4):
+        return False
+    white = 255 if img.dtype == np.uint8 else 65535
+    return any(bool((img[y : y + _CHUNK_ROWS, :, -1] < white).any()) for y in range(0, img.shape[0], _CHUNK_ROWS))
+
+
 def to_gray_float(img: np.ndarray) -> GrayPlane:
     """Convert a layer of any supported layout and depth to a gray float plane (see module doc).
 
@@ -159,7 +169,7 @@ def to_gray_float(img: np.ndarray) -> GrayPlane:
         np.clip(v, 0.0, 1.0, out=out[rows])
     if colour:
         notes.append("colour layer without colour (R = G = B): restored on its luminance (BT.601)")
-    if alpha:
+    if alpha and has_transparency(img):
         notes.append("transparent pixels were composited on white before restoring")
     return GrayPlane(gray=out, layout=layout, dtype=img.dtype, notes=notes)
 

@@ -165,21 +165,13 @@ def check_offered(welcome: Any, ensemble: int, fix: str) -> None:
         )
 
 
-#: The server's note when it composited alpha on white (``core.imageio``).
-_ALPHA_NOTE = "transparent pixels were composited on white"
-
-
-def layer_notes(notes: list[str], had_transparency: bool) -> list[str]:
-    """The server's notes that apply to this layer, each once and stripped: the alpha note only
-    when the sent pixels had some transparency (editor layers always carry an alpha channel, so
-    the server would otherwise say it for every opaque JPEG)."""
+def layer_notes(notes: list[str]) -> list[str]:
+    """The server's notes for the layer, each once and stripped (the server only sends notes that
+    apply to the layer it got, e.g. the alpha note only when some pixel was transparent)."""
     out: list[str] = []
     for note in notes:
         text = str(note).strip()
-        if not text or text in out:
-            continue
-        if not had_transparency and text.startswith(_ALPHA_NOTE):
-            continue
-        out.append(text)
+        if text and text not in out:
+            out.append(text)
     return out
 

@@ -271,21 +271,15 @@ def test_restore_whole_layer_adds_layers_and_keeps_the_source():
     assert doc.active is restored  # never the hidden mask layer
 
 
-def test_only_notes_that_apply_to_the_layer_are_kept():
-    """The server says "composited on white" for any alpha channel; an opaque layer (every JPEG)
-    does not get that note, a layer with transparent pixels does, and repeats go."""
-    note = "transparent pixels were composited on white before restoring"
+def test_the_servers_notes_are_shown_once_each():
+    """Repeated or blank notes go; the rest are kept in order."""
 
     def call(d, f, w, h, s):
-        return ServerAnswer(format=f, data=d, notes=[note, "JPEG quality about 30", "JPEG quality about 30"])
+        return ServerAnswer(format=f, data=d, notes=["JPEG quality about 30", " ", "JPEG quality about 30", "b"])
 
-    opaque = _gray_layer("Ink", Rect(0, 0, 4, 4), [10] * 16)
-    _, outcome = restore_layer(MemoryDocument(4, 4, [opaque]), opaque, Settings(), call)
-    assert outcome.notes == ["JPEG quality about 30"]
-    holes = _gray_layer("Ink", Rect(0, 0, 4, 4), [10] * 16)
-    holes.data[-1] = 0  # one transparent pixel
-    _, outcome = restore_layer(MemoryDocument(4, 4, [holes]), holes, Settings(), call)
-    assert outcome.notes == [note, "JPEG quality about 30"]
+    layer = _gray_layer("Ink", Rect(0, 0, 4, 4), [10] * 16)
+    _, outcome = restore_layer(MemoryDocument(4, 4, [layer]), layer, Settings(), call)
+    assert outcome.notes == ["JPEG quality about 30", "b"]
 
 
 def test_the_documents_jpeg_file_sends_its_table(tmp_path):

@@ -138,6 +138,18 @@ def test_transparent_layer_is_composited_on_white(restorer):
         assert any("composited on white" in n for n in res.notes)
 
 
+def test_an_opaque_alpha_channel_gets_no_compositing_note(restorer):
+    """Editors send every layer with alpha; only a layer with a transparent pixel gets the note, on
+    the gray path and on the colour path alike."""
+    brown = np.dstack([255 - (255 - IMG) * 0.6, 255 - (255 - IMG) * 0.8, 255 - (255 - IMG) * 0.95]).astype(np.uint8)
+    for rgb in (np.dstack([IMG] * 3), brown):
+        opaque = np.dstack([rgb, np.full(IMG.shape, 255, np.uint8)])
+        assert not any("composited" in n for n in restorer.restore(opaque).notes)
+        holes = opaque.copy()
+        holes[0, 0, 3] = 0
+        assert any("composited" in n for n in restorer.restore(holes).notes)
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
 def test_transparent_output(restorer, dtype):
     layers = layers_of(IMG, dtype)

@@ -41,7 +41,6 @@ __all__ = [
     "wire_to_krita",
     "crop",
     "is_transparent",
-    "has_transparency",
     "apply_coverage",
     "mask_to_graya8",
 ]
@@ -209,12 +208,6 @@ def is_transparent(data: bytes, wire_format: str) -> bool:
     """True when every pixel of a wire (or Krita, same alpha position) buffer has alpha 0."""
     alpha = _alpha_bytes(data, wire_format)
     return alpha.count(0) == len(alpha)
-
-
-def has_transparency(data: bytes, wire_format: str) -> bool:
-    """True when some pixel of a wire (or Krita) buffer is not fully opaque."""
-    alpha = _alpha_bytes(data, wire_format)
-    return alpha.count(255) != len(alpha)
 
 
 def apply_coverage(data: bytes, wire_format: str, coverage: bytes) -> bytes:

@@ -55,8 +55,6 @@ class Job:
         settings: the dialog's choices (checked).
         source_file: the document's file; when it is a JPEG, the client sends its quantization
             table along for the server's JPEG-consistency step.
-        transparent: whether the pixels sent have some transparency (the server's note about
-            compositing on white applies only then).
     """
 
     source: Layer
@@ -72,7 +70,6 @@ class Job:
     mask_name: str
     settings: Settings
     source_file: str = ""
-    transparent: bool = False
 
 
 @dataclass(frozen=True)
@@ -192,7 +189,6 @@ def prepare(doc: Document, layer: Layer | None, settings: Settings) -> Job:
         mask_name=m_name,
         settings=settings,
         source_file=doc.file_path,
-        transparent=pixels.has_transparency(data, fmt),
     )
 
 
@@ -232,7 +228,7 @@ def run_on_server(
         mask = pixels.mask_to_graya8(m)
         if job.coverage is not None:
             mask = pixels.apply_coverage(mask, "graya8", job.coverage)
-    notes = _shared.layer_notes(list(answer.notes), job.transparent)
+    notes = _shared.layer_notes(list(answer.notes))
     if job.converted_from:
         notes.append(f"The layer was converted from {job.converted_from} to {job.model}/{job.depth} for restoring.")
     if job.settings.add_mask_layer and answer.mask is None:

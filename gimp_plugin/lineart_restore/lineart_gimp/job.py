@@ -221,7 +221,7 @@ def run_restore(
         outcome = Outcome(
             format=layout.wire,
             qf_estimate=result.qf_estimate,
-            notes=errors.layer_notes(list(result.notes), _has_transparency(data, layout)),
+            notes=errors.layer_notes(list(result.notes)),
             timings=dict(result.timings),
         )
         editor.progress(1.0, "Adding layers")
@@ -244,15 +244,6 @@ def run_restore(
         editor.progress_end()
     editor.flush()
     return outcome
-
-
-def _has_transparency(data: bytes, layout: PixelLayout) -> bool:
-    """Whether some pixel read from the layer is not fully opaque (host-order samples)."""
-    if not layout.alpha:
-        return False
-    bpp = layout.channels * layout.sample_bytes
-    alpha = b"".join(data[bpp - layout.sample_bytes + i :: bpp] for i in range(layout.sample_bytes))
-    return alpha.count(255) != len(alpha)
 
 
 def _check_result(result: Any, src: SourceInfo, sent: PixelLayout) -> PixelLayout:
