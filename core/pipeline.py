@@ -957,6 +957,17 @@ class Restorer:
                              "edited or rescaled after decoding?), so the result was not made consistent with it")
             return None
         paper = None if mask_u8 is None else mask_u8 == 0
+        outside = jpeg_consistency.outside_share(restored, gray8, grid, paper)
+        if outside > jpeg_consistency.MAX_OUTSIDE:
+            # The restoration is far outside the last JPEG's boxes: an earlier save (or a resize
+            # between saves) made the damage, and the projection would bring it back.
+            first = jpeg_consistency.first_quality(gray8, grid)
+            what = (f"re-saved JPEG: first quality about {first[0]}, last {grid.qf}" if first is not None
+                    else f"the layer's last JPEG (quality {grid.qf}) did not make all of its damage (re-saved from a "
+                         "coarser JPEG on another grid, or resized after compression?)")
+            notes.append(f"{what}; the restoration lies outside that JPEG's quantization steps on "
+                         f"{100 * outside:.0f} % of the coefficients, so the consistency step was skipped")
+            return None
         _, share = jpeg_consistency.make_consistent(restored, gray8, grid, paper)
         if opts.threshold:
             for y in range(0, restored.shape[0], _FINISH_ROWS):
