@@ -80,12 +80,13 @@ def _save(img: np.ndarray, qf: int, rng: np.random.Generator, info: dict, key: s
 
 
 def degrade(clean: np.ndarray, rng: np.random.Generator, family: str | None = None,
-            qf_range: tuple[int, int] = (5, 95)) -> Degraded:
+            qf_range: tuple[int, int] = (5, 95), resave_range: tuple[int, int] = (30, 95)) -> Degraded:
     """Degrade ``clean`` (gray or RGB uint8) as one of :data:`FAMILIES` (drawn when None).
 
     * ``single``: one save at a quality from :func:`training.data.sample_qf`.
     * ``double_aligned`` / ``double_shifted``: saved, then saved again at an independent quality
-      (either may be higher), on the same grid or after a crop of 1-7 pixels on each side.
+      (``resave_range``; either may be higher), on the same grid or after a crop of 1-7 pixels
+      on each side.
     * ``resize_then_jpeg``: saved, resized (:data:`SCALE_RANGE`, a kernel of :data:`KERNELS`),
       saved again at quality 60-95.
     * ``resize_png``: saved, resized, kept as pixels (an export with no table).
@@ -104,7 +105,7 @@ def degrade(clean: np.ndarray, rng: np.random.Generator, family: str | None = No
             dy, dx = int(rng.integers(1, 8)), int(rng.integers(1, 8))
             img, ref = img[dy:, dx:], ref[dy:, dx:]
             info["shift"] = [dy, dx]
-        img = _save(np.ascontiguousarray(img), int(rng.integers(max(lo, 30), hi + 1)), rng, info, "qf2")
+        img = _save(np.ascontiguousarray(img), int(rng.integers(resave_range[0], resave_range[1] + 1)), rng, info, "qf2")
     elif family in ("resize_then_jpeg", "resize_png"):
         scale = float(np.exp(rng.uniform(np.log(SCALE_RANGE[0]), np.log(SCALE_RANGE[1]))))
         if abs(scale - 1) < 0.05:
