@@ -72,7 +72,7 @@ OUTSIDE_STEP = 0.25
 #: before the last save give at least 0.11.
 MAX_OUTSIDE = 0.05
 #: Blocks with lines looked at by :func:`outside_share` (a sample: the statistic is a share).
-OUTSIDE_SAMPLE = 4096
+OUTSIDE_SAMPLE = 1024
 #: An earlier table must be this much coarser than the last one (median over the lowest
 #: frequencies) to be looked for by :func:`first_quality`, and must reproduce at least this
 #: share of the sampled blocks after a simulated second save.
