@@ -46,7 +46,7 @@ def detection(restorer, opts, args) -> None:
                 d = degrade(c, np.random.default_rng([args.seed, si, k, fi]), fam, qf_range=(10, 40))
                 res = restorer.restore(d.image, opts)
                 n = counts.setdefault(fam, {"n": 0, "applied": 0, "skipped": 0, "none": 0, "coarser_first": 0,
-                                            "first_named": 0, "first_right": 0})
+                                            "coarser_skipped": 0, "first_named": 0, "first_right": 0})
                 n["n"] += 1
                 skipped = [x for x in res.notes if "consistency step was skipped" in x]
                 if res.jpeg_quality is not None:
@@ -57,15 +57,17 @@ def detection(restorer, opts, args) -> None:
                     n["none"] += 1
                 if fam == "double_aligned" and d.info["qf"] < d.info["qf2"]:
                     n["coarser_first"] += 1
+                    n["coarser_skipped"] += bool(skipped)
                     named = [x for x in skipped if "first quality about" in x]
                     if named:
                         n["first_named"] += 1
                         q = int(named[0].split("first quality about ")[1].split(",")[0])
                         n["first_right"] += abs(q - d.info["qf"]) <= 2
-    print("| family | inputs | step applied | step skipped | no table found | first quality named (right ±2) "
-          "of re-saves from a lower quality |\n|---|---:|---:|---:|---:|---|")
+    print("| family | inputs | step applied | step skipped | no table found | re-saves from a lower quality: "
+          "skipped / first quality named (right ±2) / all |\n|---|---:|---:|---:|---:|---|")
     for fam, n in counts.items():
-        first = f"{n['first_named']} ({n['first_right']}) of {n['coarser_first']}" if n["coarser_first"] else "–"
+        first = (f"{n['coarser_skipped']} / {n['first_named']} ({n['first_right']}) / {n['coarser_first']}"
+                 if n["coarser_first"] else "–")
         print(f"| {fam} | {n['n']} | {n['applied']} | {n['skipped']} | {n['none']} | {first} |")
     print(flush=True)
 

@@ -142,7 +142,9 @@ class RestoreOptions:
         jpeg_consistency: when the 8-bit layer still holds an unedited JPEG decoding (standard
             IJG tables, found in the pixels by :func:`core.jpeg_consistency.find_jpeg_grid`),
             project the result onto what that JPEG allows (see :mod:`core.jpeg_consistency`);
-            anything else is left as the networks made it.
+            anything else is left as the networks made it, and so is a layer whose damage that
+            JPEG did not make (re-saved from a coarser JPEG, resized between saves: the notes
+            say so; docs/wild.md).
         jpeg_table: the 64 luminance quantization steps (natural order) of the JPEG file the layer
             was decoded from, when the caller has the file (the command line reads them): the
             consistency step then uses that table, whatever encoder wrote it, instead of
