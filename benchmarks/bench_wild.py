@@ -8,7 +8,13 @@
    shipped, the same with the check taken out (``outside_share`` returning 0: the step applied
    as before), and the check's parts alone. Best of ``--repeat`` runs, one thread by default.
 
+3. Calibration (``--calibrate N``): for N val and N // 2 kanji crops (320 px) under fixed
+   degradations, the share :func:`core.jpeg_consistency.outside_share` measures on the
+   networks' result (step off), per degradation: smallest and largest over the crops, and the
+   PSNR with the step forced on (as before the check) and off.
+
     python benchmarks/bench_wild.py --detect 8 --crop 768 --images 3
+    python benchmarks/bench_wild.py --calibrate 5 --images 0
 """
 
 from __future__ import annotations
@@ -30,6 +36,54 @@ def _best(fn, repeat: int) -> float:
         fn()
         best = min(best, time.perf_counter() - t0)
     return best
+
+
+def _calibration_inputs(c: np.ndarray) -> dict:
+    from training.degrade import encode, resize
+
+    out = {f"single {q}": (encode(c, q), c) for q in (10, 20, 40, 75, 85, 90)}
+    for q1, q2 in ((20, 75), (30, 75), (30, 90), (40, 85), (10, 60), (50, 90), (40, 60), (90, 30)):
+        out[f"re-saved {q1} then {q2}"] = (encode(encode(c, q1), q2), c)
+    for q1, q2, (dy, dx) in ((30, 75, (3, 5)), (20, 90, (4, 4)), (40, 80, (1, 0))):
+        out[f"re-saved {q1} then {q2} after a crop of {dy},{dx}"] = (encode(encode(c, q1)[dy:, dx:], q2), c[dy:, dx:])
+    for q1, s, q2 in ((20, 0.75, 90), (30, 0.5, 85), (20, 1.5, 90), (20, 1.25, 80)):
+        out[f"QF {q1} resized x{s}, saved at {q2}"] = (encode(resize(encode(c, q1), s, "lanczos"), q2),
+                                                      resize(c, s, "lanczos"))
+    out["QF 20 cropped 3,5"] = (encode(c, 20)[3:, 5:], c[3:, 5:])
+    return out
+
+
+def calibration(restorer, args) -> None:
+    from benchmarks.compare_waifu2x import choose_crop, crop, pick_files
+    from core import jpeg_consistency as jc
+    from core.metrics import psnr
+    from core.pipeline import RestoreOptions
+    from training.data import load_drawing
+
+    rows: dict = {}
+    saved = jc.MAX_OUTSIDE
+    for folder, n in ((args.data, args.calibrate), (args.kanji, args.calibrate // 2)):
+        for path in pick_files(Path(folder), n):
+            full = load_drawing(path)
+            c = crop(full, choose_crop(full, 320))
+            for name, (img, ref) in _calibration_inputs(c).items():
+                grid = jc.find_jpeg_grid(img)
+                off = restorer.restore(img, RestoreOptions(jpeg_consistency=False))
+                jc.MAX_OUTSIDE = float("inf")
+                try:
+                    forced = restorer.restore(img, RestoreOptions())
+                finally:
+                    jc.MAX_OUTSIDE = saved
+                share = None if grid is None else jc.outside_share(off.image, img, grid, off.mask == 0)
+                rows.setdefault(name, []).append((share, psnr(ref, forced.image), psnr(ref, off.image)))
+    print("| input | crops with a table | outside share, min - max | PSNR, step forced on | PSNR, step off |")
+    print("|---|---:|---:|---:|---:|")
+    for name, r in rows.items():
+        sh = [x[0] for x in r if x[0] is not None]
+        span = f"{min(sh):.3f} - {max(sh):.3f}" if sh else "–"
+        print(f"| {name} | {len(sh)} of {len(r)} | {span} | {np.mean([x[1] for x in r]):.2f} | "
+              f"{np.mean([x[2] for x in r]):.2f} |", flush=True)
+    print(flush=True)
 
 
 def detection(restorer, opts, args) -> None:
@@ -82,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--detect", type=int, default=0, help="crops per set for the detection table (0: none)")
     p.add_argument("--kanji", default="/work/shared/data/kanji")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calibrate", type=int, default=0, help="val crops for the calibration table (0: none)")
     args = p.parse_args(argv)
     import torch
 
@@ -96,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     opts = RestoreOptions()
     if args.detect:
         detection(restorer, opts, args)
+    if args.calibrate:
+        calibration(restorer, args)
+    if not args.images:
+        return 0
     shipped = jc.outside_share
     rows = []
     for path in pick_files(Path(args.data), args.images):

@@ -64,12 +64,15 @@ _CHUNK = 16384
 #: in bands: ``benchmarks/bench_pipeline.py --parts 8192``). Blocks are independent, so the bands
 #: give the same result as one pass.
 _BAND_BLOCK_ROWS = 128
-#: A coefficient counts as outside its box when it is more than this share of a step beyond it.
+#: A coefficient counts as outside its box when it is more than this share of a step beyond it,
+#: and more than :data:`OUTSIDE_FLOOR` gray levels (at QF 85-90 a quarter step is under one gray
+#: level, less than a good restoration's own error).
 OUTSIDE_STEP = 0.25
-#: Largest share of outside coefficients for which the projection is still applied. Measured on
-#: 7 val/kanji crops (docs/wild.md): single JPEGs at QF 10-75 and a QF 90 JPEG re-saved at QF 30
-#: give at most 0.02; re-saves from a coarser quality (same or shifted grid) and JPEGs resized
-#: before the last save give at least 0.11.
+OUTSIDE_FLOOR = 3.0
+#: Largest share of outside coefficients for which the projection is still applied. Measured
+#: (docs/wild.md, ``benchmarks/bench_wild.py --calibrate``): single JPEGs at QF 10-90 and a QF 90
+#: JPEG re-saved at QF 30 stay below it; re-saves from a coarser quality (same or shifted grid)
+#: and JPEGs resized before the last save are above it.
 MAX_OUTSIDE = 0.05
 #: Blocks with lines looked at by :func:`outside_share` (a sample: the statistic is a share).
 OUTSIDE_SAMPLE = 1024
@@ -367,7 +370,8 @@ def outside_share(
     sample: int = OUTSIDE_SAMPLE, seed: int = 0,
 ) -> float:
     """Share of the DCT coefficients of ``restored`` that lie more than :data:`OUTSIDE_STEP` of a
-    step outside the quantization boxes of ``jpeg`` (trusted blocks with lines only).
+    step (and :data:`OUTSIDE_FLOOR` gray levels) outside the quantization boxes of ``jpeg``
+    (trusted blocks with lines only).
 
     Args:
         restored: ``(H, W)`` restoration, 0..1 (float) or 0..255 (uint8).
@@ -401,7 +405,7 @@ def outside_share(
     c = dct8(y - 128)
     k = k[ok]
     gap = (c - torch.clamp(c, (k - 0.5) * q, (k + 0.5) * q)).abs()
-    return float((gap > OUTSIDE_STEP * q).float().mean())
+    return float((gap > torch.clamp(OUTSIDE_STEP * q, min=OUTSIDE_FLOOR)).float().mean())
 
 
 @functools.lru_cache(maxsize=32)

@@ -31,7 +31,7 @@ def _resize(img: np.ndarray, s: float) -> np.ndarray:
     return cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_LANCZOS4)
 
 
-@pytest.mark.parametrize("qf", [10, 20, 40, 75])
+@pytest.mark.parametrize("qf", [10, 20, 40, 75, 90])
 def test_a_single_jpeg_keeps_the_clean_drawing_inside_its_steps(qf):
     clean = _clean()
     layer = _jpeg(clean, qf)
