@@ -61,7 +61,7 @@ def calibration(restorer, args) -> None:
     from training.data import load_drawing
 
     rows: dict = {}
-    saved = jc.MAX_OUTSIDE
+    saved = jc.max_outside
     for folder, n in ((args.data, args.calibrate), (args.kanji, args.calibrate // 2)):
         for path in pick_files(Path(folder), n):
             full = load_drawing(path)
@@ -69,11 +69,11 @@ def calibration(restorer, args) -> None:
             for name, (img, ref) in _calibration_inputs(c).items():
                 grid = jc.find_jpeg_grid(img)
                 off = restorer.restore(img, RestoreOptions(jpeg_consistency=False))
-                jc.MAX_OUTSIDE = float("inf")
+                jc.max_outside = lambda _grid: float("inf")
                 try:
                     forced = restorer.restore(img, RestoreOptions())
                 finally:
-                    jc.MAX_OUTSIDE = saved
+                    jc.max_outside = saved
                 share = None if grid is None else jc.outside_share(off.image, img, grid, off.mask == 0)
                 rows.setdefault(name, []).append((share, psnr(ref, forced.image), psnr(ref, off.image)))
     print("| input | crops with a table | outside share, min - max | PSNR, step forced on | PSNR, step off |")

@@ -69,11 +69,15 @@ _BAND_BLOCK_ROWS = 128
 #: level, less than a good restoration's own error).
 OUTSIDE_STEP = 0.25
 OUTSIDE_FLOOR = 3.0
-#: Largest share of outside coefficients for which the projection is still applied. Measured
-#: (docs/wild.md, ``benchmarks/bench_wild.py --calibrate``): single JPEGs at QF 10-90 and a QF 90
-#: JPEG re-saved at QF 30 stay below it; re-saves from a coarser quality (same or shifted grid)
-#: and JPEGs resized before the last save are above it.
+#: Largest share of outside coefficients for which the projection is still applied, for a last
+#: save at QF up to :data:`FINE_QF`, and above it (:func:`max_outside`). Measured (docs/wild.md,
+#: ``benchmarks/bench_wild.py --calibrate``): single JPEGs gave at most 0.022 up to QF 75 and
+#: 0.063 at QF 85-90; re-saves from a coarser quality (same or shifted grid) and JPEGs resized
+#: before the last save gave at least 0.088 (one re-save 40 then 60: 0.049) and 0.149 above QF 80
+#: (one JPEG shrunk x0.5 and saved at 85, where the step neither helps nor hurts: 0.080).
 MAX_OUTSIDE = 0.05
+MAX_OUTSIDE_FINE = 0.1
+FINE_QF = 80
 #: Blocks with lines looked at by :func:`outside_share` (a sample: the statistic is a share).
 OUTSIDE_SAMPLE = 1024
 #: An earlier table must be this much coarser than the last one (median over the lowest
@@ -365,6 +369,11 @@ def _project_band(
     return trusted, active.numel()
 
 
+def max_outside(grid: JpegGrid) -> float:
+    """The :func:`outside_share` above which the projection onto ``grid``'s boxes is skipped."""
+    return MAX_OUTSIDE_FINE if grid.qf > FINE_QF else MAX_OUTSIDE
+
+
 def outside_share(
     restored: torch.Tensor | np.ndarray, jpeg: np.ndarray, grid: JpegGrid, paper: np.ndarray | None = None,
     sample: int = OUTSIDE_SAMPLE, seed: int = 0,
@@ -380,7 +389,7 @@ def outside_share(
         paper: ``(H, W)`` bool, pixels the mask calls paper (blocks all paper are left out), or None.
 
     Returns:
-        The share (0..1); 0.0 when no block can be checked. Above :data:`MAX_OUTSIDE` the last
+        The share (0..1); 0.0 when no block can be checked. Above :func:`max_outside` the last
         JPEG did not make the damage, and the projection onto its boxes would undo the restoration.
     """
     r = restored if isinstance(restored, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(restored))

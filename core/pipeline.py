@@ -960,7 +960,7 @@ class Restorer:
             return None
         paper = None if mask_u8 is None else mask_u8 == 0
         outside = jpeg_consistency.outside_share(restored, gray8, grid, paper)
-        if outside > jpeg_consistency.MAX_OUTSIDE:
+        if outside > jpeg_consistency.max_outside(grid):
             # The restoration is far outside the last JPEG's boxes: an earlier save (or a resize
             # between saves) made the damage, and the projection would bring it back.
             first = jpeg_consistency.first_quality(gray8, grid)

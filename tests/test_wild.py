@@ -37,7 +37,7 @@ def test_a_single_jpeg_keeps_the_clean_drawing_inside_its_steps(qf):
     layer = _jpeg(clean, qf)
     grid = jc.find_jpeg_grid(layer)
     assert grid is not None and grid.qf == qf
-    assert jc.outside_share(clean, layer, grid) <= jc.MAX_OUTSIDE
+    assert jc.outside_share(clean, layer, grid) <= jc.max_outside(grid)
     assert jc.first_quality(layer, grid) is None  # no earlier save
 
 
@@ -47,7 +47,7 @@ def test_a_resaved_jpeg_is_found_with_its_first_quality(first, last):
     layer = _jpeg(_jpeg(clean, first), last)
     grid = jc.find_jpeg_grid(layer)
     assert grid is not None and grid.qf == last  # the search finds the last save only
-    assert jc.outside_share(clean, layer, grid) > jc.MAX_OUTSIDE
+    assert jc.outside_share(clean, layer, grid) > jc.max_outside(grid)
     found = jc.first_quality(layer, grid)
     assert found is not None and abs(found[0] - first) <= 2, found
 
@@ -57,7 +57,7 @@ def test_a_resave_at_a_coarser_quality_still_trusts_the_last_table():
     layer = _jpeg(_jpeg(clean, 90), 30)
     grid = jc.find_jpeg_grid(layer)
     assert grid is not None and grid.qf == 30
-    assert jc.outside_share(clean, layer, grid) <= jc.MAX_OUTSIDE
+    assert jc.outside_share(clean, layer, grid) <= jc.max_outside(grid)
 
 
 def test_a_resave_on_a_shifted_grid_is_found():
@@ -65,7 +65,7 @@ def test_a_resave_on_a_shifted_grid_is_found():
     layer = _jpeg(_jpeg(clean, 30)[3:, 5:], 75)
     grid = jc.find_jpeg_grid(layer)
     assert grid is not None and grid.qf == 75
-    assert jc.outside_share(clean[3:, 5:], layer, grid) > jc.MAX_OUTSIDE
+    assert jc.outside_share(clean[3:, 5:], layer, grid) > jc.max_outside(grid)
 
 
 def test_a_jpeg_resized_before_the_last_save_is_found():
@@ -73,7 +73,7 @@ def test_a_jpeg_resized_before_the_last_save_is_found():
     layer = _jpeg(_resize(_jpeg(clean, 20), 0.75), 90)
     grid = jc.find_jpeg_grid(layer)
     assert grid is not None and grid.qf == 90
-    assert jc.outside_share(_resize(clean, 0.75), layer, grid) > jc.MAX_OUTSIDE
+    assert jc.outside_share(_resize(clean, 0.75), layer, grid) > jc.max_outside(grid)
 
 
 def test_a_crop_at_an_odd_offset_and_a_png_export():
@@ -81,7 +81,7 @@ def test_a_crop_at_an_odd_offset_and_a_png_export():
     layer = _jpeg(clean, 10)[3:, 5:]  # (on this small crop the shifted grid is found at low QF only)
     grid = jc.find_jpeg_grid(layer)
     assert grid is not None and (grid.dy, grid.dx, grid.qf) == (5, 3, 10)
-    assert jc.outside_share(clean[3:, 5:], layer, grid) <= jc.MAX_OUTSIDE
+    assert jc.outside_share(clean[3:, 5:], layer, grid) <= jc.max_outside(grid)
     # a PNG of a resized JPEG: no table left, nothing to trust
     assert jc.find_jpeg_grid(_resize(_jpeg(clean, 30), 0.6)) is None
 
@@ -124,3 +124,9 @@ def test_pipeline_still_applies_the_step_on_a_single_jpeg(restorer):
     assert res.jpeg_quality == 20
     assert any("made consistent" in n for n in res.notes)
     assert not any("skipped" in n for n in res.notes)
+
+
+def test_the_threshold_is_looser_for_a_fine_last_save():
+    coarse = jc.find_jpeg_grid(_jpeg(_clean(), 75))
+    fine = jc.find_jpeg_grid(_jpeg(_clean(), 90))
+    assert jc.max_outside(coarse) == jc.MAX_OUTSIDE < jc.max_outside(fine) == jc.MAX_OUTSIDE_FINE
