@@ -82,6 +82,7 @@ __all__ = [
     "targets_markdown",
     "replace_between_markers",
     "doc_markers",
+    "run_waifu2x_cached",
     "wild_table",
     "wild_main",
     "main",
@@ -584,6 +585,20 @@ def run_waifu2x(python: str, in_dir: Path, out_dir: Path, archs, levels, threads
         return json.load(f)
 
 
+def run_waifu2x_cached(args: argparse.Namespace, inputs: dict[str, np.ndarray], in_dir: Path, w2x_dir: Path) -> dict:
+    """:func:`run_waifu2x` on ``in_dir``, keeping ``w2x_dir`` while its :func:`run_key` matches the
+    inputs and settings (the runner then resumes it model by model); a different key, or
+    ``--rerun-waifu2x``, wipes it first."""
+    key = run_key(inputs, args.arch, args.noise, args.threads)
+    stamp = w2x_dir / "run_key.txt"
+    if args.rerun_waifu2x or not (stamp.is_file() and stamp.read_text() == key):
+        if w2x_dir.exists():
+            shutil.rmtree(w2x_dir)
+        w2x_dir.mkdir(parents=True)
+        stamp.write_text(key)
+    return run_waifu2x(args.waifu2x_python, in_dir, w2x_dir, args.arch, args.noise, args.threads)
+
+
 def waifu2x_models_dir(python: str) -> str:
     """The ``models`` folder inside the waifu2x package of the venv whose interpreter is ``python``."""
     code = "import os, waifu2x; print(os.path.join(os.path.dirname(waifu2x.__file__), 'models'))"
@@ -818,14 +833,7 @@ def wild_main(args: argparse.Namespace) -> int:
         w2x["agreement_max_abs_with_chainer"] = agreement
         print(f"torch waifu2x against Chainer on {first}: max |diff| {agreement}", file=sys.stderr)
     else:
-        key = run_key(inputs, args.arch, args.noise, args.threads)
-        stamp = w2x_dir / "run_key.txt"
-        if args.rerun_waifu2x or not (stamp.is_file() and stamp.read_text() == key):
-            if w2x_dir.exists():
-                shutil.rmtree(w2x_dir)
-            w2x_dir.mkdir(parents=True)
-            stamp.write_text(key)
-        w2x = run_waifu2x(args.waifu2x_python, in_dir, w2x_dir, args.arch, args.noise, args.threads)
+        w2x = run_waifu2x_cached(args, inputs, in_dir, w2x_dir)
         for r in w2x["results"]:
             s, stem, fi = parse_input_name(r["file"])
             img = _read_gray(Path(r["output"]))
@@ -921,15 +929,8 @@ def main(argv: list[str] | None = None) -> int:
     # 3: waifu2x (Chainer, its own code). It is the slow part and does not depend on our models:
     # OUT/work/waifu2x is kept, tagged with a key of the inputs and settings, and the runner
     # resumes it model by model while the key matches (a different key wipes it first).
-    key = run_key(jpegs, args.arch, args.noise, args.threads)
-    stamp = w2x_dir / "run_key.txt"
-    if args.rerun_waifu2x or not (stamp.is_file() and stamp.read_text() == key):
-        if w2x_dir.exists():
-            shutil.rmtree(w2x_dir)
-        w2x_dir.mkdir(parents=True)
-        stamp.write_text(key)
     t0 = time.perf_counter()
-    w2x = run_waifu2x(args.waifu2x_python, in_dir, w2x_dir, args.arch, args.noise, args.threads)
+    w2x = run_waifu2x_cached(args, jpegs, in_dir, w2x_dir)
     print(f"waifu2x done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     w2x_out: dict[tuple[str, str], np.ndarray] = {}
     for r in w2x["results"]:
