@@ -82,6 +82,9 @@ __all__ = [
     "targets_markdown",
     "replace_between_markers",
     "doc_markers",
+    "run_waifu2x_cached",
+    "wild_table",
+    "wild_main",
     "main",
 ]
 
@@ -583,6 +586,20 @@ def run_waifu2x(python: str, in_dir: Path, out_dir: Path, archs, levels, threads
         return json.load(f)
 
 
+def run_waifu2x_cached(args: argparse.Namespace, inputs: dict[str, np.ndarray], in_dir: Path, w2x_dir: Path) -> dict:
+    """:func:`run_waifu2x` on ``in_dir``, keeping ``w2x_dir`` while its :func:`run_key` matches the
+    inputs and settings (the runner then resumes it model by model); a different key, or
+    ``--rerun-waifu2x``, wipes it first."""
+    key = run_key(inputs, args.arch, args.noise, args.threads)
+    stamp = w2x_dir / "run_key.txt"
+    if args.rerun_waifu2x or not (stamp.is_file() and stamp.read_text() == key):
+        if w2x_dir.exists():
+            shutil.rmtree(w2x_dir)
+        w2x_dir.mkdir(parents=True)
+        stamp.write_text(key)
+    return run_waifu2x(args.waifu2x_python, in_dir, w2x_dir, args.arch, args.noise, args.threads)
+
+
 def waifu2x_models_dir(python: str) -> str:
     """The ``models`` folder inside the waifu2x package of the venv whose interpreter is ``python``."""
     code = "import os, waifu2x; print(os.path.join(os.path.dirname(waifu2x.__file__), 'models'))"
@@ -631,6 +648,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="which results block of --doc to write: the one between <!-- compare_waifu2x:NAME:start --> "
                         "and its end marker (default %(default)s)")
     p.add_argument("--doc-image", help="also copy side_by_side.png here (e.g. docs/img/waifu2x_side_by_side.png)")
+    p.add_argument("--wild", action="store_true",
+                   help="JPEGs as they reach artists instead of one save per --qf: every drawing in every "
+                        "family of training.degrade (re-saved, resized, cropped, exported; first save at "
+                        "--wild-qf, fixed seeds); writes OUT/wild.md (docs/wild.md)")
+    p.add_argument("--wild-qf", nargs=2, type=int, default=[10, 40], metavar=("LO", "HI"),
+                   help="qualities of the first save in --wild (default 10 40)")
     p.add_argument("--rerun-waifu2x", action="store_true",
                    help="redo waifu2x even when OUT/work holds its (partial) outputs for identical inputs and settings")
     args = p.parse_args(argv)
@@ -705,8 +728,166 @@ def _restorer(args: argparse.Namespace):
     return Restorer.from_files(**{r: p or MODELS_DIR / shipped[r] for r, p in given.items()}, device="cpu")
 
 
+def wild_table(records: list[Record], before: dict | None = None) -> tuple[str, list[dict]]:
+    """The --wild table: per (set, family) the mean PSNR of the input, of waifu2x's best model
+    (chosen per set and family), of ours, ours − waifu2x, and the smallest ours − input over the
+    drawings; ``before`` (``{(set, family): mean PSNR}``) adds ours with the consistency step
+    applied as before the gating. Returns the Markdown and the target checks."""
+    summary = summarize(records)
+    cells, drawings = summary["cells"], summary["drawings"]
+    head = ("| set | family | input | waifu2x best | waifu2x | ours | ours − waifu2x | min over drawings of "
+            "ours − input |" + (" ours, consistency ungated |" if before else ""))
+    lines = [head, "|---|---|---:|---|---:|---:|---:|---:|" + ("---:|" if before else "")]
+    checks = []
+    for s in cells:
+        for fam in cells[s]:
+            c = cells[s][fam]
+            best = best_waifu2x(c)
+            ours, inp = c[OURS]["psnr"], c[JPEG]["psnr"]
+            w = c[best]["psnr"] if best else float("nan")
+            worst = min(d[fam][OURS] - d[fam][JPEG] for d in drawings[s].values() if fam in d)
+            name = FAMILY_NAMES[fam]
+            row = (f"| {s} | {name} | {inp:.2f} | {_fmt_method(best) if best else '–'} | {w:.2f} | {ours:.2f} | "
+                   f"{ours - w:+.2f} | {worst:+.2f} |")
+            if before:
+                row += f" {before[(s, fam)]:.2f} |"
+            lines.append(row)
+            checks.append({"target": f"{s} {name}: ours − waifu2x best ≥ 1 dB", "value": f"{ours - w:+.2f} dB",
+                           "ok": bool(ours - w >= 1.0)})
+            checks.append({"target": f"{s} {name}: ours ≥ input on every drawing", "value": f"{worst:+.2f} dB",
+                           "ok": bool(worst >= 0.0)})
+    return "\n".join(lines) + "\n", checks
+
+
+#: The --wild families as they are written in the table (the pseudo-QF of a record is the index).
+FAMILY_NAMES: dict[int, str] = {}
+
+
+def wild_main(args: argparse.Namespace) -> int:
+    """``--wild``: every drawing of every set degraded by each family of :mod:`training.degrade`
+    (fixed seeds), waifu2x (every requested model) and ours on the same pixels, scored against the
+    clean drawing put through the same geometry."""
+    import torch
+
+    from core import jpeg_consistency
+    from core.metrics import psnr, ssim
+    from core.pipeline import RestoreOptions
+    from training.degrade import FAMILIES, degrade
+
+    FAMILY_NAMES.update(enumerate(FAMILIES, start=1))
+    torch.set_num_threads(args.threads)
+    sets = [s for s in _sets(args) if not s.light]
+    restorer = _restorer(args)
+    out = Path(args.out)
+    work = out / "work"
+    in_dir, w2x_dir = work / "inputs", work / "waifu2x"
+    if in_dir.exists():
+        shutil.rmtree(in_dir)
+    in_dir.mkdir(parents=True)
+    inputs: dict[str, np.ndarray] = {}
+    refs: dict[str, np.ndarray] = {}
+    infos: dict[str, dict] = {}
+    for si, s in enumerate(sets):
+        for k, path in enumerate(pick_files(s.folder, args.images)):
+            full = _read_gray(path)
+            c = crop(full, choose_crop(full, args.crop))
+            for fi, fam in enumerate(FAMILIES, start=1):
+                d = degrade(c, np.random.default_rng([args.seed, si, k, fi]), fam, qf_range=tuple(args.wild_qf))
+                name = input_name(s.name, path.stem, fi)
+                inputs[name], refs[name], infos[name] = d.image, d.reference, d.info
+                _write_gray(in_dir / name, d.image)
+    print(f"{len(inputs)} wild inputs in {in_dir}", file=sys.stderr)
+    records = []
+    for name, img in inputs.items():
+        s, stem, fi = parse_input_name(name)
+        records.append(Record(s, stem, fi, JPEG, psnr(refs[name], img), ssim(refs[name], img), img.size))
+    if args.torch_waifu2x:
+        # waifu2x's graph in torch with its own .npz weights (benchmarks/waifu2x_torch.py): Chainer
+        # takes about 30 s per 256² input and model on a loaded 2-core machine. Chainer runs on
+        # the first input only, every model, to show that both give the same pixels.
+        from benchmarks import waifu2x_torch as wt
+
+        models_dir = waifu2x_models_dir(args.waifu2x_python)
+        first = min(inputs)
+        one = work / "chainer_check"
+        for d in (one / "in", one / "out"):
+            shutil.rmtree(d, ignore_errors=True)
+            d.mkdir(parents=True)
+        _write_gray(one / "in" / first, inputs[first])
+        w2x = run_waifu2x(args.waifu2x_python, one / "in", one / "out", args.arch, args.noise, args.threads)
+        chainer = {(r["arch"], r["noise"]): _read_gray(Path(r["output"])) for r in w2x["results"]}
+        agreement = {}
+        for arch in args.arch:
+            for level in args.noise:
+                model = wt.load_npz_model(wt.model_path(models_dir, arch, level), arch)
+                for name, img in inputs.items():
+                    s, stem, fi = parse_input_name(name)
+                    t0 = time.perf_counter()
+                    y = wt.denoise(model, img)
+                    sec = time.perf_counter() - t0
+                    ref = refs[name]
+                    records.append(Record(s, stem, fi, waifu2x_method(arch, level), psnr(ref, y), ssim(ref, y),
+                                          ref.size, sec))
+                    if name == first:
+                        agreement[f"{arch}/noise{level}"] = int(np.abs(chainer[(arch, level)].astype(int) - y).max())
+        w2x["agreement_max_abs_with_chainer"] = agreement
+        print(f"torch waifu2x against Chainer on {first}: max |diff| {agreement}", file=sys.stderr)
+    else:
+        w2x = run_waifu2x_cached(args, inputs, in_dir, w2x_dir)
+        for r in w2x["results"]:
+            s, stem, fi = parse_input_name(r["file"])
+            img = _read_gray(Path(r["output"]))
+            ref = refs[r["file"]]
+            records.append(Record(s, stem, fi, waifu2x_method(r["arch"], r["noise"]), psnr(ref, img),
+                                  ssim(ref, img), ref.size, r["seconds"]))
+    before: dict = {}
+    notes: dict[str, list[str]] = {}
+    opts = RestoreOptions(ensemble=args.ensemble)
+    for name, img in inputs.items():
+        s, stem, fi = parse_input_name(name)
+        ref = refs[name]
+        t0 = time.perf_counter()
+        res = restorer.restore(img, opts)
+        sec = time.perf_counter() - t0
+        records.append(Record(s, stem, fi, OURS, psnr(ref, res.image), ssim(ref, res.image), ref.size, sec))
+        notes[name] = [n for n in res.notes if "JPEG" in n or "consisten" in n]
+        saved = jpeg_consistency.max_outside
+        jpeg_consistency.max_outside = lambda _grid: float("inf")  # the step as it was before the check
+        try:
+            old = restorer.restore(img, opts).image
+        finally:
+            jpeg_consistency.max_outside = saved
+        before.setdefault((s, fi), []).append(psnr(ref, old))
+    before = {k: float(np.mean(v)) for k, v in before.items()}
+    table, checks = wild_table(records, before)
+    agree = w2x.get("agreement_max_abs_with_chainer")
+    env = (f"CPU: {_cpu_name()}, {args.threads} thread(s); load average {os.getloadavg()[0]:.1f} at the end. "
+           f"waifu2x {w2x.get('waifu2x')} / chainer {w2x.get('chainer')}"
+           + (f" (its graph run in torch with the same weights; on one input every model's output is within "
+              f"{max(agree.values())} gray level(s) of Chainer's)" if agree else "")
+           + f", models {', '.join(args.arch)} at noise "
+           f"{', '.join(map(str, args.noise))}. {len(inputs)} inputs: {args.images} drawing(s) per set, "
+           f"{args.crop} px crops, first save at QF {args.wild_qf[0]}-{args.wild_qf[1]}, seed {args.seed}.")
+    text = table + "\nTargets:\n\n" + targets_markdown(checks) + "\n" + env + "\n"
+    (out / "wild.md").write_text(text)
+    with open(out / "wild.json", "w") as f:
+        json.dump({"command": " ".join([Path(sys.executable).name, *sys.argv]), "inputs": infos, "notes": notes,
+                   "targets": checks, "environment": env, "records": [asdict(r) for r in records]}, f, indent=1,
+                  default=str)
+    if args.doc:
+        cmd = " ".join(["python", *sys.argv])
+        block = f"Measured with `{cmd}` on {time.strftime('%Y-%m-%d')}.\n\n{env}\n\n{table}\nTargets:\n\n" \
+                + targets_markdown(checks)
+        doc = Path(args.doc)
+        doc.write_text(replace_between_markers(doc.read_text(), block, args.doc_block))
+    print(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
+    if args.wild:
+        return wild_main(args)
     import torch
 
     torch.set_num_threads(args.threads)
@@ -748,15 +929,8 @@ def main(argv: list[str] | None = None) -> int:
     # 3: waifu2x (Chainer, its own code). It is the slow part and does not depend on our models:
     # OUT/work/waifu2x is kept, tagged with a key of the inputs and settings, and the runner
     # resumes it model by model while the key matches (a different key wipes it first).
-    key = run_key(jpegs, args.arch, args.noise, args.threads)
-    stamp = w2x_dir / "run_key.txt"
-    if args.rerun_waifu2x or not (stamp.is_file() and stamp.read_text() == key):
-        if w2x_dir.exists():
-            shutil.rmtree(w2x_dir)
-        w2x_dir.mkdir(parents=True)
-        stamp.write_text(key)
     t0 = time.perf_counter()
-    w2x = run_waifu2x(args.waifu2x_python, in_dir, w2x_dir, args.arch, args.noise, args.threads)
+    w2x = run_waifu2x_cached(args, jpegs, in_dir, w2x_dir)
     print(f"waifu2x done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     w2x_out: dict[tuple[str, str], np.ndarray] = {}
     for r in w2x["results"]:

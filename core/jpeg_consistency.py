@@ -20,6 +20,14 @@ the position of the 8x8 grid have to be read back from the decoded pixels.
 * :func:`recover_coefficients` undoes the decoder's clipping at 0 and 255 (line art is mostly
   clipped white) before reading ``k`` back, and trusts only the blocks whose pixels the
   recovered coefficients reproduce within one gray level.
+
+Before the projection is trusted, :func:`outside_share` checks its assumption on the result: if
+the last JPEG made the damage, the networks' restoration (close to the clean drawing) lies in
+or next to that JPEG's quantization boxes. When an earlier, coarser JPEG did the damage (a
+re-saved file, on the same grid or another) or the layer was resized between compression and
+the last save, the clean drawing is far outside those boxes, and so is a good restoration: the
+projection would pull it back towards the damaged input. :func:`first_quality` then tells, for
+a re-save on the same grid, which coarser IJG quality the first save had (docs/wild.md).
 """
 
 from __future__ import annotations
@@ -56,6 +64,27 @@ _CHUNK = 16384
 #: in bands: ``benchmarks/bench_pipeline.py --parts 8192``). Blocks are independent, so the bands
 #: give the same result as one pass.
 _BAND_BLOCK_ROWS = 128
+#: A coefficient counts as outside its box when it is more than this share of a step beyond it,
+#: and more than :data:`OUTSIDE_FLOOR` gray levels (at QF 85-90 a quarter step is under one gray
+#: level, less than a good restoration's own error).
+OUTSIDE_STEP = 0.25
+OUTSIDE_FLOOR = 3.0
+#: Largest share of outside coefficients for which the projection is still applied, for a last
+#: save at QF up to :data:`FINE_QF`, and above it (:func:`max_outside`). Measured (docs/wild.md,
+#: ``benchmarks/bench_wild.py --calibrate``): single JPEGs gave at most 0.022 up to QF 75 and
+#: 0.063 at QF 85-90; re-saves from a coarser quality (same or shifted grid) and JPEGs resized
+#: before the last save gave at least 0.088 (one re-save 40 then 60: 0.049) and 0.149 above QF 80
+#: (one JPEG shrunk x0.5 and saved at 85, where the step neither helps nor hurts: 0.080).
+MAX_OUTSIDE = 0.05
+MAX_OUTSIDE_FINE = 0.1
+FINE_QF = 80
+#: Blocks with lines looked at by :func:`outside_share` (a sample: the statistic is a share).
+OUTSIDE_SAMPLE = 1024
+#: An earlier table must be this much coarser than the last one (median over the lowest
+#: frequencies) to be looked for by :func:`first_quality`, and must reproduce at least this
+#: share of the sampled blocks after a simulated second save.
+FIRST_RATIO = 2.0
+FIRST_MIN_SHARE = 0.03
 
 
 def _dct_matrix() -> torch.Tensor:
@@ -338,3 +367,92 @@ def _project_band(
         y_all[idx] = y / 255.0
     restored[rows, cols] = _unblocks(y_all.reshape(nby, nbx, 64))
     return trusted, active.numel()
+
+
+def max_outside(grid: JpegGrid) -> float:
+    """The :func:`outside_share` above which the projection onto ``grid``'s boxes is skipped."""
+    return MAX_OUTSIDE_FINE if grid.qf > FINE_QF else MAX_OUTSIDE
+
+
+def outside_share(
+    restored: torch.Tensor | np.ndarray, jpeg: np.ndarray, grid: JpegGrid, paper: np.ndarray | None = None,
+    sample: int = OUTSIDE_SAMPLE, seed: int = 0,
+) -> float:
+    """Share of the DCT coefficients of ``restored`` that lie more than :data:`OUTSIDE_STEP` of a
+    step (and :data:`OUTSIDE_FLOOR` gray levels) outside the quantization boxes of ``jpeg``
+    (trusted blocks with lines only).
+
+    Args:
+        restored: ``(H, W)`` restoration, 0..1 (float) or 0..255 (uint8).
+        jpeg: ``(H, W)`` uint8, the layer it was made from.
+        grid: from :func:`find_jpeg_grid`.
+        paper: ``(H, W)`` bool, pixels the mask calls paper (blocks all paper are left out), or None.
+
+    Returns:
+        The share (0..1); 0.0 when no block can be checked. Above :func:`max_outside` the last
+        JPEG did not make the damage, and the projection onto its boxes would undo the restoration.
+    """
+    r = restored if isinstance(restored, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(restored))
+    scale = 1.0 if r.dtype == torch.uint8 else 255.0
+    px = _blocks(jpeg, grid.dy, grid.dx).reshape(-1, 64)
+    if px.shape[0] == 0:
+        return 0.0
+    keep = (px.amax(1) - px.amin(1)) > 2
+    if paper is not None:
+        keep &= ~_blocks(np.asarray(paper, dtype=bool), grid.dy, grid.dx, torch.bool).reshape(-1, 64).all(1)
+    idx = torch.nonzero(keep).flatten()
+    if idx.numel() == 0:
+        return 0.0
+    if idx.numel() > sample:
+        rng = np.random.default_rng(seed)
+        idx = idx[torch.from_numpy(rng.choice(idx.numel(), sample, replace=False))]
+    q = torch.as_tensor(grid.table, dtype=torch.float32).reshape(64)
+    k, ok = recover_coefficients(px[idx], q)
+    if not bool(ok.any()):
+        return 0.0
+    y = _blocks(r, grid.dy, grid.dx).reshape(-1, 64)[idx[ok]] * scale
+    c = dct8(y - 128)
+    k = k[ok]
+    gap = (c - torch.clamp(c, (k - 0.5) * q, (k + 0.5) * q)).abs()
+    return float((gap > torch.clamp(OUTSIDE_STEP * q, min=OUTSIDE_FLOOR)).float().mean())
+
+
+@functools.lru_cache(maxsize=32)
+def _coarser_tables(table_key: bytes) -> tuple[list[int], torch.Tensor | None]:
+    """IJG qualities whose tables are at least :data:`FIRST_RATIO` times as coarse as ``table``
+    over the lowest frequencies, and those tables stacked ``(T, 1, 8, 8)``."""
+    last = np.frombuffer(table_key, dtype=np.int64).astype(np.float64)
+    low = [0, 1, 8, 9, 16, 2, 10, 17, 24, 3]  # the lowest frequencies (natural order)
+    qfs = [q for q in range(1, 100) if np.median(ijg_table(q)[low] / last[low]) >= FIRST_RATIO]
+    if not qfs:
+        return [], None
+    return qfs, torch.as_tensor(np.stack([ijg_table(q) for q in qfs]), dtype=torch.float32).reshape(-1, 1, 8, 8)
+
+
+def first_quality(gray: np.ndarray, grid: JpegGrid, sample: int = 128, seed: int = 0) -> tuple[int, float] | None:
+    """The quality of an earlier, coarser JPEG save on the same grid, if the layer is a re-save.
+
+    Every IJG table at least :data:`FIRST_RATIO` times as coarse as the last one is tried: the
+    first save's coefficients are read back from the sampled blocks with it, decoded (rounded
+    and clipped as a decoder does), saved again with the last table and decoded; a table that
+    reproduces the layer's pixels (within one gray level) on a share of the blocks that no
+    single save reaches is the first save's. Of the tables that do equally well, the coarsest.
+
+    Returns:
+        ``(quality, share of blocks reproduced)``, or ``None`` (no coarser save on this grid found).
+    """
+    qfs, stack = _coarser_tables(np.asarray(grid.table, dtype=np.int64).reshape(64).tobytes())
+    if not qfs:
+        return None
+    blocks = _sample_textured(gray, grid.dy, grid.dx, sample, np.random.default_rng(seed))
+    if blocks.shape[0] < MIN_BLOCKS:
+        return None
+    q2 = torch.as_tensor(grid.table, dtype=torch.float32).reshape(64)
+    k1, _ = recover_coefficients(blocks, stack, iterations=2)
+    first = (idct8(k1 * stack.reshape(-1, 1, 64)) + 128).round().clamp(0, 255)
+    second = (idct8(torch.round(dct8(first - 128) / q2) * q2) + 128).round().clamp(0, 255)
+    share = ((second - blocks).abs() <= TOLERANCE).all(-1).float().mean(1)
+    best = float(share.max())
+    if best < FIRST_MIN_SHARE:
+        return None
+    return min(q for q, s in zip(qfs, share.tolist()) if s >= best - 0.02), best

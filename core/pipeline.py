@@ -136,7 +136,9 @@ class RestoreOptions:
         jpeg_consistency: when the 8-bit layer still holds an unedited JPEG decoding (standard
             IJG tables, found in the pixels by :func:`core.jpeg_consistency.find_jpeg_grid`),
             project the result onto what that JPEG allows (see :mod:`core.jpeg_consistency`);
-            anything else is left as the networks made it.
+            anything else is left as the networks made it, and so is a layer whose damage that
+            JPEG did not make (re-saved from a coarser JPEG, resized between saves: the notes
+            say so; docs/wild.md).
         jpeg_table: the 64 luminance quantization steps (natural order) of the JPEG file the layer
             was decoded from, when the caller has the file (the command line reads them): the
             consistency step then uses that table, whatever encoder wrote it, instead of
@@ -734,15 +736,26 @@ class Restorer:
                              "edited or rescaled after decoding?), so the result was not made consistent with it")
             return None
         paper = None if mask_u8 is None else mask_u8 == 0
-        _, share = jpeg_consistency.make_consistent(restored, gray8, grid, paper)
-        if opts.threshold:
-            for y in range(0, restored.shape[0], _FINISH_ROWS):
-                restored[y : y + _FINISH_ROWS] = threshold(restored[y : y + _FINISH_ROWS], opts.theta)
         source = (
             "the file's own quantization table, nearest IJG quality" if opts.jpeg_table is not None and not grid.standard
             else "the file's quantization table" if opts.jpeg_table is not None
             else "standard tables, found in its pixels"
         )
+        outside = jpeg_consistency.outside_share(restored, gray8, grid, paper)
+        if outside > jpeg_consistency.max_outside(grid):
+            # The restoration is far outside the last JPEG's boxes: an earlier save (or a resize
+            # between saves) made the damage, and the projection would bring it back.
+            first = jpeg_consistency.first_quality(gray8, grid)
+            what = (f"re-saved JPEG: first quality about {first[0]}, last {grid.qf}" if first is not None
+                    else f"the layer's last JPEG (quality {grid.qf}) did not make all of its damage (re-saved from a "
+                         "coarser JPEG on another grid, or resized after compression?)")
+            notes.append(f"{what}; the restoration lies outside that JPEG's quantization steps ({source}) on "
+                         f"{100 * outside:.0f} % of the coefficients, so the consistency step was skipped")
+            return None
+        _, share = jpeg_consistency.make_consistent(restored, gray8, grid, paper)
+        if opts.threshold:
+            for y in range(0, restored.shape[0], _FINISH_ROWS):
+                restored[y : y + _FINISH_ROWS] = threshold(restored[y : y + _FINISH_ROWS], opts.theta)
         notes.append(f"the layer is a JPEG of quality {grid.qf} ({source}); the result was "
                      f"made consistent with it on {100 * share:.0f} % of the blocks with lines")
         return grid.qf

@@ -166,6 +166,11 @@ def test_help_explains_everything():
 def test_a_jpeg_files_own_quantization_table_reaches_the_pipeline(models, tmp_path, monkeypatch):
     """The command line has the file, so the JPEG-consistency step gets the file's own table
     (any encoder's) instead of searching the IJG ones in the pixels."""
+    from core import jpeg_consistency
+
+    # These untrained test networks restore so badly that the check of docs/wild.md would skip
+    # the projection; this test is about the table reaching it, so the check is taken out.
+    monkeypatch.setattr(jpeg_consistency, "max_outside", lambda _grid: float("inf"))
     from core.pipeline import Restorer
 
     table = [min(255, 4 + 3 * i + 6 * j) for i in range(8) for j in range(8)]  # not an IJG table

@@ -423,3 +423,21 @@ def test_ensemble_sizes_are_the_pipelines():
         assert cw._parse_args(["--waifu2x-python", "py", "--out", "o", "--ensemble", str(n)]).ensemble == n
     with pytest.raises(SystemExit):
         cw._parse_args(["--waifu2x-python", "py", "--out", "o", "--ensemble", "3"])
+
+
+def test_wild_table_reports_each_family_and_checks_both_targets():
+    cw.FAMILY_NAMES.update({1: "single", 2: "double_aligned"})
+    R = cw.Record
+    recs = []
+    for f, (inp, w, ours) in {"a": (30.0, 38.0, 40.0), "b": (31.0, 39.0, 29.0)}.items():
+        recs += [R("val", f, 1, cw.JPEG, inp, 0.9, 100), R("val", f, 1, "waifu2x/vgg7/noise2", w, 0.9, 100),
+                 R("val", f, 1, "waifu2x/vgg7/noise1", w - 1, 0.9, 100), R("val", f, 1, cw.OURS, ours, 0.9, 100)]
+    recs += [R("val", "a", 2, m, p, 0.9, 100) for m, p in ((cw.JPEG, 30.0), ("waifu2x/vgg7/noise2", 35.0), (cw.OURS, 37.0))]
+    table, checks = cw.wild_table(recs, {("val", 1): 33.0, ("val", 2): 36.0})
+    row = next(line for line in table.splitlines() if "| single |" in line)
+    # means: input 30.5, waifu2x best (vgg7 n2) 38.5, ours 34.5; worst drawing ours − input: 29 − 31
+    assert "| 30.50 | vgg7 n2 | 38.50 | 34.50 | -4.00 | -2.00 | 33.00 |" in row
+    ok = {c["target"]: c["ok"] for c in checks}
+    assert ok == {"val single: ours − waifu2x best ≥ 1 dB": False, "val single: ours ≥ input on every drawing": False,
+                  "val double_aligned: ours − waifu2x best ≥ 1 dB": True,
+                  "val double_aligned: ours ≥ input on every drawing": True}

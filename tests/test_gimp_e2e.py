@@ -257,7 +257,12 @@ def test_a_jpeg_of_another_encoder_sends_its_table(gimp_run, server_url):
     with_table = _direct(server_url, case, source, w, h, source_file=case["file"])
     without = _direct(server_url, case, source, w, h)
     assert any("the file's own quantization table" in n for n in with_table.notes), with_table.notes
-    assert with_table.data != without.data
+    assert not any("JPEG" in n for n in without.notes), without.notes
+    # With these random-weight networks the restoration is so far from any JPEG that the check of
+    # docs/wild.md may skip the projection; its note still names the file's table (read, and
+    # tested against the pixels). Where the projection runs, it changes the result.
+    skipped = any("consistency step was skipped" in n for n in with_table.notes)
+    assert skipped or with_table.data != without.data
     assert raw["own_table-1.raw"] == with_table.data
 
 

@@ -489,9 +489,14 @@ def test_run_restore_adds_layers_in_one_undo_group(server_url, base, alpha, prec
     assert outcome.format == layout.wire
 
 
-def test_the_images_jpeg_file_table_reaches_the_server(server_url, tmp_path):
+def test_the_images_jpeg_file_table_reaches_the_server(server_url, tmp_path, monkeypatch):
     """An image opened from a JPEG of another encoder (a table no IJG quality gives): its table goes
     to the real server with the layer, whose result is made consistent with it."""
+    from core import jpeg_consistency
+
+    # These untrained test networks restore so badly that the check of docs/wild.md would skip
+    # the projection; this test is about the table reaching it, so the check is taken out.
+    monkeypatch.setattr(jpeg_consistency, "max_outside", lambda _grid: float("inf"))
     import dataclasses
 
     import numpy as np

@@ -221,10 +221,15 @@ def test_round_trip_equals_the_direct_pipeline(server, restorer, fmt, channels, 
     assert {"queue", "decode", "restore", "encode", "server_total", "pipeline.total"} <= set(res.timings)
 
 
-def test_a_jpeg_file_table_from_the_client_is_used(server, restorer, tmp_path):
+def test_a_jpeg_file_table_from_the_client_is_used(server, restorer, tmp_path, monkeypatch):
     """A JPEG written with another encoder's table (not an IJG one, so the pixels alone do not
     reveal it): the client reads the file's table and sends it, the server makes the result
     consistent with it; the same pixels with no file, or edited after decoding, are left alone."""
+    from core import jpeg_consistency
+
+    # These untrained test networks restore so badly that the check of docs/wild.md would skip
+    # the projection; this test is about the table reaching it, so the check is taken out.
+    monkeypatch.setattr(jpeg_consistency, "max_outside", lambda _grid: float("inf"))
     table = [min(255, 2 + (i % 8) + 3 * (i // 8)) for i in range(64)]
     path = tmp_path / "other_encoder.jpg"
     Image.fromarray(np.clip(drawing(96, 128, seed=5), 0, 255)).save(path, "JPEG", qtables=[table])

@@ -41,6 +41,8 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="share of synthetic drawings (default %(default)s)")
     p.add_argument("--light", dest="light_fraction", type=float, default=d.light_fraction,
                    help="share of patches with lightened lines, half of them grainy (default %(default)s)")
+    p.add_argument("--wild", dest="wild_fraction", type=float, default=d.wild_fraction,
+                   help="share of patches re-saved, resized, cropped or exported (training.degrade; default %(default)s)")
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate, cosine-decayed (default %(default)s)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--ckpt-minutes", type=float, default=d.ckpt_minutes, help="checkpoint period (default %(default)s)")

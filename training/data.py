@@ -11,9 +11,9 @@ import io
 import logging
 import os
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -26,12 +26,12 @@ log = logging.getLogger(__name__)
 __all__ = [
     "IMAGE_SUFFIXES",
     "DataError",
+    "PatchDataset",
+    "jpeg_degrade",
     "list_images",
     "load_drawing",
     "load_folder",
-    "jpeg_degrade",
     "sample_qf",
-    "PatchDataset",
     "validation_crops",
 ]
 
@@ -162,6 +162,9 @@ class PatchDataset(torch.utils.data.Dataset):
         synth_fraction: share of patches that are procedural drawings (training.synth).
         light_fraction: share of patches whose lines are made light: half of them with pencil
             grain, half flat (a light pen or a faded scan), so that flat grey is not taken for texture.
+        wild_fraction: share of patches degraded by :func:`training.degrade.degrade` (re-saved,
+            resized, cropped, exported) instead of one JPEG; their target is the clean drawing
+            put through the same geometry. The QF returned is the first save's.
         seed: base seed.
     """
 
@@ -172,6 +175,7 @@ class PatchDataset(torch.utils.data.Dataset):
     qf_range: tuple[int, int] = (5, 95)
     synth_fraction: float = 0.0
     light_fraction: float = 0.0
+    wild_fraction: float = 0.0
     seed: int = 0
 
     def __len__(self) -> int:
@@ -210,12 +214,24 @@ class PatchDataset(torch.utils.data.Dataset):
             clean = np.ascontiguousarray(clean)
         if rng.random() < self.light_fraction:
             clean = light_variant(clean, rng, grain=bool(rng.random() < 0.5))
+        to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).float().div_(255.0).unsqueeze(0)
+        c = self.crop
+        if self.wild_fraction and rng.random() < self.wild_fraction:
+            from .degrade import degrade
+
+            # A resize may halve the patch: degrade a patch twice as big, then crop.
+            big = np.pad(clean, ((0, size), (0, size)), mode="reflect") if min(clean.shape) >= size else clean
+            d = degrade(np.ascontiguousarray(big), rng, qf_range=self.qf_range)
+            img, ref = d.image, d.reference
+            if min(img.shape) < c:
+                pad = ((0, max(0, c - img.shape[0])), (0, max(0, c - img.shape[1])))
+                img, ref = np.pad(img, pad, constant_values=255), np.pad(ref, pad, constant_values=255)
+            y, x = int(rng.integers(img.shape[0] - c + 1)), int(rng.integers(img.shape[1] - c + 1))
+            return to_t(img[y : y + c, x : x + c]), to_t(ref[y : y + c, x : x + c]), torch.tensor(float(d.info["qf"]))
         qf = self.qf if self.qf is not None else sample_qf(rng, *self.qf_range)
         jpeg = jpeg_degrade(clean, qf)
         dy, dx = int(rng.integers(8)), int(rng.integers(8))  # shift the block grid inside the crop
-        c = self.crop
         jpeg, clean = jpeg[dy : dy + c, dx : dx + c], clean[dy : dy + c, dx : dx + c]
-        to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).float().div_(255.0).unsqueeze(0)
         return to_t(jpeg), to_t(clean), torch.tensor(float(qf))
 
 

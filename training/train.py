@@ -39,15 +39,15 @@ from tqdm import tqdm
 
 from core.backbones import build_backbone
 from core.equations import compose, gt_mask, masked_mse, threshold
+from core.errors import WeightsError
 from core.masknet import build_masknet
 from core.metrics import miou, psnr, ssim
 from core.device import cpu_has_native_bf16
-from core.errors import WeightsError
 from core.weights import load_model, read_metadata, save_model
 
 from .data import PatchDataset, jpeg_degrade, load_folder, validation_crops
 
-__all__ = ["TrainConfig", "ResumeError", "train", "restore_loss"]
+__all__ = ["ResumeError", "TrainConfig", "restore_loss", "train"]
 
 #: How the per-pixel restore loss becomes one number (see the module docstring).
 BALANCES = ("none", "log")
@@ -76,6 +76,7 @@ class TrainConfig:
     qf_max: int = 95
     synth_fraction: float = 0.3
     light_fraction: float = 0.15
+    wild_fraction: float = 0.0                 # re-saved / resized / cropped JPEGs (training.degrade)
     # mask network
     variant: str = "blind"                     # blind | qfmap | single
     # backbone
@@ -359,7 +360,7 @@ def train(cfg: TrainConfig) -> Path:
     images = load_folder(cfg.train_dirs, min_size=min(cfg.crop + 8, 64))
     ds = PatchDataset(images, crop=cfg.crop, qf=cfg.qf, qf_range=(cfg.qf_min, cfg.qf_max),
                       synth_fraction=cfg.synth_fraction, light_fraction=cfg.light_fraction,
-                      seed=cfg.seed * 1000 + rank)
+                      wild_fraction=cfg.wild_fraction, seed=cfg.seed * 1000 + rank)
     mask_model = None
     if cfg.task == "restore" and cfg.mode == "framework" and cfg.train_mask != "gt":
         mask_model = load_model(cfg.train_mask, device=device)
@@ -395,7 +396,7 @@ def train(cfg: TrainConfig) -> Path:
         save_model(model, out / "model.safetensors", training={
             "task": cfg.task, "steps": step, "hours": round(hours_now(), 4),
             "train_dirs": cfg.train_dirs, "synth_fraction": cfg.synth_fraction,
-            "light_fraction": cfg.light_fraction, "qf_range": [cfg.qf_min, cfg.qf_max], "qf": cfg.qf,
+            "light_fraction": cfg.light_fraction, "wild_fraction": cfg.wild_fraction, "qf_range": [cfg.qf_min, cfg.qf_max], "qf": cfg.qf,
             "crop": cfg.crop, "batch": cfg.batch * world, "lr": cfg.lr,
             "loss": ("cross_entropy" if cfg.task == "mask" else
                      "masked_mse" if cfg.mode == "framework" else cfg.loss),

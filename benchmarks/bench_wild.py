@@ -1,0 +1,186 @@
+"""What the consistency step's check finds, and what it costs (docs/wild.md).
+
+1. Detection (``--detect N``): N val and N kanji crops (256 px) in every family of
+   :mod:`training.degrade` (seeded), restored by the default pipeline; per family, how often the
+   grid search found a table, the step was applied or skipped, and (re-saves on the same grid
+   from a coarser quality) the first quality was named within 2 of the truth.
+2. Cost: on val crops saved once at QF 20 and re-saved (QF 30 then 75), the default pipeline as
+   shipped, the same with the check taken out (``outside_share`` returning 0: the step applied
+   as before), and the check's parts alone. Best of ``--repeat`` runs, one thread by default.
+
+3. Calibration (``--calibrate N``): for N val and N // 2 kanji crops (320 px) under fixed
+   degradations, the share :func:`core.jpeg_consistency.outside_share` measures on the
+   networks' result (step off), per degradation: smallest and largest over the crops, and the
+   PSNR with the step forced on (as before the check) and off.
+
+    python -m benchmarks.bench_wild --detect 8 --crop 768 --images 3
+    python -m benchmarks.bench_wild --calibrate 5 --images 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _best(fn, repeat: int) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _calibration_inputs(c: np.ndarray) -> dict:
+    from training.degrade import encode, resize
+
+    out = {f"single {q}": (encode(c, q), c) for q in (10, 20, 40, 75, 85, 90)}
+    for q1, q2 in ((20, 75), (30, 75), (30, 90), (40, 85), (10, 60), (50, 90), (40, 60), (90, 30)):
+        out[f"re-saved {q1} then {q2}"] = (encode(encode(c, q1), q2), c)
+    for q1, q2, (dy, dx) in ((30, 75, (3, 5)), (20, 90, (4, 4)), (40, 80, (1, 0))):
+        out[f"re-saved {q1} then {q2} after a crop of {dy},{dx}"] = (encode(encode(c, q1)[dy:, dx:], q2), c[dy:, dx:])
+    for q1, s, q2 in ((20, 0.75, 90), (30, 0.5, 85), (20, 1.5, 90), (20, 1.25, 80)):
+        out[f"QF {q1} resized x{s}, saved at {q2}"] = (encode(resize(encode(c, q1), s, "lanczos"), q2),
+                                                      resize(c, s, "lanczos"))
+    out["QF 20 cropped 3,5"] = (encode(c, 20)[3:, 5:], c[3:, 5:])
+    return out
+
+
+def calibration(restorer, args) -> None:
+    from benchmarks.compare_waifu2x import choose_crop, crop, pick_files
+    from core import jpeg_consistency as jc
+    from core.metrics import psnr
+    from core.pipeline import RestoreOptions
+    from training.data import load_drawing
+
+    rows: dict = {}
+    saved = jc.max_outside
+    for folder, n in ((args.data, args.calibrate), (args.kanji, args.calibrate // 2)):
+        for path in pick_files(Path(folder), n):
+            full = load_drawing(path)
+            c = crop(full, choose_crop(full, 320))
+            for name, (img, ref) in _calibration_inputs(c).items():
+                grid = jc.find_jpeg_grid(img)
+                off = restorer.restore(img, RestoreOptions(jpeg_consistency=False))
+                jc.max_outside = lambda _grid: float("inf")
+                try:
+                    forced = restorer.restore(img, RestoreOptions())
+                finally:
+                    jc.max_outside = saved
+                share = None if grid is None else jc.outside_share(off.image, img, grid, off.mask == 0)
+                rows.setdefault(name, []).append((share, psnr(ref, forced.image), psnr(ref, off.image)))
+    print("| input | crops with a table | outside share, min - max | PSNR, step forced on | PSNR, step off |")
+    print("|---|---:|---:|---:|---:|")
+    for name, r in rows.items():
+        sh = [x[0] for x in r if x[0] is not None]
+        span = f"{min(sh):.3f} - {max(sh):.3f}" if sh else "–"
+        print(f"| {name} | {len(sh)} of {len(r)} | {span} | {np.mean([x[1] for x in r]):.2f} | "
+              f"{np.mean([x[2] for x in r]):.2f} |", flush=True)
+    print(flush=True)
+
+
+def detection(restorer, opts, args) -> None:
+    from benchmarks.compare_waifu2x import choose_crop, crop, pick_files
+    from training.data import load_drawing
+    from training.degrade import FAMILIES, degrade
+
+    counts: dict = {}
+    for si, folder in enumerate((args.data, args.kanji)):
+        for k, path in enumerate(pick_files(Path(folder), args.detect)):
+            full = load_drawing(path)
+            c = crop(full, choose_crop(full, 256))
+            for fi, fam in enumerate(FAMILIES):
+                d = degrade(c, np.random.default_rng([args.seed, si, k, fi]), fam, qf_range=(10, 40))
+                res = restorer.restore(d.image, opts)
+                n = counts.setdefault(fam, {"n": 0, "applied": 0, "skipped": 0, "none": 0, "coarser_first": 0,
+                                            "coarser_skipped": 0, "first_named": 0, "first_right": 0})
+                n["n"] += 1
+                skipped = [x for x in res.notes if "consistency step was skipped" in x]
+                if res.jpeg_quality is not None:
+                    n["applied"] += 1
+                elif skipped:
+                    n["skipped"] += 1
+                else:
+                    n["none"] += 1
+                if fam == "double_aligned" and d.info["qf"] < d.info["qf2"]:
+                    n["coarser_first"] += 1
+                    n["coarser_skipped"] += bool(skipped)
+                    named = [x for x in skipped if "first quality about" in x]
+                    if named:
+                        n["first_named"] += 1
+                        q = int(named[0].split("first quality about ")[1].split(",")[0])
+                        n["first_right"] += abs(q - d.info["qf"]) <= 2
+    print("| family | inputs | step applied | step skipped | no table found | re-saves from a lower quality: "
+          "skipped / first quality named (right ±2) / all |\n|---|---:|---:|---:|---:|---|")
+    for fam, n in counts.items():
+        first = (f"{n['coarser_skipped']} / {n['first_named']} ({n['first_right']}) / {n['coarser_first']}"
+                 if n["coarser_first"] else "–")
+        print(f"| {fam} | {n['n']} | {n['applied']} | {n['skipped']} | {n['none']} | {first} |")
+    print(flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data", default="/work/shared/data/lineart/val")
+    p.add_argument("--images", type=int, default=3)
+    p.add_argument("--crop", type=int, default=768)
+    p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--detect", type=int, default=0, help="crops per set for the detection table (0: none)")
+    p.add_argument("--kanji", default="/work/shared/data/kanji")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--calibrate", type=int, default=0, help="val crops for the calibration table (0: none)")
+    args = p.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from benchmarks.compare_waifu2x import choose_crop, crop, pick_files
+    from core import jpeg_consistency as jc
+    from core.pipeline import RestoreOptions, Restorer
+    from training.data import load_drawing
+    from training.degrade import encode
+
+    restorer = Restorer.default(device="cpu")
+    opts = RestoreOptions()
+    if args.detect:
+        detection(restorer, opts, args)
+    if args.calibrate:
+        calibration(restorer, args)
+    if not args.images:
+        return 0
+    shipped = jc.outside_share
+    rows = []
+    for path in pick_files(Path(args.data), args.images):
+        full = load_drawing(path)
+        c = crop(full, choose_crop(full, args.crop))
+        for label, img in (("QF 20", encode(c, 20)), ("QF 30 then 75", encode(encode(c, 30), 75))):
+            restorer.restore(img, opts)  # warm-up
+            with_check = _best(lambda img=img: restorer.restore(img, opts), args.repeat)
+            jc.outside_share = lambda *a, **k: 0.0
+            try:
+                without = _best(lambda img=img: restorer.restore(img, opts), args.repeat)
+            finally:
+                jc.outside_share = shipped
+            grid = jc.find_jpeg_grid(img)
+            res = restorer.restore(img, opts)
+            t_out = _best(lambda r=res, i=img, g=grid: jc.outside_share(r.image, i, g, r.mask == 0), args.repeat)
+            t_first = _best(lambda i=img, g=grid: jc.first_quality(i, g), args.repeat)
+            rows.append((path.stem, label, with_check, without, t_out, t_first))
+    print("| drawing | input | pipeline, shipped (s) | without the check (s) | change | outside_share (ms) "
+          "| first_quality (ms) |\n|---|---|---:|---:|---:|---:|---:|")
+    for stem, label, a, b, o, f in rows:
+        print(f"| {stem} | {label} | {a:.3f} | {b:.3f} | {100 * (a / b - 1):+.1f} % | {1e3 * o:.1f} | {1e3 * f:.1f} |")
+    a = sum(r[2] for r in rows)
+    b = sum(r[3] for r in rows)
+    print(f"\nall inputs: {a:.2f} s shipped, {b:.2f} s without the check ({100 * (a / b - 1):+.1f} %); "
+          f"{args.crop} px crops, {args.threads} thread(s), best of {args.repeat}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,90 @@
+"""The degradation model of training.degrade: every family made with real encoders, seeded."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from core import jpeg_consistency as jc
+from training import degrade as dg
+from training.data import PatchDataset
+
+DATA = Path(__file__).parent / "data"
+
+
+def _clean() -> np.ndarray:
+    return np.array(Image.open(DATA / "val_crop_empty_tomb.png").convert("L"))
+
+
+@pytest.mark.parametrize("family", dg.FAMILIES)
+def test_every_family_is_made_and_is_reproducible(family):
+    clean = _clean()
+    a = dg.degrade(clean, np.random.default_rng(7), family)
+    b = dg.degrade(clean, np.random.default_rng(7), family)
+    assert a.info == b.info and np.array_equal(a.image, b.image) and np.array_equal(a.reference, b.reference)
+    assert a.info["family"] == family
+    assert a.image.dtype == np.uint8 and a.image.shape == a.reference.shape
+    assert not np.array_equal(a.image, a.reference)  # something was degraded
+
+
+def test_families_do_what_they_say():
+    clean = _clean()
+    rng = lambda: np.random.default_rng(3)
+    single = dg.degrade(clean, rng(), "single")
+    grid = jc.find_jpeg_grid(single.image)
+    assert grid is not None and grid.qf == single.info["qf"] and (grid.dy, grid.dx) == (0, 0)
+    # the PNG export keeps the JPEG's pixels, a crop moves the grid off 0
+    assert np.array_equal(dg.degrade(clean, rng(), "png_export").image, single.image)
+    crop = dg.degrade(clean, rng(), "crop")
+    dy, dx = crop.info["crop"]
+    assert np.array_equal(crop.image, single.image[dy:, dx:]) and np.array_equal(crop.reference, clean[dy:, dx:])
+    double = dg.degrade(clean, rng(), "double_aligned")
+    assert jc.find_jpeg_grid(double.image).qf == double.info["qf2"] or double.info["qf2"] > jc.MAX_QF
+    shifted = dg.degrade(clean, rng(), "double_shifted")
+    assert shifted.image.shape == clean[shifted.info["shift"][0]:, shifted.info["shift"][1]:].shape
+    for fam in ("resize_then_jpeg", "resize_png"):
+        r = dg.degrade(clean, rng(), fam)
+        s = r.info["scale"]
+        assert r.image.shape == (round(192 * s), round(192 * s))
+        assert np.array_equal(r.reference, dg.resize(clean, s, r.info["kernel"]))
+        assert ("qf2" in r.info) == (fam == "resize_then_jpeg")
+
+
+def test_rgb_saves_draw_a_chroma_subsampling():
+    rgb = np.repeat(_clean()[..., None], 3, axis=2)
+    rgb[..., 0] = np.minimum(255, rgb[..., 0].astype(int) + 60).astype(np.uint8)  # reddish lines
+    seen = set()
+    for seed in range(12):
+        d = dg.degrade(rgb, np.random.default_rng(seed), "single")
+        assert d.image.shape == rgb.shape and d.image.dtype == np.uint8
+        seen.add(d.info["qf_subsampling"])
+    assert seen == set(dg.SUBSAMPLINGS)
+    # 4:2:0 smears the colour more than 4:4:4 at the same quality
+    e = {s: np.abs(dg.encode(rgb, 90, s).astype(int) - rgb).mean() for s in (0, 2)}
+    assert e[2] > e[0]
+
+
+def test_validation_pairs_are_fixed_and_cover_every_family():
+    crops = [_clean(), _clean()[:128, :160]]
+    a = dg.validation_pairs(crops, seed=1)
+    b = dg.validation_pairs(crops, seed=1)
+    assert [d.info for d in a] == [d.info for d in b]
+    assert {d.info["family"] for d in a} == set(dg.FAMILIES) and len(a) == 2 * len(dg.FAMILIES)
+    assert [d.info for d in dg.validation_pairs(crops, seed=2)] != [d.info for d in a]
+
+
+def test_unknown_family_and_bad_image_are_refused():
+    with pytest.raises(ValueError, match="unknown degradation family"):
+        dg.degrade(_clean(), np.random.default_rng(0), "fax")
+    with pytest.raises(ValueError, match="gray or RGB"):
+        dg.encode(np.zeros((8, 8, 4), np.uint8), 50)
+
+
+def test_patch_dataset_mixes_in_wild_patches():
+    ds = PatchDataset([_clean()], crop=64, wild_fraction=1.0, seed=5)
+    for i in range(6):
+        jpeg, clean, qf = ds[i]
+        assert jpeg.shape == clean.shape == (1, 64, 64) and 5 <= float(qf) <= 95
+        j2, c2, _ = ds[i]
+        assert np.array_equal(jpeg.numpy(), j2.numpy()) and np.array_equal(clean.numpy(), c2.numpy())
