@@ -47,10 +47,14 @@ def main(argv: list[str] | None = None) -> int:
         model = load_model(shipped_path(role)).eval().requires_grad_(False)
         model = model.to(memory_format=torch.channels_last)
         nets[role] = (model, torch.compile(model, dynamic=False))
-    print(f"# torch {torch.__version__}, {args.threads} thread(s), bf16 autocast, channels_last; "
-          "s/MP = seconds per megapixel, first call = the compiling call of that shape")
-    print("| size | mask eager | mask compiled | mask first call | backbone eager | backbone compiled "
-          "| backbone first call |")
+    print(
+        f"# torch {torch.__version__}, {args.threads} thread(s), bf16 autocast, channels_last; "
+        "s/MP = seconds per megapixel, first call = the compiling call of that shape"
+    )
+    print(
+        "| size | mask eager | mask compiled | mask first call | backbone eager | backbone compiled "
+        "| backbone first call |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|")
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16), inductor_config.patch(freezing=True):
         for s in args.sizes:

@@ -51,8 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     backbone = load_model(shipped_path("restore")).eval()
 
     def planes(seeds, side):
-        return [drawing(side, seed=s, qf=q).astype(np.float32)[None, None] / 255
-                for s in seeds for q in (10, 20, 40, 60)]
+        return [
+            drawing(side, seed=s, qf=q).astype(np.float32)[None, None] / 255 for s in seeds for q in (10, 20, 40, 60)
+        ]
 
     def with_mask(xs):
         with torch.inference_mode():
@@ -60,8 +61,10 @@ def main(argv: list[str] | None = None) -> int:
 
     calib_x, test_x = planes(range(6), 256), planes(range(100, 103), 256)
     timed_x = planes([200], args.side)[:1]
-    data = {"mask": (mask_net, calib_x, test_x, timed_x),
-            "backbone": (backbone, with_mask(calib_x), with_mask(test_x), with_mask(timed_x))}
+    data = {
+        "mask": (mask_net, calib_x, test_x, timed_x),
+        "backbone": (backbone, with_mask(calib_x), with_mask(test_x), with_mask(timed_x)),
+    }
 
     class Reader(CalibrationDataReader):
         def __init__(self, xs):
@@ -93,8 +96,16 @@ def main(argv: list[str] | None = None) -> int:
             quant_pre_process(f32, pre, skip_symbolic_shape=True)
             # the usual care: the first and the last convolution (image in, logits/image out) stay fp32
             convs = [n.name for n in onnx.load(pre).graph.node if n.op_type in ("Conv", "ConvTranspose")]
-            quantize_static(pre, q8, Reader(calib), quant_format=QuantFormat.QDQ, activation_type=QuantType.QUInt8,
-                            weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=[convs[0], convs[-1]])
+            quantize_static(
+                pre,
+                q8,
+                Reader(calib),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                nodes_to_exclude=[convs[0], convs[-1]],
+            )
             s32 = ort.InferenceSession(f32, so, providers=["CPUExecutionProvider"])
             s8 = ort.InferenceSession(q8, so, providers=["CPUExecutionProvider"])
             ms32, ms8 = best_ms(s32, timed[0]), best_ms(s8, timed[0])

@@ -43,8 +43,9 @@ from benchmarks.common import ROOT, drawing
 REPEAT = 3
 
 
-def build_restorer(which: str, precision: str, channels_last: bool = True, mask_precision: str | None = None,
-                   engine: str = "auto"):
+def build_restorer(
+    which: str, precision: str, channels_last: bool = True, mask_precision: str | None = None, engine: str = "auto"
+):
     """``default``: shipped weights or random slim models; ``fbcnn_full``: the official-size FBCNN."""
     import torch
 
@@ -55,18 +56,32 @@ def build_restorer(which: str, precision: str, channels_last: bool = True, mask_
 
     torch.manual_seed(0)
     if which == "fbcnn_full":
-        return Restorer(baseline_model=build_backbone("fbcnn", "full", mode="baseline"), device="cpu",
-                        precision=precision, channels_last=channels_last, engine=engine), "random weights"
+        return Restorer(
+            baseline_model=build_backbone("fbcnn", "full", mode="baseline"),
+            device="cpu",
+            precision=precision,
+            channels_last=channels_last,
+            engine=engine,
+        ), "random weights"
     paths = {r: MODELS_DIR / f for r, f in DEFAULT_FILES.items()}
     if all(p.is_file() for p in paths.values()):
         models = [load_model(paths[r]) for r in ("mask", "restore", "baseline")]
         source = "shipped weights"
     else:
-        models = [build_masknet("blind", "slim"), build_backbone("drunet", "slim", mode="framework"),
-                  build_backbone("drunet", "slim", mode="baseline")]
+        models = [
+            build_masknet("blind", "slim"),
+            build_backbone("drunet", "slim", mode="framework"),
+            build_backbone("drunet", "slim", mode="baseline"),
+        ]
         source = "random weights (shipped files not present yet)"
-    return Restorer(*models, device="cpu", precision=precision, mask_precision=mask_precision,
-                    channels_last=channels_last, engine=engine), source
+    return Restorer(
+        *models,
+        device="cpu",
+        precision=precision,
+        mask_precision=mask_precision,
+        channels_last=channels_last,
+        engine=engine,
+    ), source
 
 
 def worker(args) -> None:
@@ -78,8 +93,7 @@ def worker(args) -> None:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    r, source = build_restorer(args.which, args.precision, not args.no_channels_last, args.mask_precision,
-                               args.engine)
+    r, source = build_restorer(args.which, args.precision, not args.no_channels_last, args.mask_precision, args.engine)
     mask = "none" if args.which == "fbcnn_full" else "learnt"
     img = drawing(args.size)
     if args.colour:
@@ -98,11 +112,20 @@ def worker(args) -> None:
             dt, cpu, best = time.perf_counter() - t, time.process_time() - c, res
     res = best
     out = {
-        "which": args.which, "source": source, "size": args.size, "precision": r.precision,
-        "mask_precision": r.mask_precision, "channels_last": r.channels_last, "seconds": dt,
-        "mps": args.size * args.size / 1e6 / dt, "cpu_seconds": cpu,
-        "mp_per_cpu_s": args.size * args.size / 1e6 / cpu, "tile": res.tile, "tiles": res.tiles,
-        "timings": res.timings, "runs": runs,
+        "which": args.which,
+        "source": source,
+        "size": args.size,
+        "precision": r.precision,
+        "mask_precision": r.mask_precision,
+        "channels_last": r.channels_last,
+        "seconds": dt,
+        "mps": args.size * args.size / 1e6 / dt,
+        "cpu_seconds": cpu,
+        "mp_per_cpu_s": args.size * args.size / 1e6 / cpu,
+        "tile": res.tile,
+        "tiles": res.tiles,
+        "timings": res.timings,
+        "runs": runs,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": torch.get_num_threads(),
         "engines": {role: m["engine"] for role, m in r.info()["models"].items()},
@@ -115,10 +138,34 @@ def worker(args) -> None:
     print("RESULT " + json.dumps(out))
 
 
-def measure(size: int, which="default", precision="auto", tile=None, threads=None, channels_last=True, save=None,
-            mask_precision=None, engine="auto", colour=False):
-    cmd = [sys.executable, "-m", "benchmarks.bench_pipeline", "--worker", "--size", str(size), "--which", which, "--precision", precision,
-           "--engine", engine, "--repeat", str(REPEAT)]
+def measure(
+    size: int,
+    which="default",
+    precision="auto",
+    tile=None,
+    threads=None,
+    channels_last=True,
+    save=None,
+    mask_precision=None,
+    engine="auto",
+    colour=False,
+):
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.bench_pipeline",
+        "--worker",
+        "--size",
+        str(size),
+        "--which",
+        which,
+        "--precision",
+        precision,
+        "--engine",
+        engine,
+        "--repeat",
+        str(REPEAT),
+    ]
     if colour:
         cmd += ["--colour"]
     if mask_precision:
@@ -155,14 +202,25 @@ def main() -> None:
     ap.add_argument("--save", help=argparse.SUPPRESS)
     ap.add_argument("--colour", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    ap.add_argument("--repeat", type=int, default=3,
-                    help="timed runs per measurement, best reported (default 3; 1 above 4 MP)")
+    ap.add_argument(
+        "--repeat", type=int, default=3, help="timed runs per measurement, best reported (default 3; 1 above 4 MP)"
+    )
     ap.add_argument("--quick", action="store_true", help="1024^2 only; skip 8192^2")
-    ap.add_argument("--parts", nargs="+", default=["precision", "sizes", "8192", "tiled", "reference", "colour"],
-                    choices=["precision", "sizes", "8192", "tiled", "reference", "colour"],
-                    help="which measurements to run (default: all)")
-    ap.add_argument("--reference-sizes", type=int, nargs="+", default=[1024], metavar="N",
-                    help="sizes for the official-size FBCNN reference (default: 1024; it is ~20x slower)")
+    ap.add_argument(
+        "--parts",
+        nargs="+",
+        default=["precision", "sizes", "8192", "tiled", "reference", "colour"],
+        choices=["precision", "sizes", "8192", "tiled", "reference", "colour"],
+        help="which measurements to run (default: all)",
+    )
+    ap.add_argument(
+        "--reference-sizes",
+        type=int,
+        nargs="+",
+        default=[1024],
+        metavar="N",
+        help="sizes for the official-size FBCNN reference (default: 1024; it is ~20x slower)",
+    )
     args = ap.parse_args()
     if args.worker:
         worker(args)
@@ -175,10 +233,14 @@ def main() -> None:
     from core.device import cpu_has_native_bf16
 
     sizes = [1024] if args.quick else [1024, 2048, 4096]
-    print(f"# bench_pipeline  {time.strftime('%Y-%m-%d %H:%M')}  python {platform.python_version()}  "
-          f"torch {torch.__version__}")
-    print(f"# CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
-          f"{args.threads or torch.get_num_threads()}, native bf16: {cpu_has_native_bf16()}")
+    print(
+        f"# bench_pipeline  {time.strftime('%Y-%m-%d %H:%M')}  python {platform.python_version()}  "
+        f"torch {torch.__version__}"
+    )
+    print(
+        f"# CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
+        f"{args.threads or torch.get_num_threads()}, native bf16: {cpu_has_native_bf16()}"
+    )
     print(f"# load average before: {load()}; best of {REPEAT} runs up to 4 MP, one run above")
 
     parts = set(args.parts) - ({"8192"} if args.quick else set())
@@ -187,8 +249,10 @@ def main() -> None:
     results = sizes_part(args, sizes) if "sizes" in parts else {}
     if "8192" in parts:
         res = measure(8192, threads=args.threads)
-        print(f"8192²: {res['mps']:.2f} MP/s ({res['mp_per_cpu_s']:.2f} MP/cpu-s), {res['seconds']:.1f} s, "
-              f"tile {res['tile']}, {res['tiles']} tiles, peak RSS {res['peak_rss_mb']:.0f} MB")
+        print(
+            f"8192²: {res['mps']:.2f} MP/s ({res['mp_per_cpu_s']:.2f} MP/cpu-s), {res['seconds']:.1f} s, "
+            f"tile {res['tile']}, {res['tiles']} tiles, peak RSS {res['peak_rss_mb']:.0f} MB"
+        )
     if "tiled" in parts:
         tiled_part(args)
     if "reference" in parts:
@@ -215,10 +279,14 @@ def precision_part(args) -> None:
     ]
     if cpu_has_native_bf16():
         variants += [
-            ("bf16 torch autocast channels_last (mask fp32)", dict(precision="bf16", mask_precision="fp32",
-                                                                   engine="torch", save="bf16")),
-            ("bf16 torch autocast channels_last (mask bf16)", dict(precision="bf16", mask_precision="bf16",
-                                                                   engine="torch", save="bf16all")),
+            (
+                "bf16 torch autocast channels_last (mask fp32)",
+                dict(precision="bf16", mask_precision="fp32", engine="torch", save="bf16"),
+            ),
+            (
+                "bf16 torch autocast channels_last (mask bf16)",
+                dict(precision="bf16", mask_precision="bf16", engine="torch", save="bf16all"),
+            ),
         ]
     ref32 = measure(1024, save=str(tmp / "bench_fp32.npy"), threads=args.threads, **torch32)
     for name, kw in variants:
@@ -228,8 +296,10 @@ def precision_part(args) -> None:
             if "save" in kw:
                 kw = dict(kw, save=str(tmp / f"bench_{kw['save']}.npy"))
             res = measure(1024, threads=args.threads, **kw)
-        print(f"{name:46} {res['mps']:6.2f} {res['mp_per_cpu_s']:8.2f} {res['seconds']:6.2f}  "
-              f"{res['timings']['mask']:.2f} / {res['timings']['restore']:.2f}")
+        print(
+            f"{name:46} {res['mps']:6.2f} {res['mp_per_cpu_s']:8.2f} {res['seconds']:6.2f}  "
+            f"{res['timings']['mask']:.2f} / {res['timings']['restore']:.2f}"
+        )
     if not cpu_has_native_bf16():
         print("bf16: skipped, this CPU has no native bf16 (emulated bf16 is many times slower than fp32)")
     a = np.load(tmp / "bench_fp32.npy").astype(int)
@@ -240,8 +310,10 @@ def precision_part(args) -> None:
         b = np.load(tmp / f"bench_{tag}.npy").astype(int)
         mb = np.load(tmp / f"bench_{tag}_mask.npy")
         d = np.abs(a - b)
-        print(f"{label} vs torch fp32 output: max {d.max()} gray levels, mean {d.mean():.4f}, "
-              f"pixels > 1 level {int((d > 1).sum())}, mask pixels differing {int((ma != mb).sum())} of {ma.size}")
+        print(
+            f"{label} vs torch fp32 output: max {d.max()} gray levels, mean {d.mean():.4f}, "
+            f"pixels > 1 level {int((d > 1).sum())}, mask pixels differing {int((ma != mb).sum())} of {ma.size}"
+        )
 
     for f in tmp.glob("bench_*.npy"):
         f.unlink()
@@ -249,15 +321,19 @@ def precision_part(args) -> None:
 
 def sizes_part(args, sizes) -> dict:
     print("\n## Whole pipeline, default models, auto precision and auto tile (fresh process per size)")
-    print(f"{'size':>6} {'MP/s':>6} {'MP/cpu-s':>8} {'s':>7} {'tile':>5} {'tiles':>5} {'peak RSS MB':>11}  "
-          "precision, engine")
+    print(
+        f"{'size':>6} {'MP/s':>6} {'MP/cpu-s':>8} {'s':>7} {'tile':>5} {'tiles':>5} {'peak RSS MB':>11}  "
+        "precision, engine"
+    )
     results = {}
     for s in sizes:
         res = measure(s, threads=args.threads)
         results[s] = res
-        print(f"{s:>5}² {res['mps']:6.2f} {res['mp_per_cpu_s']:8.2f} {res['seconds']:7.2f} {res['tile']:5d} {res['tiles']:5d} "
-              f"{res['peak_rss_mb']:11.0f}  {res['precision']} (mask {res['mask_precision']}), "
-              f"{res['engines'].get('restore', '?')}")
+        print(
+            f"{s:>5}² {res['mps']:6.2f} {res['mp_per_cpu_s']:8.2f} {res['seconds']:7.2f} {res['tile']:5d} {res['tiles']:5d} "
+            f"{res['peak_rss_mb']:11.0f}  {res['precision']} (mask {res['mask_precision']}), "
+            f"{res['engines'].get('restore', '?')}"
+        )
     first = results[sizes[0]]
     cost = ", ".join(f"{role} {b:.0f}" for role, b in first["tile_bytes_per_pixel"].items())
     print(f"models: {first['source']}; tile cost (activation bytes alive at once per pixel): {cost}")
@@ -274,8 +350,10 @@ def tiled_part(args) -> None:
     a = np.load(tmp / "bench_whole.npy").astype(int)
     b = np.load(tmp / "bench_tiled.npy").astype(int)
     flips = int((np.load(tmp / "bench_whole_mask.npy") != np.load(tmp / "bench_tiled_mask.npy")).sum())
-    print(f"whole (1 tile) vs {tiled['tiles']} tiles of 384 (overlap 128): max |diff| {np.abs(a - b).max()} gray "
-          f"levels, mask pixels differing {flips}")
+    print(
+        f"whole (1 tile) vs {tiled['tiles']} tiles of 384 (overlap 128): max |diff| {np.abs(a - b).max()} gray "
+        f"levels, mask pixels differing {flips}"
+    )
 
     for f in tmp.glob("bench_*.npy"):
         f.unlink()
@@ -286,10 +364,12 @@ def colour_part(args, sizes) -> None:
     for s in sizes[:2]:
         gray = measure(s, threads=args.threads)
         col = measure(s, threads=args.threads, colour=True)
-        print(f"{s:>5}² gray {gray['seconds']:.2f} s ({gray['cpu_seconds']:.2f} cpu-s), colour {col['seconds']:.2f} s "
-              f"({col['cpu_seconds']:.2f} cpu-s) -> colour costs {col['seconds'] / gray['seconds']:.2f}x by wall "
-              f"clock, {col['cpu_seconds'] / gray['cpu_seconds']:.2f}x per CPU-second (target <= 1.3x); "
-              f"colour steps: prepare {col['timings']['prepare']:.2f} s, finish {col['timings']['finish']:.2f} s")
+        print(
+            f"{s:>5}² gray {gray['seconds']:.2f} s ({gray['cpu_seconds']:.2f} cpu-s), colour {col['seconds']:.2f} s "
+            f"({col['cpu_seconds']:.2f} cpu-s) -> colour costs {col['seconds'] / gray['seconds']:.2f}x by wall "
+            f"clock, {col['cpu_seconds'] / gray['cpu_seconds']:.2f}x per CPU-second (target <= 1.3x); "
+            f"colour steps: prepare {col['timings']['prepare']:.2f} s, finish {col['timings']['finish']:.2f} s"
+        )
 
 
 def reference_part(args, results) -> None:
@@ -301,10 +381,12 @@ def reference_part(args, results) -> None:
         print(f"{s:>5}² default pipeline: {ours['mps']:.3f} MP/s ({ours['mp_per_cpu_s']:.3f} MP/cpu-s)")
         for prec in ("fp32", "bf16") if cpu_has_native_bf16() else ("fp32",):
             res = measure(s, which="fbcnn_full", precision=prec, threads=args.threads)
-            print(f"{s:>5}² FBCNN {prec}: {res['mps']:.3f} MP/s ({res['mp_per_cpu_s']:.3f} MP/cpu-s), "
-                  f"{res['seconds']:.1f} s, peak RSS {res['peak_rss_mb']:.0f} MB -> default pipeline is "
-                  f"{ours['mps'] / res['mps']:.1f}x faster by wall clock, "
-                  f"{ours['mp_per_cpu_s'] / res['mp_per_cpu_s']:.1f}x per CPU-second")
+            print(
+                f"{s:>5}² FBCNN {prec}: {res['mps']:.3f} MP/s ({res['mp_per_cpu_s']:.3f} MP/cpu-s), "
+                f"{res['seconds']:.1f} s, peak RSS {res['peak_rss_mb']:.0f} MB -> default pipeline is "
+                f"{ours['mps'] / res['mps']:.1f}x faster by wall clock, "
+                f"{ours['mp_per_cpu_s'] / res['mp_per_cpu_s']:.1f}x per CPU-second"
+            )
 
 
 if __name__ == "__main__":

@@ -98,10 +98,26 @@ def model_paths(tmp: Path) -> tuple[list[str], str]:
 
 def start_server(paths: list[str], device: str, log_path: Path, extra: list[str] = ()) -> tuple[subprocess.Popen, str]:
     """``python -m server`` with these models (and ``extra`` arguments), its log written to ``log_path``."""
-    cmd = [sys.executable, "-m", "server", "--no-token", "--port", "0", "--device", device,
-           "--mask-model", paths[0], "--restore-model", paths[1], "--baseline-model", paths[2],
-           "--max-jobs-per-client", "10", *extra]
-    log = open(log_path, "w")  # noqa: SIM115 - the server process writes it until it ends
+    cmd = [
+        sys.executable,
+        "-m",
+        "server",
+        "--no-token",
+        "--port",
+        "0",
+        "--device",
+        device,
+        "--mask-model",
+        paths[0],
+        "--restore-model",
+        paths[1],
+        "--baseline-model",
+        paths[2],
+        "--max-jobs-per-client",
+        "10",
+        *extra,
+    ]
+    log = open(log_path, "w")
     proc = subprocess.Popen(cmd, cwd=ROOT, stderr=log, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and proc.poll() is None:
@@ -118,7 +134,6 @@ def bench_overhead(url: str, restorer, worker, size: int, repeats: int) -> dict:
     more busy threads than cores, torch's CPU threading makes main-thread and worker-thread calls
     differ by far more than the server's overhead (measured here: up to 3x under load)."""
     from core.pipeline import RestoreOptions
-
     from server.app import CPU_TILE
 
     img = drawing(size, size, seed=1)
@@ -162,7 +177,9 @@ def run_threads(target, n: int) -> float:
 def bench_concurrency(url: str, restorer, worker, clients: int, requests: int, side: int) -> dict:
     from core.pipeline import RestoreOptions
 
-    images = {(c, r): drawing(side, side + 8 * c, seed=1000 + 100 * c + r) for c in range(clients) for r in range(requests)}
+    images = {
+        (c, r): drawing(side, side + 8 * c, seed=1000 + 100 * c + r) for c in range(clients) for r in range(requests)
+    }
     opts = RestoreOptions(background="transparent")
     want = {k: worker.submit(restorer.restore, img, opts).result().image.tobytes() for k, img in images.items()}
     got: dict = {}
@@ -173,8 +190,15 @@ def bench_concurrency(url: str, restorer, worker, clients: int, requests: int, s
             with client.Client(url, name=f"bench-{c}") as cl:
                 for r in range(requests):
                     img = images[(c, r)]
-                    res = cl.restore(img.tobytes(), img.shape[1], img.shape[0], "rgba8", {"background": "transparent"},
-                                     request_id=f"c{c}-r{r}", timeout=600)
+                    res = cl.restore(
+                        img.tobytes(),
+                        img.shape[1],
+                        img.shape[0],
+                        "rgba8",
+                        {"background": "transparent"},
+                        request_id=f"c{c}-r{r}",
+                        timeout=600,
+                    )
                     got[(c, r)] = (res.id, res.data)
         except Exception as e:  # counted and printed
             errors.append(f"client {c}: {e!r}")
@@ -224,7 +248,7 @@ def _reader(ws, replies: list) -> threading.Thread:
             for raw in ws:
                 msg = protocol.decode(raw)
                 replies.append(msg.code if isinstance(msg, protocol.Error) else msg.TYPE)
-        except Exception:  # noqa: BLE001 - the connection closed
+        except Exception:
             pass
 
     th = threading.Thread(target=run, daemon=True)
@@ -236,7 +260,7 @@ def hostile_messages() -> list[tuple[str, object]]:
     """(class, frame) pairs: every frame breaks a rule of docs/protocol.md, in 20 classes."""
     import msgpack
 
-    pk = lambda d: msgpack.packb(d, use_bin_type=True)  # noqa: E731
+    pk = lambda d: msgpack.packb(d, use_bin_type=True)
     restore = {"type": "restore", "v": 1, "id": "h", "width": 2, "height": 2, "format": "gray8", "data": b"\0" * 4}
     png_head = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR"
     classes = {
@@ -252,14 +276,27 @@ def hostile_messages() -> list[tuple[str, object]]:
         "unknown format": lambda i: pk({**restore, "format": f"cmyk{i}"}),
         "byte count": lambda i: pk({**restore, "data": b"\0" * 3}),
         "png garbage": lambda i: pk({**restore, "format": "png", "data": png_head + b"\0" * 20}),
-        "png bomb header": lambda i: pk({**restore, "format": "png", "width": 100000, "height": 100000,
-                                         "data": png_head + (100000).to_bytes(4, "big") * 2 + b"\x08\0\0\0\0junk"}),
+        "png bomb header": lambda i: pk(
+            {
+                **restore,
+                "format": "png",
+                "width": 100000,
+                "height": 100000,
+                "data": png_head + (100000).to_bytes(4, "big") * 2 + b"\x08\0\0\0\0junk",
+            }
+        ),
         "too many pixels": lambda i: pk({**restore, "width": 10**6, "height": 10**6}),
         "negative size": lambda i: pk({**restore, "width": -2}),
         "server-only message": lambda i: pk({"type": "progress", "v": 1, "id": "x", "fraction": 0.5}),
         "deep nesting": lambda i: pk({**restore, "options": {"mask": [[[[[[[[[[[1]]]]]]]]]]]}}),
-        "bad options": lambda i: pk({**restore, "options": [{"ensemble": 3}, {"jpeg_table": [1, 2]},
-                                                            {"theta": 999}, {"model": "../../etc/passwd"}][i % 4]}),
+        "bad options": lambda i: pk(
+            {
+                **restore,
+                "options": [{"ensemble": 3}, {"jpeg_table": [1, 2]}, {"theta": 999}, {"model": "../../etc/passwd"}][
+                    i % 4
+                ],
+            }
+        ),
         "long client name": lambda i: pk({"type": "hello", "v": 1, "client": "\n" * 5000}),
         "cancel unknown id": lambda i: pk({"type": "cancel", "v": 1, "id": f"nope\r{i}"}),
     }
@@ -285,8 +322,19 @@ def probe_hostile(url: str, log_path: Path, proc: subprocess.Popen) -> dict:
     log_before = log_path.stat().st_size
     messages = hostile_messages()
     huge = {f"opt{i:05d}" + "x" * 8192: 1 for i in range(4000)}  # ~32 MiB of unknown option names
-    big = msgpack.packb({"type": "restore", "v": 1, "id": "big\nFORGED", "width": 1, "height": 1, "format": "gray8",
-                         "data": b"\0", "options": huge}, use_bin_type=True)
+    big = msgpack.packb(
+        {
+            "type": "restore",
+            "v": 1,
+            "id": "big\nFORGED",
+            "width": 1,
+            "height": 1,
+            "format": "gray8",
+            "data": b"\0",
+            "options": huge,
+        },
+        use_bin_type=True,
+    )
     t = time.perf_counter()
     replies: list = []
     conns = [_raw(url) for _ in range(4)]
@@ -294,8 +342,20 @@ def probe_hostile(url: str, log_path: Path, proc: subprocess.Popen) -> dict:
     fresh = _raw(url, hello=False)  # requests before hello
     readers.append(_reader(fresh, replies))
     for i in range(20):
-        fresh.send(msgpack.packb({"type": "restore", "v": 1, "id": f"early{i}", "width": 1, "height": 1,
-                                  "format": "gray8", "data": b"\0"}, use_bin_type=True))
+        fresh.send(
+            msgpack.packb(
+                {
+                    "type": "restore",
+                    "v": 1,
+                    "id": f"early{i}",
+                    "width": 1,
+                    "height": 1,
+                    "format": "gray8",
+                    "data": b"\0",
+                },
+                use_bin_type=True,
+            )
+        )
     for i, (_, frame) in enumerate(messages):
         conns[i % 4].send(frame)
     for i in range(3):
@@ -315,9 +375,18 @@ def probe_hostile(url: str, log_path: Path, proc: subprocess.Popen) -> dict:
     for r in replies:
         counts[r] = counts.get(r, 0) + 1
     forged = sum(1 for line in log_path.read_text(errors="replace").splitlines() if line.startswith("2026 WARNING"))
-    return {"sent": sent, "classes": len({n for n, _ in messages}) + 2, "answered": len(replies), "expected": expected,
-            "counts": counts, "alive": proc.poll() is None, "same": before == after, "log_growth": growth,
-            "forged_lines": forged, "seconds": elapsed}
+    return {
+        "sent": sent,
+        "classes": len({n for n, _ in messages}) + 2,
+        "answered": len(replies),
+        "expected": expected,
+        "counts": counts,
+        "alive": proc.poll() is None,
+        "same": before == after,
+        "log_growth": growth,
+        "forged_lines": forged,
+        "seconds": elapsed,
+    }
 
 
 def probe_flood(url: str, proc: subprocess.Popen, clients: int = 4, per_client: int = 8, side: int = 8192) -> dict:
@@ -338,8 +407,9 @@ def probe_flood(url: str, proc: subprocess.Popen, clients: int = 4, per_client: 
         ws = _raw(url)
         try:
             for r in range(per_client):
-                frame = protocol.encode(protocol.Restore(id=f"c{c}r{r}", width=side, height=side, format="rgba8",
-                                                         data=data))
+                frame = protocol.encode(
+                    protocol.Restore(id=f"c{c}r{r}", width=side, height=side, format="rgba8", data=data)
+                )
                 ws.send(frame)
                 del frame
             seen: set = set()
@@ -362,8 +432,14 @@ def probe_flood(url: str, proc: subprocess.Popen, clients: int = 4, per_client: 
     counts: dict = {}
     for a in answers.values():
         counts[a] = counts.get(a, 0) + 1
-    return {"sent": clients * per_client, "answers": counts, "idle": idle, "peak": peak, "seconds": elapsed,
-            "after": rss_mb(proc.pid)[0]}
+    return {
+        "sent": clients * per_client,
+        "answers": counts,
+        "idle": idle,
+        "peak": peak,
+        "seconds": elapsed,
+        "after": rss_mb(proc.pid)[0],
+    }
 
 
 def probe_fair(url: str, big: int = 8192, small: int = 256, times: int = 3) -> dict:
@@ -377,8 +453,15 @@ def probe_fair(url: str, big: int = 8192, small: int = 256, times: int = 3) -> d
     def run_big() -> None:
         with client.Client(url, name="bench-big") as c:
             try:
-                c.restore(big_img.tobytes(), big, big, "rgba8", on_progress=lambda f: ticks.append((time.perf_counter(), f)),
-                          cancel=cancel, timeout=3600)
+                c.restore(
+                    big_img.tobytes(),
+                    big,
+                    big,
+                    "rgba8",
+                    on_progress=lambda f: ticks.append((time.perf_counter(), f)),
+                    cancel=cancel,
+                    timeout=3600,
+                )
                 outcome["big"] = "finished"
             except client.RequestCancelledError:
                 outcome["big"] = "cancelled"
@@ -404,8 +487,14 @@ def probe_fair(url: str, big: int = 8192, small: int = 256, times: int = 3) -> d
     t_cancel = time.perf_counter()
     cancel.set()
     th.join()
-    return {"small_s": small_s, "max_gap": max(gaps) if gaps else float("nan"), "progress_messages": len(ticks),
-            "fraction_when_cancelled": fraction, "cancel_s": outcome["cancel_done"] - t_cancel, "big": outcome["big"]}
+    return {
+        "small_s": small_s,
+        "max_gap": max(gaps) if gaps else float("nan"),
+        "progress_messages": len(ticks),
+        "fraction_when_cancelled": fraction,
+        "cancel_s": outcome["cancel_done"] - t_cancel,
+        "big": outcome["big"],
+    }
 
 
 def main() -> int:
@@ -417,8 +506,11 @@ def main() -> int:
     ap.add_argument("--side", type=int, default=96, help="side of the concurrency test's drawings")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--server-args", default="", help="more arguments for python -m server, e.g. '--max-queued-mb 256'")
-    ap.add_argument("--parts", default="concurrency,hostile,flood,fair,overhead",
-                    help="which parts to run, comma-separated (default: all)")
+    ap.add_argument(
+        "--parts",
+        default="concurrency,hostile,flood,fair,overhead",
+        help="which parts to run, comma-separated (default: all)",
+    )
     args = ap.parse_args()
     parts = set(args.parts.split(","))
     extra = args.server_args.split()
@@ -435,8 +527,10 @@ def main() -> int:
         proc, url = start_server(paths, args.device, log_path, extra)
         hostile = flood = fair = conc = ov = None
         try:
-            print(f"models: {which}; device: {args.device}; torch threads: {torch.get_num_threads()}; "
-                  f"cpus: {os.cpu_count()}")
+            print(
+                f"models: {which}; device: {args.device}; torch threads: {torch.get_num_threads()}; "
+                f"cpus: {os.cpu_count()}"
+            )
             with client.Client(url) as c:  # warm-up (first-call allocations) on both sides
                 warm = drawing(256, 256, seed=0)
                 c.restore(warm.tobytes(), 256, 256, "rgba8")
@@ -480,9 +574,11 @@ def main() -> int:
     if conc is not None:
         print()
         ok = report_concurrency(args, conc) and ok
-    print(f"server memory (RSS, MiB): idle baseline {base:.0f}; after the clients {after_conc:.0f} "
-          f"({after_conc - base:+.0f}, peak {peak_conc:.0f}); at the end {after_all:.0f} ({after_all - base:+.0f}, "
-          f"peak {peak_all:.0f})")
+    print(
+        f"server memory (RSS, MiB): idle baseline {base:.0f}; after the clients {after_conc:.0f} "
+        f"({after_conc - base:+.0f}, peak {peak_conc:.0f}); at the end {after_all:.0f} ({after_all - base:+.0f}, "
+        f"peak {peak_all:.0f})"
+    )
     if ov is not None:
         ok = report_overhead(args, ov) and ok
     return 0 if ok else 1
@@ -492,11 +588,15 @@ def report_hostile(r: dict, quiet: bool = False) -> bool:
     ok = r["alive"] and r["same"] and r["log_growth"] <= 2**20 and not r["forged_lines"]
     if quiet:
         return ok
-    print(f"hostile: {r['sent']} messages in {r['classes']} classes in {r['seconds']:.1f} s; answered "
-          f"{r['answered']} (at least {r['expected']} expected: {', '.join(f'{k} {v}' for k, v in sorted(r['counts'].items()))})")
-    print(f"  server alive {r['alive']}; reference job identical before and after {r['same']}; log growth "
-          f"{r['log_growth'] / 1024:.1f} KiB (target <= 1024); forged lines {r['forged_lines']}  {'PASS' if ok else 'FAIL'}",
-          flush=True)
+    print(
+        f"hostile: {r['sent']} messages in {r['classes']} classes in {r['seconds']:.1f} s; answered "
+        f"{r['answered']} (at least {r['expected']} expected: {', '.join(f'{k} {v}' for k, v in sorted(r['counts'].items()))})"
+    )
+    print(
+        f"  server alive {r['alive']}; reference job identical before and after {r['same']}; log growth "
+        f"{r['log_growth'] / 1024:.1f} KiB (target <= 1024); forged lines {r['forged_lines']}  {'PASS' if ok else 'FAIL'}",
+        flush=True,
+    )
     return ok
 
 
@@ -506,11 +606,16 @@ def report_flood(r: dict, quiet: bool = False) -> bool:
     ok = r["peak"] - r["idle"] <= 1536 and refused + accepted == r["sent"]
     if quiet:
         return ok
-    print(f"queue flood: {r['sent']} messages of 256 MiB in {r['seconds']:.1f} s: queued {accepted}, "
-          f"queue_full {refused}, other {sum(r['answers'].values()) - refused - accepted}, "
-          f"unanswered {r['sent'] - sum(r['answers'].values())}")
-    print(f"  RSS idle {r['idle']:.0f} MiB, peak {r['peak']:.0f} MiB ({r['peak'] - r['idle']:+.0f}, target <= +1536), "
-          f"after {r['after']:.0f} MiB  {'PASS' if ok else 'FAIL'}", flush=True)
+    print(
+        f"queue flood: {r['sent']} messages of 256 MiB in {r['seconds']:.1f} s: queued {accepted}, "
+        f"queue_full {refused}, other {sum(r['answers'].values()) - refused - accepted}, "
+        f"unanswered {r['sent'] - sum(r['answers'].values())}"
+    )
+    print(
+        f"  RSS idle {r['idle']:.0f} MiB, peak {r['peak']:.0f} MiB ({r['peak'] - r['idle']:+.0f}, target <= +1536), "
+        f"after {r['after']:.0f} MiB  {'PASS' if ok else 'FAIL'}",
+        flush=True,
+    )
     return ok
 
 
@@ -518,18 +623,25 @@ def report_fair(r: dict, quiet: bool = False) -> bool:
     ok = max(r["small_s"]) <= 3.0
     if quiet:
         return ok
-    print(f"fair turns: 256^2 requests sent while an 8192^2 one ran: {', '.join(f'{s:.2f} s' for s in r['small_s'])} "
-          f"(target <= 3 s)  {'PASS' if ok else 'FAIL'}")
-    print(f"  the 8192^2 job: {r['progress_messages']} progress messages, longest gap {r['max_gap']:.2f} s; "
-          f"cancelled at {r['fraction_when_cancelled']:.0%}, answered in {r['cancel_s']:.2f} s ({r['big']})", flush=True)
+    print(
+        f"fair turns: 256^2 requests sent while an 8192^2 one ran: {', '.join(f'{s:.2f} s' for s in r['small_s'])} "
+        f"(target <= 3 s)  {'PASS' if ok else 'FAIL'}"
+    )
+    print(
+        f"  the 8192^2 job: {r['progress_messages']} progress messages, longest gap {r['max_gap']:.2f} s; "
+        f"cancelled at {r['fraction_when_cancelled']:.0%}, answered in {r['cancel_s']:.2f} s ({r['big']})",
+        flush=True,
+    )
     return ok
 
 
 def report_concurrency(args, conc: dict) -> bool:
     ok = conc["received"] == conc["expected"] == conc["matching"] and not conc["errors"]
     print(f"{args.clients} clients x {args.requests} requests ({args.side}px drawings), in {conc['seconds']:.1f} s:")
-    print(f"  replies {conc['received']}/{conc['expected']}, matching their request {conc['matching']}, "
-          f"lost {conc['expected'] - conc['received']}, errors {len(conc['errors'])}  {'PASS' if ok else 'FAIL'}")
+    print(
+        f"  replies {conc['received']}/{conc['expected']}, matching their request {conc['matching']}, "
+        f"lost {conc['expected'] - conc['received']}, errors {len(conc['errors'])}  {'PASS' if ok else 'FAIL'}"
+    )
     for e in conc["errors"][:5]:
         print("   ", e)
     return ok
@@ -543,8 +655,10 @@ def report_overhead(args, ov: dict) -> bool:
     print(f"  direct pipeline {ov['direct']:.2f} s  {[f'{v:.2f}' for v in ov['direct_all']]}")
     print(f"  through server  {ov['server']:.2f} s  {[f'{v:.2f}' for v in ov['server_all']]}")
     print(f"  overhead {overhead:+.1f} %   (target: <= +10 %)  {'PASS' if overhead <= 10 else 'FAIL'}")
-    print(f"  transport (client wall - server time): {ov['transport'] * 1000:.0f} ms = "
-          f"{ov['transport'] * 1000 / mp:.1f} ms/MP; pixels identical to direct: {ov['identical']}")
+    print(
+        f"  transport (client wall - server time): {ov['transport'] * 1000:.0f} ms = "
+        f"{ov['transport'] * 1000 / mp:.1f} ms/MP; pixels identical to direct: {ov['identical']}"
+    )
     return overhead <= 10
 
 

@@ -45,8 +45,10 @@ def _calibration_inputs(c: np.ndarray) -> dict:
     for q1, q2, (dy, dx) in ((30, 75, (3, 5)), (20, 90, (4, 4)), (40, 80, (1, 0))):
         out[f"re-saved {q1} then {q2} after a crop of {dy},{dx}"] = (encode(encode(c, q1)[dy:, dx:], q2), c[dy:, dx:])
     for q1, s, q2 in ((20, 0.75, 90), (30, 0.5, 85), (20, 1.5, 90), (20, 1.25, 80)):
-        out[f"QF {q1} resized x{s}, saved at {q2}"] = (encode(resize(encode(c, q1), s, "lanczos"), q2),
-                                                      resize(c, s, "lanczos"))
+        out[f"QF {q1} resized x{s}, saved at {q2}"] = (
+            encode(resize(encode(c, q1), s, "lanczos"), q2),
+            resize(c, s, "lanczos"),
+        )
     out["QF 20 cropped 3,5"] = (encode(c, 20)[3:, 5:], c[3:, 5:])
     return out
 
@@ -79,8 +81,11 @@ def calibration(restorer, args) -> None:
     for name, r in rows.items():
         sh = [x[0] for x in r if x[0] is not None]
         span = f"{min(sh):.3f} - {max(sh):.3f}" if sh else "–"
-        print(f"| {name} | {len(sh)} of {len(r)} | {span} | {np.mean([x[1] for x in r]):.2f} | "
-              f"{np.mean([x[2] for x in r]):.2f} |", flush=True)
+        print(
+            f"| {name} | {len(sh)} of {len(r)} | {span} | {np.mean([x[1] for x in r]):.2f} | "
+            f"{np.mean([x[2] for x in r]):.2f} |",
+            flush=True,
+        )
     print(flush=True)
 
 
@@ -97,8 +102,19 @@ def detection(restorer, opts, args) -> None:
             for fi, fam in enumerate(FAMILIES):
                 d = degrade(c, np.random.default_rng([args.seed, si, k, fi]), fam, qf_range=(10, 40))
                 res = restorer.restore(d.image, opts)
-                n = counts.setdefault(fam, {"n": 0, "applied": 0, "skipped": 0, "none": 0, "coarser_first": 0,
-                                            "coarser_skipped": 0, "first_named": 0, "first_right": 0})
+                n = counts.setdefault(
+                    fam,
+                    {
+                        "n": 0,
+                        "applied": 0,
+                        "skipped": 0,
+                        "none": 0,
+                        "coarser_first": 0,
+                        "coarser_skipped": 0,
+                        "first_named": 0,
+                        "first_right": 0,
+                    },
+                )
                 n["n"] += 1
                 skipped = [x for x in res.notes if "consistency step was skipped" in x]
                 if res.jpeg_quality is not None:
@@ -115,11 +131,16 @@ def detection(restorer, opts, args) -> None:
                         n["first_named"] += 1
                         q = int(named[0].split("first quality about ")[1].split(",")[0])
                         n["first_right"] += abs(q - d.info["qf"]) <= 2
-    print("| family | inputs | step applied | step skipped | no table found | re-saves from a lower quality: "
-          "skipped / first quality named (right ±2) / all |\n|---|---:|---:|---:|---:|---|")
+    print(
+        "| family | inputs | step applied | step skipped | no table found | re-saves from a lower quality: "
+        "skipped / first quality named (right ±2) / all |\n|---|---:|---:|---:|---:|---|"
+    )
     for fam, n in counts.items():
-        first = (f"{n['coarser_skipped']} / {n['first_named']} ({n['first_right']}) / {n['coarser_first']}"
-                 if n["coarser_first"] else "–")
+        first = (
+            f"{n['coarser_skipped']} / {n['first_named']} ({n['first_right']}) / {n['coarser_first']}"
+            if n["coarser_first"]
+            else "–"
+        )
         print(f"| {fam} | {n['n']} | {n['applied']} | {n['skipped']} | {n['none']} | {first} |")
     print(flush=True)
 
@@ -171,14 +192,18 @@ def main(argv: list[str] | None = None) -> int:
             t_out = _best(lambda r=res, i=img, g=grid: jc.outside_share(r.image, i, g, r.mask == 0), args.repeat)
             t_first = _best(lambda i=img, g=grid: jc.first_quality(i, g), args.repeat)
             rows.append((path.stem, label, with_check, without, t_out, t_first))
-    print("| drawing | input | pipeline, shipped (s) | without the check (s) | change | outside_share (ms) "
-          "| first_quality (ms) |\n|---|---|---:|---:|---:|---:|---:|")
+    print(
+        "| drawing | input | pipeline, shipped (s) | without the check (s) | change | outside_share (ms) "
+        "| first_quality (ms) |\n|---|---|---:|---:|---:|---:|---:|"
+    )
     for stem, label, a, b, o, f in rows:
         print(f"| {stem} | {label} | {a:.3f} | {b:.3f} | {100 * (a / b - 1):+.1f} % | {1e3 * o:.1f} | {1e3 * f:.1f} |")
     a = sum(r[2] for r in rows)
     b = sum(r[3] for r in rows)
-    print(f"\nall inputs: {a:.2f} s shipped, {b:.2f} s without the check ({100 * (a / b - 1):+.1f} %); "
-          f"{args.crop} px crops, {args.threads} thread(s), best of {args.repeat}")
+    print(
+        f"\nall inputs: {a:.2f} s shipped, {b:.2f} s without the check ({100 * (a / b - 1):+.1f} %); "
+        f"{args.crop} px crops, {args.threads} thread(s), best of {args.repeat}"
+    )
     return 0
 
 

@@ -31,8 +31,14 @@ def drawing(side: int, seed: int = 0, qf: int = 20) -> np.ndarray:
     img = np.full((side, side), 255, np.uint8)
     for _ in range(side * side // 6000):
         p = rng.integers(0, side, size=(2, 2))
-        cv2.line(img, tuple(map(int, p[0])), tuple(map(int, p[1])), int(rng.integers(0, 120)),
-                 int(rng.integers(1, 4)), cv2.LINE_AA)
+        cv2.line(
+            img,
+            tuple(map(int, p[0])),
+            tuple(map(int, p[1])),
+            int(rng.integers(0, 120)),
+            int(rng.integers(1, 4)),
+            cv2.LINE_AA,
+        )
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, qf])
     return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
 
@@ -41,6 +47,12 @@ def gain_row(name: str, qf: int, off: list[float], on: list[float], *extra: str)
     """``| set | QF | mean off | mean on | mean gain / worst crop's gain | extra... |`` (PSNR dB), the row
     the on/off benchmarks of one pipeline step print (jpeg_consistency, ink_normalization)."""
     gain = np.subtract(on, off)
-    cells = [name, str(qf), f"{np.mean(off):.2f}", f"{np.mean(on):.2f}", f"{gain.mean():+.2f} / {gain.min():+.2f}",
-             *extra]
+    cells = [
+        name,
+        str(qf),
+        f"{np.mean(off):.2f}",
+        f"{np.mean(on):.2f}",
+        f"{gain.mean():+.2f} / {gain.min():+.2f}",
+        *extra,
+    ]
     return "| " + " | ".join(cells) + " |"

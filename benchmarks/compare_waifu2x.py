@@ -160,8 +160,10 @@ def choose_crop(clean: np.ndarray, size: int, stride: int = 8) -> tuple[int, int
         choice is deterministic.
     """
     if not isinstance(clean, np.ndarray) or clean.dtype != np.uint8 or clean.ndim != 2:
-        raise ValueError(f"choose_crop takes a 2-D uint8 image, got {getattr(clean, 'dtype', type(clean))} "
-                         f"{getattr(clean, 'shape', '')}")
+        raise ValueError(
+            f"choose_crop takes a 2-D uint8 image, got {getattr(clean, 'dtype', type(clean))} "
+            f"{getattr(clean, 'shape', '')}"
+        )
     if size < 1 or stride < 1:
         raise ValueError(f"size and stride must be >= 1, got size={size}, stride={stride}")
     h, w = clean.shape
@@ -347,12 +349,10 @@ def markdown_table(summary: dict, speed_ref: str | None = None) -> str:
     per = per_drawing_margins(summary)
     if per:
         qfs = sorted({q for d in per.values() for q in d})
-        rows = ["| set | drawing | " + " | ".join(f"QF {q}" for q in qfs) + " |",
-                "|---|---|" + "---:|" * len(qfs)]
+        rows = ["| set | drawing | " + " | ".join(f"QF {q}" for q in qfs) + " |", "|---|---|" + "---:|" * len(qfs)]
         for (s, f), d in per.items():
             rows.append(f"| {s} | {f} | " + " | ".join("–" if q not in d else f"{d[q]:+.2f}" for q in qfs) + " |")
-        out += ("\n\nPer drawing: ours − waifu2x best (the model of that set and QF), PSNR dB:\n\n"
-                + "\n".join(rows))
+        out += "\n\nPer drawing: ours − waifu2x best (the model of that set and QF), PSNR dB:\n\n" + "\n".join(rows)
     speed = summary.get("speed", {})
     if speed:
         ref = speed_ref or OURS
@@ -402,24 +402,38 @@ def check_targets(summary: dict, light_sets, margin_db: float = 1.0, speedup: fl
                 continue
             m = c[OURS]["psnr"] - c[best]["psnr"]
             margins[(s, q)] = m
-            checks.append({"target": f"{s} QF {q}: ours − waifu2x best ({_fmt_method(best)}) ≥ {margin_db:g} dB",
-                           "value": f"{m:+.2f} dB", "ok": bool(m >= margin_db)})
+            checks.append(
+                {
+                    "target": f"{s} QF {q}: ours − waifu2x best ({_fmt_method(best)}) ≥ {margin_db:g} dB",
+                    "value": f"{m:+.2f} dB",
+                    "ok": bool(m >= margin_db),
+                }
+            )
     for (s, q), m in margins.items():
         if s not in light:
             continue
         others = {o: mo for (o, qo), mo in margins.items() if qo == q and o not in light}
         if others:
             worst = max(others.values())
-            checks.append({"target": f"{s} QF {q}: margin larger than on {', '.join(sorted(others))}",
-                           "value": f"{m:+.2f} dB vs {worst:+.2f} dB (largest other)", "ok": bool(m > worst)})
+            checks.append(
+                {
+                    "target": f"{s} QF {q}: margin larger than on {', '.join(sorted(others))}",
+                    "value": f"{m:+.2f} dB vs {worst:+.2f} dB (largest other)",
+                    "ok": bool(m > worst),
+                }
+            )
     speed = summary.get("speed", {})
     ours = speed.get(OURS, {}).get("seconds_per_mp")
     for meth in sorted(speed):
         if ours and meth.startswith("waifu2x-torch/"):
             r = speed[meth]["seconds_per_mp"] / ours
-            checks.append({"target": f"ours ≥ {speedup:g}× faster than {meth}",
-                           "value": f"{r:.1f}× ({speed[meth]['seconds_per_mp']:.2f} vs {ours:.2f} s/MP)",
-                           "ok": bool(r >= speedup)})
+            checks.append(
+                {
+                    "target": f"ours ≥ {speedup:g}× faster than {meth}",
+                    "value": f"{r:.1f}× ({speed[meth]['seconds_per_mp']:.2f} vs {ours:.2f} s/MP)",
+                    "ok": bool(r >= speedup),
+                }
+            )
     return checks
 
 
@@ -520,7 +534,7 @@ def compose_grid(
         _text(canvas, row_titles[r], label_width + gap + 2, strip_top + header - 7)
         top = strip_top + header
         # gap frame around the row's panels
-        canvas[top - gap : top + ph + gap, label_width : width] = 160
+        canvas[top - gap : top + ph + gap, label_width:width] = 160
         for c, panel in enumerate(row):
             left = label_width + gap + c * (pw + gap)
             big = np.repeat(np.repeat(panel, scale, axis=0), scale, axis=1)
@@ -575,13 +589,29 @@ def run_waifu2x(python: str, in_dir: Path, out_dir: Path, archs, levels, threads
 
     Raises RuntimeError when the runner fails.
     """
-    cmd = [python, str(RUNNER), "--input", str(in_dir), "--output", str(out_dir), "--threads", str(threads),
-           "--resume", "--color", color, "--arch", *archs, "--noise", *[str(n) for n in levels]]
+    cmd = [
+        python,
+        str(RUNNER),
+        "--input",
+        str(in_dir),
+        "--output",
+        str(out_dir),
+        "--threads",
+        str(threads),
+        "--resume",
+        "--color",
+        color,
+        "--arch",
+        *archs,
+        "--noise",
+        *[str(n) for n in levels],
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     proc = subprocess.run(cmd, env=env)
     if proc.returncode != 0:
-        raise RuntimeError(f"waifu2x runner failed with status {proc.returncode} (its messages are above): "
-                           f"{' '.join(cmd)}")
+        raise RuntimeError(
+            f"waifu2x runner failed with status {proc.returncode} (its messages are above): {' '.join(cmd)}"
+        )
     with open(out_dir / "waifu2x_run.json") as f:
         return json.load(f)
 
@@ -603,7 +633,7 @@ def run_waifu2x_cached(args: argparse.Namespace, inputs: dict[str, np.ndarray], 
 def waifu2x_models_dir(python: str) -> str:
     """The ``models`` folder inside the waifu2x package of the venv whose interpreter is ``python``."""
     code = "import os, waifu2x; print(os.path.join(os.path.dirname(waifu2x.__file__), 'models'))"
-    proc = subprocess.run([python, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.run([python, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{python} cannot import waifu2x: {proc.stderr.strip()[-500:]}")
     return proc.stdout.strip()
@@ -611,51 +641,93 @@ def waifu2x_models_dir(python: str) -> str:
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="waifu2x vs. our default pipeline on JPEG line drawings")
-    p.add_argument("--waifu2x-python", required=True,
-                   help="python of the waifu2x venv (benchmarks/waifu2x_env.sh prints it)")
+    p.add_argument(
+        "--waifu2x-python", required=True, help="python of the waifu2x venv (benchmarks/waifu2x_env.sh prints it)"
+    )
     p.add_argument("--out", required=True, help="output folder (results.json, table.md, side_by_side.png)")
     p.add_argument("--data", default="/work/shared/data", help="data root for the default sets")
     p.add_argument("--set", action="append", default=[], metavar="NAME=FOLDER", help="a set of clean drawings")
-    p.add_argument("--light-set", action="append", default=[], metavar="NAME=FOLDER",
-                   help="a set given the light-line variant (training.synth.light_variant)")
-    p.add_argument("--smooth-light-set", action="append", default=[], metavar="NAME=FOLDER",
-                   help="a set given the light-line variant without its pencil grain")
+    p.add_argument(
+        "--light-set",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="a set given the light-line variant (training.synth.light_variant)",
+    )
+    p.add_argument(
+        "--smooth-light-set",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="a set given the light-line variant without its pencil grain",
+    )
     p.add_argument("--qf", nargs="+", type=int, default=list(DEFAULT_QFS))
     p.add_argument("--images", type=int, default=3, help="drawings per set (default 3)")
     p.add_argument("--crop", type=int, default=256, help="side of the evaluated crop (default 256)")
     p.add_argument("--arch", nargs="+", default=list(WAIFU2X_ARCHS), choices=WAIFU2X_ARCHS)
     p.add_argument("--noise", nargs="+", type=int, default=list(WAIFU2X_LEVELS), choices=WAIFU2X_LEVELS)
     p.add_argument("--threads", type=int, default=1, help="CPU threads for both methods (default 1)")
-    p.add_argument("--repeat", type=int, default=3,
-                   help="timed runs per input for ours and the torch graph; the fastest counts (default 3)")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="timed runs per input for ours and the torch graph; the fastest counts (default 3)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the light-line variant")
-    p.add_argument("--torch-waifu2x", action="store_true",
-                   help="also time waifu2x's graph in torch (benchmarks/waifu2x_torch.py)")
+    p.add_argument(
+        "--torch-waifu2x", action="store_true", help="also time waifu2x's graph in torch (benchmarks/waifu2x_torch.py)"
+    )
     # choices: core.ensemble.SIZES, not imported here (it brings torch in at start-up)
-    p.add_argument("--ensemble", type=int, default=1, choices=(1, 2, 4, 8),
-                   help="ours with the self-ensemble over this many flips and turns (default: 1, off)")
-    p.add_argument("--fast", action="store_true",
-                   help="ours with the shipped fast pair (restore_fast with the default mask network)")
-    p.add_argument("--mask", help="our mask model file (default: shipped weights; each of these three files "
-                   "replaces only its own role)")
+    p.add_argument(
+        "--ensemble",
+        type=int,
+        default=1,
+        choices=(1, 2, 4, 8),
+        help="ours with the self-ensemble over this many flips and turns (default: 1, off)",
+    )
+    p.add_argument(
+        "--fast",
+        action="store_true",
+        help="ours with the shipped fast pair (restore_fast with the default mask network)",
+    )
+    p.add_argument(
+        "--mask",
+        help="our mask model file (default: shipped weights; each of these three files replaces only its own role)",
+    )
     p.add_argument("--restore", help="our framework backbone file (default: shipped weights)")
     p.add_argument("--baseline", help="our baseline backbone file (default: shipped weights)")
     p.add_argument("--figure-qf", type=int, default=None, help="QF shown in the picture (default: lowest)")
     p.add_argument("--figure-size", type=int, default=128, help="side of the pictured window (default 128)")
     p.add_argument("--figure-scale", type=int, default=2, help="enlargement of the picture (default 2)")
     p.add_argument("--doc", help="also write the results between the compare_waifu2x markers of this Markdown file")
-    p.add_argument("--doc-block", default="results", metavar="NAME",
-                   help="which results block of --doc to write: the one between <!-- compare_waifu2x:NAME:start --> "
-                        "and its end marker (default %(default)s)")
+    p.add_argument(
+        "--doc-block",
+        default="results",
+        metavar="NAME",
+        help="which results block of --doc to write: the one between <!-- compare_waifu2x:NAME:start --> "
+        "and its end marker (default %(default)s)",
+    )
     p.add_argument("--doc-image", help="also copy side_by_side.png here (e.g. docs/img/waifu2x_side_by_side.png)")
-    p.add_argument("--wild", action="store_true",
-                   help="JPEGs as they reach artists instead of one save per --qf: every drawing in every "
-                        "family of training.degrade (re-saved, resized, cropped, exported; first save at "
-                        "--wild-qf, fixed seeds); writes OUT/wild.md (docs/wild.md)")
-    p.add_argument("--wild-qf", nargs=2, type=int, default=[10, 40], metavar=("LO", "HI"),
-                   help="qualities of the first save in --wild (default 10 40)")
-    p.add_argument("--rerun-waifu2x", action="store_true",
-                   help="redo waifu2x even when OUT/work holds its (partial) outputs for identical inputs and settings")
+    p.add_argument(
+        "--wild",
+        action="store_true",
+        help="JPEGs as they reach artists instead of one save per --qf: every drawing in every "
+        "family of training.degrade (re-saved, resized, cropped, exported; first save at "
+        "--wild-qf, fixed seeds); writes OUT/wild.md (docs/wild.md)",
+    )
+    p.add_argument(
+        "--wild-qf",
+        nargs=2,
+        type=int,
+        default=[10, 40],
+        metavar=("LO", "HI"),
+        help="qualities of the first save in --wild (default 10 40)",
+    )
+    p.add_argument(
+        "--rerun-waifu2x",
+        action="store_true",
+        help="redo waifu2x even when OUT/work holds its (partial) outputs for identical inputs and settings",
+    )
     args = p.parse_args(argv)
     if any(not 1 <= q <= 100 for q in args.qf):
         p.error("--qf values must be in 1..100")
@@ -677,13 +749,19 @@ def _sets(args: argparse.Namespace) -> list[ImageSet]:
             raise SystemExit(f"bad set {spec!r}: expected NAME=FOLDER")
         return name, Path(folder)
 
-    sets = ([ImageSet(*split(s)) for s in args.set] + [ImageSet(*split(s), light=True) for s in args.light_set]
-            + [ImageSet(*split(s), light=True, grain=False) for s in args.smooth_light_set])
+    sets = (
+        [ImageSet(*split(s)) for s in args.set]
+        + [ImageSet(*split(s), light=True) for s in args.light_set]
+        + [ImageSet(*split(s), light=True, grain=False) for s in args.smooth_light_set]
+    )
     if not sets:
         root = Path(args.data)
-        sets = [ImageSet("val", root / "lineart" / "val"), ImageSet("kanji", root / "kanji"),
-                ImageSet("val_light", root / "lineart" / "val", light=True),
-                ImageSet("val_light_smooth", root / "lineart" / "val", light=True, grain=False)]
+        sets = [
+            ImageSet("val", root / "lineart" / "val"),
+            ImageSet("kanji", root / "kanji"),
+            ImageSet("val_light", root / "lineart" / "val", light=True),
+            ImageSet("val_light_smooth", root / "lineart" / "val", light=True, grain=False),
+        ]
     names = [s.name for s in sets]
     if len(set(names)) != len(names):
         raise SystemExit(f"set names must be unique, got {names}")
@@ -735,8 +813,10 @@ def wild_table(records: list[Record], before: dict | None = None) -> tuple[str, 
     applied as before the gating. Returns the Markdown and the target checks."""
     summary = summarize(records)
     cells, drawings = summary["cells"], summary["drawings"]
-    head = ("| set | family | input | waifu2x best | waifu2x | ours | ours − waifu2x | min over drawings of "
-            "ours − input |" + (" ours, consistency ungated |" if before else ""))
+    head = (
+        "| set | family | input | waifu2x best | waifu2x | ours | ours − waifu2x | min over drawings of "
+        "ours − input |" + (" ours, consistency ungated |" if before else "")
+    )
     lines = [head, "|---|---|---:|---|---:|---:|---:|---:|" + ("---:|" if before else "")]
     checks = []
     for s in cells:
@@ -747,15 +827,27 @@ def wild_table(records: list[Record], before: dict | None = None) -> tuple[str, 
             w = c[best]["psnr"] if best else float("nan")
             worst = min(d[fam][OURS] - d[fam][JPEG] for d in drawings[s].values() if fam in d)
             name = FAMILY_NAMES[fam]
-            row = (f"| {s} | {name} | {inp:.2f} | {_fmt_method(best) if best else '–'} | {w:.2f} | {ours:.2f} | "
-                   f"{ours - w:+.2f} | {worst:+.2f} |")
+            row = (
+                f"| {s} | {name} | {inp:.2f} | {_fmt_method(best) if best else '–'} | {w:.2f} | {ours:.2f} | "
+                f"{ours - w:+.2f} | {worst:+.2f} |"
+            )
             if before:
                 row += f" {before[(s, fam)]:.2f} |"
             lines.append(row)
-            checks.append({"target": f"{s} {name}: ours − waifu2x best ≥ 1 dB", "value": f"{ours - w:+.2f} dB",
-                           "ok": bool(ours - w >= 1.0)})
-            checks.append({"target": f"{s} {name}: ours ≥ input on every drawing", "value": f"{worst:+.2f} dB",
-                           "ok": bool(worst >= 0.0)})
+            checks.append(
+                {
+                    "target": f"{s} {name}: ours − waifu2x best ≥ 1 dB",
+                    "value": f"{ours - w:+.2f} dB",
+                    "ok": bool(ours - w >= 1.0),
+                }
+            )
+            checks.append(
+                {
+                    "target": f"{s} {name}: ours ≥ input on every drawing",
+                    "value": f"{worst:+.2f} dB",
+                    "ok": bool(worst >= 0.0),
+                }
+            )
     return "\n".join(lines) + "\n", checks
 
 
@@ -826,8 +918,9 @@ def wild_main(args: argparse.Namespace) -> int:
                     y = wt.denoise(model, img)
                     sec = time.perf_counter() - t0
                     ref = refs[name]
-                    records.append(Record(s, stem, fi, waifu2x_method(arch, level), psnr(ref, y), ssim(ref, y),
-                                          ref.size, sec))
+                    records.append(
+                        Record(s, stem, fi, waifu2x_method(arch, level), psnr(ref, y), ssim(ref, y), ref.size, sec)
+                    )
                     if name == first:
                         agreement[f"{arch}/noise{level}"] = int(np.abs(chainer[(arch, level)].astype(int) - y).max())
         w2x["agreement_max_abs_with_chainer"] = agreement
@@ -838,8 +931,18 @@ def wild_main(args: argparse.Namespace) -> int:
             s, stem, fi = parse_input_name(r["file"])
             img = _read_gray(Path(r["output"]))
             ref = refs[r["file"]]
-            records.append(Record(s, stem, fi, waifu2x_method(r["arch"], r["noise"]), psnr(ref, img),
-                                  ssim(ref, img), ref.size, r["seconds"]))
+            records.append(
+                Record(
+                    s,
+                    stem,
+                    fi,
+                    waifu2x_method(r["arch"], r["noise"]),
+                    psnr(ref, img),
+                    ssim(ref, img),
+                    ref.size,
+                    r["seconds"],
+                )
+            )
     before: dict = {}
     notes: dict[str, list[str]] = {}
     opts = RestoreOptions(ensemble=args.ensemble)
@@ -861,23 +964,41 @@ def wild_main(args: argparse.Namespace) -> int:
     before = {k: float(np.mean(v)) for k, v in before.items()}
     table, checks = wild_table(records, before)
     agree = w2x.get("agreement_max_abs_with_chainer")
-    env = (f"CPU: {_cpu_name()}, {args.threads} thread(s); load average {os.getloadavg()[0]:.1f} at the end. "
-           f"waifu2x {w2x.get('waifu2x')} / chainer {w2x.get('chainer')}"
-           + (f" (its graph run in torch with the same weights; on one input every model's output is within "
-              f"{max(agree.values())} gray level(s) of Chainer's)" if agree else "")
-           + f", models {', '.join(args.arch)} at noise "
-           f"{', '.join(map(str, args.noise))}. {len(inputs)} inputs: {args.images} drawing(s) per set, "
-           f"{args.crop} px crops, first save at QF {args.wild_qf[0]}-{args.wild_qf[1]}, seed {args.seed}.")
+    env = (
+        f"CPU: {_cpu_name()}, {args.threads} thread(s); load average {os.getloadavg()[0]:.1f} at the end. "
+        f"waifu2x {w2x.get('waifu2x')} / chainer {w2x.get('chainer')}"
+        + (
+            f" (its graph run in torch with the same weights; on one input every model's output is within "
+            f"{max(agree.values())} gray level(s) of Chainer's)"
+            if agree
+            else ""
+        )
+        + f", models {', '.join(args.arch)} at noise "
+        f"{', '.join(map(str, args.noise))}. {len(inputs)} inputs: {args.images} drawing(s) per set, "
+        f"{args.crop} px crops, first save at QF {args.wild_qf[0]}-{args.wild_qf[1]}, seed {args.seed}."
+    )
     text = table + "\nTargets:\n\n" + targets_markdown(checks) + "\n" + env + "\n"
     (out / "wild.md").write_text(text)
     with open(out / "wild.json", "w") as f:
-        json.dump({"command": " ".join([Path(sys.executable).name, *sys.argv]), "inputs": infos, "notes": notes,
-                   "targets": checks, "environment": env, "records": [asdict(r) for r in records]}, f, indent=1,
-                  default=str)
+        json.dump(
+            {
+                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                "inputs": infos,
+                "notes": notes,
+                "targets": checks,
+                "environment": env,
+                "records": [asdict(r) for r in records],
+            },
+            f,
+            indent=1,
+            default=str,
+        )
     if args.doc:
         cmd = " ".join(["python", *sys.argv])
-        block = f"Measured with `{cmd}` on {time.strftime('%Y-%m-%d')}.\n\n{env}\n\n{table}\nTargets:\n\n" \
-                + targets_markdown(checks)
+        block = (
+            f"Measured with `{cmd}` on {time.strftime('%Y-%m-%d')}.\n\n{env}\n\n{table}\nTargets:\n\n"
+            + targets_markdown(checks)
+        )
         doc = Path(args.doc)
         doc.write_text(replace_between_markers(doc.read_text(), block, args.doc_block))
     print(text)
@@ -979,8 +1100,9 @@ def main(argv: list[str] | None = None) -> int:
                 if chainer_y is not None:
                     diff = int(np.abs(chainer_y.astype(int) - res.astype(int)).max())
                     agreement[f"{arch}/noise{level}"] = max(agreement[f"{arch}/noise{level}"], diff)
-    print(f"ours{' and torch waifu2x' if agreement else ''} done in {time.perf_counter() - t_all:.0f} s",
-          file=sys.stderr)
+    print(
+        f"ours{' and torch waifu2x' if agreement else ''} done in {time.perf_counter() - t_all:.0f} s", file=sys.stderr
+    )
     if agreement:
         print(f"torch waifu2x: max |torch - chainer| = {agreement}", file=sys.stderr)
 
@@ -996,13 +1118,24 @@ def main(argv: list[str] | None = None) -> int:
         best = best_waifu2x(cell)
         box = choose_crop(ref, args.figure_size)
         img, mask = ours_out[name]
-        panels = [ref, jpegs[name], w2x_out[(best, name)], img,
-                  mask_panel(mask) if mask is not None else np.full_like(ref, 255)]
+        panels = [
+            ref,
+            jpegs[name],
+            w2x_out[(best, name)],
+            img,
+            mask_panel(mask) if mask is not None else np.full_like(ref, 255),
+        ]
         rows.append([crop(p, box) for p in panels])
-        row_titles.append(f"{s.name} / {stem} (crop at y={box[0]}, x={box[1]}), QF {args.figure_qf}; "
-                          f"waifu2x best = {_fmt_method(best)}")
-    grid = compose_grid(rows, ["clean", f"JPEG QF {args.figure_qf}", "waifu2x best", "ours", "our mask"],
-                        row_titles, scale=args.figure_scale)
+        row_titles.append(
+            f"{s.name} / {stem} (crop at y={box[0]}, x={box[1]}), QF {args.figure_qf}; "
+            f"waifu2x best = {_fmt_method(best)}"
+        )
+    grid = compose_grid(
+        rows,
+        ["clean", f"JPEG QF {args.figure_qf}", "waifu2x best", "ours", "our mask"],
+        row_titles,
+        scale=args.figure_scale,
+    )
     _write_gray(out / "side_by_side.png", grid)
     checks = check_targets(summary, [s.name for s in sets if s.light])
     table += "\nTargets:\n\n" + targets_markdown(checks)
@@ -1039,10 +1172,13 @@ def main(argv: list[str] | None = None) -> int:
         shutil.copyfile(out / "side_by_side.png", args.doc_image)
     if args.doc:
         cmd = " ".join(["python", *[a if " " not in a else repr(a) for a in sys.argv]])
-        block = (f"Measured with `{cmd}` on {time.strftime('%Y-%m-%d')}.\n\n{env_line}\n\n{table}")
+        block = f"Measured with `{cmd}` on {time.strftime('%Y-%m-%d')}.\n\n{env_line}\n\n{table}"
         if agreement:
-            block += ("\nwaifu2x's graph in torch against its Chainer code on every input, largest difference: "
-                      + ", ".join(f"{k}: {v} gray level(s)" for k, v in agreement.items()) + ".\n")
+            block += (
+                "\nwaifu2x's graph in torch against its Chainer code on every input, largest difference: "
+                + ", ".join(f"{k}: {v} gray level(s)" for k, v in agreement.items())
+                + ".\n"
+            )
         doc = Path(args.doc)
         doc.write_text(replace_between_markers(doc.read_text(), block, args.doc_block))
     print(table)

@@ -51,7 +51,9 @@ def margins_over(summary: dict, method: str) -> dict:
             for q, m in per_qf.items():
                 if cw.OURS in m and method in m:
                     out.setdefault(s, {}).setdefault(q, []).append(m[cw.OURS] - m[method])
-    return {s: {q: {"min": min(v), "mean": float(np.mean(v)), "n": len(v)} for q, v in d.items()} for s, d in out.items()}
+    return {
+        s: {q: {"min": min(v), "mean": float(np.mean(v)), "n": len(v)} for q, v in d.items()} for s, d in out.items()
+    }
 
 
 def _best_margins(summary: dict) -> dict:
@@ -70,8 +72,13 @@ def _parse_args(argv):
     p.add_argument("--waifu2x-python", required=True, help="python of the waifu2x venv (benchmarks/waifu2x_env.sh)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--data", default="/work/shared/data")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=FOLDER",
-                   help="a set of clean gray drawings (default: val and kanji of --data)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="a set of clean gray drawings (default: val and kanji of --data)",
+    )
     p.add_argument("--qf", nargs="+", type=int, default=list(cw.DEFAULT_QFS))
     p.add_argument("--images", type=int, default=3, help="drawings per set (default 3)")
     p.add_argument("--crop", type=int, default=256)
@@ -99,7 +106,9 @@ def main(argv=None) -> int:
     from training.colour import coloured_crop, jpeg_rgb, rgb_ssim
 
     sets = [cw.ImageSet(*s.split("=", 1)[0:1], Path(s.split("=", 1)[1])) for s in args.set] or [
-        cw.ImageSet("val", Path(args.data) / "lineart" / "val"), cw.ImageSet("kanji", Path(args.data) / "kanji")]
+        cw.ImageSet("val", Path(args.data) / "lineart" / "val"),
+        cw.ImageSet("kanji", Path(args.data) / "kanji"),
+    ]
     load_start = os.getloadavg()
     restorer = Restorer.default(device="cpu")
     out = Path(args.out)
@@ -143,8 +152,9 @@ def main(argv=None) -> int:
         m = cw.waifu2x_method(r["arch"], r["noise"])
         w2x_out[(m, r["file"])] = img
         ref = clean[(s, stem)]
-        records.append(cw.Record(s, stem, q, m, psnr(ref, img), rgb_ssim(ref, img), ref.shape[0] * ref.shape[1],
-                                 r["seconds"]))
+        records.append(
+            cw.Record(s, stem, q, m, psnr(ref, img), rgb_ssim(ref, img), ref.shape[0] * ref.shape[1], r["seconds"])
+        )
 
     opts = RestoreOptions()
     restorer.restore(next(iter(jpegs.values())), opts)  # warm-up
@@ -158,15 +168,23 @@ def main(argv=None) -> int:
             res = restorer.restore(j, opts)
             best_s = min(best_s, time.perf_counter() - t0)
         ours[name] = res.image
-        records.append(cw.Record(s, stem, q, cw.OURS, psnr(ref, res.image), rgb_ssim(ref, res.image),
-                                 ref.shape[0] * ref.shape[1], best_s))
+        records.append(
+            cw.Record(
+                s, stem, q, cw.OURS, psnr(ref, res.image), rgb_ssim(ref, res.image), ref.shape[0] * ref.shape[1], best_s
+            )
+        )
 
     summary = cw.summarize(records)
     table = cw.markdown_table(summary)
     over_jpeg = margins_over(summary, cw.JPEG)
     over_best = _best_margins(summary)
-    lines = ["", "Ours minus the JPEG per drawing (RGB PSNR dB), smallest | mean; ours minus waifu2x's best RGB model:", "",
-             "| set | QF | min over drawings | mean | vs waifu2x best |", "|---|---:|---:|---:|---:|"]
+    lines = [
+        "",
+        "Ours minus the JPEG per drawing (RGB PSNR dB), smallest | mean; ours minus waifu2x's best RGB model:",
+        "",
+        "| set | QF | min over drawings | mean | vs waifu2x best |",
+        "|---|---:|---:|---:|---:|",
+    ]
     for s in over_jpeg:
         for q in sorted(over_jpeg[s]):
             v, b = over_jpeg[s][q], over_best.get(s, {}).get(q)
@@ -182,22 +200,36 @@ def main(argv=None) -> int:
         best = cw.best_waifu2x(summary["cells"][s.name][args.figure_qf])
         box = cw.choose_crop(ref.min(axis=2), args.figure_size)
         rows.append([cw.crop(p, box) for p in (ref, jpegs[name], w2x_out[(best, name)], ours[name])])
-        titles.append(f"{s.name} / {stem}, QF {args.figure_qf} ({args.subsampling}); waifu2x best = {cw._fmt_method(best)}")
+        titles.append(
+            f"{s.name} / {stem}, QF {args.figure_qf} ({args.subsampling}); waifu2x best = {cw._fmt_method(best)}"
+        )
     grid = cw.compose_grid(rows, ["clean", f"JPEG QF {args.figure_qf}", "waifu2x best RGB", "ours"], titles, scale=2)
     Image.fromarray(grid, "RGB").save(out / "side_by_side.png")
     if args.doc_image:
         Path(args.doc_image).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out / "side_by_side.png", args.doc_image)
     load_end = os.getloadavg()
-    env = (f"CPU: {cw._cpu_name()}, {args.threads} thread(s); load average {load_start[0]:.1f} at the start, "
-           f"{load_end[0]:.1f} at the end. waifu2x {w2x.get('waifu2x')} / chainer {w2x.get('chainer')}, RGB models. "
-           f"{len(clean)} crops of up to {args.crop} px, RGB JPEG {args.subsampling}, QF {', '.join(map(str, args.qf))}.")
+    env = (
+        f"CPU: {cw._cpu_name()}, {args.threads} thread(s); load average {load_start[0]:.1f} at the start, "
+        f"{load_end[0]:.1f} at the end. waifu2x {w2x.get('waifu2x')} / chainer {w2x.get('chainer')}, RGB models. "
+        f"{len(clean)} crops of up to {args.crop} px, RGB JPEG {args.subsampling}, QF {', '.join(map(str, args.qf))}."
+    )
     (out / "table.md").write_text(table + "\n" + env + "\n")
     with open(out / "results.json", "w") as f:
-        json.dump({"command": " ".join([Path(sys.executable).name, *sys.argv]), "settings": vars(args),
-                   "environment": env, "summary": summary, "margins_over_jpeg": over_jpeg,
-                   "margins_over_waifu2x_best": over_best, "records": [asdict(r) for r in records]},
-                  f, indent=1, default=str)
+        json.dump(
+            {
+                "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                "settings": vars(args),
+                "environment": env,
+                "summary": summary,
+                "margins_over_jpeg": over_jpeg,
+                "margins_over_waifu2x_best": over_best,
+                "records": [asdict(r) for r in records],
+            },
+            f,
+            indent=1,
+            default=str,
+        )
     print(table)
     print(env)
     return 0

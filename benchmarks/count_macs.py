@@ -30,8 +30,7 @@ def macs_per_pixel(model: nn.Module, x: torch.Tensor, *args, out_pixels: int) ->
         else:
             total += out.numel() * kh * kw * (m.in_channels // m.groups)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
     try:
         with torch.no_grad():
             model(x, *args)

@@ -54,10 +54,19 @@ def split(clean: np.ndarray, out: np.ndarray, mask: np.ndarray) -> dict[str, flo
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default=DATA_ROOT, help="folder holding lineart/val and kanji")
-    p.add_argument("--set", action="append", default=[], metavar="NAME=FOLDER", help="a set (default: val, kanji, val_light, val_light_smooth)")
-    p.add_argument("--light-set", action="append", default=[], metavar="NAME=FOLDER", help="a set made light and grainy")
-    p.add_argument("--smooth-light-set", action="append", default=[], metavar="NAME=FOLDER",
-                   help="a set made light, without grain")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="a set (default: val, kanji, val_light, val_light_smooth)",
+    )
+    p.add_argument(
+        "--light-set", action="append", default=[], metavar="NAME=FOLDER", help="a set made light and grainy"
+    )
+    p.add_argument(
+        "--smooth-light-set", action="append", default=[], metavar="NAME=FOLDER", help="a set made light, without grain"
+    )
     p.add_argument("--images", type=int, default=3, help="drawings per set (default 3, as the comparison)")
     p.add_argument("--crop", type=int, default=256)
     p.add_argument("--seed", type=int, default=0, help="light-variant seed (as the comparison's --seed)")
@@ -77,10 +86,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     restorer = Restorer.default(device="cpu")
-    print(f"# default pipeline, {args.images} drawings per set, {args.crop}² crops with the most line detail; "
-          "share = part of all squared error, RMSE in gray levels")
-    print("\n| set | QF | " + " | ".join(f"{n}: px / error share / RMSE" for n, _, _ in BANDS)
-          + " | marked line / missed line / marked paper (error share) |")
+    print(
+        f"# default pipeline, {args.images} drawings per set, {args.crop}² crops with the most line detail; "
+        "share = part of all squared error, RMSE in gray levels"
+    )
+    print(
+        "\n| set | QF | "
+        + " | ".join(f"{n}: px / error share / RMSE" for n, _, _ in BANDS)
+        + " | marked line / missed line / marked paper (error share) |"
+    )
     print("|---|---:|" + "---:|" * (len(BANDS) + 1))
     for s in sets:
         crops = [c for _s, _p, _b, c in clean_crops([s], args.images, args.crop, args.seed)]
@@ -96,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
                 px = tot[f"px {name}"]
                 rmse = (tot[f"se {name}"] / px) ** 0.5 if px else float("nan")
                 cells.append(f"{px / tot['px total']:.3f} / {tot[f'se {name}'] / se:.3f} / {rmse:.2f}")
-            mask_cells = " / ".join(f"{tot[k] / se:.3f}" for k in ("se marked line", "se missed line", "se marked paper"))
+            mask_cells = " / ".join(
+                f"{tot[k] / se:.3f}" for k in ("se marked line", "se missed line", "se marked paper")
+            )
             print(f"| {s.name} | {qf} | " + " | ".join(cells) + f" | {mask_cells} |", flush=True)
     return 0
 

@@ -44,8 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", default=DATA_ROOT, help="folder holding lineart/val and kanji")
     p.add_argument("--qf", type=int, nargs="+", default=[10, 20, 30, 40])
     p.add_argument("--crop", type=int, default=512)
-    p.add_argument("--sets", nargs="+", default=["val", "kanji", "val light", "val light smooth"],
-                   choices=["val", "kanji", "val light", "val light smooth"])
+    p.add_argument(
+        "--sets",
+        nargs="+",
+        default=["val", "kanji", "val light", "val light smooth"],
+        choices=["val", "kanji", "val light", "val light smooth"],
+    )
     p.add_argument("--jpeg-consistency", action="store_true", help="leave the JPEG-consistency step on in both runs")
     p.add_argument("--threads", type=int, default=1)
     args = p.parse_args(argv)

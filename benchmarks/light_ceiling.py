@@ -58,12 +58,16 @@ def main(argv: list[str] | None = None) -> int:
         "light + grain (evaluate --light)": lambda c, i: light_variant(c, np.random.default_rng(LIGHT_SEED + i)),
         "light, no grain": lambda c, i: light_variant(c, np.random.default_rng(LIGHT_SEED + i), grain=False),
     }
-    print(f"# {len(files)} drawings of {args.folder}, {args.crop}² centre crops; PSNR dB (mean over images); "
-          "MSE split = mean squared error contributed by line / background pixels")
+    print(
+        f"# {len(files)} drawings of {args.folder}, {args.crop}² centre crops; PSNR dB (mean over images); "
+        "MSE split = mean squared error contributed by line / background pixels"
+    )
     for name, make in variants.items():
         print(f"\n## {name}")
-        print("| QF | JPEG | JPEG MSE line / bg | perfect background | ours | ours MSE line / bg "
-              "| baseline | baseline, perfect background |")
+        print(
+            "| QF | JPEG | JPEG MSE line / bg | perfect background | ours | ours MSE line / bg "
+            "| baseline | baseline, perfect background |"
+        )
         print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         for qf in args.qf:
             # per image, for JPEG / perfect background / ours / baseline / baseline with perfect
@@ -83,8 +87,11 @@ def main(argv: list[str] | None = None) -> int:
                     row += [psnr(img, clean), se[line].sum() / se.size, se[~line].sum() / se.size]
                 rows.append(row)
             m = np.asarray(rows).mean(axis=0)
-            print(f"| {qf} | {m[0]:.2f} | {m[1]:.1f} / {m[2]:.1f} | {m[3]:.2f} | {m[6]:.2f} | "
-                  f"{m[7]:.1f} / {m[8]:.1f} | {m[9]:.2f} | {m[12]:.2f} |", flush=True)
+            print(
+                f"| {qf} | {m[0]:.2f} | {m[1]:.1f} / {m[2]:.1f} | {m[3]:.2f} | {m[6]:.2f} | "
+                f"{m[7]:.1f} / {m[8]:.1f} | {m[9]:.2f} | {m[12]:.2f} |",
+                flush=True,
+            )
     return 0
 
 

@@ -59,8 +59,11 @@ def main(argv: list[str] | None = None) -> int:
             differ = sum(int((a != b).sum()) for a, b in zip(masks["fp32"], masks["bf16"]))
             total = sum(m.size for m in masks["fp32"])
             m = {prec: np.mean(v, axis=0) for prec, v in scores.items()}
-            print(f"| {Path(folder).name} | {qf} | {m['fp32'][0]:.4f} | {m['bf16'][0]:.4f} | {m['fp32'][1]:.3f} | "
-                  f"{m['bf16'][1]:.3f} | {differ / total * 1e6:.0f} per million |", flush=True)
+            print(
+                f"| {Path(folder).name} | {qf} | {m['fp32'][0]:.4f} | {m['bf16'][0]:.4f} | {m['fp32'][1]:.3f} | "
+                f"{m['bf16'][1]:.3f} | {differ / total * 1e6:.0f} per million |",
+                flush=True,
+            )
     return 0
 
 

@@ -53,8 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output", required=True, help="folder for the PNG outputs and waifu2x_run.json")
     p.add_argument("--arch", nargs="+", default=list(ARCHS), choices=list(ARCHS))
     p.add_argument("--noise", nargs="+", type=int, default=[0, 1, 2, 3], choices=[0, 1, 2, 3])
-    p.add_argument("--color", choices=("y", "rgb"), default="y",
-                   help="y: gray inputs, Y-channel models (default); rgb: RGB inputs, RGB models")
+    p.add_argument(
+        "--color",
+        choices=("y", "rgb"),
+        default="y",
+        help="y: gray inputs, Y-channel models (default); rgb: RGB inputs, RGB models",
+    )
     p.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads for numpy (default 1)")
     p.add_argument("--block-size", type=int, default=128, help="waifu2x block size (its default: 128)")
     p.add_argument("--batch-size", type=int, default=16, help="waifu2x batch size (its default: 16)")
@@ -110,12 +114,20 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             model = waifu2x.load_models(ns)["noise"]
             load_s = time.perf_counter() - t0
-            path = os.path.join(os.path.dirname(waifu2x.__file__), "models", arch, f"anime_style_noise{noise}_{args.color}.npz")
+            path = os.path.join(
+                os.path.dirname(waifu2x.__file__), "models", arch, f"anime_style_noise{noise}_{args.color}.npz"
+            )
             report["models"].append({"arch": arch, "noise": noise, "path": path, "load_seconds": load_s})
             sub = os.path.join(args.output, f"{arch}_noise{noise}")
             part_path = os.path.join(sub, "model_run.json")
-            settings = {"arch": arch, "noise": noise, "files": files, "threads": args.threads,
-                        "block_size": args.block_size, "batch_size": args.batch_size}
+            settings = {
+                "arch": arch,
+                "noise": noise,
+                "files": files,
+                "threads": args.threads,
+                "block_size": args.block_size,
+                "batch_size": args.batch_size,
+            }
             if args.color != "y":  # (Y runs stored before --color existed stay reusable)
                 settings["color"] = args.color
             done = _finished(part_path, settings) if args.resume else None
@@ -140,10 +152,17 @@ def main(argv: list[str] | None = None) -> int:
                     return 1
                 out = os.path.join(sub, os.path.splitext(name)[0] + ".png")
                 dst.save(out)
-                results.append({
-                    "arch": arch, "noise": noise, "file": name, "output": out,
-                    "width": src.size[0], "height": src.size[1], "seconds": seconds,
-                })
+                results.append(
+                    {
+                        "arch": arch,
+                        "noise": noise,
+                        "file": name,
+                        "output": out,
+                        "width": src.size[0],
+                        "height": src.size[1],
+                        "seconds": seconds,
+                    }
+                )
                 print(f"{arch} noise{noise} {name}: {seconds:.2f} s", file=sys.stderr, flush=True)
             load = [load_start, os.getloadavg()[0]]
             with open(part_path + ".tmp", "w") as f:

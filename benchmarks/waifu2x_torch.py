@@ -144,8 +144,10 @@ def denoise(model: nn.Module, image: np.ndarray) -> np.ndarray:
     Returns uint8 (H, W): the output clipped to [0, 1], times 255, truncated (as waifu2x does).
     """
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 2:
-        raise ValueError(f"denoise takes a 2-D uint8 gray image, got {getattr(image, 'dtype', type(image))} "
-                         f"{getattr(image, 'shape', '')}")
+        raise ValueError(
+            f"denoise takes a 2-D uint8 gray image, got {getattr(image, 'dtype', type(image))} "
+            f"{getattr(image, 'shape', '')}"
+        )
     off = model.offset
     x = torch.from_numpy(image.astype(np.float32) / 255.0)[None, None]
     x = F.pad(x, (off, off, off, off), mode="replicate")
@@ -177,8 +179,15 @@ def main(argv: list[str] | None = None) -> int:
         denoise(model, src)
         times.append(time.perf_counter() - t0)
     mp = src.size / 1e6
-    rep = {"arch": args.arch, "noise": args.noise, "width": src.shape[1], "height": src.shape[0],
-           "threads": args.threads, "seconds": min(times), "seconds_per_mp": min(times) / mp}
+    rep = {
+        "arch": args.arch,
+        "noise": args.noise,
+        "width": src.shape[1],
+        "height": src.shape[0],
+        "threads": args.threads,
+        "seconds": min(times),
+        "seconds_per_mp": min(times) / mp,
+    }
     if args.chainer_output:
         with Image.open(args.chainer_output) as im:
             ref = np.asarray(im.convert("L"))

@@ -44,8 +44,13 @@ def blockiness_factor(g: np.ndarray) -> float:
         return float(np.mean(out))
 
     h, w = g.shape
-    best = max((contrast(g if s == 1 else cv2.resize(g, (round(w / s), round(h / s)), interpolation=cv2.INTER_AREA)),
-                round(float(s), 2)) for s in np.arange(1.0, 2.05, 0.05))
+    best = max(
+        (
+            contrast(g if s == 1 else cv2.resize(g, (round(w / s), round(h / s)), interpolation=cv2.INTER_AREA)),
+            round(float(s), 2),
+        )
+        for s in np.arange(1.0, 2.05, 0.05)
+    )
     return best[1]
 
 
@@ -75,18 +80,26 @@ def main(argv: list[str] | None = None) -> int:
     print("| drawing | s | input | native | resampled to the grid | high share (‰) | blockiness factor |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for stem, c in crops:
-        print(f"| {stem} | 1 (JPEG QF 20) | – | – | – | {1e3 * high_share(encode(c, 20)):.1f} | "
-              f"{blockiness_factor(encode(c, 20))} |")
+        print(
+            f"| {stem} | 1 (JPEG QF 20) | – | – | – | {1e3 * high_share(encode(c, 20)):.1f} | "
+            f"{blockiness_factor(encode(c, 20))} |"
+        )
         for s in SCALES:
             img = encode(resize(encode(c, 20), s, "lanczos"), 90)
             ref = resize(c, s, "lanczos")
             native = restorer.restore(img, opts).image
             h, w = img.shape
             small = cv2.resize(img, (round(w / s), round(h / s)), interpolation=cv2.INTER_LANCZOS4)
-            back = cv2.resize(restorer.restore(small, opts).image, (w, h),
-                              interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LANCZOS4)
-            print(f"| {stem} | {s} | {psnr(ref, img):.2f} | {psnr(ref, native):.2f} | {psnr(ref, back):.2f} | "
-                  f"{1e3 * high_share(img):.1f} | {blockiness_factor(img) if s > 1 else '–'} |", flush=True)
+            back = cv2.resize(
+                restorer.restore(small, opts).image,
+                (w, h),
+                interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LANCZOS4,
+            )
+            print(
+                f"| {stem} | {s} | {psnr(ref, img):.2f} | {psnr(ref, native):.2f} | {psnr(ref, back):.2f} | "
+                f"{1e3 * high_share(img):.1f} | {blockiness_factor(img) if s > 1 else '–'} |",
+                flush=True,
+            )
     return 0
 
 

@@ -38,9 +38,7 @@ def white_level(x: Any) -> float:
         return 65535
     if name.startswith("float") or name.startswith("bfloat"):
         return 1.0
-    raise InvalidImageError(
-        f"unsupported pixel type {name}: use uint8 (0-255), uint16 (0-65535) or float (0-1)"
-    )
+    raise InvalidImageError(f"unsupported pixel type {name}: use uint8 (0-255), uint16 (0-65535) or float (0-1)")
 
 
 def check_image(x: Any, name: str = "image", *, min_size: int = 1) -> Any:
@@ -57,9 +55,7 @@ def check_image(x: Any, name: str = "image", *, min_size: int = 1) -> Any:
         raise InvalidImageError(f"{name} must have at least 2 dimensions (H, W), got shape {tuple(x.shape)}")
     h, w = x.shape[-2], x.shape[-1]
     if h < min_size or w < min_size:
-        raise InvalidImageError(
-            f"{name} is {w}x{h} pixels; at least {min_size}x{min_size} is needed"
-        )
+        raise InvalidImageError(f"{name} is {w}x{h} pixels; at least {min_size}x{min_size} is needed")
     name_dt = _dtype_name(x)
     if name_dt.startswith("float") or name_dt.startswith("bfloat"):
         finite = bool(x.isfinite().all()) if is_torch(x) else bool(np.isfinite(x).all())

@@ -13,8 +13,8 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 from . import options as option_table
 from .errors import InvalidOptionError, RestoreError, WeightsError
@@ -65,21 +65,31 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
 
     models = argparse.ArgumentParser(add_help=False)
     g = models.add_argument_group("models and device")
-    g.add_argument("--model", metavar="FILE",
-                   help="restoration network to use instead of the shipped one: one of our .safetensors files "
-                        "(framework mode for the mask methods, baseline mode for --mask none) or an official "
-                        "FBCNN/DRUNet/SwinIR .pth checkpoint (baseline, so with --mask none)")
+    g.add_argument(
+        "--model",
+        metavar="FILE",
+        help="restoration network to use instead of the shipped one: one of our .safetensors files "
+        "(framework mode for the mask methods, baseline mode for --mask none) or an official "
+        "FBCNN/DRUNet/SwinIR .pth checkpoint (baseline, so with --mask none)",
+    )
     g.add_argument("--fast", action="store_true", help=option_table.FAST_HELP)
     g.add_argument("--mask-model", metavar="FILE", help="mask network weights instead of the shipped one")
-    g.add_argument("--baseline-model", metavar="FILE",
-                   help="baseline network for --mask none instead of the shipped one")
+    g.add_argument(
+        "--baseline-model", metavar="FILE", help="baseline network for --mask none instead of the shipped one"
+    )
     g.add_argument("--device", default="auto", help="auto (CUDA if present, else CPU; default), cpu, cuda or cuda:N")
     g.add_argument("--precision", default="auto", choices=option_table.PRECISIONS, help=option_table.PRECISION_HELP)
-    g.add_argument("--mask-precision", default=None, choices=option_table.PRECISIONS,
-                   help="precision of the mask network (default: as --precision); fp32 keeps the "
-                        "few line/background decisions that bf16 rounding flips (tens to hundreds per million)")
+    g.add_argument(
+        "--mask-precision",
+        default=None,
+        choices=option_table.PRECISIONS,
+        help="precision of the mask network (default: as --precision); fp32 keeps the "
+        "few line/background decisions that bf16 rounding flips (tens to hundreds per million)",
+    )
     g.add_argument("--engine", default="auto", choices=option_table.ENGINES, help=option_table.ENGINE_HELP)
-    g.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch and ONNX Runtime (default: torch's choice)")
+    g.add_argument(
+        "--threads", type=int, metavar="N", help="CPU threads for torch and ONNX Runtime (default: torch's choice)"
+    )
 
     restore = sub.add_parser(
         "restore",
@@ -89,17 +99,27 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
         description="Restore image files or folders into OUTDIR.",
     )
     restore.add_argument("inputs", nargs="+", metavar="INPUT", help="image files and/or folders of images")
-    restore.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="folder for the restored PNGs (created)")
+    restore.add_argument(
+        "-o", "--output", required=True, metavar="OUTDIR", help="folder for the restored PNGs (created)"
+    )
     _add_restore_options(restore.add_argument_group("restoration"))
     f = restore.add_argument_group("files")
     f.add_argument("--save-mask", action="store_true", help="also write OUTDIR/<stem>_mask.png (255 on lines)")
-    f.add_argument("-r", "--recursive", action="store_true",
-                   help="descend into sub-folders of folder inputs (their structure is kept under OUTDIR)")
+    f.add_argument(
+        "-r",
+        "--recursive",
+        action="store_true",
+        help="descend into sub-folders of folder inputs (their structure is kept under OUTDIR)",
+    )
     f.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
-    sub.add_parser("info", parents=[models], prog="python -m core info",
-                   help="print the models, device and precision as JSON",
-                   description="Print the models, device and precision that restore would use, as JSON.")
+    sub.add_parser(
+        "info",
+        parents=[models],
+        prog="python -m core info",
+        help="print the models, device and precision as JSON",
+        description="Print the models, device and precision that restore would use, as JSON.",
+    )
     return parser, restore
 
 
@@ -171,7 +191,8 @@ def _load_restorer(args: argparse.Namespace, mask_method: str | None):
                 missing.append(str(default))
     if missing and mask_method is not None:
         raise WeightsError(
-            "the shipped model weights are missing: " + ", ".join(missing)
+            "the shipped model weights are missing: "
+            + ", ".join(missing)
             + ". They are trained with `python -m training` and installed into core/models/ (see "
             "docs/models.md); reinstall the package, or give your own with --model/--mask-model/--baseline-model"
         )
@@ -180,13 +201,19 @@ def _load_restorer(args: argparse.Namespace, mask_method: str | None):
     if not any(roles.values()):
         # Only --model: load it into the role its mode suits, so that info() describes it.
         return Restorer.from_files(
-            device=args.device, precision=args.precision, mask_precision=args.mask_precision,
+            device=args.device,
+            precision=args.precision,
+            mask_precision=args.mask_precision,
             engine=args.engine,
             **_role_of_model(args.model),
         )
     return Restorer.from_files(
-        mask=roles["mask"], restore=roles["restore"], baseline=roles["baseline"],
-        device=args.device, precision=args.precision, mask_precision=args.mask_precision,
+        mask=roles["mask"],
+        restore=roles["restore"],
+        baseline=roles["baseline"],
+        device=args.device,
+        precision=args.precision,
+        mask_precision=args.mask_precision,
         engine=args.engine,
     )
 
@@ -242,8 +269,13 @@ def _cmd_restore(args: argparse.Namespace) -> int:
     done_mp = 0.0
     ok = 0
     t0 = time.perf_counter()
-    bar = tqdm(total=len(jobs), unit="file", disable=args.quiet, dynamic_ncols=True,
-               bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}]")
+    bar = tqdm(
+        total=len(jobs),
+        unit="file",
+        disable=args.quiet,
+        dynamic_ncols=True,
+        bar_format="{l_bar}{bar}| {n:.1f}/{total_fmt} [{elapsed}<{remaining}]",
+    )
     try:
         for i, (src, rel) in enumerate(jobs):
             bar.set_description(src.name[-30:])

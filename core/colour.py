@@ -190,8 +190,7 @@ def prepare(img: np.ndarray) -> ColourPlane:
     notes = ["colour input: lines found and restored on their darkness, colours kept per stroke"]
     if has_transparency(img):
         notes.append("transparent pixels were composited on white before restoring")
-    return ColourPlane(gray=gray, direction=direction, layout=layout, dtype=img.dtype, notes=notes,
-                       mask_gray=mask_gray)
+    return ColourPlane(gray=gray, direction=direction, layout=layout, dtype=img.dtype, notes=notes, mask_gray=mask_gray)
 
 
 def to_layer(gray: np.ndarray, direction: np.ndarray, layout: str, dtype, background: str = "white") -> np.ndarray:

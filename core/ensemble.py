@@ -10,7 +10,7 @@ their orientation) or 8 (adds the quarter turns and transposes).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

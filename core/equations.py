@@ -7,18 +7,16 @@ scale (0-255) and converted to the image's own scale.
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
-
-import numbers
 
 from .checks import check_broadcast, check_image, check_mask, check_same_shape, is_torch, white_level
 from .errors import InvalidImageError, InvalidOptionError
 from .options import DEFAULT_THETA
 
 __all__ = ["DEFAULT_THETA", "threshold", "gt_mask", "compose", "masked_mse"]
-
 
 
 def _theta_on_scale(x: Any, theta: float) -> float:

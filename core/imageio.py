@@ -41,9 +41,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -97,17 +97,14 @@ def layout_of(img: np.ndarray) -> str:
     if not isinstance(img, np.ndarray):
         raise InvalidImageError(f"image must be a numpy array, got {type(img).__name__}")
     if img.dtype not in (np.uint8, np.uint16):
-        raise InvalidImageError(
-            f"image pixels must be uint8 (0-255) or uint16 (0-65535), got {img.dtype}"
-        )
+        raise InvalidImageError(f"image pixels must be uint8 (0-255) or uint16 (0-65535), got {img.dtype}")
     if img.ndim == 2:
         channels = 1
     elif img.ndim == 3 and img.shape[2] in LAYOUTS:
         channels = img.shape[2]
     else:
         raise InvalidImageError(
-            f"image shape {img.shape} is not (H, W) gray or (H, W, C) with C = 1 (L), 2 (LA), "
-            "3 (RGB) or 4 (RGBA)"
+            f"image shape {img.shape} is not (H, W) gray or (H, W, C) with C = 1 (L), 2 (LA), 3 (RGB) or 4 (RGBA)"
         )
     if img.shape[0] < 1 or img.shape[1] < 1:
         raise InvalidImageError(f"image is empty (shape {img.shape})")
@@ -192,9 +189,7 @@ def quantize(x: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
     return out
 
 
-def from_gray_float(
-    gray: np.ndarray, layout: str, dtype: np.dtype | type, background: str = "white"
-) -> np.ndarray:
+def from_gray_float(gray: np.ndarray, layout: str, dtype: np.dtype | type, background: str = "white") -> np.ndarray:
     """Turn a restored (H, W) float plane in [0, 1] back into a layer (see the module doc).
 
     Args:

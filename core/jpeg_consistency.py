@@ -259,7 +259,9 @@ def find_jpeg_grid(
         if blocks.shape[0] < MIN_BLOCKS:
             continue
         if table is not None:
-            score, i = max((float(recover_coefficients(blocks, c)[1].float().mean()), i) for i, c in enumerate(candidates))
+            score, i = max(
+                (float(recover_coefficients(blocks, c)[1].float().mean()), i) for i, c in enumerate(candidates)
+            )
             if score < MIN_REPRODUCED:
                 continue
             t = candidates[i]
@@ -320,8 +322,13 @@ def make_consistent(
 
 
 def _project_band(
-    restored: torch.Tensor, jpeg: np.ndarray, paper: np.ndarray | None, rows: slice, cols: slice,
-    q: torch.Tensor, iterations: int,
+    restored: torch.Tensor,
+    jpeg: np.ndarray,
+    paper: np.ndarray | None,
+    rows: slice,
+    cols: slice,
+    q: torch.Tensor,
+    iterations: int,
 ) -> tuple[int, int]:
     """:func:`make_consistent` on the full blocks inside ``rows`` x ``cols`` (multiples of 8 on
     the grid), in place; returns (trusted blocks, blocks with a line pixel)."""
@@ -375,8 +382,12 @@ def max_outside(grid: JpegGrid) -> float:
 
 
 def outside_share(
-    restored: torch.Tensor | np.ndarray, jpeg: np.ndarray, grid: JpegGrid, paper: np.ndarray | None = None,
-    sample: int = OUTSIDE_SAMPLE, seed: int = 0,
+    restored: torch.Tensor | np.ndarray,
+    jpeg: np.ndarray,
+    grid: JpegGrid,
+    paper: np.ndarray | None = None,
+    sample: int = OUTSIDE_SAMPLE,
+    seed: int = 0,
 ) -> float:
     """Share of the DCT coefficients of ``restored`` that lie more than :data:`OUTSIDE_STEP` of a
     step (and :data:`OUTSIDE_FLOOR` gray levels) outside the quantization boxes of ``jpeg``

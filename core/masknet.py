@@ -16,14 +16,15 @@ Layout follows timm's model files: blocks, model, presets/factory.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .tensor_checks import as_qf_tensor, check_network_input
 from .errors import InvalidOptionError
+from .tensor_checks import as_qf_tensor, check_network_input
 
 __all__ = ["ResBlock", "MaskUNet", "MASK_PRESETS", "VARIANTS", "build_masknet", "masknet_from_config"]
 

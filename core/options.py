@@ -114,7 +114,10 @@ class Option:
 #: Every restore option, in the order dialogs and ``--help`` show them.
 OPTIONS: tuple[Option, ...] = (
     Option(
-        "mask", "str", "learnt", "Line mask",
+        "mask",
+        "str",
+        "learnt",
+        "Line mask",
         "line mask given to the restoration network: learnt (the mask U-Net, default), otsu (Otsu's global "
         "threshold), otsu_d (Otsu dilated by 3x3), agt (adaptive Gaussian threshold), none (no mask: the plain "
         "baseline network, no background forcing)",
@@ -129,66 +132,119 @@ OPTIONS: tuple[Option, ...] = (
         flag="--mask",
     ),
     Option(
-        "threshold", "bool", True, "Snap near-white to white",
+        "threshold",
+        "bool",
+        True,
+        "Snap near-white to white",
         "post-process: pixels brighter than --theta become white (default: on)",
         flag="--threshold",
     ),
     Option(
-        "theta", "int", DEFAULT_THETA, "White threshold",
+        "theta",
+        "int",
+        DEFAULT_THETA,
+        "White threshold",
         f"threshold level, on the 8-bit scale (default: {DEFAULT_THETA})",
-        minimum=0, maximum=255, flag="--theta", metavar="0-255",
+        minimum=0,
+        maximum=255,
+        flag="--theta",
+        metavar="0-255",
     ),
     Option(
-        "qf", "int", None, "JPEG quality",
+        "qf",
+        "int",
+        None,
+        "JPEG quality",
         "JPEG quality hint for non-blind models; auto reads it from each JPEG's quantisation table (other "
         "files: the model's default; default: auto). Blind models estimate it themselves",
-        minimum=1, maximum=100, nullable=True, flag="--qf", metavar="1-100|auto",
+        minimum=1,
+        maximum=100,
+        nullable=True,
+        flag="--qf",
+        metavar="1-100|auto",
     ),
     Option(
-        "background", "str", "white", "Background",
+        "background",
+        "str",
+        "white",
+        "Background",
         "white (default): the restored drawing on white; transparent: black lines with alpha = 1 - gray "
         "(gray input gains an alpha channel, colour input becomes RGBA)",
-        choices=BACKGROUNDS, choice_labels=("White", "Transparent"), flag="--background",
+        choices=BACKGROUNDS,
+        choice_labels=("White", "Transparent"),
+        flag="--background",
     ),
     Option(
-        "return_mask", "bool", True, "Add line mask layer",
+        "return_mask",
+        "bool",
+        True,
+        "Add line mask layer",
         "return the line mask (1 on lines) with the result",
     ),
     Option(
-        "tile", "int", None, "Tile size",
+        "tile",
+        "int",
+        None,
+        "Tile size",
         "tile side in pixels (default: chosen from the device's memory)",
-        minimum=64, nullable=True, flag="--tile", metavar="PX", wire=False,
+        minimum=64,
+        nullable=True,
+        flag="--tile",
+        metavar="PX",
+        wire=False,
     ),
     Option(
-        "overlap", "int", None, "Tile overlap",
+        "overlap",
+        "int",
+        None,
+        "Tile overlap",
         "overlap between tiles (default: 128, at most a quarter tile)",
-        minimum=0, nullable=True, flag="--overlap", metavar="PX", wire=False,
+        minimum=0,
+        nullable=True,
+        flag="--overlap",
+        metavar="PX",
+        wire=False,
     ),
     Option(
-        "model", "path", None, "Model",
+        "model",
+        "path",
+        None,
+        "Model",
         "restoration network to use instead of the default one (a weights file; on a server, a name it lists)",
         nullable=True,
     ),
     Option(
-        "jpeg_consistency", "bool", True, "Keep to the JPEG",
+        "jpeg_consistency",
+        "bool",
+        True,
+        "Keep to the JPEG",
         "project the result onto what the input's JPEG allows: JPEG files with their own quantisation table "
         "(any encoder), other 8-bit files when their pixels are an unedited JPEG with standard tables "
         "(default: on)",
         flag="--jpeg-consistency",
     ),
     Option(
-        "jpeg_table", "table", None, "JPEG table",
+        "jpeg_table",
+        "table",
+        None,
+        "JPEG table",
         "the 64 luminance quantization steps (1..65535, natural order) of the JPEG file the layer came from",
         nullable=True,
     ),
     Option(
-        "normalize_ink", "bool", True, "Normalize light ink",
+        "normalize_ink",
+        "bool",
+        True,
+        "Normalize light ink",
         "restore a drawing in flat light ink (light pen, faded scan) stretched to full contrast and scale it "
         "back; drawings with darker lines or grainy pencil are left as they are (default: on)",
         flag="--normalize-ink",
     ),
     Option(
-        "ensemble", "int", 1, "Quality",
+        "ensemble",
+        "int",
+        1,
+        "Quality",
         "self-ensemble: run the networks on this many flips and turns of the image and average them; up to "
         "that many times slower, more exact (default: 1, off)",
         choices=ENSEMBLE_SIZES,
@@ -235,8 +291,10 @@ def problem(name: str, value: object) -> str | None:
         within = f"within {lo}..{hi}" if hi is not None else f">= {lo}"
         return f"{name} must be an integer {within}{nil}, got {value!r}"
     if opt.type == "path":
-        return None if isinstance(value, str) or hasattr(value, "__fspath__") else (
-            f"{name} must be a path to a weights file, got {value!r}"
+        return (
+            None
+            if isinstance(value, str) or hasattr(value, "__fspath__")
+            else (f"{name} must be a path to a weights file, got {value!r}")
         )
     if opt.type == "table":
         if isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):

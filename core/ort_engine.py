@@ -106,10 +106,14 @@ def export_onnx(model: nn.Module, kind: str, f) -> None:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _Padded(model, kind).eval(), (example,), f,
-            input_names=["x"], output_names=["y"],
+            _Padded(model, kind).eval(),
+            (example,),
+            f,
+            input_names=["x"],
+            output_names=["y"],
             dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}, "y": {0: "n", 2: "h", 3: "w"}},
-            opset_version=OPSET, dynamo=False,
+            opset_version=OPSET,
+            dynamo=False,
         )
 
 

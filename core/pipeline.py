@@ -46,9 +46,10 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -181,7 +182,7 @@ class RestoreOptions:
             object.__setattr__(self, "jpeg_table", tuple(int(v) for v in self.jpeg_table))
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "RestoreOptions":
+    def from_dict(cls, d: dict[str, Any]) -> RestoreOptions:
         """Build from a mapping (e.g. a server request), rejecting unknown keys."""
         known = set(cls.__dataclass_fields__)
         unknown = sorted(set(d) - known)
@@ -299,9 +300,7 @@ class Restorer:
             mask_precision = "fp32" if mask_precision == "auto" else mask_precision
         self.engine = engine
         self.precision = resolve_precision(precision, self.device)
-        self.mask_precision = resolve_precision(
-            precision if mask_precision is None else mask_precision, self.device
-        )
+        self.mask_precision = resolve_precision(precision if mask_precision is None else mask_precision, self.device)
         self.channels_last = bool(channels_last)
         names = names or {}
         self._lock = threading.Lock()
@@ -325,7 +324,9 @@ class Restorer:
         kind = _kind(model)
         if want == "mask":
             if kind != "mask":
-                raise WeightsError(f"the {role} model must be a mask network, got a {getattr(model, 'arch', kind)} backbone")
+                raise WeightsError(
+                    f"the {role} model must be a mask network, got a {getattr(model, 'arch', kind)} backbone"
+                )
             return
         if kind != "backbone":
             raise WeightsError(f"the {role} model must be a restoration backbone, got a mask network")
@@ -346,7 +347,7 @@ class Restorer:
         precision: str = "auto",
         mask_precision: str | None = None,
         engine: str = "auto",
-    ) -> "Restorer":
+    ) -> Restorer:
         """Load models from weights files (our ``.safetensors``; ``baseline`` may also be an
         official ``.pth`` checkpoint). Any of them may be ``None`` if its methods are not used.
 
@@ -362,8 +363,14 @@ class Restorer:
             loaded[role] = _load(path, role)
             names[role] = Path(path).name
         return cls(
-            loaded["mask"], loaded["restore"], loaded["baseline"],
-            device=device, precision=precision, mask_precision=mask_precision, engine=engine, names=names,
+            loaded["mask"],
+            loaded["restore"],
+            loaded["baseline"],
+            device=device,
+            precision=precision,
+            mask_precision=mask_precision,
+            engine=engine,
+            names=names,
         )
 
     @classmethod
@@ -374,7 +381,7 @@ class Restorer:
         mask_precision: str | None = None,
         engine: str = "auto",
         fast: bool = False,
-    ) -> "Restorer":
+    ) -> Restorer:
         """The shipped models from ``core/models/``: :data:`DEFAULT_FILES`, or with ``fast`` the
         thinner pair :data:`FAST_FILES`.
 
@@ -393,8 +400,13 @@ class Restorer:
                 "on the command line)."
             )
         return cls.from_files(
-            paths["mask"], paths["restore"], paths["baseline"],
-            device=device, precision=precision, mask_precision=mask_precision, engine=engine,
+            paths["mask"],
+            paths["restore"],
+            paths["baseline"],
+            device=device,
+            precision=precision,
+            mask_precision=mask_precision,
+            engine=engine,
         )
 
     # -- introspection --------------------------------------------------------------------
@@ -417,7 +429,9 @@ class Restorer:
             "engine": self.engine,
             "models": {
                 role: {
-                    "name": r.name, "precision": r.precision, "engine": r.engine,
+                    "name": r.name,
+                    "precision": r.precision,
+                    "engine": r.engine,
                     **({"engine_note": r.engine_note} if r.engine_note else {}),
                     **_describe(r.model),
                 }
@@ -557,7 +571,9 @@ class Restorer:
         mask_runner = None
         if opts.mask == "learnt":
             if "mask" not in self._runners:
-                raise InvalidOptionError("mask method 'learnt' needs a mask network, which this Restorer has not loaded")
+                raise InvalidOptionError(
+                    "mask method 'learnt' needs a mask network, which this Restorer has not loaded"
+                )
             mask_runner = self._runners["mask"]
 
         needs_qf = bool(getattr(backbone.model, "needs_qf", False)) or bool(
@@ -590,8 +606,20 @@ class Restorer:
                 progress(min(done[0] / max(total[0], 1), 0.999))
 
         job = _Job(
-            x=x, plane=plane, opts=opts, backbone=backbone, mask_runner=mask_runner, qf_in=qf_in, tick=tick,
-            cancel=cancel, notes=notes, timings=timings, t0=t0, progress=progress, ink_k=ink_k, direction=direction,
+            x=x,
+            plane=plane,
+            opts=opts,
+            backbone=backbone,
+            mask_runner=mask_runner,
+            qf_in=qf_in,
+            tick=tick,
+            cancel=cancel,
+            notes=notes,
+            timings=timings,
+            t0=t0,
+            progress=progress,
+            ink_k=ink_k,
+            direction=direction,
             mask_x=mask_x,
         )
         while True:
@@ -604,9 +632,7 @@ class Restorer:
                 if isinstance(e, RuntimeError) and not _is_oom(e):
                     raise
                 if tile <= MIN_TILE:
-                    raise OutOfMemoryError(
-                        f"out of memory on {self.device} even with {tile}-pixel tiles ({e})"
-                    ) from e
+                    raise OutOfMemoryError(f"out of memory on {self.device} even with {tile}-pixel tiles ({e})") from e
                 tile = max(MIN_TILE, ((tile // 2) // align) * align)
                 notes.append(f"ran out of memory; retried with {tile}-pixel tiles")
                 if self.device.type == "cuda":
@@ -617,8 +643,22 @@ class Restorer:
         return opts.overlap if opts.overlap is not None else default_overlap(tile, align)
 
     def _run_passes(self, job: _Job, plan) -> RestoreResult:
-        x, plane, opts, backbone, mask_runner, qf_in = job.x, job.plane, job.opts, job.backbone, job.mask_runner, job.qf_in
-        tick, cancel, notes, timings, progress, ink_k = job.tick, job.cancel, job.notes, job.timings, job.progress, job.ink_k
+        x, plane, opts, backbone, mask_runner, qf_in = (
+            job.x,
+            job.plane,
+            job.opts,
+            job.backbone,
+            job.mask_runner,
+            job.qf_in,
+        )
+        tick, cancel, notes, timings, progress, ink_k = (
+            job.tick,
+            job.cancel,
+            job.notes,
+            job.timings,
+            job.progress,
+            job.ink_k,
+        )
         h, w = plane.gray.shape
         # ---- mask
         t = time.perf_counter()
@@ -626,7 +666,11 @@ class Restorer:
         if opts.mask == "learnt":
             diff = run_tiled(
                 lambda _tile, crop: self._mask_logit_diff(mask_runner, crop, qf_in, opts.ensemble),
-                [x if job.mask_x is None else job.mask_x], plan, 1, progress=tick, cancel=cancel,
+                [x if job.mask_x is None else job.mask_x],
+                plan,
+                1,
+                progress=tick,
+                cancel=cancel,
             )
             mask_u8 = (diff[0, 0] > 0).numpy().astype(np.uint8)
             del diff
@@ -680,7 +724,9 @@ class Restorer:
         if skipped:
             notes.append(f"{skipped} of {len(plan)} tiles have no line pixel and were not run through the network")
         if opts.ensemble > 1:
-            notes.append(f"self-ensemble: the networks ran on {opts.ensemble} mirrored or turned copies of every tile, averaged")
+            notes.append(
+                f"self-ensemble: the networks ran on {opts.ensemble} mirrored or turned copies of every tile, averaged"
+            )
 
         # ---- compose, threshold, back to a layer
         t = time.perf_counter()
@@ -732,13 +778,17 @@ class Restorer:
             # Most layers are not unedited JPEGs (PNGs, painted layers): that is said only when a
             # file's table was given and did not fit.
             if opts.jpeg_table is not None:
-                notes.append("the JPEG file's quantization table does not reproduce the layer's pixels (coloured lines, or "
-                             "edited or rescaled after decoding?), so the result was not made consistent with it")
+                notes.append(
+                    "the JPEG file's quantization table does not reproduce the layer's pixels (coloured lines, or "
+                    "edited or rescaled after decoding?), so the result was not made consistent with it"
+                )
             return None
         paper = None if mask_u8 is None else mask_u8 == 0
         source = (
-            "the file's own quantization table, nearest IJG quality" if opts.jpeg_table is not None and not grid.standard
-            else "the file's quantization table" if opts.jpeg_table is not None
+            "the file's own quantization table, nearest IJG quality"
+            if opts.jpeg_table is not None and not grid.standard
+            else "the file's quantization table"
+            if opts.jpeg_table is not None
             else "standard tables, found in its pixels"
         )
         outside = jpeg_consistency.outside_share(restored, gray8, grid, paper)
@@ -746,18 +796,25 @@ class Restorer:
             # The restoration is far outside the last JPEG's boxes: an earlier save (or a resize
             # between saves) made the damage, and the projection would bring it back.
             first = jpeg_consistency.first_quality(gray8, grid)
-            what = (f"re-saved JPEG: first quality about {first[0]}, last {grid.qf}" if first is not None
-                    else f"the layer's last JPEG (quality {grid.qf}) did not make all of its damage (re-saved from a "
-                         "coarser JPEG on another grid, or resized after compression?)")
-            notes.append(f"{what}; the restoration lies outside that JPEG's quantization steps ({source}) on "
-                         f"{100 * outside:.0f} % of the coefficients, so the consistency step was skipped")
+            what = (
+                f"re-saved JPEG: first quality about {first[0]}, last {grid.qf}"
+                if first is not None
+                else f"the layer's last JPEG (quality {grid.qf}) did not make all of its damage (re-saved from a "
+                "coarser JPEG on another grid, or resized after compression?)"
+            )
+            notes.append(
+                f"{what}; the restoration lies outside that JPEG's quantization steps ({source}) on "
+                f"{100 * outside:.0f} % of the coefficients, so the consistency step was skipped"
+            )
             return None
         _, share = jpeg_consistency.make_consistent(restored, gray8, grid, paper)
         if opts.threshold:
             for y in range(0, restored.shape[0], _FINISH_ROWS):
                 restored[y : y + _FINISH_ROWS] = threshold(restored[y : y + _FINISH_ROWS], opts.theta)
-        notes.append(f"the layer is a JPEG of quality {grid.qf} ({source}); the result was "
-                     f"made consistent with it on {100 * share:.0f} % of the blocks with lines")
+        notes.append(
+            f"the layer is a JPEG of quality {grid.qf} ({source}); the result was "
+            f"made consistent with it on {100 * share:.0f} % of the blocks with lines"
+        )
         return grid.qf
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 __all__ = ["StepHook", "step_hook", "unlocked_at_steps", "step"]
 

@@ -26,14 +26,14 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 import torch
 
+from . import steps
 from .device import available_ram
 from .errors import CancelledError, InvalidOptionError
-from . import steps
 
 __all__ = [
     "Tile",
@@ -185,9 +185,7 @@ def plan_tiles(height: int, width: int, tile: int, overlap: int, align: int = 8)
     xs = axis_spans(width, tile, overlap, align)
     wys = axis_weights(ys)
     wxs = axis_weights(xs)
-    tiles = tuple(
-        Tile(y0, y1, x0, x1, wy, wx) for (y0, y1), wy in zip(ys, wys) for (x0, x1), wx in zip(xs, wxs)
-    )
+    tiles = tuple(Tile(y0, y1, x0, x1, wy, wx) for (y0, y1), wy in zip(ys, wys) for (x0, x1), wx in zip(xs, wxs))
     return TilePlan(height, width, tile, overlap, align, tiles)
 
 

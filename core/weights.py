@@ -27,8 +27,15 @@ from .backbones import Backbone, backbone_from_config, backbone_from_spandrel
 from .errors import UnsupportedModelError, WeightsError
 from .masknet import MaskUNet, masknet_from_config
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "save_model", "load_model", "read_metadata", "load_official",
-           "model_from_config"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "save_model",
+    "load_model",
+    "read_metadata",
+    "load_official",
+    "model_from_config",
+]
 
 FORMAT = "lineart-restore"
 FORMAT_VERSION = 1
@@ -137,7 +144,8 @@ def load_official(path: str | os.PathLike, mode: str = "baseline", device: str |
     ``.pth`` files go through spandrel's restricted unpickler. In ``framework`` mode the model
     gains a zero-initialised mask input channel (it starts equal to the official model).
     """
-    from spandrel import ModelLoader, UnsupportedModelError as SpandrelUnsupported
+    from spandrel import ModelLoader
+    from spandrel import UnsupportedModelError as SpandrelUnsupported
 
     path = Path(path)
     if not path.is_file():

@@ -27,8 +27,8 @@ import re
 import shutil
 import stat
 import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Callable, Mapping
 
 from plugin_common.bundle import bundle_files
 from plugin_common.launcher import DEFAULT_PORT, LaunchConfig
@@ -131,8 +131,10 @@ def install(
         mode = target_entry.stat().st_mode
         target_entry.chmod(mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     if not dry_run:
-        say("installed. Restart GIMP 3; the command is Filters > Enhance > Restore JPEG Line Art... "
-            "(it starts the server when none is running)")
+        say(
+            "installed. Restart GIMP 3; the command is Filters > Enhance > Restore JPEG Line Art... "
+            "(it starts the server when none is running)"
+        )
     return dest
 
 
@@ -149,11 +151,20 @@ def main(argv: list[str] | None = None) -> int:
         f"usual folder for this OS, here {default_gimp_dir()}",
     )
     parser.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help=f"port of the server the plug-in uses and starts (default: {DEFAULT_PORT})")
-    parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
-                        help="an extra `python -m server` argument for the server the plug-in starts "
-                             "(repeatable; e.g. --server-arg=--fast)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port of the server the plug-in uses and starts (default: {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="an extra `python -m server` argument for the server the plug-in starts "
+        "(repeatable; e.g. --server-arg=--fast)",
+    )
     args = parser.parse_args(argv)
     gimp_dir = args.gimp_dir if args.gimp_dir is not None else default_gimp_dir()
     install(gimp_dir, dry_run=args.dry_run, launch=LaunchConfig.here(args.port, args.server_arg))

@@ -114,11 +114,20 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="site-packages-like folder to take websockets and msgpack from (default: this Python's)",
     )
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT,
-                        help=f"port of the server the plug-in uses and starts (default: {DEFAULT_PORT})")
-    parser.add_argument("--server-arg", action="append", default=[], metavar="ARG",
-                        help="an extra `python -m server` argument for the server the plug-in starts "
-                             "(repeatable; e.g. --server-arg=--fast)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port of the server the plug-in uses and starts (default: {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="an extra `python -m server` argument for the server the plug-in starts "
+        "(repeatable; e.g. --server-arg=--fast)",
+    )
     args = parser.parse_args(argv)
     launch = LaunchConfig.here(args.port, args.server_arg)
     path = build_zip(args.output, args.deps_from, launch)

@@ -160,8 +160,7 @@ def check_offered(welcome: Any, ensemble: int, fix: str) -> None:
     if ensemble > 1 and not offers(welcome, "ensemble"):
         raise PluginError(
             "no_ensemble",
-            f"This server restores in one pass only: it is older than the plug-in and has no "
-            f"self-ensemble. {fix}",
+            f"This server restores in one pass only: it is older than the plug-in and has no self-ensemble. {fix}",
         )
 
 
@@ -174,4 +173,3 @@ def layer_notes(notes: list[str]) -> list[str]:
         if text and text not in out:
             out.append(text)
     return out
-

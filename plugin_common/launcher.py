@@ -32,9 +32,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from .errors import PluginError, load_client
@@ -88,14 +89,14 @@ class LaunchConfig:
     cwd: str = ""
 
     @classmethod
-    def here(cls, port: int = DEFAULT_PORT, args: tuple[str, ...] | list[str] = ()) -> "LaunchConfig":
+    def here(cls, port: int = DEFAULT_PORT, args: tuple[str, ...] | list[str] = ()) -> LaunchConfig:
         """The configuration for the Python running this code (what an installer records)."""
         checkout = Path(__file__).resolve().parents[1]
         cwd = str(checkout) if (checkout / "server" / "__main__.py").is_file() else ""
         return cls(python=sys.executable, port=int(port), args=tuple(args), cwd=cwd)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str] | None = None) -> "LaunchConfig":
+    def load(cls, path: str | os.PathLike[str] | None = None) -> LaunchConfig:
         """Read ``launch.json`` (default: beside this file); missing or unreadable -> defaults."""
         path = Path(path) if path is not None else Path(__file__).resolve().with_name(CONFIG_NAME)
         try:
@@ -119,7 +120,7 @@ class LaunchConfig:
         d["args"] = list(self.args)
         return json.dumps(d, indent=1) + "\n"
 
-    def with_python(self, python: str) -> "LaunchConfig":
+    def with_python(self, python: str) -> LaunchConfig:
         """This configuration with another interpreter (an editor setting may override it)."""
         return LaunchConfig(python=python, port=self.port, args=self.args, cwd=self.cwd) if python else self
 

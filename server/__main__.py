@@ -35,7 +35,7 @@ class _CappedFormatter(logging.Formatter):
     """Log lines with control characters escaped in the message and cut to ``MAX_LOG_LINE``
     characters: a line is one line, whatever reaches it (tracebacks stay multi-line)."""
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+    def formatMessage(self, record: logging.LogRecord) -> str:
         text = super().formatMessage(record)
         if not text.isprintable():
             text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
@@ -97,47 +97,101 @@ def build_parser() -> argparse.ArgumentParser:
         "plug-ins (protocol: docs/protocol.md).",
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, loopback only)")
-    p.add_argument("--port", type=int, default=table.DEFAULT_PORT,
-                   help=f"port (default: {table.DEFAULT_PORT}; 0 picks a free one)")
+    p.add_argument(
+        "--port", type=int, default=table.DEFAULT_PORT, help=f"port (default: {table.DEFAULT_PORT}; 0 picks a free one)"
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     p.add_argument("--precision", default="auto", choices=table.PRECISIONS, help=table.PRECISION_HELP)
     p.add_argument("--engine", default="auto", choices=table.ENGINES, help=table.ENGINE_HELP)
     tok = p.add_mutually_exclusive_group()
-    tok.add_argument("--token", default=None,
-                     help=f"the token clients must send (default: ${TOKEN_ENV} if set, else the one in the token "
-                          f"file, {token_file()}, made at first start; it is written there for local clients)")
-    tok.add_argument("--no-token", action="store_true",
-                     help="require no token: any process that can reach the port may use the server")
-    p.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
-                   help="a browser Origin allowed to connect (repeatable); by default every browser is refused")
+    tok.add_argument(
+        "--token",
+        default=None,
+        help=f"the token clients must send (default: ${TOKEN_ENV} if set, else the one in the token "
+        f"file, {token_file()}, made at first start; it is written there for local clients)",
+    )
+    tok.add_argument(
+        "--no-token",
+        action="store_true",
+        help="require no token: any process that can reach the port may use the server",
+    )
+    p.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a browser Origin allowed to connect (repeatable); by default every browser is refused",
+    )
     g = p.add_argument_group("models (default: the shipped weights in core/models/)")
     g.add_argument("--fast", action="store_true", help=table.FAST_HELP)
     g.add_argument("--mask-model", type=Path, help="mask network weights (.safetensors)")
     g.add_argument("--restore-model", type=Path, help="framework-mode restoration backbone (.safetensors)")
     g.add_argument("--baseline-model", type=Path, help="baseline-mode backbone for mask 'none' (.safetensors or .pth)")
-    g.add_argument("--model", action="append", default=[], type=_named_model, metavar="NAME=PATH",
-                   help="an extra restoration backbone clients may choose by NAME (repeatable)")
-    p.add_argument("--tile", type=_positive, default=None,
-                   help="tile side in pixels for every request (default: chosen from free memory)")
+    g.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        type=_named_model,
+        metavar="NAME=PATH",
+        help="an extra restoration backbone clients may choose by NAME (repeatable)",
+    )
+    p.add_argument(
+        "--tile",
+        type=_positive,
+        default=None,
+        help="tile side in pixels for every request (default: chosen from free memory)",
+    )
     g = p.add_argument_group("limits")
-    g.add_argument("--max-pixels", type=_positive, default=defaults.max_pixels,
-                   help=f"largest image, width x height (default: {defaults.max_pixels})")
-    g.add_argument("--max-message-mb", type=_positive, default=defaults.max_message_bytes // 2**20,
-                   help=f"largest message in MiB (default: {defaults.max_message_bytes // 2**20})")
-    g.add_argument("--max-jobs-per-client", type=_positive, default=defaults.max_jobs_per_client,
-                   help=f"queued + running requests per connection (default: {defaults.max_jobs_per_client})")
-    g.add_argument("--max-queue", type=_positive, default=defaults.max_queue,
-                   help=f"queued + running requests in all (default: {defaults.max_queue})")
-    g.add_argument("--max-connections", type=_positive, default=64,
-                   help="connections open at once; more are refused with HTTP 503 (default: 64)")
-    g.add_argument("--max-queued-mb", type=_positive, default=None,
-                   help="budget of decoded image data over all queued and running requests, in MiB (default: "
-                        "from the available memory, 256 to 512)")
-    g.add_argument("--max-queued-pixels", type=_positive, default=None,
-                   help="budget of pixels over all queued and running requests (default: from the available "
-                        "memory, one to four 8192x8192 images)")
-    g.add_argument("--max-active-jobs", type=_positive, default=3,
-                   help="requests of different clients that run at once, taking turns tile by tile (default: 3)")
+    g.add_argument(
+        "--max-pixels",
+        type=_positive,
+        default=defaults.max_pixels,
+        help=f"largest image, width x height (default: {defaults.max_pixels})",
+    )
+    g.add_argument(
+        "--max-message-mb",
+        type=_positive,
+        default=defaults.max_message_bytes // 2**20,
+        help=f"largest message in MiB (default: {defaults.max_message_bytes // 2**20})",
+    )
+    g.add_argument(
+        "--max-jobs-per-client",
+        type=_positive,
+        default=defaults.max_jobs_per_client,
+        help=f"queued + running requests per connection (default: {defaults.max_jobs_per_client})",
+    )
+    g.add_argument(
+        "--max-queue",
+        type=_positive,
+        default=defaults.max_queue,
+        help=f"queued + running requests in all (default: {defaults.max_queue})",
+    )
+    g.add_argument(
+        "--max-connections",
+        type=_positive,
+        default=64,
+        help="connections open at once; more are refused with HTTP 503 (default: 64)",
+    )
+    g.add_argument(
+        "--max-queued-mb",
+        type=_positive,
+        default=None,
+        help="budget of decoded image data over all queued and running requests, in MiB (default: "
+        "from the available memory, 256 to 512)",
+    )
+    g.add_argument(
+        "--max-queued-pixels",
+        type=_positive,
+        default=None,
+        help="budget of pixels over all queued and running requests (default: from the available "
+        "memory, one to four 8192x8192 images)",
+    )
+    g.add_argument(
+        "--max-active-jobs",
+        type=_positive,
+        default=3,
+        help="requests of different clients that run at once, taking turns tile by tile (default: 3)",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log every connection and message problem")
     return p
 

@@ -39,10 +39,11 @@ import math
 import sys
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from http import HTTPStatus
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import MultipleValuesError
@@ -141,7 +142,9 @@ class _Mistakes:
             codes = ", ".join(f"{printable(c, 64)} x{n}" for c, n in sorted(self._codes.items())[:12])
             log.info(
                 "%d refused message(s) from %d client(s) (%s)%s; run with -v to log each",
-                self._count, len(self._clients), codes,
+                self._count,
+                len(self._clients),
+                codes,
                 "" if self._last == -math.inf else f" in the last {now - self._last:.0f} s",
             )
             self._last = now
@@ -280,12 +283,16 @@ class RestoreServer:
         self._mistakes = _Mistakes()
         info = restorer.info()
         self._mask_methods = [str(m) for m in info.get("mask_methods", [])]
-        self._engines = sorted({
-            f"{m.get('engine', '?')} {m.get('precision', '?')}"
-            for m in info.get("models", {}).values() if isinstance(m, dict)
-        })
-        self._files = [f"{role} {m['name']}" for role, m in info.get("models", {}).items()
-                       if isinstance(m, dict) and m.get("name")]
+        self._engines = sorted(
+            {
+                f"{m.get('engine', '?')} {m.get('precision', '?')}"
+                for m in info.get("models", {}).values()
+                if isinstance(m, dict)
+            }
+        )
+        self._files = [
+            f"{role} {m['name']}" for role, m in info.get("models", {}).items() if isinstance(m, dict) and m.get("name")
+        ]
         self._welcome = protocol.Welcome(
             server_version=SERVER_VERSION,
             device=self._device_name(),
@@ -372,8 +379,12 @@ class RestoreServer:
         log.info(
             "limits: %d connections, %d jobs per client, %d in all, queue budget %s and %.0f MP "
             "(%.0f%% per client), %d jobs running at once",
-            self.max_connections, self.limits.max_jobs_per_client, self.limits.max_queue,
-            mib(self.queue.max_bytes or 0), (self.queue.max_pixels or 0) / 1e6, 100 * self.queue.client_share,
+            self.max_connections,
+            self.limits.max_jobs_per_client,
+            self.limits.max_queue,
+            mib(self.queue.max_bytes or 0),
+            (self.queue.max_pixels or 0) / 1e6,
+            100 * self.queue.client_share,
             self.queue.max_active,
         )
         if self._files:
@@ -484,8 +495,9 @@ class RestoreServer:
         for job in running:
             job.cancel.set()
         if removed or running:
-            log.info("%r left; cancelled %d queued job(s)%s", conn, len(removed),
-                     " and its running job" if running else "")
+            log.info(
+                "%r left; cancelled %d queued job(s)%s", conn, len(removed), " and its running job" if running else ""
+            )
         conn.jobs.clear()
         if removed:
             self._report_positions()
@@ -503,14 +515,24 @@ class RestoreServer:
         (``protocol.peek``) before the pixels are copied out of it; False when it was refused."""
         head = protocol.peek(raw)
         width, height, fmt, rid = head.get("width"), head.get("height"), head.get("format"), head.get("id")
-        if not (conn.greeted and head.get("type") == "restore" and type(width) is int and type(height) is int
-                and width > 0 and height > 0 and fmt in protocol.PixelFormat._value2member_map_):
+        if not (
+            conn.greeted
+            and head.get("type") == "restore"
+            and type(width) is int
+            and type(height) is int
+            and width > 0
+            and height > 0
+            and fmt in protocol.PixelFormat._value2member_map_
+        ):
             return True  # decode() reports what is wrong with it
         rid = rid if isinstance(rid, str) and 0 < len(rid) <= protocol.MAX_ID_LENGTH else None
         fmt = protocol.PixelFormat(fmt)
         try:
-            nbytes = images.decoded_size(fmt, width, height, head.get("data") or b"") if fmt is protocol.PixelFormat.PNG \
+            nbytes = (
+                images.decoded_size(fmt, width, height, head.get("data") or b"")
+                if fmt is protocol.PixelFormat.PNG
                 else protocol.expected_size(fmt, width, height)
+            )
             self.queue.check(Job(client=conn, id=rid or "", request=None, pixels=width * height, nbytes=nbytes or 0))
         except QueueFullError as e:
             self._refuse(conn, protocol.ErrorCode.QUEUE_FULL, str(e), rid)
@@ -543,14 +565,16 @@ class RestoreServer:
         elif isinstance(msg, protocol.Cancel):
             self._on_cancel(conn, msg.id)
         else:
-            self._refuse(conn, protocol.ErrorCode.BAD_MESSAGE,
-                         f"clients do not send {msg.TYPE} messages (they send hello, restore and cancel)")
+            self._refuse(
+                conn,
+                protocol.ErrorCode.BAD_MESSAGE,
+                f"clients do not send {msg.TYPE} messages (they send hello, restore and cancel)",
+            )
 
     def _core_options(self, opts: protocol.Options) -> RestoreOptions:
         if str(opts.mask) not in self._mask_methods:
             raise InvalidOptionError(
-                f"mask method {opts.mask} is not available on this server "
-                f"(it has: {', '.join(self._mask_methods)})"
+                f"mask method {opts.mask} is not available on this server (it has: {', '.join(self._mask_methods)})"
             )
         name = opts.model if opts.model is not None else DEFAULT_MODEL
         if name not in self.models:
@@ -595,8 +619,15 @@ class RestoreServer:
         except RestoreError as e:
             self._refuse(conn, e.code, str(e), msg.id)
             return
-        job = Job(client=conn, id=msg.id, request=msg, options=options, enqueued_at=time.perf_counter(),
-                  pixels=pixels, nbytes=nbytes)
+        job = Job(
+            client=conn,
+            id=msg.id,
+            request=msg,
+            options=options,
+            enqueued_at=time.perf_counter(),
+            pixels=pixels,
+            nbytes=nbytes,
+        )
         try:
             self.queue.push(job)
         except QueueFullError as e:
@@ -751,8 +782,13 @@ class RestoreServer:
             )
             del res, data, mask
             log.info(
-                "%r request %s: %dx%d %s done in %.2f s", job.client, printable(job.id, 64), req.width, req.height,
-                req.format, timings["server_total"],
+                "%r request %s: %dx%d %s done in %.2f s",
+                job.client,
+                printable(job.id, 64),
+                req.width,
+                req.height,
+                req.format,
+                timings["server_total"],
             )
             return protocol.encode(result)
         except images.PixelLimitError as e:

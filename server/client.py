@@ -57,8 +57,9 @@ import threading
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, Union
+from typing import Any, Union
 
 try:  # bundled in a package next to protocol.py (normal case)
     from . import jpegfile, protocol
@@ -149,6 +150,7 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
 
 OptionsLike = Union["protocol.Options", Mapping[str, Any], None]
 PathLike = Union[str, "os.PathLike[str]", None]
@@ -904,7 +906,9 @@ class AsyncClient(_Common):
             if cancel_task is not None:
                 cancel_task.cancel()
 
-    async def _wait(self, request_id: str, queue: asyncio.Queue, cancel_task, on_progress, on_queued) -> protocol.Result:
+    async def _wait(
+        self, request_id: str, queue: asyncio.Queue, cancel_task, on_progress, on_queued
+    ) -> protocol.Result:
         loop = asyncio.get_running_loop()
         while True:
             get = asyncio.ensure_future(queue.get())
@@ -962,7 +966,14 @@ def restore(
     """Connect, restore one image, disconnect (see :meth:`Client.restore`)."""
     with Client(url, token=token, name=name) as client:
         return client.restore(
-            data, width, height, fmt, options, on_progress=on_progress, cancel=cancel, timeout=timeout,
+            data,
+            width,
+            height,
+            fmt,
+            options,
+            on_progress=on_progress,
+            cancel=cancel,
+            timeout=timeout,
             source_file=source_file,
         )
 
@@ -985,6 +996,13 @@ async def restore_async(
     """asyncio version of :func:`restore`."""
     async with AsyncClient(url, token=token, name=name) as client:
         return await client.restore(
-            data, width, height, fmt, options, on_progress=on_progress, cancel=cancel, timeout=timeout,
+            data,
+            width,
+            height,
+            fmt,
+            options,
+            on_progress=on_progress,
+            cancel=cancel,
+            timeout=timeout,
             source_file=source_file,
         )

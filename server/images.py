@@ -61,7 +61,9 @@ def decoded_size(fmt: PixelFormat, width: int, height: int, data: bytes) -> int:
         return len(data)
     w, h, depth, ctype = png_header(data)
     if ctype not in _PNG_CHANNELS:
-        raise InvalidImageError(f"the PNG header gives colour type {ctype}; valid PNG colour types are 0, 2, 3, 4 and 6")
+        raise InvalidImageError(
+            f"the PNG header gives colour type {ctype}; valid PNG colour types are 0, 2, 3, 4 and 6"
+        )
     return w * h * _PNG_CHANNELS[ctype] * (2 if depth == 16 else 1)
 
 

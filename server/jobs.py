@@ -22,8 +22,9 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict, deque
+from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any, Hashable
+from typing import Any
 
 __all__ = ["Job", "QueueFullError", "FairQueue", "Turns", "mib"]
 
@@ -150,7 +151,9 @@ class FairQueue:
                 "wait for a result before sending more"
             )
         if self.depth >= self.max_total:
-            raise QueueFullError(f"the server already has {self.max_total} requests queued (the limit); try again later")
+            raise QueueFullError(
+                f"the server already has {self.max_total} requests queued (the limit); try again later"
+            )
         if self.depth:
             self._check_budget(job)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import os
-from typing import BinaryIO, Union
+from typing import BinaryIO
 
 __all__ = ["ZIGZAG", "luma_table", "read_luma_table"]
 
@@ -125,7 +125,7 @@ def read_luma_table(f: BinaryIO) -> tuple[int, ...] | None:
     return table
 
 
-def luma_table(source: Union[str, os.PathLike, bytes]) -> tuple[int, ...] | None:
+def luma_table(source: str | os.PathLike | bytes) -> tuple[int, ...] | None:
     """:func:`read_luma_table` of a file path or of a file's bytes. Never raises for a file that
     cannot be read or is not a JPEG: it returns ``None``."""
     try:

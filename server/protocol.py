@@ -327,9 +327,7 @@ class Options:
             if problem is not None:
                 raise ProtocolError(ErrorCode.INVALID_OPTION, problem)
         if self.model is not None and not 0 < len(self.model) <= _MAX_NAME:
-            raise ProtocolError(
-                ErrorCode.INVALID_OPTION, f"model must be a name of 1..{_MAX_NAME} characters or nil"
-            )
+            raise ProtocolError(ErrorCode.INVALID_OPTION, f"model must be a name of 1..{_MAX_NAME} characters or nil")
 
 
 @dataclass(frozen=True)
@@ -381,9 +379,7 @@ def _check_text(name: str, text: str, limit: int = _MAX_TEXT) -> None:
         raise ProtocolError(ErrorCode.BAD_MESSAGE, f"{name} is longer than {limit} characters")
 
 
-def _check_pixels(
-    fmt: PixelFormat, width: int, height: int, data: bytes, request_id: str | None, what: str
-) -> None:
+def _check_pixels(fmt: PixelFormat, width: int, height: int, data: bytes, request_id: str | None, what: str) -> None:
     if width < 1 or height < 1:
         raise ProtocolError(
             ErrorCode.INVALID_IMAGE, f"{what} is {width}x{height} pixels; both sides must be >= 1", request_id
@@ -649,8 +645,15 @@ def _show(value: Any, limit: int = 40) -> str:
 
 def _kind(value: Any) -> str:
     """The msgpack kind of ``value`` in words ("a string", "a boolean")."""
-    for tp, name in ((bool, "a boolean"), (int, "an integer"), (float, "a float"), (str, "a string"),
-                     (bytes, "binary bytes"), (list, "a list"), (dict, "a map")):
+    for tp, name in (
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a float"),
+        (str, "a string"),
+        (bytes, "binary bytes"),
+        (list, "a list"),
+        (dict, "a map"),
+    ):
         if isinstance(value, tp):
             return name
     return "nil" if value is None else "a value of another kind"
@@ -662,8 +665,13 @@ def _type_name(tp: Any) -> str:
     if isinstance(tp, type):
         if issubclass(tp, enum.Enum):
             return "one of " + ", ".join(f'"{m.value}"' for m in tp)
-        return {"str": "a string", "int": "an integer", "float": "a number", "bool": "a boolean",
-                "bytes": "binary bytes"}.get(tp.__name__, tp.__name__)
+        return {
+            "str": "a string",
+            "int": "an integer",
+            "float": "a number",
+            "bool": "a boolean",
+            "bytes": "binary bytes",
+        }.get(tp.__name__, tp.__name__)
     if typing.get_origin(tp) is list:
         (item,) = typing.get_args(tp)
         return "a list of " + {int: "integers", str: "strings"}.get(item, _type_name(item))
@@ -852,13 +860,32 @@ def encode(message: Message) -> bytes:
 
 _FIXED = {0xC0: None, 0xC2: False, 0xC3: True}
 _SIZED = {  # type byte -> (bytes of the length, kind)
-    0xC4: (1, "bin"), 0xC5: (2, "bin"), 0xC6: (4, "bin"),
-    0xD9: (1, "str"), 0xDA: (2, "str"), 0xDB: (4, "str"),
-    0xDC: (2, "array"), 0xDD: (4, "array"), 0xDE: (2, "map"), 0xDF: (4, "map"),
-    0xC7: (1, "ext"), 0xC8: (2, "ext"), 0xC9: (4, "ext"),
+    0xC4: (1, "bin"),
+    0xC5: (2, "bin"),
+    0xC6: (4, "bin"),
+    0xD9: (1, "str"),
+    0xDA: (2, "str"),
+    0xDB: (4, "str"),
+    0xDC: (2, "array"),
+    0xDD: (4, "array"),
+    0xDE: (2, "map"),
+    0xDF: (4, "map"),
+    0xC7: (1, "ext"),
+    0xC8: (2, "ext"),
+    0xC9: (4, "ext"),
 }
-_NUMBERS = {0xCA: ">f", 0xCB: ">d", 0xCC: ">B", 0xCD: ">H", 0xCE: ">I", 0xCF: ">Q",
-            0xD0: ">b", 0xD1: ">h", 0xD2: ">i", 0xD3: ">q"}
+_NUMBERS = {
+    0xCA: ">f",
+    0xCB: ">d",
+    0xCC: ">B",
+    0xCD: ">H",
+    0xCE: ">I",
+    0xCF: ">Q",
+    0xD0: ">b",
+    0xD1: ">h",
+    0xD2: ">i",
+    0xD3: ">q",
+}
 
 
 def _walk(buf: memoryview, pos: int, depth: int, head: int) -> tuple[Any, int]:

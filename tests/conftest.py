@@ -96,13 +96,21 @@ def older_server_url(tmp_path_factory) -> Iterator[str]:
 
     root = Path(__file__).resolve().parents[1]
     git = shutil.which("git")
-    if git is None or subprocess.run([git, "-C", str(root), "cat-file", "-e", f"{PRE_ENSEMBLE_COMMIT}^{{commit}}"],
-                                     capture_output=True).returncode != 0:
-        pytest.skip(f"needs commit {PRE_ENSEMBLE_COMMIT[:7]} of lineart-restore's git history (the server from "
-                    "before the ensemble option), which this checkout lacks: a source archive or a shallow clone")
+    if (
+        git is None
+        or subprocess.run(
+            [git, "-C", str(root), "cat-file", "-e", f"{PRE_ENSEMBLE_COMMIT}^{{commit}}"], capture_output=True
+        ).returncode
+        != 0
+    ):
+        pytest.skip(
+            f"needs commit {PRE_ENSEMBLE_COMMIT[:7]} of lineart-restore's git history (the server from "
+            "before the ensemble option), which this checkout lacks: a source archive or a shallow clone"
+        )
     tree = tmp_path_factory.mktemp("older_server")
-    archive = subprocess.run([git, "-C", str(root), "archive", PRE_ENSEMBLE_COMMIT, "server", "core"],
-                             capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        [git, "-C", str(root), "archive", PRE_ENSEMBLE_COMMIT, "server", "core"], capture_output=True, check=True
+    ).stdout
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         if hasattr(tarfile, "data_filter"):  # Python 3.10.12+ / 3.11.4+: refuse odd members
             tar.extractall(tree, filter="data")

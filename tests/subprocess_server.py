@@ -13,8 +13,9 @@ from server import client
 
 
 @contextlib.contextmanager
-def server_process(cmd: list[str], cwd, log_path, port: int, wait_s: float, what: str = "the server",
-                   env: dict | None = None) -> Iterator[str]:
+def server_process(
+    cmd: list[str], cwd, log_path, port: int, wait_s: float, what: str = "the server", env: dict | None = None
+) -> Iterator[str]:
     """Run ``python -m server`` (``cmd``) in a subprocess until the ``with`` ends; yields its URL once a
     client gets its welcome. Its output goes to ``log_path``, whose end a failure to start quotes."""
     url = f"ws://127.0.0.1:{port}"
@@ -90,5 +91,13 @@ def save_slim_models(folder, seed: int = 0) -> tuple:
 def slim_server_args(folder, seed: int = 0) -> list[str]:
     """``python -m server`` arguments for :func:`save_slim_models` on the CPU."""
     mask, restore, baseline = save_slim_models(folder, seed)
-    return ["--device", "cpu", "--mask-model", str(mask), "--restore-model", str(restore),
-            "--baseline-model", str(baseline)]
+    return [
+        "--device",
+        "cpu",
+        "--mask-model",
+        str(mask),
+        "--restore-model",
+        str(restore),
+        "--baseline-model",
+        str(baseline),
+    ]

@@ -36,10 +36,14 @@ def models(tmp_path_factory):
     torch.manual_seed(0)
     return {
         "mask": str(save_model(build_masknet("blind", "slim", channels=[8, 16], blocks=1), d / "m.safetensors")),
-        "fw": str(save_model(build_backbone("drunet", "slim", mode="framework", nc=[8, 16, 32, 64], nb=1),
-                             d / "fw.safetensors")),
-        "base": str(save_model(build_backbone("drunet", "slim", mode="baseline", nc=[8, 16, 32, 64], nb=1),
-                               d / "b.safetensors")),
+        "fw": str(
+            save_model(
+                build_backbone("drunet", "slim", mode="framework", nc=[8, 16, 32, 64], nb=1), d / "fw.safetensors"
+            )
+        ),
+        "base": str(
+            save_model(build_backbone("drunet", "slim", mode="baseline", nc=[8, 16, 32, 64], nb=1), d / "b.safetensors")
+        ),
     }
 
 
@@ -66,7 +70,8 @@ def test_restores_files_and_folders_with_masks(inputs, models, tmp_path, capsys)
     assert rc == 0
     written = sorted(p.name for p in out.iterdir())
     assert written == sorted(
-        [f"{s}.png" for s in ("gray", "layer", "deep", "photo")] + [f"{s}_mask.png" for s in ("gray", "layer", "deep", "photo")]
+        [f"{s}.png" for s in ("gray", "layer", "deep", "photo")]
+        + [f"{s}_mask.png" for s in ("gray", "layer", "deep", "photo")]
     )
     for stem in ("gray", "layer", "deep", "photo"):
         src = read_image(next(inputs.glob(stem + ".*"))).pixels
@@ -84,8 +89,10 @@ def test_bad_files_are_reported_and_the_rest_still_run(inputs, models, tmp_path,
     (inputs / "broken.png").write_text("this is not a PNG")
     missing = tmp_path / "nowhere.png"
     out = tmp_path / "out"
-    rc = run([str(inputs / "gray.png"), str(inputs / "broken.png"), str(missing), str(inputs / "deep.png"),
-              "-o", str(out)], models)
+    rc = run(
+        [str(inputs / "gray.png"), str(inputs / "broken.png"), str(missing), str(inputs / "deep.png"), "-o", str(out)],
+        models,
+    )
     assert rc == 1
     cap = capsys.readouterr()
     assert "broken.png" in cap.err and "nowhere.png" in cap.err and "no such file" in cap.err
@@ -95,14 +102,44 @@ def test_bad_files_are_reported_and_the_rest_still_run(inputs, models, tmp_path,
 
 def test_options_reach_the_pipeline(inputs, models, tmp_path):
     out = tmp_path / "out"
-    rc = run([str(inputs / "gray.png"), "-o", str(out), "--background", "transparent", "--mask", "otsu",
-              "--no-threshold", "--tile", "64", "--overlap", "16", "--qf", "30"], models)
+    rc = run(
+        [
+            str(inputs / "gray.png"),
+            "-o",
+            str(out),
+            "--background",
+            "transparent",
+            "--mask",
+            "otsu",
+            "--no-threshold",
+            "--tile",
+            "64",
+            "--overlap",
+            "16",
+            "--qf",
+            "30",
+        ],
+        models,
+    )
     assert rc == 0
     res = read_image(out / "gray.png").pixels
     assert res.shape == (40, 56, 2) and np.all(res[..., 0] == 0)  # gray + alpha, black lines
     # --mask none with a baseline network
-    rc = main(["restore", str(inputs / "gray.png"), "-o", str(tmp_path / "o2"), "--mask", "none",
-               "--baseline-model", models["base"], "--device", "cpu", "-q"])
+    rc = main(
+        [
+            "restore",
+            str(inputs / "gray.png"),
+            "-o",
+            str(tmp_path / "o2"),
+            "--mask",
+            "none",
+            "--baseline-model",
+            models["base"],
+            "--device",
+            "cpu",
+            "-q",
+        ]
+    )
     assert rc == 0 and (tmp_path / "o2" / "gray.png").is_file()
 
 
@@ -110,8 +147,20 @@ def test_options_reach_the_pipeline(inputs, models, tmp_path):
     "bad", [["--theta", "300"], ["--qf", "abc"], ["--qf", "0"], ["--tile", "8"], ["--device", "cuda:7"]]
 )
 def test_bad_options_exit_2(inputs, models, tmp_path, bad, capsys):
-    rc = main(["restore", str(inputs / "gray.png"), "-o", str(tmp_path / "o"), "--mask-model", models["mask"],
-               "--model", models["fw"], "-q"] + bad)
+    rc = main(
+        [
+            "restore",
+            str(inputs / "gray.png"),
+            "-o",
+            str(tmp_path / "o"),
+            "--mask-model",
+            models["mask"],
+            "--model",
+            models["fw"],
+            "-q",
+        ]
+        + bad
+    )
     assert rc == 2
     assert "error:" in capsys.readouterr().err
     assert not (tmp_path / "o" / "gray.png").exists()
@@ -156,8 +205,21 @@ def test_info_prints_json(models, capsys):
 def test_help_explains_everything():
     r = subprocess.run([sys.executable, "-m", "core", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0
-    for word in ("restore", "OUTDIR/<stem>.png", "_mask.png", "--mask", "--threshold", "--qf", "--background",
-                 "--model", "--device", "--tile", "--save-mask", "exit status", "transparent"):
+    for word in (
+        "restore",
+        "OUTDIR/<stem>.png",
+        "_mask.png",
+        "--mask",
+        "--threshold",
+        "--qf",
+        "--background",
+        "--model",
+        "--device",
+        "--tile",
+        "--save-mask",
+        "exit status",
+        "transparent",
+    ):
         assert word in r.stdout, word
     r = subprocess.run([sys.executable, "-m", "core"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
@@ -186,7 +248,7 @@ def test_a_jpeg_files_own_quantization_table_reaches_the_pipeline(models, tmp_pa
 
     monkeypatch.setattr(Restorer, "restore", spy)
     assert run([str(src), str(tmp_path / "gray.png"), "-o", str(tmp_path / "out")], models) == 1  # 2nd is missing
-    (opts, res), = seen
+    ((opts, res),) = seen
     assert opts.jpeg_table == tuple(table) and opts.jpeg_consistency
     assert res.jpeg_quality is not None and not any("does not reproduce" in n for n in res.notes)
 

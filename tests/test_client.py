@@ -27,8 +27,9 @@ BLOCK = "import sys\nfor _n in ('torch', 'numpy', 'PIL', 'cv2', 'core'):\n    sy
 
 
 def _run(code: str, cwd: Path | None = None) -> str:
-    out = subprocess.run([sys.executable, "-c", BLOCK + textwrap.dedent(code)], capture_output=True, text=True,
-                         timeout=60, cwd=cwd)
+    out = subprocess.run(
+        [sys.executable, "-c", BLOCK + textwrap.dedent(code)], capture_output=True, text=True, timeout=60, cwd=cwd
+    )
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()
 
@@ -88,8 +89,15 @@ def test_bad_url():
 
 
 def test_error_tree():
-    for cls in (client.ServerUnavailableError, client.ConnectionLostError, client.HandshakeRefusedError,
-                client.BadReplyError, client.RequestTimeoutError, client.ServerError, client.RequestCancelledError):
+    for cls in (
+        client.ServerUnavailableError,
+        client.ConnectionLostError,
+        client.HandshakeRefusedError,
+        client.BadReplyError,
+        client.RequestTimeoutError,
+        client.ServerError,
+        client.RequestCancelledError,
+    ):
         assert issubclass(cls, client.ClientError)
     assert issubclass(client.RequestCancelledError, client.ServerError)
     assert issubclass(client.RequestTimeoutError, TimeoutError)
@@ -114,8 +122,14 @@ def peer(handler):
 
 
 WELCOME = protocol.encode(
-    protocol.Welcome(server_version="test", device="cpu", models=["default"], formats=["gray8"],
-                     options=protocol.options_schema(), limits=protocol.Limits(max_pixels=100))
+    protocol.Welcome(
+        server_version="test",
+        device="cpu",
+        models=["default"],
+        formats=["gray8"],
+        options=protocol.options_schema(),
+        limits=protocol.Limits(max_pixels=100),
+    )
 )
 
 
@@ -220,8 +234,14 @@ def _echo_options(schema):
     every request it got are appended to the returned list."""
     got = []
     welcome = protocol.encode(
-        protocol.Welcome(server_version="test", device="cpu", models=["default"], formats=["gray8"],
-                         options=schema, limits=protocol.Limits())
+        protocol.Welcome(
+            server_version="test",
+            device="cpu",
+            models=["default"],
+            formats=["gray8"],
+            options=schema,
+            limits=protocol.Limits(),
+        )
     )
 
     def handler(ws):

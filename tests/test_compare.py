@@ -24,9 +24,6 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "benchmarks"
 
 
-
-
-
 def _waifu2x_python() -> str | None:
     cand = os.environ.get("WAIFU2X_PYTHON") or str(REPO / ".venv-waifu2x" / "bin" / "python")
     return cand if os.access(cand, os.X_OK) else None
@@ -125,8 +122,11 @@ def test_clean_crops_light_sets_with_and_without_grain(tmp_path):
     img = np.full((80, 80), 255, np.uint8)
     img[10:70, 20:60] = 0
     Image.fromarray(img).save(tmp_path / "a.png")
-    sets = [cw.ImageSet("plain", tmp_path), cw.ImageSet("grainy", tmp_path, light=True),
-            cw.ImageSet("smooth", tmp_path, light=True, grain=False)]
+    sets = [
+        cw.ImageSet("plain", tmp_path),
+        cw.ImageSet("grainy", tmp_path, light=True),
+        cw.ImageSet("smooth", tmp_path, light=True, grain=False),
+    ]
     crops = {s.name: c for s, _path, _box, c in cw.clean_crops(sets, images=1, size=64, seed=0)}
     plain, grainy, smooth = crops["plain"], crops["grainy"], crops["smooth"]
     ink = plain == 0
@@ -187,7 +187,9 @@ def test_markdown_table_rows_deltas_and_speed():
     assert "**26.50**" in md and "| 26.00 |" in md
     # per drawing, against the cell's best (vgg7 n3): a 28 - 26 = +2, b 30 - 27 = +3
     assert cw.per_drawing_margins(cw.summarize(_records())) == {
-        ("val", "a"): {10: pytest.approx(2.0)}, ("val", "b"): {10: pytest.approx(3.0)}}
+        ("val", "a"): {10: pytest.approx(2.0)},
+        ("val", "b"): {10: pytest.approx(3.0)},
+    }
     assert "| val | a | +2.00 |" in lines and "| val | b | +3.00 |" in lines
     ours_speed = next(x for x in lines if x.startswith("| ours |"))
     assert ours_speed == "| ours | 1.00 | 1.0 |"
@@ -309,8 +311,20 @@ def test_runner_uses_waifu2x_and_torch_graph_agrees(tmp_path, drawing_factory):
     in_dir.mkdir()
     Image.fromarray(img, "L").save(in_dir / "d.jpg", quality=20)
     jpeg = np.asarray(Image.open(in_dir / "d.jpg").convert("L"))
-    cmd = [py, str(BENCH / "waifu2x_runner.py"), "--input", str(in_dir), "--output", str(out_dir),
-           "--arch", "vgg7", "resnet10", "--noise", "1", "--resume"]
+    cmd = [
+        py,
+        str(BENCH / "waifu2x_runner.py"),
+        "--input",
+        str(in_dir),
+        "--output",
+        str(out_dir),
+        "--arch",
+        "vgg7",
+        "resnet10",
+        "--noise",
+        "1",
+        "--resume",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     rep = json.loads((out_dir / "waifu2x_run.json").read_text())
@@ -320,7 +334,10 @@ def test_runner_uses_waifu2x_and_torch_graph_agrees(tmp_path, drawing_factory):
     assert again.stderr.count("reusing") == 2
     assert json.loads((out_dir / "waifu2x_run.json").read_text())["results"] == rep["results"]
     assert rep["waifu2x"] == "2024.0.1" and rep["chainer"].startswith("7.")
-    assert [(r["arch"], r["noise"], r["file"]) for r in rep["results"]] == [("vgg7", 1, "d.jpg"), ("resnet10", 1, "d.jpg")]
+    assert [(r["arch"], r["noise"], r["file"]) for r in rep["results"]] == [
+        ("vgg7", 1, "d.jpg"),
+        ("resnet10", 1, "d.jpg"),
+    ]
     models_dir = cw.waifu2x_models_dir(py)
     for r in rep["results"]:
         out = np.asarray(Image.open(r["output"]))
@@ -345,19 +362,27 @@ def test_run_key_changes_with_pixels_names_and_settings():
 
 def _cell_records(set_name, qf, jpeg, w2x, ours):
     R = cw.Record
-    return [R(set_name, "a", qf, "jpeg", jpeg, 0.9, 100),
-            R(set_name, "a", qf, "waifu2x/resnet10/noise3", w2x, 0.9, 100),
-            R(set_name, "a", qf, "waifu2x/vgg7/noise0", w2x - 3, 0.9, 100),
-            R(set_name, "a", qf, "ours", ours, 0.9, 100)]
+    return [
+        R(set_name, "a", qf, "jpeg", jpeg, 0.9, 100),
+        R(set_name, "a", qf, "waifu2x/resnet10/noise3", w2x, 0.9, 100),
+        R(set_name, "a", qf, "waifu2x/vgg7/noise0", w2x - 3, 0.9, 100),
+        R(set_name, "a", qf, "ours", ours, 0.9, 100),
+    ]
 
 
 def test_check_targets_margins_light_and_speed():
-    recs = (_cell_records("val", 10, 25, 30, 31.5) + _cell_records("val", 20, 30, 35, 35.5)
-            + _cell_records("light", 10, 20, 21, 24) + _cell_records("light", 20, 22, 23, 23.2))
+    recs = (
+        _cell_records("val", 10, 25, 30, 31.5)
+        + _cell_records("val", 20, 30, 35, 35.5)
+        + _cell_records("light", 10, 20, 21, 24)
+        + _cell_records("light", 20, 22, 23, 23.2)
+    )
     R = cw.Record
-    recs += [R("val", "a", 10, "ours", math.nan, math.nan, 1_000_000, 0.4),
-             R("val", "a", 10, "waifu2x-torch/resnet10", math.nan, math.nan, 1_000_000, 5.5),
-             R("val", "a", 10, "waifu2x-torch/vgg7", math.nan, math.nan, 1_000_000, 3.0)]
+    recs += [
+        R("val", "a", 10, "ours", math.nan, math.nan, 1_000_000, 0.4),
+        R("val", "a", 10, "waifu2x-torch/resnet10", math.nan, math.nan, 1_000_000, 5.5),
+        R("val", "a", 10, "waifu2x-torch/vgg7", math.nan, math.nan, 1_000_000, 3.0),
+    ]
     checks = cw.check_targets(cw.summarize(recs), ["light"])
     by = {c["target"]: c for c in checks}
     assert by["val QF 10: ours − waifu2x best (resnet10 n3) ≥ 1 dB"]["ok"]  # +1.5
@@ -430,14 +455,23 @@ def test_wild_table_reports_each_family_and_checks_both_targets():
     R = cw.Record
     recs = []
     for f, (inp, w, ours) in {"a": (30.0, 38.0, 40.0), "b": (31.0, 39.0, 29.0)}.items():
-        recs += [R("val", f, 1, cw.JPEG, inp, 0.9, 100), R("val", f, 1, "waifu2x/vgg7/noise2", w, 0.9, 100),
-                 R("val", f, 1, "waifu2x/vgg7/noise1", w - 1, 0.9, 100), R("val", f, 1, cw.OURS, ours, 0.9, 100)]
-    recs += [R("val", "a", 2, m, p, 0.9, 100) for m, p in ((cw.JPEG, 30.0), ("waifu2x/vgg7/noise2", 35.0), (cw.OURS, 37.0))]
+        recs += [
+            R("val", f, 1, cw.JPEG, inp, 0.9, 100),
+            R("val", f, 1, "waifu2x/vgg7/noise2", w, 0.9, 100),
+            R("val", f, 1, "waifu2x/vgg7/noise1", w - 1, 0.9, 100),
+            R("val", f, 1, cw.OURS, ours, 0.9, 100),
+        ]
+    recs += [
+        R("val", "a", 2, m, p, 0.9, 100) for m, p in ((cw.JPEG, 30.0), ("waifu2x/vgg7/noise2", 35.0), (cw.OURS, 37.0))
+    ]
     table, checks = cw.wild_table(recs, {("val", 1): 33.0, ("val", 2): 36.0})
     row = next(line for line in table.splitlines() if "| single |" in line)
     # means: input 30.5, waifu2x best (vgg7 n2) 38.5, ours 34.5; worst drawing ours − input: 29 − 31
     assert "| 30.50 | vgg7 n2 | 38.50 | 34.50 | -4.00 | -2.00 | 33.00 |" in row
     ok = {c["target"]: c["ok"] for c in checks}
-    assert ok == {"val single: ours − waifu2x best ≥ 1 dB": False, "val single: ours ≥ input on every drawing": False,
-                  "val double_aligned: ours − waifu2x best ≥ 1 dB": True,
-                  "val double_aligned: ours ≥ input on every drawing": True}
+    assert ok == {
+        "val single: ours − waifu2x best ≥ 1 dB": False,
+        "val single: ours ≥ input on every drawing": False,
+        "val double_aligned: ours − waifu2x best ≥ 1 dB": True,
+        "val double_aligned: ours ≥ input on every drawing": True,
+    }

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from core import gt_mask, miou, psnr, ssim
-from core.pipeline import DEFAULT_FILES, MODELS_DIR, Restorer, RestoreOptions
+from core.pipeline import DEFAULT_FILES, MODELS_DIR, RestoreOptions, Restorer
 from core.weights import read_metadata
 from training.data import jpeg_degrade
 
@@ -32,8 +32,12 @@ def clean() -> np.ndarray:
 
 def test_shipped_files_carry_training_metadata():
     # The default mask network is the thin one; the wider one it was cut from is shipped too.
-    presets = {"mask_fast.safetensors": "fast", "restore_default.safetensors": "slim",
-               "restore_baseline.safetensors": "slim", "mask_default.safetensors": "slim"}
+    presets = {
+        "mask_fast.safetensors": "fast",
+        "restore_default.safetensors": "slim",
+        "restore_baseline.safetensors": "slim",
+        "mask_default.safetensors": "slim",
+    }
     assert set(DEFAULT_FILES.values()) < set(presets)
     for name, preset in presets.items():
         meta = read_metadata(MODELS_DIR / name)
@@ -119,8 +123,11 @@ def test_server_fast_flag_loads_the_fast_pair_and_keeps_given_files():
 
     args = build_parser().parse_args(["--fast", "--device", "cpu"])
     names = {role: m["name"] for role, m in load_restorer(args).info()["models"].items() if m}
-    assert names == {"mask": "mask_fast.safetensors", "restore": "restore_fast.safetensors",
-                     "baseline": "restore_baseline.safetensors"}
+    assert names == {
+        "mask": "mask_fast.safetensors",
+        "restore": "restore_fast.safetensors",
+        "baseline": "restore_baseline.safetensors",
+    }
     given = MODELS_DIR / DEFAULT_FILES["restore"]
     args = build_parser().parse_args(["--fast", "--device", "cpu", "--restore-model", str(given)])
     names = {role: m["name"] for role, m in load_restorer(args).info()["models"].items() if m}

@@ -42,7 +42,7 @@ def test_families_do_what_they_say():
     double = dg.degrade(clean, rng(), "double_aligned")
     assert jc.find_jpeg_grid(double.image).qf == double.info["qf2"] or double.info["qf2"] > jc.MAX_QF
     shifted = dg.degrade(clean, rng(), "double_shifted")
-    assert shifted.image.shape == clean[shifted.info["shift"][0]:, shifted.info["shift"][1]:].shape
+    assert shifted.image.shape == clean[shifted.info["shift"][0] :, shifted.info["shift"][1] :].shape
     for fam in ("resize_then_jpeg", "resize_png"):
         r = dg.degrade(clean, rng(), fam)
         s = r.info["scale"]

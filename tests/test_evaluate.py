@@ -14,7 +14,7 @@ from core.backbones import build_backbone
 from core.equations import gt_mask, threshold
 from core.masknet import build_masknet
 from core.metrics import boundary_fscore, miou, psnr, ssim
-from core.pipeline import Restorer, RestoreOptions
+from core.pipeline import RestoreOptions, Restorer
 from core.weights import save_model
 from training.data import DataError, jpeg_degrade
 from training.evaluate import (
@@ -64,8 +64,15 @@ def _restore(restorer, img, **opts):
 
 
 def _cfg(folder, models, **kw):
-    return EvalConfig(folder=folder, qfs=QFS, mask_model=models[0], restore_model=models[1],
-                      baseline_model=models[2], device="cpu", **kw)
+    return EvalConfig(
+        folder=folder,
+        qfs=QFS,
+        mask_model=models[0],
+        restore_model=models[1],
+        baseline_model=models[2],
+        device="cpu",
+        **kw,
+    )
 
 
 def test_tables_have_the_papers_rows_and_right_values(folder, models, restorer):
@@ -119,10 +126,26 @@ def test_cli_writes_markdown_and_json_and_skips_bad_image(tmp_path, folder, mode
     parser = argparse.ArgumentParser()
     add_evaluate_parser(parser.add_subparsers())
     out = tmp_path / "out"
-    args = parser.parse_args([
-        "evaluate", str(data), "--qf", "20", "--mask-model", str(models[0]), "--restore-model", str(models[1]),
-        "--baseline-model", str(models[2]), "--device", "cpu", "--crop", "32", "--out", str(out),
-    ])
+    args = parser.parse_args(
+        [
+            "evaluate",
+            str(data),
+            "--qf",
+            "20",
+            "--mask-model",
+            str(models[0]),
+            "--restore-model",
+            str(models[1]),
+            "--baseline-model",
+            str(models[2]),
+            "--device",
+            "cpu",
+            "--crop",
+            "32",
+            "--out",
+            str(out),
+        ]
+    )
     with pytest.warns(UserWarning, match="broken.png"):
         evaluate(_cfg(data, models, crop=32), log=lambda s: None)
     assert args.func(args) == 0  # the CLI prints the same warning as "warning: ..." and goes on

@@ -67,7 +67,10 @@ def chroot() -> Path:
     root = Path(os.environ.get("LINEART_GIMP_CHROOT", DEFAULT_CHROOT))
     proc = subprocess.run(
         [str(REPO / ".ci" / "install_gimp.sh")],
-        capture_output=True, text=True, timeout=1500, env={**os.environ, "LINEART_GIMP_CHROOT": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=1500,
+        env={**os.environ, "LINEART_GIMP_CHROOT": str(root)},
     )
     if proc.returncode != 0:
         _unavailable(f".ci/install_gimp.sh failed ({proc.returncode}): {proc.stderr[-1500:]}")
@@ -91,8 +94,24 @@ def server_url(tmp_path_factory):
     save_model(build_backbone("drunet", "slim", "baseline"), baseline)
     port = _free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "server", "--no-token", "--port", str(port), "--device", "cpu", "--precision", "fp32",
-           "--mask-model", str(mask), "--restore-model", str(restore), "--baseline-model", str(baseline)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "server",
+        "--no-token",
+        "--port",
+        str(port),
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--mask-model",
+        str(mask),
+        "--restore-model",
+        str(restore),
+        "--baseline-model",
+        str(baseline),
+    ]
     with server_process(cmd, REPO, d / "server.log", port, 180, env=env) as url:
         yield url
 
@@ -111,26 +130,76 @@ def _own_table_jpeg() -> Path:
 def _cases(url: str) -> list[dict]:
     down = f"ws://127.0.0.1:{_free_port()}"
     return [
-        {"name": "own_table", "file": _own_table_jpeg(), "opened": True, "read": "Y' u8", "wire": "gray8",
-         "args": {"server": url, "mask-method": "otsu", "threshold": 251, "mask-layer": False}},
-        {"name": "gray8", "file": GRAY_JPEG, "read": "Y' u8", "wire": "gray8",
-         "args": {"server": url, "mask-method": "otsu", "threshold": 251, "background": "white", "mask-layer": True}},
-        {"name": "rgba16", "file": RGB_JPEG, "read": "R'G'B'A u16", "wire": "rgba16",
-         "precision": "U16_NON_LINEAR", "alpha": True, "offsets": [5, -3],
-         "args": {"server": url, "mask-method": "agt", "threshold": 240, "background": "transparent",
-                  "mask-layer": False}},
-        {"name": "rgb8", "file": RGB_JPEG, "read": "R'G'B' u8", "wire": "rgb8",
-         "args": {"server": url, "mask-method": "learnt", "threshold": 251, "mask-layer": False}},
-        {"name": "neutral", "file": GRAY_JPEG, "rgb": True, "read": "R'G'B' u8", "wire": "rgb8",
-         "args": {"server": url, "mask-method": "learnt", "threshold": 251, "mask-layer": False}},
-        {"name": "grayfloat", "file": GRAY_JPEG, "read": "Y' u16", "wire": "gray16", "precision": "FLOAT_LINEAR",
-         "args": {"server": url, "mask-method": "learnt", "threshold": 255, "mask-layer": True, "quality": "x2"}},
-        {"name": "down", "file": GRAY_JPEG, "read": "Y' u8", "wire": "gray8",
-         "args": {"server": down, "mask-method": "otsu", "start-server": False}},
+        {
+            "name": "own_table",
+            "file": _own_table_jpeg(),
+            "opened": True,
+            "read": "Y' u8",
+            "wire": "gray8",
+            "args": {"server": url, "mask-method": "otsu", "threshold": 251, "mask-layer": False},
+        },
+        {
+            "name": "gray8",
+            "file": GRAY_JPEG,
+            "read": "Y' u8",
+            "wire": "gray8",
+            "args": {"server": url, "mask-method": "otsu", "threshold": 251, "background": "white", "mask-layer": True},
+        },
+        {
+            "name": "rgba16",
+            "file": RGB_JPEG,
+            "read": "R'G'B'A u16",
+            "wire": "rgba16",
+            "precision": "U16_NON_LINEAR",
+            "alpha": True,
+            "offsets": [5, -3],
+            "args": {
+                "server": url,
+                "mask-method": "agt",
+                "threshold": 240,
+                "background": "transparent",
+                "mask-layer": False,
+            },
+        },
+        {
+            "name": "rgb8",
+            "file": RGB_JPEG,
+            "read": "R'G'B' u8",
+            "wire": "rgb8",
+            "args": {"server": url, "mask-method": "learnt", "threshold": 251, "mask-layer": False},
+        },
+        {
+            "name": "neutral",
+            "file": GRAY_JPEG,
+            "rgb": True,
+            "read": "R'G'B' u8",
+            "wire": "rgb8",
+            "args": {"server": url, "mask-method": "learnt", "threshold": 251, "mask-layer": False},
+        },
+        {
+            "name": "grayfloat",
+            "file": GRAY_JPEG,
+            "read": "Y' u16",
+            "wire": "gray16",
+            "precision": "FLOAT_LINEAR",
+            "args": {"server": url, "mask-method": "learnt", "threshold": 255, "mask-layer": True, "quality": "x2"},
+        },
+        {
+            "name": "down",
+            "file": GRAY_JPEG,
+            "read": "Y' u8",
+            "wire": "gray8",
+            "args": {"server": down, "mask-method": "otsu", "start-server": False},
+        },
         # the plug-in starts the server itself, with the Python recorded at install time: this
         # host's, which the chroot lacks, so the start must fail at once and say so
-        {"name": "start_bad_python", "file": GRAY_JPEG, "read": "Y' u8", "wire": "gray8",
-         "args": {"server": f"ws://127.0.0.1:{_free_port()}", "mask-method": "otsu", "start-server": True}},
+        {
+            "name": "start_bad_python",
+            "file": GRAY_JPEG,
+            "read": "Y' u8",
+            "wire": "gray8",
+            "args": {"server": f"ws://127.0.0.1:{_free_port()}", "mask-method": "otsu", "start-server": True},
+        },
     ]
 
 
@@ -153,20 +222,42 @@ def _run_gimp(chroot: Path, cases: list[dict], interactive: bool = False) -> dic
             shutil.copy(case["file"], work / case["file"].name)
             spec_cases.append({**case, "file": str(inside / case["file"].name)})
         (work / "spec.json").write_text(json.dumps({"out": str(inside / "out"), "cases": spec_cases}))
-        env = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={inside}", "LANG=C.UTF-8",
-               f"GIMP3_DIRECTORY={inside / 'profile'}", f"LR_E2E_SPEC={inside / 'spec.json'}"]
+        env = [
+            "env",
+            "-i",
+            "PATH=/usr/bin:/bin",
+            f"HOME={inside}",
+            "LANG=C.UTF-8",
+            f"GIMP3_DIRECTORY={inside / 'profile'}",
+            f"LR_E2E_SPEC={inside / 'spec.json'}",
+        ]
         if interactive:
-            env += [f"LR_BATCH={inside / 'gimp_batch.py'}", f"LR_OUT={inside / 'out'}",
-                    f"LR_DISPLAY=:{_free_display(chroot)}"]
+            env += [
+                f"LR_BATCH={inside / 'gimp_batch.py'}",
+                f"LR_OUT={inside / 'out'}",
+                f"LR_DISPLAY=:{_free_display(chroot)}",
+            ]
             cmd = ["chroot", str(chroot), *env, str(inside / "interactive.sh")]
         else:
             opened = [c["file"] for c in spec_cases if c.get("opened")]  # GIMP opens these itself
-            cmd = ["chroot", str(chroot), *env, "gimp-console-3.0", "-i", "--batch-interpreter=python-fu-eval",
-                   "-b", f'exec(open("{inside / "gimp_batch.py"}").read())', "--quit", *opened]
+            cmd = [
+                "chroot",
+                str(chroot),
+                *env,
+                "gimp-console-3.0",
+                "-i",
+                "--batch-interpreter=python-fu-eval",
+                "-b",
+                f'exec(open("{inside / "gimp_batch.py"}").read())',
+                "--quit",
+                *opened,
+            ]
         t0 = time.monotonic()
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
         seconds = time.monotonic() - t0
-        logs = "\n".join(f"--- {p.name}:\n{p.read_text(errors='replace')[-3000:]}" for p in (work / "out").glob("*.log"))
+        logs = "\n".join(
+            f"--- {p.name}:\n{p.read_text(errors='replace')[-3000:]}" for p in (work / "out").glob("*.log")
+        )
         report_path = work / "out" / "report.json"
         assert report_path.is_file(), (
             f"GIMP wrote no report (rc {proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}\n{logs}"
@@ -178,8 +269,15 @@ def _run_gimp(chroot: Path, cases: list[dict], interactive: bool = False) -> dic
             assert "exception" not in rec, f"case {name}:\n{rec['exception']}"
         raw = {p.name: p.read_bytes() for p in (work / "out").glob("*.raw")}
         pictures = {p.name: p.read_bytes() for p in (work / "out").glob("*.png")}
-        return {"report": report, "cases": {c["name"]: c for c in cases}, "records": by_name, "raw": raw,
-                "pictures": pictures, "seconds": seconds, "log": proc.stderr + logs}
+        return {
+            "report": report,
+            "cases": {c["name"]: c for c in cases},
+            "records": by_name,
+            "raw": raw,
+            "pictures": pictures,
+            "seconds": seconds,
+            "log": proc.stderr + logs,
+        }
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -216,8 +314,18 @@ def test_procedure_is_registered_with_menu_and_arguments(gimp_run):
     assert proc["menu_label"] == "Restore JPEG Line Art..."
     assert proc["menu_paths"] == ["<Image>/Filters/Enhance"]
     assert proc["image_types"] == "RGB*, GRAY*"
-    assert proc["arguments"] == ["run-mode", "image", "drawables", "server", "mask-method", "threshold",
-                                 "background", "mask-layer", "quality", "start-server"]
+    assert proc["arguments"] == [
+        "run-mode",
+        "image",
+        "drawables",
+        "server",
+        "mask-method",
+        "threshold",
+        "background",
+        "mask-layer",
+        "quality",
+        "start-server",
+    ]
     assert gimp_run["report"]["gimp_version"].startswith("3.")
 
 
@@ -373,8 +481,14 @@ def test_a_server_start_with_a_python_gimp_cannot_run_fails_at_once(gimp_run):
 
 def test_interactive_dialog_ok_restores(chroot, server_url):
     """The menu path: INTERACTIVE run mode shows the dialog (on Xvfb); pressing OK restores."""
-    case = {"name": "interactive", "file": GRAY_JPEG, "read": "Y' u8", "wire": "gray8", "run_mode": "INTERACTIVE",
-            "args": {"server": server_url, "mask-method": "otsu", "threshold": 200, "mask-layer": True}}
+    case = {
+        "name": "interactive",
+        "file": GRAY_JPEG,
+        "read": "Y' u8",
+        "wire": "gray8",
+        "run_mode": "INTERACTIVE",
+        "args": {"server": server_url, "mask-method": "otsu", "threshold": 200, "mask-layer": True},
+    }
     run = _run_gimp(chroot, [case], interactive=True)
     rec, raw = run["records"]["interactive"], run["raw"]
     assert rec["status"] == "GIMP_PDB_SUCCESS", (rec, run["log"])

@@ -86,7 +86,10 @@ def test_layouts_agree_with_the_protocol(wire):
     assert formats.layout_of_wire(wire) is lay
     # a transparent background adds alpha in a format we can also write
     assert formats.layout_of_wire(str(protocol.with_alpha(wire))).alpha
-    assert formats.layer_type_name(lay) == ("GRAY" if lay.base == "gray" else "RGB") + ("A" if lay.alpha else "") + "_IMAGE"
+    assert (
+        formats.layer_type_name(lay)
+        == ("GRAY" if lay.base == "gray" else "RGB") + ("A" if lay.alpha else "") + "_IMAGE"
+    )
 
 
 @pytest.mark.parametrize("wire", ["bgra8", "png", "cmyk8"])
@@ -123,7 +126,9 @@ def test_normalize_server(text, url):
     assert settings.normalize_server(text) == url
 
 
-@pytest.mark.parametrize("text, match", [("", "empty"), ("ftp://h", "scheme"), ("ws://h:99999", "port"), ("ws://:1", "no host")])
+@pytest.mark.parametrize(
+    "text, match", [("", "empty"), ("ftp://h", "scheme"), ("ws://h:99999", "port"), ("ws://:1", "no host")]
+)
 def test_normalize_server_errors(text, match):
     with pytest.raises(SettingsError, match=match):
         settings.normalize_server(text)
@@ -145,12 +150,24 @@ def test_settings_defaults_make_valid_protocol_options():
     assert s == Settings()
     opts = protocol.Options(**s.options())
     opts.check()
-    assert (opts.mask, opts.threshold, opts.theta, opts.background, opts.return_mask) == ("learnt", True, 251, "white", False)
+    assert (opts.mask, opts.threshold, opts.theta, opts.background, opts.return_mask) == (
+        "learnt",
+        True,
+        251,
+        "white",
+        False,
+    )
 
 
 def test_settings_from_arguments():
     s = Settings.from_arguments(
-        {"server": "127.0.0.1:1234", "mask-method": "otsu_d", "threshold": 255, "background": "transparent", "mask-layer": True}
+        {
+            "server": "127.0.0.1:1234",
+            "mask-method": "otsu_d",
+            "threshold": 255,
+            "background": "transparent",
+            "mask-layer": True,
+        }
     )
     assert s == Settings("ws://127.0.0.1:1234", "otsu_d", 255, "transparent", True)
     o = s.options()
@@ -358,8 +375,14 @@ def test_install_copies_a_self_contained_plugin(tmp_path):
     assert dest == tmp_path / "prof" / "plug-ins" / "lineart_restore"
     entry = dest / "lineart_restore.py"
     assert entry.stat().st_mode & stat.S_IXUSR
-    for rel in ("lineart_gimp/job.py", "lrclient/protocol.py", "lrclient/client.py", "lrclient/__init__.py",
-                "websockets/sync/client.py", "msgpack/fallback.py"):
+    for rel in (
+        "lineart_gimp/job.py",
+        "lrclient/protocol.py",
+        "lrclient/client.py",
+        "lrclient/__init__.py",
+        "websockets/sync/client.py",
+        "msgpack/fallback.py",
+    ):
         assert (dest / rel).is_file(), rel
     assert (dest / "lrclient/protocol.py").read_bytes() == Path(protocol.__file__).read_bytes()
     assert list((dest / "LICENSES").iterdir())
@@ -379,7 +402,9 @@ def test_install_copies_a_self_contained_plugin(tmp_path):
         "assert msgpack.Packer.__module__ == 'msgpack.fallback', msgpack.Packer;"
         "print(client.__file__, websockets.__file__)"
     )
-    out = subprocess.run([sys.executable, "-S", "-E", "-c", code, str(dest)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-S", "-E", "-c", code, str(dest)], capture_output=True, text=True, timeout=60
+    )
     assert out.returncode == 0, out.stderr
     assert all(p.startswith(str(dest)) for p in out.stdout.split())
 
@@ -398,7 +423,10 @@ def test_install_replaces_and_dry_run_writes_nothing(tmp_path):
 def test_install_command_line(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "gimp_plugin.install", "--gimp-dir", str(tmp_path / "g")],
-        capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[1],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[1],
     )
     assert out.returncode == 0, out.stderr
     assert "installed." in out.stdout
@@ -458,8 +486,13 @@ def _drawing_bytes(channels: int, sample_bytes: int, w: int = 40, h: int = 24) -
     [
         ("gray", False, "GIMP_PRECISION_U8_NON_LINEAR", {"mask-method": "otsu", "mask-layer": True}, "gray8"),
         ("rgb", True, "GIMP_PRECISION_U16_LINEAR", {"mask-method": "agt", "background": "transparent"}, "rgba16"),
-        ("rgb", False, "GIMP_PRECISION_FLOAT_NON_LINEAR", {"mask-method": "learnt", "background": "transparent",
-                                                          "mask-layer": True}, "rgba16"),
+        (
+            "rgb",
+            False,
+            "GIMP_PRECISION_FLOAT_NON_LINEAR",
+            {"mask-method": "learnt", "background": "transparent", "mask-layer": True},
+            "rgba16",
+        ),
     ],
 )
 def test_run_restore_adds_layers_in_one_undo_group(server_url, base, alpha, precision, args, wire_out):
@@ -474,8 +507,16 @@ def test_run_restore_adds_layers_in_one_undo_group(server_url, base, alpha, prec
     direct = job.load_client().restore(server_url, pixels, w, h, layout.wire, st.options())
     names = ["restored", "line mask"] if st.mask_layer else ["restored"]
     assert outcome.layers == names and [lay[0] for lay in editor.layers] == names
-    assert editor.calls == [f"read {layout.babl}", "progress_start", "begin_undo",
-                            *[f"add {n}" for n in names], "select restored", "end_undo", "progress_end", "flush"]
+    assert editor.calls == [
+        f"read {layout.babl}",
+        "progress_start",
+        "begin_undo",
+        *[f"add {n}" for n in names],
+        "select restored",
+        "end_undo",
+        "progress_end",
+        "flush",
+    ]
     name, res_layout, data, visible = editor.layers[0]
     assert res_layout.wire == wire_out == str(direct.format) and visible
     assert data == direct.data and data != pixels
@@ -511,8 +552,9 @@ def test_the_images_jpeg_file_table_reaches_the_server(server_url, tmp_path, mon
     Image.fromarray(img).save(path, "JPEG", qtables=[table])
     pixels = np.asarray(Image.open(path)).tobytes()
     src = _src(w=64, h=48)
-    with_file = job.run_restore(BufferEditor(dataclasses.replace(src, file=str(path)), pixels),
-                                Settings(server=server_url), timeout=60)
+    with_file = job.run_restore(
+        BufferEditor(dataclasses.replace(src, file=str(path)), pixels), Settings(server=server_url), timeout=60
+    )
     without = job.run_restore(BufferEditor(src, pixels), Settings(server=server_url), timeout=60)
     assert any("the file's own quantization table" in n for n in with_file.notes), with_file.notes
     assert not any("JPEG" in n for n in without.notes), without.notes
@@ -532,8 +574,9 @@ def test_server_side_errors_keep_their_code(server_url):
     client = job.load_client()
 
     def restore_with_model(url, data, width, height, fmt, options, on_progress, on_queued=None, **kw):
-        return client.restore(url, data, width, height, fmt, {**options, "model": "no-such-model"},
-                              on_progress=on_progress, **kw)
+        return client.restore(
+            url, data, width, height, fmt, {**options, "model": "no-such-model"}, on_progress=on_progress, **kw
+        )
 
     with pytest.raises(job.PluginError) as e:
         job.run_restore(editor, Settings(server=server_url), restore=restore_with_model)
@@ -611,8 +654,12 @@ def test_gimp_cancel_kills_the_plug_in_and_the_server_stops_within_a_second(tmp_
     )
     try:
         with serve_in_thread(restorer, host="127.0.0.1", tile=64) as srv:
-            proc = subprocess.Popen([sys.executable, "-c", script, str(PLUGIN_DIR), srv.url, str(PLUGIN_DIR.parents[1])],
-                                    stdout=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            proc = subprocess.Popen(
+                [sys.executable, "-c", script, str(PLUGIN_DIR), srv.url, str(PLUGIN_DIR.parents[1])],
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "OMP_NUM_THREADS": "1"},
+            )
             try:
                 for line in proc.stdout:
                     if float(line) > 0.05:

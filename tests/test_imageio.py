@@ -33,8 +33,15 @@ def test_layouts(shape, layout, dtype):
 
 
 @pytest.mark.parametrize(
-    "bad", [np.zeros((4, 4), np.float32), np.zeros((4, 4, 5), np.uint8), np.zeros((4,), np.uint8),
-            np.zeros((0, 4), np.uint8), [[1, 2]], np.zeros((2, 2, 2, 2), np.uint8)]
+    "bad",
+    [
+        np.zeros((4, 4), np.float32),
+        np.zeros((4, 4, 5), np.uint8),
+        np.zeros((4,), np.uint8),
+        np.zeros((0, 4), np.uint8),
+        [[1, 2]],
+        np.zeros((2, 2, 2, 2), np.uint8),
+    ],
 )
 def test_bad_layers_are_rejected(bad):
     with pytest.raises(InvalidImageError):

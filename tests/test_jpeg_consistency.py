@@ -11,7 +11,7 @@ from PIL import Image
 
 from core import jpeg_consistency as jc
 from core.imageio import ijg_table
-from core.pipeline import Restorer, RestoreOptions
+from core.pipeline import RestoreOptions, Restorer
 from training.data import jpeg_degrade  # Pillow, as the training pairs are made
 
 DATA = Path(__file__).parent / "data"
@@ -109,8 +109,9 @@ def test_projection_in_bands_equals_one_pass(monkeypatch):
     jpeg = jpeg_degrade(clean, 10)[3:, 5:]  # QF 10: the shifted grid is still found here
     grid = jc.find_jpeg_grid(jpeg)
     assert (grid.dy, grid.dx) == (5, 3)
-    rough = torch.from_numpy(np.clip(clean[3:, 5:] + np.random.default_rng(4).normal(0, 6, jpeg.shape), 0, 255)
-                             .astype(np.float32) / 255.0)
+    rough = torch.from_numpy(
+        np.clip(clean[3:, 5:] + np.random.default_rng(4).normal(0, 6, jpeg.shape), 0, 255).astype(np.float32) / 255.0
+    )
     paper = clean[3:, 5:] == 255
     for mask in (paper, None):
         monkeypatch.setattr(jc, "_BAND_BLOCK_ROWS", 10**6)

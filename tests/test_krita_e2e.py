@@ -38,8 +38,8 @@ from krita_plugin.lineart_restore.connection import options_for
 from krita_plugin.lineart_restore.geometry import Rect
 from krita_plugin.lineart_restore.settings import Settings
 from server import client as lrclient
-from tests.subprocess_server import stop_pid
 from tests.colour_checks import hue, hue_distance
+from tests.subprocess_server import stop_pid
 from training.colour import in_ink
 
 pytestmark = pytest.mark.krita
@@ -93,9 +93,28 @@ def server_url(models, tmp_path_factory):
     log = open(log_path, "w+")
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "server", "--no-token", "--port", "0", "--device", "cpu", "--tile", "256",
-         "--mask-model", str(models[0]), "--restore-model", str(models[1]), "--baseline-model", str(models[2])],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env=env,
+        [
+            sys.executable,
+            "-m",
+            "server",
+            "--no-token",
+            "--port",
+            "0",
+            "--device",
+            "cpu",
+            "--tile",
+            "256",
+            "--mask-model",
+            str(models[0]),
+            "--restore-model",
+            str(models[1]),
+            "--baseline-model",
+            str(models[2]),
+        ],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
     )
     url = None
     deadline = time.monotonic() + 180
@@ -142,8 +161,18 @@ def launch(models):
     small tiles (a 1024^2 job has a few hundred of them)."""
     from plugin_common.launcher import LaunchConfig
 
-    args = ["--device", "cpu", "--tile", "64", "--mask-model", str(models[0]), "--restore-model", str(models[1]),
-            "--baseline-model", str(models[2])]
+    args = [
+        "--device",
+        "cpu",
+        "--tile",
+        "64",
+        "--mask-model",
+        str(models[0]),
+        "--restore-model",
+        str(models[1]),
+        "--baseline-model",
+        str(models[2]),
+    ]
     return LaunchConfig.here(_free_port(), args)
 
 
@@ -184,7 +213,9 @@ def _xvfb(tmp_path: Path):
     with open(tmp_path / "xvfb.log", "wb") as log:
         xvfb = subprocess.Popen(
             ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x860x24", "-nolisten", "tcp"],
-            pass_fds=(write_fd,), stdout=log, stderr=subprocess.STDOUT,
+            pass_fds=(write_fd,),
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     os.close(write_fd)
     try:
@@ -225,8 +256,13 @@ def test_restore_in_krita(pykrita, server_url, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     down = "ws://127.0.0.1:9"  # discard port: nothing listens there
-    env = dict(os.environ, PYTHONPATH=f"{pykrita}{os.pathsep}{HERE}", QT_QPA_PLATFORM="offscreen",
-               XDG_CONFIG_HOME=str(tmp_path / "cfg"), XDG_DATA_HOME=str(pykrita.parent.parent))
+    env = dict(
+        os.environ,
+        PYTHONPATH=f"{pykrita}{os.pathsep}{HERE}",
+        QT_QPA_PLATFORM="offscreen",
+        XDG_CONFIG_HOME=str(tmp_path / "cfg"),
+        XDG_DATA_HOME=str(pykrita.parent.parent),
+    )
     # The same drawing written with a table no IJG quality gives (as another encoder would).
     from PIL import Image
 
@@ -234,12 +270,20 @@ def test_restore_in_krita(pykrita, server_url, tmp_path):
     own_jpeg = tmp_path / "other_encoder.jpg"
     Image.open(JPEG).save(own_jpeg, "JPEG", qtables=[own_table])
     colour_jpeg = tmp_path / "brown_lines.jpg"
-    Image.fromarray(in_ink(np.asarray(Image.open(JPEG).convert("L")), BROWN), "RGB").save(colour_jpeg, "JPEG", quality=40)
-    proc = subprocess.run(["kritarunner", "-s", "run_restore", str(JPEG), server_url, str(out), down, str(own_jpeg),
-                           str(colour_jpeg)],
-                          env=env, capture_output=True, text=True, timeout=600)
+    Image.fromarray(in_ink(np.asarray(Image.open(JPEG).convert("L")), BROWN), "RGB").save(
+        colour_jpeg, "JPEG", quality=40
+    )
+    proc = subprocess.run(
+        ["kritarunner", "-s", "run_restore", str(JPEG), server_url, str(out), down, str(own_jpeg), str(colour_jpeg)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     result_file = out / "result.json"
-    assert result_file.is_file(), f"kritarunner wrote no result (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    assert result_file.is_file(), (
+        f"kritarunner wrote no result (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    )
     r = json.loads(result_file.read_text())
     assert "exception" not in r, r.get("traceback")
     assert r["krita"].startswith("5.") and r["plugin_file"].startswith(str(pykrita))
@@ -258,8 +302,16 @@ def test_restore_in_krita(pykrita, server_url, tmp_path):
     sent = (out / "gray_sent.bin").read_bytes()
     assert sent == (out / "gray_src_before.bin").read_bytes()
     full = Rect(0, 0, w, h)
-    want, want_mask, fmt = _direct(server_url, sent, "GRAYA", "U8", full, full,
-                                   Settings(server=server_url, mask_method="learnt", add_mask_layer=True), JPEG)
+    want, want_mask, fmt = _direct(
+        server_url,
+        sent,
+        "GRAYA",
+        "U8",
+        full,
+        full,
+        Settings(server=server_url, mask_method="learnt", add_mask_layer=True),
+        JPEG,
+    )
     assert any("the file's quantization table" in n for n in g["notes"]), g["notes"]
     assert fmt == "graya8"
     got = (out / "gray_layer0.bin").read_bytes()
@@ -272,8 +324,16 @@ def test_restore_in_krita(pykrita, server_url, tmp_path):
     assert Path(o["file"]) == own_jpeg
     assert any("the file's own quantization table" in n for n in o["notes"]), o["notes"]
     full_o = Rect(*o["context"])
-    want_o, _, _ = _direct(server_url, (out / "own_table_sent.bin").read_bytes(), "GRAYA", "U8", full_o, full_o,
-                           Settings(server=server_url, mask_method="otsu"), own_jpeg)
+    want_o, _, _ = _direct(
+        server_url,
+        (out / "own_table_sent.bin").read_bytes(),
+        "GRAYA",
+        "U8",
+        full_o,
+        full_o,
+        Settings(server=server_url, mask_method="otsu"),
+        own_jpeg,
+    )
     assert (out / "own_table_layer0.bin").read_bytes() == want_o
 
     # a coloured JPEG (RGBA U8 in Krita, BGRA bytes): restored in its colours, strokes still brown
@@ -306,8 +366,15 @@ def test_restore_in_krita(pykrita, server_url, tmp_path):
     assert ctx.contains(target) and ctx.x % 8 == 0 and ctx.y % 8 == 0
     assert s["layers"][0]["bounds"] == s["target"]
     assert (s["layers"][0]["model"], s["layers"][0]["depth"]) == ("RGBA", "U16")
-    want16, _, fmt16 = _direct(server_url, (out / "rgba16_sel_sent.bin").read_bytes(), "RGBA", "U16", ctx, target,
-                               Settings(server=server_url, mask_method="otsu"))
+    want16, _, fmt16 = _direct(
+        server_url,
+        (out / "rgba16_sel_sent.bin").read_bytes(),
+        "RGBA",
+        "U16",
+        ctx,
+        target,
+        Settings(server=server_url, mask_method="otsu"),
+    )
     assert fmt16 in ("bgra16", "rgba16")
     assert (out / "rgba16_sel_layer0.bin").read_bytes() == want16
     # a gray drawing in an RGBA document stays neutral
@@ -320,8 +387,15 @@ def test_restore_in_krita(pykrita, server_url, tmp_path):
     assert (f["layers"][0]["model"], f["layers"][0]["depth"]) == ("RGBA", "U16")
     assert any("converted from RGBA/F32" in n for n in f["notes"])
     ctxf = Rect(*f["context"])
-    wantf, _, _ = _direct(server_url, (out / "f32_sent.bin").read_bytes(), "RGBA", "U16", ctxf, ctxf,
-                          Settings(server=server_url, mask_method="agt"))
+    wantf, _, _ = _direct(
+        server_url,
+        (out / "f32_sent.bin").read_bytes(),
+        "RGBA",
+        "U16",
+        ctxf,
+        ctxf,
+        Settings(server=server_url, mask_method="agt"),
+    )
     assert (out / "f32_layer0.bin").read_bytes() == wantf
 
 
@@ -331,8 +405,13 @@ def _run_krita_gui(env: dict, work: Path, result: Path) -> tuple[str, str, str]:
     work.mkdir()
     log_path = work / "krita.log"
     with _xvfb(work) as (display, xvfb), open(log_path, "wb") as log_file:
-        proc = subprocess.Popen(["krita", "--nosplash"], env=dict(env, DISPLAY=display), stdout=log_file,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            ["krita", "--nosplash"],
+            env=dict(env, DISPLAY=display),
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         # A first start builds Krita's resource database (see _data_home): allow for a busy machine.
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline and proc.poll() is None and not result.exists():
@@ -363,8 +442,7 @@ def test_filter_menu_and_dialog(pykrita, launch, tmp_path):
     cfg_home = tmp_path / "config"
     cfg_home.mkdir()
     (cfg_home / "kritarc").write_text(
-        "[python]\nenable_lineart_restore=true\nenable_lrtest_harness=true\n"
-        "[General]\nShowWelcomeScreen=false\n"
+        "[python]\nenable_lineart_restore=true\nenable_lrtest_harness=true\n[General]\nShowWelcomeScreen=false\n"
     )
     out = tmp_path / "out"
     out.mkdir()
@@ -374,10 +452,20 @@ def test_filter_menu_and_dialog(pykrita, launch, tmp_path):
     state = tmp_path / "state"
     server_log = state / f"server-{launch.port}.log"
     assert launcher.probe(url) == "nothing"
-    config.write_text(json.dumps({"jpeg": str(JPEG), "url": url, "out": str(out), "screenshot": str(shot),
-                                  "server_log": str(server_log)}))
-    env = dict(os.environ, XDG_CONFIG_HOME=str(cfg_home), XDG_DATA_HOME=str(data), LRTEST_CONFIG=str(config),
-               HOME=str(tmp_path), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    config.write_text(
+        json.dumps(
+            {"jpeg": str(JPEG), "url": url, "out": str(out), "screenshot": str(shot), "server_log": str(server_log)}
+        )
+    )
+    env = dict(
+        os.environ,
+        XDG_CONFIG_HOME=str(cfg_home),
+        XDG_DATA_HOME=str(data),
+        LRTEST_CONFIG=str(config),
+        HOME=str(tmp_path),
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+    )
     env[launcher.STATE_ENV] = str(state)
     env.pop("QT_QPA_PLATFORM", None)
     env.pop("WAYLAND_DISPLAY", None)
@@ -395,8 +483,10 @@ def test_filter_menu_and_dialog(pykrita, launch, tmp_path):
     finally:
         server_alive = stop_pid(state / f"server-{launch.port}.pid")
     x_env = {k: v for k, v in env.items() if k.startswith(("X", "QT_", "DISPLAY"))}
-    assert result.exists(), (f"the harness wrote no result ({'; '.join(failures) or f'Xvfb {xvfb_state}'}); "
-                             f"X/Qt environment {x_env}; Krita's output:\n{log[-4000:]}")
+    assert result.exists(), (
+        f"the harness wrote no result ({'; '.join(failures) or f'Xvfb {xvfb_state}'}); "
+        f"X/Qt environment {x_env}; Krita's output:\n{log[-4000:]}"
+    )
     r = json.loads(result.read_text())
     assert "exception" not in r and "timeout" not in r, (r, log[-3000:])
 
@@ -417,7 +507,8 @@ def test_filter_menu_and_dialog(pykrita, launch, tmp_path):
     assert r["cancel_logged_after_s"] < 1.0, r["cancel_logged_after_s"]
     assert r["big_layers_after_cancel"] == r["big_layers_before"]
     assert ["failed", "cancelled: Cancelled."] in r["cancel_events"] or any(
-        e[0] == "failed" and e[1].startswith("cancelled") for e in r["cancel_events"]), r["cancel_events"]
+        e[0] == "failed" and e[1].startswith("cancelled") for e in r["cancel_events"]
+    ), r["cancel_events"]
 
     # the JPEG job: Krita's event loop kept running, the bar moved, the restored layer is active
     assert r["timer_ticks_during_job"] >= max(3, 0.3 * r["job_s"] / 0.05), (r["timer_ticks_during_job"], r["job_s"])
@@ -446,4 +537,3 @@ def test_filter_menu_and_dialog(pykrita, launch, tmp_path):
         shutil.copy(shot, Path(target) / "krita_dialog.png")
         shutil.copy(out / "window.png", Path(target) / "krita_window.png")
         shutil.copy(out / "dialog_server_down.png", Path(target) / "krita_dialog_server_down.png")
-

@@ -165,27 +165,46 @@ def test_settings_round_trip_through_the_store():
     backend = MemoryBackend()
     store = SettingsStore(backend)
     assert store.load() == Settings().check()
-    chosen = Settings(server="ws://127.0.0.1:9001", model="fbcnn", mask_method="otsu_d", threshold=False,
-                      theta=240, background="transparent", add_mask_layer=True, ensemble=4)
+    chosen = Settings(
+        server="ws://127.0.0.1:9001",
+        model="fbcnn",
+        mask_method="otsu_d",
+        threshold=False,
+        theta=240,
+        background="transparent",
+        add_mask_layer=True,
+        ensemble=4,
+    )
     store.save(chosen)
     assert all(isinstance(v, str) for v in backend.values.values())
     assert SettingsStore(backend).load() == chosen
 
 
 def test_bad_stored_values_fall_back_field_by_field():
-    backend = MemoryBackend({"theta": "300", "threshold": "maybe", "background": "pink",
-                             "server": "127.0.0.1:9100", "mask_method": "agt", "ensemble": "3"})
+    backend = MemoryBackend(
+        {
+            "theta": "300",
+            "threshold": "maybe",
+            "background": "pink",
+            "server": "127.0.0.1:9100",
+            "mask_method": "agt",
+            "ensemble": "3",
+        }
+    )
     s = SettingsStore(backend).load()
     assert s.theta == Settings.theta and s.threshold is True and s.background == "white"
     assert s.ensemble == 1
     assert s.server == "ws://127.0.0.1:9100" and s.mask_method == "agt"
 
 
-@pytest.mark.parametrize("text,url", [
-    ("localhost", "ws://localhost:8765"),
-    ("127.0.0.1:9000", "ws://127.0.0.1:9000"),
-    (" WS://host:1/path ", "ws://host:1/path"),
-])
+@pytest.mark.parametrize(
+    "text,url",
+    [
+        ("localhost", "ws://localhost:8765"),
+        ("127.0.0.1:9000", "ws://127.0.0.1:9000"),
+        (" WS://host:1/path ", "ws://host:1/path"),
+    ],
+)
 def test_server_address_forms(text, url):
     assert normalize_server(text) == url
 
@@ -200,7 +219,13 @@ def test_options_are_valid_protocol_options():
     s = Settings(mask_method="otsu", threshold=False, theta=200, background="transparent", add_mask_layer=True)
     opts = protocol.parse_options(options_for(s))
     assert (opts.mask, opts.threshold, opts.theta, opts.background, opts.return_mask, opts.model) == (
-        protocol.MaskMethod.OTSU, False, 200, protocol.Background.TRANSPARENT, True, None)
+        protocol.MaskMethod.OTSU,
+        False,
+        200,
+        protocol.Background.TRANSPARENT,
+        True,
+        None,
+    )
     assert protocol.parse_options(options_for(Settings(model="m1"))).model == "m1"
     assert "ensemble" not in options_for(Settings())  # a plain run is understood by older servers
     assert protocol.parse_options(options_for(Settings(ensemble=4))).ensemble == 4
@@ -300,14 +325,26 @@ def test_the_documents_jpeg_file_sends_its_table(tmp_path):
 
     def echo(ws):  # a peer server that records the options and sends the pixels back
         ws.recv()
-        ws.send(protocol.encode(protocol.Welcome(
-            server_version="test", device="cpu", models=["default"], formats=["graya8"],
-            options=protocol.options_schema(), limits=protocol.Limits())))
+        ws.send(
+            protocol.encode(
+                protocol.Welcome(
+                    server_version="test",
+                    device="cpu",
+                    models=["default"],
+                    formats=["graya8"],
+                    options=protocol.options_schema(),
+                    limits=protocol.Limits(),
+                )
+            )
+        )
         for raw in ws:
             msg = protocol.decode(raw)
             got.append(msg.options)
-            ws.send(protocol.encode(protocol.Result(id=msg.id, width=msg.width, height=msg.height,
-                                                    format=msg.format, data=msg.data)))
+            ws.send(
+                protocol.encode(
+                    protocol.Result(id=msg.id, width=msg.width, height=msg.height, format=msg.format, data=msg.data)
+                )
+            )
 
     with peer(echo) as url:
         for path in (jpeg, png):
@@ -349,7 +386,9 @@ def test_restore_rgba_layer_partly_off_canvas():
     assert list(px) == [255 - 8, 255 - 16, 255 - 24, 255]
 
 
-@pytest.mark.parametrize("kind,word", [(LayerKind.GROUP, "group"), (LayerKind.VECTOR, "vector"), (LayerKind.FILE, "file layer")])
+@pytest.mark.parametrize(
+    "kind,word", [(LayerKind.GROUP, "group"), (LayerKind.VECTOR, "vector"), (LayerKind.FILE, "file layer")]
+)
 def test_wrong_layer_types_are_refused(kind, word):
     layer = MemoryLayer("Stuff", Rect(0, 0, 4, 4), kind=kind)
     doc = MemoryDocument(4, 4, [layer])
@@ -445,8 +484,15 @@ def test_zip_layout(plugin_zip):
         names = set(zf.namelist())
     assert "lineart_restore.desktop" in names
     assert "lineart_restore/" in names  # Krita's importer needs the folder entry
-    for f in ("__init__.py", "restore.py", "vendor/lrclient/protocol.py", "vendor/lrclient/client.py",
-              "vendor/msgpack/fallback.py", "vendor/websockets/sync/client.py", "vendor/LICENSES/websockets-LICENSE"):
+    for f in (
+        "__init__.py",
+        "restore.py",
+        "vendor/lrclient/protocol.py",
+        "vendor/lrclient/client.py",
+        "vendor/msgpack/fallback.py",
+        "vendor/websockets/sync/client.py",
+        "vendor/LICENSES/websockets-LICENSE",
+    ):
         assert f"lineart_restore/{f}" in names, f
     assert not [n for n in names if n.endswith((".so", ".pyd", ".c", ".pyc"))]
 
@@ -471,8 +517,13 @@ def test_zip_imports_with_pure_python_dependencies(plugin_zip, tmp_path):
 
 
 def test_package_command_line(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "krita_plugin.package", "--output", str(tmp_path)],
-                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "krita_plugin.package", "--output", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     assert (tmp_path / "lineart_restore-0.1.0.zip").is_file()
 

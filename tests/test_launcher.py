@@ -146,8 +146,16 @@ def test_two_starts_at_once_make_one_server(slim_models, state):
         "print(launcher.ensure_server(sys.argv[1], config, timeout=240))\n"
     )
     spec = json.dumps({"python": config.python, "port": port, "args": list(config.args), "cwd": config.cwd})
-    editors = [subprocess.Popen([sys.executable, "-c", script, url, spec], cwd=REPO, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    editors = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, url, spec],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     try:
         outs = [p.communicate(timeout=300) for p in editors]
         assert all(p.returncode == 0 for p in editors), outs

@@ -46,7 +46,9 @@ def test_core_imports_none_of_our_other_packages(path):
     assert not _imports(path) & (OUR_PACKAGES - {"core"})
 
 
-CLIENT_FILES = [ROOT / "server" / n for n in ("protocol.py", "client.py", "jpegfile.py")] + [ROOT / "core" / "options.py"]
+CLIENT_FILES = [ROOT / "server" / n for n in ("protocol.py", "client.py", "jpegfile.py")] + [
+    ROOT / "core" / "options.py"
+]
 
 
 @pytest.mark.parametrize("path", CLIENT_FILES, ids=lambda p: str(p.relative_to(ROOT)))

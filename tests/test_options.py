@@ -49,9 +49,20 @@ def test_core_constants_are_the_table():
 @pytest.mark.parametrize(
     "name, bad",
     [
-        ("mask", "lernt"), ("threshold", 1), ("theta", 256), ("theta", 2.5), ("qf", 0), ("background", "black"),
-        ("tile", 32), ("overlap", -1), ("ensemble", 3), ("ensemble", True), ("jpeg_table", [1] * 63),
-        ("jpeg_table", [0] * 64), ("jpeg_table", "x" * 64), ("model", 3),
+        ("mask", "lernt"),
+        ("threshold", 1),
+        ("theta", 256),
+        ("theta", 2.5),
+        ("qf", 0),
+        ("background", "black"),
+        ("tile", 32),
+        ("overlap", -1),
+        ("ensemble", 3),
+        ("ensemble", True),
+        ("jpeg_table", [1] * 63),
+        ("jpeg_table", [0] * 64),
+        ("jpeg_table", "x" * 64),
+        ("model", 3),
     ],
 )
 def test_problem_rejects_what_restore_options_rejects(name, bad):

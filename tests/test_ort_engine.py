@@ -6,14 +6,13 @@ import sys
 import numpy as np
 import pytest
 import torch
+from test_pipeline import drawing, tiny_models
 
 from core.backbones import build_backbone
 from core.errors import InvalidOptionError
 from core.masknet import build_masknet
 from core.ort_engine import EngineUnavailable, OrtCore, _is_alloc_failure
-from core.pipeline import Restorer, RestoreOptions
-
-from test_pipeline import drawing, tiny_models
+from core.pipeline import RestoreOptions, Restorer
 
 torch.set_num_threads(1)
 
@@ -144,7 +143,9 @@ def test_tile_size_estimate_is_the_same_for_both_engines(models):
         def call(r):
             if role == "mask":
                 return lambda s: a._mask_logit_diff(r, torch.ones(1, 1, s, s), None)
-            return lambda s: a._backbone_call(r, torch.ones(1, 1, s, s), torch.zeros(1, 1, s, s, dtype=torch.uint8), None)
+            return lambda s: a._backbone_call(
+                r, torch.ones(1, 1, s, s), torch.zeros(1, 1, s, s, dtype=torch.uint8), None
+            )
 
         assert ra.bytes_per_pixel(call(ra)) == pytest.approx(rb.bytes_per_pixel(call(rb)))
         assert ra.bytes_per_pixel(call(ra)) > 64  # more than the floor
@@ -167,7 +168,9 @@ def test_torch_work_between_onnxruntime_calls_runs_on_one_thread(models):
         for engine, during in (("auto", 1), ("torch", 2)):
             r = Restorer(mask, fw, base, device="cpu", precision="fp32", engine=engine)
             seen = []
-            r.restore(img, RestoreOptions(tile=64, overlap=16), progress=lambda _f: seen.append(torch.get_num_threads()))
+            r.restore(
+                img, RestoreOptions(tile=64, overlap=16), progress=lambda _f: seen.append(torch.get_num_threads())
+            )
             assert set(seen[:-1]) == {during}, engine
             assert torch.get_num_threads() == 2
     finally:

@@ -10,7 +10,7 @@ import torch
 from core.backbones import build_backbone
 from core.errors import CancelledError, InvalidImageError, InvalidOptionError, WeightsError
 from core.masknet import build_masknet
-from core.pipeline import DEFAULT_FILES, Restorer, RestoreOptions
+from core.pipeline import DEFAULT_FILES, RestoreOptions, Restorer
 from core.weights import save_model
 
 torch.set_num_threads(1)
@@ -25,8 +25,14 @@ def drawing(h, w, seed=0, qf=20):
     img = np.full((h, w), 255, np.uint8)
     for _ in range(max(4, h * w // 3000)):
         p = rng.integers(0, [w, h], size=(2, 2))
-        cv2.line(img, tuple(map(int, p[0])), tuple(map(int, p[1])), int(rng.integers(0, 120)),
-                 int(rng.integers(1, 4)), cv2.LINE_AA)
+        cv2.line(
+            img,
+            tuple(map(int, p[0])),
+            tuple(map(int, p[1])),
+            int(rng.integers(0, 120)),
+            int(rng.integers(1, 4)),
+            cv2.LINE_AA,
+        )
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, qf])
     return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
 
@@ -197,9 +203,20 @@ def test_threshold_post_process(restorer):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(mask="magic"), dict(theta=300), dict(theta=2.5), dict(qf=0), dict(qf=101), dict(background="black"),
-     dict(tile=16), dict(overlap=-1), dict(threshold="yes"), dict(ensemble=3), dict(ensemble=True),
-     dict(ensemble=2.0)],
+    [
+        dict(mask="magic"),
+        dict(theta=300),
+        dict(theta=2.5),
+        dict(qf=0),
+        dict(qf=101),
+        dict(background="black"),
+        dict(tile=16),
+        dict(overlap=-1),
+        dict(threshold="yes"),
+        dict(ensemble=3),
+        dict(ensemble=True),
+        dict(ensemble=2.0),
+    ],
 )
 def test_invalid_options(kwargs):
     with pytest.raises(InvalidOptionError):
@@ -441,9 +458,13 @@ def test_tile_memory_is_the_peak_alive_not_the_sum_of_outputs(model_files, monke
     live = Restorer.from_files(**model_files, device="cpu", precision="fp32", engine="torch")
     peak = live.activation_bytes_per_pixel()["restore"]
     r = live._runners["restore"]
-    bound = r._sum_of_outputs(
-        lambda s: live._backbone_call(r, torch.ones(1, 1, s, s), torch.zeros(1, 1, s, s, dtype=torch.uint8), None), 64
-    ) / 64**2
+    bound = (
+        r._sum_of_outputs(
+            lambda s: live._backbone_call(r, torch.ones(1, 1, s, s), torch.zeros(1, 1, s, s, dtype=torch.uint8), None),
+            64,
+        )
+        / 64**2
+    )
     assert 64 < peak < 0.6 * bound
 
     class Broken(runners.LiveBytes):

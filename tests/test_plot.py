@@ -26,8 +26,14 @@ def _parser():
 
 
 def test_read_val_log_sorts_and_parses(tmp_path):
-    run = _run(tmp_path / "base", [(200, 0.2, 31.0, 0.97, 31.5, 0.975, 27.0), (0, 0.0, 20.0, 0.5, 21.0, 0.6, 27.0),
-                                   (100, 0.1, 30.0, "", 30.5, 0.97, 27.0)])
+    run = _run(
+        tmp_path / "base",
+        [
+            (200, 0.2, 31.0, 0.97, 31.5, 0.975, 27.0),
+            (0, 0.0, 20.0, 0.5, 21.0, 0.6, 27.0),
+            (100, 0.1, 30.0, "", 30.5, 0.97, 27.0),
+        ],
+    )
     log = read_val_log(run)
     assert log.label == "base"
     assert log.hours.tolist() == [0.0, 0.1, 0.2]
@@ -47,8 +53,25 @@ def test_cli_draws_png_with_two_runs(tmp_path):
     a = _run(tmp_path / "a", [(i, i / 10, 25 + i, 0.9 + i / 100, 25.5 + i, 0.91 + i / 100, 24) for i in range(6)])
     b = _run(tmp_path / "b", [(i, i / 10, 26 + i, 0.92 + i / 100, 26.5 + i, 0.93 + i / 100, 24) for i in range(4)])
     out = tmp_path / "fig" / "curves.png"
-    args = _parser().parse_args(["plot", str(a), str(b / "val.csv"), "--label", "Baseline", "--label", "Framework",
-                                 "--threshold", "--smooth", "2", "--shift", "0", "0.5", "--out", str(out)])
+    args = _parser().parse_args(
+        [
+            "plot",
+            str(a),
+            str(b / "val.csv"),
+            "--label",
+            "Baseline",
+            "--label",
+            "Framework",
+            "--threshold",
+            "--smooth",
+            "2",
+            "--shift",
+            "0",
+            "0.5",
+            "--out",
+            str(out),
+        ]
+    )
     assert args.func(args) == 0
     im = Image.open(out)
     assert im.format == "PNG" and im.size[0] > 2 * im.size[1]  # two panels side by side

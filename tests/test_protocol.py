@@ -48,16 +48,34 @@ EXAMPLES = [
         height=2,
         format=p.PixelFormat.RGBA16,
         data=bytes(32),
-        options=p.Options(mask=p.MaskMethod.OTSU_D, threshold=False, theta=200, qf=35,
-                          background=p.Background.TRANSPARENT, return_mask=False, model="sharp",
-                          jpeg_consistency=False, jpeg_table=list(range(1, 65)), normalize_ink=False),
+        options=p.Options(
+            mask=p.MaskMethod.OTSU_D,
+            threshold=False,
+            theta=200,
+            qf=35,
+            background=p.Background.TRANSPARENT,
+            return_mask=False,
+            model="sharp",
+            jpeg_consistency=False,
+            jpeg_table=list(range(1, 65)),
+            normalize_ink=False,
+        ),
     ),
     p.Restore(id="png", width=1, height=1, format=p.PixelFormat.PNG, data=b"\x89PNG\r\n\x1a\n" + bytes(40)),
     p.Cancel(id="r1"),
     p.Queued(id="r1", position=2, depth=5),
     p.Progress(id="r1", fraction=0.25),
-    p.Result(id="r1", width=2, height=1, format=p.PixelFormat.GRAYA8, data=bytes(4), mask=b"\x00\xff",
-             qf_estimate=31.5, timings={"restore": 0.5}, notes=["colour input restored on luminance"]),
+    p.Result(
+        id="r1",
+        width=2,
+        height=1,
+        format=p.PixelFormat.GRAYA8,
+        data=bytes(4),
+        mask=b"\x00\xff",
+        qf_estimate=31.5,
+        timings={"restore": 0.5},
+        notes=["colour input restored on luminance"],
+    ),
     p.Result(id="r2", width=1, height=1, format=p.PixelFormat.BGRA8, data=bytes(4)),
     p.Error(code="invalid_image", message="bad", id="r1"),
     p.Error(code="bad_message", message="not msgpack"),
@@ -98,8 +116,9 @@ def test_fields_at_their_default_stay_off_the_wire():
     plain = p.Restore(id="r1", width=1, height=1, format=p.PixelFormat.GRAY8, data=b"\xff")
     assert "options" not in _raw(plain)
     assert p.decode(p.encode(plain)) == plain
-    chosen = dataclasses.replace(plain, options=p.Options(ensemble=2, threshold=False, theta=251,
-                                                          mask=p.MaskMethod.OTSU, jpeg_table=[3] * 64))
+    chosen = dataclasses.replace(
+        plain, options=p.Options(ensemble=2, threshold=False, theta=251, mask=p.MaskMethod.OTSU, jpeg_table=[3] * 64)
+    )
     assert _raw(chosen)["options"] == {"ensemble": 2, "threshold": False, "mask": "otsu", "jpeg_table": [3] * 64}
     assert p.decode(p.encode(chosen)) == chosen
     assert p.non_default_options(chosen.options) == _raw(chosen)["options"]
@@ -208,10 +227,19 @@ def test_malformed_restore_messages(mutate, code):
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"\xc1", b"\x93\x01\x02\x03", _pack("a string"), _pack([1, 2]), _pack(None),
-     p.encode(EXAMPLES[6])[:-1], p.encode(EXAMPLES[6]) + b"\x00",
-     msgpack.packb({1: 2}), msgpack.packb(msgpack.ExtType(5, b"x")),
-     msgpack.packb({"type": "cancel", "v": 1, "id": msgpack.ExtType(1, b"ab")})],
+    [
+        b"",
+        b"\xc1",
+        b"\x93\x01\x02\x03",
+        _pack("a string"),
+        _pack([1, 2]),
+        _pack(None),
+        p.encode(EXAMPLES[6])[:-1],
+        p.encode(EXAMPLES[6]) + b"\x00",
+        msgpack.packb({1: 2}),
+        msgpack.packb(msgpack.ExtType(5, b"x")),
+        msgpack.packb({"type": "cancel", "v": 1, "id": msgpack.ExtType(1, b"ab")}),
+    ],
 )
 def test_garbage_is_bad_message(data):
     assert _decode_error(data).code == "bad_message"
@@ -258,8 +286,15 @@ def test_encode_refuses_invalid_messages():
 
 
 def test_error_codes_mirror_the_engine_codes():
-    engine = {"restore_error", "invalid_image", "invalid_option", "bad_weights", "unsupported_model",
-              "out_of_memory", "cancelled"}
+    engine = {
+        "restore_error",
+        "invalid_image",
+        "invalid_option",
+        "bad_weights",
+        "unsupported_model",
+        "out_of_memory",
+        "cancelled",
+    }
     assert engine <= {c.value for c in p.ErrorCode}
     err = p.ProtocolError(p.ErrorCode.TOO_LARGE, "big", "r")
     assert err.code == "too_large" and isinstance(err.code, str) and "big" in str(err)
@@ -350,7 +385,11 @@ def results(draw):
     w, h = draw(st.integers(1, 6)), draw(st.integers(1, 6))
     n = p.expected_size(fmt, w, h)
     return p.Result(
-        id=draw(ids), width=w, height=h, format=fmt, data=draw(st.binary(min_size=n, max_size=n)),
+        id=draw(ids),
+        width=w,
+        height=h,
+        format=fmt,
+        data=draw(st.binary(min_size=n, max_size=n)),
         mask=draw(st.none() | st.binary(min_size=w * h, max_size=w * h)),
         qf_estimate=draw(st.none() | st.floats(0, 100)),
         timings=draw(st.dictionaries(st.text(max_size=10), st.floats(0, 1e6), max_size=4)),

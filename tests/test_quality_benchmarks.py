@@ -18,10 +18,6 @@ from benchmarks import bench_int8, error_split, ink_normalization, light_ceiling
 REPO = Path(__file__).resolve().parent.parent
 
 
-
-
-
-
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("drawings")
@@ -31,8 +27,9 @@ def folder(tmp_path_factory) -> Path:
 
 def _rows(text: str, qf_column: int) -> list[list[str]]:
     """The data rows of the Markdown tables in ``text``: those whose QF cell is a number."""
-    cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines()
-             if line.startswith("|")]
+    cells = [
+        [c.strip() for c in line.strip().strip("|").split("|")] for line in text.splitlines() if line.startswith("|")
+    ]
     return [row for row in cells if len(row) > qf_column and row[qf_column].isdigit()]
 
 
@@ -68,7 +65,7 @@ def test_empty_folder_is_an_error(tmp_path):
 def test_error_split_sums_by_tone_and_by_mask():
     clean = np.array([[255, 255, 0, 128]], np.uint8)
     out = np.array([[255, 250, 3, 120]], np.uint8)  # errors 0, 5, 3, 8
-    mask = np.array([[0, 1, 1, 0]], np.uint8)       # paper marked, ink marked, tone missed
+    mask = np.array([[0, 1, 1, 0]], np.uint8)  # paper marked, ink marked, tone missed
     res = error_split.split(clean, out, mask)
     assert res["se paper 255"] == 25 and res["px paper 255"] == 2
     assert res["se ink 0"] == 9 and res["se tones 1-254"] == 64
@@ -77,8 +74,10 @@ def test_error_split_sums_by_tone_and_by_mask():
 
 
 def test_error_split_shares_add_up(folder, capsys):
-    assert error_split.main(["--set", f"crop={folder}", "--images", "1", "--crop", "128", "--qf", "10",
-                             "--threads", "1"]) == 0
+    assert (
+        error_split.main(["--set", f"crop={folder}", "--images", "1", "--crop", "128", "--qf", "10", "--threads", "1"])
+        == 0
+    )
     rows = _rows(capsys.readouterr().out, qf_column=1)
     assert len(rows) == 1 and rows[0][:2] == ["crop", "10"]
     bands = [cell.split(" / ") for cell in rows[0][2:5]]
@@ -94,7 +93,9 @@ def test_error_split_bad_set_is_an_error(tmp_path):
 
 def test_bench_int8_reports_both_networks(capsys):
     assert bench_int8.main(["--side", "64", "--repeat", "1", "--threads", "1"]) == 0
-    lines = [line.split() for line in capsys.readouterr().out.splitlines() if line.split()[:1] in (["mask"], ["backbone"])]
+    lines = [
+        line.split() for line in capsys.readouterr().out.splitlines() if line.split()[:1] in (["mask"], ["backbone"])
+    ]
     assert [row[0] for row in lines] == ["mask", "backbone"]
     for row in lines:
         assert float(row[1]) > 0 and float(row[2]) > 0 and row[3].endswith("x")

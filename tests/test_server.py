@@ -123,7 +123,9 @@ def recv_until(ws, want, timeout: float = 30.0):
 def restore_msg(request_id: str, img: np.ndarray, fmt: str, **options) -> bytes:
     h, w = img.shape[:2]
     return protocol.encode(
-        protocol.Restore(id=request_id, width=w, height=h, format=fmt, data=img.tobytes(), options=protocol.Options(**options))
+        protocol.Restore(
+            id=request_id, width=w, height=h, format=fmt, data=img.tobytes(), options=protocol.Options(**options)
+        )
     )
 
 
@@ -258,8 +260,9 @@ def test_bgra8_is_krita_order_both_ways(server, restorer, background):
     np.testing.assert_array_equal(np.frombuffer(res.data, np.uint8).reshape(40, 48, 4), want[..., [2, 1, 0, 3]])
 
 
-@pytest.mark.parametrize("mode, channels, dtype", [("L", 1, np.uint8), ("LA", 2, np.uint8), ("RGBA", 4, np.uint8),
-                                                  ("I;16", 1, np.uint16)])
+@pytest.mark.parametrize(
+    "mode, channels, dtype", [("L", 1, np.uint8), ("LA", 2, np.uint8), ("RGBA", 4, np.uint8), ("I;16", 1, np.uint16)]
+)
 def test_png_in_png_out(server, restorer, mode, channels, dtype):
     img = drawing(36, 44, seed=5, channels=channels, dtype=dtype)
     buf = io.BytesIO()
@@ -318,8 +321,15 @@ def test_queue_positions_are_reported_and_small_jobs_pass_a_long_one(server):
             await asyncio.wait_for(started.wait(), 30)
             second = [
                 asyncio.create_task(
-                    c2.restore(small.tobytes(), 32, 24, "gray8", request_id=k, timeout=60,
-                               on_queued=lambda pos, depth, k=k: positions[k].append((pos, depth)))
+                    c2.restore(
+                        small.tobytes(),
+                        32,
+                        24,
+                        "gray8",
+                        request_id=k,
+                        timeout=60,
+                        on_queued=lambda pos, depth, k=k: positions[k].append((pos, depth)),
+                    )
                 )
                 for k in ("a", "b")
             ]
@@ -376,7 +386,9 @@ def test_cancel_a_queued_job(server):
         err, _ = recv_until(ws, lambda m: isinstance(m, protocol.Error) and m.id == "queued")
         assert err.code == "cancelled" and "before it started" in err.message
         ws.send(protocol.encode(protocol.Cancel(id="long")))
-        err, seen = recv_until(ws, lambda m: getattr(m, "id", None) == "long" and isinstance(m, (protocol.Error, protocol.Result)))
+        err, seen = recv_until(
+            ws, lambda m: getattr(m, "id", None) == "long" and isinstance(m, (protocol.Error, protocol.Result))
+        )
         assert isinstance(err, protocol.Error) and err.code == "cancelled"
         assert not any(isinstance(m, protocol.Result) for m in seen)
         ws.send(protocol.encode(protocol.Cancel(id="never-sent")))  # unknown ids are ignored
@@ -403,15 +415,27 @@ def test_disconnect_mid_job_cancels_it(server, caplog):
 
 def test_concurrent_clients_get_their_own_results(restorer):
     n_clients, n_requests = 4, 3  # 12 jobs: over LIMITS.max_queue, so a server with default limits
-    images = {(c, r): drawing(24 + 8 * r, 32 + 4 * c, seed=100 + 10 * c + r) for c in range(n_clients) for r in range(n_requests)}
+    images = {
+        (c, r): drawing(24 + 8 * r, 32 + 4 * c, seed=100 + 10 * c + r)
+        for c in range(n_clients)
+        for r in range(n_requests)
+    }
     want = {k: direct(restorer, img, background="transparent").image for k, img in images.items()}
 
     async def one_client(c):
         async with client.AsyncClient(url, name=f"c{c}") as ac:
+
             async def one(r):
                 img = images[(c, r)]
-                res = await ac.restore(img.tobytes(), img.shape[1], img.shape[0], "gray8",
-                                       {"background": "transparent"}, request_id=f"c{c}r{r}", timeout=120)
+                res = await ac.restore(
+                    img.tobytes(),
+                    img.shape[1],
+                    img.shape[0],
+                    "gray8",
+                    {"background": "transparent"},
+                    request_id=f"c{c}r{r}",
+                    timeout=120,
+                )
                 return (c, r), res
 
             return await asyncio.gather(*(one(r) for r in range(n_requests)))
@@ -448,7 +472,9 @@ def test_max_pixels_for_png_uses_the_header(server):
     Image.new("L", (2000, 2000), 255).save(big, "PNG")  # a few KiB that would decode to 4 MP
     assert len(big.getvalue()) < LIMITS.max_message_bytes
     with raw_connection(server.url) as ws:
-        ws.send(protocol.encode(protocol.Restore(id="bomb", width=2000, height=2000, format="png", data=big.getvalue())))
+        ws.send(
+            protocol.encode(protocol.Restore(id="bomb", width=2000, height=2000, format="png", data=big.getvalue()))
+        )
         err, _ = recv_until(ws, lambda m: isinstance(m, protocol.Error))
         assert err.code == "too_large"
         # a PNG whose header disagrees with the request is refused before decoding
@@ -673,9 +699,27 @@ def served_url(proc: subprocess.Popen) -> tuple[str, list[str]]:
 
 def test_command_line_serves_and_stops_on_ctrl_c(model_paths, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "server", "--port", "0", "--device", "cpu", "--precision", "fp32",
-           "--mask-model", str(model_paths[0]), "--restore-model", str(model_paths[1]),
-           "--baseline-model", str(model_paths[2]), "--token", "tok", "--max-pixels", "5000"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "server",
+        "--port",
+        "0",
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--mask-model",
+        str(model_paths[0]),
+        "--restore-model",
+        str(model_paths[1]),
+        "--baseline-model",
+        str(model_paths[2]),
+        "--token",
+        "tok",
+        "--max-pixels",
+        "5000",
+    ]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, cwd=Path(__file__).parent.parent)
     try:
         url, lines = served_url(proc)
@@ -702,7 +746,10 @@ def test_command_line_serves_and_stops_on_ctrl_c(model_paths, tmp_path):
 def test_command_line_reports_missing_weights(tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "server", "--port", "0", "--restore-model", str(tmp_path / "missing.safetensors")],
-        capture_output=True, text=True, timeout=600, cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=Path(__file__).parent.parent,
     )
     assert out.returncode == 2 and "cannot start" in out.stderr and "missing.safetensors" in out.stderr
 

@@ -47,7 +47,7 @@ class Receiver:
                 key = msg.code if isinstance(msg, protocol.Error) else msg.TYPE
                 self.counts[key] = self.counts.get(key, 0) + 1
                 self.welcomes += isinstance(msg, protocol.Welcome)
-        except BaseException as e:  # noqa: BLE001 - recorded and asserted on
+        except BaseException as e:
             self.closed = e
         else:
             self.closed = EOFError("connection closed")
@@ -73,14 +73,33 @@ def fuzz_conn(fuzz_server):
 # ---- strategies --------------------------------------------------------------------------------------
 
 plain = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**63), 2**64 - 1) | st.floats(allow_nan=True)
-    | st.text(max_size=20) | st.binary(max_size=40),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**64 - 1)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=20)
+    | st.binary(max_size=40),
     lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
     max_leaves=12,
 )
 field_names = st.sampled_from(
-    ["type", "v", "id", "width", "height", "format", "data", "options", "client", "code", "message", "mask",
-     "fraction", "position", "depth"]
+    [
+        "type",
+        "v",
+        "id",
+        "width",
+        "height",
+        "format",
+        "data",
+        "options",
+        "client",
+        "code",
+        "message",
+        "mask",
+        "fraction",
+        "position",
+        "depth",
+    ]
 )
 option_names = st.sampled_from(["mask", "threshold", "theta", "qf", "background", "return_mask", "model", "tile"])
 
@@ -101,14 +120,27 @@ def valid_dicts(draw):
     else:
         n = protocol.expected_size(fmt, w, h)
         data = draw(st.binary(min_size=n, max_size=n))
-    options = draw(st.fixed_dictionaries({}, optional={
-        "mask": st.sampled_from(["otsu", "agt", "none", "learnt"]),
-        "background": st.sampled_from(["white", "transparent"]),
-        "threshold": st.booleans(),
-        "return_mask": st.booleans(),
-    }))
-    return {"type": "restore", "v": 1, "id": rid, "width": w, "height": h, "format": fmt, "data": data,
-            "options": options}
+    options = draw(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "mask": st.sampled_from(["otsu", "agt", "none", "learnt"]),
+                "background": st.sampled_from(["white", "transparent"]),
+                "threshold": st.booleans(),
+                "return_mask": st.booleans(),
+            },
+        )
+    )
+    return {
+        "type": "restore",
+        "v": 1,
+        "id": rid,
+        "width": w,
+        "height": h,
+        "format": fmt,
+        "data": data,
+        "options": options,
+    }
 
 
 @st.composite
@@ -155,8 +187,12 @@ messages = st.one_of(
 )
 
 
-@settings(max_examples=1500, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=1500,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(st.lists(messages, min_size=1, max_size=4))
 def test_fuzz_messages(fuzz_conn, batch):
     ws, receiver = fuzz_conn

@@ -38,6 +38,7 @@ from server import __main__ as server_main
 from server import client, protocol
 from server.app import RestoreServer, printable, serve_in_thread
 
+
 @pytest.fixture(scope="module")
 def model_paths(tmp_path_factory):
     return make_models(tmp_path_factory.mktemp("hostile-models"))
@@ -70,13 +71,38 @@ def test_client_strings_cannot_forge_or_flood_the_log(server, caplog):
         ws.send(protocol.encode(protocol.Hello(client="evil\nWARNING server: FORGED")))
         assert isinstance(protocol.decode(ws.recv(timeout=10)), protocol.Welcome)
         # a raw map: the id is 57 characters, under the limit, with a newline in it
-        ws.send(msgpack.packb({"type": "restore", "v": 1, "id": forged, "width": 2, "height": 2,
-                               "format": "gray8", "data": b"\x00" * 3}, use_bin_type=True))
+        ws.send(
+            msgpack.packb(
+                {
+                    "type": "restore",
+                    "v": 1,
+                    "id": forged,
+                    "width": 2,
+                    "height": 2,
+                    "format": "gray8",
+                    "data": b"\x00" * 3,
+                },
+                use_bin_type=True,
+            )
+        )
         err, _ = recv_until(ws, lambda m: isinstance(m, protocol.Error))
         assert err.id == forged and err.code == "invalid_image"
         huge = {f"opt{i:05d}" + "x" * 200: 1 for i in range(3000)}  # ~620 KiB of unknown option names
-        ws.send(msgpack.packb({"type": "restore", "v": 1, "id": "r2", "width": 1, "height": 1, "format": "gray8",
-                               "data": b"\x00", "options": huge}, use_bin_type=True))
+        ws.send(
+            msgpack.packb(
+                {
+                    "type": "restore",
+                    "v": 1,
+                    "id": "r2",
+                    "width": 1,
+                    "height": 1,
+                    "format": "gray8",
+                    "data": b"\x00",
+                    "options": huge,
+                },
+                use_bin_type=True,
+            )
+        )
         err, _ = recv_until(ws, lambda m: isinstance(m, protocol.Error) and m.id == "r2")
         assert err.code == "invalid_option" and "and 2992 more" in err.message
     wait_idle(server)
@@ -96,7 +122,7 @@ def test_mistakes_are_summed_up_at_info_once_a_minute(server, caplog):
     server._mistakes = type(server._mistakes)()
     server._mistakes._last = time.monotonic()  # a summary went out just now
     with raw_connection(server.url) as ws:
-        for i in range(50):
+        for _ in range(50):
             ws.send(b"\xc1 not msgpack")
         for _ in range(50):
             assert protocol.decode(ws.recv(timeout=10)).code == "bad_message"
@@ -119,8 +145,9 @@ def test_the_command_line_log_caps_and_escapes_every_line():
 # ---- protocol wording ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version, said", [(True, "a boolean (true)"), (1.0, "a float (1.0)"), ("1", 'a string ("1")'),
-                                           (None, "nothing")])
+@pytest.mark.parametrize(
+    "version, said", [(True, "a boolean (true)"), (1.0, "a float (1.0)"), ("1", 'a string ("1")'), (None, "nothing")]
+)
 def test_the_version_must_be_the_integer_1(server, version, said):
     with raw_connection(server.url, hello=False) as ws:
         body = {"type": "hello", "client": "x"}
@@ -134,13 +161,23 @@ def test_the_version_must_be_the_integer_1(server, version, said):
 
 def test_errors_list_valid_values_and_show_no_repr(server):
     with raw_connection(server.url) as ws:
-        ws.send(msgpack.packb({"type": "restore", "v": 1, "id": "f", "width": 1, "height": 1, "format": "cmyk8",
-                               "data": b"\x00"}, use_bin_type=True))
+        ws.send(
+            msgpack.packb(
+                {"type": "restore", "v": 1, "id": "f", "width": 1, "height": 1, "format": "cmyk8", "data": b"\x00"},
+                use_bin_type=True,
+            )
+        )
         err = protocol.decode(ws.recv(timeout=10))
         assert err.code == "bad_message" and '"gray8"' in err.message and '"png"' in err.message
         assert 'got "cmyk8"' in err.message
         # a PNG with a valid header and garbage after it
-        png = b"\x89PNG\r\n\x1a\n" + b"\x00\x00\x00\x0dIHDR" + (4).to_bytes(4, "big") * 2 + b"\x08\x00\x00\x00\x00" + b"junk"
+        png = (
+            b"\x89PNG\r\n\x1a\n"
+            + b"\x00\x00\x00\x0dIHDR"
+            + (4).to_bytes(4, "big") * 2
+            + b"\x08\x00\x00\x00\x00"
+            + b"junk"
+        )
         ws.send(protocol.encode(protocol.Restore(id="p", width=4, height=4, format="png", data=png)))
         err, _ = recv_until(ws, lambda m: isinstance(m, protocol.Error) and m.id == "p")
         assert err.code == "invalid_image" and "0x" not in err.message and "<" not in err.message
@@ -154,11 +191,20 @@ def test_welcome_limits_are_complete_on_the_wire(restorer):
         with raw_connection(srv.url, hello=False) as ws:
             ws.send(protocol.encode(protocol.Hello(client="t")))
             raw = msgpack.unpackb(ws.recv(timeout=10))
-    assert raw["limits"] == {"max_message_bytes": 256 * 2**20 + 2**16, "max_pixels": 8192 * 8192,
-                             "max_jobs_per_client": 4, "max_queue": 64}
+    assert raw["limits"] == {
+        "max_message_bytes": 256 * 2**20 + 2**16,
+        "max_pixels": 8192 * 8192,
+        "max_jobs_per_client": 4,
+        "max_queue": 64,
+    }
     more = raw["info"]["limits"]
-    assert set(more) >= set(raw["limits"]) | {"max_connections", "max_queued_bytes", "max_queued_pixels",
-                                              "client_share", "max_active_jobs"}
+    assert set(more) >= set(raw["limits"]) | {
+        "max_connections",
+        "max_queued_bytes",
+        "max_queued_pixels",
+        "client_share",
+        "max_active_jobs",
+    }
     assert more["max_queued_bytes"] >= 256 * 2**20 and more["max_connections"] == 64
 
 
@@ -230,8 +276,16 @@ def every_progress(monkeypatch):
 def test_progress_moves_on_per_self_ensemble_pass(server, every_progress):
     img = drawing(60, 60, seed=5)  # one tile: only the passes can move the fraction between 0 and 1
     fractions = []
-    client.restore(server.url, img.tobytes(), 60, 60, "gray8", {"ensemble": 8, "mask": "otsu"},
-                   on_progress=fractions.append, timeout=120)
+    client.restore(
+        server.url,
+        img.tobytes(),
+        60,
+        60,
+        "gray8",
+        {"ensemble": 8, "mask": "otsu"},
+        on_progress=fractions.append,
+        timeout=120,
+    )
     inner = [f for f in fractions if 0.0 < f < 1.0]
     assert fractions == sorted(fractions), fractions
     assert inner[:7] == [i / 8 for i in range(1, 8)], fractions  # after each of 8 passes but the last
@@ -242,8 +296,16 @@ def test_cancel_lands_between_ensemble_passes(server, every_progress):
     cancel, seen, on_progress = cancel_at_progress()
 
     with client.Client(server.url) as c, pytest.raises(client.RequestCancelledError):
-        c.restore(img.tobytes(), 60, 60, "gray8", {"ensemble": 8, "mask": "otsu"}, on_progress=on_progress,
-                  cancel=cancel, timeout=120)
+        c.restore(
+            img.tobytes(),
+            60,
+            60,
+            "gray8",
+            {"ensemble": 8, "mask": "otsu"},
+            on_progress=on_progress,
+            cancel=cancel,
+            timeout=120,
+        )
     assert 0 < seen[-1] < 1.0  # stopped inside its only tile, between two passes
     wait_idle(server)
 
@@ -324,9 +386,23 @@ def test_the_server_requires_a_token_by_default_and_local_clients_find_it(model_
     token_path = tmp_path / "token"
     env = {**os.environ, "LINEART_RESTORE_TOKEN_FILE": str(token_path), "OMP_NUM_THREADS": "1"}
     env.pop("LINEART_RESTORE_TOKEN", None)
-    cmd = [sys.executable, "-m", "server", "--port", "0", "--device", "cpu", "--precision", "fp32",
-           "--mask-model", str(model_paths[0]), "--restore-model", str(model_paths[1]),
-           "--baseline-model", str(model_paths[2])]
+    cmd = [
+        sys.executable,
+        "-m",
+        "server",
+        "--port",
+        "0",
+        "--device",
+        "cpu",
+        "--precision",
+        "fp32",
+        "--mask-model",
+        str(model_paths[0]),
+        "--restore-model",
+        str(model_paths[1]),
+        "--baseline-model",
+        str(model_paths[2]),
+    ]
     proc = subprocess.Popen(cmd, cwd=Path(__file__).parent.parent, env=env, stderr=subprocess.PIPE, text=True)
     try:
         url, lines = served_url(proc)
@@ -370,7 +446,7 @@ def test_a_big_request_over_the_budget_is_refused_from_its_header(restorer, monk
         with raw_connection(srv.url) as ws, worker_held(srv):
             ws.send(restore_msg("first", img, "gray8"))
             recv_until(ws, lambda m: isinstance(m, protocol.Queued))
-            big = lambda: sum(n > 2**20 for n in decoded)  # noqa: E731 - the server's decodes of the requests
+            big = lambda: sum(n > 2**20 for n in decoded)
             assert big() == 1
             ws.send(restore_msg("second", img, "gray8"))
             err, _ = recv_until(ws, lambda m: isinstance(m, protocol.Error))
@@ -380,8 +456,19 @@ def test_a_big_request_over_the_budget_is_refused_from_its_header(restorer, monk
 
 
 def test_peek_reads_the_header_fields_only():
-    msg = protocol.encode(protocol.Restore(id="x", width=3, height=2, format="gray8", data=b"abcdef",
-                                           options=protocol.Options(ensemble=2)))
-    assert protocol.peek(msg, head=4) == {"type": "restore", "v": 1, "id": "x", "width": 3, "height": 2,
-                                          "format": "gray8", "data": b"abcd", "options": None}
+    msg = protocol.encode(
+        protocol.Restore(
+            id="x", width=3, height=2, format="gray8", data=b"abcdef", options=protocol.Options(ensemble=2)
+        )
+    )
+    assert protocol.peek(msg, head=4) == {
+        "type": "restore",
+        "v": 1,
+        "id": "x",
+        "width": 3,
+        "height": 2,
+        "format": "gray8",
+        "data": b"abcd",
+        "options": None,
+    }
     assert protocol.peek(b"\xc1") == {} and protocol.peek(msgpack.packb([1])) == {} and protocol.peek(b"\x81") == {}

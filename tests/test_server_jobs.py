@@ -117,8 +117,10 @@ def test_a_cancelled_waiting_job_gets_the_turn_next():
     turns.enter("a")
     cancel = threading.Event()
     order = []
-    threads = [threading.Thread(target=lambda k=k, c=c: (turns.enter(k, c), order.append(k), turns.leave(k)))
-               for k, c in (("b", None), ("c", cancel))]
+    threads = [
+        threading.Thread(target=lambda k=k, c=c: (turns.enter(k, c), order.append(k), turns.leave(k)))
+        for k, c in (("b", None), ("c", cancel))
+    ]
     threads[0].start()
     _waiting_for_turn(turns, "b")
     threads[1].start()

@@ -81,8 +81,15 @@ def test_dropping_identity_blocks_changes_nothing(keep):
     # Make the blocks that will be dropped the identity: their second convolution outputs zero.
     drop = 1 if keep == "first" else 0  # nb 2 -> 1: block index (within its stage) that goes
     with torch.no_grad():
-        for stage, first in (("m_down1", 0), ("m_down2", 0), ("m_down3", 0), ("m_body", 0),
-                             ("m_up3", 1), ("m_up2", 1), ("m_up1", 1)):
+        for stage, first in (
+            ("m_down1", 0),
+            ("m_down2", 0),
+            ("m_down3", 0),
+            ("m_body", 0),
+            ("m_up3", 1),
+            ("m_up2", 1),
+            ("m_up1", 1),
+        ):
             sd[f"{stage}.{first + drop}.res.2.weight"].zero_()
     big.net.load_state_dict(sd)
     small = drop_drunet_blocks(big, "fast", keep)
@@ -125,6 +132,7 @@ def test_shrunk_file_records_its_origin_and_starts_a_fine_tuning(tmp_path, capsy
     bb = save_model(build_backbone("drunet", "slim", "framework"), tmp_path / "fw.safetensors", training={})
     shrink_file(bb, tmp_path / "fw_fast.safetensors", keep="last")
     assert read_metadata(tmp_path / "fw_fast.safetensors")["training"]["shrunk_from"]["cut"] == "blocks (kept the last)"
-    model, _ = _build_model(TrainConfig(task="restore", preset="fast", mode="framework",
-                                        init=str(tmp_path / "fw_fast.safetensors")))
+    model, _ = _build_model(
+        TrainConfig(task="restore", preset="fast", mode="framework", init=str(tmp_path / "fw_fast.safetensors"))
+    )
     assert model.config["arch_kwargs"]["nb"] == 1

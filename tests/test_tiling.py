@@ -44,7 +44,9 @@ def test_axis_spans_cover_aligned_and_weights_sum_to_one(length, tile, overlap, 
     fewest = 1 if length <= tile else 1 + -(-(length - tile) // (tile - overlap))
     assert len(spans) == fewest
     sides = [e - s for s, e in spans]
-    assert max(sides) == sides[0] and (len(spans) == 1 or sides[0] - align < -(-(length + (fewest - 1) * overlap) // fewest))
+    assert max(sides) == sides[0] and (
+        len(spans) == 1 or sides[0] - align < -(-(length + (fewest - 1) * overlap) // fewest)
+    )
     total = torch.zeros(length)
     for (s, e), w in zip(spans, axis_weights(spans)):
         assert w.min() >= 0 and w.max() <= 1

@@ -63,20 +63,39 @@ def test_light_patches_are_half_grainy_half_flat():
 
 
 def _cfg(data_dir: Path, out: Path, **kw) -> TrainConfig:
-    base = dict(out=str(out), train_dirs=[str(data_dir)], crop=CROP, batch=4, steps=0, progress=False, bf16="off",
-                lr=1e-3, lr_min_factor=1.0, synth_fraction=0.25, light_fraction=0.1, ckpt_minutes=1e9,
-                val_minutes=1e9, threads=1, seed=0)
+    base = dict(
+        out=str(out),
+        train_dirs=[str(data_dir)],
+        crop=CROP,
+        batch=4,
+        steps=0,
+        progress=False,
+        bf16="off",
+        lr=1e-3,
+        lr_min_factor=1.0,
+        synth_fraction=0.25,
+        light_fraction=0.1,
+        ckpt_minutes=1e9,
+        val_minutes=1e9,
+        threads=1,
+        seed=0,
+    )
     base.update(kw)
     return TrainConfig(**base)
 
 
 def _fixed_batch(data_dir: Path, cfg: TrainConfig):
     """A held batch (8 patches) drawn like the training data but from a different seed."""
-    ds = PatchDataset(load_folder([str(data_dir)]), crop=CROP, qf=cfg.qf, qf_range=(cfg.qf_min, cfg.qf_max),
-                      synth_fraction=cfg.synth_fraction, seed=987654)
+    ds = PatchDataset(
+        load_folder([str(data_dir)]),
+        crop=CROP,
+        qf=cfg.qf,
+        qf_range=(cfg.qf_min, cfg.qf_max),
+        synth_fraction=cfg.synth_fraction,
+        seed=987654,
+    )
     items = [ds[i] for i in range(8)]
-    return (torch.stack([b[0] for b in items]), torch.stack([b[1] for b in items]),
-            torch.stack([b[2] for b in items]))
+    return (torch.stack([b[0] for b in items]), torch.stack([b[1] for b in items]), torch.stack([b[2] for b in items]))
 
 
 @torch.no_grad()
@@ -104,8 +123,7 @@ MODES = [
     pytest.param(dict(task="restore", arch="drunet", mode="framework", balance="log"), id="drunet-framework-log"),
     pytest.param(dict(task="restore", arch="drunet", mode="baseline", balance="log"), id="drunet-baseline-log"),
     pytest.param(dict(task="restore", arch="fbcnn", mode="baseline"), id="fbcnn-baseline", marks=pytest.mark.slow),
-    pytest.param(dict(task="restore", arch="swinir", mode="framework"), id="swinir-framework",
-                 marks=pytest.mark.slow),
+    pytest.param(dict(task="restore", arch="swinir", mode="framework"), id="swinir-framework", marks=pytest.mark.slow),
 ]
 
 
@@ -193,11 +211,20 @@ def test_init_of_another_network_is_a_clear_error(tmp_path, data_dir):
     mask = tmp_path / "mask"
     train(_cfg(data_dir, mask, task="mask", steps=1))
     with pytest.raises(ValueError, match="different network.*kind"):
-        train(_cfg(data_dir, tmp_path / "r", task="restore", mode="framework", steps=1,
-                   init=str(mask / "model.safetensors")))
+        train(
+            _cfg(
+                data_dir,
+                tmp_path / "r",
+                task="restore",
+                mode="framework",
+                steps=1,
+                init=str(mask / "model.safetensors"),
+            )
+        )
     with pytest.raises(ValueError, match="different network.*variant"):
-        train(_cfg(data_dir, tmp_path / "q", task="mask", variant="qfmap", steps=1,
-                   init=str(mask / "model.safetensors")))
+        train(
+            _cfg(data_dir, tmp_path / "q", task="mask", variant="qfmap", steps=1, init=str(mask / "model.safetensors"))
+        )
     with pytest.raises(FileNotFoundError, match="--init file not found"):
         train(_cfg(data_dir, tmp_path / "m", task="mask", steps=1, init=str(tmp_path / "nope.safetensors")))
 
@@ -266,14 +293,39 @@ def test_drawings_smaller_than_the_crop(tmp_path):
 def test_ddp_two_processes(tmp_path, data_dir):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "training", "mask", "--train", str(data_dir), "--steps", "2", "--batch", "2",
-           "--crop", str(CROP), "--device", "cpu", "--bf16", "off", "--threads", "1", "--no-progress",
-           "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "training",
+        "mask",
+        "--train",
+        str(data_dir),
+        "--steps",
+        "2",
+        "--batch",
+        "2",
+        "--crop",
+        str(CROP),
+        "--device",
+        "cpu",
+        "--bf16",
+        "off",
+        "--threads",
+        "1",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     t0 = time.time()
     # own process group, so that a hang kills the workers too, not only the launcher
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         stdout, stderr = proc.communicate(timeout=240)
     except subprocess.TimeoutExpired:
@@ -313,8 +365,9 @@ def test_restore_loss_log_is_the_mean_log_of_each_patch_loss():
     want = torch.log(per + LOG_FLOOR["mse"]).mean()
     assert torch.allclose(restore_loss(out, y, mask, balance="log"), want)
     per_l1 = (out - y).abs().flatten(1).mean(1)
-    assert torch.allclose(restore_loss(out, y, None, loss="l1", balance="log"),
-                          torch.log(per_l1 + LOG_FLOOR["l1"]).mean())
+    assert torch.allclose(
+        restore_loss(out, y, None, loss="l1", balance="log"), torch.log(per_l1 + LOG_FLOOR["l1"]).mean()
+    )
 
 
 def test_restore_loss_log_weighs_patches_by_relative_error():
@@ -324,7 +377,7 @@ def test_restore_loss_log_weighs_patches_by_relative_error():
     base = restore_loss(out, y, mask, balance="log")
     for i in (0, 3):
         worse = out.clone()
-        worse[i] = y[i] + (out[i] - y[i]) * 10 ** 0.5  # squared error x10 on patch i
+        worse[i] = y[i] + (out[i] - y[i]) * 10**0.5  # squared error x10 on patch i
         step = restore_loss(worse, y, mask, balance="log") - base
         assert abs(float(step) - np.log(10) / 4) < 0.01  # log(10) over 4 patches, floor aside
     # gradient per unit of error: the same for every pixel under "none"; under "log" the patch

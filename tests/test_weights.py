@@ -215,8 +215,12 @@ def test_tensors_that_do_not_match_the_description(saved, blind, tmp_path):
 def test_truncated_file(blind, tmp_path, keep):
     data = blind.read_bytes()
     header_len = int.from_bytes(data[:8], "little")
-    cut = {"half": 8 + header_len + (len(data) - 8 - header_len) // 2, "header": 8 + header_len // 2,
-           "4 bytes": 4, "empty": 0}[keep]
+    cut = {
+        "half": 8 + header_len + (len(data) - 8 - header_len) // 2,
+        "header": 8 + header_len // 2,
+        "4 bytes": 4,
+        "empty": 0,
+    }[keep]
     path = tmp_path / "cut.safetensors"
     path.write_bytes(data[:cut])
     for fn in (read_metadata, load_model):
@@ -247,8 +251,19 @@ def official_networks() -> dict[str, tuple[torch.nn.Module, bool]]:
         "drunet": (DRUNet(in_nc=2, out_nc=1, nc=[16, 32, 64, 128], nb=2), False),
         # Published CAR model: window 7, img_range 255, mlp_ratio 2, 1conv; shrunk in depth/width.
         "swinir": (
-            SwinIR(upscale=1, in_chans=1, img_size=14, window_size=7, img_range=255.0, depths=[2, 2],
-                   embed_dim=12, num_heads=[6, 6], mlp_ratio=2, upsampler="", resi_connection="1conv"),
+            SwinIR(
+                upscale=1,
+                in_chans=1,
+                img_size=14,
+                window_size=7,
+                img_range=255.0,
+                depths=[2, 2],
+                embed_dim=12,
+                num_heads=[6, 6],
+                mlp_ratio=2,
+                upsampler="",
+                resi_connection="1conv",
+            ),
             True,
         ),
     }

@@ -23,13 +23,29 @@ from .train import TrainConfig, train
 
 def _common(p: argparse.ArgumentParser) -> None:
     d = TrainConfig()
-    p.add_argument("--train", dest="train_dirs", action="append", required=True, metavar="DIR",
-                   help="folder of clean drawings (background exactly 255); repeat for several")
-    p.add_argument("--val", dest="val_dirs", action="append", default=[], metavar="DIR",
-                   help="folder of clean validation drawings; repeat for several")
+    p.add_argument(
+        "--train",
+        dest="train_dirs",
+        action="append",
+        required=True,
+        metavar="DIR",
+        help="folder of clean drawings (background exactly 255); repeat for several",
+    )
+    p.add_argument(
+        "--val",
+        dest="val_dirs",
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="folder of clean validation drawings; repeat for several",
+    )
     p.add_argument("--out", default=None, help="run folder (weights, logs, resume state)")
-    p.add_argument("--preset", default=d.preset, choices=["slim", "full", "fast"],
-                   help="network size (default %(default)s; fast: DRUNet and the mask network only)")
+    p.add_argument(
+        "--preset",
+        default=d.preset,
+        choices=["slim", "full", "fast"],
+        help="network size (default %(default)s; fast: DRUNet and the mask network only)",
+    )
     p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
     p.add_argument("--hours", type=float, default=None, help="stop after this many hours (cumulative over resumes)")
     p.add_argument("--batch", type=int, default=d.batch, help="patches per step (default %(default)s)")
@@ -37,12 +53,27 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--qf", type=int, default=None, help="train at this one JPEG quality")
     p.add_argument("--qf-min", type=int, default=d.qf_min, help="lowest quality drawn (default %(default)s)")
     p.add_argument("--qf-max", type=int, default=d.qf_max, help="highest quality drawn (default %(default)s)")
-    p.add_argument("--synth", dest="synth_fraction", type=float, default=d.synth_fraction,
-                   help="share of synthetic drawings (default %(default)s)")
-    p.add_argument("--light", dest="light_fraction", type=float, default=d.light_fraction,
-                   help="share of patches with lightened lines, half of them grainy (default %(default)s)")
-    p.add_argument("--wild", dest="wild_fraction", type=float, default=d.wild_fraction,
-                   help="share of patches re-saved, resized, cropped or exported (training.degrade; default %(default)s)")
+    p.add_argument(
+        "--synth",
+        dest="synth_fraction",
+        type=float,
+        default=d.synth_fraction,
+        help="share of synthetic drawings (default %(default)s)",
+    )
+    p.add_argument(
+        "--light",
+        dest="light_fraction",
+        type=float,
+        default=d.light_fraction,
+        help="share of patches with lightened lines, half of them grainy (default %(default)s)",
+    )
+    p.add_argument(
+        "--wild",
+        dest="wild_fraction",
+        type=float,
+        default=d.wild_fraction,
+        help="share of patches re-saved, resized, cropped or exported (training.degrade; default %(default)s)",
+    )
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate, cosine-decayed (default %(default)s)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--ckpt-minutes", type=float, default=d.ckpt_minutes, help="checkpoint period (default %(default)s)")
@@ -53,24 +84,34 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--val-limit", type=int, default=d.val_limit, help="validation crops used (default %(default)s)")
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:1, mps (default %(default)s)")
-    p.add_argument("--bf16", default=d.bf16, choices=["auto", "on", "off"], help="bfloat16 autocast (default %(default)s)")
+    p.add_argument(
+        "--bf16", default=d.bf16, choices=["auto", "on", "off"], help="bfloat16 autocast (default %(default)s)"
+    )
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--init", default=None,
-                   help="start from these weights (fine-tune): one of our .safetensors files of the same "
-                        "network, or for restore an official FBCNN/DRUNet/SwinIR checkpoint")
+    p.add_argument(
+        "--init",
+        default=None,
+        help="start from these weights (fine-tune): one of our .safetensors files of the same "
+        "network, or for restore an official FBCNN/DRUNet/SwinIR checkpoint",
+    )
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m training", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     pm = sub.add_parser("mask", help="train the mask-predicting network (cross-entropy vs eq. 3)")
     _common(pm)
-    pm.add_argument("--variant", default="blind", choices=["blind", "qfmap", "single"],
-                    help="blind: JPEG only; qfmap: + (100-QF)/100 map; single: one QF (--qf)")
+    pm.add_argument(
+        "--variant",
+        default="blind",
+        choices=["blind", "qfmap", "single"],
+        help="blind: JPEG only; qfmap: + (100-QF)/100 map; single: one QF (--qf)",
+    )
     pm.set_defaults(task="mask")
 
     pr = sub.add_parser("restore", help="train a backbone in baseline or framework mode")
@@ -79,20 +120,33 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--mode", default="framework", choices=["baseline", "framework"])
     pr.add_argument("--qf-map", action="store_true", help="non-blind: feed (100-QF)/100 as a channel")
     pr.add_argument("--loss", default="l1", choices=["l1", "mse"], help="baseline loss (default %(default)s)")
-    pr.add_argument("--balance", default="none", choices=["none", "log"],
-                    help="none: the loss averaged over the batch's pixels (eq. 4); log: the mean of "
-                         "log(each patch's loss), so high-QF patches count as much as low-QF ones "
-                         "(default %(default)s)")
-    pr.add_argument("--train-mask", default="gt",
-                    help="framework input mask while training: 'gt' (eq. 3, the paper) or a mask weights file")
+    pr.add_argument(
+        "--balance",
+        default="none",
+        choices=["none", "log"],
+        help="none: the loss averaged over the batch's pixels (eq. 4); log: the mean of "
+        "log(each patch's loss), so high-QF patches count as much as low-QF ones "
+        "(default %(default)s)",
+    )
+    pr.add_argument(
+        "--train-mask",
+        default="gt",
+        help="framework input mask while training: 'gt' (eq. 3, the paper) or a mask weights file",
+    )
     pr.set_defaults(task="restore")
 
     # Each module adds its own sub-command. An import error here is a bug or a missing dependency
     # and must show, not make the sub-command disappear from --help.
     from . import evaluate, export, figures, plot, shrink, synth
 
-    for add in (synth.add_synth_parser, evaluate.add_evaluate_parser, plot.add_plot_parser,
-                export.add_export_parser, figures.add_figure_parser, shrink.add_shrink_parser):
+    for add in (
+        synth.add_synth_parser,
+        evaluate.add_evaluate_parser,
+        plot.add_plot_parser,
+        export.add_export_parser,
+        figures.add_figure_parser,
+        shrink.add_shrink_parser,
+    ):
         add(sub)
     return parser
 

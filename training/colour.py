@@ -17,7 +17,18 @@ import io
 import cv2
 import numpy as np
 
-__all__ = ["COLOUR_SEED", "DARK_INKS", "INKS", "LIGHT_INKS", "colour_mask", "coloured_crop", "colourize", "in_ink", "jpeg_rgb", "rgb_ssim"]
+__all__ = [
+    "COLOUR_SEED",
+    "DARK_INKS",
+    "INKS",
+    "LIGHT_INKS",
+    "colour_mask",
+    "coloured_crop",
+    "colourize",
+    "in_ink",
+    "jpeg_rgb",
+    "rgb_ssim",
+]
 
 #: Dark inks (RGB).
 DARK_INKS = {

@@ -104,8 +104,9 @@ def load_folder(folders: Sequence[str | os.PathLike], min_size: int = 1) -> list
                 warnings.warn(f"skipping {e}", stacklevel=2)
                 continue
             if min(img.shape) < min_size:
-                warnings.warn(f"skipping {p}: {img.shape[1]}x{img.shape[0]} is smaller than the "
-                              f"{min_size}px crop", stacklevel=2)
+                warnings.warn(
+                    f"skipping {p}: {img.shape[1]}x{img.shape[0]} is smaller than the {min_size}px crop", stacklevel=2
+                )
                 continue
             images.append(img)
     if not images:

@@ -79,8 +79,13 @@ def _save(img: np.ndarray, qf: int, rng: np.random.Generator, info: dict, key: s
     return encode(img, qf, sub)
 
 
-def degrade(clean: np.ndarray, rng: np.random.Generator, family: str | None = None,
-            qf_range: tuple[int, int] = (5, 95), resave_range: tuple[int, int] = (30, 95)) -> Degraded:
+def degrade(
+    clean: np.ndarray,
+    rng: np.random.Generator,
+    family: str | None = None,
+    qf_range: tuple[int, int] = (5, 95),
+    resave_range: tuple[int, int] = (30, 95),
+) -> Degraded:
     """Degrade ``clean`` (gray or RGB uint8) as one of :data:`FAMILIES` (drawn when None).
 
     * ``single``: one save at a quality from :func:`training.data.sample_qf`.
@@ -105,7 +110,9 @@ def degrade(clean: np.ndarray, rng: np.random.Generator, family: str | None = No
             dy, dx = int(rng.integers(1, 8)), int(rng.integers(1, 8))
             img, ref = img[dy:, dx:], ref[dy:, dx:]
             info["shift"] = [dy, dx]
-        img = _save(np.ascontiguousarray(img), int(rng.integers(resave_range[0], resave_range[1] + 1)), rng, info, "qf2")
+        img = _save(
+            np.ascontiguousarray(img), int(rng.integers(resave_range[0], resave_range[1] + 1)), rng, info, "qf2"
+        )
     elif family in ("resize_then_jpeg", "resize_png"):
         scale = float(np.exp(rng.uniform(np.log(SCALE_RANGE[0]), np.log(SCALE_RANGE[1]))))
         if abs(scale - 1) < 0.05:
@@ -130,8 +137,9 @@ def degrade(clean: np.ndarray, rng: np.random.Generator, family: str | None = No
     return Degraded(np.ascontiguousarray(img), np.ascontiguousarray(ref), info)
 
 
-def validation_pairs(crops: Sequence[np.ndarray], families: Sequence[str] = FAMILIES, seed: int = 0,
-                     qf_range: tuple[int, int] = (10, 40)) -> list[Degraded]:
+def validation_pairs(
+    crops: Sequence[np.ndarray], families: Sequence[str] = FAMILIES, seed: int = 0, qf_range: tuple[int, int] = (10, 40)
+) -> list[Degraded]:
     """Fixed-seed validation: every crop in every family, drawn from ``(seed, family, crop)``."""
     out = []
     for fi, fam in enumerate(families):

@@ -31,9 +31,10 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -161,8 +162,9 @@ def _make_restorer(cfg: EvalConfig):
     for k, p in chosen.items():
         if not p.is_file():
             raise EvaluationError(f"{k} model file {p} does not exist")
-    return Restorer.from_files(mask=chosen["mask"], restore=chosen["restore"], baseline=chosen["baseline"],
-                               device=cfg.device)
+    return Restorer.from_files(
+        mask=chosen["mask"], restore=chosen["restore"], baseline=chosen["baseline"], device=cfg.device
+    )
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -223,8 +225,11 @@ def _evaluate(cfg: EvalConfig, restorer: Any, log: Callable[[str], None] | None)
             continue
         clean = centre_crop(clean, cfg.crop)
         if min(clean.shape) < 16:
-            warnings.warn(f"skipping {path.name}: {clean.shape[1]}x{clean.shape[0]} is smaller than 16x16",
-                          UserWarning, stacklevel=2)
+            warnings.warn(
+                f"skipping {path.name}: {clean.shape[1]}x{clean.shape[0]} is smaller than 16x16",
+                UserWarning,
+                stacklevel=2,
+            )
             continue
         if cfg.light:
             clean = light_variant(clean, np.random.default_rng(LIGHT_SEED + i), grain=cfg.grain)
@@ -236,9 +241,17 @@ def _evaluate(cfg: EvalConfig, restorer: Any, log: Callable[[str], None] | None)
             if cfg.colour:
                 jpeg = jpeg_rgb(clean, qf, cfg.subsampling)
                 plane8 = np.clip(colour.prepare(jpeg).gray * 255 + 0.5, 0, 255).astype(np.uint8)
-                gray_fw = restorer.restore(jpeg_degrade(gray_clean, qf), RestoreOptions(
-                    mask="learnt", threshold=False, return_mask=True, qf=qf, jpeg_consistency=False,
-                    normalize_ink=False))
+                gray_fw = restorer.restore(
+                    jpeg_degrade(gray_clean, qf),
+                    RestoreOptions(
+                        mask="learnt",
+                        threshold=False,
+                        return_mask=True,
+                        qf=qf,
+                        jpeg_consistency=False,
+                        normalize_ink=False,
+                    ),
+                )
                 m = np.asarray(gray_fw.mask, dtype=np.uint8)
                 mask_sums[qf][GRAY_LEARNT] += (miou(m, gt), boundary_fscore(m, gt))
             else:
@@ -260,8 +273,10 @@ def _evaluate(cfg: EvalConfig, restorer: Any, log: Callable[[str], None] | None)
                 capped += int(math.isinf(p))
                 img_sums[qf][row] += (_psnr(out, clean), (rgb_ssim if cfg.colour else ssim)(out, clean))
         used.append(path.name)
-        log(f"[{len(used)}/{len(files)}] {path.name} {clean.shape[1]}x{clean.shape[0]} "
-            f"({time.perf_counter() - t_start:.1f} s)")
+        log(
+            f"[{len(used)}/{len(files)}] {path.name} {clean.shape[1]}x{clean.shape[0]} "
+            f"({time.perf_counter() - t_start:.1f} s)"
+        )
     if not used:
         raise EvaluationError(f"none of the {len(files)} image files in {cfg.folder} could be read")
     cfg.files = used
@@ -310,7 +325,7 @@ def _describe(restorer: Any) -> Any:
         info = restorer.info()
         json.dumps(info)
         return info
-    except Exception:  # noqa: BLE001 - descriptive only; never fail an evaluation over it
+    except Exception:
         return repr(restorer)
 
 
@@ -376,22 +391,40 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         "evaluate",
         help="Table 1 (mask mIoU/F-score) and Table 2 (PSNR|SSIM) on a folder of clean drawings",
         description="Compress each clean drawing at each QF, compare direct and learnt masks with the "
-                    "true line mask (Table 1) and baseline / baseline+thresholding / framework restorations "
-                    "with the clean drawing (Table 2). Prints Markdown; --out also writes .md and .json.",
+        "true line mask (Table 1) and baseline / baseline+thresholding / framework restorations "
+        "with the clean drawing (Table 2). Prints Markdown; --out also writes .md and .json.",
     )
     p.add_argument("folder", type=Path, help="folder of clean drawings (background exactly 255)")
-    p.add_argument("--qf", "--qfs", dest="qfs", type=int, nargs="+", default=[10, 20, 30, 40],
-                   help="JPEG quality factors (default: 10 20 30 40)")
+    p.add_argument(
+        "--qf",
+        "--qfs",
+        dest="qfs",
+        type=int,
+        nargs="+",
+        default=[10, 20, 30, 40],
+        help="JPEG quality factors (default: 10 20 30 40)",
+    )
     p.add_argument("--mask-model", type=Path, default=None, help="mask network weights (default: shipped)")
     p.add_argument("--restore-model", type=Path, default=None, help="framework backbone weights (default: shipped)")
     p.add_argument("--baseline-model", type=Path, default=None, help="baseline backbone weights (default: shipped)")
     p.add_argument("--light", action="store_true", help="evaluate the light, textured-line variant (fixed seed)")
-    p.add_argument("--no-grain", dest="grain", action="store_false",
-                   help="with --light: the same lightening without the pencil grain (flat light lines)")
-    p.add_argument("--colour", action="store_true",
-                   help="evaluate the coloured variant (fixed seed) as RGB JPEGs: RGB PSNR/SSIM, masks vs the gray mask")
-    p.add_argument("--subsampling", choices=("4:2:0", "4:4:4"), default="4:2:0",
-                   help="chroma subsampling of the RGB JPEGs with --colour (default 4:2:0)")
+    p.add_argument(
+        "--no-grain",
+        dest="grain",
+        action="store_false",
+        help="with --light: the same lightening without the pencil grain (flat light lines)",
+    )
+    p.add_argument(
+        "--colour",
+        action="store_true",
+        help="evaluate the coloured variant (fixed seed) as RGB JPEGs: RGB PSNR/SSIM, masks vs the gray mask",
+    )
+    p.add_argument(
+        "--subsampling",
+        choices=("4:2:0", "4:4:4"),
+        default="4:2:0",
+        help="chroma subsampling of the RGB JPEGs with --colour (default 4:2:0)",
+    )
     p.add_argument("--crop", type=int, default=None, help="centre-crop each drawing to at most N x N pixels")
     p.add_argument("--limit", type=int, default=None, help="use only the first K drawings (by name)")
     p.add_argument("--theta", type=int, default=DEFAULT_THETA, help="threshold of eq. 1 (default: 251)")
@@ -409,9 +442,20 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print("error: --no-grain changes the light variant: give it with --light", file=sys.stderr)
         return 2
     cfg = EvalConfig(
-        folder=args.folder, qfs=tuple(args.qfs), mask_model=args.mask_model, restore_model=args.restore_model,
-        baseline_model=args.baseline_model, light=args.light, grain=args.grain, crop=args.crop, limit=args.limit,
-        theta=args.theta, device=args.device, out=args.out, colour=args.colour, subsampling=args.subsampling,
+        folder=args.folder,
+        qfs=tuple(args.qfs),
+        mask_model=args.mask_model,
+        restore_model=args.restore_model,
+        baseline_model=args.baseline_model,
+        light=args.light,
+        grain=args.grain,
+        crop=args.crop,
+        limit=args.limit,
+        theta=args.theta,
+        device=args.device,
+        out=args.out,
+        colour=args.colour,
+        subsampling=args.subsampling,
     )
     try:
         with warnings.catch_warnings():
@@ -429,5 +473,5 @@ def run_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"warning: {message}", file=sys.stderr)

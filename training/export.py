@@ -13,7 +13,6 @@ import argparse
 import json
 from pathlib import Path
 
-
 from core.weights import load_model, read_metadata, save_model
 
 __all__ = ["export_weights", "add_export_parser"]
@@ -31,13 +30,22 @@ def export_weights(src: str | Path, dst: str | Path, half: bool = True, notes: d
 
 
 def add_export_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("export", help="write a run's weights as a shippable (fp16) file",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "export",
+        help="write a run's weights as a shippable (fp16) file",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("src", help="a run's model.safetensors")
     p.add_argument("dst", help="output .safetensors")
     p.add_argument("--fp32", dest="half", action="store_false", help="keep float32 tensors")
-    p.add_argument("--note", action="append", default=[], metavar="KEY=VALUE",
-                   help="extra training fact to record (value parsed as JSON when possible)")
+    p.add_argument(
+        "--note",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra training fact to record (value parsed as JSON when possible)",
+    )
     p.set_defaults(func=run_export)
     return p
 

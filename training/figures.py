@@ -51,8 +51,13 @@ def side_by_side(clean: np.ndarray, qf: int, restorer, out: Path, title: str = "
     jpeg = jpeg_degrade(clean, qf)
     base = restorer.restore(jpeg, RestoreOptions(mask="none", threshold=True)).image
     res = restorer.restore(jpeg, RestoreOptions(mask="learnt"))
-    panels = [("clean", clean), (f"JPEG QF {qf}", jpeg), ("baseline + threshold", base),
-              ("ours", res.image), ("our line mask", (255 - 255 * res.mask).astype(np.uint8))]
+    panels = [
+        ("clean", clean),
+        (f"JPEG QF {qf}", jpeg),
+        ("baseline + threshold", base),
+        ("ours", res.image),
+        ("our line mask", (255 - 255 * res.mask).astype(np.uint8)),
+    ]
     scores = {name: psnr(img, clean) for name, img in panels[1:4]}
     fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 4.0), dpi=100)
     for ax, (name, img) in zip(axes, panels):
@@ -70,8 +75,12 @@ def side_by_side(clean: np.ndarray, qf: int, restorer, out: Path, title: str = "
 
 
 def add_figure_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("figure", help="side-by-side picture: clean | JPEG | baseline | ours | mask",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "figure",
+        help="side-by-side picture: clean | JPEG | baseline | ours | mask",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("drawing", type=Path, help="a clean drawing (background exactly 255)")
     p.add_argument("--qf", type=int, default=10, help="JPEG quality (default %(default)s)")
     p.add_argument("--size", type=int, default=256, help="crop side (default %(default)s)")
@@ -88,7 +97,8 @@ def run_figure(args: argparse.Namespace) -> int:
     clean = load_drawing(args.drawing)
     y, x = args.box if args.box else pick_window(clean, args.size)
     crop = np.ascontiguousarray(clean[y : y + args.size, x : x + args.size])
-    scores = side_by_side(crop, args.qf, Restorer.default(device=args.device), args.out,
-                          title=f"{args.drawing.name}, crop at ({y}, {x})")
+    scores = side_by_side(
+        crop, args.qf, Restorer.default(device=args.device), args.out, title=f"{args.drawing.name}, crop at ({y}, {x})"
+    )
     print(f"wrote {args.out}: " + ", ".join(f"{k} {v:.2f} dB" for k, v in scores.items()))
     return 0

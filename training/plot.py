@@ -97,8 +97,15 @@ def moving_average(y: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def plot_runs(runs: list[RunLog], out: str | Path, *, smooth: int = 1, shifts: list[float] | None = None,
-              with_threshold: bool = False, title: str | None = None) -> list[str]:
+def plot_runs(
+    runs: list[RunLog],
+    out: str | Path,
+    *,
+    smooth: int = 1,
+    shifts: list[float] | None = None,
+    with_threshold: bool = False,
+    title: str | None = None,
+) -> list[str]:
     """Draw the runs and save a PNG at ``out``; returns the panel columns drawn.
 
     One panel per metric present in at least one run (PSNR, SSIM, then mIoU); one line per run.
@@ -119,8 +126,10 @@ def plot_runs(runs: list[RunLog], out: str | Path, *, smooth: int = 1, shifts: l
         raise PlotError(f"--shift needs one value per run ({len(runs)}), got {len(shifts)}")
     panels = [(c, lab) for c, lab in PANELS if any(c in r.columns for r in runs)]
     if not panels:
-        raise PlotError("none of the runs has a psnr, ssim or miou column: "
-                        + "; ".join(f"{r.path}: {', '.join(r.columns)}" for r in runs))
+        raise PlotError(
+            "none of the runs has a psnr, ssim or miou column: "
+            + "; ".join(f"{r.path}: {', '.join(r.columns)}" for r in runs)
+        )
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.0), squeeze=False)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (col, ylabel) in zip(axes[0], panels):
@@ -128,12 +137,23 @@ def plot_runs(runs: list[RunLog], out: str | Path, *, smooth: int = 1, shifts: l
             colour = colours[i % len(colours)]
             x = run.hours + shift
             if col in run.columns:
-                ax.plot(x, moving_average(run.columns[col], smooth), color=colour, marker="." if len(x) < 30 else None,
-                        label=run.label)
+                ax.plot(
+                    x,
+                    moving_average(run.columns[col], smooth),
+                    color=colour,
+                    marker="." if len(x) < 30 else None,
+                    label=run.label,
+                )
             thr = f"{col}_thr"
             if with_threshold and thr in run.columns:
-                ax.plot(x, moving_average(run.columns[thr], smooth), color=colour, linestyle="--",
-                        marker="x" if len(x) < 30 else None, label=f"{run.label} + thresholding")
+                ax.plot(
+                    x,
+                    moving_average(run.columns[thr], smooth),
+                    color=colour,
+                    linestyle="--",
+                    marker="x" if len(x) < 30 else None,
+                    label=f"{run.label} + thresholding",
+                )
         ax.xaxis.set_major_locator(MaxNLocator(nbins=5))
         ax.set_xlabel("training hours")
         ax.set_ylabel(ylabel)
@@ -176,8 +196,9 @@ def run_plot(args: argparse.Namespace) -> int:
             raise PlotError(f"--smooth must be at least 1, got {args.smooth}")
         labels = args.label or [None] * len(args.runs)
         runs = [read_val_log(r, lab) for r, lab in zip(args.runs, labels)]
-        panels = plot_runs(runs, args.out, smooth=args.smooth, shifts=args.shift, with_threshold=args.threshold,
-                           title=args.title)
+        panels = plot_runs(
+            runs, args.out, smooth=args.smooth, shifts=args.shift, with_threshold=args.threshold, title=args.title
+        )
     except PlotError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

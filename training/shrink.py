@@ -101,7 +101,7 @@ _DRUNET_STAGES = ("m_down1", "m_down2", "m_down3", "m_body", "m_up3", "m_up2", "
 def _stage_layers(sd: dict, stage: str) -> tuple[list[str], str | None]:
     """Prefixes of ``stage``'s residual blocks in order, and of its other layer (or None), in a
     DRUNet state dict. spandrel unwraps a one-layer stage, so its keys read ``m_body.res.0...``."""
-    names = [k[len(stage) + 1:] for k in sd if k.startswith(stage + ".")]
+    names = [k[len(stage) + 1 :] for k in sd if k.startswith(stage + ".")]
     if any(n.startswith("res.") for n in names):
         return [stage], None
     blocks, other = [], None
@@ -134,7 +134,7 @@ def drop_drunet_blocks(src: Backbone, preset: str = "fast", keep: str = "first")
     for stage in _DRUNET_STAGES:
         src_blocks, src_other = _stage_layers(sd, stage)
         dst_blocks, dst_other = _stage_layers(target, stage)
-        kept = src_blocks[:nb_dst] if keep == "first" else src_blocks[nb_src - nb_dst:]
+        kept = src_blocks[:nb_dst] if keep == "first" else src_blocks[nb_src - nb_dst :]
         rename.update(zip(dst_blocks, kept))
         if dst_other is not None:
             rename[dst_other] = src_other
@@ -142,7 +142,7 @@ def drop_drunet_blocks(src: Backbone, preset: str = "fast", keep: str = "first")
     for key in target:
         for new, old in rename.items():
             if key.startswith(new + "."):
-                out[key] = sd[old + key[len(new):]]
+                out[key] = sd[old + key[len(new) :]]
                 break
         else:
             out[key] = sd[key]  # head and tail
@@ -168,13 +168,21 @@ def shrink_file(src: str | Path, dst: str | Path, preset: str = "fast", keep: st
 
 
 def add_shrink_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = subparsers.add_parser("shrink", help="cut a smaller network out of a trained one (to fine-tune)",
-                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = subparsers.add_parser(
+        "shrink",
+        help="cut a smaller network out of a trained one (to fine-tune)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("src", help="one of our .safetensors files: a mask network or a DRUNet backbone")
     p.add_argument("dst", help="output .safetensors (use it with --init)")
     p.add_argument("--preset", default="fast", help="size to cut down to (default %(default)s)")
-    p.add_argument("--keep", default="first", choices=["first", "last"],
-                   help="DRUNet: which residual blocks of each stage to keep (default %(default)s)")
+    p.add_argument(
+        "--keep",
+        default="first",
+        choices=["first", "last"],
+        help="DRUNet: which residual blocks of each stage to keep (default %(default)s)",
+    )
     p.set_defaults(func=run_shrink)
     return p
 

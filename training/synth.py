@@ -81,12 +81,7 @@ def _catmull_rom(points: np.ndarray, step: float, closed: bool = False) -> np.nd
         n = max(2, int(math.ceil(np.linalg.norm(p2 - p1) / step)))
         t = np.linspace(0.0, 1.0, n, endpoint=False)[:, None]
         t2, t3 = t * t, t * t * t
-        seg = 0.5 * (
-            2 * p1
-            + (-p0 + p2) * t
-            + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t2
-            + (-p0 + 3 * p1 - 3 * p2 + p3) * t3
-        )
+        seg = 0.5 * (2 * p1 + (-p0 + p2) * t + (2 * p0 - 5 * p1 + 4 * p2 - p3) * t2 + (-p0 + 3 * p1 - 3 * p2 + p3) * t3)
         out.append(seg)
     out.append(p[-2][None, :])
     return np.concatenate(out, axis=0)
@@ -274,8 +269,14 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
         tan = tan / norm
         return path[i], np.array([-tan[1], tan[0]])
 
-    def curve(ctrl: np.ndarray, closed: bool = False, wmul: float = 1.0, dark: int | None = None,
-              taper: bool | None = None, keep: bool = True) -> None:
+    def curve(
+        ctrl: np.ndarray,
+        closed: bool = False,
+        wmul: float = 1.0,
+        dark: int | None = None,
+        taper: bool | None = None,
+        keep: bool = True,
+    ) -> None:
         path = _catmull_rom(ctrl, step, closed)
         if taper is None:
             taper = bool(rng.random() < taper_prob)
@@ -308,8 +309,9 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
 
     # tubes (limbs, stems, sleeves): two roughly parallel contours around a smooth spine
     for _ in range(int(round(rng.uniform(0, 3) * density))):
-        spine = _catmull_rom(_walk(rng, near_focus(), int(rng.integers(3, 6)), rng.uniform(20, 45) * lscale,
-                                   rng.uniform(0.1, 0.5)), 6.0)
+        spine = _catmull_rom(
+            _walk(rng, near_focus(), int(rng.integers(3, 6)), rng.uniform(20, 45) * lscale, rng.uniform(0.1, 0.5)), 6.0
+        )
         if len(spine) < 3:
             continue
         tan = np.gradient(spine, axis=0)
@@ -326,8 +328,11 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
     # small closed shapes (eyes, buttons, wheels, holes)
     for _ in range(int(round(rng.uniform(0, 4) * density))):
         rx = rng.uniform(3, 15) * lscale
-        curve(_blob(rng, near_focus(), rx, rx * rng.uniform(0.5, 1.0), rng.uniform(0.0, 0.15)), closed=True,
-              wmul=rng.uniform(0.5, 1.0))
+        curve(
+            _blob(rng, near_focus(), rx, rx * rng.uniform(0.5, 1.0), rng.uniform(0.0, 0.15)),
+            closed=True,
+            wmul=rng.uniform(0.5, 1.0),
+        )
 
     # details attached to existing lines: folds, creases, fur ticks, leaving the line at a slant
     for _ in range(int(round(rng.uniform(2, 12) * density))):
@@ -350,8 +355,9 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
         nrm = np.stack([-tan[:, 1], tan[:, 0]], 1) / (np.linalg.norm(tan, axis=1, keepdims=True) + 1e-9)
         gapw = rng.uniform(3, 8) * rng.choice([-1, 1])
         for k in range(1, int(rng.integers(2, 5))):
-            curve((piece + k * gapw * nrm)[:: max(1, len(piece) // 6)], wmul=rng.uniform(0.4, 0.8), taper=True,
-                  keep=False)
+            curve(
+                (piece + k * gapw * nrm)[:: max(1, len(piece) // 6)], wmul=rng.uniform(0.4, 0.8), taper=True, keep=False
+            )
 
     # hatching patches: parallel (optionally crossed) short tapered strokes inside an ellipse
     for _ in range(int(rng.random() < 0.45) + int(rng.random() < 0.15 * density)):
@@ -426,8 +432,12 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
 
     # ---- back to output resolution, texture, background rule -------------------------------
     dark = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
-    tex = {"vector": 0.0, "pen": rng.uniform(0.0, 0.08), "pencil": rng.uniform(0.25, 0.5),
-           "brush": rng.uniform(0.1, 0.3)}[str(tool)]
+    tex = {
+        "vector": 0.0,
+        "pen": rng.uniform(0.0, 0.08),
+        "pencil": rng.uniform(0.25, 0.5),
+        "brush": rng.uniform(0.1, 0.3),
+    }[str(tool)]
     if tex > 0:
         untextured = cv2.resize(flat, (w, h), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
         dark *= np.clip(1.0 + tex * (1.0 - untextured) * _grain(rng, h, w), 0.0, 1.8)
@@ -435,8 +445,9 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
     return force_background(img)
 
 
-def light_variant(clean: np.ndarray, rng: np.random.Generator, darkness: tuple[float, float] = (0.25, 0.6),
-                  grain: bool = True) -> np.ndarray:
+def light_variant(
+    clean: np.ndarray, rng: np.random.Generator, darkness: tuple[float, float] = (0.25, 0.6), grain: bool = True
+) -> np.ndarray:
     """The "light lines" version of a clean drawing, textured unless ``grain`` is False.
 
     Line darkness ``255 - value`` is multiplied by one factor ``f ~ U(darkness)`` for the whole
@@ -454,8 +465,10 @@ def light_variant(clean: np.ndarray, rng: np.random.Generator, darkness: tuple[f
         (at most 254), so the eq. 3 mask of the result equals that of ``clean``.
     """
     if not isinstance(clean, np.ndarray) or clean.dtype != np.uint8 or clean.ndim != 2:
-        raise ValueError(f"light_variant takes a 2-D uint8 image, got {getattr(clean, 'dtype', type(clean))} "
-                         f"{getattr(clean, 'shape', '')}")
+        raise ValueError(
+            f"light_variant takes a 2-D uint8 image, got {getattr(clean, 'dtype', type(clean))} "
+            f"{getattr(clean, 'shape', '')}"
+        )
     lo, hi = float(darkness[0]), float(darkness[1])
     if not 0.0 < lo <= hi <= 1.0:
         raise ValueError(f"darkness range must satisfy 0 < low <= high <= 1, got {darkness}")
@@ -473,8 +486,9 @@ def light_variant(clean: np.ndarray, rng: np.random.Generator, darkness: tuple[f
 # ---------------------------------------------------------------------------------------------
 
 
-def contact_sheet(seed: int = 0, rows: int = 3, cols: int = 4, size: int = 256, light_row: bool = True,
-                  gap: int = 6) -> np.ndarray:
+def contact_sheet(
+    seed: int = 0, rows: int = 3, cols: int = 4, size: int = 256, light_row: bool = True, gap: int = 6
+) -> np.ndarray:
     """A grid of ``rows x cols`` synthetic drawings (seeds ``seed .. seed+rows*cols-1``), plus
     one extra row showing :func:`light_variant` of the first ``cols`` samples. Returns uint8
     (H, W) with mid-grey gaps between tiles so the white backgrounds are visibly separate."""
@@ -499,7 +513,7 @@ def add_synth_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
         "synth",
         help="write a contact sheet (or a folder) of synthetic line drawings",
         description="Render procedural line drawings. With --out FILE.png a contact sheet (last row: the "
-                    "light, textured variant of the first row); with --folder DIR, --count separate PNGs.",
+        "light, textured variant of the first row); with --folder DIR, --count separate PNGs.",
     )
     p.add_argument("--out", type=Path, default=Path("docs/img/synth_contact_sheet.png"), help="contact sheet PNG")
     p.add_argument("--folder", type=Path, default=None, help="write --count drawings here instead of a sheet")

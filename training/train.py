@@ -38,11 +38,11 @@ from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
 from core.backbones import build_backbone
+from core.device import cpu_has_native_bf16
 from core.equations import compose, gt_mask, masked_mse, threshold
 from core.errors import WeightsError
 from core.masknet import build_masknet
 from core.metrics import miou, psnr, ssim
-from core.device import cpu_has_native_bf16
 from core.weights import load_model, read_metadata, save_model
 
 from .data import PatchDataset, jpeg_degrade, load_folder, validation_crops
@@ -64,46 +64,46 @@ class ResumeError(ValueError):
 class TrainConfig:
     """Everything a training run needs. Paths are strings so the config is JSON-friendly."""
 
-    task: str = "restore"                      # "mask" or "restore"
+    task: str = "restore"  # "mask" or "restore"
     out: str = "runs/run"
     train_dirs: list[str] = field(default_factory=list)
     val_dirs: list[str] = field(default_factory=list)
     # data
     crop: int = 96
     batch: int = 16
-    qf: int | None = None                      # fixed QF (single-QF models); None = draw from range
+    qf: int | None = None  # fixed QF (single-QF models); None = draw from range
     qf_min: int = 5
     qf_max: int = 95
     synth_fraction: float = 0.3
     light_fraction: float = 0.15
-    wild_fraction: float = 0.0                 # re-saved / resized / cropped JPEGs (training.degrade)
+    wild_fraction: float = 0.0  # re-saved / resized / cropped JPEGs (training.degrade)
     # mask network
-    variant: str = "blind"                     # blind | qfmap | single
+    variant: str = "blind"  # blind | qfmap | single
     # backbone
     arch: str = "drunet"
-    mode: str = "framework"                    # baseline | framework
+    mode: str = "framework"  # baseline | framework
     qf_map: bool = False
-    loss: str = "l1"                           # baseline loss: l1 | mse (framework: masked MSE)
-    balance: str = "none"                      # none: mean over pixels | log: mean of log(patch loss)
-    train_mask: str = "gt"                     # framework input mask: "gt" or a mask weights path
-    init: str | None = None                    # our weights file (fine-tune) or an official checkpoint
+    loss: str = "l1"  # baseline loss: l1 | mse (framework: masked MSE)
+    balance: str = "none"  # none: mean over pixels | log: mean of log(patch loss)
+    train_mask: str = "gt"  # framework input mask: "gt" or a mask weights path
+    init: str | None = None  # our weights file (fine-tune) or an official checkpoint
     preset: str = "slim"
     # optimisation
     lr: float = 2e-4
-    lr_min_factor: float = 0.05                # cosine decay to lr * this
+    lr_min_factor: float = 0.05  # cosine decay to lr * this
     weight_decay: float = 0.0
     steps: int | None = None
     hours: float | None = None
     # bookkeeping
     ckpt_minutes: float = 10.0
     val_minutes: float = 10.0
-    val_every: int | None = None               # validate every N steps (overrides minutes)
+    val_every: int | None = None  # validate every N steps (overrides minutes)
     val_qf: int = 10
     val_crop: int = 256
     val_limit: int = 16
     seed: int = 0
     device: str = "auto"
-    bf16: str = "auto"                         # auto | on | off (CPU autocast)
+    bf16: str = "auto"  # auto | on | off (CPU autocast)
     threads: int | None = None
     resume: bool = False
     progress: bool = True
@@ -133,6 +133,7 @@ class TrainConfig:
 
 
 # -- helpers --------------------------------------------------------------------------------------
+
 
 def _pick_device(name: str) -> torch.device:
     if name == "auto":
@@ -187,8 +188,12 @@ def _build_model(cfg: TrainConfig):
                 f"--init {cfg.init} is a different network from the one asked for (differs in "
                 f"{', '.join(diff)}): pass the matching --preset/--arch/--mode/--variant options"
             )
-        record = {"file": Path(cfg.init).name, "steps": info.get("steps"), "hours": info.get("hours"),
-                  "init": info.get("init")}
+        record = {
+            "file": Path(cfg.init).name,
+            "steps": info.get("steps"),
+            "hours": info.get("hours"),
+            "init": info.get("init"),
+        }
         if "shrunk_from" in info:  # a file cut out by `python -m training shrink`: keep how
             record["shrunk_from"] = info["shrunk_from"]
         return model, record
@@ -209,8 +214,9 @@ def _save_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
                 tensors[f"{pid}.{k}"] = v.detach().cpu().contiguous()
             else:
                 scalars[f"{pid}.{k}"] = v
-    save_file(tensors, str(path), metadata={"param_groups": json.dumps(sd["param_groups"]),
-                                            "scalars": json.dumps(scalars)})
+    save_file(
+        tensors, str(path), metadata={"param_groups": json.dumps(sd["param_groups"]), "scalars": json.dumps(scalars)}
+    )
 
 
 def _load_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
@@ -278,8 +284,9 @@ class _Validator:
         return {k: float(np.mean(v)) for k, v in rows.items()}
 
 
-def restore_loss(out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, *,
-                 loss: str = "l1", balance: str = "none") -> torch.Tensor:
+def restore_loss(
+    out: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, *, loss: str = "l1", balance: str = "none"
+) -> torch.Tensor:
     """The restore training loss of a batch ``(N, 1, H, W)``.
 
     ``mask`` given (framework): eq. 4's masked MSE on line pixels. ``mask`` None (baseline): ``loss``
@@ -312,6 +319,7 @@ def _append_csv(path: Path, row: dict[str, Any]) -> None:
 
 
 # -- the loop -------------------------------------------------------------------------------------
+
 
 def train(cfg: TrainConfig) -> Path:
     """Train one model as ``cfg`` says; returns the path of the final weights file."""
@@ -358,9 +366,16 @@ def train(cfg: TrainConfig) -> Path:
         train_model = torch.nn.parallel.DistributedDataParallel(model)
 
     images = load_folder(cfg.train_dirs, min_size=min(cfg.crop + 8, 64))
-    ds = PatchDataset(images, crop=cfg.crop, qf=cfg.qf, qf_range=(cfg.qf_min, cfg.qf_max),
-                      synth_fraction=cfg.synth_fraction, light_fraction=cfg.light_fraction,
-                      wild_fraction=cfg.wild_fraction, seed=cfg.seed * 1000 + rank)
+    ds = PatchDataset(
+        images,
+        crop=cfg.crop,
+        qf=cfg.qf,
+        qf_range=(cfg.qf_min, cfg.qf_max),
+        synth_fraction=cfg.synth_fraction,
+        light_fraction=cfg.light_fraction,
+        wild_fraction=cfg.wild_fraction,
+        seed=cfg.seed * 1000 + rank,
+    )
     mask_model = None
     if cfg.task == "restore" and cfg.mode == "framework" and cfg.train_mask != "gt":
         mask_model = load_model(cfg.train_mask, device=device)
@@ -369,6 +384,7 @@ def train(cfg: TrainConfig) -> Path:
 
     total_steps = cfg.steps
     budget_h = cfg.hours
+
     def lr_at(progress: float) -> float:
         progress = min(max(progress, 0.0), 1.0)
         return cfg.lr * (cfg.lr_min_factor + (1 - cfg.lr_min_factor) * 0.5 * (1 + math.cos(math.pi * progress)))
@@ -384,8 +400,13 @@ def train(cfg: TrainConfig) -> Path:
     t0 = time.time()
     hours_now = lambda: hours_done + (time.time() - t0) / 3600.0
     last_ckpt = last_val = time.time()
-    bar = tqdm(total=total_steps, initial=step, disable=not (main and cfg.progress), unit="step",
-               desc=f"{cfg.task}:{cfg.variant if cfg.task == 'mask' else cfg.arch + '/' + cfg.mode}")
+    bar = tqdm(
+        total=total_steps,
+        initial=step,
+        disable=not (main and cfg.progress),
+        unit="step",
+        desc=f"{cfg.task}:{cfg.variant if cfg.task == 'mask' else cfg.arch + '/' + cfg.mode}",
+    )
     losses: list[float] = []
     best: dict[str, float] = {}
 
@@ -393,18 +414,32 @@ def train(cfg: TrainConfig) -> Path:
         info = {"config": asdict(cfg), "step": step, "hours": hours_now(), "identity": cfg.identity()}
         if best:
             info["validation"] = best
-        save_model(model, out / "model.safetensors", training={
-            "task": cfg.task, "steps": step, "hours": round(hours_now(), 4),
-            "train_dirs": cfg.train_dirs, "synth_fraction": cfg.synth_fraction,
-            "light_fraction": cfg.light_fraction, "wild_fraction": cfg.wild_fraction, "qf_range": [cfg.qf_min, cfg.qf_max], "qf": cfg.qf,
-            "crop": cfg.crop, "batch": cfg.batch * world, "lr": cfg.lr,
-            "loss": ("cross_entropy" if cfg.task == "mask" else
-                     "masked_mse" if cfg.mode == "framework" else cfg.loss),
-            "balance": cfg.balance if cfg.task == "restore" else None,
-            "train_mask": cfg.train_mask if cfg.task == "restore" else None,
-            "init": init_record,
-            "validation": best, "final": final,
-        })
+        save_model(
+            model,
+            out / "model.safetensors",
+            training={
+                "task": cfg.task,
+                "steps": step,
+                "hours": round(hours_now(), 4),
+                "train_dirs": cfg.train_dirs,
+                "synth_fraction": cfg.synth_fraction,
+                "light_fraction": cfg.light_fraction,
+                "wild_fraction": cfg.wild_fraction,
+                "qf_range": [cfg.qf_min, cfg.qf_max],
+                "qf": cfg.qf,
+                "crop": cfg.crop,
+                "batch": cfg.batch * world,
+                "lr": cfg.lr,
+                "loss": (
+                    "cross_entropy" if cfg.task == "mask" else "masked_mse" if cfg.mode == "framework" else cfg.loss
+                ),
+                "balance": cfg.balance if cfg.task == "restore" else None,
+                "train_mask": cfg.train_mask if cfg.task == "restore" else None,
+                "init": init_record,
+                "validation": best,
+                "final": final,
+            },
+        )
         _save_optimizer(opt, out / "optimizer.safetensors")
         state_path.write_text(json.dumps(info, indent=1))
 
@@ -413,7 +448,12 @@ def train(cfg: TrainConfig) -> Path:
         if not validator or best.get("step") == step:
             return
         res = validator.run(model)
-        best = {"qf": cfg.val_qf, "step": step, "hours": round(hours_now(), 4), **{k: round(v, 5) for k, v in res.items()}}
+        best = {
+            "qf": cfg.val_qf,
+            "step": step,
+            "hours": round(hours_now(), 4),
+            **{k: round(v, 5) for k, v in res.items()},
+        }
         _append_csv(out / "val.csv", {"step": step, "hours": round(hours_now(), 5), **res})
         bar.write(f"step {step} val@QF{cfg.val_qf}: " + ", ".join(f"{k} {v:.4f}" for k, v in res.items()))
 
@@ -458,8 +498,10 @@ def train(cfg: TrainConfig) -> Path:
             if step % 50 == 0:
                 avg = float(np.mean(losses[-50:]))
                 bar.set_postfix(loss=f"{avg:.5f}", lr=f"{opt.param_groups[0]['lr']:.2e}")
-                _append_csv(out / "log.csv", {"step": step, "hours": round(hours_now(), 5), "loss": avg,
-                                               "lr": opt.param_groups[0]["lr"]})
+                _append_csv(
+                    out / "log.csv",
+                    {"step": step, "hours": round(hours_now(), 5), "loss": avg, "lr": opt.param_groups[0]["lr"]},
+                )
             now = time.time()
             due_val = (step % cfg.val_every == 0) if cfg.val_every else (now - last_val) / 60 >= cfg.val_minutes
             if due_val:

@@ -11,13 +11,20 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from ..errors import InvalidOptionError, UnsupportedModelError
 from . import drunet, fbcnn, swinir
 from .base import MODES, Adapter, Backbone, qf_to_map_value
 
-__all__ = ["ADAPTERS", "Adapter", "Backbone", "MODES", "build_backbone", "backbone_from_config",
-           "backbone_from_spandrel", "qf_to_map_value"]
+__all__ = [
+    "ADAPTERS",
+    "Adapter",
+    "Backbone",
+    "MODES",
+    "build_backbone",
+    "backbone_from_config",
+    "backbone_from_spandrel",
+    "qf_to_map_value",
+]
 
 #: Our architecture name -> adapter. The one place that lists the supported backbones.
 ADAPTERS: dict[str, Adapter] = {a.name: a for a in (fbcnn.ADAPTER, drunet.ADAPTER, swinir.ADAPTER)}
@@ -56,8 +63,13 @@ def backbone_from_config(config: dict[str, Any]) -> Backbone:
     """Rebuild (uninitialised) the backbone described by ``Backbone.config``."""
     try:
         adapter = _adapter(config["arch"])
-        return Backbone(adapter, config["arch_kwargs"], mode=config["mode"], qf_map=bool(config["qf_map"]),
-                        preset=config.get("preset", "custom"))
+        return Backbone(
+            adapter,
+            config["arch_kwargs"],
+            mode=config["mode"],
+            qf_map=bool(config["qf_map"]),
+            preset=config.get("preset", "custom"),
+        )
     except (KeyError, TypeError) as e:
         raise UnsupportedModelError(f"backbone description is incomplete or malformed: {e}") from None
 
@@ -71,9 +83,7 @@ def backbone_from_spandrel(descriptor: Any, mode: str = "baseline") -> Backbone:
     arch_id = descriptor.architecture.id
     match = [a for a in ADAPTERS.values() if a.spandrel_id == arch_id]
     if not match:
-        raise UnsupportedModelError(
-            f"checkpoint is a {arch_id} model; supported backbones are {', '.join(ADAPTERS)}"
-        )
+        raise UnsupportedModelError(f"checkpoint is a {arch_id} model; supported backbones are {', '.join(ADAPTERS)}")
     adapter = match[0]
     net = descriptor.model
     kwargs = dict(net.hyperparameters)

@@ -45,8 +45,24 @@ def _json_safe(kw: dict) -> dict:
     return {k: v for k, v in kw.items() if isinstance(v, (int, float, str, bool, list, type(None)))}
 
 
-_KEEP = {"img_size", "patch_size", "in_chans", "embed_dim", "depths", "num_heads", "window_size", "mlp_ratio",
-         "qkv_bias", "qk_scale", "ape", "patch_norm", "upscale", "img_range", "upsampler", "resi_connection"}
+_KEEP = {
+    "img_size",
+    "patch_size",
+    "in_chans",
+    "embed_dim",
+    "depths",
+    "num_heads",
+    "window_size",
+    "mlp_ratio",
+    "qkv_bias",
+    "qk_scale",
+    "ape",
+    "patch_norm",
+    "upscale",
+    "img_range",
+    "upsampler",
+    "resi_connection",
+}
 
 
 def _make(**kw):

@@ -43,7 +43,6 @@ import gi  # noqa: E402
 gi.require_version("Gimp", "3.0")
 gi.require_version("Gegl", "0.4")
 from gi.repository import Gegl, Gimp, GLib, GObject  # noqa: E402
-
 from lineart_gimp.editor import Editor, SourceInfo  # noqa: E402
 from lineart_gimp.formats import PixelLayout  # noqa: E402
 from lineart_gimp.job import PluginError, run_restore  # noqa: E402

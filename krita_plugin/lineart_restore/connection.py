@@ -9,16 +9,16 @@ thread calls :class:`ServerSession` directly.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .common import BUNDLED, errors, launcher
 from .errors import PluginError
 from .restore import Job, Outcome, ServerAnswer, run_on_server
 from .settings import ENSEMBLE_SIZES, MASK_METHODS, Settings
 
-__all__ = ["load_client", "ServerInfo", "ServerSession", "options_for", "plugin_error", "launch_config",
-           "start_server"]
+__all__ = ["load_client", "ServerInfo", "ServerSession", "options_for", "plugin_error", "launch_config", "start_server"]
 
 CLIENT_NAME = "krita-lineart-restore"
 #: What to change in this dialog when the server has no self-ensemble.
@@ -58,7 +58,9 @@ def launch_config(python: str = "") -> Any:
 
 
 def start_server(
-    url: str, python: str = "", cancel: threading.Event | None = None,
+    url: str,
+    python: str = "",
+    cancel: threading.Event | None = None,
     on_status: Callable[[str], None] | None = None,
 ) -> str:
     """Start the server for ``url`` unless one answers (``plugin_common.launcher.ensure_server``);
@@ -183,8 +185,14 @@ class ServerSession:
 
         try:
             result = self._client.restore(
-                data, width, height, fmt, options_for(settings),
-                on_progress=progress, on_queued=queued, cancel=self.cancel,
+                data,
+                width,
+                height,
+                fmt,
+                options_for(settings),
+                on_progress=progress,
+                on_queued=queued,
+                cancel=self.cancel,
                 source_file=self.source_file or None,
             )
         except Exception as e:
@@ -200,7 +208,7 @@ class ServerSession:
             except Exception:
                 pass
 
-    def __enter__(self) -> "ServerSession":
+    def __enter__(self) -> ServerSession:
         return self
 
     def __exit__(self, *exc: object) -> None:

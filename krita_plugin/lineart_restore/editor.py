@@ -31,7 +31,7 @@ class LayerKind(Enum):
     OTHER = "other"
 
     @classmethod
-    def from_krita(cls, node_type: str) -> "LayerKind":
+    def from_krita(cls, node_type: str) -> LayerKind:
         """Map Krita's ``Node.type()`` string (``"paintlayer"``, ``"transparencymask"``, ...)."""
         for kind in cls:
             if kind.value == node_type:

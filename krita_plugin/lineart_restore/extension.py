@@ -36,9 +36,9 @@ ACTION_TEXT = "Restore JPEG Line Art..."
 ACTION_MENU = "Filter"
 TITLE = "Restore JPEG Line Art"
 #: The most recent finished run (its ``events`` tell what happened).
-LAST_RUN: "RestoreRun | None" = None
+LAST_RUN: RestoreRun | None = None
 #: The runs in progress (dialog open or job running), oldest first.
-RUNS: "list[RestoreRun]" = []
+RUNS: list[RestoreRun] = []
 #: Workers whose thread still runs (a closed dialog must not take a running thread with it).
 _RUNNING: set = set()
 
@@ -111,7 +111,11 @@ class RestoreRun:
             return
         text = (
             f'Layer: "{layer.name}" ({layer.color_model} {layer.color_depth}). '
-            + ("Only the selected area is restored." if self.doc.selection is not None else "The whole layer is restored.")
+            + (
+                "Only the selected area is restored."
+                if self.doc.selection is not None
+                else "The whole layer is restored."
+            )
             + " New layers are added above it; the layer itself is not changed."
         )
         self.dialog = RestoreDialog(self.store.load(), text, self.parent)
@@ -248,7 +252,9 @@ class RestoreRun:
             _show_error(e, self.parent)
         except Exception as e:  # e.g. the source layer was deleted meanwhile
             self.events.append(("apply_failed", repr(e)))
-            _show_error(PluginError("apply_failed", "The restored pixels could not be added as a layer.", repr(e)), self.parent)
+            _show_error(
+                PluginError("apply_failed", "The restored pixels could not be added as a layer.", repr(e)), self.parent
+            )
         else:
             names = ", ".join(f'"{layer.name}"' for layer in self.added)
             _notify(self.doc.doc, [f"added {names}."] + list(outcome.notes), self.parent)

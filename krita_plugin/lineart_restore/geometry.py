@@ -57,7 +57,7 @@ class Rect:
     def area(self) -> int:
         return self.w * self.h
 
-    def intersect(self, other: "Rect") -> "Rect":
+    def intersect(self, other: Rect) -> Rect:
         """The common part of both rectangles (an empty ``Rect`` at ``self``'s corner if none)."""
         x0, y0 = max(self.x, other.x), max(self.y, other.y)
         x1, y1 = min(self.right, other.right), min(self.bottom, other.bottom)
@@ -65,11 +65,11 @@ class Rect:
             return Rect(self.x, self.y, 0, 0)
         return Rect(x0, y0, x1 - x0, y1 - y0)
 
-    def grow(self, margin: int) -> "Rect":
+    def grow(self, margin: int) -> Rect:
         """The rectangle with ``margin`` pixels added on every side."""
         return Rect(self.x - margin, self.y - margin, self.w + 2 * margin, self.h + 2 * margin)
 
-    def snap_out(self, step: int) -> "Rect":
+    def snap_out(self, step: int) -> Rect:
         """The smallest rectangle containing this one whose edges lie on multiples of ``step``."""
         x0 = (self.x // step) * step
         y0 = (self.y // step) * step
@@ -77,15 +77,10 @@ class Rect:
         y1 = -((-self.bottom) // step) * step
         return Rect(x0, y0, x1 - x0, y1 - y0)
 
-    def contains(self, other: "Rect") -> bool:
-        return (
-            self.x <= other.x
-            and self.y <= other.y
-            and other.right <= self.right
-            and other.bottom <= self.bottom
-        )
+    def contains(self, other: Rect) -> bool:
+        return self.x <= other.x and self.y <= other.y and other.right <= self.right and other.bottom <= self.bottom
 
-    def relative_to(self, outer: "Rect") -> "Rect":
+    def relative_to(self, outer: Rect) -> Rect:
         """This rectangle in the coordinates of ``outer`` (whose top-left becomes 0, 0)."""
         return Rect(self.x - outer.x, self.y - outer.y, self.w, self.h)
 
@@ -110,9 +105,7 @@ def target_rect(layer_bounds: Rect, canvas: Rect, selection_bounds: Rect | None 
     return r
 
 
-def context_rect(
-    target: Rect, limit: Rect, margin: int = CONTEXT_MARGIN, block: int = JPEG_BLOCK
-) -> Rect:
+def context_rect(target: Rect, limit: Rect, margin: int = CONTEXT_MARGIN, block: int = JPEG_BLOCK) -> Rect:
     """The pixels sent to the server for ``target``: grown by ``margin``, snapped outwards to the
     ``block`` grid, then clipped to ``limit`` (layer bounds on the canvas). Always contains
     ``target`` when ``limit`` does.

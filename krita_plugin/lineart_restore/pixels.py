@@ -83,18 +83,14 @@ def bytes_per_pixel(wire_format: str) -> int:
     try:
         channels, size = WIRE_FORMATS[wire_format]
     except KeyError:
-        raise ValueError(
-            f"unknown wire format {wire_format!r}; expected one of {sorted(WIRE_FORMATS)}"
-        ) from None
+        raise ValueError(f"unknown wire format {wire_format!r}; expected one of {sorted(WIRE_FORMATS)}") from None
     return channels * size
 
 
 def _check_length(data: bytes, wire_format: str, width: int, height: int) -> None:
     need = bytes_per_pixel(wire_format) * width * height
     if len(data) != need:
-        raise ValueError(
-            f"{wire_format} buffer of {width}x{height} pixels needs {need} bytes, got {len(data)}"
-        )
+        raise ValueError(f"{wire_format} buffer of {width}x{height} pixels needs {need} bytes, got {len(data)}")
 
 
 def _swap_red_blue(data: bytes, sample_size: int) -> bytes:
@@ -227,9 +223,7 @@ def apply_coverage(data: bytes, wire_format: str, coverage: bytes) -> bytes:
     if size == 1:
         out = bytearray(data)
         alpha = data[channels - 1 :: channels]
-        out[channels - 1 :: channels] = bytes(
-            a if c == 255 else (a * c + 127) // 255 for a, c in zip(alpha, coverage)
-        )
+        out[channels - 1 :: channels] = bytes(a if c == 255 else (a * c + 127) // 255 for a, c in zip(alpha, coverage))
         return bytes(out)
     a16 = array("H")
     a16.frombytes(data)

@@ -278,4 +278,3 @@ def restore_layer(
     job = prepare(doc, layer, settings)
     outcome = run_on_server(job, call, accepted)
     return apply(doc, job, outcome), outcome
-

@@ -111,7 +111,7 @@ class Settings:
     auto_start: bool = True
     server_python: str = ""
 
-    def check(self) -> "Settings":
+    def check(self) -> Settings:
         """Return a copy with ``server`` normalised; raise ``ValueError`` naming a bad field."""
         server = normalize_server(self.server)
         if not self.mask_method:

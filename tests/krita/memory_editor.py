@@ -13,9 +13,17 @@ from krita_plugin.lineart_restore.geometry import Rect
 
 
 class MemoryLayer(Layer):
-    def __init__(self, name: str, bounds: Rect, model: str = "GRAYA", depth: str = "U8",
-                 data: bytes | None = None, kind: LayerKind = LayerKind.PAINT, visible: bool = True,
-                 profile: str = "") -> None:
+    def __init__(
+        self,
+        name: str,
+        bounds: Rect,
+        model: str = "GRAYA",
+        depth: str = "U8",
+        data: bytes | None = None,
+        kind: LayerKind = LayerKind.PAINT,
+        visible: bool = True,
+        profile: str = "",
+    ) -> None:
         self._name, self._bounds, self._model, self._depth = name, bounds, model, depth
         self._kind, self._visible, self._profile = kind, visible, profile
         self.bpp = _bpp(model, depth)
@@ -41,7 +49,7 @@ class MemoryLayer(Layer):
             sy, dy = inside.y + row - self._bounds.y, inside.y + row - rect.y
             s0 = (sy * self._bounds.w + inside.x - self._bounds.x) * self.bpp
             d0 = (dy * rect.w + inside.x - rect.x) * self.bpp
-            out[d0:d0 + inside.w * self.bpp] = self.data[s0:s0 + inside.w * self.bpp]
+            out[d0 : d0 + inside.w * self.bpp] = self.data[s0 : s0 + inside.w * self.bpp]
         return bytes(out)
 
     def read_pixels_as(self, rect, model, depth, profile):
@@ -57,8 +65,14 @@ def _bpp(model: str, depth: str) -> int:
 
 
 class MemoryDocument(Document):
-    def __init__(self, width: int, height: int, layers: list[MemoryLayer],
-                 selection: SelectionInfo | None = None, file_path: str = "") -> None:
+    def __init__(
+        self,
+        width: int,
+        height: int,
+        layers: list[MemoryLayer],
+        selection: SelectionInfo | None = None,
+        file_path: str = "",
+    ) -> None:
         self.width, self.height = width, height
         self.file_path = file_path
         self.layers = list(layers)  # bottom to top
@@ -79,8 +93,9 @@ class MemoryDocument(Document):
         index = self.layers.index(source)
         added = []
         for spec in layers:
-            layer = MemoryLayer(spec.name, spec.rect, spec.model, spec.depth, spec.data,
-                                visible=spec.visible, profile=spec.profile)
+            layer = MemoryLayer(
+                spec.name, spec.rect, spec.model, spec.depth, spec.data, visible=spec.visible, profile=spec.profile
+            )
             index += 1
             self.layers.insert(index, layer)
             added.append(layer)

@@ -23,8 +23,9 @@ import os
 import sys
 import traceback
 
-from krita import Krita, Selection
 from PyQt5.QtCore import QByteArray, QEventLoop, QTimer
+
+from krita import Krita, Selection
 
 
 def _save(out, name, data):
@@ -76,10 +77,15 @@ def _restore(doc, node, settings, out, tag):
     for i, layer in enumerate(layers):
         n = layer.node
         _save(out, f"{tag}_layer{i}.bin", n.pixelData(t.x, t.y, t.w, t.h))
-        info["layers"].append({
-            "name": n.name(), "model": n.colorModel(), "depth": n.colorDepth(), "visible": n.visible(),
-            "bounds": [n.bounds().x(), n.bounds().y(), n.bounds().width(), n.bounds().height()],
-        })
+        info["layers"].append(
+            {
+                "name": n.name(),
+                "model": n.colorModel(),
+                "depth": n.colorDepth(),
+                "visible": n.visible(),
+                "bounds": [n.bounds().x(), n.bounds().y(), n.bounds().width(), n.bounds().height()],
+            }
+        )
     return info
 
 
@@ -123,13 +129,19 @@ def __main__(args):
         doc.rootNode().addChildNode(group, None)
         empty = doc.createNode("Empty", "paintlayer")
         doc.rootNode().addChildNode(empty, None)
-        report["err_group"] = _error_of(lambda: restore.prepare(KritaDocument(doc, group), KritaDocument(doc, group).active_layer, settings))
-        report["err_empty"] = _error_of(lambda: restore.prepare(KritaDocument(doc, empty), KritaDocument(doc, empty).active_layer, settings))
+        report["err_group"] = _error_of(
+            lambda: restore.prepare(KritaDocument(doc, group), KritaDocument(doc, group).active_layer, settings)
+        )
+        report["err_empty"] = _error_of(
+            lambda: restore.prepare(KritaDocument(doc, empty), KritaDocument(doc, empty).active_layer, settings)
+        )
 
         def down():
             from lineart_restore.connection import job_task
 
-            job = restore.prepare(KritaDocument(doc, src), KritaDocument(doc, src).active_layer, Settings(server=down_url))
+            job = restore.prepare(
+                KritaDocument(doc, src), KritaDocument(doc, src).active_layer, Settings(server=down_url)
+            )
             _run_worker(job_task(job))
 
         report["err_down"] = _error_of(down)

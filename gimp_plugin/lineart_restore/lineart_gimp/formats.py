@@ -77,8 +77,12 @@ class PixelLayout:
 
 def _layout(base: str, alpha: bool, bits: int) -> PixelLayout:
     """Babl's name for the layout, and its channels and sample size from the protocol's table."""
-    names = {("gray", False): ("Y'", "gray"), ("gray", True): ("Y'A", "graya"),
-             ("rgb", False): ("R'G'B'", "rgb"), ("rgb", True): ("R'G'B'A", "rgba")}
+    names = {
+        ("gray", False): ("Y'", "gray"),
+        ("gray", True): ("Y'A", "graya"),
+        ("rgb", False): ("R'G'B'", "rgb"),
+        ("rgb", True): ("R'G'B'A", "rgba"),
+    }
     babl_model, wire_model = names[(base, alpha)]
     wire = f"{wire_model}{bits}"
     info = protocol.FORMAT_INFO[protocol.PixelFormat(wire)]
@@ -94,8 +98,7 @@ def _layout(base: str, alpha: bool, bits: int) -> PixelLayout:
 
 #: Every layout the plug-in uses, by protocol name.
 LAYOUTS: dict[str, PixelLayout] = {
-    lay.wire: lay
-    for lay in (_layout(b, a, bits) for b in ("gray", "rgb") for a in (False, True) for bits in (8, 16))
+    lay.wire: lay for lay in (_layout(b, a, bits) for b in ("gray", "rgb") for a in (False, True) for bits in (8, 16))
 }
 
 
@@ -133,8 +136,7 @@ def read_layout(base: str, has_alpha: bool, precision: str) -> PixelLayout:
     b = base.lower()
     if b == "indexed":
         raise ValueError(
-            "indexed (palette) images are not supported: convert with Image > Mode > Grayscale "
-            "or RGB first"
+            "indexed (palette) images are not supported: convert with Image > Mode > Grayscale or RGB first"
         )
     if b not in ("rgb", "gray"):
         raise ValueError(f"unsupported base type {base!r}: the plug-in works on RGB and grayscale images")

@@ -14,8 +14,9 @@ says what to do. With ``settings.start_server`` a missing local server is starte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from .common import PluginError, errors, launcher
 from .editor import Editor, SourceInfo
@@ -91,15 +92,37 @@ def load_client() -> Any:
 ENSEMBLE_FIX = "In this dialog: set Quality to Standard."
 
 
-def client_restore(url: str, data: bytes, width: int, height: int, fmt: str, options: dict, on_progress=None, *,
-                   on_queued=None, timeout=None, name: str = "", token=None, source_file=None) -> Any:
+def client_restore(
+    url: str,
+    data: bytes,
+    width: int,
+    height: int,
+    fmt: str,
+    options: dict,
+    on_progress=None,
+    *,
+    on_queued=None,
+    timeout=None,
+    name: str = "",
+    token=None,
+    source_file=None,
+) -> Any:
     """One restore over a fresh connection with the reference client; several passes are
     refused before sending when the server's welcome does not list the option."""
     client = load_client()
     with client.Client(url, token=token, name=name) as c:
         errors.check_offered(c.welcome, int(options.get("ensemble", 1)), ENSEMBLE_FIX)
-        return c.restore(data, width, height, fmt, options, on_progress=on_progress, on_queued=on_queued,
-                         timeout=timeout, source_file=source_file)
+        return c.restore(
+            data,
+            width,
+            height,
+            fmt,
+            options,
+            on_progress=on_progress,
+            on_queued=on_queued,
+            timeout=timeout,
+            source_file=source_file,
+        )
 
 
 def check_source(src: SourceInfo | None) -> PixelLayout:
@@ -185,7 +208,8 @@ def run_restore(
     try:
         if start:
             launcher.ensure_server(
-                settings.server, launcher.LaunchConfig.load(),
+                settings.server,
+                launcher.LaunchConfig.load(),
                 on_status=lambda text: editor.progress(0.0, text),
             )
             editor.progress(0.0, f"Restoring line art of '{src.name}'")
@@ -194,7 +218,9 @@ def run_restore(
             editor.progress(0.0, f"Waiting for the server ({position} job(s) ahead)...")
 
         def progress(fraction: float) -> None:
-            editor.progress(max(0.0, min(1.0, float(fraction))), f"Restoring line art of '{src.name}'... {fraction:.0%}")
+            editor.progress(
+                max(0.0, min(1.0, float(fraction))), f"Restoring line art of '{src.name}'... {fraction:.0%}"
+            )
 
         try:
             result = restore(

@@ -7,8 +7,9 @@ ranges and defaults. :class:`Settings` is what the job receives after validation
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 from .common import launcher
@@ -86,24 +87,62 @@ class ArgSpec:
 
 
 ARGUMENTS: tuple[ArgSpec, ...] = (
-    ArgSpec("server", "string", "Server a_ddress",
-            "WebSocket address of the lineart-restore server (the plug-in starts it here when needed)",
-            DEFAULT_SERVER),
-    ArgSpec("mask-method", "choice", "Line _mask",
-            "How the line mask given to the restoration network is made", _MASK.default, MASK_CHOICES),
-    ArgSpec("threshold", "int", "_White threshold",
-            "Restored gray levels above this value (0-255 scale) become pure white; 255 turns it off",
-            OPTIONS.DEFAULT_THETA, minimum=0, maximum=255),
-    ArgSpec("background", "choice", "_Background",
-            "What non-line pixels become in the restored layer", _BACKGROUND.default, BACKGROUND_CHOICES),
-    ArgSpec("mask-layer", "boolean", "_Add line mask layer",
-            "Also add the line mask (white lines on black) as a hidden layer", False),
-    ArgSpec("quality", "choice", "_Quality",
-            "More passes restore flipped and turned copies and average them: a little more exact, "
-            "up to that many times slower", "standard", QUALITY_CHOICES),
-    ArgSpec("start-server", "boolean", "Start the server if it is _not running",
-            "When nothing answers at a local address, start the lineart-restore server (with the Python "
-            "recorded by python -m gimp_plugin.install; its log is in the user's state folder)", True),
+    ArgSpec(
+        "server",
+        "string",
+        "Server a_ddress",
+        "WebSocket address of the lineart-restore server (the plug-in starts it here when needed)",
+        DEFAULT_SERVER,
+    ),
+    ArgSpec(
+        "mask-method",
+        "choice",
+        "Line _mask",
+        "How the line mask given to the restoration network is made",
+        _MASK.default,
+        MASK_CHOICES,
+    ),
+    ArgSpec(
+        "threshold",
+        "int",
+        "_White threshold",
+        "Restored gray levels above this value (0-255 scale) become pure white; 255 turns it off",
+        OPTIONS.DEFAULT_THETA,
+        minimum=0,
+        maximum=255,
+    ),
+    ArgSpec(
+        "background",
+        "choice",
+        "_Background",
+        "What non-line pixels become in the restored layer",
+        _BACKGROUND.default,
+        BACKGROUND_CHOICES,
+    ),
+    ArgSpec(
+        "mask-layer",
+        "boolean",
+        "_Add line mask layer",
+        "Also add the line mask (white lines on black) as a hidden layer",
+        False,
+    ),
+    ArgSpec(
+        "quality",
+        "choice",
+        "_Quality",
+        "More passes restore flipped and turned copies and average them: a little more exact, "
+        "up to that many times slower",
+        "standard",
+        QUALITY_CHOICES,
+    ),
+    ArgSpec(
+        "start-server",
+        "boolean",
+        "Start the server if it is _not running",
+        "When nothing answers at a local address, start the lineart-restore server (with the Python "
+        "recorded by python -m gimp_plugin.install; its log is in the user's state folder)",
+        True,
+    ),
 )
 
 
@@ -167,7 +206,7 @@ class Settings:
     start_server: bool = True
 
     @classmethod
-    def from_arguments(cls, values: Mapping[str, Any]) -> "Settings":
+    def from_arguments(cls, values: Mapping[str, Any]) -> Settings:
         """Build from ``{argument name: value}`` (names as in :data:`ARGUMENTS`; missing ones take
         their default) and validate.
 

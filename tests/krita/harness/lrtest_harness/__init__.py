@@ -75,9 +75,14 @@ class Harness(Extension):
             elif time.monotonic() > deadline:
                 self.report["timeout"] = what
                 self.report["visible_windows"] = [
-                    [type(w).__name__, w.windowTitle(), getattr(w, "text", lambda: "")(),
-                     getattr(w, "detailedText", lambda: "")()]
-                    for w in QApplication.topLevelWidgets() if w.isVisible()
+                    [
+                        type(w).__name__,
+                        w.windowTitle(),
+                        getattr(w, "text", lambda: "")(),
+                        getattr(w, "detailedText", lambda: "")(),
+                    ]
+                    for w in QApplication.topLevelWidgets()
+                    if w.isVisible()
                 ]
                 self.report["last_run_events"] = self.run_events()
                 self.finish()
@@ -175,9 +180,15 @@ class Harness(Extension):
         status = dialog.status
         self.report["down_text"] = status.text()
         # the whole text is visible at the dialog's own size (no hand resizing)
-        self.report["down_sizes"] = [status.width(), status.height(), status.heightForWidth(status.width()),
-                                     dialog.width(), dialog.height(), dialog.sizeHint().width(),
-                                     dialog.sizeHint().height()]
+        self.report["down_sizes"] = [
+            status.width(),
+            status.height(),
+            status.heightForWidth(status.width()),
+            dialog.width(),
+            dialog.height(),
+            dialog.sizeHint().width(),
+            dialog.sizeHint().height(),
+        ]
         self.report["down_text_fits"] = (
             status.height() >= status.heightForWidth(status.width()) and dialog.height() >= dialog.sizeHint().height()
         )
@@ -242,8 +253,13 @@ class Harness(Extension):
         doc.setActiveNode(layer)
         self.source_name = layer.name()
         self.source_before = bytes(layer.pixelData(0, 0, doc.width(), doc.height()))
-        self.poll(lambda: doc.activeNode() is not None and Krita.instance().activeDocument() == doc,
-                  self.trigger_action, 10, "active layer")
+        self.poll(
+            lambda: doc.activeNode() is not None and Krita.instance().activeDocument() == doc,
+            self.trigger_action,
+            10,
+            "active layer",
+        )
+
     def trigger_action(self):
         Krita.instance().action(ACTION_ID).trigger()
         self.poll(lambda: self.find_dialog() is not None, self.check_server, 20, "the dialog")
@@ -289,8 +305,12 @@ class Harness(Extension):
         QTimer.singleShot(50, lambda: self.show(self.big))
         # The status-bar note is shown just after the layers are added: wait for both.
         bar = Krita.instance().activeWindow().qwindow().statusBar()
-        self.poll(lambda: len(doc.topLevelNodes()) >= before + 2 and "added" in bar.currentMessage(),
-                  lambda: self.later(600, self.check_layers), 120, "the new layers and the status-bar note")
+        self.poll(
+            lambda: len(doc.topLevelNodes()) >= before + 2 and "added" in bar.currentMessage(),
+            lambda: self.later(600, self.check_layers),
+            120,
+            "the new layers and the status-bar note",
+        )
 
     def tick(self):
         self.ticks += 1
