@@ -49,6 +49,7 @@ import cv2
 import numpy as np
 
 from .imageio import LUMA_WEIGHTS, has_transparency, layout_of, quantize
+from .steps import step
 
 __all__ = ["NEUTRAL_SPREAD", "ColourPlane", "is_neutral", "prepare", "to_layer"]
 
@@ -207,6 +208,7 @@ def to_layer(gray: np.ndarray, direction: np.ndarray, layout: str, dtype, backgr
     channels = 4 if (transparent or layout == "RGBA") else 3
     out = np.empty((h, w, channels), dtype=dt)
     for y in range(0, h, _ROWS):
+        step("rows", y, h)  # a step boundary for a caller's hook (core.steps)
         rows = slice(y, y + _ROWS)
         d = np.subtract(1.0, gray[rows], dtype=np.float32)[..., None] * direction[rows]
         np.clip(d, 0.0, 1.0, out=d)

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 
 from .imageio import estimate_jpeg_quality, ijg_table
+from .steps import step
 
 #: Highest quality tried: above it the table's steps are 1-3 gray levels, which nearly any
 #: 8-bit image fits, and the projection would pin the restoration to its input.
@@ -314,6 +315,7 @@ def make_consistent(
     cols = slice(dx, dx + 8 * nbx)
     trusted = active = 0
     for b0 in range(0, nby, _BAND_BLOCK_ROWS):
+        step("rows", b0, nby)  # a step boundary for a caller's hook (core.steps)
         rows = slice(dy + 8 * b0, dy + 8 * min(nby, b0 + _BAND_BLOCK_ROWS))
         t, a = _project_band(restored, jpeg, paper, rows, cols, q, iterations)
         trusted += t

@@ -69,7 +69,7 @@ from .runners import glue_threads as _glue_threads
 from .runners import is_oom as _is_oom
 from .runners import load_weights as _load
 from .runners import model_kind as _kind
-from .steps import unlocked_at_steps
+from .steps import step, unlocked_at_steps
 from .tiling import MIN_TILE, CancelFlag, check_cancel, choose_tile, default_overlap, plan_tiles, run_tiled
 
 __all__ = [
@@ -735,6 +735,7 @@ class Restorer:
         restored.clamp_(0.0, 1.0)
         # Eq. 2 and eq. 1 in row bands, so that their temporaries stay small on huge images.
         for y in range(0, h, _FINISH_ROWS):
+            step("rows", y, h)  # a step boundary for a caller's hook (core.steps)
             band = restored[y : y + _FINISH_ROWS]
             if mask_t is not None:
                 band = compose(band, mask_t[0, 0, y : y + _FINISH_ROWS])
@@ -810,6 +811,7 @@ class Restorer:
         _, share = jpeg_consistency.make_consistent(restored, gray8, grid, paper)
         if opts.threshold:
             for y in range(0, restored.shape[0], _FINISH_ROWS):
+                step("rows", y, restored.shape[0])
                 restored[y : y + _FINISH_ROWS] = threshold(restored[y : y + _FINISH_ROWS], opts.theta)
         notes.append(
             f"the layer is a JPEG of quality {grid.qf} ({source}); the result was "

@@ -1,8 +1,9 @@
 """Step boundaries: points between pieces of a long computation where a caller may step in.
 
 The pipeline calls :func:`step` between tiles (``core.tiling.run_tiled``), between self-ensemble
-passes (``core.ensemble``) and between row chunks of its whole-image conversions
-(``core.imageio``). Nothing happens there unless the calling thread set a hook with
+passes (``core.ensemble``), between row chunks of its whole-image conversions (``core.imageio``,
+``core.colour``) and of its finishing steps (eq. 1-2 in ``core.pipeline``, the JPEG-consistency
+projection in ``core.jpeg_consistency``). Nothing happens there unless the calling thread set a hook with
 :func:`step_hook`: a server uses it to report progress, to stop a cancelled job and to let other
 jobs take turns. Standard library only (no torch), so that any core module can call it.
 """

@@ -1,5 +1,6 @@
 """The restore pipeline: input modes and depths, outputs, mask methods, tiling, precision, cancel."""
 
+import sys
 import threading
 
 import cv2
@@ -248,6 +249,44 @@ def test_self_ensemble_runs_every_network_on_each_turn(restorer, mask, monkeypat
     assert not np.array_equal(eight.image, one.image)
     assert any("self-ensemble" in n and "8" in n for n in eight.notes)
     assert not any("self-ensemble" in n for n in one.notes)
+
+
+def test_a_step_hook_sees_every_part_of_the_work_and_can_stop_it(restorer):
+    """core.steps: tiles, ensemble passes and row chunks up to the last finishing band reach the
+    calling thread's hook, with the Restorer's lock released meanwhile; raising there stops it."""
+    from core.steps import step_hook
+
+    img = drawing(1100, 96, seed=4, qf=20)  # more rows than one finishing band (512)
+    seen = []
+
+    def hook(kind, done, total):
+        assert not restorer._lock.locked()  # another job could run meanwhile
+        caller = sys._getframe(2).f_code.co_name  # hook <- core.steps.step <- the step's place
+        seen.append((kind, done, total, caller))
+
+    with step_hook(hook):
+        ref = restorer.restore(img, RestoreOptions(tile=256, overlap=32, ensemble=2))
+    kinds = {s[0] for s in seen}
+    assert {"tile", "pass", "rows"} <= kinds
+    assert [s[:3] for s in seen if s[3] == "_run_passes"] == [
+        ("rows", 0, 1100),
+        ("rows", 512, 1100),
+        ("rows", 1024, 1100),
+    ]
+    assert ref.tiles > 1 and sum(s[0] == "tile" for s in seen) == 2 * ref.tiles  # mask and backbone
+
+    tiles_done = []
+
+    def stop(kind, done, total):
+        tiles_done.append(kind == "tile")
+        if kind == "rows" and any(tiles_done):  # a band after the networks
+            raise CancelledError("stopped while finishing")
+
+    with step_hook(stop), pytest.raises(CancelledError):
+        restorer.restore(img, RestoreOptions(tile=256, overlap=32))
+    np.testing.assert_array_equal(
+        restorer.restore(img, RestoreOptions(tile=256, overlap=32, ensemble=2)).image, ref.image
+    )
 
 
 def test_options_from_dict():
