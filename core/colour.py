@@ -90,6 +90,8 @@ class ColourPlane:
             ink's full stretch).
         layout, dtype: the input's layout name and numpy dtype.
         notes: remarks for people.
+        mask_gray: the mask network's plane: ``gray`` without the faint darkness the stretch made
+            of JPEG noise (see :data:`NOISE_LEVEL`, :data:`FAINT`).
     """
 
     gray: np.ndarray
@@ -138,12 +140,8 @@ def _box(x: np.ndarray, r: int) -> np.ndarray:
     return cv2.boxFilter(x, -1, (2 * r + 1, 2 * r + 1), normalize=False, borderType=cv2.BORDER_CONSTANT)
 
 
-def prepare(img: np.ndarray) -> ColourPlane:
-    """An RGB(A) layer (uint8/uint16) -> its line plane and ink directions (see the module doc)."""
-    layout = layout_of(img)
-    if layout not in ("RGB", "RGBA"):
-        raise ValueError(f"colour.prepare needs an RGB or RGBA layer, got {layout}")
-    # Channels 0-2: the darkness d, channel 3: the luminance darkness 1 - Y.
+def _darkness_and_luma(img: np.ndarray) -> np.ndarray:
+    """RGB(A) rows -> (rows, W, 4) float32: channels 0-2 the darkness ``d``, channel 3 ``1 - Y``."""
     dd = np.empty(img.shape[:2] + (4,), np.float32)
     dd[..., :3] = _darkness(img)
     wr, wg, wb = (np.float32(c) for c in LUMA_WEIGHTS)
@@ -151,22 +149,64 @@ def prepare(img: np.ndarray) -> ColourPlane:
     np.multiply(dd[..., 0], wr, out=dy)
     dy += dd[..., 1] * wg
     dy += dd[..., 2] * wb
-    # Weights: every clearly-inked pixel alike (paper's faint ringing stays out). Weighting by the
-    # darkness instead favours stroke cores, whose 4:2:0 chroma is diluted: 0.1-0.4 dB worse.
-    w = _max3(dd) > np.float32(INK_DARKNESS)
-    wdd = dd * w[..., None]
-    dy = dy.copy()
-    del dd, w
-    # The whole drawing's ratio, then the wide windows', then the local ones', each leaning on the
-    # one before where it has little evidence.
-    sums = np.asarray(cv2.sumElems(wdd))
+    return dd
+
+
+def _inked(dd: np.ndarray) -> np.ndarray:
+    """``dd`` with every pixel that is not clearly inked set to 0. Every clearly-inked pixel counts
+    alike (paper's faint ringing stays out); weighting by the darkness instead favours stroke cores,
+    whose 4:2:0 chroma is diluted: 0.1-0.4 dB worse."""
+    return dd * (_max3(dd) > np.float32(INK_DARKNESS))[..., None]
+
+
+def prepare(img: np.ndarray) -> ColourPlane:
+    """An RGB(A) layer (uint8/uint16) -> its line plane and ink directions (see the module doc).
+
+    Works in row bands (each with the wide window's rows around it), so that its temporaries stay
+    a band's size: besides the results (20 bytes per pixel) it needs about 70 bytes per pixel of
+    one band.
+    """
+    layout = layout_of(img)
+    if layout not in ("RGB", "RGBA"):
+        raise ValueError(f"colour.prepare needs an RGB or RGBA layer, got {layout}")
+    h, w = img.shape[:2]
+    # The whole drawing's ratio first: the windows lean on it where they hold little ink.
+    sums = np.zeros(4)
+    for y in range(0, h, _ROWS):
+        step("rows", y, 2 * h)
+        sums += np.asarray(cv2.sumElems(_inked(_darkness_and_luma(img[y : y + _ROWS]))))
     q_all = np.maximum(sums[:3] / sums[3], 0) if sums[3] > 0 else np.ones(3)
+    gray = np.empty((h, w), np.float32)
+    mask_gray = np.empty((h, w), np.float32)
+    direction = np.empty((h, w, 3), np.float32)
+    halo = max(WIDE_RADIUS, LOCAL_RADIUS)
+    for y in range(0, h, _ROWS):
+        step("rows", h + y, 2 * h)
+        y0, y1 = max(0, y - halo), min(h, y + _ROWS + halo)
+        inner = slice(y - y0, min(h, y + _ROWS) - y0)
+        rows = slice(y, min(h, y + _ROWS))
+        dd = _darkness_and_luma(img[y0:y1])
+        dy = dd[inner, :, 3].copy()
+        wdd = _inked(dd)
+        del dd
+        gray[rows], mask_gray[rows], direction[rows] = _band_planes(wdd, dy, inner, q_all)
+    notes = ["colour input: lines found and restored on their darkness, colours kept per stroke"]
+    if has_transparency(img):
+        notes.append("transparent pixels were composited on white before restoring")
+    return ColourPlane(gray=gray, direction=direction, layout=layout, dtype=img.dtype, notes=notes, mask_gray=mask_gray)
+
+
+def _band_planes(wdd: np.ndarray, dy: np.ndarray, inner: slice, q_all: np.ndarray):
+    """One band's line plane, mask plane and directions (its ``inner`` rows), from the inked
+    darkness ``wdd`` of the band and the rows around it and the luminance darkness ``dy`` of the
+    inner rows."""
+    # The wide windows' ratio, then the local ones', each leaning on the one before where it has
+    # little evidence.
     prior = np.float32(PRIOR_WEIGHT)
-    wide = _box(wdd, WIDE_RADIUS)
+    wide = _box(wdd, WIDE_RADIUS)[inner]
     wide[..., :3] += prior * q_all.astype(np.float32)
     wide[..., 3] += prior
-    local = _box(wdd, LOCAL_RADIUS)
-    del wdd
+    local = _box(wdd, LOCAL_RADIUS)[inner]
     conf = np.clip(local[..., 3] * np.float32(1.0 / EVIDENCE), 0.0, 1.0)
     q = local[..., :3]
     q += prior * (wide[..., :3] / wide[..., 3:])
@@ -184,14 +224,8 @@ def prepare(img: np.ndarray) -> ColourPlane:
     # The mask network's plane: the same, without the faint darkness the stretch made out of
     # JPEG noise, nor the faintest of all (see FAINT).
     mask_gray = np.where(dark < np.float32(NOISE_LEVEL) * (gain - 1.0) + np.float32(FAINT), np.float32(1.0), gray)
-    del dark, conf, dy
     # Darkness per unit of the line plane's darkness: the ink's colour, scaled back by the stretch.
-    direction = np.ascontiguousarray(q / gain[..., None])
-    del q, local
-    notes = ["colour input: lines found and restored on their darkness, colours kept per stroke"]
-    if has_transparency(img):
-        notes.append("transparent pixels were composited on white before restoring")
-    return ColourPlane(gray=gray, direction=direction, layout=layout, dtype=img.dtype, notes=notes, mask_gray=mask_gray)
+    return gray, mask_gray, q / gain[..., None]
 
 
 def to_layer(gray: np.ndarray, direction: np.ndarray, layout: str, dtype, background: str = "white") -> np.ndarray:

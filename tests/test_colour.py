@@ -210,3 +210,19 @@ def test_jpeg_rgb_subsampling():
     assert psnr(full, img) > psnr(sub, img)
     with pytest.raises(ValueError):
         jpeg_rgb(img, 90, "4:1:1")
+
+
+def test_prepare_in_row_bands_equals_one_band(monkeypatch):
+    """colour.prepare works in row bands with the wide window's rows around each; the planes are
+    the same as from one band holding the whole layer (a band edge crossing strokes included)."""
+    rng = np.random.default_rng(5)
+    g = np.full((300, 90), 255, np.uint8)
+    for _ in range(12):
+        p = rng.integers(0, [90, 300], size=(2, 2))
+        cv2.line(g, tuple(map(int, p[0])), tuple(map(int, p[1])), int(rng.integers(0, 200)), 2, cv2.LINE_AA)
+    img = jpeg_rgb(in_ink(g, (30, 110, 200)), 25)
+    whole = colour.prepare(img)
+    monkeypatch.setattr(colour, "_ROWS", 40)
+    banded = colour.prepare(img)
+    for name in ("gray", "mask_gray", "direction"):
+        np.testing.assert_array_equal(getattr(banded, name), getattr(whole, name))
