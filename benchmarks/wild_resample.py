@@ -7,6 +7,13 @@ upscaled layers: the share of spectral energy above 0.42 cycles/pixel, and the f
 downscaling makes the steps between pixels most periodic at 8 (blockiness contrast).
 
     python -m benchmarks.wild_resample --images 5 --kanji 2
+
+``--detect`` instead calibrates :func:`core.resample.find_enlargement`: for every crop and JPEG
+quality 10-40, a single JPEG, a re-save, an offset crop, the clean PNG, and the JPEG resized by
+0.5-2.0 (kernel drawn from :data:`training.degrade.KERNELS`) then saved at 60-95 or kept as PNG;
+prints, per family and scale, how many were found enlarged and at which factor.
+
+    python -m benchmarks.wild_resample --detect --images 6 --kanji 2 --crop 640
 """
 
 from __future__ import annotations
@@ -54,12 +61,52 @@ def blockiness_factor(g: np.ndarray) -> float:
     return best[1]
 
 
+DETECT_SCALES = (0.5, 0.6, 0.75, 0.9, 1.1, 1.25, 1.4, 1.5, 1.75, 2.0)
+
+
+def detect(crops, seed: int = 0) -> int:
+    """Print the calibration table of :func:`core.resample.find_enlargement` on ``crops``."""
+    from collections import defaultdict
+
+    from core.resample import find_enlargement
+    from training.degrade import KERNELS, encode, resize
+
+    rng = np.random.default_rng(seed)
+    kernels = sorted(KERNELS)
+    found = defaultdict(list)
+    for _stem, c in crops:
+        for qf in (10, 20, 30, 40):
+            j = encode(c, qf)
+            cases = [
+                ("single JPEG", 1.0, j),
+                ("re-saved at 30-95", 1.0, encode(j, int(rng.integers(30, 96)))),
+                ("JPEG cropped at (3, 5)", 1.0, j[3:, 5:]),
+                ("clean PNG", 1.0, c),
+            ]
+            for s in DETECT_SCALES:
+                k = kernels[int(rng.integers(len(kernels)))]
+                cases.append(("resized, saved at 60-95", s, encode(resize(j, s, k), int(rng.integers(60, 96)))))
+                cases.append(("resized, PNG", s, resize(j, s, k)))
+            for family, s, img in cases:
+                e = find_enlargement(img)
+                found[(family, s)].append(None if e is None else e.factor)
+    print("| family | s | layers | found enlarged | factors found (min-max) |")
+    print("|---|---:|---:|---:|---|")
+    for (family, s), got in found.items():
+        hits = [f for f in got if f is not None]
+        span = f"{min(hits):.2f}-{max(hits):.2f}" if hits else "–"
+        print(f"| {family} | {s} | {len(got)} | {len(hits)} | {span} |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="/work/shared/data")
     p.add_argument("--images", type=int, default=5, help="val drawings")
     p.add_argument("--kanji", type=int, default=2, help="kanji drawings")
     p.add_argument("--crop", type=int, default=320)
+    p.add_argument("--detect", action="store_true", help="calibrate the enlargement detector instead")
+    p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     import torch
 
@@ -70,13 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     from training.data import load_drawing
     from training.degrade import encode, resize
 
-    restorer = Restorer.default(device="cpu")
-    opts = RestoreOptions()
     crops = []
     for folder, n in ((Path(args.data) / "lineart" / "val", args.images), (Path(args.data) / "kanji", args.kanji)):
         for path in pick_files(folder, n):
             full = load_drawing(path)
             crops.append((path.stem, crop(full, choose_crop(full, args.crop))))
+    if args.detect:
+        return detect(crops, args.seed)
+    restorer = Restorer.default(device="cpu")
+    opts = RestoreOptions()
     print("| drawing | s | input | native | resampled to the grid | high share (‰) | blockiness factor |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for stem, c in crops:
