@@ -547,7 +547,7 @@ class Restorer:
             return self._restore(image, opts, progress, cancel)
 
     def _restore(self, image, opts: RestoreOptions, progress, cancel, look_for_enlargement=True) -> RestoreResult:
-        if look_for_enlargement and isinstance(image, np.ndarray) and image.dtype == np.uint8:
+        if look_for_enlargement and _may_be_enlarged(image):
             t = time.perf_counter()
             found = resample.find_enlargement(_layer_gray8(image))
             if found is not None:
@@ -861,6 +861,17 @@ def _gray8(gray: np.ndarray) -> np.ndarray:
         v = gray[y : y + 1024] * np.float32(255.0) + np.float32(0.5)
         out[y : y + 1024] = np.clip(v, 0, 255).astype(np.uint8)
     return out
+
+
+def _may_be_enlarged(image) -> bool:
+    """An 8-bit gray, gray+alpha, RGB or RGBA layer large enough for
+    :func:`core.resample.find_enlargement` (anything else is left to the usual checks)."""
+    return (
+        isinstance(image, np.ndarray)
+        and image.dtype == np.uint8
+        and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (2, 3, 4)))
+        and min(image.shape[:2]) >= resample.MIN_SIDE
+    )
 
 
 def _layer_gray8(image: np.ndarray) -> np.ndarray:
