@@ -13,6 +13,12 @@ quality 10-40, a single JPEG, a re-save, an offset crop, the clean PNG, and the 
 prints, per family and scale, how many were found enlarged and at which factor.
 
     python -m benchmarks.wild_resample --detect --images 6 --kanji 2 --crop 640
+
+``--wild N`` runs the degradation model's two resize families (``training.degrade``: x0.5-x2,
+any kernel, first save at QF 10-40, then saved at 60-95 or kept as PNG), N seeds per crop, with
+the enlargement step off and on.
+
+    python -m benchmarks.wild_resample --wild 3 --images 3 --kanji 3 --crop 512
 """
 
 from __future__ import annotations
@@ -65,6 +71,35 @@ def detect(crops, seed: int = 0) -> int:
     return 0
 
 
+def wild(crops, restorer, seeds: int) -> int:
+    """The degradation model's resize families on ``crops`` (seeds ``[seed, crop, family]`` with
+    the wild benchmark's first-save range QF 10-40): the pipeline with its enlargement step off
+    ("native") and on ("default"), against the reference, and the factor found."""
+    from core.metrics import psnr
+    from core.pipeline import RestoreOptions
+    from core.resample import find_enlargement
+    from training.degrade import FAMILIES, degrade
+
+    opts = RestoreOptions()
+    print("| drawing | family | seed | scale | kernel | input | native | default | factor found |")
+    print("|---|---|---:|---:|---|---:|---:|---:|---:|")
+    for ci, (stem, c) in enumerate(crops):
+        for family in ("resize_then_jpeg", "resize_png"):
+            for seed in range(seeds):
+                rng = np.random.default_rng([seed, ci, FAMILIES.index(family)])
+                d = degrade(c, rng, family, qf_range=(10, 40))
+                native = restorer._restore(d.image, opts, None, None, look_for_enlargement=False).image
+                found = find_enlargement(d.image)
+                default = native if found is None else restorer.restore(d.image, opts).image
+                print(
+                    f"| {stem} | {family} | {seed} | {d.info['scale']:.3f} | {d.info['kernel']} | "
+                    f"{psnr(d.reference, d.image):.2f} | {psnr(d.reference, native):.2f} | "
+                    f"{psnr(d.reference, default):.2f} | {'–' if found is None else f'{found.factor:.3f}'} |",
+                    flush=True,
+                )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="/work/shared/data")
@@ -73,6 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crop", type=int, default=320)
     p.add_argument("--detect", action="store_true", help="calibrate the enlargement detector instead")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--wild", type=int, default=0, metavar="SEEDS", help="the resize families of training.degrade, SEEDS per crop"
+    )
     args = p.parse_args(argv)
     import torch
 
@@ -92,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.detect:
         return detect(crops, args.seed)
     restorer = Restorer.default(device="cpu")
+    if args.wild:
+        return wild(crops, restorer, args.wild)
     opts = RestoreOptions()
     print("| drawing | s | input | native | resampled to the grid (true s) | default pipeline | factor found |")
     print("|---|---:|---:|---:|---:|---:|---:|")
