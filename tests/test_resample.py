@@ -2,9 +2,12 @@
 pipeline restoring it at the JPEG's own size (docs/wild.md). Inputs are drawn here with OpenCV
 and saved with Pillow's libjpeg."""
 
+import io
+
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from core.metrics import psnr
 from core.pipeline import RestoreOptions, Restorer
@@ -80,12 +83,26 @@ def test_the_pipeline_keeps_its_path_on_a_single_jpeg(restorer):
     assert "resample" not in res.timings
 
 
+def _jpeg_rgb(img: np.ndarray, qf: int) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(img, "RGB").save(buf, "JPEG", quality=qf)
+    buf.seek(0)
+    return np.array(Image.open(buf).convert("RGB"))
+
+
 def test_transparent_and_colour_enlarged_layers_keep_their_layout(restorer):
     layer = _jpeg(_resize(_jpeg(_drawing(), 20), 1.5), 90)
     res = restorer.restore(layer, RestoreOptions(background="transparent"))
     assert res.image.shape == (*layer.shape, 2)
     assert res.notes[0].startswith("enlarged after compression")
-    rgb = np.repeat(layer[..., None], 3, axis=2)
-    res = restorer.restore(rgb, RestoreOptions())
-    assert res.image.shape == rgb.shape
-    assert res.notes[0].startswith("enlarged after compression")
+    g = _drawing()
+    red = np.stack([np.full_like(g, 255), g, g], axis=2)
+    reference = cv2.resize(red, (480, 480), interpolation=cv2.INTER_LANCZOS4)
+    layer = _jpeg_rgb(cv2.resize(_jpeg_rgb(red, 20), (480, 480), interpolation=cv2.INTER_LANCZOS4), 90)
+    res = restorer.restore(layer, RestoreOptions())
+    native = restorer._restore(layer, RestoreOptions(), None, None, look_for_enlargement=False)
+    assert res.image.shape == layer.shape
+    assert res.notes[0].startswith("enlarged after compression (about x1.50)")
+    assert psnr(reference, res.image) > psnr(reference, native.image)
+    res = restorer.restore(layer, RestoreOptions(background="transparent"))
+    assert res.image.shape == (480, 480, 4)
