@@ -1,12 +1,24 @@
 """Restoring a resized JPEG back on its 8x8 grid: measured with the true factor (docs/wild.md).
 
 For val and kanji crops saved at QF 20, resized by s with Lanczos and saved at QF 90, compares
-(against the clean crop resized the same way) the default pipeline at native size with
-"resample by 1/s, restore, resample back". Also prints two candidate estimators of s for
-upscaled layers: the share of spectral energy above 0.42 cycles/pixel, and the factor whose
-downscaling makes the steps between pixels most periodic at 8 (blockiness contrast).
+(against the clean crop resized the same way) the pipeline at native size (its enlargement step
+off) with "resample by 1/s (true s), restore, resample back", and the default pipeline, whose
+:func:`core.resample.find_enlargement` looks for s itself (the factor it found, if any).
 
     python -m benchmarks.wild_resample --images 5 --kanji 2
+
+``--detect`` instead calibrates :func:`core.resample.find_enlargement`: for every crop and JPEG
+quality 10-40, a single JPEG, a re-save, an offset crop, the clean PNG, and the JPEG resized by
+0.5-2.0 (kernel drawn from :data:`training.degrade.KERNELS`) then saved at 60-95 or kept as PNG;
+prints, per family and scale, how many were found enlarged and at which factor.
+
+    python -m benchmarks.wild_resample --detect --images 6 --kanji 2 --crop 640
+
+``--wild N`` runs the degradation model's two resize families (``training.degrade``: x0.5-x2,
+any kernel, first save at QF 10-40, then saved at 60-95 or kept as PNG), N seeds per crop, with
+the enlargement step off and on.
+
+    python -m benchmarks.wild_resample --wild 3 --images 3 --kanji 3 --crop 512
 """
 
 from __future__ import annotations
@@ -21,37 +33,71 @@ import numpy as np
 SCALES = (0.5, 0.75, 1.25, 1.5, 2.0)
 
 
-def high_share(g: np.ndarray) -> float:
-    """Share of the row/column power spectrum above 0.42 cycles/pixel (of that above 0.05)."""
-    g = g.astype(np.float32) - g.mean()
-    p = 0.0
-    for x in (g, g.T):
-        p = p + (np.abs(np.fft.rfft(x * np.hanning(x.shape[1])[None], axis=1)) ** 2).mean(0)
-    f = np.fft.rfftfreq(g.shape[1])
-    return float(p[f > 0.42].sum() / p[f > 0.05].sum())
+DETECT_SCALES = (0.5, 0.6, 0.75, 0.9, 1.1, 1.25, 1.4, 1.5, 1.75, 2.0)
 
 
-def blockiness_factor(g: np.ndarray) -> float:
-    """The factor 1.0-2.0 whose downscaling makes the mean pixel steps most periodic at 8."""
+def detect(crops, seed: int = 0) -> int:
+    """Print the calibration table of :func:`core.resample.find_enlargement` on ``crops``."""
+    from collections import defaultdict
 
-    def contrast(x: np.ndarray) -> float:
-        x = x.astype(np.float32)
-        out = []
-        for a in (0, 1):
-            d = np.abs(np.diff(x, axis=a)).mean(1 - a)
-            per = d[: d.size // 8 * 8].reshape(-1, 8).mean(0)
-            out.append(per.max() / (np.median(per) + 1e-6))
-        return float(np.mean(out))
+    from core.resample import find_enlargement
+    from training.degrade import KERNELS, encode, resize
 
-    h, w = g.shape
-    best = max(
-        (
-            contrast(g if s == 1 else cv2.resize(g, (round(w / s), round(h / s)), interpolation=cv2.INTER_AREA)),
-            round(float(s), 2),
-        )
-        for s in np.arange(1.0, 2.05, 0.05)
-    )
-    return best[1]
+    rng = np.random.default_rng(seed)
+    kernels = sorted(KERNELS)
+    found = defaultdict(list)
+    for _stem, c in crops:
+        for qf in (10, 20, 30, 40):
+            j = encode(c, qf)
+            cases = [
+                ("single JPEG", 1.0, j),
+                ("re-saved at 30-95", 1.0, encode(j, int(rng.integers(30, 96)))),
+                ("JPEG cropped at (3, 5)", 1.0, j[3:, 5:]),
+                ("clean PNG", 1.0, c),
+            ]
+            for s in DETECT_SCALES:
+                k = kernels[int(rng.integers(len(kernels)))]
+                cases.append(("resized, saved at 60-95", s, encode(resize(j, s, k), int(rng.integers(60, 96)))))
+                cases.append(("resized, PNG", s, resize(j, s, k)))
+            for family, s, img in cases:
+                e = find_enlargement(img)
+                found[(family, s)].append(None if e is None else e.factor)
+    print("| family | s | layers | found enlarged | factors found (min-max) |")
+    print("|---|---:|---:|---:|---|")
+    for (family, s), got in found.items():
+        hits = [f for f in got if f is not None]
+        span = f"{min(hits):.2f}-{max(hits):.2f}" if hits else "–"
+        print(f"| {family} | {s} | {len(got)} | {len(hits)} | {span} |")
+    return 0
+
+
+def wild(crops, restorer, seeds: int) -> int:
+    """The degradation model's resize families on ``crops`` (seeds ``[seed, crop, family]`` with
+    the wild benchmark's first-save range QF 10-40): the pipeline with its enlargement step off
+    ("native") and on ("default"), against the reference, and the factor found."""
+    from core.metrics import psnr
+    from core.pipeline import RestoreOptions
+    from core.resample import find_enlargement
+    from training.degrade import FAMILIES, degrade
+
+    opts = RestoreOptions()
+    print("| drawing | family | seed | scale | kernel | input | native | default | factor found |")
+    print("|---|---|---:|---:|---|---:|---:|---:|---:|")
+    for ci, (stem, c) in enumerate(crops):
+        for family in ("resize_then_jpeg", "resize_png"):
+            for seed in range(seeds):
+                rng = np.random.default_rng([seed, ci, FAMILIES.index(family)])
+                d = degrade(c, rng, family, qf_range=(10, 40))
+                native = restorer._restore(d.image, opts, None, None, look_for_enlargement=False).image
+                found = find_enlargement(d.image)
+                default = native if found is None else restorer.restore(d.image, opts).image
+                print(
+                    f"| {stem} | {family} | {seed} | {d.info['scale']:.3f} | {d.info['kernel']} | "
+                    f"{psnr(d.reference, d.image):.2f} | {psnr(d.reference, native):.2f} | "
+                    f"{psnr(d.reference, default):.2f} | {'–' if found is None else f'{found.factor:.3f}'} |",
+                    flush=True,
+                )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +106,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=int, default=5, help="val drawings")
     p.add_argument("--kanji", type=int, default=2, help="kanji drawings")
     p.add_argument("--crop", type=int, default=320)
+    p.add_argument("--detect", action="store_true", help="calibrate the enlargement detector instead")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--wild", type=int, default=0, metavar="SEEDS", help="the resize families of training.degrade, SEEDS per crop"
+    )
     args = p.parse_args(argv)
     import torch
 
@@ -67,27 +118,29 @@ def main(argv: list[str] | None = None) -> int:
     from benchmarks.compare_waifu2x import choose_crop, crop, pick_files
     from core.metrics import psnr
     from core.pipeline import RestoreOptions, Restorer
+    from core.resample import find_enlargement
     from training.data import load_drawing
     from training.degrade import encode, resize
 
-    restorer = Restorer.default(device="cpu")
-    opts = RestoreOptions()
     crops = []
     for folder, n in ((Path(args.data) / "lineart" / "val", args.images), (Path(args.data) / "kanji", args.kanji)):
         for path in pick_files(folder, n):
             full = load_drawing(path)
             crops.append((path.stem, crop(full, choose_crop(full, args.crop))))
-    print("| drawing | s | input | native | resampled to the grid | high share (‰) | blockiness factor |")
+    if args.detect:
+        return detect(crops, args.seed)
+    restorer = Restorer.default(device="cpu")
+    if args.wild:
+        return wild(crops, restorer, args.wild)
+    opts = RestoreOptions()
+    print("| drawing | s | input | native | resampled to the grid (true s) | default pipeline | factor found |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for stem, c in crops:
-        print(
-            f"| {stem} | 1 (JPEG QF 20) | – | – | – | {1e3 * high_share(encode(c, 20)):.1f} | "
-            f"{blockiness_factor(encode(c, 20))} |"
-        )
         for s in SCALES:
             img = encode(resize(encode(c, 20), s, "lanczos"), 90)
             ref = resize(c, s, "lanczos")
-            native = restorer.restore(img, opts).image
+            # the pipeline's path without the enlargement step (a private switch, for this table)
+            native = restorer._restore(img, opts, None, None, look_for_enlargement=False).image
             h, w = img.shape
             small = cv2.resize(img, (round(w / s), round(h / s)), interpolation=cv2.INTER_LANCZOS4)
             back = cv2.resize(
@@ -95,9 +148,11 @@ def main(argv: list[str] | None = None) -> int:
                 (w, h),
                 interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LANCZOS4,
             )
+            found = find_enlargement(img)
+            default = restorer.restore(img, opts).image
             print(
                 f"| {stem} | {s} | {psnr(ref, img):.2f} | {psnr(ref, native):.2f} | {psnr(ref, back):.2f} | "
-                f"{1e3 * high_share(img):.1f} | {blockiness_factor(img) if s > 1 else '–'} |",
+                f"{psnr(ref, default):.2f} | {'–' if found is None else f'{found.factor:.2f}'} |",
                 flush=True,
             )
     return 0

@@ -42,6 +42,7 @@ A network that runs in float32 on the CPU is run by ONNX Runtime when it exports
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import threading
@@ -51,10 +52,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 import torch
 
-from . import colour, ensemble, ink, jpeg_consistency
+from . import colour, ensemble, ink, jpeg_consistency, resample
 from . import masks as direct_masks
 from . import options as option_table
 from .device import PRECISIONS, cpu_has_native_bf16, resolve_device, resolve_precision
@@ -544,7 +546,12 @@ class Restorer:
         with self._lock, unlocked_at_steps(self._lock):
             return self._restore(image, opts, progress, cancel)
 
-    def _restore(self, image, opts: RestoreOptions, progress, cancel) -> RestoreResult:
+    def _restore(self, image, opts: RestoreOptions, progress, cancel, look_for_enlargement=True) -> RestoreResult:
+        if look_for_enlargement and _may_be_enlarged(image):
+            t = time.perf_counter()
+            found = resample.find_enlargement(_layer_gray8(image))
+            if found is not None:
+                return self._restore_enlarged(image, found.factor, opts, progress, cancel, time.perf_counter() - t)
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         check_cancel(cancel)
@@ -637,6 +644,35 @@ class Restorer:
                 notes.append(f"ran out of memory; retried with {tile}-pixel tiles")
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
+
+    def _restore_enlarged(self, image, factor: float, opts: RestoreOptions, progress, cancel, spent: float):
+        """A JPEG enlarged by ``factor`` after its save: resampled back to the JPEG's own size,
+        restored there (the networks' 8x8 world), and the result resampled to the layer's size."""
+        t = time.perf_counter()
+        h, w = image.shape[:2]
+        size = (max(8, round(w / factor)), max(8, round(h / factor)))
+        small = _resize(image, size)
+        spent += time.perf_counter() - t
+        res = self._restore(small, opts, progress, cancel, look_for_enlargement=False)
+        t = time.perf_counter()
+        out = _resize(res.image, (w, h))
+        if opts.threshold:
+            if opts.background == "transparent":
+                alpha = out[..., -1]
+                alpha[alpha < 255 - opts.theta] = 0
+            else:
+                ink_part = out if out.ndim == 2 else out[..., : 3 if out.shape[2] >= 3 else 1]
+                paper = ink_part.min(axis=-1) > opts.theta if ink_part.ndim == 3 else ink_part > opts.theta
+                ink_part[paper] = 255
+        mask = None if res.mask is None else cv2.resize(res.mask, (w, h), interpolation=cv2.INTER_NEAREST)
+        timings = dict(res.timings)
+        timings["resample"] = spent + time.perf_counter() - t
+        timings["total"] = timings.get("total", 0.0) + timings["resample"]
+        note = (
+            f"enlarged after compression (about x{factor:.2f}): restored at the JPEG's own size "
+            f"({size[0]}x{size[1]}) and scaled back"
+        )
+        return dataclasses.replace(res, image=out, mask=mask, timings=timings, notes=[note, *res.notes])
 
     @staticmethod
     def _overlap(opts: RestoreOptions, tile: int, align: int) -> int:
@@ -827,3 +863,38 @@ def _gray8(gray: np.ndarray) -> np.ndarray:
         v = gray[y : y + 1024] * np.float32(255.0) + np.float32(0.5)
         out[y : y + 1024] = np.clip(v, 0, 255).astype(np.uint8)
     return out
+
+
+def _may_be_enlarged(image) -> bool:
+    """An 8-bit gray, gray+alpha, RGB or RGBA layer large enough for
+    :func:`core.resample.find_enlargement` (anything else is left to the usual checks)."""
+    return (
+        isinstance(image, np.ndarray)
+        and image.dtype == np.uint8
+        and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (2, 3, 4)))
+        and min(image.shape[:2]) >= resample.MIN_SIDE
+    )
+
+
+def _layer_gray8(image: np.ndarray) -> np.ndarray:
+    """An 8-bit layer's gray as seen on white paper (alpha composited, colour to luma), for
+    :func:`core.resample.find_enlargement`."""
+    if image.ndim == 2:
+        return image
+    c = image.shape[2]
+    g = (
+        image[..., 0].astype(np.float32)
+        if c <= 2
+        else cv2.cvtColor(image[..., :3], cv2.COLOR_RGB2GRAY).astype(np.float32)
+    )
+    if c in (2, 4):
+        a = image[..., -1].astype(np.float32) / 255.0
+        g = g * a + 255.0 * (1.0 - a)
+    return np.clip(g + 0.5, 0, 255).astype(np.uint8)
+
+
+def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``image`` (H, W) or (H, W, C) resampled to ``size`` (width, height) with Lanczos, same shape
+    layout (OpenCV drops a single channel; 2-channel layers are resampled as they are)."""
+    out = cv2.resize(image, size, interpolation=cv2.INTER_LANCZOS4)
+    return out[..., None] if image.ndim == 3 and out.ndim == 2 else out

@@ -1,0 +1,133 @@
+"""Finding a JPEG that was enlarged after it was saved, and its factor (docs/wild.md).
+
+A JPEG's mosquito noise lives in whole 8x8 blocks, so the steps in the light, not-white paper
+around lines fall on block boundaries. Enlarged by ``s`` after the save, those boundaries lie on
+a grid of period ``P = 8 s``. Per axis, the profile of clipped pixel steps between light pixels
+(dark line pixels and their surroundings left out) is scored at every candidate period ``P`` in
+8.5-20 by the magnitude of its Fourier sum at ``1/P``, relative to the median over all the
+candidates (the noise floor); both axes are summed, since a resize scales both sides alike. The
+factor is claimed only when the best period stands well above the floor, clear of any other
+period, and its harmonic at ``2/P`` stands up too (a shrunk JPEG, whose blocks are smaller than 8,
+shows up at ``2/P`` alone); the period is then refined to 0.002 px on both harmonics. The thresholds are calibrated on val and kanji crops (single, double
+JPEGs, crops, PNG exports, shrunk and enlarged layers with the four resize kernels of
+:mod:`training.degrade`), where nothing unenlarged passed: ``python -m benchmarks.wild_resample
+--detect``. Torch-free (numpy and OpenCV).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+__all__ = ["Enlargement", "PERIODS", "find_enlargement"]
+
+#: Candidate block periods in pixels (x1.06 - x2.5).
+PERIODS = np.arange(8.5, 20.0001, 0.02)
+#: Claim only when the summed score at the best period is at least this many times the floor ...
+MIN_SCORE = 4.5
+#: ... the harmonic at 2/P at least this many times its own floor ...
+MIN_HARMONIC = 3.0
+#: ... and the best period beats any period more than 0.6 px away by this ratio.
+MIN_LEAD = 1.4
+#: Light pixels: 255 - v at most this (darker ones are lines), dilated by :data:`_LINE_MARGIN`.
+_LINE_LEVEL = 60
+_LINE_MARGIN = 5
+#: Steps are clipped here so that a few line edges do not outweigh the paper's noise.
+_CLIP = 20.0
+#: Below this many light steps per axis nothing is claimed.
+_MIN_STEPS = 2000.0
+#: Smallest side looked at; larger layers are scored on a centred window of this side at most.
+MIN_SIDE = 128
+MAX_SIDE = 2048
+
+
+@dataclass(frozen=True)
+class Enlargement:
+    """A confident finding: ``factor`` (the layer is the JPEG enlarged by it), ``period`` (the
+    block period in pixels), ``score`` / ``harmonic`` / ``lead`` (the evidence, see the module)."""
+
+    factor: float
+    period: float
+    score: float
+    harmonic: float
+    lead: float
+
+
+def _profiles(gray: np.ndarray) -> list[np.ndarray]:
+    g = gray.astype(np.float32)
+    line = cv2.dilate((g < 255 - _LINE_LEVEL).astype(np.uint8), np.ones((_LINE_MARGIN, _LINE_MARGIN), np.uint8)).astype(
+        bool
+    )
+    out = []
+    for gg, ll in ((g, line), (g.T, line.T)):
+        keep = ~(ll[:, 1:] | ll[:, :-1])
+        steps = np.minimum(np.abs(np.diff(gg, axis=1)), _CLIP) * keep
+        out.append(steps.sum(0, dtype=np.float64))
+    return out
+
+
+#: Zero-padded FFT length: bins of 1/32768 cycles per pixel, finer than the period steps.
+_NFFT = 1 << 15
+
+
+def _spectrum(profile: np.ndarray, periods: np.ndarray) -> np.ndarray:
+    """|Fourier sum| of the centred ``profile`` at frequencies ``1 / periods`` (nearest bin of a
+    zero-padded FFT)."""
+    spec = np.abs(np.fft.rfft(profile - profile.mean(), n=max(_NFFT, profile.size)))
+    n = max(_NFFT, profile.size)
+    return spec[np.rint(n / periods).astype(np.int64)]
+
+
+def _scores(profiles: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The summed, floor-relative scores at :data:`PERIODS` and at their harmonics, or ``None``
+    when the layer has too little light paper noise to say anything."""
+    tot1 = np.zeros(PERIODS.size)
+    tot2 = np.zeros(PERIODS.size)
+    for prof in profiles:
+        if prof.sum() < _MIN_STEPS * _CLIP / 4:
+            return None
+        s1 = _spectrum(prof, PERIODS)
+        s2 = _spectrum(prof, PERIODS / 2)
+        tot1 += s1 / max(float(np.median(s1)), 1e-9)
+        tot2 += s2 / max(float(np.median(s2)), 1e-9)
+    return tot1 / float(np.median(tot1)), tot2 / float(np.median(tot2))
+
+
+def _refine(profiles: list[np.ndarray], period: float) -> float:
+    """The period within 0.1 px of ``period`` (steps of 0.002) where the exact Fourier sums at the
+    fundamental and the harmonic, both axes, add up highest: the size the layer is resampled to
+    depends on it (a 0.5 % error is a pixel in 200)."""
+    fine = np.arange(period - 0.1, period + 0.1001, 0.002)
+    total = np.zeros(fine.size)
+    for prof in profiles:
+        x = np.arange(prof.size) + 0.5
+        p = prof - prof.mean()
+        for harmonic in (1, 2):
+            mag = np.abs(np.exp(-2j * np.pi * np.outer(harmonic / fine, x)) @ p)
+            total += mag / max(float(mag.max()), 1e-9)
+    return float(fine[int(np.argmax(total))])
+
+
+def find_enlargement(gray: np.ndarray) -> Enlargement | None:
+    """The factor by which an 8-bit gray layer was enlarged after its JPEG save, or ``None``
+    (not enlarged, shrunk, not a JPEG's pixels, or not sure: the caller then keeps its path)."""
+    if gray.dtype != np.uint8 or gray.ndim != 2 or min(gray.shape) < MIN_SIDE:
+        return None
+    h, w = gray.shape
+    if max(h, w) > MAX_SIDE:
+        top, left = max(0, (h - MAX_SIDE) // 2), max(0, (w - MAX_SIDE) // 2)
+        gray = gray[top : top + MAX_SIDE, left : left + MAX_SIDE]
+    profiles = _profiles(gray)
+    found = _scores(profiles)
+    if found is None:
+        return None
+    s1, s2 = found
+    i = int(np.argmax(s1))
+    far = np.abs(PERIODS - PERIODS[i]) > 0.6
+    lead = float(s1[i] / s1[far].max())
+    if s1[i] < MIN_SCORE or s2[i] < MIN_HARMONIC or lead < MIN_LEAD:
+        return None
+    period = _refine(profiles, float(PERIODS[i]))
+    return Enlargement(period / 8.0, period, float(s1[i]), float(s2[i]), lead)

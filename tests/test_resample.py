@@ -1,0 +1,108 @@
+"""A JPEG enlarged after its save: the factor found in its pixels (core/resample.py), and the
+pipeline restoring it at the JPEG's own size (docs/wild.md). Inputs are drawn here with OpenCV
+and saved with Pillow's libjpeg."""
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from core.metrics import psnr
+from core.pipeline import RestoreOptions, Restorer
+from core.resample import find_enlargement
+from tests.test_wild import _jpeg, _resize
+
+
+def _drawing(seed: int = 1, n: int = 320) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    img = np.full((n, n), 255, np.uint8)
+    for _ in range(60):
+        p = rng.integers(0, n, 4)
+        ink, width = int(rng.integers(0, 80)), int(rng.integers(1, 4))
+        cv2.line(img, (int(p[0]), int(p[1])), (int(p[2]), int(p[3])), ink, width, cv2.LINE_AA)
+    for _ in range(25):
+        p = rng.integers(0, n, 2)
+        cv2.circle(img, (int(p[0]), int(p[1])), int(rng.integers(5, 60)), 0, int(rng.integers(1, 3)), cv2.LINE_AA)
+    return img
+
+
+def test_a_jpeg_enlarged_by_one_and_a_half_is_found():
+    saved_again = find_enlargement(_jpeg(_resize(_jpeg(_drawing(), 20), 1.5), 90))
+    as_png = find_enlargement(_resize(_jpeg(_drawing(2), 20), 1.5))
+    for found in (saved_again, as_png):
+        assert found is not None
+        assert abs(found.factor - 1.5) <= 0.05
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("qf", [10, 20, 40])
+def test_single_shrunk_and_unresized_layers_are_not_enlarged(seed, qf):
+    clean = _drawing(seed)
+    jpeg = _jpeg(clean, qf)
+    assert find_enlargement(jpeg) is None
+    assert find_enlargement(clean) is None
+    assert find_enlargement(_jpeg(jpeg, 75)) is None
+    for s in (0.5, 0.75):
+        assert find_enlargement(_jpeg(_resize(jpeg, s), 90)) is None
+        assert find_enlargement(_resize(jpeg, s)) is None
+
+
+def test_small_odd_and_deep_layers_are_left_alone():
+    assert find_enlargement(np.full((64, 64), 255, np.uint8)) is None
+    assert find_enlargement(np.full((400, 400), 255, np.uint8)) is None
+    assert find_enlargement(np.zeros((400, 400), np.uint16)) is None
+
+
+@pytest.fixture(scope="module")
+def restorer():
+    return Restorer.default()
+
+
+def test_the_pipeline_restores_an_enlarged_jpeg_at_its_own_size(restorer):
+    clean = _drawing()
+    layer = _jpeg(_resize(_jpeg(clean, 20), 1.5), 90)
+    reference = _resize(clean, 1.5)
+    res = restorer.restore(layer, RestoreOptions(return_mask=True))
+    native = restorer._restore(layer, RestoreOptions(), None, None, look_for_enlargement=False)
+    assert res.image.shape == layer.shape and res.image.dtype == np.uint8
+    assert res.mask is not None and res.mask.shape == layer.shape
+    assert "enlarged after compression (about x1.50)" in res.notes[0]
+    assert "resample" in res.timings
+    assert psnr(reference, res.image) > psnr(reference, native.image) + 1.0
+    assert psnr(reference, res.image) > psnr(reference, layer)
+    # paper stays exactly white after the scaling back
+    paper = cv2.erode((reference == 255).astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    assert (res.image[paper] == 255).mean() > 0.99
+
+
+def test_the_pipeline_keeps_its_path_on_a_single_jpeg(restorer):
+    res = restorer.restore(_jpeg(_drawing(), 20), RestoreOptions())
+    assert not any("enlarged" in n for n in res.notes)
+    assert "resample" not in res.timings
+
+
+def _jpeg_rgb(img: np.ndarray, qf: int) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(img, "RGB").save(buf, "JPEG", quality=qf)
+    buf.seek(0)
+    return np.array(Image.open(buf).convert("RGB"))
+
+
+def test_transparent_and_colour_enlarged_layers_keep_their_layout(restorer):
+    layer = _jpeg(_resize(_jpeg(_drawing(), 20), 1.5), 90)
+    res = restorer.restore(layer, RestoreOptions(background="transparent"))
+    assert res.image.shape == (*layer.shape, 2)
+    assert res.notes[0].startswith("enlarged after compression")
+    g = _drawing()
+    red = np.stack([np.full_like(g, 255), g, g], axis=2)
+    reference = cv2.resize(red, (480, 480), interpolation=cv2.INTER_LANCZOS4)
+    layer = _jpeg_rgb(cv2.resize(_jpeg_rgb(red, 20), (480, 480), interpolation=cv2.INTER_LANCZOS4), 90)
+    res = restorer.restore(layer, RestoreOptions())
+    native = restorer._restore(layer, RestoreOptions(), None, None, look_for_enlargement=False)
+    assert res.image.shape == layer.shape
+    assert res.notes[0].startswith("enlarged after compression (about x1.50)")
+    assert psnr(reference, res.image) > psnr(reference, native.image)
+    res = restorer.restore(layer, RestoreOptions(background="transparent"))
+    assert res.image.shape == (480, 480, 4)
