@@ -80,7 +80,7 @@ def wild(crops, restorer, seeds: int) -> int:
     from core.resample import find_enlargement
     from training.degrade import FAMILIES, degrade
 
-    opts = RestoreOptions()
+    opts = RestoreOptions(enlarged=True)
     print("| drawing | family | seed | scale | kernel | input | native | default | factor found |")
     print("|---|---|---:|---:|---|---:|---:|---:|---:|")
     for ci, (stem, c) in enumerate(crops):
@@ -88,7 +88,7 @@ def wild(crops, restorer, seeds: int) -> int:
             for seed in range(seeds):
                 rng = np.random.default_rng([seed, ci, FAMILIES.index(family)])
                 d = degrade(c, rng, family, qf_range=(10, 40))
-                native = restorer._restore(d.image, opts, None, None, look_for_enlargement=False).image
+                native = restorer.restore(d.image, RestoreOptions()).image
                 found = find_enlargement(d.image)
                 default = native if found is None else restorer.restore(d.image, opts).image
                 print(
@@ -100,6 +100,42 @@ def wild(crops, restorer, seeds: int) -> int:
     return 0
 
 
+def screentone(seed: int = 0) -> int:
+    """How often the detector takes a drawing with a periodic screentone for an enlarged JPEG: dots
+    of period 4-20 px, radius 1-3, levels 60/160/220 over most of a 640² layer with 40 lines, saved
+    at QF 30, 75, 95 or kept as PNG."""
+    import io
+
+    import cv2
+    from PIL import Image
+
+    from core.resample import find_enlargement
+
+    rng = np.random.default_rng(seed)
+    found = total = 0
+    for period in (4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 18, 20):
+        for dot in (1, 2, 3):
+            for level in (60, 160, 220):
+                for qf in (30, 75, 95, None):
+                    g = np.full((640, 640), 255, np.uint8)
+                    tone = np.full_like(g, 255)
+                    for y in range(0, 640, period):
+                        for x in range(0, 640, period):
+                            cv2.circle(tone, (x, y), dot, level, -1, cv2.LINE_AA)
+                    g[100:500, 80:560] = tone[100:500, 80:560]
+                    for _ in range(40):
+                        p = rng.integers(0, 640, (2, 2))
+                        cv2.line(g, tuple(map(int, p[0])), tuple(map(int, p[1])), 20, 2, cv2.LINE_AA)
+                    if qf:
+                        buf = io.BytesIO()
+                        Image.fromarray(g).save(buf, "JPEG", quality=qf)
+                        g = np.asarray(Image.open(buf))
+                    total += 1
+                    found += find_enlargement(g) is not None
+    print(f"screentone layers taken for enlarged JPEGs: {found} of {total}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="/work/shared/data")
@@ -108,10 +144,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crop", type=int, default=320)
     p.add_argument("--detect", action="store_true", help="calibrate the enlargement detector instead")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--screentone", action="store_true", help="count the detector's false finds on screentones")
     p.add_argument(
         "--wild", type=int, default=0, metavar="SEEDS", help="the resize families of training.degrade, SEEDS per crop"
     )
     args = p.parse_args(argv)
+    if args.screentone:
+        return screentone(args.seed)
     import torch
 
     torch.set_num_threads(1)
@@ -132,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     restorer = Restorer.default(device="cpu")
     if args.wild:
         return wild(crops, restorer, args.wild)
-    opts = RestoreOptions()
+    opts = RestoreOptions(enlarged=True)
     print("| drawing | s | input | native | resampled to the grid (true s) | default pipeline | factor found |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for stem, c in crops:
@@ -140,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             img = encode(resize(encode(c, 20), s, "lanczos"), 90)
             ref = resize(c, s, "lanczos")
             # the pipeline's path without the enlargement step (a private switch, for this table)
-            native = restorer._restore(img, opts, None, None, look_for_enlargement=False).image
+            native = restorer.restore(img, RestoreOptions()).image
             h, w = img.shape
             small = cv2.resize(img, (round(w / s), round(h / s)), interpolation=cv2.INTER_LANCZOS4)
             back = cv2.resize(

@@ -241,6 +241,16 @@ OPTIONS: tuple[Option, ...] = (
         flag="--normalize-ink",
     ),
     Option(
+        "enlarged",
+        "bool",
+        False,
+        "Enlarged JPEGs",
+        "when the layer looks like a JPEG enlarged after it was saved (its 8x8 blocks grown), restore it at "
+        "the JPEG's own size and scale the result back; periodic screentones can be taken for such blocks, "
+        "so it is off by default (docs/wild.md)",
+        flag="--enlarged",
+    ),
+    Option(
         "ensemble",
         "int",
         1,

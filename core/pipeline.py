@@ -151,6 +151,10 @@ class RestoreOptions:
             most common dark level is light and few pixels are darker), run the networks on it
             stretched to full contrast and scale the result back (:mod:`core.ink`). Layers with
             darker lines, grainy pencil or hairlines only are not changed by it.
+        enlarged: when :func:`core.resample.find_enlargement` finds that the 8-bit layer is a JPEG
+            enlarged after its save, restore it resampled to the JPEG's own size and resample the
+            result back (docs/wild.md). Off by default: periodic screentones can be taken for
+            enlarged blocks.
         ensemble: self-ensemble size, 1 (off), 2, 4 or 8: run the networks on that many flips and
             turns of each tile and average the results (:mod:`core.ensemble`); up to that many
             times slower, and more exact where the JPEG damage is mild (docs/benchmarks.md).
@@ -170,6 +174,7 @@ class RestoreOptions:
     jpeg_consistency: bool = option_table.BY_NAME["jpeg_consistency"].default
     jpeg_table: tuple[int, ...] | None = option_table.BY_NAME["jpeg_table"].default
     normalize_ink: bool = option_table.BY_NAME["normalize_ink"].default
+    enlarged: bool = option_table.BY_NAME["enlarged"].default
     ensemble: int = option_table.BY_NAME["ensemble"].default
 
     def __post_init__(self) -> None:
@@ -546,8 +551,8 @@ class Restorer:
         with self._lock, unlocked_at_steps(self._lock):
             return self._restore(image, opts, progress, cancel)
 
-    def _restore(self, image, opts: RestoreOptions, progress, cancel, look_for_enlargement=True) -> RestoreResult:
-        if look_for_enlargement and _may_be_enlarged(image):
+    def _restore(self, image, opts: RestoreOptions, progress, cancel) -> RestoreResult:
+        if opts.enlarged and _may_be_enlarged(image):
             t = time.perf_counter()
             found = resample.find_enlargement(_layer_gray8(image))
             if found is not None:
@@ -653,7 +658,7 @@ class Restorer:
         size = (max(8, round(w / factor)), max(8, round(h / factor)))
         small = _resize(image, size)
         spent += time.perf_counter() - t
-        res = self._restore(small, opts, progress, cancel, look_for_enlargement=False)
+        res = self._restore(small, dataclasses.replace(opts, enlarged=False), progress, cancel)
         t = time.perf_counter()
         out = _resize(res.image, (w, h))
         if opts.threshold:

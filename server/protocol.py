@@ -302,6 +302,8 @@ class Options:
             checks that it reproduces the pixels and goes without it when it does not.
         normalize_ink: restore a drawing in flat light ink at full contrast and scale it back
             (``core.ink``); layers with darker lines, or grainy ones, are left as they are.
+        enlarged: restore a layer that looks like a JPEG enlarged after its save at the JPEG's own
+            size and scale it back (``core.resample``); off by default.
         ensemble: self-ensemble size, one of :data:`ENSEMBLE_SIZES`: the networks run on that many
             flips and turns of the layer and are averaged (1 = off); up to that many times slower.
     """
@@ -316,6 +318,7 @@ class Options:
     jpeg_consistency: bool = _default("jpeg_consistency")
     jpeg_table: list[int] | None = _default("jpeg_table")
     normalize_ink: bool = _default("normalize_ink")
+    enlarged: bool = _default("enlarged")
     ensemble: int = _default("ensemble")
 
     def check(self) -> None:

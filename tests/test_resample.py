@@ -64,8 +64,9 @@ def test_the_pipeline_restores_an_enlarged_jpeg_at_its_own_size(restorer):
     clean = _drawing()
     layer = _jpeg(_resize(_jpeg(clean, 20), 1.5), 90)
     reference = _resize(clean, 1.5)
-    res = restorer.restore(layer, RestoreOptions(return_mask=True))
-    native = restorer._restore(layer, RestoreOptions(), None, None, look_for_enlargement=False)
+    res = restorer.restore(layer, RestoreOptions(return_mask=True, enlarged=True))
+    native = restorer.restore(layer, RestoreOptions())  # the option is off by default
+    assert not any("enlarged" in n for n in native.notes)
     assert res.image.shape == layer.shape and res.image.dtype == np.uint8
     assert res.mask is not None and res.mask.shape == layer.shape
     assert "enlarged after compression (about x1.50)" in res.notes[0]
@@ -78,7 +79,7 @@ def test_the_pipeline_restores_an_enlarged_jpeg_at_its_own_size(restorer):
 
 
 def test_the_pipeline_keeps_its_path_on_a_single_jpeg(restorer):
-    res = restorer.restore(_jpeg(_drawing(), 20), RestoreOptions())
+    res = restorer.restore(_jpeg(_drawing(), 20), RestoreOptions(enlarged=True))
     assert not any("enlarged" in n for n in res.notes)
     assert "resample" not in res.timings
 
@@ -92,17 +93,17 @@ def _jpeg_rgb(img: np.ndarray, qf: int) -> np.ndarray:
 
 def test_transparent_and_colour_enlarged_layers_keep_their_layout(restorer):
     layer = _jpeg(_resize(_jpeg(_drawing(), 20), 1.5), 90)
-    res = restorer.restore(layer, RestoreOptions(background="transparent"))
+    res = restorer.restore(layer, RestoreOptions(background="transparent", enlarged=True))
     assert res.image.shape == (*layer.shape, 2)
     assert res.notes[0].startswith("enlarged after compression")
     g = _drawing()
     red = np.stack([np.full_like(g, 255), g, g], axis=2)
     reference = cv2.resize(red, (480, 480), interpolation=cv2.INTER_LANCZOS4)
     layer = _jpeg_rgb(cv2.resize(_jpeg_rgb(red, 20), (480, 480), interpolation=cv2.INTER_LANCZOS4), 90)
-    res = restorer.restore(layer, RestoreOptions())
-    native = restorer._restore(layer, RestoreOptions(), None, None, look_for_enlargement=False)
+    res = restorer.restore(layer, RestoreOptions(enlarged=True))
+    native = restorer.restore(layer, RestoreOptions())
     assert res.image.shape == layer.shape
     assert res.notes[0].startswith("enlarged after compression (about x1.50)")
     assert psnr(reference, res.image) > psnr(reference, native.image)
-    res = restorer.restore(layer, RestoreOptions(background="transparent"))
+    res = restorer.restore(layer, RestoreOptions(background="transparent", enlarged=True))
     assert res.image.shape == (480, 480, 4)
