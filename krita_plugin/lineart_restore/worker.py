@@ -66,12 +66,6 @@ class Worker(QObject):
         """Ask the task to stop (it checks the event between steps and while waiting)."""
         self.cancel_event.set()
 
-    def is_running(self) -> bool:
-        return self._thread.isRunning()
-
-    def wait(self, msecs: int = 30000) -> bool:
-        return self._thread.wait(msecs)
-
     def _on_success(self, result: object) -> None:
         self._thread.wait()
         self.succeeded.emit(result)
