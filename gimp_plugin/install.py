@@ -30,8 +30,8 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from plugin_common.bundle import bundle_files
-from plugin_common.launcher import DEFAULT_PORT, LaunchConfig
+from plugin_common.bundle import add_launch_arguments, bundle_files, launch_from_arguments
+from plugin_common.launcher import LaunchConfig
 
 __all__ = ["PLUGIN_NAME", "PLUGIN_SOURCE", "default_gimp_dir", "install", "main"]
 
@@ -151,23 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         f"usual folder for this OS, here {default_gimp_dir()}",
     )
     parser.add_argument("--dry-run", action="store_true", help="print what would be done, change nothing")
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=DEFAULT_PORT,
-        help=f"port of the server the plug-in uses and starts (default: {DEFAULT_PORT})",
-    )
-    parser.add_argument(
-        "--server-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="an extra `python -m server` argument for the server the plug-in starts "
-        "(repeatable; e.g. --server-arg=--fast)",
-    )
+    add_launch_arguments(parser)
     args = parser.parse_args(argv)
     gimp_dir = args.gimp_dir if args.gimp_dir is not None else default_gimp_dir()
-    install(gimp_dir, dry_run=args.dry_run, launch=LaunchConfig.here(args.port, args.server_arg))
+    install(gimp_dir, dry_run=args.dry_run, launch=launch_from_arguments(args))
     return 0
 
 

@@ -28,8 +28,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-from plugin_common.bundle import bundle_files, py_files
-from plugin_common.launcher import DEFAULT_PORT, LaunchConfig
+from plugin_common.bundle import add_launch_arguments, bundle_files, launch_from_arguments, py_files
+from plugin_common.launcher import LaunchConfig
 
 __all__ = ["PLUGIN_NAME", "build_zip", "main"]
 
@@ -114,22 +114,9 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="site-packages-like folder to take websockets and msgpack from (default: this Python's)",
     )
-    parser.add_argument(
-        "--port",
-        type=int,
-        default=DEFAULT_PORT,
-        help=f"port of the server the plug-in uses and starts (default: {DEFAULT_PORT})",
-    )
-    parser.add_argument(
-        "--server-arg",
-        action="append",
-        default=[],
-        metavar="ARG",
-        help="an extra `python -m server` argument for the server the plug-in starts "
-        "(repeatable; e.g. --server-arg=--fast)",
-    )
+    add_launch_arguments(parser)
     args = parser.parse_args(argv)
-    launch = LaunchConfig.here(args.port, args.server_arg)
+    launch = launch_from_arguments(args)
     path = build_zip(args.output, args.deps_from, launch)
     with zipfile.ZipFile(path) as zf:
         n = len(zf.namelist())

@@ -19,6 +19,7 @@ zip under ``lineart_restore/vendor/``) and GIMP (in ``plug-ins/lineart_restore/`
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import os
 import re
@@ -27,9 +28,9 @@ from email.parser import Parser
 from pathlib import Path
 
 from . import BUNDLED_FILES
-from .launcher import CONFIG_NAME, LaunchConfig
+from .launcher import CONFIG_NAME, DEFAULT_PORT, LaunchConfig
 
-__all__ = ["VENDORED", "CLIENT_PACKAGE", "bundle_files", "py_files"]
+__all__ = ["VENDORED", "CLIENT_PACKAGE", "add_launch_arguments", "bundle_files", "launch_from_arguments", "py_files"]
 
 #: Bundled third-party packages (import names).
 VENDORED = ("websockets", "msgpack")
@@ -125,3 +126,26 @@ def bundle_files(
             files.append((f"LICENSES/{name}-{lic.name}", lic.read_bytes()))
     files.append(("VERSIONS.txt", ("\n".join(lines) + "\n").encode()))
     return files
+
+
+def add_launch_arguments(parser: argparse.ArgumentParser) -> None:
+    """The installers' options for how the plug-in starts the server (``--port``, ``--server-arg``)."""
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_PORT,
+        help=f"port of the server the plug-in uses and starts (default: {DEFAULT_PORT})",
+    )
+    parser.add_argument(
+        "--server-arg",
+        action="append",
+        default=[],
+        metavar="ARG",
+        help="an extra `python -m server` argument for the server the plug-in starts "
+        "(repeatable; e.g. --server-arg=--fast)",
+    )
+
+
+def launch_from_arguments(args: argparse.Namespace) -> LaunchConfig:
+    """What ``launch.json`` records for the options :func:`add_launch_arguments` added: this Python."""
+    return LaunchConfig.here(args.port, args.server_arg)
