@@ -681,6 +681,15 @@ def test_port_in_use_is_an_oserror(restorer, server):
             pass
 
 
+def cpu_server_command(model_paths, *extra: str) -> list[str]:
+    """``python -m server`` on a free port, on the CPU in fp32, with the test models, and ``extra``."""
+    return [
+        sys.executable, "-m", "server", "--port", "0", "--device", "cpu", "--precision", "fp32",
+        "--mask-model", str(model_paths[0]), "--restore-model", str(model_paths[1]),
+        "--baseline-model", str(model_paths[2]), *extra,
+    ]  # fmt: skip
+
+
 def served_url(proc: subprocess.Popen) -> tuple[str, list[str]]:
     """The ws:// URL a ``python -m server`` process logs on its stderr pipe, and the lines until it."""
     url = None
@@ -699,27 +708,7 @@ def served_url(proc: subprocess.Popen) -> tuple[str, list[str]]:
 
 def test_command_line_serves_and_stops_on_ctrl_c(model_paths, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "server",
-        "--port",
-        "0",
-        "--device",
-        "cpu",
-        "--precision",
-        "fp32",
-        "--mask-model",
-        str(model_paths[0]),
-        "--restore-model",
-        str(model_paths[1]),
-        "--baseline-model",
-        str(model_paths[2]),
-        "--token",
-        "tok",
-        "--max-pixels",
-        "5000",
-    ]
+    cmd = cpu_server_command(model_paths, "--token", "tok", "--max-pixels", "5000")
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env, cwd=Path(__file__).parent.parent)
     try:
         url, lines = served_url(proc)

@@ -13,7 +13,6 @@ import os
 import re
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from test_server import (
     LIMITS,
     TILE,
     cancel_at_progress,
+    cpu_server_command,
     drawing,
     make_models,
     raw_connection,
@@ -382,42 +382,22 @@ def test_ensure_token_makes_a_private_file_and_reuses_it(tmp_path):
     assert server_main.ensure_token("given", path)[0] == "given" and path.read_text().strip() == "given"
 
 
-def test_the_server_requires_a_token_by_default_and_local_clients_find_it(model_paths, tmp_path):
+def test_the_server_requires_a_token_by_default_and_local_clients_find_it(model_paths, tmp_path, monkeypatch):
     token_path = tmp_path / "token"
     env = {**os.environ, "LINEART_RESTORE_TOKEN_FILE": str(token_path), "OMP_NUM_THREADS": "1"}
     env.pop("LINEART_RESTORE_TOKEN", None)
-    cmd = [
-        sys.executable,
-        "-m",
-        "server",
-        "--port",
-        "0",
-        "--device",
-        "cpu",
-        "--precision",
-        "fp32",
-        "--mask-model",
-        str(model_paths[0]),
-        "--restore-model",
-        str(model_paths[1]),
-        "--baseline-model",
-        str(model_paths[2]),
-    ]
+    cmd = cpu_server_command(model_paths)
     proc = subprocess.Popen(cmd, cwd=Path(__file__).parent.parent, env=env, stderr=subprocess.PIPE, text=True)
     try:
         url, lines = served_url(proc)
         assert f"local clients read it from {token_path}" in "".join(lines)
         assert stat.S_IMODE(token_path.stat().st_mode) == 0o600
-        old = os.environ.get("LINEART_RESTORE_TOKEN_FILE")
-        os.environ["LINEART_RESTORE_TOKEN_FILE"] = str(token_path)
-        try:
-            with client.Client(url) as c:  # read from the file: nobody typed it
-                assert c.restore(drawing(24, 32).tobytes(), 32, 24, "gray8").width == 32
-            with pytest.raises(client.HandshakeRefusedError) as info:
-                client.Client(url, token="").connect()
-            assert info.value.code == "unauthorized"
-        finally:
-            os.environ["LINEART_RESTORE_TOKEN_FILE"] = old or ""
+        monkeypatch.setenv("LINEART_RESTORE_TOKEN_FILE", str(token_path))
+        with client.Client(url) as c:  # read from the file: nobody typed it
+            assert c.restore(drawing(24, 32).tobytes(), 32, 24, "gray8").width == 32
+        with pytest.raises(client.HandshakeRefusedError) as info:
+            client.Client(url, token="").connect()
+        assert info.value.code == "unauthorized"
     finally:
         proc.kill()
         proc.wait()
