@@ -88,16 +88,14 @@ def save_slim_models(folder, seed: int = 0) -> tuple:
     return paths
 
 
+def model_args(paths) -> list[str]:
+    """``--mask-model``, ``--restore-model`` and ``--baseline-model`` for the three weight files
+    ``paths`` (as :func:`save_slim_models` returns them): the same flags for the server, the
+    command line and ``python -m training evaluate``."""
+    mask, restore, baseline = paths
+    return ["--mask-model", str(mask), "--restore-model", str(restore), "--baseline-model", str(baseline)]
+
+
 def slim_server_args(folder, seed: int = 0) -> list[str]:
     """``python -m server`` arguments for :func:`save_slim_models` on the CPU."""
-    mask, restore, baseline = save_slim_models(folder, seed)
-    return [
-        "--device",
-        "cpu",
-        "--mask-model",
-        str(mask),
-        "--restore-model",
-        str(restore),
-        "--baseline-model",
-        str(baseline),
-    ]
+    return ["--device", "cpu", *model_args(save_slim_models(folder, seed))]

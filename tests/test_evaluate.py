@@ -16,6 +16,7 @@ from core.masknet import build_masknet
 from core.metrics import boundary_fscore, miou, psnr, ssim
 from core.pipeline import RestoreOptions, Restorer
 from core.weights import save_model
+from tests.subprocess_server import model_args
 from training.data import DataError, jpeg_degrade
 from training.evaluate import (
     MASK_ROWS,
@@ -132,12 +133,7 @@ def test_cli_writes_markdown_and_json_and_skips_bad_image(tmp_path, folder, mode
             str(data),
             "--qf",
             "20",
-            "--mask-model",
-            str(models[0]),
-            "--restore-model",
-            str(models[1]),
-            "--baseline-model",
-            str(models[2]),
+            *model_args(models),
             "--device",
             "cpu",
             "--crop",

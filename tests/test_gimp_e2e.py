@@ -31,7 +31,7 @@ from PIL import Image
 from gimp_plugin import install as installer
 from server import client
 from tests.colour_checks import hue, hue_distance
-from tests.subprocess_server import server_process
+from tests.subprocess_server import model_args, server_process
 
 pytestmark = [pytest.mark.gimp, pytest.mark.slow]
 
@@ -105,12 +105,7 @@ def server_url(tmp_path_factory):
         "cpu",
         "--precision",
         "fp32",
-        "--mask-model",
-        str(mask),
-        "--restore-model",
-        str(restore),
-        "--baseline-model",
-        str(baseline),
+        *model_args((mask, restore, baseline)),
     ]
     with server_process(cmd, REPO, d / "server.log", port, 180, env=env) as url:
         yield url

@@ -39,7 +39,7 @@ from krita_plugin.lineart_restore.geometry import Rect
 from krita_plugin.lineart_restore.settings import Settings
 from server import client as lrclient
 from tests.colour_checks import hue, hue_distance
-from tests.subprocess_server import stop_pid
+from tests.subprocess_server import model_args, stop_pid
 from training.colour import in_ink
 
 pytestmark = pytest.mark.krita
@@ -104,12 +104,7 @@ def server_url(models, tmp_path_factory):
             "cpu",
             "--tile",
             "256",
-            "--mask-model",
-            str(models[0]),
-            "--restore-model",
-            str(models[1]),
-            "--baseline-model",
-            str(models[2]),
+            *model_args(models),
         ],
         cwd=REPO,
         stdout=log,
@@ -166,12 +161,7 @@ def launch(models):
         "cpu",
         "--tile",
         "64",
-        "--mask-model",
-        str(models[0]),
-        "--restore-model",
-        str(models[1]),
-        "--baseline-model",
-        str(models[2]),
+        *model_args(models),
     ]
     return LaunchConfig.here(_free_port(), args)
 

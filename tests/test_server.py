@@ -34,6 +34,7 @@ from core.pipeline import RestoreOptions, Restorer
 from core.weights import save_model
 from server import client, protocol
 from server.app import SERVER_VERSION, RestoreServer, serve_in_thread
+from tests.subprocess_server import model_args
 
 TILE = 64
 LIMITS = protocol.Limits(max_message_bytes=2**20, max_pixels=600 * 600, max_jobs_per_client=3, max_queue=8)
@@ -685,8 +686,7 @@ def cpu_server_command(model_paths, *extra: str) -> list[str]:
     """``python -m server`` on a free port, on the CPU in fp32, with the test models, and ``extra``."""
     return [
         sys.executable, "-m", "server", "--port", "0", "--device", "cpu", "--precision", "fp32",
-        "--mask-model", str(model_paths[0]), "--restore-model", str(model_paths[1]),
-        "--baseline-model", str(model_paths[2]), *extra,
+        *model_args(model_paths), *extra,
     ]  # fmt: skip
 
 
