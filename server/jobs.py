@@ -302,7 +302,7 @@ class Turns:
     def enter(self, key: Hashable, cancel: threading.Event | None = None) -> None:
         """Join and wait for the first turn."""
         with self._cond:
-            others = [v for k, v in self._used.items()]
+            others = list(self._used.values())
             self._used[key] = max(0.0, min(others, default=0.0) - self.credit)
             if self._holder is None and not self._waiting:
                 self._grant(key)
