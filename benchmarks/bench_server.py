@@ -18,7 +18,8 @@
    Targets: the server alive, the same output for a reference job before and after, log growth
    <= 1 MiB.
 4. Queue flood: 4 clients send 8 messages each at the size limit (8192^2 rgba8, 256 MiB) back to
-   back, then close. Targets: peak RSS <= idle + 1.5 GiB, every refused message answered queue_full.
+   back, each in fragments of the server's frame limit (docs/protocol.md), then close. Targets:
+   peak RSS <= idle + 1.5 GiB, every refused message answered queue_full.
 5. Fair turns: a 256^2 request sent by another client while an 8192^2 one runs, three times during
    one run (the first as the big one starts, during its whole-image preparation). Target: done within 3 s. Also printed: the longest gap between the big job's progress
    messages, and how long its cancel took.
@@ -44,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.common import ROOT, shipped_path
-from server import client
+from server import client, protocol
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -230,8 +231,6 @@ class RssSampler:
 def _raw(url: str, hello: bool = True):
     from websockets.sync.client import connect
 
-    from server import protocol
-
     # no keepalive pings: on a loaded machine a client busy sending 256 MiB frames answers late
     ws = connect(url, compression=None, proxy=None, max_size=None, open_timeout=30, legacy=True, ping_interval=None)
     if hello:
@@ -241,8 +240,6 @@ def _raw(url: str, hello: bool = True):
 
 
 def _reader(ws, replies: list) -> threading.Thread:
-    from server import protocol
-
     def run() -> None:
         try:
             for raw in ws:
@@ -359,7 +356,7 @@ def probe_hostile(url: str, log_path: Path, proc: subprocess.Popen) -> dict:
     for i, (_, frame) in enumerate(messages):
         conns[i % 4].send(frame)
     for i in range(3):
-        conns[i].send(big)
+        conns[i].send(protocol.fragments(big))  # over the frame limit: in fragments, as docs/protocol.md says
     sent = len(messages) + 3 + 20
     expected = sent - sum(1 for name, _ in messages if name == "cancel unknown id")  # a cancel gets no answer
     deadline = time.monotonic() + 120
@@ -391,8 +388,6 @@ def probe_hostile(url: str, log_path: Path, proc: subprocess.Popen) -> dict:
 
 def probe_flood(url: str, proc: subprocess.Popen, clients: int = 4, per_client: int = 8, side: int = 8192) -> dict:
     """``clients`` connections each send ``per_client`` rgba8 ``side``^2 requests back to back."""
-    from server import protocol
-
     img = np.full((side, side, 4), 255, np.uint8)
     img[::64, :, :3] = 0
     data = img.tobytes()
@@ -410,7 +405,7 @@ def probe_flood(url: str, proc: subprocess.Popen, clients: int = 4, per_client: 
                 frame = protocol.encode(
                     protocol.Restore(id=f"c{c}r{r}", width=side, height=side, format="rgba8", data=data)
                 )
-                ws.send(frame)
+                ws.send(protocol.fragments(frame))  # the server reads the header from the first fragment
                 del frame
             seen: set = set()
             deadline = time.monotonic() + 300

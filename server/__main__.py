@@ -155,6 +155,20 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"largest message in MiB (default: {defaults.max_message_bytes // 2**20})",
     )
     g.add_argument(
+        "--max-fragment-kb",
+        type=_positive,
+        default=protocol.MAX_FRAGMENT_BYTES // 1024,
+        help="largest WebSocket frame in KiB; a longer message comes in fragments, whose header is checked "
+        f"before the rest is stored (default: {protocol.MAX_FRAGMENT_BYTES // 1024})",
+    )
+    g.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=protocol.STALL_TIMEOUT,
+        help="seconds a message sent in fragments may go without its next one before the connection is closed "
+        f"(default: {protocol.STALL_TIMEOUT:g})",
+    )
+    g.add_argument(
         "--max-jobs-per-client",
         type=_positive,
         default=defaults.max_jobs_per_client,
@@ -273,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
             max_queued_bytes=args.max_queued_mb * 2**20 if args.max_queued_mb else None,
             max_queued_pixels=args.max_queued_pixels,
             max_active_jobs=args.max_active_jobs,
+            max_fragment_bytes=args.max_fragment_kb * 1024,
+            stall_timeout=args.stall_timeout,
         )
     except (RestoreError, OSError, ValueError) as e:
         log.error("cannot start: %s", e)

@@ -85,6 +85,16 @@ _MISTAKE_SUMMARY_INTERVAL = 60.0
 _LOG_TEXT = 200
 
 
+def _room(nbytes: int) -> int:
+    """Longest restore message the server takes in fragments for an image of ``nbytes`` decoded
+    bytes: the pixels (a PNG may be a little longer than its pixels), the header and options."""
+    return nbytes + nbytes // 32 + 2**20
+
+
+class _Stalled(Exception):
+    """A client stopped sending in the middle of a fragmented message."""
+
+
 def printable(text: object, limit: int = _LOG_TEXT) -> str:
     """``text`` fit for a log line: control and other non-printable characters escaped (a newline
     becomes ``\\n``), cut to ``limit`` characters with the count of what was left out."""
@@ -231,6 +241,9 @@ class RestoreServer:
             queued and running jobs (None: :func:`default_budget`, from the memory available).
         client_share: the part of that budget one client may use.
         max_active_jobs: jobs that run at once, taking turns tile by tile.
+        max_fragment_bytes: largest WebSocket frame; a longer message must come as fragments,
+            whose header is checked (limits, queue budget) before the rest is stored.
+        stall_timeout: seconds a fragmented message may go without its next fragment.
     """
 
     def __init__(
@@ -249,6 +262,8 @@ class RestoreServer:
         max_queued_pixels: int | None = None,
         client_share: float = CLIENT_SHARE,
         max_active_jobs: int = MAX_ACTIVE_JOBS,
+        max_fragment_bytes: int = protocol.MAX_FRAGMENT_BYTES,
+        stall_timeout: float = protocol.STALL_TIMEOUT,
     ) -> None:
         self.restorer = restorer
         self.host = host
@@ -268,7 +283,11 @@ class RestoreServer:
         RestoreOptions(tile=tile)  # raises InvalidOptionError for a bad tile size
         if max_connections < 1 or max_active_jobs < 1:
             raise ValueError("max_connections and max_active_jobs must be at least 1")
+        if max_fragment_bytes < 1024 or not stall_timeout > 0:
+            raise ValueError("max_fragment_bytes must be at least 1024 and stall_timeout above 0")
         self.max_connections = max_connections
+        self.max_fragment_bytes = min(max_fragment_bytes, self.limits.max_message_bytes)
+        self.stall_timeout = float(stall_timeout)
         budget_bytes, budget_pixels = default_budget()
         self.queue = FairQueue(
             self.limits.max_jobs_per_client,
@@ -333,6 +352,8 @@ class RestoreServer:
             "max_queued_pixels": self.queue.max_pixels,
             "client_share": self.queue.client_share,
             "max_active_jobs": self.queue.max_active,
+            "max_fragment_bytes": self.max_fragment_bytes,
+            "stall_timeout": self.stall_timeout,
         }
 
     def _device_name(self) -> str:
@@ -356,8 +377,10 @@ class RestoreServer:
             self.host,
             self.port,
             process_request=self._process_request,
-            max_size=self.limits.max_message_bytes,
-            max_queue=1,  # frames read ahead per connection: each may be max_message_bytes
+            # A frame over max_fragment_bytes closes the connection (1009): a long message comes
+            # in fragments, so that its header is checked before the rest is stored.
+            max_size=(self.limits.max_message_bytes, self.max_fragment_bytes),
+            max_queue=1,  # frames read ahead per connection: each at most max_fragment_bytes
             compression=None,
             ping_timeout=120,  # a client sending 256 MiB messages back to back answers pings late
             server_header=f"lineart-restore/{SERVER_VERSION}",
@@ -462,12 +485,14 @@ class RestoreServer:
         sender = asyncio.create_task(self._send_loop(conn))
         log.debug("%r connected", conn)
         try:
-            async for raw in ws:
-                if self._stopping:
-                    break
-                await self._on_message(conn, raw)
+            while not self._stopping:
+                await self._receive(conn)
         except ConnectionClosed:
             pass
+        except _Stalled:
+            reason = f"no fragment of the message for {self.stall_timeout:g} s; the server dropped it"
+            self._mistakes.note(conn, "stalled", reason)
+            await ws.close(1008, reason)
         finally:
             self._drop(conn)
             conn.outbox.put_nowait(None)
@@ -510,10 +535,130 @@ class RestoreServer:
         self._mistakes.note(conn, code, f"request {printable(request_id, 64)}: {message}" if request_id else message)
         self._error(conn, code, message, request_id)
 
-    def _precheck(self, conn: _Connection, raw: bytes) -> bool:
-        """For a big restore message, check the limits and the queue budget from its header
-        (``protocol.peek``) before the pixels are copied out of it; False when it was refused."""
-        head = protocol.peek(raw)
+    # -- receiving: whole messages, and long ones fragment by fragment ------------------------
+    async def _receive(self, conn: _Connection) -> None:
+        """Read the next message and act on it.
+
+        A message in one frame (at most ``max_fragment_bytes``) is handled whole. A longer one
+        comes in fragments: its header (type, id, size, format, a PNG's header) is read from the
+        first ones and checked against the limits and the queue budget before anything more is
+        stored. Accepted, its room in the budget is reserved and the fragments are gathered;
+        refused, the answer goes out at once and the rest of the message is read and dropped.
+
+        Raises:
+            ConnectionClosed: the client left. _Stalled: no fragment for ``stall_timeout`` s.
+        """
+        parts = conn.ws.recv_streaming()
+        first = await anext(parts)  # waits as long as the client likes: an idle connection
+        if isinstance(first, str):  # a text message: refused, whatever its length
+            await self._drain(parts)
+            await self._on_message(conn, "")
+            return
+        head = protocol.peek(first, partial=True)
+        if not isinstance(head.get("data"), protocol.Cut):  # the first frame may be the whole message
+            part = await self._next_part(parts)
+            if part is None:
+                await self._on_message(conn, first)
+                return
+            buf = bytearray(first)
+            del first
+            while True:
+                buf += part
+                head = protocol.peek(buf, partial=True)
+                if "data" in head or len(buf) >= protocol.HEADER_BYTES:
+                    break
+                part = await self._next_part(parts)
+                if part is None:  # a short message sent in small fragments
+                    await self._on_message(conn, bytes(buf))
+                    return
+            del part
+        else:  # the pixels go on in the next fragments: the header is here
+            buf = bytearray(first)
+            del first
+        job: Job | None = None
+        try:
+            job = self._fragmented_job(conn, head)
+            self.queue.reserve(job)
+        except QueueFullError as e:
+            assert job is not None
+            self._refuse(conn, protocol.ErrorCode.QUEUE_FULL, str(e), job.id)
+            job = None
+        except protocol.ProtocolError as e:
+            self._refuse(conn, e.code, e.message, e.request_id)
+            job = None
+        if job is None:
+            del buf
+            await self._drain(parts)
+            return
+        try:
+            await self._gather(conn, parts, buf, job, f"{head['width']}x{head['height']} {head['format']}")
+        finally:
+            buf.clear()
+            self.queue.release(job)  # a no-op once the job was queued
+
+    async def _gather(self, conn: _Connection, parts: Any, buf: bytearray, job: Job, what: str) -> None:
+        """Receive the rest of an accepted request into ``buf`` (its room in the queue budget is
+        reserved: ``job``), then decode and queue it."""
+        room = _room(job.nbytes)
+        while len(buf) <= room:
+            part = await self._next_part(parts)
+            if part is None:
+                break
+            buf += part
+        else:
+            buf.clear()
+            self.queue.release(job)
+            self._refuse(
+                conn,
+                protocol.ErrorCode.BAD_MESSAGE,
+                f"the message is longer than {room} bytes, more than a {what} image and its "
+                "options need; the rest of it was dropped",
+                job.id,
+            )
+            await self._drain(parts)
+            return
+        try:
+            msg = await asyncio.to_thread(protocol.decode, buf) if len(buf) > _DECODE_OFF_LOOP else protocol.decode(buf)
+        except protocol.ProtocolError as e:
+            self._refuse(conn, e.code, e.message, e.request_id)
+            return
+        finally:
+            buf.clear()  # the message's bytes: decode() copied the pixels out
+        self._dispatch(conn, msg, job)
+
+    async def _next_part(self, parts: Any) -> Any:
+        """The next fragment of the message being received, or None at its end.
+
+        Raises:
+            _Stalled: none came for ``stall_timeout`` seconds (the message's iterator is then
+                unusable: the caller closes the connection).
+        """
+
+        async def step() -> Any:
+            try:
+                return await anext(parts)
+            except StopAsyncIteration:
+                return None
+
+        try:
+            return await asyncio.wait_for(step(), self.stall_timeout)
+        except asyncio.TimeoutError:
+            raise _Stalled from None
+
+    async def _drain(self, parts: Any) -> None:
+        """Read the rest of a refused message and drop it (websockets wants it read to its end)."""
+        while await self._next_part(parts) is not None:
+            pass
+
+    def _header_job(self, conn: _Connection, head: Mapping[str, Any]) -> Job | None:
+        """The job a restore request's header (``protocol.peek``) describes, its pixels and
+        decoded bytes, checked against the pixel limit (not against the queue: the caller does).
+        None when the header does not describe a restore request that could be valid.
+
+        Raises:
+            protocol.ProtocolError: ``duplicate_id``, ``too_large``, ``invalid_image`` (a PNG
+                header).
+        """
         width, height, fmt, rid = head.get("width"), head.get("height"), head.get("format"), head.get("id")
         if not (
             conn.greeted
@@ -524,8 +669,14 @@ class RestoreServer:
             and height > 0
             and fmt in protocol.PixelFormat._value2member_map_
         ):
-            return True  # decode() reports what is wrong with it
+            return None
         rid = rid if isinstance(rid, str) and 0 < len(rid) <= protocol.MAX_ID_LENGTH else None
+        if rid is not None and rid in conn.jobs:
+            raise protocol.ProtocolError(
+                protocol.ErrorCode.DUPLICATE_ID, "this request id is already queued or running", rid
+            )
+        if width * height > self.limits.max_pixels:
+            raise protocol.ProtocolError(protocol.ErrorCode.TOO_LARGE, self._too_many_pixels(width, height), rid)
         fmt = protocol.PixelFormat(fmt)
         try:
             nbytes = (
@@ -533,12 +684,64 @@ class RestoreServer:
                 if fmt is protocol.PixelFormat.PNG
                 else protocol.expected_size(fmt, width, height)
             )
-            self.queue.check(Job(client=conn, id=rid or "", request=None, pixels=width * height, nbytes=nbytes or 0))
+        except RestoreError as e:
+            raise protocol.ProtocolError(e.code, str(e), rid) from None
+        return Job(client=conn, id=rid or "", request=None, pixels=width * height, nbytes=nbytes or 0)
+
+    def _fragmented_job(self, conn: _Connection, head: Mapping[str, Any]) -> Job:
+        """:meth:`_header_job` for a message that came in fragments, whose header must be
+        readable from its first ones (it cannot be decoded whole before it is checked)."""
+        rid = head.get("id")
+        rid = rid if isinstance(rid, str) and 0 < len(rid) <= protocol.MAX_ID_LENGTH else None
+        if not conn.greeted:
+            raise protocol.ProtocolError(protocol.ErrorCode.NOT_READY, "send a hello message first", rid)
+        job = self._header_job(conn, head)
+        version, width, height = head.get("v"), head.get("width"), head.get("height")
+        v_ok = type(version) is int and version == 1
+        if job is not None and rid is not None and v_ok:
+            return job
+        formats = protocol.PixelFormat._value2member_map_
+        wrong = [
+            name
+            for name, ok in (
+                ("type", head.get("type") == "restore"),
+                ("v", v_ok),
+                ("id", rid is not None),
+                ("width", type(width) is int and width > 0),
+                ("height", type(height) is int and height > 0),
+                ("format", head.get("format") in formats),
+            )
+            if not ok
+        ]
+        raise protocol.ProtocolError(
+            protocol.ErrorCode.BAD_MESSAGE,
+            f"a message longer than one frame ({self.max_fragment_bytes} bytes) must be a restore request whose "
+            f"type, v (1), id (1..{protocol.MAX_ID_LENGTH} characters), width, height (above 0) and format "
+            f"({', '.join(formats)}) come before its data, within its first {protocol.HEADER_BYTES} bytes; "
+            f"in this one these are missing or wrong: {', '.join(wrong)}",
+            rid,
+        )
+
+    def _too_many_pixels(self, width: int, height: int) -> str:
+        return (
+            f"the image is {width}x{height} = {width * height} pixels; this server takes at most "
+            f"{self.limits.max_pixels}"
+        )
+
+    def _precheck(self, conn: _Connection, raw: bytes) -> bool:
+        """For a big restore message in one frame, check the queue budget from its header
+        (``protocol.peek``) before the pixels are copied out of it; False when it was refused.
+        Other problems are left to ``decode`` and the checks after it."""
+        try:
+            job = self._header_job(conn, protocol.peek(raw))
+            if job is not None:
+                self.queue.check(job)
         except QueueFullError as e:
-            self._refuse(conn, protocol.ErrorCode.QUEUE_FULL, str(e), rid)
+            assert job is not None
+            self._refuse(conn, protocol.ErrorCode.QUEUE_FULL, str(e), job.id or None)
             return False
-        except RestoreError:
-            pass  # decode() and the checks after it say what is wrong
+        except protocol.ProtocolError:
+            pass
         return True
 
     async def _on_message(self, conn: _Connection, raw: bytes | str) -> None:
@@ -553,6 +756,10 @@ class RestoreServer:
             self._refuse(conn, e.code, e.message, e.request_id)
             return
         del raw
+        self._dispatch(conn, msg)
+
+    def _dispatch(self, conn: _Connection, msg: protocol.Message, reserved: Job | None = None) -> None:
+        """Act on a decoded message (``reserved``: see :meth:`_on_restore`)."""
         if isinstance(msg, protocol.Hello):
             conn.greeted = True
             conn.name = printable(msg.client, 64)
@@ -561,7 +768,7 @@ class RestoreServer:
         elif not conn.greeted:
             self._refuse(conn, protocol.ErrorCode.NOT_READY, "send a hello message first", getattr(msg, "id", None))
         elif isinstance(msg, protocol.Restore):
-            self._on_restore(conn, msg)
+            self._on_restore(conn, msg, reserved)
         elif isinstance(msg, protocol.Cancel):
             self._on_cancel(conn, msg.id)
         else:
@@ -599,19 +806,15 @@ class RestoreServer:
     def _welcome_device_is_cpu(self) -> bool:
         return getattr(getattr(self.restorer, "device", None), "type", "cpu") == "cpu"
 
-    def _on_restore(self, conn: _Connection, msg: protocol.Restore) -> None:
+    def _on_restore(self, conn: _Connection, msg: protocol.Restore, reserved: Job | None = None) -> None:
+        """Check and queue a restore request; ``reserved``: the room its header reserved in the
+        queue budget while it arrived in fragments (released when the request is refused)."""
         if msg.id in conn.jobs:
             self._refuse(conn, protocol.ErrorCode.DUPLICATE_ID, "this request id is already queued or running", msg.id)
             return
         pixels = msg.width * msg.height
         if pixels > self.limits.max_pixels:
-            self._refuse(
-                conn,
-                protocol.ErrorCode.TOO_LARGE,
-                f"the image is {msg.width}x{msg.height} = {pixels} pixels; this server takes at most "
-                f"{self.limits.max_pixels}",
-                msg.id,
-            )
+            self._refuse(conn, protocol.ErrorCode.TOO_LARGE, self._too_many_pixels(msg.width, msg.height), msg.id)
             return
         try:
             options = self._core_options(msg.options)
@@ -629,7 +832,12 @@ class RestoreServer:
             nbytes=nbytes,
         )
         try:
-            self.queue.push(job)
+            if reserved is not None and (reserved.id, reserved.pixels, reserved.nbytes) == (msg.id, pixels, nbytes):
+                self.queue.admit(job, reserved)
+            else:  # no reservation, or the whole message says otherwise than its header did
+                if reserved is not None:
+                    self.queue.release(reserved)
+                self.queue.push(job)
         except QueueFullError as e:
             self._refuse(conn, protocol.ErrorCode.QUEUE_FULL, str(e), msg.id)
             return

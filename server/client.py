@@ -352,6 +352,16 @@ class _Common:
     url: str = ""
     welcome: protocol.Welcome | None = None
 
+    def _wire(self, frame: bytes) -> bytes | list[memoryview]:
+        """``frame`` as websockets sends it: whole, or, when it is longer than the server's frame
+        limit (``max_fragment_bytes`` in ``welcome.info["limits"]``), as one message in fragments
+        whose first holds the request's header, so the server can refuse it before the rest."""
+        limits = self.welcome.info.get("limits") if self.welcome is not None else None
+        size = limits.get("max_fragment_bytes") if isinstance(limits, dict) else None
+        if type(size) is not int or size < 1024:
+            size = protocol.MAX_FRAGMENT_BYTES
+        return frame if len(frame) <= size else protocol.fragments(frame, size)
+
     def takes_option(self, name: str) -> bool:
         """Whether the connected server lists ``name`` among its restore options (older servers
         refuse options they do not know)."""
@@ -706,7 +716,7 @@ class Client(_Common):
         if frame is None:
             return
         try:
-            self._ws.send(frame)
+            self._ws.send(self._wire(frame))
         except ConnectionClosed as e:
             self._ws = None
             raise _closed_error(e, during) from None
@@ -937,7 +947,7 @@ class AsyncClient(_Common):
         if self._dropped or self._ws is None:
             raise ConnectionLostError("the connection to the server was lost")
         try:
-            await self._ws.send(frame)
+            await self._ws.send(self._wire(frame))
         except ConnectionClosed as e:
             raise _closed_error(e, "while sending the image") from None
 

@@ -8,7 +8,8 @@ waiting. A client with one job is not stuck behind another client's ten. A few j
 (``max_active``, each of another client, at most one of them big), so that a small job need not
 wait for a huge one to finish. The queue is bounded by count (per client and overall) and by a
 budget of decoded image bytes and pixels, with a share per client; a job over a limit is refused
-with :class:`QueueFullError`, whose message gives the numbers.
+with :class:`QueueFullError`, whose message gives the numbers. A request still arriving holds a
+reservation (:meth:`FairQueue.reserve`), counted like a queued job, from its header on.
 
 :class:`Turns` - which running job computes now. The running jobs' threads take turns at step
 boundaries (between tiles and self-ensemble passes, ``core.tiling.step_hook``): only the thread
@@ -104,6 +105,7 @@ class FairQueue:
         self.big_pixels = big_pixels
         self._waiting: OrderedDict[Hashable, deque[Job]] = OrderedDict()
         self.running: list[Job] = []
+        self.arriving: list[Job] = []
 
     def __len__(self) -> int:
         """Jobs waiting (not counting the running ones)."""
@@ -111,12 +113,13 @@ class FairQueue:
 
     @property
     def depth(self) -> int:
-        """Jobs waiting plus the running ones."""
-        return len(self) + len(self.running)
+        """Jobs waiting plus the running ones and the reservations of requests still arriving."""
+        return len(self) + len(self.running) + len(self.arriving)
 
     def _jobs(self, client: Hashable | None = None) -> list[Job]:
         waiting = (j for q in self._waiting.values() for j in q) if client is None else self._waiting.get(client, ())
-        return [*waiting, *(j for j in self.running if client is None or j.client == client)]
+        others = (*self.running, *self.arriving)
+        return [*waiting, *(j for j in others if client is None or j.client == client)]
 
     def count(self, client: Hashable) -> int:
         """Jobs of ``client``, waiting or running."""
@@ -142,6 +145,27 @@ class FairQueue:
         """
         self.check(job)
         self._waiting.setdefault(job.client, deque()).append(job)
+
+    def reserve(self, job: Job) -> None:
+        """Hold room for ``job`` while its message arrives (it counts like a queued job but does
+        not start); :meth:`admit` queues it, :meth:`release` gives the room back.
+
+        Raises:
+            QueueFullError: as :meth:`push`.
+        """
+        self.check(job)
+        self.arriving.append(job)
+
+    def admit(self, job: Job, reserved: Job | None = None) -> None:
+        """Queue ``job`` in the room reserved for it (by ``reserved``, default: ``job`` itself)
+        without checking the limits again: its message arrived whole."""
+        self.release(reserved if reserved is not None else job)
+        self._waiting.setdefault(job.client, deque()).append(job)
+
+    def release(self, job: Job) -> None:
+        """Give back the room reserved for ``job`` (refused, or its client left)."""
+        if job in self.arriving:
+            self.arriving.remove(job)
 
     def check(self, job: Job) -> None:
         """Raise :class:`QueueFullError` when :meth:`push` would refuse ``job`` now."""

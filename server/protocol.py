@@ -56,6 +56,9 @@ __all__ = [
     "PROTOCOL_VERSION",
     "DEFAULT_PORT",
     "MAX_ID_LENGTH",
+    "MAX_FRAGMENT_BYTES",
+    "HEADER_BYTES",
+    "STALL_TIMEOUT",
     "ENSEMBLE_SIZES",
     "option_table",
     "PixelFormat",
@@ -86,6 +89,8 @@ __all__ = [
     "encode",
     "decode",
     "peek",
+    "fragments",
+    "Cut",
 ]
 
 #: Module name the option table is loaded under (see :func:`_load_option_table`).
@@ -127,6 +132,17 @@ PROTOCOL_VERSION = 1
 DEFAULT_PORT = option_table.DEFAULT_PORT
 #: Longest accepted request id (characters).
 MAX_ID_LENGTH = 64
+#: Largest WebSocket frame the server takes by default. A longer message must come as fragments
+#: (RFC 6455 continuation frames; :func:`fragments`), so the server can read a request's header
+#: from its first fragment and refuse it before the rest arrives. The server reports its own value
+#: as ``max_fragment_bytes`` in ``Welcome.info["limits"]``.
+MAX_FRAGMENT_BYTES = 8 * 2**20
+#: A message sent in fragments must have its ``type``, ``v``, ``id``, ``width``, ``height`` and
+#: ``format`` (and a PNG's header) within its first this many bytes.
+HEADER_BYTES = 64 * 2**10
+#: Seconds the server waits for the next fragment of a message before it closes the connection
+#: (close code 1008) and drops the message (its ``stall_timeout`` in ``Welcome.info["limits"]``).
+STALL_TIMEOUT = 30.0
 _MAX_TEXT = 4096  # longest free-text field (messages, notes, client names)
 _MAX_NAME = 128  # longest model name
 #: Self-ensemble sizes a restore request may ask for (``Options.ensemble``).
@@ -938,15 +954,20 @@ def _walk(buf: memoryview, pos: int, depth: int, head: int) -> tuple[Any, int]:
     raise ValueError(f"byte 0x{b:02x} does not start a msgpack object")
 
 
-def peek(data: bytes | bytearray | memoryview, head: int = 64) -> dict[str, Any]:
+def peek(data: bytes | bytearray | memoryview, head: int = 64, partial: bool = False) -> dict[str, Any]:
     """The top-level fields of a message without decoding it: numbers, booleans, nil and short
     strings as they are, binary fields as their first ``head`` bytes, nested maps and lists as
     None. Nothing is copied but those few bytes, so a server can check a big request's size
     against its limits before :func:`decode` copies the pixels. Not a check of the message:
-    anything unreadable gives ``{}``."""
+    anything unreadable gives ``{}``.
+
+    ``partial=True`` reads the start of a message (its first fragments): the fields that lie
+    wholly in ``data``, and a binary field cut short as the first ``head`` bytes it has (a
+    :class:`Cut`: the message goes on beyond ``data``), then stops there."""
     buf = memoryview(data) if not isinstance(data, str) else None
     if buf is None or not len(buf):
         return {}
+    out: dict[str, Any] = {}
     try:
         b = buf[0]
         if 0x80 <= b <= 0x8F:
@@ -956,15 +977,42 @@ def peek(data: bytes | bytearray | memoryview, head: int = 64) -> dict[str, Any]
             count, pos = int.from_bytes(buf[1 : 1 + width], "big"), 1 + width
         else:
             return {}
-        out: dict[str, Any] = {}
         for _ in range(min(count, 1 << 12)):
             key, pos = _walk(buf, pos, 1, 0)
+            cut = partial and isinstance(key, str) and _bin_cut(buf, pos)
+            if cut:
+                out[key] = Cut(buf[cut : cut + head])
+                return out
             value, pos = _walk(buf, pos, 1, head)
             if isinstance(key, str):
                 out[key] = value
         return out
     except (ValueError, IndexError, UnicodeDecodeError, struct.error):
-        return {}
+        return out if partial else {}
+
+
+class Cut(bytes):
+    """The first bytes of a binary field that the data given to :func:`peek` ends within."""
+
+
+def _bin_cut(buf: memoryview, pos: int) -> int:
+    """Where the bytes of the msgpack ``bin`` at ``pos`` start when ``buf`` ends before it
+    does, else 0."""
+    b = buf[pos]
+    if b not in (0xC4, 0xC5, 0xC6):
+        return 0
+    width = _SIZED[b][0]
+    start = pos + 1 + width
+    return start if start <= len(buf) and start + int.from_bytes(buf[pos + 1 : start], "big") > len(buf) else 0
+
+
+def fragments(frame: bytes | bytearray | memoryview, size: int = MAX_FRAGMENT_BYTES) -> list[memoryview]:
+    """``frame`` cut into pieces of at most ``size`` bytes (no copy), for a WebSocket library's
+    fragmented send (websockets: ``send(iterable)`` sends one message as continuation frames).
+    The first piece holds the message's header, since :func:`encode` puts the small fields
+    before the pixels."""
+    view = memoryview(frame)
+    return [view[i : i + size] for i in range(0, max(len(view), 1), size)]
 
 
 def _no_ext(code: int, data: bytes) -> Any:
