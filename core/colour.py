@@ -110,6 +110,7 @@ def is_neutral(img: np.ndarray, spread: int = NEUTRAL_SPREAD) -> bool:
         return True
     limit = spread if img.dtype == np.uint8 else spread * 257
     for y in range(0, img.shape[0], _ROWS):
+        step("rows", y, img.shape[0])  # a step boundary for a caller's hook (core.steps)
         band = img[y : y + _ROWS]
         rgb = band[..., :3]
         lo = np.minimum(np.minimum(rgb[..., 0], rgb[..., 1]), rgb[..., 2])
