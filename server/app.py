@@ -34,6 +34,7 @@ import contextlib
 import ctypes
 import dataclasses
 import hmac
+import itertools
 import logging
 import math
 import sys
@@ -146,11 +147,11 @@ class _Mistakes:
         self._codes: dict[str, int] = {}
         self._clients: set[int] = set()
 
-    def note(self, conn: Any, code: str, message: str) -> None:
+    def note(self, conn: _Connection, code: str, message: str) -> None:
         log.debug("%s: %s [%s]", conn, printable(message, 500), printable(code, 64))
         self._count += 1
         self._codes[str(code)] = self._codes.get(str(code), 0) + 1
-        self._clients.add(id(conn))
+        self._clients.add(conn.serial)
         now = time.monotonic()
         if now - self._last >= self.interval:
             codes = ", ".join(f"{printable(c, 64)} x{n}" for c, n in sorted(self._codes.items())[:12])
@@ -208,8 +209,11 @@ def _plain(value: Any, depth: int = 0) -> Any:
 class _Connection:
     """One client: its WebSocket, its live jobs and its outbox."""
 
+    _serials = itertools.count()
+
     def __init__(self, ws: ServerConnection) -> None:
         self.ws = ws
+        self.serial = next(self._serials)  # tells clients apart after they closed (id() may be reused)
         self.name = ""
         self.greeted = False
         self.closed = False
