@@ -82,6 +82,8 @@ __all__ = [
     "DEFAULT_FILES",
     "FAST_FILES",
     "DEFAULT_QF",
+    "NetworkPlanes",
+    "network_planes",
     "RestoreOptions",
     "RestoreResult",
     "Restorer",
@@ -229,6 +231,54 @@ class RestoreResult:
 
 
 # ------------------------------------------------------------------------------------ restorer
+
+
+@dataclass
+class NetworkPlanes:
+    """What the networks see of a layer (:func:`network_planes`).
+
+    ``plane``: the layer's gray plane and layout (a colour layer's line plane, :mod:`core.colour`);
+    ``x``: the (1, 1, H, W) plane the backbone sees (stretched when ``ink_k != 1``); ``mask_x``:
+    the plane the mask network sees when it is not ``x`` (a colour layer's, without the stretched
+    JPEG noise), else ``None``; ``direction``: a colour layer's ink directions, ``None`` for a gray
+    or neutral one; ``ink_k``: the light-ink stretch (:mod:`core.ink`), 1 when none.
+    """
+
+    plane: GrayPlane
+    x: torch.Tensor
+    mask_x: torch.Tensor | None
+    direction: np.ndarray | None
+    ink_k: float
+
+    @property
+    def mask_input(self) -> torch.Tensor:
+        """The (1, 1, H, W) plane the mask network is given."""
+        return self.x if self.mask_x is None else self.mask_x
+
+
+def network_planes(image: np.ndarray, normalize_ink: bool = True) -> NetworkPlanes:
+    """A layer -> the planes the networks are given, as :meth:`Restorer.restore` makes them: a gray
+    or neutral layer's gray plane, or a coloured layer's line and mask planes (:mod:`core.colour`),
+    stretched to full contrast when ``normalize_ink`` finds flat light ink (:mod:`core.ink`).
+    Mask training on coloured JPEGs (``python -m training mask --colour``) calls this too, so that
+    the network is trained on exactly the plane it will see."""
+    direction = mask_x = None
+    if colour.is_neutral(image):
+        plane = to_gray_float(image)
+    else:
+        cplane = colour.prepare(image)
+        plane = GrayPlane(cplane.gray, cplane.layout, cplane.dtype, cplane.notes)
+        direction, mask_gray = cplane.direction, cplane.mask_gray
+        del cplane
+    h, w = plane.gray.shape
+    x = torch.from_numpy(plane.gray).view(1, 1, h, w)
+    if direction is not None:
+        mask_x = torch.from_numpy(mask_gray).view(1, 1, h, w)
+    ink_k = ink.stretch_factor(plane.gray) if normalize_ink else 1.0
+    if ink_k != 1.0:
+        x = ink.stretch(x, ink_k)
+        mask_x = ink.stretch(mask_x, ink_k) if mask_x is not None else None
+    return NetworkPlanes(plane, x, mask_x, direction, ink_k)
 
 
 @dataclass
@@ -560,23 +610,12 @@ class Restorer:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         check_cancel(cancel)
-        direction = mask_x = None
-        if colour.is_neutral(image):
-            plane = to_gray_float(image)
-        else:
-            cplane = colour.prepare(image)
-            plane = GrayPlane(cplane.gray, cplane.layout, cplane.dtype, cplane.notes)
-            direction, mask_gray = cplane.direction, cplane.mask_gray
-            del cplane
+        planes = network_planes(image, opts.normalize_ink)
+        plane, x, mask_x, direction, ink_k = planes.plane, planes.x, planes.mask_x, planes.direction, planes.ink_k
+        del planes
         notes = list(plane.notes)
         h, w = plane.gray.shape
-        x = torch.from_numpy(plane.gray).view(1, 1, h, w)
-        if direction is not None:
-            mask_x = torch.from_numpy(mask_gray).view(1, 1, h, w)
-        ink_k = ink.stretch_factor(plane.gray) if opts.normalize_ink else 1.0
         if ink_k != 1.0:
-            x = ink.stretch(x, ink_k)
-            mask_x = ink.stretch(mask_x, ink_k) if mask_x is not None else None
             notes.append(f"light ink: stretched {ink_k:.2f}x to full contrast for the networks and back after")
 
         backbone = self._backbone_for(opts)
