@@ -81,6 +81,8 @@ __all__ = [
     "MODELS_DIR",
     "DEFAULT_FILES",
     "FAST_FILES",
+    "COLOUR_MASK_FILE",
+    "colour_mask_path",
     "DEFAULT_QF",
     "NetworkPlanes",
     "network_planes",
@@ -108,6 +110,10 @@ DEFAULT_FILES = {
 #: out of the default one and fine-tuned (``python -m training shrink``), faster on a CPU and
 #: less exact.
 FAST_FILES = {**DEFAULT_FILES, "restore": "restore_fast.safetensors"}
+#: The colour layers' own mask network (the default mask fine-tuned on coloured RGB JPEGs,
+#: ``python -m training mask --colour``; docs/colour.md): optional, used for colour layers only and
+#: only when the file is there (gray and neutral layers keep :data:`DEFAULT_FILES`' mask).
+COLOUR_MASK_FILE = "mask_colour.safetensors"
 #: QF assumed for a non-blind model when the caller gives none (a note says so in the result).
 DEFAULT_QF = 50
 #: Rows per band in the final compose/threshold step.
@@ -233,6 +239,17 @@ class RestoreResult:
 # ------------------------------------------------------------------------------------ restorer
 
 
+def colour_mask_path(choice: str | os.PathLike | None, mask_given: bool) -> Path | None:
+    """The colour layers' mask file a command line asks for (``--mask-colour-model``): ``none``
+    -> none (the mask network for every layer); a path -> that file; not given -> the shipped
+    :data:`COLOUR_MASK_FILE` where it is there, unless ``mask_given`` (a ``--mask-model`` of the
+    caller's own then masks every layer)."""
+    if choice is not None:
+        return None if str(choice).lower() == "none" else Path(choice)
+    shipped = MODELS_DIR / COLOUR_MASK_FILE
+    return shipped if shipped.is_file() and not mask_given else None
+
+
 @dataclass
 class NetworkPlanes:
     """What the networks see of a layer (:func:`network_planes`).
@@ -331,6 +348,8 @@ class Restorer:
             ``torch``: always torch; ``onnxruntime``: insist on it (CPU only; ``auto`` precision
             then means fp32), raising ``InvalidOptionError`` where a model cannot run there.
         names: role -> label shown by :meth:`info` (file names).
+        mask_colour_model: a ``MaskUNet`` for the learnt mask of coloured layers only (role
+            ``mask_colour``, :data:`COLOUR_MASK_FILE`); ``None``: ``mask_model`` for every layer.
 
     A Restorer may be shared between threads; restorations run one at a time.
     """
@@ -347,6 +366,7 @@ class Restorer:
         channels_last: bool = True,
         engine: str = "auto",
         names: dict[str, str] | None = None,
+        mask_colour_model: torch.nn.Module | None = None,
     ):
         if engine not in ENGINES:
             raise InvalidOptionError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
@@ -367,11 +387,12 @@ class Restorer:
             ("mask", mask_model, "mask"),
             ("restore", restore_model, "framework"),
             ("baseline", baseline_model, "baseline"),
+            ("mask_colour", mask_colour_model, "mask"),
         ):
             if model is None:
                 continue
             self._check_role(model, role, want)
-            prec = self.mask_precision if role == "mask" else self.precision
+            prec = self.mask_precision if want == "mask" else self.precision
             self._runners[role] = _Runner(
                 model, names.get(role, role), self.device, prec, self.channels_last, self.engine
             )
@@ -404,16 +425,18 @@ class Restorer:
         precision: str = "auto",
         mask_precision: str | None = None,
         engine: str = "auto",
+        mask_colour: str | os.PathLike | None = None,
     ) -> Restorer:
         """Load models from weights files (our ``.safetensors``; ``baseline`` may also be an
-        official ``.pth`` checkpoint). Any of them may be ``None`` if its methods are not used.
+        official ``.pth`` checkpoint). Any of them may be ``None`` if its methods are not used;
+        ``mask_colour`` (optional) is the mask network for coloured layers only.
 
         Raises:
             WeightsError: a file is missing, unreadable, or holds a model of the wrong role.
         """
         loaded: dict[str, torch.nn.Module | None] = {}
         names = {}
-        for role, path in (("mask", mask), ("restore", restore), ("baseline", baseline)):
+        for role, path in (("mask", mask), ("restore", restore), ("baseline", baseline), ("mask_colour", mask_colour)):
             if path is None:
                 loaded[role] = None
                 continue
@@ -428,6 +451,7 @@ class Restorer:
             mask_precision=mask_precision,
             engine=engine,
             names=names,
+            mask_colour_model=loaded["mask_colour"],
         )
 
     @classmethod
@@ -440,7 +464,8 @@ class Restorer:
         fast: bool = False,
     ) -> Restorer:
         """The shipped models from ``core/models/``: :data:`DEFAULT_FILES`, or with ``fast`` the
-        thinner pair :data:`FAST_FILES`.
+        thinner pair :data:`FAST_FILES`, and the colour layers' mask :data:`COLOUR_MASK_FILE`
+        where it is there.
 
         Raises:
             WeightsError: a shipped weights file is missing, naming it and how to get it.
@@ -464,6 +489,7 @@ class Restorer:
             precision=precision,
             mask_precision=mask_precision,
             engine=engine,
+            mask_colour=colour_mask_path(None, mask_given=False),
         )
 
     # -- introspection --------------------------------------------------------------------
@@ -626,6 +652,8 @@ class Restorer:
                     "mask method 'learnt' needs a mask network, which this Restorer has not loaded"
                 )
             mask_runner = self._runners["mask"]
+            if direction is not None and "mask_colour" in self._runners:
+                mask_runner = self._runners["mask_colour"]  # a coloured layer: its own mask network
 
         needs_qf = bool(getattr(backbone.model, "needs_qf", False)) or bool(
             mask_runner is not None and getattr(mask_runner.model, "needs_qf", False)
