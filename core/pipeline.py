@@ -267,10 +267,13 @@ class NetworkPlanes:
     direction: np.ndarray | None
     ink_k: float
 
-    @property
-    def mask_input(self) -> torch.Tensor:
-        """The (1, 1, H, W) plane the mask network is given."""
-        return self.x if self.mask_x is None else self.mask_x
+    def mask_input(self, colour_mask: bool = False) -> torch.Tensor:
+        """The (1, 1, H, W) plane a mask network is given. The gray-trained mask network gets a
+        colour layer's mask plane ``mask_x``; the colour layers' own mask network (``colour_mask``,
+        :data:`COLOUR_MASK_FILE`, trained on this very plane by ``python -m training mask
+        --colour``) gets the full line plane ``x``: the floors of ``mask_x`` also erase a light
+        ink's faint strokes, which a network trained on colour can tell from the stretched noise."""
+        return self.x if (self.mask_x is None or colour_mask) else self.mask_x
 
 
 def network_planes(image: np.ndarray, normalize_ink: bool = True) -> NetworkPlanes:
@@ -637,8 +640,7 @@ class Restorer:
         timings: dict[str, float] = {}
         check_cancel(cancel)
         planes = network_planes(image, opts.normalize_ink)
-        plane, x, mask_x, direction, ink_k = planes.plane, planes.x, planes.mask_x, planes.direction, planes.ink_k
-        del planes
+        plane, x, direction, ink_k = planes.plane, planes.x, planes.direction, planes.ink_k
         notes = list(plane.notes)
         h, w = plane.gray.shape
         if ink_k != 1.0:
@@ -654,6 +656,10 @@ class Restorer:
             mask_runner = self._runners["mask"]
             if direction is not None and "mask_colour" in self._runners:
                 mask_runner = self._runners["mask_colour"]  # a coloured layer: its own mask network
+        mask_x = planes.mask_input(
+            colour_mask=mask_runner is not None and mask_runner is self._runners.get("mask_colour")
+        )
+        del planes
 
         needs_qf = bool(getattr(backbone.model, "needs_qf", False)) or bool(
             mask_runner is not None and getattr(mask_runner.model, "needs_qf", False)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from core import pipeline
@@ -41,15 +42,26 @@ def with_colour() -> Restorer:
     return Restorer.from_files(**FILES, mask_colour=STAND_IN, device="cpu")
 
 
-def test_colour_layers_use_the_colour_mask(gray, with_colour):
-    stand_in = Restorer.from_files(mask=STAND_IN, restore=FILES["restore"], baseline=FILES["baseline"], device="cpu")
-    plain = Restorer.from_files(**FILES, device="cpu")
+def test_colour_layers_use_the_colour_mask(gray, plain, with_colour, monkeypatch):
+    """A coloured layer is masked by the colour mask network, on the full line plane (the plane it
+    was trained on: NetworkPlanes.mask_input(colour_mask=True)), not on the gray mask's plane."""
     rgb = jpeg_rgb(coloured_crop(gray, 1), 20)
     opts = RestoreOptions(return_mask=True)
+    with_colour.restore(rgb, opts)  # first use: the tile-cost probes run here
+    seen = []
+    real = Restorer._mask_logit_diff
+
+    def spy(self, r, x, *a, **k):
+        seen.append((r, x.clone()))
+        return real(self, r, x, *a, **k)
+
+    monkeypatch.setattr(Restorer, "_mask_logit_diff", spy)
     got = with_colour.restore(rgb, opts)
-    want = stand_in.restore(rgb, opts)
-    assert np.array_equal(got.mask, want.mask) and np.array_equal(got.image, want.image)
-    assert not np.array_equal(got.mask, plain.restore(rgb, opts).mask)  # it is another network
+    planes = pipeline.network_planes(rgb)
+    assert len(seen) == 1 and seen[0][0] is with_colour._runners["mask_colour"]
+    assert torch.equal(seen[0][1], planes.mask_input(colour_mask=True)) and torch.equal(seen[0][1], planes.x)
+    assert not torch.equal(planes.x, planes.mask_input())  # the gray mask network's plane is another
+    assert not np.array_equal(got.mask, plain.restore(rgb, opts).mask)  # and it is another network
     models = with_colour.info()["models"]
     assert models["mask_colour"]["name"] == STAND_IN.name and models["mask_colour"]["kind"] == "mask"
 

@@ -171,9 +171,10 @@ class PatchDataset(torch.utils.data.Dataset):
             put through the same geometry. The QF returned is the first save's.
         colour_fraction: share of patches drawn in colour (:func:`training.colour.colourize`: one ink
             per stroke or per drawing, light inks included), saved as an RGB JPEG (4:2:0, or 4:4:4
-            for :data:`COLOUR_444` of them) and given as the plane the pipeline hands the mask
-            network for that layer (:func:`core.pipeline.network_planes`); the target is the gray
-            drawing. For mask training (the backbone sees another plane). See :meth:`colour_item`.
+            for :data:`COLOUR_444` of them) and given as the plane the pipeline hands the colour
+            layers' own mask network for that layer (:func:`core.pipeline.network_planes`,
+            ``mask_input(colour_mask=True)``); the target is the gray drawing. For mask training
+            (the backbone sees another plane). See :meth:`colour_item`.
         seed: base seed.
     """
 
@@ -257,7 +258,7 @@ class PatchDataset(torch.utils.data.Dataset):
             rgb = jpeg_rgb(colourize(clean, rng), qf, sub)
             dy, dx = int(rng.integers(8)), int(rng.integers(8))  # shift the block grid inside the crop
             rgb, clean = np.ascontiguousarray(rgb[dy : dy + c, dx : dx + c]), clean[dy : dy + c, dx : dx + c]
-            plane = network_planes(rgb).mask_input[0].float()
+            plane = network_planes(rgb).mask_input(colour_mask=True)[0].float()
             return plane, to_t(clean), torch.tensor(float(qf)), rgb
         jpeg = jpeg_degrade(clean, qf)
         dy, dx = int(rng.integers(8)), int(rng.integers(8))  # shift the block grid inside the crop

@@ -259,7 +259,7 @@ class _Validator:
 
             for i, c in enumerate(crops):
                 rgb = jpeg_rgb(coloured_crop(c, i), cfg.val_qf)
-                self.colour_planes.append(network_planes(rgb).mask_input.clone())
+                self.colour_planes.append(network_planes(rgb).mask_input(colour_mask=True).clone())
 
     def __bool__(self) -> bool:
         return bool(self.clean)
