@@ -60,6 +60,11 @@ FAST_HELP = (
     "the shipped fast pair (the thinner backbone restore_fast with the default mask network): "
     "about 1.35x faster on a CPU, 0.5-0.8 dB less exact"
 )
+#: Help of ``--mask-colour-model`` (core, server, evaluate).
+MASK_COLOUR_HELP = (
+    "mask network for coloured layers only, or 'none' to use the mask network for every layer "
+    "(default: the shipped mask_colour.safetensors where it is installed, unless --mask-model is given)"
+)
 #: Help of ``--precision``.
 PRECISION_HELP = "inference precision (default: auto); auto = bf16 on CPUs with native bf16 and on CUDA, else fp32"
 #: Help of ``--engine``.

@@ -81,7 +81,11 @@ __all__ = [
     "MODELS_DIR",
     "DEFAULT_FILES",
     "FAST_FILES",
+    "COLOUR_MASK_FILE",
+    "colour_mask_path",
     "DEFAULT_QF",
+    "NetworkPlanes",
+    "network_planes",
     "RestoreOptions",
     "RestoreResult",
     "Restorer",
@@ -106,6 +110,10 @@ DEFAULT_FILES = {
 #: out of the default one and fine-tuned (``python -m training shrink``), faster on a CPU and
 #: less exact.
 FAST_FILES = {**DEFAULT_FILES, "restore": "restore_fast.safetensors"}
+#: The colour layers' own mask network (the default mask fine-tuned on coloured RGB JPEGs,
+#: ``python -m training mask --colour``; docs/colour.md): optional, used for colour layers only and
+#: only when the file is there (gray and neutral layers keep :data:`DEFAULT_FILES`' mask).
+COLOUR_MASK_FILE = "mask_colour.safetensors"
 #: QF assumed for a non-blind model when the caller gives none (a note says so in the result).
 DEFAULT_QF = 50
 #: Rows per band in the final compose/threshold step.
@@ -231,6 +239,68 @@ class RestoreResult:
 # ------------------------------------------------------------------------------------ restorer
 
 
+def colour_mask_path(choice: str | os.PathLike | None, mask_given: bool) -> Path | None:
+    """The colour layers' mask file a command line asks for (``--mask-colour-model``): ``none``
+    -> none (the mask network for every layer); a path -> that file; not given -> the shipped
+    :data:`COLOUR_MASK_FILE` where it is there, unless ``mask_given`` (a ``--mask-model`` of the
+    caller's own then masks every layer)."""
+    if choice is not None:
+        return None if str(choice).lower() == "none" else Path(choice)
+    shipped = MODELS_DIR / COLOUR_MASK_FILE
+    return shipped if shipped.is_file() and not mask_given else None
+
+
+@dataclass
+class NetworkPlanes:
+    """What the networks see of a layer (:func:`network_planes`).
+
+    ``plane``: the layer's gray plane and layout (a colour layer's line plane, :mod:`core.colour`);
+    ``x``: the (1, 1, H, W) plane the backbone sees (stretched when ``ink_k != 1``); ``mask_x``:
+    the plane the mask network sees when it is not ``x`` (a colour layer's, without the stretched
+    JPEG noise), else ``None``; ``direction``: a colour layer's ink directions, ``None`` for a gray
+    or neutral one; ``ink_k``: the light-ink stretch (:mod:`core.ink`), 1 when none.
+    """
+
+    plane: GrayPlane
+    x: torch.Tensor
+    mask_x: torch.Tensor | None
+    direction: np.ndarray | None
+    ink_k: float
+
+    def mask_input(self, colour_mask: bool = False) -> torch.Tensor:
+        """The (1, 1, H, W) plane a mask network is given. The gray-trained mask network gets a
+        colour layer's mask plane ``mask_x``; the colour layers' own mask network (``colour_mask``,
+        :data:`COLOUR_MASK_FILE`, trained on this very plane by ``python -m training mask
+        --colour``) gets the full line plane ``x``: the floors of ``mask_x`` also erase a light
+        ink's faint strokes, which a network trained on colour can tell from the stretched noise."""
+        return self.x if (self.mask_x is None or colour_mask) else self.mask_x
+
+
+def network_planes(image: np.ndarray, normalize_ink: bool = True) -> NetworkPlanes:
+    """A layer -> the planes the networks are given, as :meth:`Restorer.restore` makes them: a gray
+    or neutral layer's gray plane, or a coloured layer's line and mask planes (:mod:`core.colour`),
+    stretched to full contrast when ``normalize_ink`` finds flat light ink (:mod:`core.ink`).
+    Mask training on coloured JPEGs (``python -m training mask --colour``) calls this too, so that
+    the network is trained on exactly the plane it will see."""
+    direction = mask_x = None
+    if colour.is_neutral(image):
+        plane = to_gray_float(image)
+    else:
+        cplane = colour.prepare(image)
+        plane = GrayPlane(cplane.gray, cplane.layout, cplane.dtype, cplane.notes)
+        direction, mask_gray = cplane.direction, cplane.mask_gray
+        del cplane
+    h, w = plane.gray.shape
+    x = torch.from_numpy(plane.gray).view(1, 1, h, w)
+    if direction is not None:
+        mask_x = torch.from_numpy(mask_gray).view(1, 1, h, w)
+    ink_k = ink.stretch_factor(plane.gray) if normalize_ink else 1.0
+    if ink_k != 1.0:
+        x = ink.stretch(x, ink_k)
+        mask_x = ink.stretch(mask_x, ink_k) if mask_x is not None else None
+    return NetworkPlanes(plane, x, mask_x, direction, ink_k)
+
+
 @dataclass
 class _Job:
     """One restore's inputs and running state, handed from :meth:`Restorer._restore` to the passes
@@ -281,6 +351,8 @@ class Restorer:
             ``torch``: always torch; ``onnxruntime``: insist on it (CPU only; ``auto`` precision
             then means fp32), raising ``InvalidOptionError`` where a model cannot run there.
         names: role -> label shown by :meth:`info` (file names).
+        mask_colour_model: a ``MaskUNet`` for the learnt mask of coloured layers only (role
+            ``mask_colour``, :data:`COLOUR_MASK_FILE`); ``None``: ``mask_model`` for every layer.
 
     A Restorer may be shared between threads; restorations run one at a time.
     """
@@ -297,6 +369,7 @@ class Restorer:
         channels_last: bool = True,
         engine: str = "auto",
         names: dict[str, str] | None = None,
+        mask_colour_model: torch.nn.Module | None = None,
     ):
         if engine not in ENGINES:
             raise InvalidOptionError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
@@ -317,11 +390,12 @@ class Restorer:
             ("mask", mask_model, "mask"),
             ("restore", restore_model, "framework"),
             ("baseline", baseline_model, "baseline"),
+            ("mask_colour", mask_colour_model, "mask"),
         ):
             if model is None:
                 continue
             self._check_role(model, role, want)
-            prec = self.mask_precision if role == "mask" else self.precision
+            prec = self.mask_precision if want == "mask" else self.precision
             self._runners[role] = _Runner(
                 model, names.get(role, role), self.device, prec, self.channels_last, self.engine
             )
@@ -354,16 +428,18 @@ class Restorer:
         precision: str = "auto",
         mask_precision: str | None = None,
         engine: str = "auto",
+        mask_colour: str | os.PathLike | None = None,
     ) -> Restorer:
         """Load models from weights files (our ``.safetensors``; ``baseline`` may also be an
-        official ``.pth`` checkpoint). Any of them may be ``None`` if its methods are not used.
+        official ``.pth`` checkpoint). Any of them may be ``None`` if its methods are not used;
+        ``mask_colour`` (optional) is the mask network for coloured layers only.
 
         Raises:
             WeightsError: a file is missing, unreadable, or holds a model of the wrong role.
         """
         loaded: dict[str, torch.nn.Module | None] = {}
         names = {}
-        for role, path in (("mask", mask), ("restore", restore), ("baseline", baseline)):
+        for role, path in (("mask", mask), ("restore", restore), ("baseline", baseline), ("mask_colour", mask_colour)):
             if path is None:
                 loaded[role] = None
                 continue
@@ -378,6 +454,7 @@ class Restorer:
             mask_precision=mask_precision,
             engine=engine,
             names=names,
+            mask_colour_model=loaded["mask_colour"],
         )
 
     @classmethod
@@ -390,7 +467,8 @@ class Restorer:
         fast: bool = False,
     ) -> Restorer:
         """The shipped models from ``core/models/``: :data:`DEFAULT_FILES`, or with ``fast`` the
-        thinner pair :data:`FAST_FILES`.
+        thinner pair :data:`FAST_FILES`, and the colour layers' mask :data:`COLOUR_MASK_FILE`
+        where it is there.
 
         Raises:
             WeightsError: a shipped weights file is missing, naming it and how to get it.
@@ -414,6 +492,7 @@ class Restorer:
             precision=precision,
             mask_precision=mask_precision,
             engine=engine,
+            mask_colour=colour_mask_path(None, mask_given=False),
         )
 
     # -- introspection --------------------------------------------------------------------
@@ -560,23 +639,11 @@ class Restorer:
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         check_cancel(cancel)
-        direction = mask_x = None
-        if colour.is_neutral(image):
-            plane = to_gray_float(image)
-        else:
-            cplane = colour.prepare(image)
-            plane = GrayPlane(cplane.gray, cplane.layout, cplane.dtype, cplane.notes)
-            direction, mask_gray = cplane.direction, cplane.mask_gray
-            del cplane
+        planes = network_planes(image, opts.normalize_ink)
+        plane, x, direction, ink_k = planes.plane, planes.x, planes.direction, planes.ink_k
         notes = list(plane.notes)
         h, w = plane.gray.shape
-        x = torch.from_numpy(plane.gray).view(1, 1, h, w)
-        if direction is not None:
-            mask_x = torch.from_numpy(mask_gray).view(1, 1, h, w)
-        ink_k = ink.stretch_factor(plane.gray) if opts.normalize_ink else 1.0
         if ink_k != 1.0:
-            x = ink.stretch(x, ink_k)
-            mask_x = ink.stretch(mask_x, ink_k) if mask_x is not None else None
             notes.append(f"light ink: stretched {ink_k:.2f}x to full contrast for the networks and back after")
 
         backbone = self._backbone_for(opts)
@@ -587,6 +654,12 @@ class Restorer:
                     "mask method 'learnt' needs a mask network, which this Restorer has not loaded"
                 )
             mask_runner = self._runners["mask"]
+            if direction is not None and "mask_colour" in self._runners:
+                mask_runner = self._runners["mask_colour"]  # a coloured layer: its own mask network
+        mask_x = planes.mask_input(
+            colour_mask=mask_runner is not None and mask_runner is self._runners.get("mask_colour")
+        )
+        del planes
 
         needs_qf = bool(getattr(backbone.model, "needs_qf", False)) or bool(
             mask_runner is not None and getattr(mask_runner.model, "needs_qf", False)

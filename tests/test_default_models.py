@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from core import gt_mask, miou, psnr, ssim
-from core.pipeline import DEFAULT_FILES, MODELS_DIR, RestoreOptions, Restorer
+from core.pipeline import COLOUR_MASK_FILE, DEFAULT_FILES, MODELS_DIR, RestoreOptions, Restorer
 from core.weights import read_metadata
 from training.data import jpeg_degrade
 
@@ -37,6 +37,7 @@ def test_shipped_files_carry_training_metadata():
         "restore_default.safetensors": "slim",
         "restore_baseline.safetensors": "slim",
         "mask_default.safetensors": "slim",
+        COLOUR_MASK_FILE: "fast",
     }
     assert set(DEFAULT_FILES.values()) < set(presets)
     for name, preset in presets.items():
@@ -127,6 +128,7 @@ def test_server_fast_flag_loads_the_fast_pair_and_keeps_given_files():
         "mask": "mask_fast.safetensors",
         "restore": "restore_fast.safetensors",
         "baseline": "restore_baseline.safetensors",
+        "mask_colour": COLOUR_MASK_FILE,
     }
     given = MODELS_DIR / DEFAULT_FILES["restore"]
     args = build_parser().parse_args(["--fast", "--device", "cpu", "--restore-model", str(given)])
@@ -154,3 +156,20 @@ def test_ink_normalization_gains_on_flat_light_ink_and_leaves_others_alone(resto
         a, b = restorer.restore(jpeg, on), restorer.restore(jpeg, off)
         assert np.array_equal(a.image, b.image)
         assert not any("light ink" in n for n in a.notes)
+
+
+def test_shipped_colour_mask_is_trained_on_colour_and_masks_colour_layers_better(restorer, clean):
+    """core/models/mask_colour.safetensors: the default mask fine-tuned on coloured RGB JPEGs
+    (docs/colour.md), loaded by Restorer.default() for coloured layers."""
+    from training.colour import coloured_crop, jpeg_rgb
+
+    training = read_metadata(MODELS_DIR / COLOUR_MASK_FILE)["training"]
+    assert training["colour_fraction"] > 0.5 and training["init"]["file"] == DEFAULT_FILES["mask"]
+    assert restorer.info()["models"]["mask_colour"]["name"] == COLOUR_MASK_FILE
+    gray_mask_only = Restorer.from_files(**{r: MODELS_DIR / f for r, f in DEFAULT_FILES.items()}, device="cpu")
+    gt = gt_mask(clean)
+    for index in (0, 1):  # one ink for the drawing, one ink per stroke
+        rgb = jpeg_rgb(coloured_crop(clean, index), 10)
+        ours = miou(restorer.restore(rgb, RestoreOptions(return_mask=True)).mask, gt)
+        before = miou(gray_mask_only.restore(rgb, RestoreOptions(return_mask=True)).mask, gt)
+        assert ours > before, (index, ours, before)

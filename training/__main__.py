@@ -112,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["blind", "qfmap", "single"],
         help="blind: JPEG only; qfmap: + (100-QF)/100 map; single: one QF (--qf)",
     )
+    pm.add_argument(
+        "--colour",
+        dest="colour_fraction",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="share of patches drawn in coloured inks (per stroke or per drawing, light inks too), saved "
+        "as RGB JPEGs (4:2:0, a quarter 4:4:4) and given as the plane the pipeline gives the mask "
+        "network for a colour layer; validation adds their mIoU (default 0)",
+    )
     pm.set_defaults(task="mask")
 
     pr = sub.add_parser("restore", help="train a backbone in baseline or framework mode")

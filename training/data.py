@@ -36,6 +36,9 @@ __all__ = [
 ]
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+#: Share of the colour patches (``PatchDataset.colour_fraction``) saved with 4:4:4 chroma; the
+#: others are 4:2:0, what most encoders write.
+COLOUR_444 = 0.25
 #: Fewer pure-white pixels than this and the drawing is reported as not having a 255 background.
 MIN_WHITE_FRACTION = 0.3
 
@@ -166,6 +169,12 @@ class PatchDataset(torch.utils.data.Dataset):
         wild_fraction: share of patches degraded by :func:`training.degrade.degrade` (re-saved,
             resized, cropped, exported) instead of one JPEG; their target is the clean drawing
             put through the same geometry. The QF returned is the first save's.
+        colour_fraction: share of patches drawn in colour (:func:`training.colour.colourize`: one ink
+            per stroke or per drawing, light inks included), saved as an RGB JPEG (4:2:0, or 4:4:4
+            for :data:`COLOUR_444` of them) and given as the plane the pipeline hands the colour
+            layers' own mask network for that layer (:func:`core.pipeline.network_planes`,
+            ``mask_input(colour_mask=True)``); the target is the gray drawing. For mask training
+            (the backbone sees another plane). See :meth:`colour_item`.
         seed: base seed.
     """
 
@@ -177,6 +186,7 @@ class PatchDataset(torch.utils.data.Dataset):
     synth_fraction: float = 0.0
     light_fraction: float = 0.0
     wild_fraction: float = 0.0
+    colour_fraction: float = 0.0
     seed: int = 0
 
     def __len__(self) -> int:
@@ -200,6 +210,14 @@ class PatchDataset(torch.utils.data.Dataset):
         return best[1]
 
     def __getitem__(self, index: int):
+        return self._item(index)[:3]
+
+    def colour_item(self, index: int):
+        """Item ``index`` with the RGB JPEG patch it was made from: ``(plane, clean, qf, rgb)``,
+        ``rgb`` an (crop, crop, 3) uint8 array for a colour patch, ``None`` for a gray one."""
+        return self._item(index)
+
+    def _item(self, index: int):
         from .synth import light_variant, synth_drawing
 
         rng = np.random.default_rng((self.seed, int(index)))
@@ -228,12 +246,24 @@ class PatchDataset(torch.utils.data.Dataset):
                 pad = ((0, max(0, c - img.shape[0])), (0, max(0, c - img.shape[1])))
                 img, ref = np.pad(img, pad, constant_values=255), np.pad(ref, pad, constant_values=255)
             y, x = int(rng.integers(img.shape[0] - c + 1)), int(rng.integers(img.shape[1] - c + 1))
-            return to_t(img[y : y + c, x : x + c]), to_t(ref[y : y + c, x : x + c]), torch.tensor(float(d.info["qf"]))
+            ref_t = to_t(ref[y : y + c, x : x + c])
+            return to_t(img[y : y + c, x : x + c]), ref_t, torch.tensor(float(d.info["qf"])), None
         qf = self.qf if self.qf is not None else sample_qf(rng, *self.qf_range)
+        if self.colour_fraction and rng.random() < self.colour_fraction:
+            from core.pipeline import network_planes
+
+            from .colour import colourize, jpeg_rgb
+
+            sub = "4:4:4" if rng.random() < COLOUR_444 else "4:2:0"
+            rgb = jpeg_rgb(colourize(clean, rng), qf, sub)
+            dy, dx = int(rng.integers(8)), int(rng.integers(8))  # shift the block grid inside the crop
+            rgb, clean = np.ascontiguousarray(rgb[dy : dy + c, dx : dx + c]), clean[dy : dy + c, dx : dx + c]
+            plane = network_planes(rgb).mask_input(colour_mask=True)[0].float()
+            return plane, to_t(clean), torch.tensor(float(qf)), rgb
         jpeg = jpeg_degrade(clean, qf)
         dy, dx = int(rng.integers(8)), int(rng.integers(8))  # shift the block grid inside the crop
         jpeg, clean = jpeg[dy : dy + c, dx : dx + c], clean[dy : dy + c, dx : dx + c]
-        return to_t(jpeg), to_t(clean), torch.tensor(float(qf))
+        return to_t(jpeg), to_t(clean), torch.tensor(float(qf)), None
 
 
 def validation_crops(images: Sequence[np.ndarray], crop: int = 256, per_image: int = 1) -> list[np.ndarray]:

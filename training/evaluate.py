@@ -43,6 +43,7 @@ from core import masks as direct_masks
 from core.equations import DEFAULT_THETA, gt_mask
 from core.errors import RestoreError
 from core.metrics import boundary_fscore, miou, psnr, ssim
+from core.options import MASK_COLOUR_HELP
 
 from .colour import COLOUR_SEED
 
@@ -87,6 +88,9 @@ class EvalConfig:
         qfs: JPEG quality factors, each 1..100.
         mask_model, restore_model, baseline_model: weights files (``None``: the shipped ones in
             ``core/models/``).
+        mask_colour_model: the coloured layers' mask network: a file, ``"none"`` (the mask
+            network for every layer), or ``None`` (the shipped ``mask_colour.safetensors`` where
+            it is installed, unless ``mask_model`` is given; :func:`core.pipeline.colour_mask_path`).
         light: evaluate the light, textured variant of each drawing (fixed seed).
         grain: with ``light``, False leaves out the pencil grain (the same lightening, flat ink).
         crop: centre-crop each drawing to at most ``crop`` x ``crop`` pixels (bounds the time).
@@ -106,6 +110,7 @@ class EvalConfig:
     mask_model: Path | None = None
     restore_model: Path | None = None
     baseline_model: Path | None = None
+    mask_colour_model: str | Path | None = None
     light: bool = False
     grain: bool = True
     crop: int | None = None
@@ -153,17 +158,24 @@ def _check_config(cfg: EvalConfig) -> None:
 
 def _make_restorer(cfg: EvalConfig):
     """The pipeline, built from the given or the shipped weights files."""
-    from core.pipeline import DEFAULT_FILES, MODELS_DIR, Restorer
+    from core.pipeline import DEFAULT_FILES, MODELS_DIR, Restorer, colour_mask_path
 
     paths = {"mask": cfg.mask_model, "restore": cfg.restore_model, "baseline": cfg.baseline_model}
-    if all(p is None for p in paths.values()):
+    if all(p is None for p in paths.values()) and cfg.mask_colour_model is None:
         return Restorer.default(device=cfg.device)
     chosen = {k: Path(v) if v is not None else MODELS_DIR / DEFAULT_FILES[k] for k, v in paths.items()}
+    mask_colour = colour_mask_path(cfg.mask_colour_model, mask_given=cfg.mask_model is not None)
+    if mask_colour is not None:
+        chosen["mask_colour"] = mask_colour
     for k, p in chosen.items():
         if not p.is_file():
             raise EvaluationError(f"{k} model file {p} does not exist")
     return Restorer.from_files(
-        mask=chosen["mask"], restore=chosen["restore"], baseline=chosen["baseline"], device=cfg.device
+        mask=chosen["mask"],
+        restore=chosen["restore"],
+        baseline=chosen["baseline"],
+        mask_colour=chosen.get("mask_colour"),
+        device=cfg.device,
     )
 
 
@@ -405,6 +417,7 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         help="JPEG quality factors (default: 10 20 30 40)",
     )
     p.add_argument("--mask-model", type=Path, default=None, help="mask network weights (default: shipped)")
+    p.add_argument("--mask-colour-model", default=None, metavar="FILE|none", help=MASK_COLOUR_HELP)
     p.add_argument("--restore-model", type=Path, default=None, help="framework backbone weights (default: shipped)")
     p.add_argument("--baseline-model", type=Path, default=None, help="baseline backbone weights (default: shipped)")
     p.add_argument("--light", action="store_true", help="evaluate the light, textured-line variant (fixed seed)")
@@ -447,6 +460,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         mask_model=args.mask_model,
         restore_model=args.restore_model,
         baseline_model=args.baseline_model,
+        mask_colour_model=args.mask_colour_model,
         light=args.light,
         grain=args.grain,
         crop=args.crop,

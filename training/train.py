@@ -77,6 +77,7 @@ class TrainConfig:
     synth_fraction: float = 0.3
     light_fraction: float = 0.15
     wild_fraction: float = 0.0  # re-saved / resized / cropped JPEGs (training.degrade)
+    colour_fraction: float = 0.0  # mask only: coloured RGB JPEGs, as the pipeline's mask plane
     # mask network
     variant: str = "blind"  # blind | qfmap | single
     # backbone
@@ -123,6 +124,10 @@ class TrainConfig:
             raise ValueError(f"balance must be one of {', '.join(BALANCES)}, got {self.balance!r}")
         if self.balance != "none" and self.task == "mask":
             raise ValueError("--balance applies to restore training only (the mask loss is cross-entropy)")
+        if self.colour_fraction and self.task != "mask":
+            raise ValueError("--colour applies to mask training only (the backbone sees another plane)")
+        if not 0.0 <= self.colour_fraction <= 1.0:
+            raise ValueError(f"--colour is a share of patches (0..1), got {self.colour_fraction}")
         if not 5 <= self.crop:
             raise ValueError("crop must be at least 5 pixels")
 
@@ -244,6 +249,17 @@ class _Validator:
         crops = validation_crops(imgs, cfg.val_crop)[: cfg.val_limit]
         self.clean = crops
         self.jpeg = [jpeg_degrade(c, cfg.val_qf) for c in crops]
+        # Mask training on colour: the coloured variants too (as `evaluate --colour` makes them),
+        # each as the plane the pipeline gives the mask network.
+        self.colour_planes = []
+        if cfg.task == "mask" and cfg.colour_fraction:
+            from core.pipeline import network_planes
+
+            from .colour import coloured_crop, jpeg_rgb
+
+            for i, c in enumerate(crops):
+                rgb = jpeg_rgb(coloured_crop(c, i), cfg.val_qf)
+                self.colour_planes.append(network_planes(rgb).mask_input(colour_mask=True).clone())
 
     def __bool__(self) -> bool:
         return bool(self.clean)
@@ -280,6 +296,11 @@ class _Validator:
             rows.setdefault("psnr_thr", []).append(psnr(yt, clean))
             rows.setdefault("ssim_thr", []).append(ssim(yt, clean))
             rows.setdefault("psnr_jpeg", []).append(psnr(jpeg, clean))
+        for clean, plane in zip(self.clean, self.colour_planes):
+            qf = torch.tensor([float(cfg.val_qf)], device=self.device)
+            with _autocast(self.device, cfg.bf16):
+                pred = model.predict(plane.to(self.device), qf).float()
+            rows.setdefault("miou_colour", []).append(miou(pred[0, 0].cpu().numpy().astype(np.uint8), gt_mask(clean)))
         model.train()
         return {k: float(np.mean(v)) for k, v in rows.items()}
 
@@ -374,6 +395,7 @@ def train(cfg: TrainConfig) -> Path:
         synth_fraction=cfg.synth_fraction,
         light_fraction=cfg.light_fraction,
         wild_fraction=cfg.wild_fraction,
+        colour_fraction=cfg.colour_fraction,
         seed=cfg.seed * 1000 + rank,
     )
     mask_model = None
@@ -425,6 +447,7 @@ def train(cfg: TrainConfig) -> Path:
                 "synth_fraction": cfg.synth_fraction,
                 "light_fraction": cfg.light_fraction,
                 "wild_fraction": cfg.wild_fraction,
+                "colour_fraction": cfg.colour_fraction,
                 "qf_range": [cfg.qf_min, cfg.qf_max],
                 "qf": cfg.qf,
                 "crop": cfg.crop,

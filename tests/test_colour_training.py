@@ -1,0 +1,121 @@
+"""Mask training on coloured JPEGs (``python -m training mask --colour``): the patches are the plane
+the pipeline gives the mask network for a colour layer, and the run validates on colour too."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core import colour
+from core.pipeline import DEFAULT_FILES, MODELS_DIR, RestoreOptions, Restorer
+from core.weights import read_metadata
+from training.colour import LIGHT_INKS
+from training.data import PatchDataset, jpeg_degrade
+from training.synth import synth_drawing
+from training.train import TrainConfig, train
+
+CROP = 64
+
+
+@pytest.fixture(scope="module")
+def drawings() -> list[np.ndarray]:
+    return [synth_drawing(np.random.default_rng(300 + i), 96, 96) for i in range(3)]
+
+
+def test_colour_patch_is_the_pipelines_mask_plane(drawings, monkeypatch):
+    """For the same RGB JPEG, a colour patch is bit for bit the plane a real restore hands the
+    colour layers' mask network (recorded at that network's call), and the target is the gray
+    drawing. ``mask_default`` stands in for the colour mask network."""
+    ds = PatchDataset(drawings, crop=CROP, colour_fraction=1.0, light_fraction=0.2, seed=5)
+    restorer = Restorer.from_files(
+        mask=MODELS_DIR / DEFAULT_FILES["mask"],
+        restore=MODELS_DIR / DEFAULT_FILES["restore"],
+        mask_colour=MODELS_DIR / "mask_default.safetensors",
+        device="cpu",
+    )
+    colour_runner = restorer._runners["mask_colour"]
+    seen: list[tuple[object, torch.Tensor]] = []
+    real = Restorer._mask_logit_diff
+
+    def spy(self, r, x, *a, **k):
+        seen.append((r, x.clone()))
+        return real(self, r, x, *a, **k)
+
+    for warm in (ds.colour_item(0)[3], drawings[0]):  # first use: the networks' tile-cost probes
+        restorer.restore(warm)
+    monkeypatch.setattr(Restorer, "_mask_logit_diff", spy)
+    coloured = 0
+    for i in range(6):
+        plane, clean, qf, rgb = ds.colour_item(i)
+        assert rgb is not None and rgb.shape == (CROP, CROP, 3) and rgb.dtype == np.uint8
+        again = ds[i]  # seeded: the same item every time
+        assert torch.equal(again[0], plane) and torch.equal(again[1], clean) and float(again[2]) == float(qf)
+        seen.clear()
+        restorer.restore(rgb, RestoreOptions(qf=int(qf)))
+        # one tile, through the colour mask network (a patch left without colour goes the gray way,
+        # to the gray mask network, on its gray plane: the same in the dataset)
+        assert len(seen) == 1 and (seen[0][0] is colour_runner) == (not colour.is_neutral(rgb))
+        assert torch.equal(seen[0][1][0], plane)
+        assert plane.shape == clean.shape == (1, CROP, CROP)
+        # not the gray JPEG of the drawing: a plane made of the RGB JPEG
+        gray8 = np.rint(clean[0].numpy() * 255).astype(np.uint8)
+        assert not torch.equal(plane[0], torch.from_numpy(jpeg_degrade(gray8, int(qf)).copy()).float() / 255)
+        coloured += int(not colour.is_neutral(rgb))
+    assert coloured >= 4  # the patches are coloured (but one may have lost its few faint strokes)
+
+
+def test_colour_share_inks_and_subsampling(drawings, monkeypatch):
+    """About the asked share of patches is coloured, light inks among them, and some are 4:4:4."""
+    import training.colour as tc
+
+    subs: list[str] = []
+    real = tc.jpeg_rgb
+    monkeypatch.setattr(tc, "jpeg_rgb", lambda img, qf, sub="4:2:0": (subs.append(sub), real(img, qf, sub))[1])
+    inks: list[np.ndarray] = []
+    real_ink = tc._ink
+    monkeypatch.setattr(tc, "_ink", lambda rng, light=None: (inks.append(real_ink(rng, light)), inks[-1])[1])
+    ds = PatchDataset(drawings, crop=CROP, colour_fraction=0.5, seed=11)
+    n = 80
+    coloured = sum(ds.colour_item(i)[3] is not None for i in range(n))
+    assert 25 <= coloured <= 55, coloured
+    assert len(subs) == coloured and 0 < subs.count("4:4:4") < coloured
+    light = np.asarray(list(LIGHT_INKS.values()))
+    assert any((np.abs(light - ink).max(axis=1) <= 8).any() for ink in inks)
+    gray = PatchDataset(drawings, crop=CROP, seed=11)
+    assert all(gray.colour_item(i)[3] is None for i in range(10))
+
+
+def test_mask_training_on_colour_validates_on_colour(tmp_path, drawings):
+    data = tmp_path / "d"
+    data.mkdir()
+    for i, d in enumerate(drawings):
+        Image.fromarray(d).save(data / f"d{i}.png")
+    cfg = TrainConfig(
+        task="mask",
+        out=str(tmp_path / "run"),
+        train_dirs=[str(data)],
+        val_dirs=[str(data)],
+        val_crop=64,
+        crop=CROP,
+        batch=2,
+        steps=2,
+        progress=False,
+        bf16="off",
+        threads=1,
+        colour_fraction=0.5,
+    )
+    path = train(cfg)
+    meta = read_metadata(path)["training"]
+    assert meta["colour_fraction"] == 0.5
+    assert 0.0 <= meta["validation"]["miou_colour"] <= 1.0 and "miou" in meta["validation"]
+    header = (tmp_path / "run" / "val.csv").read_text().splitlines()[0]
+    assert header.split(",") == ["step", "hours", "miou", "miou_colour"]
+
+
+def test_colour_is_for_mask_training_only(tmp_path):
+    with pytest.raises(ValueError, match="mask training only"):
+        train(TrainConfig(task="restore", train_dirs=[str(tmp_path)], steps=1, colour_fraction=0.5))
+    with pytest.raises(ValueError, match="share of patches"):
+        train(TrainConfig(task="mask", train_dirs=[str(tmp_path)], steps=1, colour_fraction=1.5))
