@@ -13,8 +13,15 @@
    networks' result (step off), per degradation: smallest and largest over the crops, and the
    PSNR with the step forced on (as before the check) and off.
 
+4. Block grid strength (``--grid-strength N``): :func:`core.resample.block_grid_strength` on
+   every 4th drawing of ``--train`` (not the evaluation sets), N px crops, two seeded samples of
+   every family of :mod:`training.degrade`: its spread per family and the share that
+   :func:`core.resample.looks_resized` would send to the wild backbone with and without a table.
+   No network runs.
+
     python -m benchmarks.bench_wild --detect 8 --crop 768 --images 3
     python -m benchmarks.bench_wild --calibrate 5 --images 0
+    python -m benchmarks.bench_wild --grid-strength 256 --images 0
 """
 
 from __future__ import annotations
@@ -145,6 +152,43 @@ def detection(restorer, opts, args) -> None:
     print(flush=True)
 
 
+def grid_strength(args) -> None:
+    from benchmarks.compare_waifu2x import choose_crop, crop
+    from core import resample
+    from training.data import load_drawing
+    from training.degrade import FAMILIES, degrade
+
+    files = sorted(Path(args.train).glob("*.png"))[::4]
+    found: dict[str, list[float]] = {f: [] for f in FAMILIES}
+    for k, path in enumerate(files):
+        full = load_drawing(path)
+        c = crop(full, choose_crop(full, args.grid_strength))
+        for fi, fam in enumerate(FAMILIES):
+            for rep in range(2):
+                d = degrade(c, np.random.default_rng([args.seed + 7, k, fi, rep]), fam, qf_range=(10, 40))
+                s = resample.block_grid_strength(d.image)
+                found[fam].append(np.nan if s is None else s)
+    print(
+        f"\nblock_grid_strength, {len(files)} drawings of {args.train} ({args.grid_strength} px crops, 2 samples each); "
+        f"taken for resized below {resample.RESIZED_WITHOUT_TABLE} (no table) / {resample.RESIZED_WITH_TABLE} "
+        "(last JPEG did not make the damage)\n"
+    )
+    print("| family | samples | none | min | 10 % | median | 90 % | max | below, no table | below, with table |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for fam, v in found.items():
+        v = np.array(v)
+        ok = v[~np.isnan(v)]
+        q = np.percentile(ok, [0, 10, 50, 90, 100])
+        lo = (ok < resample.RESIZED_WITHOUT_TABLE).mean()
+        lo_t = (ok < resample.RESIZED_WITH_TABLE).mean()
+        print(
+            f"| {fam} | {v.size} | {int(np.isnan(v).sum())} | "
+            + " | ".join(f"{x:.2f}" for x in q)
+            + f" | {100 * lo:.0f} % | {100 * lo_t:.0f} % |"
+        )
+    print(flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="/work/shared/data/lineart/val")
@@ -156,6 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kanji", default="/work/shared/data/kanji")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--calibrate", type=int, default=0, help="val crops for the calibration table (0: none)")
+    p.add_argument("--grid-strength", type=int, default=0, help="crop side for the block grid strength table (0: none)")
+    p.add_argument("--train", default="/work/shared/data/lineart/train", help="drawings of the grid strength table")
     args = p.parse_args(argv)
     import torch
 
@@ -172,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         detection(restorer, opts, args)
     if args.calibrate:
         calibration(restorer, args)
+    if args.grid_strength:
+        grid_strength(args)
     if not args.images:
         return 0
     shipped = jc.outside_share

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["Enlargement", "PERIODS", "find_enlargement"]
+__all__ = ["Enlargement", "PERIODS", "block_grid_strength", "find_enlargement", "looks_resized"]
 
 #: Candidate block periods in pixels (x1.06 - x2.5).
 PERIODS = np.arange(8.5, 20.0001, 0.02)
@@ -131,3 +131,46 @@ def find_enlargement(gray: np.ndarray) -> Enlargement | None:
         return None
     period = _refine(profiles, float(PERIODS[i]))
     return Enlargement(period / 8.0, period, float(s1[i]), float(s2[i]), lead)
+
+
+def block_grid_strength(gray: np.ndarray) -> float | None:
+    """How much of the layer's paper noise falls on an 8-pixel grid at its own size: the pixel-step
+    profile of :func:`find_enlargement`, folded modulo 8 per axis, as the strongest bin's excess
+    over the mean of the other seven, relative to that mean (0: no 8x8 grid; a JPEG saved at this
+    size, also re-saved or cropped at any offset, scores well above it; a JPEG resized after its
+    save keeps only the last save's grid, if any). ``None`` where the layer has too little light
+    paper noise to say (a clean drawing, or too small)."""
+    if gray.dtype != np.uint8 or gray.ndim != 2 or min(gray.shape) < 32:
+        return None
+    h, w = gray.shape
+    if max(h, w) > MAX_SIDE:
+        top, left = max(0, (h - MAX_SIDE) // 2), max(0, (w - MAX_SIDE) // 2)
+        gray = gray[top : top + MAX_SIDE, left : left + MAX_SIDE]
+    total = 0.0
+    for prof in _profiles(gray):
+        if prof.sum() < _MIN_STEPS * _CLIP / 16:
+            return None
+        n = prof.size - prof.size % 8
+        bins = np.sort(prof[:n].reshape(-1, 8).sum(0))[::-1]
+        # The two strongest offsets: a re-save after a crop has two grids, the first save's and the last's.
+        rest = float(bins[2:].mean())
+        total += (float(bins[:2].sum()) - 2 * rest) / max(rest, 1e-9)
+    return total / 2
+
+
+#: :func:`block_grid_strength` below which a layer without a JPEG table in its pixels is taken for
+#: one resized after compression (calibrated on ``lineart/train`` crops, docs/wild.md: single JPEGs,
+#: crops and PNG exports scored 0.90 or more, JPEGs resized and kept as pixels 0.32 at the median).
+RESIZED_WITHOUT_TABLE = 0.9
+#: The same for a layer whose last JPEG did not make its damage (``jpeg_consistency.outside_share``):
+#: re-saves at the layer's size keep the first save's grid (0.85 at the median after a crop, 1.9 on
+#: the same grid), JPEGs resized before the last save keep only the last, finer one's (0.67).
+RESIZED_WITH_TABLE = 0.6
+
+
+def looks_resized(gray: np.ndarray, table_found: bool) -> bool:
+    """Whether the layer's JPEG damage is not on an 8-pixel grid at its size, i.e. the layer was
+    resized after compression (``False`` also where :func:`block_grid_strength` cannot say)."""
+    strength = block_grid_strength(gray)
+    limit = RESIZED_WITH_TABLE if table_found else RESIZED_WITHOUT_TABLE
+    return strength is not None and strength < limit
