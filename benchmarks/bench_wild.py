@@ -18,10 +18,16 @@
    every family of :mod:`training.degrade`: its spread per family and the share that
    :func:`core.resample.looks_resized` would send to the wild backbone with and without a table.
    No network runs.
+5. Routing (``--route N``): the same samples restored with the wild backbone wherever the pipeline
+   may use it (no table, or a last JPEG that did not make the damage) and with the default
+   backbone only; per family the mean PSNR of both and of the shipped thresholds' choice, and
+   per threshold the mean gain of routing by it (table found / no table). ``--wild-model`` gives
+   the file (default: the shipped one).
 
     python -m benchmarks.bench_wild --detect 8 --crop 768 --images 3
     python -m benchmarks.bench_wild --calibrate 5 --images 0
     python -m benchmarks.bench_wild --grid-strength 256 --images 0
+    python -m benchmarks.bench_wild --route 256 --images 0
 """
 
 from __future__ import annotations
@@ -152,22 +158,31 @@ def detection(restorer, opts, args) -> None:
     print(flush=True)
 
 
-def grid_strength(args) -> None:
+def _train_samples(args, side: int):
+    """(family, degraded sample) for two seeded samples of every family on every 4th drawing of
+    ``--train``, ``side`` px crops."""
     from benchmarks.compare_waifu2x import choose_crop, crop
-    from core import resample
     from training.data import load_drawing
     from training.degrade import FAMILIES, degrade
 
     files = sorted(Path(args.train).glob("*.png"))[::4]
-    found: dict[str, list[float]] = {f: [] for f in FAMILIES}
     for k, path in enumerate(files):
         full = load_drawing(path)
-        c = crop(full, choose_crop(full, args.grid_strength))
+        c = crop(full, choose_crop(full, side))
         for fi, fam in enumerate(FAMILIES):
             for rep in range(2):
-                d = degrade(c, np.random.default_rng([args.seed + 7, k, fi, rep]), fam, qf_range=(10, 40))
-                s = resample.block_grid_strength(d.image)
-                found[fam].append(np.nan if s is None else s)
+                yield fam, degrade(c, np.random.default_rng([args.seed + 7, k, fi, rep]), fam, qf_range=(10, 40))
+
+
+def grid_strength(args) -> None:
+    from core import resample
+    from training.degrade import FAMILIES
+
+    files = sorted(Path(args.train).glob("*.png"))[::4]
+    found: dict[str, list[float]] = {f: [] for f in FAMILIES}
+    for fam, d in _train_samples(args, args.grid_strength):
+        s = resample.block_grid_strength(d.image)
+        found[fam].append(np.nan if s is None else s)
     print(
         f"\nblock_grid_strength, {len(files)} drawings of {args.train} ({args.grid_strength} px crops, 2 samples each); "
         f"taken for resized below {resample.RESIZED_WITHOUT_TABLE} (no table) / {resample.RESIZED_WITH_TABLE} "
@@ -189,6 +204,46 @@ def grid_strength(args) -> None:
     print(flush=True)
 
 
+def routing(restorer, args) -> None:
+    from core import jpeg_consistency as jc
+    from core import resample
+    from core.metrics import psnr
+    from core.pipeline import RestoreOptions
+
+    rows = []  # family, table found, strength, PSNR wild where possible, PSNR default only
+    shipped = resample.RESIZED_WITH_TABLE, resample.RESIZED_WITHOUT_TABLE
+    for fam, d in _train_samples(args, args.route):
+        strength = resample.block_grid_strength(d.image)
+        table = jc.find_jpeg_grid(d.image) is not None
+        resample.RESIZED_WITH_TABLE = resample.RESIZED_WITHOUT_TABLE = float("inf")
+        try:
+            wild = restorer.restore(d.image, RestoreOptions()).image
+        finally:
+            resample.RESIZED_WITH_TABLE, resample.RESIZED_WITHOUT_TABLE = shipped
+        default = restorer.restore(d.image, RestoreOptions(wild_network=False)).image
+        s = np.nan if strength is None else strength
+        rows.append((fam, table, s, psnr(d.reference, wild), psnr(d.reference, default)))
+    print(f"\nrouting on {args.train} ({args.route} px crops): PSNR (dB), mean per family\n")
+    print("| family | samples | default backbone | wild where possible | shipped thresholds | best of the two |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for fam in dict.fromkeys(r[0] for r in rows):
+        rr = [r for r in rows if r[0] == fam]
+        limit = [shipped[0] if r[1] else shipped[1] for r in rr]
+        routed = [r[3] if r[2] < lim else r[4] for r, lim in zip(rr, limit)]
+        print(
+            f"| {fam} | {len(rr)} | {np.mean([r[4] for r in rr]):.2f} | {np.mean([r[3] for r in rr]):.2f} | "
+            f"{np.mean(routed):.2f} | {np.mean([max(r[3], r[4]) for r in rr]):.2f} |"
+        )
+    print("\nmean gain over the default backbone (dB, over every sample) when routing below a threshold:\n")
+    print("| threshold | with a table | without |\n|---:|---:|---:|")
+    for t in (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.6, float("inf")):
+        gains = [
+            [(r[3] - r[4]) if r[2] < t or (t == float("inf")) else 0.0 for r in rows if r[1] == tab] for tab in (1, 0)
+        ]
+        print(f"| {t} | {np.mean(gains[0]):+.3f} | {np.mean(gains[1]):+.3f} |")
+    print(flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="/work/shared/data/lineart/val")
@@ -202,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calibrate", type=int, default=0, help="val crops for the calibration table (0: none)")
     p.add_argument("--grid-strength", type=int, default=0, help="crop side for the block grid strength table (0: none)")
     p.add_argument("--train", default="/work/shared/data/lineart/train", help="drawings of the grid strength table")
+    p.add_argument("--route", type=int, default=0, help="crop side for the routing table (0: none)")
+    p.add_argument("--wild-model", help="the wild backbone for --route (default: the shipped one)")
     args = p.parse_args(argv)
     import torch
 
@@ -212,7 +269,13 @@ def main(argv: list[str] | None = None) -> int:
     from training.data import load_drawing
     from training.degrade import encode
 
-    restorer = Restorer.default(device="cpu")
+    if args.wild_model:
+        from core.pipeline import DEFAULT_FILES, MODELS_DIR
+
+        files = {role: MODELS_DIR / name for role, name in DEFAULT_FILES.items()}
+        restorer = Restorer.from_files(**files, wild=args.wild_model, device="cpu")
+    else:
+        restorer = Restorer.default(device="cpu")
     opts = RestoreOptions()
     if args.detect:
         detection(restorer, opts, args)
@@ -220,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
         calibration(restorer, args)
     if args.grid_strength:
         grid_strength(args)
+    if args.route:
+        routing(restorer, args)
     if not args.images:
         return 0
     shipped = jc.outside_share

@@ -134,12 +134,15 @@ def find_enlargement(gray: np.ndarray) -> Enlargement | None:
 
 
 def block_grid_strength(gray: np.ndarray) -> float | None:
-    """How much of the layer's paper noise falls on an 8-pixel grid at its own size: the pixel-step
-    profile of :func:`find_enlargement`, folded modulo 8 per axis, as the strongest bin's excess
-    over the mean of the other seven, relative to that mean (0: no 8x8 grid; a JPEG saved at this
-    size, also re-saved or cropped at any offset, scores well above it; a JPEG resized after its
-    save keeps only the last save's grid, if any). ``None`` where the layer has too little light
-    paper noise to say (a clean drawing, or too small)."""
+    """How much of the layer's paper noise falls on an 8-pixel grid at its own size.
+
+    The pixel-step profile of :func:`find_enlargement`, per axis, is folded modulo 8 and scored by
+    its Fourier components of period 8 and 8/3 relative to its mean, averaged over both axes.
+    Those two hold the 8x8 grid's steps wherever they lie (also two grids, a re-save after a crop)
+    and none of a 4-pixel pattern, such as a JPEG's blocks halved. A JPEG saved at the layer's
+    size (also re-saved or cropped at any offset) scores well above 1; a JPEG resized after its save
+    keeps only its last save's grid, if any. ``None`` where the layer has too little light paper
+    noise to say (a clean drawing, or a small one)."""
     if gray.dtype != np.uint8 or gray.ndim != 2 or min(gray.shape) < 32:
         return None
     h, w = gray.shape
@@ -151,20 +154,20 @@ def block_grid_strength(gray: np.ndarray) -> float | None:
         if prof.sum() < _MIN_STEPS * _CLIP / 16:
             return None
         n = prof.size - prof.size % 8
-        bins = np.sort(prof[:n].reshape(-1, 8).sum(0))[::-1]
-        # The two strongest offsets: a re-save after a crop has two grids, the first save's and the last's.
-        rest = float(bins[2:].mean())
-        total += (float(bins[:2].sum()) - 2 * rest) / max(rest, 1e-9)
+        bins = prof[:n].reshape(-1, 8).sum(0)
+        spectrum = np.abs(np.fft.rfft(bins))
+        total += float(spectrum[1] + spectrum[3]) / max(float(bins.mean()), 1e-9)
     return total / 2
 
 
 #: :func:`block_grid_strength` below which a layer without a JPEG table in its pixels is taken for
-#: one resized after compression (calibrated on ``lineart/train`` crops, docs/wild.md: single JPEGs,
-#: crops and PNG exports scored 0.90 or more, JPEGs resized and kept as pixels 0.32 at the median).
-RESIZED_WITHOUT_TABLE = 0.9
+#: one resized after compression: ``python -m benchmarks.bench_wild --grid-strength 256`` on
+#: ``lineart/train`` crops (single JPEGs, crops and PNG exports scored 1.33 or more, JPEGs resized
+#: and kept as pixels 0.52 at the median) and ``--route 256`` (the threshold with the best mean gain).
+RESIZED_WITHOUT_TABLE = 1.0
 #: The same for a layer whose last JPEG did not make its damage (``jpeg_consistency.outside_share``):
-#: re-saves at the layer's size keep the first save's grid (0.85 at the median after a crop, 1.9 on
-#: the same grid), JPEGs resized before the last save keep only the last, finer one's (0.67).
+#: re-saves at the layer's size keep the first save's grid (1.2 at the median after a crop, 2.7 on
+#: the same grid), JPEGs resized before the last save keep only the last one's (1.0).
 RESIZED_WITH_TABLE = 0.6
 
 
