@@ -259,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train", default="/work/shared/data/lineart/train", help="drawings of the grid strength table")
     p.add_argument("--route", type=int, default=0, help="crop side for the routing table (0: none)")
     p.add_argument("--wild-model", help="the wild backbone for --route (default: the shipped one)")
+    p.add_argument("--wild-mask-model", help="with --wild-model: its mask network, or none (default: the shipped one)")
     args = p.parse_args(argv)
     import torch
 
@@ -270,10 +271,14 @@ def main(argv: list[str] | None = None) -> int:
     from training.degrade import encode
 
     if args.wild_model:
-        from core.pipeline import DEFAULT_FILES, MODELS_DIR
+        from core.pipeline import DEFAULT_FILES, MODELS_DIR, optional_files
 
         files = {role: MODELS_DIR / name for role, name in DEFAULT_FILES.items()}
-        restorer = Restorer.from_files(**files, wild=args.wild_model, device="cpu")
+        optional = optional_files()
+        optional["wild"] = args.wild_model
+        if args.wild_mask_model:
+            optional["wild_mask"] = None if args.wild_mask_model == "none" else args.wild_mask_model
+        restorer = Restorer.from_files(**files, **optional, device="cpu")
     else:
         restorer = Restorer.default(device="cpu")
     opts = RestoreOptions()

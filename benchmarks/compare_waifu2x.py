@@ -803,14 +803,17 @@ def _cpu_name() -> str:
 
 def _restorer(args: argparse.Namespace):
     """Ours: the shipped models (the fast pair with ``--fast``), any given file replacing its role."""
-    from core.pipeline import DEFAULT_FILES, FAST_FILES, MODELS_DIR, Restorer, optional_file
+    from core.pipeline import DEFAULT_FILES, FAST_FILES, MODELS_DIR, Restorer, optional_files
 
     given = {"mask": args.mask, "restore": args.restore, "baseline": args.baseline}
     if not any(given.values()) and args.wild_model is None:
         return Restorer.default(device="cpu", fast=args.fast)
     shipped = FAST_FILES if args.fast else DEFAULT_FILES
     paths = {r: p or MODELS_DIR / shipped[r] for r, p in given.items()}
-    return Restorer.from_files(**paths, wild=args.wild_model or optional_file("wild", args.fast), device="cpu")
+    optional = optional_files(args.fast)
+    if args.wild_model:
+        optional["wild"] = args.wild_model
+    return Restorer.from_files(**paths, **optional, device="cpu")
 
 
 def wild_table(records: list[Record], before: dict | None = None) -> tuple[str, list[dict]]:

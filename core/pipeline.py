@@ -82,7 +82,7 @@ __all__ = [
     "DEFAULT_FILES",
     "FAST_FILES",
     "OPTIONAL_FILES",
-    "optional_file",
+    "optional_files",
     "DEFAULT_QF",
     "RestoreOptions",
     "RestoreResult",
@@ -109,16 +109,16 @@ DEFAULT_FILES = {
 #: less exact.
 FAST_FILES = {**DEFAULT_FILES, "restore": "restore_fast.safetensors"}
 #: Role -> shipped file loaded with the default files when it is there: the framework backbone
-#: fine-tuned on re-saved, resized and cropped JPEGs (``training.degrade``), which the
-#: ``wild_network`` option uses on layers that are not one JPEG at their own size (docs/wild.md).
-OPTIONAL_FILES = {"wild": "restore_wild.safetensors"}
+#: and the mask network fine-tuned on re-saved, resized and cropped JPEGs (``training.degrade``),
+#: which the ``wild_network`` option uses on layers resized after compression (docs/wild.md).
+OPTIONAL_FILES = {"wild": "restore_wild.safetensors", "wild_mask": "mask_wild.safetensors"}
 
 
-def optional_file(role: str, fast: bool = False) -> Path | None:
-    """The shipped file of an :data:`OPTIONAL_FILES` role, if it is there (never with the fast pair,
-    whose backbone it does not match)."""
-    path = MODELS_DIR / OPTIONAL_FILES[role]
-    return path if not fast and path.is_file() else None
+def optional_files(fast: bool = False) -> dict[str, Path | None]:
+    """:meth:`Restorer.from_files` keyword -> the shipped :data:`OPTIONAL_FILES` file, or None where
+    it is not there (always None with the fast pair, whose backbone they do not go with)."""
+    paths = {key: MODELS_DIR / name for key, name in OPTIONAL_FILES.items()}
+    return {key: path if not fast and path.is_file() else None for key, path in paths.items()}
 
 
 #: QF assumed for a non-blind model when the caller gives none (a note says so in the result).
@@ -293,6 +293,8 @@ class Restorer:
         baseline_model: a baseline-mode backbone for ``mask="none"`` (or ``None``).
         wild_model: a framework-mode backbone for layers that are not one JPEG at their own size
             (the ``wild_network`` option), or ``None``.
+        wild_mask_model: the ``MaskUNet`` that goes with ``wild_model`` (else the default mask
+            network's mask, grown by a pixel where no JPEG table is left), or ``None``.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         precision: precision of the restoration backbones: ``auto``, ``fp32``, ``bf16`` or
             ``fp16`` (CUDA only).
@@ -318,6 +320,7 @@ class Restorer:
         baseline_model: torch.nn.Module | None = None,
         *,
         wild_model: torch.nn.Module | None = None,
+        wild_mask_model: torch.nn.Module | None = None,
         device: str | torch.device = "auto",
         precision: str = "auto",
         mask_precision: str | None = None,
@@ -345,11 +348,12 @@ class Restorer:
             ("restore", restore_model, "framework"),
             ("baseline", baseline_model, "baseline"),
             ("wild", wild_model, "framework"),
+            ("mask_wild", wild_mask_model, "mask"),
         ):
             if model is None:
                 continue
             self._check_role(model, role, want)
-            prec = self.mask_precision if role == "mask" else self.precision
+            prec = self.mask_precision if want == "mask" else self.precision
             self._runners[role] = _Runner(
                 model, names.get(role, role), self.device, prec, self.channels_last, self.engine
             )
@@ -379,6 +383,7 @@ class Restorer:
         baseline: str | os.PathLike | None = None,
         *,
         wild: str | os.PathLike | None = None,
+        wild_mask: str | os.PathLike | None = None,
         device: str | torch.device = "cpu",
         precision: str = "auto",
         mask_precision: str | None = None,
@@ -386,14 +391,15 @@ class Restorer:
     ) -> Restorer:
         """Load models from weights files (our ``.safetensors``; ``baseline`` may also be an
         official ``.pth`` checkpoint). Any of them may be ``None`` if its methods are not used;
-        ``wild`` is the backbone of the ``wild_network`` option.
+        ``wild`` and ``wild_mask`` are the backbone and mask network of the ``wild_network`` option.
 
         Raises:
             WeightsError: a file is missing, unreadable, or holds a model of the wrong role.
         """
         loaded: dict[str, torch.nn.Module | None] = {}
         names = {}
-        for role, path in (("mask", mask), ("restore", restore), ("baseline", baseline), ("wild", wild)):
+        roles = (("mask", mask), ("restore", restore), ("baseline", baseline), ("wild", wild), ("mask_wild", wild_mask))
+        for role, path in roles:
             if path is None:
                 loaded[role] = None
                 continue
@@ -404,6 +410,7 @@ class Restorer:
             loaded["restore"],
             loaded["baseline"],
             wild_model=loaded["wild"],
+            wild_mask_model=loaded["mask_wild"],
             device=device,
             precision=precision,
             mask_precision=mask_precision,
@@ -442,7 +449,7 @@ class Restorer:
             paths["mask"],
             paths["restore"],
             paths["baseline"],
-            wild=optional_file("wild", fast),
+            **optional_files(fast),
             device=device,
             precision=precision,
             mask_precision=mask_precision,
@@ -722,8 +729,8 @@ class Restorer:
         return opts.overlap if opts.overlap is not None else default_overlap(tile, align)
 
     def _run_passes(self, job: _Job, plan) -> RestoreResult:
-        x, plane, opts, mask_runner, qf_in = job.x, job.plane, job.opts, job.mask_runner, job.qf_in
-        tick, cancel, notes, timings, progress = job.tick, job.cancel, job.notes, job.timings, job.progress
+        plane, opts, mask_runner = job.plane, job.opts, job.mask_runner
+        cancel, notes, timings, progress = job.cancel, job.notes, job.timings, job.progress
         timings["restore"] = timings["finish"] = 0.0  # (again after running out of memory)
         h, w = plane.gray.shape
         # ---- which backbone: the default one, or the wild one where the layer holds no JPEG grid
@@ -746,24 +753,16 @@ class Restorer:
         # ---- mask
         t = time.perf_counter()
         mask_u8: np.ndarray | None = None
+        wild_mask = self._runners.get("mask_wild") if opts.mask == "learnt" else None
         if opts.mask == "learnt":
-            diff = run_tiled(
-                lambda _tile, crop: self._mask_logit_diff(mask_runner, crop, qf_in, opts.ensemble),
-                [x if job.mask_x is None else job.mask_x],
-                plan,
-                1,
-                progress=tick,
-                cancel=cancel,
-            )
-            mask_u8 = (diff[0, 0] > 0).numpy().astype(np.uint8)
-            del diff
+            mask_u8 = self._mask_pass(job, plan, wild_mask if backbone is wild and wild_mask else mask_runner)
         elif opts.mask in direct_masks.DIRECT_MASKS:
             mask_u8 = direct_masks.DIRECT_MASKS[opts.mask](gray8 if gray8 is not None else _gray8(plane.gray))
         timings["mask"] = time.perf_counter() - t
         check_cancel(cancel)
 
         # ---- backbone, compose, threshold
-        if backbone is wild:
+        if backbone is wild and wild_mask is None:
             mask_u8 = _widen(mask_u8)
         mask_t = torch.from_numpy(mask_u8).view(1, 1, h, w) if mask_u8 is not None else None
         restored, qf_estimate = self._backbone_pass(job, plan, backbone, mask_t)
@@ -784,7 +783,12 @@ class Restorer:
                     "its damage is not on the 8x8 grid of the layer's size (resized before the last save?): "
                     "restored again with the network trained on resized and re-saved JPEGs"
                 )
-                job.total[0] += len(plan)
+                job.total[0] += len(plan) * (1 + int(wild_mask is not None))
+                if wild_mask is not None:
+                    t = time.perf_counter()
+                    mask_u8 = self._mask_pass(job, plan, wild_mask)
+                    mask_t = torch.from_numpy(mask_u8).view(1, 1, h, w)
+                    timings["mask"] += time.perf_counter() - t
                 restored, qf_estimate = self._backbone_pass(job, plan, wild, mask_t)
         elif opts.jpeg_consistency and opts.jpeg_table is not None and gray8 is not None:
             # Most layers are not unedited JPEGs (PNGs, painted layers): that is said only when a
@@ -820,6 +824,18 @@ class Restorer:
         opts = job.opts
         usable = opts.wild_network and opts.model is None and opts.mask != "none" and job.direction is None
         return self._runners.get("wild") if usable and job.plane.dtype == np.uint8 else None
+
+    def _mask_pass(self, job: _Job, plan, runner: _Runner) -> np.ndarray:
+        """The learnt line mask (H, W) uint8, tile by tile: the blended logit difference above 0."""
+        diff = run_tiled(
+            lambda _tile, crop: self._mask_logit_diff(runner, crop, job.qf_in, job.opts.ensemble),
+            [job.x if job.mask_x is None else job.mask_x],
+            plan,
+            1,
+            progress=job.tick,
+            cancel=job.cancel,
+        )
+        return (diff[0, 0] > 0).numpy().astype(np.uint8)
 
     def _backbone_pass(self, job: _Job, plan, backbone: _Runner, mask_t: torch.Tensor | None):
         """The backbone tile by tile, then eq. 2 and eq. 1: the restored (H, W) plane and the QF

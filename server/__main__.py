@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 def load_restorer(args: argparse.Namespace):
     """The Restorer the arguments ask for: the shipped models (the fast pair with ``--fast``), with
     any named file replacing its role."""
-    from core.pipeline import DEFAULT_FILES, FAST_FILES, MODELS_DIR, Restorer, optional_file
+    from core.pipeline import DEFAULT_FILES, FAST_FILES, MODELS_DIR, Restorer, optional_files
 
     fast = bool(getattr(args, "fast", False))
     given = {"mask": args.mask_model, "restore": args.restore_model, "baseline": args.baseline_model}
@@ -209,8 +209,9 @@ def load_restorer(args: argparse.Namespace):
     for role, path in given.items():
         shipped = MODELS_DIR / (FAST_FILES if fast else DEFAULT_FILES)[role]
         paths[role] = path if path is not None else (shipped if shipped.is_file() else None)
-    paths["wild"] = optional_file("wild", fast)
-    return Restorer.from_files(**paths, device=args.device, precision=args.precision, engine=args.engine)
+    return Restorer.from_files(
+        **paths, **optional_files(fast), device=args.device, precision=args.precision, engine=args.engine
+    )
 
 
 async def _serve(server) -> None:

@@ -242,3 +242,21 @@ def test_the_block_grid_strength_tells_a_jpeg_at_its_size_from_a_resized_one():
         layer = _resize(_jpeg(clean, 20), s)
         assert block_grid_strength(layer) < RESIZED_WITHOUT_TABLE
         assert looks_resized(layer, table_found=False)
+
+
+def test_the_wild_mask_network_goes_with_the_wild_backbone(without_wild):
+    """With a wild mask network (stand-in: mask_default), the wild route masks with it, not widened."""
+    r = Restorer.from_files(
+        MODELS / "mask_fast.safetensors",
+        MODELS / "restore_default.safetensors",
+        wild=MODELS / "restore_fast.safetensors",
+        wild_mask=MODELS / "mask_default.safetensors",
+    )
+    other = Restorer.from_files(MODELS / "mask_default.safetensors", MODELS / "restore_default.safetensors")
+    for layer in (_resize(_jpeg(_clean(), 20), 0.75), _jpeg(_resize(_jpeg(_clean(), 20), 0.75), 90)):
+        res = r.restore(layer, RestoreOptions(return_mask=True))
+        assert any("network trained on resized and re-saved JPEGs" in n for n in res.notes)
+        assert np.array_equal(res.mask, other.restore(layer, RestoreOptions(return_mask=True)).mask)
+    single = _jpeg(_clean(), 20)
+    res = r.restore(single, RestoreOptions(return_mask=True))
+    assert np.array_equal(res.image, without_wild.restore(single, RestoreOptions()).image)
