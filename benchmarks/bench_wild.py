@@ -13,8 +13,21 @@
    networks' result (step off), per degradation: smallest and largest over the crops, and the
    PSNR with the step forced on (as before the check) and off.
 
+4. Block grid strength (``--grid-strength N``): :func:`core.resample.block_grid_strength` on
+   every 4th drawing of ``--train`` (not the evaluation sets), N px crops, two seeded samples of
+   every family of :mod:`training.degrade`: its spread per family and the share that
+   :func:`core.resample.looks_resized` would send to the wild backbone with and without a table.
+   No network runs.
+5. Routing (``--route N``): the same samples restored with the wild backbone wherever the pipeline
+   may use it (no table, or a last JPEG that did not make the damage) and with the default
+   backbone only; per family the mean PSNR of both and of the shipped thresholds' choice, and
+   per threshold the mean gain of routing by it (table found / no table). ``--wild-model`` gives
+   the file (default: the shipped one).
+
     python -m benchmarks.bench_wild --detect 8 --crop 768 --images 3
     python -m benchmarks.bench_wild --calibrate 5 --images 0
+    python -m benchmarks.bench_wild --grid-strength 256 --images 0
+    python -m benchmarks.bench_wild --route 256 --images 0
 """
 
 from __future__ import annotations
@@ -145,6 +158,92 @@ def detection(restorer, opts, args) -> None:
     print(flush=True)
 
 
+def _train_samples(args, side: int):
+    """(family, degraded sample) for two seeded samples of every family on every 4th drawing of
+    ``--train``, ``side`` px crops."""
+    from benchmarks.compare_waifu2x import choose_crop, crop
+    from training.data import load_drawing
+    from training.degrade import FAMILIES, degrade
+
+    files = sorted(Path(args.train).glob("*.png"))[::4]
+    for k, path in enumerate(files):
+        full = load_drawing(path)
+        c = crop(full, choose_crop(full, side))
+        for fi, fam in enumerate(FAMILIES):
+            for rep in range(2):
+                yield fam, degrade(c, np.random.default_rng([args.seed + 7, k, fi, rep]), fam, qf_range=(10, 40))
+
+
+def grid_strength(args) -> None:
+    from core import resample
+    from training.degrade import FAMILIES
+
+    files = sorted(Path(args.train).glob("*.png"))[::4]
+    found: dict[str, list[float]] = {f: [] for f in FAMILIES}
+    for fam, d in _train_samples(args, args.grid_strength):
+        s = resample.block_grid_strength(d.image)
+        found[fam].append(np.nan if s is None else s)
+    print(
+        f"\nblock_grid_strength, {len(files)} drawings of {args.train} ({args.grid_strength} px crops, 2 samples each); "
+        f"taken for resized below {resample.RESIZED_WITHOUT_TABLE} (no table) / {resample.RESIZED_WITH_TABLE} "
+        "(last JPEG did not make the damage)\n"
+    )
+    print("| family | samples | none | min | 10 % | median | 90 % | max | below, no table | below, with table |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for fam, v in found.items():
+        v = np.array(v)
+        ok = v[~np.isnan(v)]
+        q = np.percentile(ok, [0, 10, 50, 90, 100])
+        lo = (ok < resample.RESIZED_WITHOUT_TABLE).mean()
+        lo_t = (ok < resample.RESIZED_WITH_TABLE).mean()
+        print(
+            f"| {fam} | {v.size} | {int(np.isnan(v).sum())} | "
+            + " | ".join(f"{x:.2f}" for x in q)
+            + f" | {100 * lo:.0f} % | {100 * lo_t:.0f} % |"
+        )
+    print(flush=True)
+
+
+def routing(restorer, args) -> None:
+    from core import jpeg_consistency as jc
+    from core import resample
+    from core.metrics import psnr
+    from core.pipeline import RestoreOptions
+
+    rows = []  # family, table found, strength, PSNR wild where possible, PSNR default only
+    shipped = resample.RESIZED_WITH_TABLE, resample.RESIZED_WITHOUT_TABLE
+    for fam, d in _train_samples(args, args.route):
+        strength = resample.block_grid_strength(d.image)
+        table = jc.find_jpeg_grid(d.image) is not None
+        resample.RESIZED_WITH_TABLE = resample.RESIZED_WITHOUT_TABLE = float("inf")
+        try:
+            wild = restorer.restore(d.image, RestoreOptions()).image
+        finally:
+            resample.RESIZED_WITH_TABLE, resample.RESIZED_WITHOUT_TABLE = shipped
+        default = restorer.restore(d.image, RestoreOptions(wild_network=False)).image
+        s = np.nan if strength is None else strength
+        rows.append((fam, table, s, psnr(d.reference, wild), psnr(d.reference, default)))
+    print(f"\nrouting on {args.train} ({args.route} px crops): PSNR (dB), mean per family\n")
+    print("| family | samples | default backbone | wild where possible | shipped thresholds | best of the two |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for fam in dict.fromkeys(r[0] for r in rows):
+        rr = [r for r in rows if r[0] == fam]
+        limit = [shipped[0] if r[1] else shipped[1] for r in rr]
+        routed = [r[3] if r[2] < lim else r[4] for r, lim in zip(rr, limit)]
+        print(
+            f"| {fam} | {len(rr)} | {np.mean([r[4] for r in rr]):.2f} | {np.mean([r[3] for r in rr]):.2f} | "
+            f"{np.mean(routed):.2f} | {np.mean([max(r[3], r[4]) for r in rr]):.2f} |"
+        )
+    print("\nmean gain over the default backbone (dB, over every sample) when routing below a threshold:\n")
+    print("| threshold | with a table | without |\n|---:|---:|---:|")
+    for t in (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.6, float("inf")):
+        gains = [
+            [(r[3] - r[4]) if r[2] < t or (t == float("inf")) else 0.0 for r in rows if r[1] == tab] for tab in (1, 0)
+        ]
+        print(f"| {t} | {np.mean(gains[0]):+.3f} | {np.mean(gains[1]):+.3f} |")
+    print(flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="/work/shared/data/lineart/val")
@@ -156,6 +255,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kanji", default="/work/shared/data/kanji")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--calibrate", type=int, default=0, help="val crops for the calibration table (0: none)")
+    p.add_argument("--grid-strength", type=int, default=0, help="crop side for the block grid strength table (0: none)")
+    p.add_argument("--train", default="/work/shared/data/lineart/train", help="drawings of the grid strength table")
+    p.add_argument("--route", type=int, default=0, help="crop side for the routing table (0: none)")
+    p.add_argument("--wild-model", help="the wild backbone for --route (default: the shipped one)")
+    p.add_argument("--wild-mask-model", help="with --wild-model: its mask network, or none (default: the shipped one)")
     args = p.parse_args(argv)
     import torch
 
@@ -166,12 +270,26 @@ def main(argv: list[str] | None = None) -> int:
     from training.data import load_drawing
     from training.degrade import encode
 
-    restorer = Restorer.default(device="cpu")
+    if args.wild_model:
+        from core.pipeline import DEFAULT_FILES, MODELS_DIR, wild_files
+
+        files = {role: MODELS_DIR / name for role, name in DEFAULT_FILES.items()}
+        optional = wild_files()
+        optional["wild"] = args.wild_model
+        if args.wild_mask_model:
+            optional["wild_mask"] = None if args.wild_mask_model == "none" else args.wild_mask_model
+        restorer = Restorer.from_files(**files, **optional, device="cpu")
+    else:
+        restorer = Restorer.default(device="cpu")
     opts = RestoreOptions()
     if args.detect:
         detection(restorer, opts, args)
     if args.calibrate:
         calibration(restorer, args)
+    if args.grid_strength:
+        grid_strength(args)
+    if args.route:
+        routing(restorer, args)
     if not args.images:
         return 0
     shipped = jc.outside_share

@@ -167,7 +167,7 @@ def _print_help(parser: argparse.ArgumentParser, restore: argparse.ArgumentParse
 
 def _load_restorer(args: argparse.Namespace, mask_method: str | None):
     """Load the models ``mask_method`` needs (all shipped ones for ``None``)."""
-    from .pipeline import DEFAULT_FILES, FAST_FILES, MODELS_DIR, Restorer, colour_mask_path
+    from .pipeline import DEFAULT_FILES, FAST_FILES, MODELS_DIR, Restorer, colour_mask_path, wild_files
 
     shipped = FAST_FILES if getattr(args, "fast", False) else DEFAULT_FILES
     roles: dict[str, str | None] = {
@@ -215,6 +215,8 @@ def _load_restorer(args: argparse.Namespace, mask_method: str | None):
         mask=roles["mask"],
         restore=roles["restore"],
         baseline=roles["baseline"],
+        # The wild networks go with the shipped default backbone (the wild_network option).
+        **(wild_files(getattr(args, "fast", False)) if roles["restore"] else {}),
         device=args.device,
         precision=args.precision,
         mask_precision=args.mask_precision,

@@ -256,6 +256,16 @@ OPTIONS: tuple[Option, ...] = (
         flag="--enlarged",
     ),
     Option(
+        "wild_network",
+        "bool",
+        True,
+        "Re-saved JPEGs",
+        "where the layer is not one JPEG at its own size (re-saved from a coarser JPEG, resized, or no JPEG "
+        "grid left in its pixels), restore it with the network trained on such layers; gray 8-bit layers "
+        "(default: on; docs/wild.md)",
+        flag="--wild-network",
+    ),
+    Option(
         "ensemble",
         "int",
         1,

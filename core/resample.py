@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["Enlargement", "PERIODS", "find_enlargement"]
+__all__ = ["Enlargement", "PERIODS", "block_grid_strength", "find_enlargement", "looks_resized"]
 
 #: Candidate block periods in pixels (x1.06 - x2.5).
 PERIODS = np.arange(8.5, 20.0001, 0.02)
@@ -131,3 +131,51 @@ def find_enlargement(gray: np.ndarray) -> Enlargement | None:
         return None
     period = _refine(profiles, float(PERIODS[i]))
     return Enlargement(period / 8.0, period, float(s1[i]), float(s2[i]), lead)
+
+
+def block_grid_strength(gray: np.ndarray) -> float | None:
+    """How much of the layer's paper noise falls on an 8-pixel grid at its own size.
+
+    The pixel-step profile of :func:`find_enlargement`, per axis, is folded modulo 8 and scored by
+    its Fourier components of period 8 and 8/3 relative to its mean, averaged over both axes.
+    Those two hold the 8x8 grid's steps wherever they lie (also two grids, a re-save after a crop)
+    and none of a 4-pixel pattern, such as a JPEG's blocks halved. A JPEG saved at the layer's
+    size (also re-saved or cropped at any offset) scores well above 1; a JPEG resized after its save
+    keeps only its last save's grid, if any. ``None`` where the layer has too little light paper
+    noise to say (a clean drawing, or a small one)."""
+    if gray.dtype != np.uint8 or gray.ndim != 2 or min(gray.shape) < 32:
+        return None
+    h, w = gray.shape
+    if max(h, w) > MAX_SIDE:
+        top, left = max(0, (h - MAX_SIDE) // 2), max(0, (w - MAX_SIDE) // 2)
+        gray = gray[top : top + MAX_SIDE, left : left + MAX_SIDE]
+    total = 0.0
+    for prof in _profiles(gray):
+        if prof.sum() < _MIN_STEPS * _CLIP / 16:
+            return None
+        n = prof.size - prof.size % 8
+        bins = prof[:n].reshape(-1, 8).sum(0)
+        spectrum = np.abs(np.fft.rfft(bins))
+        total += float(spectrum[1] + spectrum[3]) / max(float(bins.mean()), 1e-9)
+    return total / 2
+
+
+#: :func:`block_grid_strength` below which a layer without a JPEG table in its pixels is taken for
+#: one resized after compression: ``python -m benchmarks.bench_wild --grid-strength 256`` on
+#: ``lineart/train`` crops (single JPEGs, crops and PNG exports scored 1.33 or more, JPEGs resized
+#: and kept as pixels 0.52 at the median) and ``--route 256`` (the threshold with the best mean gain).
+RESIZED_WITHOUT_TABLE = 1.0
+#: The same for a layer whose last JPEG did not make its damage (``jpeg_consistency.outside_share``):
+#: JPEGs resized before the last save keep only the last save's grid (1.04 at the median), re-saves
+#: at the layer's size also the first's (1.21 at the median after a crop, 2.66 on the same grid).
+#: The wild backbone gains 1.6 dB on the first and loses about 0.5 dB on the others, so the
+#: threshold is high (``--route``: the best mean gain).
+RESIZED_WITH_TABLE = 1.6
+
+
+def looks_resized(gray: np.ndarray, table_found: bool) -> bool:
+    """Whether the layer's JPEG damage is not on an 8-pixel grid at its size, i.e. the layer was
+    resized after compression (``False`` also where :func:`block_grid_strength` cannot say)."""
+    strength = block_grid_strength(gray)
+    limit = RESIZED_WITH_TABLE if table_found else RESIZED_WITHOUT_TABLE
+    return strength is not None and strength < limit

@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 def load_restorer(args: argparse.Namespace):
     """The Restorer the arguments ask for: the shipped models (the fast pair with ``--fast``), with
     any named file replacing its role."""
-    from core.pipeline import DEFAULT_FILES, FAST_FILES, MODELS_DIR, Restorer, colour_mask_path
+    from core.pipeline import DEFAULT_FILES, FAST_FILES, MODELS_DIR, Restorer, colour_mask_path, wild_files
 
     fast = bool(getattr(args, "fast", False))
     given = {"mask": args.mask_model, "restore": args.restore_model, "baseline": args.baseline_model}
@@ -226,8 +226,10 @@ def load_restorer(args: argparse.Namespace):
         shipped = MODELS_DIR / (FAST_FILES if fast else DEFAULT_FILES)[role]
         paths[role] = path if path is not None else (shipped if shipped.is_file() else None)
     mask_colour = colour_mask_path(colour_choice, mask_given=args.mask_model is not None)
+    # The wild networks go with the shipped default backbone only (the wild_network option).
+    wild = wild_files(fast) if args.restore_model is None else {}
     return Restorer.from_files(
-        **paths, mask_colour=mask_colour, device=args.device, precision=args.precision, engine=args.engine
+        **paths, **wild, mask_colour=mask_colour, device=args.device, precision=args.precision, engine=args.engine
     )
 
 

@@ -268,7 +268,7 @@ def test_a_step_hook_sees_every_part_of_the_work_and_can_stop_it(restorer):
         ref = restorer.restore(img, RestoreOptions(tile=256, overlap=32, ensemble=2))
     kinds = {s[0] for s in seen}
     assert {"tile", "pass", "rows"} <= kinds
-    assert [s[:3] for s in seen if s[3] == "_run_passes"] == [
+    assert [s[:3] for s in seen if s[3] == "_backbone_pass"] == [
         ("rows", 0, 1100),
         ("rows", 512, 1100),
         ("rows", 1024, 1100),

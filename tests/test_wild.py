@@ -130,3 +130,133 @@ def test_the_threshold_is_looser_for_a_fine_last_save():
     coarse = jc.find_jpeg_grid(_jpeg(_clean(), 75))
     fine = jc.find_jpeg_grid(_jpeg(_clean(), 90))
     assert jc.max_outside(coarse) == jc.MAX_OUTSIDE < jc.max_outside(fine) == jc.MAX_OUTSIDE_FINE
+
+
+# ---- the wild backbone (RestoreOptions.wild_network)
+
+MODELS = Path(__file__).resolve().parents[1] / "core" / "models"
+
+
+@pytest.fixture(scope="module")
+def with_wild():
+    """The shipped default pair with a stand-in wild backbone: the shipped fast one, a framework
+    model whose output differs from the default one's, so that its use is seen in the pixels."""
+    return Restorer.from_files(
+        MODELS / "mask_fast.safetensors",
+        MODELS / "restore_default.safetensors",
+        MODELS / "restore_baseline.safetensors",
+        wild=MODELS / "restore_fast.safetensors",
+    )
+
+
+@pytest.fixture(scope="module")
+def without_wild():
+    return Restorer.from_files(
+        MODELS / "mask_fast.safetensors",
+        MODELS / "restore_default.safetensors",
+        MODELS / "restore_baseline.safetensors",
+    )
+
+
+def _check_wild_result(res, without_wild, layer, widened: bool):
+    """``res`` came from the wild backbone: on the default mask (grown by one pixel for a layer with
+    no JPEG table left: a resize softens the edges), white wherever that mask says paper, and not
+    what the default backbone makes."""
+    default = without_wild.restore(layer, RestoreOptions(return_mask=True))
+    widened = cv2.dilate(default.mask, np.ones((3, 3), np.uint8)) if widened else default.mask
+    assert np.array_equal(res.mask, widened)
+    assert (res.image[widened == 0] == 255).all()
+    assert not np.array_equal(res.image, default.image)
+
+
+def test_a_single_jpeg_keeps_the_default_backbone(with_wild, without_wild):
+    layer = _jpeg(_clean(), 20)
+    res = with_wild.restore(layer, RestoreOptions())
+    assert res.jpeg_quality == 20
+    assert np.array_equal(res.image, without_wild.restore(layer, RestoreOptions()).image)
+    assert not any("re-saved and resized" in n for n in res.notes)
+
+
+def test_a_jpeg_resized_before_its_last_save_is_restored_again_with_the_wild_backbone(with_wild, without_wild):
+    layer = _jpeg(_resize(_jpeg(_clean(), 20), 0.75), 90)
+    fractions = []
+    res = with_wild.restore(layer, RestoreOptions(return_mask=True), progress=fractions.append)
+    assert res.jpeg_quality is None
+    assert any("consistency step was skipped" in n for n in res.notes)
+    assert any("restored again with the network trained on resized and re-saved JPEGs" in n for n in res.notes)
+    _check_wild_result(res, without_wild, layer, widened=False)
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0  # never backwards over the added pass
+    off = with_wild.restore(layer, RestoreOptions(wild_network=False))
+    assert np.array_equal(off.image, without_wild.restore(layer, RestoreOptions()).image)
+    assert not np.array_equal(off.image, res.image)
+
+
+def test_a_jpeg_resaved_at_its_size_keeps_the_default_backbone(with_wild, without_wild):
+    """Its first save's blocks are still on an 8-pixel grid: the damage the default network knows."""
+    layer = _jpeg(_jpeg(_clean(), 30), 75)
+    res = with_wild.restore(layer, RestoreOptions())
+    assert any("re-saved JPEG: first quality about 3" in n for n in res.notes)
+    assert not any("resized and re-saved" in n for n in res.notes)
+    assert np.array_equal(res.image, without_wild.restore(layer, RestoreOptions()).image)
+
+
+def test_a_layer_without_a_jpeg_grid_gets_the_wild_backbone_at_once(with_wild, without_wild, monkeypatch):
+    layer = _resize(_jpeg(_clean(), 20), 0.75)  # resized after the JPEG, kept as pixels
+    from core.runners import Runner
+
+    calls = []
+    real_call = Runner.__call__
+
+    def counting(self, *a, **k):
+        calls.append(self.name)
+        return real_call(self, *a, **k)
+
+    monkeypatch.setattr(Runner, "__call__", counting)
+    res = with_wild.restore(layer, RestoreOptions(return_mask=True))
+    assert any("no JPEG block grid at the layer's size" in n for n in res.notes)
+    assert "restore_default.safetensors" not in calls and "restore_fast.safetensors" in calls  # one pass
+    monkeypatch.undo()
+    _check_wild_result(res, without_wild, layer, widened=True)
+
+
+def test_the_wild_backbone_leaves_colour_and_other_choices_alone(with_wild, without_wild):
+    layer = _resize(_jpeg(_clean(), 20), 0.75)
+    for opts in (RestoreOptions(mask="none"), RestoreOptions(model=str(MODELS / "restore_default.safetensors"))):
+        assert np.array_equal(with_wild.restore(layer, opts).image, without_wild.restore(layer, opts).image)
+    brown = np.stack([layer, 128 + layer // 2, 64 + 3 * (layer // 4)], axis=-1).astype(np.uint8)
+    res = with_wild.restore(brown, RestoreOptions())
+    assert np.array_equal(res.image, without_wild.restore(brown, RestoreOptions()).image)
+    assert not any("re-saved and resized" in n for n in res.notes)
+
+
+def test_the_block_grid_strength_tells_a_jpeg_at_its_size_from_a_resized_one():
+    from core.resample import RESIZED_WITHOUT_TABLE, block_grid_strength, looks_resized
+
+    clean = _clean()
+    assert block_grid_strength(clean) is None  # no paper noise: nothing to say
+    assert not looks_resized(clean, table_found=False)
+    for layer in (_jpeg(clean, 20), _jpeg(clean, 20)[3:, 5:], _jpeg(_jpeg(clean, 30), 75)):
+        assert block_grid_strength(layer) > RESIZED_WITHOUT_TABLE
+        assert not looks_resized(layer, table_found=False)
+    for s in (0.75, 1.5):
+        layer = _resize(_jpeg(clean, 20), s)
+        assert block_grid_strength(layer) < RESIZED_WITHOUT_TABLE
+        assert looks_resized(layer, table_found=False)
+
+
+def test_the_wild_mask_network_goes_with_the_wild_backbone(without_wild):
+    """With a wild mask network (stand-in: mask_default), the wild route masks with it, not widened."""
+    r = Restorer.from_files(
+        MODELS / "mask_fast.safetensors",
+        MODELS / "restore_default.safetensors",
+        wild=MODELS / "restore_fast.safetensors",
+        wild_mask=MODELS / "mask_default.safetensors",
+    )
+    other = Restorer.from_files(MODELS / "mask_default.safetensors", MODELS / "restore_default.safetensors")
+    for layer in (_resize(_jpeg(_clean(), 20), 0.75), _jpeg(_resize(_jpeg(_clean(), 20), 0.75), 90)):
+        res = r.restore(layer, RestoreOptions(return_mask=True))
+        assert any("network trained on resized and re-saved JPEGs" in n for n in res.notes)
+        assert np.array_equal(res.mask, other.restore(layer, RestoreOptions(return_mask=True)).mask)
+    single = _jpeg(_clean(), 20)
+    res = r.restore(single, RestoreOptions(return_mask=True))
+    assert np.array_equal(res.image, without_wild.restore(single, RestoreOptions()).image)
