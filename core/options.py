@@ -259,10 +259,9 @@ OPTIONS: tuple[Option, ...] = (
         "wild_network",
         "bool",
         True,
-        "Re-saved JPEGs",
-        "where the layer is not one JPEG at its own size (re-saved from a coarser JPEG, resized, or no JPEG "
-        "grid left in its pixels), restore it with the network trained on such layers; gray 8-bit layers "
-        "(default: on; docs/wild.md)",
+        "Resized JPEGs",
+        "where a gray 8-bit layer was resized after its JPEG save (its JPEG noise is no longer on an 8-pixel "
+        "grid), restore it with the network trained on resized and re-saved JPEGs (default: on; docs/wild.md)",
         flag="--wild-network",
     ),
     Option(

@@ -180,11 +180,13 @@ class RestoreOptions:
             result back (docs/wild.md). Off by default: periodic screentones can be taken for
             enlarged blocks.
         wild_network: when the Restorer holds a second framework backbone trained on re-saved,
-            resized and cropped JPEGs (``wild``, ``restore_wild.safetensors``), use it on gray 8-bit
-            layers that are not one JPEG at their own size: no JPEG grid is found in the pixels, or
-            the restoration lies outside the found JPEG's quantization steps (the check of the
-            ``jpeg_consistency`` step; the layer is then restored a second time). A single JPEG
-            keeps the default backbone. No effect with ``model`` or ``mask="none"``.
+            resized and cropped JPEGs (``wild``, :data:`WILD_FILES`), use it on gray 8-bit layers
+            resized after compression: their JPEG noise is not on an 8-pixel grid
+            (:func:`core.resample.looks_resized`) and either no JPEG table is found in the pixels,
+            or the restoration lies outside the found JPEG's quantization steps (the check of the
+            ``jpeg_consistency`` step; the layer is then restored a second time). Single JPEGs and
+            re-saves at the layer's size keep the default backbone. No effect with ``model`` or
+            ``mask="none"``.
         ensemble: self-ensemble size, 1 (off), 2, 4 or 8: run the networks on that many flips and
             turns of each tile and average the results (:mod:`core.ensemble`); up to that many
             times slower, and more exact where the JPEG damage is mild (docs/benchmarks.md).
@@ -466,7 +468,6 @@ class Restorer:
         mask_colour: str | os.PathLike | None = None,
     ) -> Restorer:
         """Load models from weights files (our ``.safetensors``; ``baseline`` may also be an
-        official ``.pth`` checkpoint). Any of them may be ``None`` if its methods are not used;
         official ``.pth`` checkpoint). Any of them may be ``None`` if its methods are not used;
         ``mask_colour`` (optional) is the mask network for coloured layers only; ``wild`` and
         ``wild_mask`` are the backbone and mask network of the ``wild_network`` option.
