@@ -23,11 +23,15 @@
    backbone only; per family the mean PSNR of both and of the shipped thresholds' choice, and
    per threshold the mean gain of routing by it (table found / no table). ``--wild-model`` gives
    the file (default: the shipped one).
+6. Cost of the wild pair (``--wild-cost N``): N val crops (``--crop``) saved once at QF 20, resized
+   x0.75 after the save (kept as pixels) and resized then saved again at QF 85; the pipeline with
+   ``wild_network`` on and off, best of ``--repeat``.
 
     python -m benchmarks.bench_wild --detect 8 --crop 768 --images 3
     python -m benchmarks.bench_wild --calibrate 5 --images 0
     python -m benchmarks.bench_wild --grid-strength 256 --images 0
     python -m benchmarks.bench_wild --route 256 --images 0
+    python -m benchmarks.bench_wild --wild-cost 2 --crop 1024 --images 0
 """
 
 from __future__ import annotations
@@ -244,6 +248,33 @@ def routing(restorer, args) -> None:
     print(flush=True)
 
 
+def wild_cost(restorer, args) -> None:
+    from benchmarks.compare_waifu2x import choose_crop, crop, pick_files
+    from core.pipeline import RestoreOptions
+    from training.data import load_drawing
+    from training.degrade import encode, resize
+
+    on, off = RestoreOptions(), RestoreOptions(wild_network=False)
+    print("| drawing | input | wild pair on (s) | off (s) | change | pick |\n|---|---|---:|---:|---:|---|")
+    for path in pick_files(Path(args.data), args.wild_cost):
+        full = load_drawing(path)
+        c = crop(full, choose_crop(full, args.crop))
+        inputs = (
+            ("QF 20", encode(c, 20)),
+            ("QF 20, x0.75", resize(encode(c, 20), 0.75, "lanczos")),
+            ("QF 20, x0.75, QF 85", encode(resize(encode(c, 20), 0.75, "lanczos"), 85)),
+        )
+        for label, img in inputs:
+            res = restorer.restore(img, on)  # warm-up, and which pair it took
+            wild = any("trained on resized and re-saved JPEGs" in n for n in res.notes)
+            a = _best(lambda img=img: restorer.restore(img, on), args.repeat)
+            b = _best(lambda img=img: restorer.restore(img, off), args.repeat)
+            print(
+                f"| {path.stem} | {label} | {a:.3f} | {b:.3f} | {100 * (a / b - 1):+.1f} % | {'wild' if wild else 'default'} |"
+            )
+    print(f"\n{args.crop} px crops, {args.threads} thread(s), best of {args.repeat}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="/work/shared/data/lineart/val")
@@ -258,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grid-strength", type=int, default=0, help="crop side for the block grid strength table (0: none)")
     p.add_argument("--train", default="/work/shared/data/lineart/train", help="drawings of the grid strength table")
     p.add_argument("--route", type=int, default=0, help="crop side for the routing table (0: none)")
+    p.add_argument("--wild-cost", type=int, default=0, help="val crops for the wild pair's cost table (0: none)")
     p.add_argument("--wild-model", help="the wild backbone for --route (default: the shipped one)")
     p.add_argument("--wild-mask-model", help="with --wild-model: its mask network, or none (default: the shipped one)")
     args = p.parse_args(argv)
@@ -290,6 +322,8 @@ def main(argv: list[str] | None = None) -> int:
         grid_strength(args)
     if args.route:
         routing(restorer, args)
+    if args.wild_cost:
+        wild_cost(restorer, args)
     if not args.images:
         return 0
     shipped = jc.outside_share
