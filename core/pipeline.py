@@ -818,12 +818,11 @@ class Restorer:
         # ---- which backbone: the default one, or the wild one where the layer holds no JPEG grid
         gray8 = grid = None
         wild = self._wild_runner(job)
-        t = time.perf_counter()
-        judge = plane.dtype == np.uint8 and job.direction is None and (opts.jpeg_consistency or wild is not None)
-        if judge:
+        if plane.dtype == np.uint8 and job.direction is None and (opts.jpeg_consistency or wild is not None):
+            t = time.perf_counter()
             gray8 = _gray8(plane.gray)
             grid = jpeg_consistency.find_jpeg_grid(gray8, table=opts.jpeg_table)
-        timings["consistency"] = time.perf_counter() - t
+            timings["consistency"] = time.perf_counter() - t
         backbone = job.backbone
         if wild is not None and grid is None and resample.looks_resized(gray8, table_found=False):
             backbone = wild

@@ -56,6 +56,12 @@ class Enlargement:
 
 
 def _profiles(gray: np.ndarray) -> list[np.ndarray]:
+    """Per axis, the column sums of the clipped pixel steps between light pixels, on the layer's
+    central window of at most :data:`MAX_SIDE` pixels a side."""
+    h, w = gray.shape
+    if max(h, w) > MAX_SIDE:
+        top, left = max(0, (h - MAX_SIDE) // 2), max(0, (w - MAX_SIDE) // 2)
+        gray = gray[top : top + MAX_SIDE, left : left + MAX_SIDE]
     g = gray.astype(np.float32)
     line = cv2.dilate((g < 255 - _LINE_LEVEL).astype(np.uint8), np.ones((_LINE_MARGIN, _LINE_MARGIN), np.uint8)).astype(
         bool
@@ -115,10 +121,6 @@ def find_enlargement(gray: np.ndarray) -> Enlargement | None:
     (not enlarged, shrunk, not a JPEG's pixels, or not sure: the caller then keeps its path)."""
     if gray.dtype != np.uint8 or gray.ndim != 2 or min(gray.shape) < MIN_SIDE:
         return None
-    h, w = gray.shape
-    if max(h, w) > MAX_SIDE:
-        top, left = max(0, (h - MAX_SIDE) // 2), max(0, (w - MAX_SIDE) // 2)
-        gray = gray[top : top + MAX_SIDE, left : left + MAX_SIDE]
     profiles = _profiles(gray)
     found = _scores(profiles)
     if found is None:
@@ -145,10 +147,6 @@ def block_grid_strength(gray: np.ndarray) -> float | None:
     noise to say (a clean drawing, or a small one)."""
     if gray.dtype != np.uint8 or gray.ndim != 2 or min(gray.shape) < 32:
         return None
-    h, w = gray.shape
-    if max(h, w) > MAX_SIDE:
-        top, left = max(0, (h - MAX_SIDE) // 2), max(0, (w - MAX_SIDE) // 2)
-        gray = gray[top : top + MAX_SIDE, left : left + MAX_SIDE]
     total = 0.0
     for prof in _profiles(gray):
         if prof.sum() < _MIN_STEPS * _CLIP / 16:
