@@ -88,7 +88,7 @@ def wild(crops, restorer, seeds: int) -> int:
             for seed in range(seeds):
                 rng = np.random.default_rng([seed, ci, FAMILIES.index(family)])
                 d = degrade(c, rng, family, qf_range=(10, 40))
-                native = restorer.restore(d.image, RestoreOptions()).image
+                native = restorer.restore(d.image, RestoreOptions(enlarged=False)).image
                 found = find_enlargement(d.image)
                 default = native if found is None else restorer.restore(d.image, opts).image
                 print(
@@ -101,9 +101,10 @@ def wild(crops, restorer, seeds: int) -> int:
 
 
 def screentone(seed: int = 0) -> int:
-    """How often the detector takes a drawing with a periodic screentone for an enlarged JPEG: dots
-    of period 4-20 px, radius 1-3, levels 60/160/220 over most of a 640² layer with 40 lines, saved
-    at QF 30, 75, 95 or kept as PNG."""
+    """How often the detector takes a drawing with a periodic pattern for an enlarged JPEG: dots
+    of period 4-20 px, radius 1-3, levels 60/160/220 (a screentone), or parallel hatching lines of
+    the same periods, widths and levels, over most of a 640² layer with 40 lines, saved at QF 30,
+    75, 95 or kept as PNG."""
     import io
 
     import cv2
@@ -112,27 +113,35 @@ def screentone(seed: int = 0) -> int:
     from core.resample import find_enlargement
 
     rng = np.random.default_rng(seed)
-    found = total = 0
+    found = {"screentone": 0, "hatching": 0}
+    total = dict(found)
     for period in (4, 5, 6, 7, 8, 9, 10, 11, 12, 14, 16, 18, 20):
         for dot in (1, 2, 3):
             for level in (60, 160, 220):
                 for qf in (30, 75, 95, None):
                     g = np.full((640, 640), 255, np.uint8)
-                    tone = np.full_like(g, 255)
-                    for y in range(0, 640, period):
-                        for x in range(0, 640, period):
-                            cv2.circle(tone, (x, y), dot, level, -1, cv2.LINE_AA)
-                    g[100:500, 80:560] = tone[100:500, 80:560]
-                    for _ in range(40):
-                        p = rng.integers(0, 640, (2, 2))
-                        cv2.line(g, tuple(map(int, p[0])), tuple(map(int, p[1])), 20, 2, cv2.LINE_AA)
-                    if qf:
-                        buf = io.BytesIO()
-                        Image.fromarray(g).save(buf, "JPEG", quality=qf)
-                        g = np.asarray(Image.open(buf))
-                    total += 1
-                    found += find_enlargement(g) is not None
-    print(f"screentone layers taken for enlarged JPEGs: {found} of {total}")
+                    for pattern in ("screentone", "hatching"):
+                        g = np.full((640, 640), 255, np.uint8)
+                        tone = np.full_like(g, 255)
+                        if pattern == "screentone":
+                            for y in range(0, 640, period):
+                                for x in range(0, 640, period):
+                                    cv2.circle(tone, (x, y), dot, level, -1, cv2.LINE_AA)
+                        else:
+                            for x in range(0, 640, period):
+                                cv2.line(tone, (x, 0), (x + 320, 639), level, dot, cv2.LINE_AA)
+                        g[100:500, 80:560] = tone[100:500, 80:560]
+                        for _ in range(40):
+                            p = rng.integers(0, 640, (2, 2))
+                            cv2.line(g, tuple(map(int, p[0])), tuple(map(int, p[1])), 20, 2, cv2.LINE_AA)
+                        if qf:
+                            buf = io.BytesIO()
+                            Image.fromarray(g).save(buf, "JPEG", quality=qf)
+                            g = np.asarray(Image.open(buf))
+                        total[pattern] += 1
+                        found[pattern] += find_enlargement(g) is not None
+    for pattern in total:
+        print(f"{pattern} layers taken for enlarged JPEGs: {found[pattern]} of {total[pattern]}")
     return 0
 
 
@@ -144,7 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crop", type=int, default=320)
     p.add_argument("--detect", action="store_true", help="calibrate the enlargement detector instead")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--screentone", action="store_true", help="count the detector's false finds on screentones")
+    p.add_argument(
+        "--screentone", action="store_true", help="count the detector's false finds on screentones and hatching"
+    )
     p.add_argument(
         "--wild", type=int, default=0, metavar="SEEDS", help="the resize families of training.degrade, SEEDS per crop"
     )
@@ -179,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             img = encode(resize(encode(c, 20), s, "lanczos"), 90)
             ref = resize(c, s, "lanczos")
             # the pipeline's path without the enlargement step (a private switch, for this table)
-            native = restorer.restore(img, RestoreOptions()).image
+            native = restorer.restore(img, RestoreOptions(enlarged=False)).image
             h, w = img.shape
             small = cv2.resize(img, (round(w / s), round(h / s)), interpolation=cv2.INTER_LANCZOS4)
             back = cv2.resize(

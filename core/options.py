@@ -248,11 +248,11 @@ OPTIONS: tuple[Option, ...] = (
     Option(
         "enlarged",
         "bool",
-        False,
+        True,
         "Enlarged JPEGs",
-        "when the layer looks like a JPEG enlarged after it was saved (its 8x8 blocks grown), restore it at "
-        "the JPEG's own size and scale the result back; periodic screentones can be taken for such blocks, "
-        "so it is off by default (docs/wild.md)",
+        "when the layer looks like a JPEG enlarged after it was saved (its 8x8 blocks grown to 8s and no "
+        "detail finer than the JPEG's own pixels), restore it at the JPEG's own size and scale the result "
+        "back (default: on; docs/wild.md)",
         flag="--enlarged",
     ),
     Option(

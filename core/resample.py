@@ -8,10 +8,17 @@ a grid of period ``P = 8 s``. Per axis, the profile of clipped pixel steps betwe
 candidates (the noise floor); both axes are summed, since a resize scales both sides alike. The
 factor is claimed only when the best period stands well above the floor, clear of any other
 period, and its harmonic at ``2/P`` stands up too (a shrunk JPEG, whose blocks are smaller than 8,
-shows up at ``2/P`` alone); the period is then refined to 0.002 px on both harmonics. The thresholds are calibrated on val and kanji crops (single, double
-JPEGs, crops, PNG exports, shrunk and enlarged layers with the four resize kernels of
-:mod:`training.degrade`), where nothing unenlarged passed: ``python -m benchmarks.wild_resample
---detect``. Torch-free (numpy and OpenCV).
+shows up at ``2/P`` alone); the period is then refined to 0.002 px on both harmonics.
+
+Periodic patterns drawn at the layer's size (a screentone's dots, regular hatching) also put steps
+on a grid, so last comes a check of what the periodicity cannot tell: a layer enlarged by ``s``
+holds no detail finer than the JPEG's pixels, so shrinking it by ``1/s`` and enlarging it back
+changes it little, while crisp dots and lines drawn at the layer's size do not survive that round
+trip (:func:`roundtrip_residual`). The thresholds are calibrated on val and kanji crops (single,
+double JPEGs, crops, PNG exports, shrunk and enlarged layers with the four resize kernels of
+:mod:`training.degrade`), where nothing unenlarged passed, and on synthetic screentones:
+``python -m benchmarks.wild_resample --detect`` and ``--screentone``. Torch-free (numpy and
+OpenCV).
 """
 
 from __future__ import annotations
@@ -21,7 +28,14 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-__all__ = ["Enlargement", "PERIODS", "block_grid_strength", "find_enlargement", "looks_resized"]
+__all__ = [
+    "Enlargement",
+    "PERIODS",
+    "block_grid_strength",
+    "find_enlargement",
+    "looks_resized",
+    "roundtrip_residual",
+]
 
 #: Candidate block periods in pixels (x1.06 - x2.5).
 PERIODS = np.arange(8.5, 20.0001, 0.02)
@@ -41,28 +55,41 @@ _MIN_STEPS = 2000.0
 #: Smallest side looked at; larger layers are scored on a centred window of this side at most.
 MIN_SIDE = 128
 MAX_SIDE = 2048
+#: Largest :func:`roundtrip_residual` (gray levels, RMS near ink) of a layer claimed enlarged.
+#: On the crops of ``python -m benchmarks.wild_resample --detect --images 6 --kanji 2 --crop 640``
+#: (plus 6 ``lineart/train`` drawings), layers the periodicity alone claimed: JPEGs enlarged with
+#: any of the four kernels of :mod:`training.degrade` 90 % below it, the screentones of
+#: ``--screentone`` 10 or more.
+MAX_ROUNDTRIP = 8.0
 
 
 @dataclass(frozen=True)
 class Enlargement:
     """A confident finding: ``factor`` (the layer is the JPEG enlarged by it), ``period`` (the
-    block period in pixels), ``score`` / ``harmonic`` / ``lead`` (the evidence, see the module)."""
+    block period in pixels), ``score`` / ``harmonic`` / ``lead`` / ``roundtrip`` (the evidence,
+    see the module)."""
 
     factor: float
     period: float
     score: float
     harmonic: float
     lead: float
+    roundtrip: float
+
+
+def _window(gray: np.ndarray) -> np.ndarray:
+    """The layer's central window of at most :data:`MAX_SIDE` pixels a side."""
+    h, w = gray.shape
+    if max(h, w) > MAX_SIDE:
+        top, left = max(0, (h - MAX_SIDE) // 2), max(0, (w - MAX_SIDE) // 2)
+        gray = gray[top : top + MAX_SIDE, left : left + MAX_SIDE]
+    return gray
 
 
 def _profiles(gray: np.ndarray) -> list[np.ndarray]:
     """Per axis, the column sums of the clipped pixel steps between light pixels, on the layer's
     central window of at most :data:`MAX_SIDE` pixels a side."""
-    h, w = gray.shape
-    if max(h, w) > MAX_SIDE:
-        top, left = max(0, (h - MAX_SIDE) // 2), max(0, (w - MAX_SIDE) // 2)
-        gray = gray[top : top + MAX_SIDE, left : left + MAX_SIDE]
-    g = gray.astype(np.float32)
+    g = _window(gray).astype(np.float32)
     line = cv2.dilate((g < 255 - _LINE_LEVEL).astype(np.uint8), np.ones((_LINE_MARGIN, _LINE_MARGIN), np.uint8)).astype(
         bool
     )
@@ -132,7 +159,30 @@ def find_enlargement(gray: np.ndarray) -> Enlargement | None:
     if s1[i] < MIN_SCORE or s2[i] < MIN_HARMONIC or lead < MIN_LEAD:
         return None
     period = _refine(profiles, float(PERIODS[i]))
-    return Enlargement(period / 8.0, period, float(s1[i]), float(s2[i]), lead)
+    roundtrip = roundtrip_residual(gray, period / 8.0)
+    if roundtrip > MAX_ROUNDTRIP:
+        return None
+    return Enlargement(period / 8.0, period, float(s1[i]), float(s2[i]), lead, roundtrip)
+
+
+def roundtrip_residual(gray: np.ndarray, factor: float) -> float:
+    """How much of an 8-bit gray layer is lost when it is shrunk by ``1 / factor`` (OpenCV's area
+    kernel, which averages away what is finer than the smaller grid) and enlarged back: the RMS
+    difference, in gray levels, over the pixels within two of ink (darker than 250), on the central
+    window of :func:`find_enlargement`, with Lanczos or nearest neighbours for the enlargement,
+    whichever comes closer (an editor may have enlarged the JPEG either way). A JPEG enlarged by
+    ``factor`` after its save scores a few levels (what its last save added); dots and lines drawn
+    crisp at the layer's size score ten or more."""
+    g = _window(gray).astype(np.float32)
+    near = cv2.dilate((g < 250).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    if not near.any():
+        return 0.0
+    h, w = g.shape
+    small = cv2.resize(g, (max(8, round(w / factor)), max(8, round(h / factor))), interpolation=cv2.INTER_AREA)
+    return min(
+        float(np.sqrt(np.mean((g[near] - cv2.resize(small, (w, h), interpolation=kernel)[near]) ** 2)))
+        for kernel in (cv2.INTER_LANCZOS4, cv2.INTER_NEAREST)
+    )
 
 
 def block_grid_strength(gray: np.ndarray) -> float | None:

@@ -319,7 +319,7 @@ class Options:
         normalize_ink: restore a drawing in flat light ink at full contrast and scale it back
             (``core.ink``); layers with darker lines, or grainy ones, are left as they are.
         enlarged: restore a layer that looks like a JPEG enlarged after its save at the JPEG's own
-            size and scale it back (``core.resample``); off by default.
+            size and scale it back (``core.resample``); on by default.
         wild_network: restore a gray 8-bit layer resized after its JPEG save (its JPEG noise no
             longer on an 8-pixel grid) with the backbone trained on such layers, where the server
             has it (docs/wild.md); on by default.

@@ -11,7 +11,7 @@ from PIL import Image
 
 from core.metrics import psnr
 from core.pipeline import RestoreOptions, Restorer
-from core.resample import find_enlargement
+from core.resample import MAX_ROUNDTRIP, find_enlargement, roundtrip_residual
 from tests.test_wild import _jpeg, _resize
 
 
@@ -49,6 +49,40 @@ def test_single_shrunk_and_unresized_layers_are_not_enlarged(seed, qf):
         assert find_enlargement(_resize(jpeg, s)) is None
 
 
+def _toned(pattern: str, period: int, qf: int | None) -> np.ndarray:
+    """A 640² drawing with a screentone (dots) or hatching of ``period`` px over most of it."""
+    rng = np.random.default_rng(period)
+    g = np.full((640, 640), 255, np.uint8)
+    tone = np.full_like(g, 255)
+    for a in range(0, 640, period):
+        if pattern == "dots":
+            for b in range(0, 640, period):
+                cv2.circle(tone, (a, b), 2, 160, -1, cv2.LINE_AA)
+        else:
+            cv2.line(tone, (a, 0), (a + 320, 639), 160, 1, cv2.LINE_AA)
+    g[100:500, 80:560] = tone[100:500, 80:560]
+    for _ in range(40):
+        p = rng.integers(0, 640, 4)
+        cv2.line(g, (int(p[0]), int(p[1])), (int(p[2]), int(p[3])), 20, 2, cv2.LINE_AA)
+    return g if qf is None else _jpeg(g, qf)
+
+
+@pytest.mark.parametrize("pattern", ["dots", "hatching"])
+@pytest.mark.parametrize("period", [9, 10, 12, 16])
+def test_screentones_and_hatching_are_not_taken_for_enlarged_blocks(pattern, period):
+    for qf in (None, 30, 95):
+        assert find_enlargement(_toned(pattern, period, qf)) is None
+
+
+def test_the_roundtrip_tells_an_enlarged_jpeg_from_a_tone_of_its_period():
+    enlarged = _resize(_jpeg(_drawing(n=640), 20), 1.25)
+    toned = _toned("dots", 10, 95)  # the period of x1.25 blocks
+    assert roundtrip_residual(enlarged, 1.25) < MAX_ROUNDTRIP < roundtrip_residual(toned, 1.25)
+    assert roundtrip_residual(np.full((300, 300), 255, np.uint8), 1.5) == 0.0
+    found = find_enlargement(enlarged)
+    assert found is not None and found.roundtrip < MAX_ROUNDTRIP
+
+
 def test_small_odd_and_deep_layers_are_left_alone():
     assert find_enlargement(np.full((64, 64), 255, np.uint8)) is None
     assert find_enlargement(np.full((400, 400), 255, np.uint8)) is None
@@ -65,7 +99,7 @@ def test_the_pipeline_restores_an_enlarged_jpeg_at_its_own_size(restorer):
     layer = _jpeg(_resize(_jpeg(clean, 20), 1.5), 90)
     reference = _resize(clean, 1.5)
     res = restorer.restore(layer, RestoreOptions(return_mask=True, enlarged=True))
-    native = restorer.restore(layer, RestoreOptions())  # the option is off by default
+    native = restorer.restore(layer, RestoreOptions(enlarged=False))
     assert not any("enlarged" in n for n in native.notes)
     assert res.image.shape == layer.shape and res.image.dtype == np.uint8
     assert res.mask is not None and res.mask.shape == layer.shape
@@ -101,7 +135,7 @@ def test_transparent_and_colour_enlarged_layers_keep_their_layout(restorer):
     reference = cv2.resize(red, (480, 480), interpolation=cv2.INTER_LANCZOS4)
     layer = _jpeg_rgb(cv2.resize(_jpeg_rgb(red, 20), (480, 480), interpolation=cv2.INTER_LANCZOS4), 90)
     res = restorer.restore(layer, RestoreOptions(enlarged=True))
-    native = restorer.restore(layer, RestoreOptions())
+    native = restorer.restore(layer, RestoreOptions(enlarged=False))
     assert res.image.shape == layer.shape
     assert res.notes[0].startswith("enlarged after compression (about x1.50)")
     assert psnr(reference, res.image) > psnr(reference, native.image)
