@@ -221,10 +221,10 @@ def routing(restorer, args) -> None:
         table = jc.find_jpeg_grid(d.image) is not None
         resample.RESIZED_WITH_TABLE = resample.RESIZED_WITHOUT_TABLE = float("inf")
         try:
-            wild = restorer.restore(d.image, RestoreOptions()).image
+            wild = restorer.restore(d.image, RestoreOptions(enlarged=False)).image
         finally:
             resample.RESIZED_WITH_TABLE, resample.RESIZED_WITHOUT_TABLE = shipped
-        default = restorer.restore(d.image, RestoreOptions(wild_network=False)).image
+        default = restorer.restore(d.image, RestoreOptions(wild_network=False, enlarged=False)).image
         s = np.nan if strength is None else strength
         rows.append((fam, table, s, psnr(d.reference, wild), psnr(d.reference, default)))
     print(f"\nrouting on {args.train} ({args.route} px crops): PSNR (dB), mean per family\n")
@@ -254,8 +254,10 @@ def wild_cost(restorer, args) -> None:
     from training.data import load_drawing
     from training.degrade import encode, resize
 
-    on, off = RestoreOptions(), RestoreOptions(wild_network=False)
-    print("| drawing | input | wild pair on (s) | off (s) | change | pick |\n|---|---|---:|---:|---:|---|")
+    on, off = RestoreOptions(enlarged=False), RestoreOptions(wild_network=False, enlarged=False)
+    print(
+        "| drawing | input | wild pair on (s) | off (s) | change | pick | window (s) |\n|---|---|---:|---:|---:|---|---:|"
+    )
     for path in pick_files(Path(args.data), args.wild_cost):
         full = load_drawing(path)
         c = crop(full, choose_crop(full, args.crop))
@@ -267,11 +269,15 @@ def wild_cost(restorer, args) -> None:
         for label, img in inputs:
             res = restorer.restore(img, on)  # warm-up, and which pair it took
             wild = any("trained on resized and re-saved JPEGs" in n for n in res.notes)
+            pick = "wild" if wild else "default"
+            if any("again with the network" in n for n in res.notes):
+                pick += ", after the default pair"
+            elif any("decided on a" in n for n in res.notes):
+                pick += ", from the window"
+            window = f"{res.timings['probe']:.3f}" if "probe" in res.timings else "–"
             a = _best(lambda img=img: restorer.restore(img, on), args.repeat)
             b = _best(lambda img=img: restorer.restore(img, off), args.repeat)
-            print(
-                f"| {path.stem} | {label} | {a:.3f} | {b:.3f} | {100 * (a / b - 1):+.1f} % | {'wild' if wild else 'default'} |"
-            )
+            print(f"| {path.stem} | {label} | {a:.3f} | {b:.3f} | {100 * (a / b - 1):+.1f} % | {pick} | {window} |")
     print(f"\n{args.crop} px crops, {args.threads} thread(s), best of {args.repeat}", flush=True)
 
 

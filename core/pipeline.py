@@ -132,6 +132,11 @@ def wild_files(fast: bool = False) -> dict[str, Path | None]:
 
 #: QF assumed for a non-blind model when the caller gives none (a note says so in the result).
 DEFAULT_QF = 50
+#: Side of the window on which a large JPEG layer that may have been resized before its last save
+#: is restored first, to decide which pair restores the whole layer (:meth:`Restorer._probe`), and
+#: how many such windows a layer must hold for the probe to be worth its cost.
+PROBE_SIDE = 384
+PROBE_MIN_WINDOWS = 2
 #: Rows per band in the final compose/threshold step.
 _FINISH_ROWS = 512
 
@@ -824,12 +829,32 @@ class Restorer:
             grid = jpeg_consistency.find_jpeg_grid(gray8, table=opts.jpeg_table)
             timings["consistency"] = time.perf_counter() - t
         backbone = job.backbone
+        probed: float | None = None  # the outside share on the probe window, where it decided for the wild pair
+        resized: bool | None = None  # resample.looks_resized with a table found, once asked
         if wild is not None and grid is None and resample.looks_resized(gray8, table_found=False):
             backbone = wild
             notes.append(
                 "no JPEG block grid at the layer's size (resized after compression?): restored with the network "
                 "trained on resized and re-saved JPEGs"
             )
+        elif (
+            wild is not None
+            and grid is not None
+            and min(h, w) >= PROBE_SIDE
+            and h * w >= PROBE_MIN_WINDOWS * PROBE_SIDE**2
+        ):
+            t = time.perf_counter()
+            resized = resample.looks_resized(gray8, table_found=True)
+            if resized:
+                share = self._probe(job, plan, gray8, grid)
+                if share > jpeg_consistency.max_outside(grid):
+                    backbone, probed = wild, share
+                    notes.append(
+                        "its damage is not on the 8x8 grid of the layer's size (resized before the last save?): "
+                        f"restored with the network trained on resized and re-saved JPEGs (decided on a {PROBE_SIDE} "
+                        "px window)"
+                    )
+            timings["probe"] = time.perf_counter() - t
 
         # ---- mask
         t = time.perf_counter()
@@ -843,7 +868,7 @@ class Restorer:
         check_cancel(cancel)
 
         # ---- backbone, compose, threshold
-        if backbone is wild and wild_mask is None:
+        if backbone is wild and wild_mask is None and grid is None:
             mask_u8 = _widen(mask_u8)
         mask_t = torch.from_numpy(mask_u8).view(1, 1, h, w) if mask_u8 is not None else None
         restored, qf_estimate = self._backbone_pass(job, plan, backbone, mask_t)
@@ -852,14 +877,20 @@ class Restorer:
         jpeg_quality = None
         if grid is not None:
             t = time.perf_counter()
-            outside = jpeg_consistency.outside_share(restored, gray8, grid, None if mask_u8 is None else mask_u8 == 0)
+            if probed is not None:
+                outside = probed
+            else:
+                paper = None if mask_u8 is None else mask_u8 == 0
+                outside = jpeg_consistency.outside_share(restored, gray8, grid, paper)
             resaved = outside > jpeg_consistency.max_outside(grid)
             if resaved:
                 self._note_resaved(gray8, grid, outside, opts, notes, skipped=opts.jpeg_consistency)
             elif opts.jpeg_consistency:
                 jpeg_quality = self._make_consistent(restored, gray8, grid, mask_u8, opts, notes)
             timings["consistency"] += time.perf_counter() - t
-            if resaved and wild is not None and resample.looks_resized(gray8, table_found=True):
+            if resaved and backbone is not wild and wild is not None and resized is None:
+                resized = resample.looks_resized(gray8, table_found=True)
+            if resaved and backbone is not wild and wild is not None and resized:
                 notes.append(
                     "its damage is not on the 8x8 grid of the layer's size (resized before the last save?): "
                     "restored again with the network trained on resized and re-saved JPEGs"
@@ -905,6 +936,42 @@ class Restorer:
         opts = job.opts
         usable = opts.wild_network and opts.model is None and opts.mask != "none" and job.direction is None
         return self._runners.get("wild") if usable and job.plane.dtype == np.uint8 else None
+
+    def _probe(self, job: _Job, plan, gray8: np.ndarray, grid) -> float:
+        """The default pair run on the :data:`PROBE_SIDE` window with the most ink, on the layer's 8x8
+        grid: the share of its restoration outside the boxes of the layer's last JPEG
+        (:func:`core.jpeg_consistency.outside_share`). Above :func:`~core.jpeg_consistency.max_outside`
+        the whole layer goes to the wild pair at once, instead of being restored twice."""
+        h, w = gray8.shape
+        side, step_px = PROBE_SIDE, math.lcm(8, plan.align)
+        ink_map = cv2.integral((gray8 < 128).astype(np.uint8))
+        best, top, left = -1, 0, 0
+        for y in range(0, h - side + 1, step_px * 4):
+            for x in range(0, w - side + 1, step_px * 4):
+                n = int(ink_map[y + side, x + side] - ink_map[y, x + side] - ink_map[y + side, x] + ink_map[y, x])
+                if n > best:
+                    best, top, left = n, y, x
+        win = (slice(top, top + side), slice(left, left + side))
+        sub = dataclasses.replace(
+            job,
+            x=job.x[..., win[0], win[1]],
+            mask_x=None if job.mask_x is None else job.mask_x[..., win[0], win[1]],
+            plane=dataclasses.replace(job.plane, gray=job.plane.gray[win]),
+            tick=lambda _n: None,
+            notes=[],
+            timings={},
+        )
+        sub_plan = plan_tiles(side, side, plan.tile, plan.overlap, plan.align)
+        opts, window = job.opts, gray8[win]
+        mask_u8 = None
+        if opts.mask == "learnt" and job.mask_runner is not None:
+            mask_u8 = self._mask_pass(sub, sub_plan, job.mask_runner)
+        elif opts.mask in direct_masks.DIRECT_MASKS:
+            mask_u8 = direct_masks.DIRECT_MASKS[opts.mask](window)
+        mask_t = None if mask_u8 is None else torch.from_numpy(mask_u8).view(1, 1, side, side)
+        restored, _ = self._backbone_pass(sub, sub_plan, job.backbone, mask_t)
+        paper = None if mask_u8 is None else mask_u8 == 0
+        return jpeg_consistency.outside_share(restored, window, grid, paper)
 
     def _mask_pass(self, job: _Job, plan, runner: _Runner) -> np.ndarray:
         """The learnt line mask (H, W) uint8, tile by tile: the blended logit difference above 0."""

@@ -191,6 +191,38 @@ def test_a_jpeg_resized_before_its_last_save_is_restored_again_with_the_wild_bac
     assert not np.array_equal(off.image, res.image)
 
 
+def test_a_large_layer_resized_before_its_last_save_is_decided_on_a_window(with_wild, monkeypatch):
+    """On a layer that holds two probe windows, the default pair runs on one window only, and the
+    result is the one the layer restored twice gives."""
+    from core import pipeline
+    from core.runners import Runner
+
+    layer = _jpeg(_resize(_jpeg(np.tile(_clean(), (4, 4)), 20), 0.75), 90)
+    assert layer.size >= pipeline.PROBE_MIN_WINDOWS * pipeline.PROBE_SIDE**2
+    pixels: dict[str, int] = {}
+    real_call = Runner.__call__
+
+    def counting(self, x, *a, **k):
+        pixels[self.name] = pixels.get(self.name, 0) + x.shape[-2] * x.shape[-1]
+        return real_call(self, x, *a, **k)
+
+    monkeypatch.setattr(Runner, "__call__", counting)
+    fractions = []
+    res = with_wild.restore(layer, RestoreOptions(return_mask=True), progress=fractions.append)
+    assert pixels["restore_default.safetensors"] <= 2 * pipeline.PROBE_SIDE**2  # the window (tiles overlap)
+    assert pixels["restore_fast.safetensors"] >= layer.size
+    assert any(f"decided on a {pipeline.PROBE_SIDE} px window" in n for n in res.notes)
+    assert not any("restored again" in n for n in res.notes)
+    assert any("consistency step was skipped" in n for n in res.notes) and res.jpeg_quality is None
+    assert "probe" in res.timings
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    monkeypatch.undo()
+    monkeypatch.setattr(pipeline, "PROBE_SIDE", 10**5)  # no window: restored by the default pair, then again
+    twice = with_wild.restore(layer, RestoreOptions(return_mask=True))
+    assert any("restored again" in n for n in twice.notes)
+    assert np.array_equal(res.image, twice.image) and np.array_equal(res.mask, twice.mask)
+
+
 def test_a_jpeg_resaved_at_its_size_keeps_the_default_backbone(with_wild, without_wild):
     """Its first save's blocks are still on an 8-pixel grid: the damage the default network knows."""
     layer = _jpeg(_jpeg(_clean(), 30), 75)
