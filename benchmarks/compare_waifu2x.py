@@ -730,6 +730,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="qualities of the first save in --wild (default 10 40)",
     )
     p.add_argument(
+        "--wild-families",
+        nargs="+",
+        metavar="FAMILY",
+        help="with --wild: only these families of training.degrade (same seeds as in the full run)",
+    )
+    p.add_argument(
         "--rerun-waifu2x",
         action="store_true",
         help="redo waifu2x even when OUT/work holds its (partial) outputs for identical inputs and settings",
@@ -819,14 +825,14 @@ def _restorer(args: argparse.Namespace):
 def wild_table(records: list[Record], before: dict | None = None) -> tuple[str, list[dict]]:
     """The --wild table: per (set, family) the mean PSNR of the input, of waifu2x's best model
     (chosen per set and family), of ours, ours − waifu2x, and the smallest ours − input over the
-    drawings; ``before`` (``{(set, family): mean PSNR}``) adds ours without the wild backbone
-    (``wild_network`` off: the default backbone on every layer). Returns the Markdown and the
-    target checks."""
+    drawings; ``before`` (``{(set, family): mean PSNR}``) adds ours without the wild backbone and
+    the enlargement step (``wild_network`` and ``enlarged`` off: the default backbone on every layer
+    at its own size). Returns the Markdown and the target checks."""
     summary = summarize(records)
     cells, drawings = summary["cells"], summary["drawings"]
     head = (
         "| set | family | input | waifu2x best | waifu2x | ours | ours − waifu2x | min over drawings of "
-        "ours − input |" + (" ours, default backbone only |" if before else "")
+        "ours − input |" + (" ours, default backbone at the layer's size |" if before else "")
     )
     lines = [head, "|---|---|---:|---|---:|---:|---:|---:|" + ("---:|" if before else "")]
     checks = []
@@ -877,6 +883,10 @@ def wild_main(args: argparse.Namespace) -> int:
     from training.degrade import FAMILIES, degrade
 
     FAMILY_NAMES.update(enumerate(FAMILIES, start=1))
+    unknown = sorted(set(args.wild_families or ()) - set(FAMILIES))
+    if unknown:
+        print(f"error: --wild-families: unknown {', '.join(unknown)}; one of {', '.join(FAMILIES)}", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     sets = [s for s in _sets(args) if not s.light]
     restorer = _restorer(args)
@@ -894,6 +904,8 @@ def wild_main(args: argparse.Namespace) -> int:
             full = _read_gray(path)
             c = crop(full, choose_crop(full, args.crop))
             for fi, fam in enumerate(FAMILIES, start=1):
+                if args.wild_families and fam not in args.wild_families:
+                    continue
                 d = degrade(c, np.random.default_rng([args.seed, si, k, fi]), fam, qf_range=tuple(args.wild_qf))
                 name = input_name(s.name, path.stem, fi)
                 inputs[name], refs[name], infos[name] = d.image, d.reference, d.info
@@ -964,7 +976,7 @@ def wild_main(args: argparse.Namespace) -> int:
         sec = time.perf_counter() - t0
         records.append(Record(s, stem, fi, OURS, psnr(ref, res.image), ssim(ref, res.image), ref.size, sec))
         notes[name] = [n for n in res.notes if "JPEG" in n or "consisten" in n]
-        old = restorer.restore(img, dataclasses.replace(opts, wild_network=False)).image
+        old = restorer.restore(img, dataclasses.replace(opts, wild_network=False, enlarged=False)).image
         before.setdefault((s, fi), []).append(psnr(ref, old))
     before = {k: float(np.mean(v)) for k, v in before.items()}
     table, checks = wild_table(records, before)

@@ -71,6 +71,84 @@ def detect(crops, seed: int = 0) -> int:
     return 0
 
 
+def sizes(crops, seed: int = 0) -> int:
+    """How often :func:`core.resample.find_enlargement` gives the JPEG's own size back exactly, on
+    every enlarged layer it finds among ``crops`` saved at QF 10-40, enlarged by x1.1-x2 (kernel
+    drawn from :data:`training.degrade.KERNELS`) and saved again at 60-95 or kept as PNG."""
+    from core.resample import REFINE_HARMONICS, find_enlargement
+    from training.degrade import KERNELS, encode, resize
+
+    rng = np.random.default_rng(seed)
+    kernels = sorted(KERNELS)
+    found = right = 0
+    for _stem, c in crops:
+        for qf in (10, 20, 30, 40):
+            j = encode(c, qf)
+            for s in (1.1, 1.25, 1.27, 1.4, 1.5, 1.75, 2.0):
+                k = kernels[int(rng.integers(len(kernels)))]
+                for img in (encode(resize(j, s, k), int(rng.integers(60, 96))), resize(j, s, k)):
+                    e = find_enlargement(img)
+                    if e is not None:
+                        h, w = img.shape
+                        found += 1
+                        right += (round(w / e.factor), round(h / e.factor)) == (c.shape[1], c.shape[0])
+    print(
+        f"refined on harmonics {REFINE_HARMONICS[0]}-{REFINE_HARMONICS[-1]}: the JPEG's own size right on "
+        f"{right} of {found} enlarged layers found"
+    )
+    return 0
+
+
+def gains(crops, restorer, seed: int = 0) -> int:
+    """On every enlarged layer the detector finds among ``crops`` (saved at QF 15 and 30, enlarged
+    by x1.15-x1.8 with a kernel drawn from :data:`training.degrade.KERNELS`, saved again at 60-95
+    or kept as PNG), the gain of the enlargement step (the pipeline as shipped against the same with
+    ``enlarged`` off), per kernel, and what scaling back with the kernel that enlarged it, instead
+    of Lanczos, would give (the answer in hand)."""
+    from collections import defaultdict
+
+    from core.metrics import psnr
+    from core.pipeline import RestoreOptions
+    from core.resample import find_enlargement
+    from training.degrade import KERNELS, encode, resize
+
+    rng = np.random.default_rng(seed)
+    kernels = sorted(KERNELS)
+    rows = defaultdict(list)
+    for _stem, c in crops:
+        for qf in (15, 30):
+            j = encode(c, qf)
+            for s in (1.15, 1.3, 1.5, 1.8):
+                k = kernels[int(rng.integers(len(kernels)))]
+                ref = resize(c, s, k)
+                for img in (encode(resize(j, s, k), int(rng.integers(60, 96))), resize(j, s, k)):
+                    found = find_enlargement(img)
+                    if found is None:
+                        continue
+                    h, w = img.shape
+                    native = psnr(ref, restorer.restore(img, RestoreOptions(enlarged=False)).image)
+                    shipped = psnr(ref, restorer.restore(img, RestoreOptions()).image)
+                    size = (round(w / found.factor), round(h / found.factor))
+                    small = cv2.resize(img, size, interpolation=cv2.INTER_LANCZOS4)
+                    back = cv2.resize(
+                        restorer.restore(small, RestoreOptions(enlarged=False)).image, (w, h), interpolation=KERNELS[k]
+                    )
+                    back[back > 251] = 255
+                    rows[k].append((shipped - native, psnr(ref, back) - native))
+    print("| enlarged with | layers found | gain of the step (mean, min - max) | scaled back with that kernel |")
+    print("|---|---:|---:|---:|")
+    for k, got in sorted(rows.items()):
+        g = np.array(got)
+        print(
+            f"| {k} | {len(g)} | {g[:, 0].mean():+.2f} ({g[:, 0].min():+.1f} - {g[:, 0].max():+.1f}) | {g[:, 1].mean():+.2f} |"
+        )
+    g = np.array([x for got in rows.values() for x in got])
+    print(
+        f"| all | {len(g)} | {g[:, 0].mean():+.2f} ({g[:, 0].min():+.1f} - {g[:, 0].max():+.1f}) | {g[:, 1].mean():+.2f} |"
+    )
+    return 0
+
+
 def wild(crops, restorer, seeds: int) -> int:
     """The degradation model's resize families on ``crops`` (seeds ``[seed, crop, family]`` with
     the wild benchmark's first-save range QF 10-40): the pipeline with its enlargement step off
@@ -153,6 +231,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--crop", type=int, default=320)
     p.add_argument("--detect", action="store_true", help="calibrate the enlargement detector instead")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train", type=int, default=0, help="lineart/train drawings added to the crops")
+    p.add_argument(
+        "--sizes", action="store_true", help="how often the enlarged layers found give the JPEG's own size back"
+    )
+    p.add_argument("--harmonics", type=int, help="with --sizes: refine on the first N harmonics (default: shipped)")
+    p.add_argument("--gains", action="store_true", help="the enlargement step's gain on the layers found, per kernel")
     p.add_argument(
         "--screentone", action="store_true", help="count the detector's false finds on screentones and hatching"
     )
@@ -173,13 +257,22 @@ def main(argv: list[str] | None = None) -> int:
     from training.degrade import encode, resize
 
     crops = []
-    for folder, n in ((Path(args.data) / "lineart" / "val", args.images), (Path(args.data) / "kanji", args.kanji)):
+    folders = (("lineart/val", args.images), ("kanji", args.kanji), ("lineart/train", args.train))
+    for folder, n in ((Path(args.data) / name, count) for name, count in folders if count > 0):
         for path in pick_files(folder, n):
             full = load_drawing(path)
             crops.append((path.stem, crop(full, choose_crop(full, args.crop))))
     if args.detect:
         return detect(crops, args.seed)
+    if args.sizes:
+        if args.harmonics:
+            import core.resample
+
+            core.resample.REFINE_HARMONICS = tuple(range(1, args.harmonics + 1))
+        return sizes(crops, args.seed)
     restorer = Restorer.default(device="cpu")
+    if args.gains:
+        return gains(crops, restorer, args.seed)
     if args.wild:
         return wild(crops, restorer, args.wild)
     opts = RestoreOptions(enlarged=True)

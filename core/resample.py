@@ -8,7 +8,7 @@ a grid of period ``P = 8 s``. Per axis, the profile of clipped pixel steps betwe
 candidates (the noise floor); both axes are summed, since a resize scales both sides alike. The
 factor is claimed only when the best period stands well above the floor, clear of any other
 period, and its harmonic at ``2/P`` stands up too (a shrunk JPEG, whose blocks are smaller than 8,
-shows up at ``2/P`` alone); the period is then refined to 0.002 px on both harmonics.
+shows up at ``2/P`` alone); the period is then refined to 0.002 px on its first 8 harmonics.
 
 Periodic patterns drawn at the layer's size (a screentone's dots, regular hatching) also put steps
 on a grid, so last comes a check of what the periodicity cannot tell: a layer enlarged by ``s``
@@ -128,16 +128,23 @@ def _scores(profiles: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
     return tot1 / float(np.median(tot1)), tot2 / float(np.median(tot2))
 
 
+#: Harmonics of the block period whose exact Fourier sums :func:`_refine` adds up. A block edge is
+#: a step, rich in harmonics, and the k-th drifts k times as fast with a wrong period: with the
+#: first 8 the JPEG's own size came out right on 480 of 489 enlarged layers found (320 and 512 px
+#: crops of val, kanji and train drawings, QF 10-40, x1.1-x2, any kernel), with the first 2 on 386.
+REFINE_HARMONICS = tuple(range(1, 9))
+
+
 def _refine(profiles: list[np.ndarray], period: float) -> float:
     """The period within 0.1 px of ``period`` (steps of 0.002) where the exact Fourier sums at the
-    fundamental and the harmonic, both axes, add up highest: the size the layer is resampled to
-    depends on it (a 0.5 % error is a pixel in 200)."""
+    first :data:`REFINE_HARMONICS` of it, each relative to its best, both axes, add up highest:
+    the size the layer is resampled to depends on it (a 0.5 % error is a pixel in 200)."""
     fine = np.arange(period - 0.1, period + 0.1001, 0.002)
     total = np.zeros(fine.size)
     for prof in profiles:
         x = np.arange(prof.size) + 0.5
         p = prof - prof.mean()
-        for harmonic in (1, 2):
+        for harmonic in REFINE_HARMONICS:
             mag = np.abs(np.exp(-2j * np.pi * np.outer(harmonic / fine, x)) @ p)
             total += mag / max(float(mag.max()), 1e-9)
     return float(fine[int(np.argmax(total))])

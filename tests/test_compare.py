@@ -450,6 +450,11 @@ def test_ensemble_sizes_are_the_pipelines():
         cw._parse_args(["--waifu2x-python", "py", "--out", "o", "--ensemble", "3"])
 
 
+def test_wild_families_must_be_families_of_the_degradation_model(tmp_path, capsys):
+    assert cw.main(["--waifu2x-python", "/nonexistent", "--out", str(tmp_path), "--wild", "--wild-families", "x"]) == 2
+    assert "unknown x; one of single, double_aligned" in capsys.readouterr().err
+
+
 def test_wild_table_reports_each_family_and_checks_both_targets():
     cw.FAMILY_NAMES.update({1: "single", 2: "double_aligned"})
     R = cw.Record
