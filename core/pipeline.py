@@ -944,13 +944,12 @@ class Restorer:
         the whole layer goes to the wild pair at once, instead of being restored twice."""
         h, w = gray8.shape
         side, step_px = PROBE_SIDE, math.lcm(8, plan.align)
-        ink_map = cv2.integral((gray8 < 128).astype(np.uint8))
-        best, top, left = -1, 0, 0
-        for y in range(0, h - side + 1, step_px * 4):
-            for x in range(0, w - side + 1, step_px * 4):
-                n = int(ink_map[y + side, x + side] - ink_map[y, x + side] - ink_map[y + side, x] + ink_map[y, x])
-                if n > best:
-                    best, top, left = n, y, x
+        ink_map = cv2.integral((gray8 < 128).astype(np.uint8))  # (h + 1, w + 1) running sums
+        ys, xs = np.arange(0, h - side + 1, 4 * step_px), np.arange(0, w - side + 1, 4 * step_px)
+        a, b = np.ix_(ys, xs), np.ix_(ys + side, xs + side)
+        ink_count = ink_map[b] - ink_map[a[0], xs + side] - ink_map[ys[:, None] + side, a[1]] + ink_map[a]
+        iy, ix = np.unravel_index(int(np.argmax(ink_count)), ink_count.shape)
+        top, left = int(ys[iy]), int(xs[ix])
         win = (slice(top, top + side), slice(left, left + side))
         sub = dataclasses.replace(
             job,
