@@ -2,8 +2,9 @@
 
 1. Detection (``--detect N``): N val and N kanji crops (256 px) in every family of
    :mod:`training.degrade` (seeded), restored by the default pipeline; per family, how often the
-   grid search found a table, the step was applied or skipped, and (re-saves on the same grid
-   from a coarser quality) the first quality was named within 2 of the truth.
+   grid search found a table, the step was applied or skipped, (re-saves on the same grid
+   from a coarser quality) the first quality was named within 2 of the truth, and the mean PSNR
+   of the restorations against the clean crop put through the same geometry.
 2. Cost: on val crops saved once at QF 20 and re-saved (QF 30 then 75), the default pipeline as
    shipped, the same with the check taken out (``outside_share`` returning 0: the step applied
    as before), and the check's parts alone. Best of ``--repeat`` runs, one thread by default.
@@ -27,11 +28,19 @@
    x0.75 after the save (kept as pixels) and resized then saved again at QF 85; the pipeline with
    ``wild_network`` on and off, best of ``--repeat``.
 
+7. Grid phase (``--grid-phase N``): :func:`core.jpeg_consistency.find_jpeg_grid` alone on N val,
+   N kanji and N ``--train`` drawings: 256 and 512 px layers cut from Pillow JPEGs at QF 10/20/30/40
+   at an offset (dy, dx) of 0-7 (not both 0, seeded), counted when the right phase and quality
+   are found; false finds on layers that are no JPEG at their size (the clean crop, and JPEGs
+   resized x0.75 / x1.5 kept as pixels); time per call on 256 and 1024 px layers, one thread.
+   No network runs.
+
     python -m benchmarks.bench_wild --detect 8 --crop 768 --images 3
     python -m benchmarks.bench_wild --calibrate 5 --images 0
     python -m benchmarks.bench_wild --grid-strength 256 --images 0
     python -m benchmarks.bench_wild --route 256 --images 0
     python -m benchmarks.bench_wild --wild-cost 2 --crop 1024 --images 0
+    python -m benchmarks.bench_wild --grid-phase 4 --images 0
 """
 
 from __future__ import annotations
@@ -108,6 +117,7 @@ def calibration(restorer, args) -> None:
 
 def detection(restorer, opts, args) -> None:
     from benchmarks.compare_waifu2x import choose_crop, crop, pick_files
+    from core.metrics import psnr
     from training.data import load_drawing
     from training.degrade import FAMILIES, degrade
 
@@ -130,9 +140,11 @@ def detection(restorer, opts, args) -> None:
                         "coarser_skipped": 0,
                         "first_named": 0,
                         "first_right": 0,
+                        "psnr": [],
                     },
                 )
                 n["n"] += 1
+                n["psnr"].append(psnr(d.reference, res.image))
                 skipped = [x for x in res.notes if "consistency step was skipped" in x]
                 if res.jpeg_quality is not None:
                     n["applied"] += 1
@@ -150,7 +162,7 @@ def detection(restorer, opts, args) -> None:
                         n["first_right"] += abs(q - d.info["qf"]) <= 2
     print(
         "| family | inputs | step applied | step skipped | no table found | re-saves from a lower quality: "
-        "skipped / first quality named (right ±2) / all |\n|---|---:|---:|---:|---:|---|"
+        "skipped / first quality named (right ±2) / all | PSNR (dB) |\n|---|---:|---:|---:|---:|---|---:|"
     )
     for fam, n in counts.items():
         first = (
@@ -158,7 +170,9 @@ def detection(restorer, opts, args) -> None:
             if n["coarser_first"]
             else "–"
         )
-        print(f"| {fam} | {n['n']} | {n['applied']} | {n['skipped']} | {n['none']} | {first} |")
+        print(
+            f"| {fam} | {n['n']} | {n['applied']} | {n['skipped']} | {n['none']} | {first} | {np.mean(n['psnr']):.2f} |"
+        )
     print(flush=True)
 
 
@@ -275,6 +289,84 @@ def wild_cost(restorer, args) -> None:
     print(f"\n{args.crop} px crops, {args.threads} thread(s), best of {args.repeat}", flush=True)
 
 
+def _phase_layers(args, side: int):
+    """``(set, drawing index, clean crop of side + 8 px)`` for ``--grid-phase`` drawings of val,
+    kanji and ``--train`` (spread over each set, :func:`pick_files`)."""
+    from benchmarks.compare_waifu2x import choose_crop, crop, pick_files
+    from training.data import load_drawing
+
+    for name, folder in (("val", args.data), ("kanji", args.kanji), ("train", args.train)):
+        for k, path in enumerate(pick_files(Path(folder), args.grid_phase)):
+            full = load_drawing(path)
+            yield name, k, crop(full, choose_crop(full, side + 8))
+
+
+def grid_phase(args) -> None:
+    from core import jpeg_consistency as jc
+    from training.degrade import KERNELS, encode, resize
+
+    found: dict = {}  # (set, side, qf) -> [layers, right phase, right phase and quality, other grid]
+    false: dict = {}  # (set, side, kind) -> [layers, grids found]
+    kernels = sorted(KERNELS)
+    for side in (256, 512):
+        for name, k, c in _phase_layers(args, side):
+            rng = np.random.default_rng([args.seed, side, k, len(name)])
+            for qf in (10, 20, 30, 40):
+                dy, dx = 0, 0
+                while (dy, dx) == (0, 0):
+                    dy, dx = (int(v) for v in rng.integers(0, 8, 2))
+                layer = np.ascontiguousarray(encode(c, qf)[dy : dy + side, dx : dx + side])
+                grid = jc.find_jpeg_grid(layer)
+                n = found.setdefault((name, side, qf), [0, 0, 0, 0])
+                n[0] += 1
+                if grid is not None:
+                    right = (grid.dy, grid.dx) == ((8 - dy) % 8, (8 - dx) % 8)
+                    n[1] += right
+                    n[2] += right and grid.qf == qf
+                    n[3] += not right
+            qf = (10, 20, 30, 40)[k % 4]
+            jpeg = encode(c, qf)[:side, :side]
+            kinds = {
+                "clean": c[:side, :side],
+                "JPEG x0.75": resize(jpeg, 0.75, kernels[k % len(kernels)]),
+                "JPEG x1.5": resize(jpeg, 1.5, kernels[(k + 1) % len(kernels)].replace("area", "linear")),
+            }
+            for kind, img in kinds.items():
+                n = false.setdefault((name, side, kind), [0, 0])
+                n[0] += 1
+                n[1] += jc.find_jpeg_grid(img) is not None
+    print(f"\nfind_jpeg_grid on cropped JPEGs ({args.grid_phase} drawings per set, offsets 0-7 seeded)\n")
+    print(
+        "| set | side | QF | layers | right phase | right phase and QF | another grid |\n|---|---:|---:|---:|---:|---:|---:|"
+    )
+    for (name, side, qf), n in found.items():
+        print(f"| {name} | {side} | {qf} | {n[0]} | {n[1]} | {n[2]} | {n[3]} |")
+    tot = np.sum(list(found.values()), axis=0)
+    print(f"| all | | | {tot[0]} | {tot[1]} | {tot[2]} | {tot[3]} |")
+    print("\nfalse finds on layers that are no JPEG at their size\n")
+    print("| set | side | layer | layers | grid found |\n|---|---:|---|---:|---:|")
+    for (name, side, kind), n in false.items():
+        print(f"| {name} | {side} | {kind} | {n[0]} | {n[1]} |")
+    tot = np.sum(list(false.values()), axis=0)
+    print(f"| all | | | {tot[0]} | {tot[1]} |")
+    print(f"\ntime per call ({args.threads} thread(s), best of {args.repeat}, first val drawing)\n")
+    print("| side | layer | grid | ms |\n|---:|---|---|---:|")
+    for side in (256, 1024):
+        _, _, c = next(_phase_layers(args, side))
+        jpeg = encode(c, 20)
+        for label, img in (
+            ("QF 20", jpeg[:side, :side]),
+            ("QF 20 cut at (3, 5)", jpeg[3 : 3 + side, 5 : 5 + side]),
+            ("clean", c[:side, :side]),
+        ):
+            img = np.ascontiguousarray(img)
+            g = jc.find_jpeg_grid(img)
+            t = _best(lambda img=img: jc.find_jpeg_grid(img), args.repeat)
+            at = "none" if g is None else f"QF {g.qf} at ({g.dy}, {g.dx})"
+            print(f"| {side} | {label} | {at} | {1e3 * t:.1f} |")
+    print(flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="/work/shared/data/lineart/val")
@@ -292,10 +384,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wild-cost", type=int, default=0, help="val crops for the wild pair's cost table (0: none)")
     p.add_argument("--wild-model", help="the wild backbone for --route (default: the shipped one)")
     p.add_argument("--wild-mask-model", help="with --wild-model: its mask network, or none (default: the shipped one)")
+    p.add_argument("--grid-phase", type=int, default=0, help="drawings per set for the grid phase table (0: none)")
     args = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.grid_phase:
+        grid_phase(args)
+        if not (args.detect or args.calibrate or args.grid_strength or args.route or args.wild_cost or args.images):
+            return 0
     from benchmarks.compare_waifu2x import choose_crop, crop, pick_files
     from core import jpeg_consistency as jc
     from core.pipeline import RestoreOptions, Restorer
