@@ -53,12 +53,14 @@ MIN_BLOCKS = 16
 #: Phases other than (0, 0) tried by :func:`find_jpeg_grid` (a cropped layer), best first by
 #: :func:`_phase_candidates`. Measured (docs/pipeline.md): on 256 and 512 px layers cut from
 #: JPEGs at QF 10-75 the right phase was the first candidate on 94 %, within the first 3 on 99 %.
-PHASES_TRIED = 3
-#: A phase other than (0, 0) is given up after the coarse stage of the table search when its best
-#: table reproduces less than this share of the first 48 blocks there (2 rounds of clipping
-#: recovery). Measured on 256 and 512 px layers cut from JPEGs at QF 10-90: at least 0.23 on the
-#: right phase; on the candidate phases of clean and resized layers 0.02 (median), at most 0.19.
+PHASES_TRIED = 8
+#: On each of those phases the coarse stage of the table search (every table, 2 rounds of
+#: clipping recovery) runs on this many textured blocks spread over the layer; the phases are
+#: ranked by the best table's share there, those under :data:`MIN_COARSE` are given up, and the
+#: fine stage runs on the best :data:`FINE_PHASES`.
+SHIFTED_COARSE_BLOCKS = 24
 MIN_COARSE = 0.1
+FINE_PHASES = 2
 #: A grid at a phase other than (0, 0) must reproduce this much larger a share of its blocks
 #: than the same table on the grids 4 pixels away (:func:`_share_away`). Measured on 256 and
 #: 512 px layers cut from JPEGs at QF 10-90 (docs/pipeline.md): at least 0.49 on the right phase;
@@ -244,14 +246,20 @@ def _sample_textured(gray: np.ndarray, dy: int, dx: int, limit: int, rng: np.ran
     return b[idx]
 
 
+def _coarse(blocks: torch.Tensor, stack: torch.Tensor, keys: list) -> list[tuple[float, object]]:
+    """The coarse stage of the table search: every table of ``stack`` on ``blocks`` with 2 rounds
+    of clipping recovery; ``(share of blocks reproduced, key)`` per table, best first."""
+    _, ok = recover_coefficients(blocks, stack, iterations=2)
+    return sorted(zip(ok.float().mean(1).tolist(), keys), reverse=True)
+
+
 def _fit(
-    blocks: torch.Tensor, candidates: list[np.ndarray] | None, min_coarse: float = 0.0
+    blocks: torch.Tensor, candidates: list[np.ndarray] | None, coarse: list[tuple[float, int]] | None = None
 ) -> tuple[float, int, np.ndarray, bool] | None:
     """The table that reproduces the most of ``blocks`` (textured blocks on one grid):
     ``(share, qf, table, standard)``, or ``None`` below :data:`MIN_REPRODUCED`. ``candidates``:
-    the file's own table (and its transpose), or ``None`` for the IJG tables; then a grid whose
-    best table reproduces less than ``min_coarse`` of the first few blocks in the coarse stage
-    is given up without the fine one."""
+    the file's own table (and its transpose), or ``None`` for the IJG tables; then ``coarse`` is
+    the coarse stage's ranking of them (by default, :func:`_coarse` on the first 48 blocks)."""
     if candidates is not None:
         score, i = max((float(recover_coefficients(blocks, c)[1].float().mean()), i) for i, c in enumerate(candidates))
         if score < MIN_REPRODUCED:
@@ -261,10 +269,7 @@ def _fit(
         return score, qf, t, bool(np.array_equal(t.reshape(-1), ijg_table(qf)))
     tables, stack = _ijg_tables()
     # Every table on a few blocks with a few rounds, then the best two on all of the sample.
-    _, ok = recover_coefficients(blocks[:48], stack, iterations=2)
-    coarse = sorted(zip(ok.float().mean(1).tolist(), tables), reverse=True)
-    if coarse[0][0] < min_coarse:
-        return None
+    coarse = _coarse(blocks[:48], stack, list(tables)) if coarse is None else coarse
     scored = [(float(recover_coefficients(blocks, tables[qf])[1].float().mean()), qf) for _, qf in coarse[:2]]
     score = max(s for s, _ in scored)
     if score < MIN_REPRODUCED:
@@ -318,21 +323,33 @@ def find_jpeg_grid(
             raise ValueError("quantization steps must be >= 1")
         candidates = [given] if np.array_equal(given, given.T) else [given, given.T]
 
-    def phases():
-        yield 0, 0  # the usual case first, at today's cost: a layer decoded from its file as is
-        yield from _phase_candidates(gray, PHASES_TRIED)
-
-    for dy, dx in phases():
+    # The usual case first, at today's cost: a layer decoded from its file as is.
+    blocks = _sample_textured(gray, 0, 0, sample, rng)
+    fit = _fit(blocks, candidates) if blocks.shape[0] >= MIN_BLOCKS else None
+    if fit is not None:
+        return JpegGrid(qf=fit[1], table=fit[2], dy=0, dx=0, reproduced=fit[0], standard=fit[3])
+    # A cropped layer: the likeliest phases by the paper's steps, ranked by the coarse stage.
+    if candidates is None:
+        tables, stack = _ijg_tables()
+        keys: list = list(tables)
+    else:
+        stack, keys = torch.as_tensor(np.stack(candidates), dtype=torch.float32)[:, None], list(range(len(candidates)))
+    ranked = []
+    for dy, dx in _phase_candidates(gray, PHASES_TRIED):
         blocks = _sample_textured(gray, dy, dx, sample, rng)
-        if blocks.shape[0] < MIN_BLOCKS:
+        n = blocks.shape[0]
+        if n < MIN_BLOCKS:
             continue
-        fit = _fit(blocks, candidates, 0.0 if (dy, dx) == (0, 0) else MIN_COARSE)
-        if fit is None:
+        spread = torch.linspace(0, n - 1, min(n, SHIFTED_COARSE_BLOCKS)).round().long()  # over the whole layer
+        coarse = _coarse(blocks[spread], stack, keys)
+        if coarse[0][0] >= MIN_COARSE:
+            ranked.append((coarse[0][0], (dy, dx), blocks, coarse))
+    ranked.sort(key=lambda r: -r[0])  # (stable: the step profile's order among equals)
+    for _, (dy, dx), blocks, coarse in ranked[:FINE_PHASES]:
+        fit = _fit(blocks, candidates, coarse)
+        if fit is None or fit[0] - _share_away(gray, dy, dx, fit[2], sample // 4, rng) < MIN_CONTRAST:
             continue
-        score, qf, t, standard = fit
-        if (dy, dx) != (0, 0) and score - _share_away(gray, dy, dx, t, sample // 4, rng) < MIN_CONTRAST:
-            continue
-        return JpegGrid(qf=qf, table=t, dy=dy, dx=dx, reproduced=score, standard=standard)
+        return JpegGrid(qf=fit[1], table=fit[2], dy=dy, dx=dx, reproduced=fit[0], standard=fit[3])
     return None
 
 
