@@ -245,12 +245,12 @@ def _phase_candidates(gray: np.ndarray, count: int) -> list[tuple[int, int]]:
 
 
 def _sample_textured(gray: np.ndarray, dy: int, dx: int, limit: int, rng: np.random.Generator) -> torch.Tensor:
-    b = _blocks(gray, dy, dx).reshape(-1, 64)
+    b = _blocks(gray, dy, dx, torch.uint8).reshape(-1, 64)  # 8-bit until sampled: a quarter of the copying
     textured = (b.amax(1) - b.amin(1)) > 2
     idx = torch.nonzero(textured).flatten()
     if idx.numel() > limit:
         idx = idx[torch.from_numpy(rng.choice(idx.numel(), limit, replace=False))]
-    return b[idx]
+    return b[idx].float()
 
 
 def _coarse(blocks: torch.Tensor, stack: torch.Tensor, keys: list) -> list[tuple[float, object]]:
