@@ -305,10 +305,70 @@ def _phase_layers(args, side: int):
             yield name, k, crop(full, choose_crop(full, side + 8))
 
 
+def _phase_stats(layer: np.ndarray, truth: tuple[int, int] | None) -> dict:
+    """What the shifted-grid search of :func:`core.jpeg_consistency.find_jpeg_grid` sees on
+    ``layer``: the right phase's rank by the step profile and by the coarse stage, its coarse share
+    and its lead over the grids 4 px away; for a layer with no right phase, the largest coarse
+    share and lead on the likeliest phases."""
+    import torch
+
+    from core import jpeg_consistency as jc
+
+    tables, stack = jc._ijg_tables()
+    rng = np.random.default_rng(0)
+    order = jc._phase_candidates(layer, 63)
+    out: dict = {"profile rank": order.index(truth) if truth in order else None}
+    coarse = {}
+    for phase in order[: jc.PHASES_TRIED] + ([truth] if truth and truth not in order[: jc.PHASES_TRIED] else []):
+        blocks = jc._sample_textured(layer, *phase, 512, rng)
+        if blocks.shape[0] < jc.MIN_BLOCKS:
+            continue
+        spread = torch.linspace(0, blocks.shape[0] - 1, min(blocks.shape[0], jc.SHIFTED_COARSE_BLOCKS)).round().long()
+        ranked = jc._coarse(blocks[spread], stack, list(tables))
+        fit = jc._fit(blocks, None, ranked, jc.FINE_TABLES)
+        lead = None if fit is None else fit[0] - jc._share_away(layer, *phase, fit[2], 128, rng)
+        coarse[phase] = (ranked[0][0], lead)
+    tried = [p for p in order[: jc.PHASES_TRIED] if p in coarse]
+    by_coarse = sorted(tried, key=lambda p: -coarse[p][0])
+    if truth is not None:
+        out["coarse rank"] = by_coarse.index(truth) if truth in by_coarse else None
+        out["coarse"], out["lead"] = coarse.get(truth, (None, None))
+    else:
+        out["coarse"] = max((coarse[p][0] for p in tried), default=None)
+        out["lead"] = max((coarse[p][1] for p in tried if coarse[p][1] is not None), default=None)
+    return out
+
+
+def _print_phase_stats(cut: list[dict], other: list[dict]) -> None:
+    def share(rows, key, below):
+        v = [r[key] for r in rows if r.get(key) is not None]
+        return f"{sum(x < below for x in v)} of {len(rows)}"
+
+    def spread(rows, key):
+        v = np.array([r[key] for r in rows if r.get(key) is not None])
+        return (
+            "–" if v.size == 0 else f"{v.min():.2f} / {np.median(v):.2f} / {np.percentile(v, 99):.2f} / {v.max():.2f}"
+        )
+
+    print("\nthe shifted-grid search on the cut JPEGs (right phase) and on the layers that are no JPEG\n")
+    print(
+        f"- right phase first / within 3 / within 8 by the step profile: {share(cut, 'profile rank', 1)} / "
+        f"{share(cut, 'profile rank', 3)} / {share(cut, 'profile rank', 8)}; first after the coarse ranking: "
+        f"{share(cut, 'coarse rank', 1)}"
+    )
+    print(f"- coarse share of the right phase, min / median / 99 % / max: {spread(cut, 'coarse')}")
+    print(f"- its lead over the grids 4 px away: {spread(cut, 'lead')}")
+    print(f"- no JPEG: largest coarse share over the likeliest phases: {spread(other, 'coarse')}")
+    print(f"- no JPEG: largest lead of a table that fits: {spread(other, 'lead')}")
+
+
 def grid_phase(args) -> None:
     from core import jpeg_consistency as jc
     from training.degrade import KERNELS, encode, resize
 
+    stats = hasattr(jc, "_coarse")  # the search's own figures (not on the one-phase search of before)
+    cut_stats: list[dict] = []
+    other_stats: list[dict] = []
     found: dict = {}  # (set, side, qf) -> [layers, right phase, right phase and quality, other grid]
     false: dict = {}  # (set, side, kind) -> [layers, grids found]
     kernels = sorted(KERNELS)
@@ -328,6 +388,8 @@ def grid_phase(args) -> None:
                     n[1] += right
                     n[2] += right and grid.qf == qf
                     n[3] += not right
+                if stats:
+                    cut_stats.append(_phase_stats(layer, ((8 - dy) % 8, (8 - dx) % 8)))
             qf = (10, 20, 30, 40)[k % 4]
             jpeg = encode(c, qf)[:side, :side]
             kinds = {
@@ -339,6 +401,8 @@ def grid_phase(args) -> None:
                 n = false.setdefault((name, side, kind), [0, 0])
                 n[0] += 1
                 n[1] += jc.find_jpeg_grid(img) is not None
+                if stats:
+                    other_stats.append(_phase_stats(img, None))
     print(f"\nfind_jpeg_grid on cropped JPEGs ({args.grid_phase} drawings per set, offsets 0-7 seeded)\n")
     print(
         "| set | side | QF | layers | right phase | right phase and QF | another grid |\n|---|---:|---:|---:|---:|---:|---:|"
@@ -353,6 +417,8 @@ def grid_phase(args) -> None:
         print(f"| {name} | {side} | {kind} | {n[0]} | {n[1]} |")
     tot = np.sum(list(false.values()), axis=0)
     print(f"| all | | | {tot[0]} | {tot[1]} |")
+    if stats:
+        _print_phase_stats(cut_stats, other_stats)
     print(
         f"\ntime per call (CPU time of this process, so that other jobs count less; {args.threads} thread(s), "
         f"best of {5 * args.repeat}, first val drawing)\n"

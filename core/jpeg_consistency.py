@@ -64,6 +64,10 @@ PHASES_TRIED = 8
 #: 0.17 (99 %), at most 0.29.
 SHIFTED_COARSE_BLOCKS = 24
 MIN_COARSE = 0.1
+#: A phase whose coarse share reaches this gets the fine stage at once (the step profile's first
+#: phase, most of the time), without waiting for the others to be ranked: a layer that is no JPEG
+#: stays far below it, and a wrong phase that reaches it must still pass :data:`MIN_CONTRAST`.
+SURE_COARSE = 0.4
 #: Tables of the coarse ranking that get the fine stage on those phases (2 at (0, 0)): on a drawing
 #: of smooth strokes, QF 88-90 tables fit many blocks of any grid and can rank above the JPEG's own.
 FINE_TABLES = 3
@@ -348,6 +352,13 @@ def find_jpeg_grid(
         keys: list = list(tables)
     else:
         stack, keys = torch.as_tensor(np.stack(candidates), dtype=torch.float32)[:, None], list(range(len(candidates)))
+
+    def accepted(dy: int, dx: int, blocks: torch.Tensor, coarse: list) -> JpegGrid | None:
+        fit = _fit(blocks, candidates, coarse, FINE_TABLES)
+        if fit is None or fit[0] - _share_away(gray, dy, dx, fit[2], sample // 4, rng) < MIN_CONTRAST:
+            return None
+        return JpegGrid(qf=fit[1], table=fit[2], dy=dy, dx=dx, reproduced=fit[0], standard=fit[3])
+
     ranked = []
     for dy, dx in _phase_candidates(gray, PHASES_TRIED):
         blocks = _sample_textured(gray, dy, dx, sample, rng)
@@ -356,14 +367,17 @@ def find_jpeg_grid(
             continue
         spread = torch.linspace(0, n - 1, min(n, SHIFTED_COARSE_BLOCKS)).round().long()  # over the whole layer
         coarse = _coarse(blocks[spread], stack, keys)
-        if coarse[0][0] >= MIN_COARSE:
+        if coarse[0][0] >= SURE_COARSE:  # no need to rank the others first
+            grid = accepted(dy, dx, blocks, coarse)
+            if grid is not None:
+                return grid
+        elif coarse[0][0] >= MIN_COARSE:
             ranked.append((coarse[0][0], (dy, dx), blocks, coarse))
     ranked.sort(key=lambda r: -r[0])  # (stable: the step profile's order among equals)
     for _, (dy, dx), blocks, coarse in ranked:
-        fit = _fit(blocks, candidates, coarse, FINE_TABLES)
-        if fit is None or fit[0] - _share_away(gray, dy, dx, fit[2], sample // 4, rng) < MIN_CONTRAST:
-            continue
-        return JpegGrid(qf=fit[1], table=fit[2], dy=dy, dx=dx, reproduced=fit[0], standard=fit[3])
+        grid = accepted(dy, dx, blocks, coarse)
+        if grid is not None:
+            return grid
     return None
 
 
