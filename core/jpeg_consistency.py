@@ -51,31 +51,32 @@ MIN_REPRODUCED = 0.4
 #: Fewer textured blocks than this and no grid is claimed (too little evidence).
 MIN_BLOCKS = 16
 #: Phases other than (0, 0) looked at by :func:`find_jpeg_grid` (a cropped layer), the likeliest
-#: by :func:`_phase_candidates`. On 216 crops (256 px) of val, kanji and train drawings cut from
-#: JPEGs at QF 10-60 at offsets of 1-7 px, that ranking put the right phase first on 89 %, within
-#: its first 3 on 98 % and within its first 8 on all (docs/pipeline.md).
+#: by :func:`_phase_candidates`. On 192 layers (256 and 512 px) of val, kanji and train drawings
+#: cut from JPEGs at QF 10-40 at offsets of 0-7 px, that ranking put the right phase first on 186,
+#: within its first 3 on 191 and within its first 8 on all (``bench_wild --grid-phase 8``).
 PHASES_TRIED = 8
 #: On each of those phases the coarse stage of the table search (every table, 2 rounds of
 #: clipping recovery) runs on this many textured blocks spread over the layer; the phases are
 #: ranked by the best table's share there, those under :data:`MIN_COARSE` are given up, and the
 #: others get the fine stage, best first, until one is accepted. Ranked so, the right phase came
-#: first on all of the 216 crops. Coarse shares measured on 256 and 512 px layers cut from JPEGs at QF 10-90:
-#: at least 0.21 on the right phase; on the likeliest 8 phases of clean and resized layers 0 (median),
-#: 0.17 (99 %), at most 0.29.
+#: first on all of the 192 layers. Coarse shares (same run): 0.25 or more on the right phase
+#: (median 0.75); on the likeliest 8 phases of 144 clean and resized layers, at most 0.38 (median
+#: 0.04), but up to 0.62 on a clean kanji drawing whose smooth strokes fit QF 88-90 tables on any
+#: grid (``--grid-phase 4``): the coarse share ranks phases, :data:`MIN_CONTRAST` rejects those.
 SHIFTED_COARSE_BLOCKS = 24
 MIN_COARSE = 0.1
 #: A phase whose coarse share reaches this gets the fine stage at once (the step profile's first
-#: phase, most of the time), without waiting for the others to be ranked: a layer that is no JPEG
-#: stays far below it, and a wrong phase that reaches it must still pass :data:`MIN_CONTRAST`.
+#: phase, most of the time), without waiting for the others to be ranked; the right phase is
+#: then still the one found (the layers above: the same finds as with the full ranking), and a
+#: wrong phase that reaches it must still pass :data:`MIN_CONTRAST`.
 SURE_COARSE = 0.4
 #: Tables of the coarse ranking that get the fine stage on those phases (2 at (0, 0)): on a drawing
 #: of smooth strokes, QF 88-90 tables fit many blocks of any grid and can rank above the JPEG's own.
 FINE_TABLES = 3
 #: A grid at a phase other than (0, 0) must reproduce this much larger a share of its blocks
-#: than the same table on the grids 4 pixels away (:func:`_share_away`). Measured on 256 and
-#: 512 px layers cut from JPEGs at QF 10-90 (docs/pipeline.md): at least 0.49 on the right phase;
-#: chance fits of QF 88-90 tables at most 0.12 on clean and resized layers, 0.16 on a wrong phase
-#: of a JPEG of a kanji drawing whose smooth strokes fit those tables on any grid.
+#: than the same table on the grids 4 pixels away (:func:`_share_away`): at least 0.59 on the
+#: right phase of the 192 layers above; the tables that fit layers that are no JPEG by chance
+#: (QF 88-90, on that kanji drawing) led by at most 0.08 (``--grid-phase 4``, docs/pipeline.md).
 MIN_CONTRAST = 0.25
 #: Gray levels by which a decoder (islow, float or SIMD IDCT) may differ from ours.
 TOLERANCE = 1.0
