@@ -342,7 +342,7 @@ def find_jpeg_grid(
             raise ValueError("quantization steps must be >= 1")
         candidates = [given] if np.array_equal(given, given.T) else [given, given.T]
 
-    # The usual case first, at today's cost: a layer decoded from its file as is.
+    # The usual case first, and alone where it fits: a layer decoded from its file as is.
     blocks = _sample_textured(gray, 0, 0, sample, rng)
     fit = _fit(blocks, candidates) if blocks.shape[0] >= MIN_BLOCKS else None
     if fit is not None:

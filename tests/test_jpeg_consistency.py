@@ -203,6 +203,8 @@ def test_a_files_own_table_is_read_and_used_where_the_search_finds_nothing(tmp_p
     grid = jc.find_jpeg_grid(f.pixels, table=f.jpeg_table)
     assert grid is not None and (grid.dy, grid.dx) == (0, 0) and not grid.standard
     assert np.array_equal(grid.table.reshape(-1), OWN_TABLE)
+    cut = jc.find_jpeg_grid(np.ascontiguousarray(f.pixels[6:, 3:]), table=f.jpeg_table)  # a cropped layer
+    assert cut is not None and (cut.dy, cut.dx) == (2, 5) and np.array_equal(cut.table.reshape(-1), OWN_TABLE)
     # turned by 90 degrees (an EXIF orientation): the transposed table fits
     turned = jc.find_jpeg_grid(np.ascontiguousarray(f.pixels.T), table=f.jpeg_table)
     assert turned is not None and np.array_equal(turned.table, grid.table.T)
