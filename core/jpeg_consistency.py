@@ -13,7 +13,8 @@ the position of the 8x8 grid have to be read back from the decoded pixels.
 
 * :func:`find_jpeg_grid` tries the IJG quality tables (what libjpeg, Pillow, Krita, GIMP and
   most tools write; ITU T.81 Annex K scaled as libjpeg does) at QF 1-90 and keeps the one whose
-  re-encoding reproduces the pixels. Anything else (a PNG, a JPEG that was edited, scaled or saved
+  re-encoding reproduces the pixels, on the grid at (0, 0) or, for a layer cropped at an offset
+  that is not a multiple of 8, on the likeliest other phases. Anything else (a PNG, a JPEG that was edited, scaled or saved
   with a camera's own tables, or QF above 90, where there is little to gain) finds no grid, and
   the restoration is left as the networks made it. When the file is at hand its own table can
   be given instead (any encoder, any quality); it is still checked against the pixels.
