@@ -240,10 +240,14 @@ def _phase_candidates(gray: np.ndarray, count: int) -> list[tuple[int, int]]:
     scores the sum of its two axes' values (a step between pixels p and p + 1 means a block starts
     at p + 1). Steps between all pixels, the lines' own edges included, hide the grid on small
     layers (``benchmarks/bench_wild.py --grid-phase``, docs/pipeline.md)."""
-    from .resample import _profiles  # the same light-paper steps the enlargement search reads
+    from .resample import MAX_SIDE, _profiles  # the same light-paper steps the enlargement search reads
 
+    # A central window no larger than the one _profiles reads, starting on the 8-pixel lattice so
+    # that a phase in it is the layer's phase.
+    h, w = gray.shape
+    top, left = max(0, (h - MAX_SIDE) // 2) // 8 * 8, max(0, (w - MAX_SIDE) // 2) // 8 * 8
     z = []
-    for prof in reversed(_profiles(gray)):  # steps along rows (dy), then along columns (dx)
+    for prof in reversed(_profiles(gray[top : top + MAX_SIDE, left : left + MAX_SIDE])):  # rows (dy), then columns (dx)
         fold = np.array([prof[p::8].mean() if prof[p::8].size else 0.0 for p in range(8)])
         z.append(np.roll((fold - fold.mean()) / (fold.std() + 1e-9), 1))  # index: the block's start
     ranked = sorted(((z[0][dy] + z[1][dx], (dy, dx)) for dy in range(8) for dx in range(8)), reverse=True)

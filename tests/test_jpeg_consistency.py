@@ -66,6 +66,14 @@ def test_grid_found_in_a_small_layer_cut_from_a_jpeg_at_any_offset(name, qf):
         assert grid is not None and (grid.qf, grid.dy, grid.dx) == (qf, (8 - dy) % 8, (8 - dx) % 8), (dy, dx)
 
 
+def test_grid_found_in_a_cut_layer_larger_than_the_step_profiles_window():
+    # Above 2048 px the step profile is read on a central window; its phases must be the layer's.
+    big = np.tile(_clean(), (12, 12))[:2120, :2130]
+    layer = np.ascontiguousarray(jpeg_degrade(big, 30)[3:, 5:])
+    grid = jc.find_jpeg_grid(layer)
+    assert grid is not None and (grid.qf, grid.dy, grid.dx) == (30, 5, 3)
+
+
 def test_a_cut_jpeg_fits_on_its_own_grid_only():
     layer = np.ascontiguousarray(jpeg_degrade(_clean(), 30)[6:, 1:])
     grid = jc.find_jpeg_grid(layer)
