@@ -2,8 +2,9 @@
 
 1. Detection (``--detect N``): N val and N kanji crops (256 px) in every family of
    :mod:`training.degrade` (seeded), restored by the default pipeline; per family, how often the
-   grid search found a table, the step was applied or skipped, and (re-saves on the same grid
-   from a coarser quality) the first quality was named within 2 of the truth.
+   grid search found a table, the step was applied or skipped, (re-saves on the same grid
+   from a coarser quality) the first quality was named within 2 of the truth, and the mean PSNR
+   of the restorations against the clean crop put through the same geometry.
 2. Cost: on val crops saved once at QF 20 and re-saved (QF 30 then 75), the default pipeline as
    shipped, the same with the check taken out (``outside_share`` returning 0: the step applied
    as before), and the check's parts alone. Best of ``--repeat`` runs, one thread by default.
@@ -27,11 +28,21 @@
    x0.75 after the save (kept as pixels) and resized then saved again at QF 85; the pipeline with
    ``wild_network`` on and off, best of ``--repeat``.
 
+7. Grid phase (``--grid-phase N``): :func:`core.jpeg_consistency.find_jpeg_grid` alone on N val,
+   N kanji and N ``--train`` drawings: 256 and 512 px layers cut from Pillow JPEGs at QF 10/20/30/40
+   at an offset (dy, dx) of 0-7 (not both 0, seeded), counted when the right phase and quality
+   are found; false finds on layers that are no JPEG at their size (the clean crop, and JPEGs
+   resized x0.75 / x1.5 kept as pixels); time per call on 256 and 1024 px layers (CPU time, one
+   thread).
+   No network runs.
+
     python -m benchmarks.bench_wild --detect 8 --crop 768 --images 3
+    python -m benchmarks.bench_wild --detect 16 --families crop single --images 0
     python -m benchmarks.bench_wild --calibrate 5 --images 0
     python -m benchmarks.bench_wild --grid-strength 256 --images 0
     python -m benchmarks.bench_wild --route 256 --images 0
     python -m benchmarks.bench_wild --wild-cost 2 --crop 1024 --images 0
+    python -m benchmarks.bench_wild --grid-phase 4 --images 0
 """
 
 from __future__ import annotations
@@ -44,12 +55,12 @@ from pathlib import Path
 import numpy as np
 
 
-def _best(fn, repeat: int) -> float:
+def _best(fn, repeat: int, clock=time.perf_counter) -> float:
     best = float("inf")
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
-        best = min(best, time.perf_counter() - t0)
+        best = min(best, clock() - t0)
     return best
 
 
@@ -108,6 +119,7 @@ def calibration(restorer, args) -> None:
 
 def detection(restorer, opts, args) -> None:
     from benchmarks.compare_waifu2x import choose_crop, crop, pick_files
+    from core.metrics import psnr
     from training.data import load_drawing
     from training.degrade import FAMILIES, degrade
 
@@ -117,6 +129,8 @@ def detection(restorer, opts, args) -> None:
             full = load_drawing(path)
             c = crop(full, choose_crop(full, 256))
             for fi, fam in enumerate(FAMILIES):
+                if args.families and fam not in args.families:
+                    continue
                 d = degrade(c, np.random.default_rng([args.seed, si, k, fi]), fam, qf_range=(10, 40))
                 res = restorer.restore(d.image, opts)
                 n = counts.setdefault(
@@ -130,9 +144,11 @@ def detection(restorer, opts, args) -> None:
                         "coarser_skipped": 0,
                         "first_named": 0,
                         "first_right": 0,
+                        "psnr": [],
                     },
                 )
                 n["n"] += 1
+                n["psnr"].append(psnr(d.reference, res.image))
                 skipped = [x for x in res.notes if "consistency step was skipped" in x]
                 if res.jpeg_quality is not None:
                     n["applied"] += 1
@@ -150,7 +166,7 @@ def detection(restorer, opts, args) -> None:
                         n["first_right"] += abs(q - d.info["qf"]) <= 2
     print(
         "| family | inputs | step applied | step skipped | no table found | re-saves from a lower quality: "
-        "skipped / first quality named (right ±2) / all |\n|---|---:|---:|---:|---:|---|"
+        "skipped / first quality named (right ±2) / all | PSNR (dB) |\n|---|---:|---:|---:|---:|---|---:|"
     )
     for fam, n in counts.items():
         first = (
@@ -158,7 +174,9 @@ def detection(restorer, opts, args) -> None:
             if n["coarser_first"]
             else "–"
         )
-        print(f"| {fam} | {n['n']} | {n['applied']} | {n['skipped']} | {n['none']} | {first} |")
+        print(
+            f"| {fam} | {n['n']} | {n['applied']} | {n['skipped']} | {n['none']} | {first} | {np.mean(n['psnr']):.2f} |"
+        )
     print(flush=True)
 
 
@@ -281,6 +299,154 @@ def wild_cost(restorer, args) -> None:
     print(f"\n{args.crop} px crops, {args.threads} thread(s), best of {args.repeat}", flush=True)
 
 
+def _phase_layers(args, side: int):
+    """``(set, drawing index, clean crop of side + 8 px)`` for ``--grid-phase`` drawings of val,
+    kanji and ``--train`` (spread over each set, :func:`pick_files`)."""
+    from benchmarks.compare_waifu2x import choose_crop, crop, pick_files
+    from training.data import load_drawing
+
+    for name, folder in (("val", args.data), ("kanji", args.kanji), ("train", args.train)):
+        for k, path in enumerate(pick_files(Path(folder), args.grid_phase)):
+            full = load_drawing(path)
+            yield name, k, crop(full, choose_crop(full, side + 8))
+
+
+def _phase_stats(layer: np.ndarray, truth: tuple[int, int] | None) -> dict:
+    """What the shifted-grid search of :func:`core.jpeg_consistency.find_jpeg_grid` sees on
+    ``layer``: the right phase's rank by the step profile and by the coarse stage, its coarse share
+    and its lead over the grids 4 px away; for a layer with no right phase, the largest coarse
+    share and lead on the likeliest phases."""
+    import torch
+
+    from core import jpeg_consistency as jc
+
+    tables, stack = jc._ijg_tables()
+    rng = np.random.default_rng(0)
+    order = jc._phase_candidates(layer, 63)
+    out: dict = {"profile rank": order.index(truth) if truth in order else None}
+    coarse = {}
+    for phase in order[: jc.PHASES_TRIED] + ([truth] if truth and truth not in order[: jc.PHASES_TRIED] else []):
+        blocks = jc._sample_textured(layer, *phase, 512, rng)
+        if blocks.shape[0] < jc.MIN_BLOCKS:
+            continue
+        spread = torch.linspace(0, blocks.shape[0] - 1, min(blocks.shape[0], jc.SHIFTED_COARSE_BLOCKS)).round().long()
+        ranked = jc._coarse(blocks[spread], stack, list(tables))
+        fit = jc._fit(blocks, None, ranked, jc.FINE_TABLES)
+        lead = None if fit is None else fit[0] - jc._share_away(layer, *phase, fit[2], 128, rng)
+        coarse[phase] = (ranked[0][0], lead)
+    tried = [p for p in order[: jc.PHASES_TRIED] if p in coarse]
+    by_coarse = sorted(tried, key=lambda p: -coarse[p][0])
+    if truth is not None:
+        out["coarse rank"] = by_coarse.index(truth) if truth in by_coarse else None
+        out["coarse"], out["lead"] = coarse.get(truth, (None, None))
+    else:
+        out["coarse"] = max((coarse[p][0] for p in tried), default=None)
+        out["lead"] = max((coarse[p][1] for p in tried if coarse[p][1] is not None), default=None)
+    return out
+
+
+def _print_phase_stats(cut: list[dict], other: list[dict]) -> None:
+    def share(rows, key, below):
+        v = [r[key] for r in rows if r.get(key) is not None]
+        return f"{sum(x < below for x in v)} of {len(rows)}"
+
+    def spread(rows, key):
+        v = np.array([r[key] for r in rows if r.get(key) is not None])
+        return (
+            "–" if v.size == 0 else f"{v.min():.2f} / {np.median(v):.2f} / {np.percentile(v, 99):.2f} / {v.max():.2f}"
+        )
+
+    print("\nthe shifted-grid search on the cut JPEGs (right phase) and on the layers that are no JPEG\n")
+    print(
+        f"- right phase first / within 3 / within 8 by the step profile: {share(cut, 'profile rank', 1)} / "
+        f"{share(cut, 'profile rank', 3)} / {share(cut, 'profile rank', 8)}; first after the coarse ranking: "
+        f"{share(cut, 'coarse rank', 1)}"
+    )
+    print(f"- coarse share of the right phase, min / median / 99 % / max: {spread(cut, 'coarse')}")
+    print(f"- its lead over the grids 4 px away: {spread(cut, 'lead')}")
+    print(f"- no JPEG: largest coarse share over the likeliest phases: {spread(other, 'coarse')}")
+    print(f"- no JPEG: largest lead of a table that fits: {spread(other, 'lead')}")
+
+
+def grid_phase(args) -> None:
+    from core import jpeg_consistency as jc
+    from training.degrade import KERNELS, encode, resize
+
+    stats = hasattr(jc, "_coarse")  # the search's own figures (not on the one-phase search of before)
+    cut_stats: list[dict] = []
+    other_stats: list[dict] = []
+    found: dict = {}  # (set, side, qf) -> [layers, right phase, right phase and quality, other grid]
+    false: dict = {}  # (set, side, kind) -> [layers, grids found]
+    kernels = sorted(KERNELS)
+    for side in (256, 512):
+        for name, k, c in _phase_layers(args, side):
+            rng = np.random.default_rng([args.seed, side, k, len(name)])
+            for qf in (10, 20, 30, 40):
+                dy, dx = 0, 0
+                while (dy, dx) == (0, 0):
+                    dy, dx = (int(v) for v in rng.integers(0, 8, 2))
+                layer = np.ascontiguousarray(encode(c, qf)[dy : dy + side, dx : dx + side])
+                grid = jc.find_jpeg_grid(layer)
+                n = found.setdefault((name, side, qf), [0, 0, 0, 0])
+                n[0] += 1
+                if grid is not None:
+                    right = (grid.dy, grid.dx) == ((8 - dy) % 8, (8 - dx) % 8)
+                    n[1] += right
+                    n[2] += right and grid.qf == qf
+                    n[3] += not right
+                if stats:
+                    cut_stats.append(_phase_stats(layer, ((8 - dy) % 8, (8 - dx) % 8)))
+            qf = (10, 20, 30, 40)[k % 4]
+            jpeg = encode(c, qf)[:side, :side]
+            kinds = {
+                "clean": c[:side, :side],
+                "JPEG x0.75": resize(jpeg, 0.75, kernels[k % len(kernels)]),
+                "JPEG x1.5": resize(jpeg, 1.5, kernels[(k + 1) % len(kernels)].replace("area", "linear")),
+            }
+            for kind, img in kinds.items():
+                n = false.setdefault((name, side, kind), [0, 0])
+                n[0] += 1
+                n[1] += jc.find_jpeg_grid(img) is not None
+                if stats:
+                    other_stats.append(_phase_stats(img, None))
+    print(f"\nfind_jpeg_grid on cropped JPEGs ({args.grid_phase} drawings per set, offsets 0-7 seeded)\n")
+    print(
+        "| set | side | QF | layers | right phase | right phase and QF | another grid |\n|---|---:|---:|---:|---:|---:|---:|"
+    )
+    for (name, side, qf), n in found.items():
+        print(f"| {name} | {side} | {qf} | {n[0]} | {n[1]} | {n[2]} | {n[3]} |")
+    tot = np.sum(list(found.values()), axis=0)
+    print(f"| all | | | {tot[0]} | {tot[1]} | {tot[2]} | {tot[3]} |")
+    print("\nfalse finds on layers that are no JPEG at their size\n")
+    print("| set | side | layer | layers | grid found |\n|---|---:|---|---:|---:|")
+    for (name, side, kind), n in false.items():
+        print(f"| {name} | {side} | {kind} | {n[0]} | {n[1]} |")
+    tot = np.sum(list(false.values()), axis=0)
+    print(f"| all | | | {tot[0]} | {tot[1]} |")
+    if stats:
+        _print_phase_stats(cut_stats, other_stats)
+    print(
+        f"\ntime per call (CPU time of this process, so that other jobs count less; {args.threads} thread(s), "
+        f"best of {5 * args.repeat}, first val drawing)\n"
+    )
+    print("| side | layer | grid | ms |\n|---:|---|---|---:|")
+    for side in (256, 1024):
+        _, _, c = next(_phase_layers(args, side))
+        jpeg = encode(c, 20)
+        for label, img in (
+            ("QF 20", jpeg[:side, :side]),
+            ("QF 85", encode(c, 85)[:side, :side]),
+            ("QF 20 cut at (3, 5)", jpeg[3 : 3 + side, 5 : 5 + side]),
+            ("clean", c[:side, :side]),
+        ):
+            img = np.ascontiguousarray(img)
+            g = jc.find_jpeg_grid(img)
+            t = _best(lambda img=img: jc.find_jpeg_grid(img), 5 * args.repeat, time.process_time)
+            at = "none" if g is None else f"QF {g.qf} at ({g.dy}, {g.dx})"
+            print(f"| {side} | {label} | {at} | {1e3 * t:.1f} |")
+    print(flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="/work/shared/data/lineart/val")
@@ -298,10 +464,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wild-cost", type=int, default=0, help="val crops for the wild pair's cost table (0: none)")
     p.add_argument("--wild-model", help="the wild backbone for --route (default: the shipped one)")
     p.add_argument("--wild-mask-model", help="with --wild-model: its mask network, or none (default: the shipped one)")
+    p.add_argument("--families", nargs="+", help="with --detect: only these families of training.degrade")
+    p.add_argument("--grid-phase", type=int, default=0, help="drawings per set for the grid phase table (0: none)")
     args = p.parse_args(argv)
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.grid_phase:
+        grid_phase(args)
+        if not (args.detect or args.calibrate or args.grid_strength or args.route or args.wild_cost or args.images):
+            return 0
     from benchmarks.compare_waifu2x import choose_crop, crop, pick_files
     from core import jpeg_consistency as jc
     from core.pipeline import RestoreOptions, Restorer

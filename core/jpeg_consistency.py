@@ -13,7 +13,8 @@ the position of the 8x8 grid have to be read back from the decoded pixels.
 
 * :func:`find_jpeg_grid` tries the IJG quality tables (what libjpeg, Pillow, Krita, GIMP and
   most tools write; ITU T.81 Annex K scaled as libjpeg does) at QF 1-90 and keeps the one whose
-  re-encoding reproduces the pixels. Anything else (a PNG, a JPEG that was edited, scaled or saved
+  re-encoding reproduces the pixels, on the grid at (0, 0) or, for a layer cropped at an offset
+  that is not a multiple of 8, on the likeliest other phases. Anything else (a PNG, a JPEG that was edited, scaled or saved
   with a camera's own tables, or QF above 90, where there is little to gain) finds no grid, and
   the restoration is left as the networks made it. When the file is at hand its own table can
   be given instead (any encoder, any quality); it is still checked against the pixels.
@@ -50,6 +51,34 @@ MAX_QF = 90
 MIN_REPRODUCED = 0.4
 #: Fewer textured blocks than this and no grid is claimed (too little evidence).
 MIN_BLOCKS = 16
+#: Phases other than (0, 0) looked at by :func:`find_jpeg_grid` (a cropped layer), the likeliest
+#: by :func:`_phase_candidates`. On 192 layers (256 and 512 px) of val, kanji and train drawings
+#: cut from JPEGs at QF 10-40 at offsets of 0-7 px, that ranking put the right phase first on 186,
+#: within its first 3 on 191 and within its first 8 on all (``bench_wild --grid-phase 8``).
+PHASES_TRIED = 8
+#: On each of those phases the coarse stage of the table search (every table, 2 rounds of
+#: clipping recovery) runs on this many textured blocks spread over the layer; the phases are
+#: ranked by the best table's share there, those under :data:`MIN_COARSE` are given up, and the
+#: others get the fine stage, best first, until one is accepted. Ranked so, the right phase came
+#: first on all of the 192 layers. Coarse shares (same run): 0.25 or more on the right phase
+#: (median 0.75); on the likeliest 8 phases of 144 clean and resized layers, at most 0.38 (median
+#: 0.04), but up to 0.62 on a clean kanji drawing whose smooth strokes fit QF 88-90 tables on any
+#: grid (``--grid-phase 4``): the coarse share ranks phases, :data:`MIN_CONTRAST` rejects those.
+SHIFTED_COARSE_BLOCKS = 24
+MIN_COARSE = 0.1
+#: A phase whose coarse share reaches this gets the fine stage at once (the step profile's first
+#: phase, most of the time), without waiting for the others to be ranked; the right phase is
+#: then still the one found (the layers above: the same finds as with the full ranking), and a
+#: wrong phase that reaches it must still pass :data:`MIN_CONTRAST`.
+SURE_COARSE = 0.4
+#: Tables of the coarse ranking that get the fine stage on those phases (2 at (0, 0)): on a drawing
+#: of smooth strokes, QF 88-90 tables fit many blocks of any grid and can rank above the JPEG's own.
+FINE_TABLES = 3
+#: A grid at a phase other than (0, 0) must reproduce this much larger a share of its blocks
+#: than the same table on the grids 4 pixels away (:func:`_share_away`): at least 0.59 on the
+#: right phase of the 192 layers above; the tables that fit layers that are no JPEG by chance
+#: (QF 88-90, on that kanji drawing) led by at most 0.08 (``--grid-phase 4``, docs/pipeline.md).
+MIN_CONTRAST = 0.25
 #: Gray levels by which a decoder (islow, float or SIMD IDCT) may differ from ours.
 TOLERANCE = 1.0
 #: Iterations of the clipping recovery and of the projections (measured: docs/pipeline.md).
@@ -201,32 +230,100 @@ def _ijg_tables() -> tuple[dict[int, np.ndarray], torch.Tensor]:
     return tables, stack[:, None]
 
 
-def _phase_by_blockiness(gray: np.ndarray) -> tuple[int, int]:
-    """The 8x8 grid phase at which steps between neighbouring pixels are largest."""
-    g = gray.astype(np.float32)
-    out = []
-    for axis in (0, 1):
-        d = np.abs(np.diff(g, axis=axis))
-        prof = d.sum(axis=1 - axis)
-        score = [prof[p::8].mean() if prof[p::8].size else 0.0 for p in range(8)]
-        # a step between pixel p and p+1 means a block starts at p+1
-        out.append((int(np.argmax(score)) + 1) % 8)
-    return out[0], out[1]
+def _phase_candidates(gray: np.ndarray, count: int) -> list[tuple[int, int]]:
+    """The ``count`` 8x8 grid phases other than (0, 0) most likely to be a cropped JPEG's, best first.
+
+    A JPEG's blocks end in small steps in the light paper around its lines (ringing that stops at
+    the block's edge); inside a block, and on a layer that is no JPEG at its size, those steps
+    do not gather on one phase. Per axis, the clipped steps between light pixels
+    (:func:`core.resample._profiles`) are folded modulo 8 and standardized; a phase (dy, dx)
+    scores the sum of its two axes' values (a step between pixels p and p + 1 means a block starts
+    at p + 1). Steps between all pixels, the lines' own edges included, hide the grid on small
+    layers (``benchmarks/bench_wild.py --grid-phase``, docs/pipeline.md)."""
+    from .resample import MAX_SIDE, _profiles  # the same light-paper steps the enlargement search reads
+
+    # A central window no larger than the one _profiles reads, starting on the 8-pixel lattice so
+    # that a phase in it is the layer's phase.
+    h, w = gray.shape
+    top, left = max(0, (h - MAX_SIDE) // 2) // 8 * 8, max(0, (w - MAX_SIDE) // 2) // 8 * 8
+    z = []
+    for prof in reversed(_profiles(gray[top : top + MAX_SIDE, left : left + MAX_SIDE])):  # rows (dy), then columns (dx)
+        fold = np.array([prof[p::8].mean() if prof[p::8].size else 0.0 for p in range(8)])
+        z.append(np.roll((fold - fold.mean()) / (fold.std() + 1e-9), 1))  # index: the block's start
+    ranked = sorted(((z[0][dy] + z[1][dx], (dy, dx)) for dy in range(8) for dx in range(8)), reverse=True)
+    return [p for _, p in ranked if p != (0, 0)][:count]
 
 
 def _sample_textured(gray: np.ndarray, dy: int, dx: int, limit: int, rng: np.random.Generator) -> torch.Tensor:
-    b = _blocks(gray, dy, dx).reshape(-1, 64)
+    b = _blocks(gray, dy, dx, torch.uint8).reshape(-1, 64)  # 8-bit until sampled: a quarter of the copying
     textured = (b.amax(1) - b.amin(1)) > 2
     idx = torch.nonzero(textured).flatten()
     if idx.numel() > limit:
         idx = idx[torch.from_numpy(rng.choice(idx.numel(), limit, replace=False))]
-    return b[idx]
+    return b[idx].float()
+
+
+def _coarse(blocks: torch.Tensor, stack: torch.Tensor, keys: list) -> list[tuple[float, object]]:
+    """The coarse stage of the table search: every table of ``stack`` on ``blocks`` with 2 rounds
+    of clipping recovery; ``(share of blocks reproduced, key)`` per table, best first."""
+    _, ok = recover_coefficients(blocks, stack, iterations=2)
+    return sorted(zip(ok.float().mean(1).tolist(), keys), reverse=True)
+
+
+def _fit(
+    blocks: torch.Tensor,
+    candidates: list[np.ndarray] | None,
+    coarse: list[tuple[float, int]] | None = None,
+    fine: int = 2,
+) -> tuple[float, int, np.ndarray, bool] | None:
+    """The table that reproduces the most of ``blocks`` (textured blocks on one grid):
+    ``(share, qf, table, standard)``, or ``None`` below :data:`MIN_REPRODUCED`. ``candidates``:
+    the file's own table (and its transpose), or ``None`` for the IJG tables; then ``coarse`` is
+    the coarse stage's ranking of them (by default, :func:`_coarse` on the first 48 blocks), and
+    its best ``fine`` tables get the fine stage."""
+    if candidates is not None:
+        score, i = max((float(recover_coefficients(blocks, c)[1].float().mean()), i) for i, c in enumerate(candidates))
+        if score < MIN_REPRODUCED:
+            return None
+        t = candidates[i]
+        qf = estimate_jpeg_quality(t.reshape(-1))
+        return score, qf, t, bool(np.array_equal(t.reshape(-1), ijg_table(qf)))
+    tables, stack = _ijg_tables()
+    # Every table on a few blocks with a few rounds, then the best two on all of the sample.
+    coarse = _coarse(blocks[:48], stack, list(tables)) if coarse is None else coarse
+    scored = [(float(recover_coefficients(blocks, tables[qf])[1].float().mean()), qf) for _, qf in coarse[:fine]]
+    score = max(s for s, _ in scored)
+    if score < MIN_REPRODUCED:
+        return None
+    # An image quantized at QF q may also fit a table whose steps divide q's: take the
+    # coarsest (lowest QF) of those that fit as well as the best.
+    qf = min(q for s, q in scored if s >= score - 0.01)
+    return score, qf, tables[qf].copy(), True
+
+
+def _share_away(gray: np.ndarray, dy: int, dx: int, table: np.ndarray, sample: int, rng: np.random.Generator) -> float:
+    """The largest share of textured blocks that ``table`` reproduces on the grids 4 pixels away
+    from (dy, dx) along either axis or both. A JPEG's blocks fit on its own grid only (on a grid
+    right along one axis, only blocks that do not change along the other do); smooth pixels fit
+    a fine table (QF 85-90) on any grid."""
+    there = 0.0
+    for ay, ax in ((4, 0), (0, 4), (4, 4)):
+        away = _sample_textured(gray, (dy + ay) % 8, (dx + ax) % 8, sample, rng)
+        if away.shape[0]:
+            there = max(there, float(recover_coefficients(away, table)[1].float().mean()))
+    return there
 
 
 def find_jpeg_grid(
     gray: np.ndarray, sample: int = 512, seed: int = 0, table: np.ndarray | list[int] | None = None
 ) -> JpegGrid | None:
     """Find the quantization and block grid a decoded 8-bit gray layer came from.
+
+    The grid at (0, 0) is tried first (a layer decoded from its file as is, at the cost it had
+    before other phases were looked at). Then, for a cropped layer, the :data:`PHASES_TRIED`
+    likeliest other phases (:func:`_phase_candidates`) are ranked by the coarse stage of the table
+    search and get the fine stage in that order; a grid found there must also fit far better
+    than on the grids 4 pixels away (:data:`MIN_CONTRAST`).
 
     Args:
         gray: ``(H, W)`` uint8 pixels as the editor holds them.
@@ -243,43 +340,50 @@ def find_jpeg_grid(
     if gray.dtype != np.uint8 or gray.ndim != 2 or min(gray.shape) < 8:
         return None
     rng = np.random.default_rng(seed)
+    candidates = None
     if table is not None:
         given = np.asarray(table, dtype=np.int64).reshape(8, 8)
         if given.min() < 1:
             raise ValueError("quantization steps must be >= 1")
         candidates = [given] if np.array_equal(given, given.T) else [given, given.T]
-    else:
+
+    # The usual case first, and alone where it fits: a layer decoded from its file as is.
+    blocks = _sample_textured(gray, 0, 0, sample, rng)
+    fit = _fit(blocks, candidates) if blocks.shape[0] >= MIN_BLOCKS else None
+    if fit is not None:
+        return JpegGrid(qf=fit[1], table=fit[2], dy=0, dx=0, reproduced=fit[0], standard=fit[3])
+    # A cropped layer: the likeliest phases by the paper's steps, ranked by the coarse stage.
+    if candidates is None:
         tables, stack = _ijg_tables()
-    tried = set()
-    for phase in [(0, 0), None]:  # the usual case first: a layer decoded from a file as is
-        dy, dx = phase if phase is not None else _phase_by_blockiness(gray)
-        if (dy, dx) in tried:
-            continue
-        tried.add((dy, dx))
+        keys: list = list(tables)
+    else:
+        stack, keys = torch.as_tensor(np.stack(candidates), dtype=torch.float32)[:, None], list(range(len(candidates)))
+
+    def accepted(dy: int, dx: int, blocks: torch.Tensor, coarse: list) -> JpegGrid | None:
+        fit = _fit(blocks, candidates, coarse, FINE_TABLES)
+        if fit is None or fit[0] - _share_away(gray, dy, dx, fit[2], sample // 4, rng) < MIN_CONTRAST:
+            return None
+        return JpegGrid(qf=fit[1], table=fit[2], dy=dy, dx=dx, reproduced=fit[0], standard=fit[3])
+
+    ranked = []
+    for dy, dx in _phase_candidates(gray, PHASES_TRIED):
         blocks = _sample_textured(gray, dy, dx, sample, rng)
-        if blocks.shape[0] < MIN_BLOCKS:
+        n = blocks.shape[0]
+        if n < MIN_BLOCKS:
             continue
-        if table is not None:
-            score, i = max(
-                (float(recover_coefficients(blocks, c)[1].float().mean()), i) for i, c in enumerate(candidates)
-            )
-            if score < MIN_REPRODUCED:
-                continue
-            t = candidates[i]
-            qf = estimate_jpeg_quality(t.reshape(-1))
-            standard = bool(np.array_equal(t.reshape(-1), ijg_table(qf)))
-            return JpegGrid(qf=qf, table=t, dy=dy, dx=dx, reproduced=score, standard=standard)
-        # Every table on a few blocks with a few rounds, then the best two on all of the sample.
-        _, ok = recover_coefficients(blocks[:48], stack, iterations=2)
-        coarse = sorted(zip(ok.float().mean(1).tolist(), tables), reverse=True)
-        scored = [(float(recover_coefficients(blocks, tables[qf])[1].float().mean()), qf) for _, qf in coarse[:2]]
-        score = max(s for s, _ in scored)
-        if score < MIN_REPRODUCED:
-            continue
-        # An image quantized at QF q may also fit a table whose steps divide q's: take the
-        # coarsest (lowest QF) of those that fit as well as the best.
-        qf = min(q for s, q in scored if s >= score - 0.01)
-        return JpegGrid(qf=qf, table=tables[qf].copy(), dy=dy, dx=dx, reproduced=score)
+        spread = torch.linspace(0, n - 1, min(n, SHIFTED_COARSE_BLOCKS)).round().long()  # over the whole layer
+        coarse = _coarse(blocks[spread], stack, keys)
+        if coarse[0][0] >= SURE_COARSE:  # no need to rank the others first
+            grid = accepted(dy, dx, blocks, coarse)
+            if grid is not None:
+                return grid
+        elif coarse[0][0] >= MIN_COARSE:
+            ranked.append((coarse[0][0], (dy, dx), blocks, coarse))
+    ranked.sort(key=lambda r: -r[0])  # (stable: the step profile's order among equals)
+    for _, (dy, dx), blocks, coarse in ranked:
+        grid = accepted(dy, dx, blocks, coarse)
+        if grid is not None:
+            return grid
     return None
 
 
