@@ -51,7 +51,7 @@ import numpy as np
 from .imageio import LUMA_WEIGHTS, has_transparency, layout_of, quantize
 from .steps import step
 
-__all__ = ["NEUTRAL_SPREAD", "ColourPlane", "is_neutral", "prepare", "to_layer"]
+__all__ = ["NEUTRAL_SPREAD", "ColourPlane", "correct_luma", "is_neutral", "jpeg_luma", "luma_of", "prepare", "to_layer"]
 
 #: A layer whose channels never differ by more than this many 8-bit levels (after alpha) is
 #: neutral and is restored as gray. A gray drawing saved as an RGB JPEG has no chroma at all.
@@ -258,3 +258,78 @@ def to_layer(gray: np.ndarray, direction: np.ndarray, layout: str, dtype, backgr
             if channels == 4:
                 out[rows, :, 3] = white
     return out
+
+
+# -- JPEG consistency on the luminance a colour JPEG stored ------------------------------------------
+#
+# A JPEG stores Y at full resolution; a decoder turns Y, Cb, Cr into R, G, B with the JFIF (BT.601,
+# full range) matrix and rounds and clips each channel. ``0.299 R + 0.587 G + 0.114 B`` gives the
+# decoder's Y back within half a level wherever no channel clipped (Cb and Cr cancel out exactly,
+# whatever the chroma upsampling). Where a channel clipped at 255 the true Y is at least the
+# recomputed one, where one clipped at 0 at most: :func:`jpeg_luma` gives those one-sided bounds, which
+# :func:`core.jpeg_consistency.recover_coefficients` uses to read the stored coefficients back.
+
+
+def jpeg_luma(img: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None:
+    """An 8-bit RGB(A) layer -> its luminance as a JPEG stored it: ``(y8, (lower, upper))``, the
+    recomputed Y rounded (uint8) and the range (0..255 scale, float32, ``-inf``/``inf`` where open)
+    the decoder's Y lies in: the recomputed Y +- 0.5 (the decoder rounds each channel), open upwards
+    where a channel is 255, downwards where one is 0. ``None`` for 16-bit layers and for RGBA with transparent pixels (no
+    JPEG plane: the pixels were composited on white)."""
+    if img.dtype != np.uint8 or layout_of(img) not in ("RGB", "RGBA"):
+        return None
+    if img.shape[2] == 4 and int(img[..., 3].min()) < 255:
+        return None
+    rgb = img[..., :3]
+    h, w = rgb.shape[:2]
+    y8 = np.empty((h, w), np.uint8)
+    lower = np.empty((h, w), np.float32)
+    upper = np.empty((h, w), np.float32)
+    wr, wg, wb = (np.float32(c) for c in LUMA_WEIGHTS)
+    for y in range(0, h, _ROWS):
+        step("rows", y, h)
+        band = rgb[y : y + _ROWS]
+        yy = band[..., 0] * wr + band[..., 1] * wg + band[..., 2] * wb
+        y8[y : y + _ROWS] = np.clip(yy + np.float32(0.5), 0, 255).astype(np.uint8)
+        hi = _max3(band) == 255
+        lo = np.minimum(np.minimum(band[..., 0], band[..., 1]), band[..., 2]) == 0
+        lower[y : y + _ROWS] = np.where(lo, -np.inf, yy - np.float32(0.5))
+        upper[y : y + _ROWS] = np.where(hi, np.inf, yy + np.float32(0.5))
+    return y8, (lower, upper)
+
+
+def _luma_per_darkness(direction: np.ndarray) -> np.ndarray:
+    """``u . (0.299, 0.587, 0.114)``: the luminance darkness per unit of the line plane's darkness."""
+    wr, wg, wb = (np.float32(c) for c in LUMA_WEIGHTS)
+    return direction[..., 0] * wr + direction[..., 1] * wg + direction[..., 2] * wb
+
+
+def luma_of(gray: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """The luminance (0..1, float32) of the layer :func:`to_layer` makes of ``gray`` and
+    ``direction`` (before its 8-bit rounding)."""
+    out = np.empty(gray.shape, np.float32)
+    wr, wg, wb = (np.float32(c) for c in LUMA_WEIGHTS)
+    for y in range(0, gray.shape[0], _ROWS):
+        rows = slice(y, y + _ROWS)
+        d = np.subtract(1.0, gray[rows], dtype=np.float32)[..., None] * direction[rows]
+        np.clip(d, 0.0, 1.0, out=d)
+        out[rows] = 1.0 - (d[..., 0] * wr + d[..., 1] * wg + d[..., 2] * wb)
+    return out
+
+
+def correct_luma(gray: np.ndarray, direction: np.ndarray, luma: np.ndarray, target: np.ndarray) -> None:
+    """Move the line plane ``gray`` (in place) so that the layer's luminance goes from ``luma``
+    (:func:`luma_of`) to ``target``: the coverage changes, each pixel's ink colour does not.
+    Pixels whose ink has (almost) no luminance darkness are left alone."""
+    for y in range(0, gray.shape[0], _ROWS):
+        rows = slice(y, y + _ROWS)
+        s = _luma_per_darkness(direction[rows])
+        delta = target[rows] - luma[rows]
+        g = gray[rows]
+        g += np.where(s > np.float32(MIN_LUMA_SHARE), delta / np.maximum(s, np.float32(MIN_LUMA_SHARE)), 0.0)
+        np.clip(g, 0.0, 1.0, out=g)
+
+
+#: :func:`correct_luma` leaves pixels alone whose ink darkens the luminance by less than this per unit
+#: of the line plane's darkness (a luminance step would become a large, noisy coverage step).
+MIN_LUMA_SHARE = 0.05

@@ -28,7 +28,8 @@ Steps of :meth:`Restorer.restore`:
    (:mod:`core.jpeg_consistency`); then eq. 1 again. Otherwise nothing changes.
 6. The plane goes back to the caller's layout and depth (:func:`core.imageio.from_gray_float`),
    with a white or transparent background; a coloured layer's through its ink colours
-   (:func:`core.colour.to_layer`; JPEG consistency, step 5, is skipped for it).
+   (:func:`core.colour.to_layer`; step 5 projects its luminance onto the luminance its JPEG stored,
+   :func:`core.colour.jpeg_luma`, and moves the line plane to match, ink colours kept).
 
 Tiles start on multiples of the models' down-sampling factor (and of 8, the JPEG grid), overlap
 and are cross-faded (:mod:`core.tiling`), so any image size runs in bounded memory. On CPU the
@@ -355,6 +356,9 @@ class _Job:
     direction: np.ndarray | None = None
     mask_x: torch.Tensor | None = None
     total: list[int] = field(default_factory=lambda: [0])
+    #: a coloured 8-bit layer's luminance as its JPEG stored it (:func:`core.colour.jpeg_luma`), for
+    #: the JPEG-consistency step; ``None`` for gray layers or when the step is off
+    luma: tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None = None
 
 
 class Restorer:
@@ -760,6 +764,7 @@ class Restorer:
             direction=direction,
             mask_x=mask_x,
             total=total,
+            luma=colour.jpeg_luma(image) if direction is not None and opts.jpeg_consistency else None,
         )
         while True:
             try:
@@ -850,7 +855,11 @@ class Restorer:
 
         # ---- JPEG consistency, or the wild backbone where the layer was resized before its last JPEG
         jpeg_quality = None
-        if grid is not None:
+        if job.luma is not None:  # a coloured 8-bit layer
+            t = time.perf_counter()
+            jpeg_quality = self._make_consistent_colour(job, restored, mask_u8)
+            timings["consistency"] = time.perf_counter() - t
+        elif grid is not None:
             t = time.perf_counter()
             outside = jpeg_consistency.outside_share(restored, gray8, grid, None if mask_u8 is None else mask_u8 == 0)
             resaved = outside > jpeg_consistency.max_outside(grid)
@@ -878,8 +887,6 @@ class Restorer:
                 "the JPEG file's quantization table does not reproduce the layer's pixels (coloured lines, or "
                 "edited or rescaled after decoding?), so the result was not made consistent with it"
             )
-        if opts.jpeg_consistency and job.direction is not None:
-            notes.append("JPEG consistency is not applied to colour layers (their line plane is not a JPEG plane)")
         t = time.perf_counter()
         if job.direction is None:
             out = from_gray_float(restored.numpy(), plane.layout, plane.dtype, opts.background)
@@ -1012,19 +1019,60 @@ class Restorer:
             f"{100 * outside:.0f} % of the coefficients" + (", so the consistency step was skipped" if skipped else "")
         )
 
+    def _make_consistent_colour(self, job: _Job, restored: torch.Tensor, mask_u8) -> int | None:
+        """The ``jpeg_consistency`` step for a coloured layer: where the luminance recomputed from its
+        pixels (:func:`core.colour.jpeg_luma`) holds a JPEG grid, the luminance of the coloured result
+        is projected onto the boxes of the luminance the JPEG stored (alternating with white paper),
+        and the line plane follows it (each pixel's ink colour kept: :func:`core.colour.correct_luma`).
+        The grid is looked for after the networks ran: where clipped channels leave the luminance
+        open, the search for the stored coefficients starts from the restoration. Returns the QF
+        used, or ``None`` (no grid, or the check found that the JPEG did not make the damage)."""
+        opts, notes = job.opts, job.notes
+        y8, bounds = job.luma
+        plane = restored.numpy()
+        luma = colour.luma_of(plane, job.direction)
+        grid = jpeg_consistency.find_jpeg_grid(y8, table=opts.jpeg_table, bounds=bounds, start=luma * np.float32(255))
+        if grid is None:
+            if opts.jpeg_table is not None:
+                notes.append(
+                    "the JPEG file's quantization table does not reproduce the luminance of the layer's pixels "
+                    "(edited or rescaled after decoding?), so the result was not made consistent with it"
+                )
+            return None
+        paper = None if mask_u8 is None else mask_u8 == 0
+        outside = jpeg_consistency.outside_share(luma, y8, grid, paper, bounds=bounds)
+        if outside > jpeg_consistency.max_outside(grid):
+            self._note_resaved(y8, grid, outside, opts, notes, skipped=True)
+            return None
+        target = torch.from_numpy(luma.copy())
+        _, share = jpeg_consistency.make_consistent(target, y8, grid, paper, bounds=bounds)
+        colour.correct_luma(plane, job.direction, luma, target.numpy())
+        _threshold_again(restored, opts)
+        notes.append(
+            f"the layer is a colour JPEG of quality {grid.qf} ({self._source(grid, opts)}); the result's "
+            f"luminance was made consistent with the luminance it stored on {100 * share:.0f} % of the blocks "
+            "with lines (ink colours kept)"
+        )
+        return grid.qf
+
     def _make_consistent(self, restored: torch.Tensor, gray8, grid, mask_u8, opts: RestoreOptions, notes) -> int:
         """The ``jpeg_consistency`` step on the composed result (its check passed); returns the QF used."""
         paper = None if mask_u8 is None else mask_u8 == 0
         _, share = jpeg_consistency.make_consistent(restored, gray8, grid, paper)
-        if opts.threshold:
-            for y in range(0, restored.shape[0], _FINISH_ROWS):
-                step("rows", y, restored.shape[0])
-                restored[y : y + _FINISH_ROWS] = threshold(restored[y : y + _FINISH_ROWS], opts.theta)
+        _threshold_again(restored, opts)
         notes.append(
             f"the layer is a JPEG of quality {grid.qf} ({self._source(grid, opts)}); the result was "
             f"made consistent with it on {100 * share:.0f} % of the blocks with lines"
         )
         return grid.qf
+
+
+def _threshold_again(restored: torch.Tensor, opts: RestoreOptions) -> None:
+    """Eq. 1 on the plane once more (in place, row bands) after the consistency step moved it."""
+    if opts.threshold:
+        for y in range(0, restored.shape[0], _FINISH_ROWS):
+            step("rows", y, restored.shape[0])
+            restored[y : y + _FINISH_ROWS] = threshold(restored[y : y + _FINISH_ROWS], opts.theta)
 
 
 def _widen(mask_u8: np.ndarray) -> np.ndarray:
