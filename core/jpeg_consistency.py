@@ -183,10 +183,10 @@ def recover_coefficients(
             0 or 255": a plane recomputed from clipped channels (a colour JPEG's luminance,
             :func:`core.colour.jpeg_luma`) knows some pixels only from one side. A block is then
             reproduced when its re-decoding lies within :data:`TOLERANCE` of those ranges.
-        start: with ``bounds``, values (like ``pixels``) to start the open pixels from (clamped
-            into their ranges), e.g. a restoration: where many pixels are known from one side only,
-            the clean drawing's rounded coefficients are the stored ones, and a restoration close to
-            it starts the search next to them.
+        start: with ``bounds``, values (like ``pixels``) to start the search from instead of the
+            pixels, e.g. a restoration: where many pixels are known from one side only the search
+            can settle on coefficients that do not reproduce the block; the clean drawing's rounded
+            coefficients are the stored ones, and a restoration close to it starts next to them.
 
     Returns:
         ``(k, ok)``: integer-valued coefficients ``(..., 64)`` and a bool ``(...)`` telling
@@ -275,9 +275,8 @@ def _sample_textured_idx(
     gray: np.ndarray, dy: int, dx: int, limit: int, rng: np.random.Generator, bounds=None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Up to ``limit`` textured blocks of ``gray`` on the grid (dy, dx), and their block indices.
-    With ``bounds``, the blocks whose every pixel is known within a level (or is white paper) are
-    preferred where there are enough of them: a block with pixels known from one side only may fit
-    a wrong table too, or miss the right one."""
+    With ``bounds``, only blocks with :data:`MIN_KNOWN` pixels known within a level or white paper,
+    :data:`MIN_CLOSED` of them within a level: pixels known from one side only fit nearly any table."""
     b = _blocks(gray, dy, dx).reshape(-1, 64)
     textured = (b.amax(1) - b.amin(1)) > 2
     if bounds is not None:

@@ -356,9 +356,10 @@ class _Job:
     direction: np.ndarray | None = None
     mask_x: torch.Tensor | None = None
     total: list[int] = field(default_factory=lambda: [0])
-    #: a coloured 8-bit layer's luminance as its JPEG stored it (:func:`core.colour.jpeg_luma`), for
-    #: the JPEG-consistency step; ``None`` for gray layers or when the step is off
-    luma: tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None = None
+    #: a coloured layer (the caller's array, not a copy) for the JPEG-consistency step on the
+    #: luminance its JPEG stored (:func:`core.colour.jpeg_luma`); ``None`` for gray layers or when
+    #: the step is off
+    colour_layer: np.ndarray | None = None
 
 
 class Restorer:
@@ -764,7 +765,7 @@ class Restorer:
             direction=direction,
             mask_x=mask_x,
             total=total,
-            luma=colour.jpeg_luma(image) if direction is not None and opts.jpeg_consistency else None,
+            colour_layer=image if direction is not None and opts.jpeg_consistency else None,
         )
         while True:
             try:
@@ -855,7 +856,7 @@ class Restorer:
 
         # ---- JPEG consistency, or the wild backbone where the layer was resized before its last JPEG
         jpeg_quality = None
-        if job.luma is not None:  # a coloured 8-bit layer
+        if job.colour_layer is not None:
             t = time.perf_counter()
             jpeg_quality = self._make_consistent_colour(job, restored, mask_u8)
             timings["consistency"] = time.perf_counter() - t
@@ -1028,7 +1029,10 @@ class Restorer:
         open, the search for the stored coefficients starts from the restoration. Returns the QF
         used, or ``None`` (no grid, or the check found that the JPEG did not make the damage)."""
         opts, notes = job.opts, job.notes
-        y8, bounds = job.luma
+        stored = colour.jpeg_luma(job.colour_layer)
+        if stored is None:  # 16-bit, or transparent pixels: no JPEG plane
+            return None
+        y8, bounds = stored
         plane = restored.numpy()
         luma = colour.luma_of(plane, job.direction)
         grid = jpeg_consistency.find_jpeg_grid(y8, table=opts.jpeg_table, bounds=bounds, start=luma * np.float32(255))
