@@ -51,7 +51,20 @@ import numpy as np
 from .imageio import LUMA_WEIGHTS, has_transparency, layout_of, quantize
 from .steps import step
 
-__all__ = ["NEUTRAL_SPREAD", "ColourPlane", "correct_luma", "is_neutral", "jpeg_luma", "luma_of", "prepare", "to_layer"]
+__all__ = [
+    "CHROMA_WEIGHTS",
+    "NEUTRAL_SPREAD",
+    "ColourPlane",
+    "chroma_of",
+    "correct_luma",
+    "is_neutral",
+    "jpeg_chroma",
+    "jpeg_luma",
+    "luma_of",
+    "prepare",
+    "set_chroma",
+    "to_layer",
+]
 
 #: A layer whose channels never differ by more than this many 8-bit levels (after alpha) is
 #: neutral and is restored as gray. A gray drawing saved as an RGB JPEG has no chroma at all.
@@ -270,6 +283,88 @@ def to_layer(gray: np.ndarray, direction: np.ndarray, layout: str, dtype, backgr
 # :func:`core.jpeg_consistency.recover_coefficients` uses to read the stored coefficients back.
 
 
+#: JFIF's Cb and Cr from R, G, B (each plus 128).
+CHROMA_WEIGHTS = ((-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
+
+
+def _stored_plane(rgb: np.ndarray, weights, offset: float):
+    """Rows of an 8-bit RGB layer -> a JPEG plane ``offset + weights . (R, G, B)`` recomputed, rounded
+    (uint8), and its bounds: +-0.5, open on the side a clipped channel pushes it (a channel at 255
+    stood for more, one at 0 for less; the sign of its weight says which way the plane moves), and
+    open above 254.5 and below 0.5 (the decoder clips the plane too)."""
+    v = np.full(rgb.shape[:2], np.float32(offset), np.float32)
+    for c in range(3):
+        v += rgb[..., c] * np.float32(weights[c])
+    lower, upper = v - np.float32(0.5), v + np.float32(0.5)
+    for c in range(3):
+        high, low = rgb[..., c] == 255, rgb[..., c] == 0
+        up, down = (high, low) if weights[c] > 0 else (low, high)
+        upper[up] = np.inf
+        lower[down] = -np.inf
+    upper[v >= 254.5] = np.inf
+    lower[v <= 0.5] = -np.inf
+    return np.clip(v + np.float32(0.5), 0, 255).astype(np.uint8), lower, upper
+
+
+def jpeg_chroma(img: np.ndarray) -> list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] | None:
+    """An 8-bit RGB(A) layer -> its Cb and Cr planes as :func:`jpeg_luma` gives its luminance (each
+    ``(plane8, (lower, upper))``), or ``None`` where that gives ``None``. They are the stored planes
+    only where the JPEG kept its chroma at full resolution (4:4:4)."""
+    if img.dtype != np.uint8 or layout_of(img) not in ("RGB", "RGBA"):
+        return None
+    if img.shape[2] == 4 and int(img[..., 3].min()) < 255:
+        return None
+    out = []
+    for weights in CHROMA_WEIGHTS:
+        p8, lower, upper = _stored_plane(img[..., :3], weights, 128.0)
+        out.append((p8, (lower, upper)))
+    return out
+
+
+def _rgb_of(gray: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """The (rows, W, 3) float32 colour (0..255) :func:`to_layer` makes of ``gray`` and ``direction``."""
+    d = np.subtract(1.0, gray, dtype=np.float32)[..., None] * direction
+    np.clip(d, 0.0, 1.0, out=d)
+    return np.float32(255.0) - d * np.float32(255.0)
+
+
+def chroma_of(gray: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cb and Cr (0..255, float32) of the layer :func:`to_layer` makes (before its rounding)."""
+    out = (np.empty(gray.shape, np.float32), np.empty(gray.shape, np.float32))
+    for y in range(0, gray.shape[0], _ROWS):
+        rows = slice(y, y + _ROWS)
+        rgb = _rgb_of(gray[rows], direction[rows])
+        for plane, w in zip(out, CHROMA_WEIGHTS):
+            plane[rows] = (
+                128.0 + rgb[..., 0] * np.float32(w[0]) + rgb[..., 1] * np.float32(w[1]) + rgb[..., 2] * np.float32(w[2])
+            )
+    return out
+
+
+def set_chroma(gray: np.ndarray, direction: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> None:
+    """Give the layer :func:`to_layer` makes the chroma ``cb``, ``cr`` (0..255), its luminance kept:
+    the ink directions change (in place) where the line plane has any darkness; paper stays white."""
+    wr, wg, wb = (np.float32(c) for c in LUMA_WEIGHTS)
+    for y in range(0, gray.shape[0], _ROWS):
+        rows = slice(y, y + _ROWS)
+        rgb = _rgb_of(gray[rows], direction[rows])
+        luma = rgb[..., 0] * wr + rgb[..., 1] * wg + rgb[..., 2] * wb
+        b, r = cb[rows] - np.float32(128.0), cr[rows] - np.float32(128.0)
+        new = np.stack(
+            [
+                luma + np.float32(1.402) * r,
+                luma - np.float32(0.344136) * b - np.float32(0.714136) * r,
+                luma + np.float32(1.772) * b,
+            ],
+            axis=-1,
+        )
+        d = np.clip(np.float32(1.0) - new * np.float32(1.0 / 255.0), 0.0, 1.0)
+        dark = np.subtract(1.0, gray[rows], dtype=np.float32)
+        inked = dark > np.float32(1e-3)
+        u = direction[rows]
+        u[inked] = d[inked] / dark[inked][:, None]
+
+
 def jpeg_luma(img: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None:
     """An 8-bit RGB(A) layer -> its luminance as a JPEG stored it: ``(y8, (lower, upper))``, the
     recomputed Y rounded (uint8) and the range (0..255 scale, float32, ``-inf``/``inf`` where open)
@@ -285,16 +380,10 @@ def jpeg_luma(img: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray
     y8 = np.empty((h, w), np.uint8)
     lower = np.empty((h, w), np.float32)
     upper = np.empty((h, w), np.float32)
-    wr, wg, wb = (np.float32(c) for c in LUMA_WEIGHTS)
     for y in range(0, h, _ROWS):
         step("rows", y, h)
-        band = rgb[y : y + _ROWS]
-        yy = band[..., 0] * wr + band[..., 1] * wg + band[..., 2] * wb
-        y8[y : y + _ROWS] = np.clip(yy + np.float32(0.5), 0, 255).astype(np.uint8)
-        hi = _max3(band) == 255
-        lo = np.minimum(np.minimum(band[..., 0], band[..., 1]), band[..., 2]) == 0
-        lower[y : y + _ROWS] = np.where(lo, -np.inf, yy - np.float32(0.5))
-        upper[y : y + _ROWS] = np.where(hi, np.inf, yy + np.float32(0.5))
+        rows = slice(y, y + _ROWS)
+        y8[rows], lower[rows], upper[rows] = _stored_plane(rgb[rows], LUMA_WEIGHTS, 0.0)
     return y8, (lower, upper)
 
 

@@ -487,6 +487,33 @@ def _project_band(
     return trusted, active.numel()
 
 
+#: ITU T.81 Annex K.2, the chrominance table libjpeg scales by quality (natural order).
+_IJG_CHROMA = np.array(
+    [17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99] + [99] * 4 + [47, 66] + [99] * 38
+)
+#: Share of the textured blocks of both chroma planes (mean) that the chroma table must reproduce
+#: for them to be taken as stored at full resolution (4:4:4). Measured on Pillow JPEGs of coloured
+#: drawings at QF 10-80: 4:4:4 gave 0.76-1.0, 4:2:0 (upsampled chroma) at most 0.35 (docs/colour.md).
+CHROMA_MIN_SHARE = 0.6
+
+
+def ijg_chroma_table(quality: int) -> np.ndarray:
+    """The 8x8 chrominance steps libjpeg writes for ``quality`` (same scaling as the luminance's)."""
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return np.clip((_IJG_CHROMA * scale + 50) // 100, 1, 255).reshape(8, 8)
+
+
+def reproduced_share(
+    plane: np.ndarray, table: np.ndarray, dy: int, dx: int, bounds: tuple[np.ndarray, np.ndarray], sample: int = 512
+) -> float:
+    """Share of the sampled textured blocks of ``plane`` (uint8, pixels within ``bounds``) on the
+    grid (dy, dx) that ``table`` reproduces; 0.0 with fewer than :data:`MIN_BLOCKS` of them."""
+    blocks, idx = _sample_textured_idx(plane, dy, dx, sample, np.random.default_rng(0))
+    if blocks.shape[0] < MIN_BLOCKS:
+        return 0.0
+    return float(_reproduced(blocks, table, bounds=_block_bounds(bounds, dy, dx, idx)))
+
+
 def max_outside(grid: JpegGrid) -> float:
     """The :func:`outside_share` above which the projection onto ``grid``'s boxes is skipped."""
     return MAX_OUTSIDE_FINE if grid.qf > FINE_QF else MAX_OUTSIDE

@@ -1051,13 +1051,37 @@ class Restorer:
         target = torch.from_numpy(luma.copy())
         _, share = jpeg_consistency.make_consistent(target, y8, grid, paper, bounds=bounds)
         colour.correct_luma(plane, job.direction, luma, target.numpy())
+        del luma, target, bounds
+        chroma = self._make_chroma_consistent(job, plane, grid) if CHROMA_CONSISTENCY else False
         _threshold_again(restored, opts)
         notes.append(
             f"the layer is a colour JPEG of quality {grid.qf} ({self._source(grid, opts)}); the result's "
             f"luminance was made consistent with the luminance it stored on {100 * share:.0f} % of the blocks "
-            "with lines (ink colours kept)"
+            "with lines (ink colours kept)" + ("; its chroma (stored at full resolution, 4:4:4) too" if chroma else "")
         )
         return grid.qf
+
+    @staticmethod
+    def _make_chroma_consistent(job: _Job, plane: np.ndarray, grid) -> bool:
+        """Where the JPEG kept its chroma at full resolution (4:4:4: the IJG chroma table at the
+        grid's quality reproduces the Cb and Cr read back from the pixels), project the result's Cb
+        and Cr onto their boxes and give the ink colours that chroma (luminance kept). Returns
+        whether it was done."""
+        if not grid.standard:  # the file's own luminance table: its chroma table is unknown
+            return False
+        stored = colour.jpeg_chroma(job.colour_layer)
+        table = jpeg_consistency.ijg_chroma_table(grid.qf)
+        shares = [jpeg_consistency.reproduced_share(p8, table, grid.dy, grid.dx, b) for p8, b in stored]
+        if sum(shares) / len(shares) < jpeg_consistency.CHROMA_MIN_SHARE:
+            return False  # 4:2:0 (upsampled chroma), or not this table
+        cgrid = dataclasses.replace(grid, table=table)
+        planes = []
+        for (p8, bounds), current in zip(stored, colour.chroma_of(plane, job.direction)):
+            t = torch.from_numpy(current * np.float32(1.0 / 255.0))
+            jpeg_consistency.make_consistent(t, p8, cgrid, None, bounds=bounds)
+            planes.append(t.numpy() * np.float32(255.0))
+        colour.set_chroma(plane, job.direction, *planes)
+        return True
 
     def _make_consistent(self, restored: torch.Tensor, gray8, grid, mask_u8, opts: RestoreOptions, notes) -> int:
         """The ``jpeg_consistency`` step on the composed result (its check passed); returns the QF used."""
@@ -1069,6 +1093,10 @@ class Restorer:
             f"made consistent with it on {100 * share:.0f} % of the blocks with lines"
         )
         return grid.qf
+
+
+#: JPEG consistency on a 4:4:4 colour JPEG's chroma planes too (docs/colour.md).
+CHROMA_CONSISTENCY = True
 
 
 def _threshold_again(restored: torch.Tensor, opts: RestoreOptions) -> None:

@@ -124,3 +124,30 @@ def _jpeg_bytes(img: np.ndarray, qf: int) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(img).save(buf, format="JPEG", quality=qf)
     return buf.getvalue()
+
+
+def test_the_chroma_bounds_hold_the_decoders_own_chroma_at_full_resolution(gray):
+    decoded, _ = _decoded_luma(coloured_crop(gray, 1), 20, 0)
+    buf = io.BytesIO()
+    Image.fromarray(coloured_crop(gray, 1), "RGB").save(buf, format="JPEG", quality=20, subsampling=0)
+    with Image.open(buf) as im:
+        im.draft("YCbCr", im.size)
+        ycc = np.asarray(im).astype(np.float32)
+    for k, (p8, (lower, upper)) in enumerate(colour.jpeg_chroma(decoded), start=1):
+        assert (ycc[..., k] >= lower).all() and (ycc[..., k] <= upper).all()
+        assert np.abs(p8.astype(np.float32) - ycc[..., k])[np.isfinite(lower) & np.isfinite(upper)].max() <= 1
+
+
+def test_a_4_4_4_jpeg_gets_its_chroma_made_consistent_too_and_4_2_0_does_not(restorer, gray, monkeypatch):
+    import core.pipeline as pipeline
+
+    clean = coloured_crop(gray, 1)
+    full, half = jpeg_rgb(clean, 30, "4:4:4"), jpeg_rgb(clean, 30, "4:2:0")
+    res = restorer.restore(full, ON)
+    assert "its chroma (stored at full resolution, 4:4:4) too" in res.notes[-1], res.notes
+    assert (res.image[res.mask == 0] == 255).all()
+    assert "chroma" not in restorer.restore(half, ON).notes[-1]
+    monkeypatch.setattr(pipeline, "CHROMA_CONSISTENCY", False)
+    luma_only = restorer.restore(full, ON)
+    assert "chroma" not in luma_only.notes[-1]
+    assert psnr(res.image, clean) > psnr(luma_only.image, clean)
