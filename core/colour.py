@@ -306,19 +306,34 @@ def _stored_plane(rgb: np.ndarray, weights, offset: float):
     return np.clip(v + np.float32(0.5), 0, 255).astype(np.uint8), lower, upper
 
 
+def _may_be_jpeg(img: np.ndarray) -> bool:
+    """An 8-bit RGB layer, or RGBA without transparent pixels (else no JPEG planes: composited)."""
+    if img.dtype != np.uint8 or layout_of(img) not in ("RGB", "RGBA"):
+        return False
+    return img.shape[2] == 3 or int(img[..., 3].min()) == 255
+
+
 def jpeg_chroma(img: np.ndarray) -> list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] | None:
     """An 8-bit RGB(A) layer -> its Cb and Cr planes as :func:`jpeg_luma` gives its luminance (each
     ``(plane8, (lower, upper))``), or ``None`` where that gives ``None``. They are the stored planes
     only where the JPEG kept its chroma at full resolution (4:4:4)."""
-    if img.dtype != np.uint8 or layout_of(img) not in ("RGB", "RGBA"):
+    if not _may_be_jpeg(img):
         return None
-    if img.shape[2] == 4 and int(img[..., 3].min()) < 255:
-        return None
-    out = []
-    for weights in CHROMA_WEIGHTS:
-        p8, lower, upper = _stored_plane(img[..., :3], weights, 128.0)
-        out.append((p8, (lower, upper)))
-    return out
+    return [_stored_plane_banded(img[..., :3], weights, 128.0) for weights in CHROMA_WEIGHTS]
+
+
+def _stored_plane_banded(rgb: np.ndarray, weights, offset: float):
+    """:func:`_stored_plane` of a whole layer, in row bands (its temporaries stay a band's size):
+    ``(plane8, (lower, upper))``."""
+    h, w = rgb.shape[:2]
+    p8 = np.empty((h, w), np.uint8)
+    lower = np.empty((h, w), np.float32)
+    upper = np.empty((h, w), np.float32)
+    for y in range(0, h, _ROWS):
+        step("rows", y, h)
+        rows = slice(y, y + _ROWS)
+        p8[rows], lower[rows], upper[rows] = _stored_plane(rgb[rows], weights, offset)
+    return p8, (lower, upper)
 
 
 def _rgb_of(gray: np.ndarray, direction: np.ndarray) -> np.ndarray:
@@ -369,22 +384,11 @@ def jpeg_luma(img: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray
     """An 8-bit RGB(A) layer -> its luminance as a JPEG stored it: ``(y8, (lower, upper))``, the
     recomputed Y rounded (uint8) and the range (0..255 scale, float32, ``-inf``/``inf`` where open)
     the decoder's Y lies in: the recomputed Y +- 0.5 (the decoder rounds each channel), open upwards
-    where a channel is 255, downwards where one is 0. ``None`` for 16-bit layers and for RGBA with transparent pixels (no
-    JPEG plane: the pixels were composited on white)."""
-    if img.dtype != np.uint8 or layout_of(img) not in ("RGB", "RGBA"):
+    where a channel is 255, downwards where one is 0. ``None`` for 16-bit layers and for RGBA with
+    transparent pixels (no JPEG plane: the pixels were composited on white)."""
+    if not _may_be_jpeg(img):
         return None
-    if img.shape[2] == 4 and int(img[..., 3].min()) < 255:
-        return None
-    rgb = img[..., :3]
-    h, w = rgb.shape[:2]
-    y8 = np.empty((h, w), np.uint8)
-    lower = np.empty((h, w), np.float32)
-    upper = np.empty((h, w), np.float32)
-    for y in range(0, h, _ROWS):
-        step("rows", y, h)
-        rows = slice(y, y + _ROWS)
-        y8[rows], lower[rows], upper[rows] = _stored_plane(rgb[rows], LUMA_WEIGHTS, 0.0)
-    return y8, (lower, upper)
+    return _stored_plane_banded(img[..., :3], LUMA_WEIGHTS, 0.0)
 
 
 def _luma_per_darkness(direction: np.ndarray) -> np.ndarray:

@@ -505,12 +505,12 @@ def ijg_chroma_table(quality: int) -> np.ndarray:
 
 def reproduced_share(
     plane: np.ndarray, table: np.ndarray, dy: int, dx: int, bounds: tuple[np.ndarray, np.ndarray], sample: int = 512
-) -> float:
+) -> float | None:
     """Share of the sampled textured blocks of ``plane`` (uint8, pixels within ``bounds``) on the
-    grid (dy, dx) that ``table`` reproduces; 0.0 with fewer than :data:`MIN_BLOCKS` of them."""
+    grid (dy, dx) that ``table`` reproduces; ``None`` with fewer than :data:`MIN_BLOCKS` of them."""
     blocks, idx = _sample_textured_idx(plane, dy, dx, sample, np.random.default_rng(0))
     if blocks.shape[0] < MIN_BLOCKS:
-        return 0.0
+        return None
     return float(_reproduced(blocks, table, bounds=_block_bounds(bounds, dy, dx, idx)))
 
 

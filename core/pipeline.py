@@ -1069,11 +1069,24 @@ class Restorer:
         whether it was done."""
         if not grid.standard:  # the file's own luminance table: its chroma table is unknown
             return False
-        stored = colour.jpeg_chroma(job.colour_layer)
-        table = jpeg_consistency.ijg_chroma_table(grid.qf)
-        shares = [jpeg_consistency.reproduced_share(p8, table, grid.dy, grid.dx, b) for p8, b in stored]
-        if sum(shares) / len(shares) < jpeg_consistency.CHROMA_MIN_SHARE:
+        layer, table = job.colour_layer, jpeg_consistency.ijg_chroma_table(grid.qf)
+
+        def share(rows: slice) -> float | None:
+            shares = [
+                jpeg_consistency.reproduced_share(p8, table, 0, grid.dx, b) for p8, b in colour.jpeg_chroma(layer[rows])
+            ]
+            return None if None in shares else sum(shares) / len(shares)
+
+        # The test on a band of CHROMA_PROBE_ROWS rows on the grid around the middle first (most
+        # layers are 4:2:0: their chroma planes are never computed whole), the whole layer where
+        # that band holds too few textured blocks.
+        mid = grid.dy + 8 * max(0, (layer.shape[0] - grid.dy - CHROMA_PROBE_ROWS) // 16)
+        found = share(slice(mid, mid + CHROMA_PROBE_ROWS))
+        if found is None and layer.shape[0] > CHROMA_PROBE_ROWS:
+            found = share(slice(grid.dy, None))
+        if found is None or found < jpeg_consistency.CHROMA_MIN_SHARE:
             return False  # 4:2:0 (upsampled chroma), or not this table
+        stored = colour.jpeg_chroma(layer)
         cgrid = dataclasses.replace(grid, table=table)
         planes = []
         for (p8, bounds), current in zip(stored, colour.chroma_of(plane, job.direction)):
@@ -1097,6 +1110,8 @@ class Restorer:
 
 #: JPEG consistency on a 4:4:4 colour JPEG's chroma planes too (docs/colour.md).
 CHROMA_CONSISTENCY = True
+#: Rows whose chroma the 4:4:4 test looks at first (a multiple of 8).
+CHROMA_PROBE_ROWS = 256
 
 
 def _threshold_again(restored: torch.Tensor, opts: RestoreOptions) -> None:
