@@ -236,7 +236,7 @@ def _recover_bounded(
     """:func:`recover_coefficients` for a plane with ``bounds``: started from the restoration
     (0..255), and where that does not reproduce a block, from the pixels. On coloured Pillow JPEGs
     (4:2:0, QF 20) the two starts reproduced 70-89 % and 55-77 % of the textured blocks, 79-93 %
-    together (the clean drawing as the start: 97-99 %)."""
+    together (the clean drawing as the start: 97-99 %; ``benchmarks/colour_grid_calibration.py``)."""
     k, ok = recover_coefficients(pixels, q, bounds=bounds, start=restored)
     bad = torch.nonzero(~ok).flatten()
     if bad.numel():
@@ -493,7 +493,8 @@ _IJG_CHROMA = np.array(
 )
 #: Share of the textured blocks of both chroma planes (mean) that the chroma table must reproduce
 #: for them to be taken as stored at full resolution (4:4:4). Measured on Pillow JPEGs of coloured
-#: drawings at QF 10-80: 4:4:4 gave 0.76-1.0, 4:2:0 (upsampled chroma) at most 0.35 (docs/colour.md).
+#: drawings at QF 10-80: 4:4:4 gave 0.79-1.0, 4:2:0 (upsampled chroma) at most 0.33
+#: (``python -m benchmarks.colour_grid_calibration --parts chroma``).
 CHROMA_MIN_SHARE = 0.6
 
 
