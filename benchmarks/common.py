@@ -23,8 +23,9 @@ def shipped_path(role: str, fast: bool = False) -> Path:
     return MODELS_DIR / (FAST_FILES if fast else DEFAULT_FILES)[role]
 
 
-def drawing(side: int, seed: int = 0, qf: int = 20) -> np.ndarray:
-    """A synthetic JPEG-damaged line drawing (anti-aliased strokes on white), ``side`` x ``side``."""
+def drawing(side: int, seed: int = 0, qf: int | None = 20) -> np.ndarray:
+    """A synthetic JPEG-damaged line drawing (anti-aliased strokes on white), ``side`` x ``side``
+    (``qf=None``: the clean drawing)."""
     import cv2
 
     rng = np.random.default_rng(seed)
@@ -39,6 +40,8 @@ def drawing(side: int, seed: int = 0, qf: int = 20) -> np.ndarray:
             int(rng.integers(1, 4)),
             cv2.LINE_AA,
         )
+    if qf is None:
+        return img
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, qf])
     return cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
 

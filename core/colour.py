@@ -51,7 +51,20 @@ import numpy as np
 from .imageio import LUMA_WEIGHTS, has_transparency, layout_of, quantize
 from .steps import step
 
-__all__ = ["NEUTRAL_SPREAD", "ColourPlane", "is_neutral", "prepare", "to_layer"]
+__all__ = [
+    "CHROMA_WEIGHTS",
+    "NEUTRAL_SPREAD",
+    "ColourPlane",
+    "chroma_of",
+    "correct_luma",
+    "is_neutral",
+    "jpeg_chroma",
+    "jpeg_luma",
+    "luma_of",
+    "prepare",
+    "set_chroma",
+    "to_layer",
+]
 
 #: A layer whose channels never differ by more than this many 8-bit levels (after alpha) is
 #: neutral and is restored as gray. A gray drawing saved as an RGB JPEG has no chroma at all.
@@ -258,3 +271,158 @@ def to_layer(gray: np.ndarray, direction: np.ndarray, layout: str, dtype, backgr
             if channels == 4:
                 out[rows, :, 3] = white
     return out
+
+
+# -- JPEG consistency on the luminance a colour JPEG stored ------------------------------------------
+#
+# A JPEG stores Y at full resolution; a decoder turns Y, Cb, Cr into R, G, B with the JFIF (BT.601,
+# full range) matrix and rounds and clips each channel. ``0.299 R + 0.587 G + 0.114 B`` gives the
+# decoder's Y back within half a level wherever no channel clipped (Cb and Cr cancel out exactly,
+# whatever the chroma upsampling). Where a channel clipped at 255 the true Y is at least the
+# recomputed one, where one clipped at 0 at most: :func:`jpeg_luma` gives those one-sided bounds, which
+# :func:`core.jpeg_consistency.recover_coefficients` uses to read the stored coefficients back.
+
+
+#: JFIF's Cb and Cr from R, G, B (each plus 128).
+CHROMA_WEIGHTS = ((-0.168736, -0.331264, 0.5), (0.5, -0.418688, -0.081312))
+
+
+def _stored_plane(rgb: np.ndarray, weights, offset: float):
+    """Rows of an 8-bit RGB layer -> a JPEG plane ``offset + weights . (R, G, B)`` recomputed, rounded
+    (uint8), and its bounds: +-0.5, open on the side a clipped channel pushes it (a channel at 255
+    stood for more, one at 0 for less; the sign of its weight says which way the plane moves), and
+    open above 254.5 and below 0.5 (the decoder clips the plane too)."""
+    v = np.full(rgb.shape[:2], np.float32(offset), np.float32)
+    for c in range(3):
+        v += rgb[..., c] * np.float32(weights[c])
+    lower, upper = v - np.float32(0.5), v + np.float32(0.5)
+    for c in range(3):
+        high, low = rgb[..., c] == 255, rgb[..., c] == 0
+        up, down = (high, low) if weights[c] > 0 else (low, high)
+        upper[up] = np.inf
+        lower[down] = -np.inf
+    upper[v >= 254.5] = np.inf
+    lower[v <= 0.5] = -np.inf
+    return np.clip(v + np.float32(0.5), 0, 255).astype(np.uint8), lower, upper
+
+
+def _may_be_jpeg(img: np.ndarray) -> bool:
+    """An 8-bit RGB layer, or RGBA without transparent pixels (else no JPEG planes: composited)."""
+    if img.dtype != np.uint8 or layout_of(img) not in ("RGB", "RGBA"):
+        return False
+    return img.shape[2] == 3 or int(img[..., 3].min()) == 255
+
+
+def jpeg_chroma(img: np.ndarray) -> list[tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]] | None:
+    """An 8-bit RGB(A) layer -> its Cb and Cr planes as :func:`jpeg_luma` gives its luminance (each
+    ``(plane8, (lower, upper))``), or ``None`` where that gives ``None``. They are the stored planes
+    only where the JPEG kept its chroma at full resolution (4:4:4)."""
+    if not _may_be_jpeg(img):
+        return None
+    return [_stored_plane_banded(img[..., :3], weights, 128.0) for weights in CHROMA_WEIGHTS]
+
+
+def _stored_plane_banded(rgb: np.ndarray, weights, offset: float):
+    """:func:`_stored_plane` of a whole layer, in row bands (its temporaries stay a band's size):
+    ``(plane8, (lower, upper))``."""
+    h, w = rgb.shape[:2]
+    p8 = np.empty((h, w), np.uint8)
+    lower = np.empty((h, w), np.float32)
+    upper = np.empty((h, w), np.float32)
+    for y in range(0, h, _ROWS):
+        step("rows", y, h)
+        rows = slice(y, y + _ROWS)
+        p8[rows], lower[rows], upper[rows] = _stored_plane(rgb[rows], weights, offset)
+    return p8, (lower, upper)
+
+
+def _rgb_of(gray: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """The (rows, W, 3) float32 colour (0..255) :func:`to_layer` makes of ``gray`` and ``direction``."""
+    d = np.subtract(1.0, gray, dtype=np.float32)[..., None] * direction
+    np.clip(d, 0.0, 1.0, out=d)
+    return np.float32(255.0) - d * np.float32(255.0)
+
+
+def chroma_of(gray: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cb and Cr (0..255, float32) of the layer :func:`to_layer` makes (before its rounding)."""
+    out = (np.empty(gray.shape, np.float32), np.empty(gray.shape, np.float32))
+    for y in range(0, gray.shape[0], _ROWS):
+        rows = slice(y, y + _ROWS)
+        rgb = _rgb_of(gray[rows], direction[rows])
+        for plane, w in zip(out, CHROMA_WEIGHTS):
+            plane[rows] = (
+                128.0 + rgb[..., 0] * np.float32(w[0]) + rgb[..., 1] * np.float32(w[1]) + rgb[..., 2] * np.float32(w[2])
+            )
+    return out
+
+
+def set_chroma(gray: np.ndarray, direction: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> None:
+    """Give the layer :func:`to_layer` makes the chroma ``cb``, ``cr`` (0..255), its luminance kept:
+    the ink directions change (in place) where the line plane has any darkness; paper stays white."""
+    wr, wg, wb = (np.float32(c) for c in LUMA_WEIGHTS)
+    for y in range(0, gray.shape[0], _ROWS):
+        rows = slice(y, y + _ROWS)
+        rgb = _rgb_of(gray[rows], direction[rows])
+        luma = rgb[..., 0] * wr + rgb[..., 1] * wg + rgb[..., 2] * wb
+        b, r = cb[rows] - np.float32(128.0), cr[rows] - np.float32(128.0)
+        new = np.stack(
+            [
+                luma + np.float32(1.402) * r,
+                luma - np.float32(0.344136) * b - np.float32(0.714136) * r,
+                luma + np.float32(1.772) * b,
+            ],
+            axis=-1,
+        )
+        d = np.clip(np.float32(1.0) - new * np.float32(1.0 / 255.0), 0.0, 1.0)
+        dark = np.subtract(1.0, gray[rows], dtype=np.float32)
+        inked = dark > np.float32(1e-3)
+        u = direction[rows]
+        u[inked] = d[inked] / dark[inked][:, None]
+
+
+def jpeg_luma(img: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]] | None:
+    """An 8-bit RGB(A) layer -> its luminance as a JPEG stored it: ``(y8, (lower, upper))``, the
+    recomputed Y rounded (uint8) and the range (0..255 scale, float32, ``-inf``/``inf`` where open)
+    the decoder's Y lies in: the recomputed Y +- 0.5 (the decoder rounds each channel), open upwards
+    where a channel is 255, downwards where one is 0. ``None`` for 16-bit layers and for RGBA with
+    transparent pixels (no JPEG plane: the pixels were composited on white)."""
+    if not _may_be_jpeg(img):
+        return None
+    return _stored_plane_banded(img[..., :3], LUMA_WEIGHTS, 0.0)
+
+
+def _luma_per_darkness(direction: np.ndarray) -> np.ndarray:
+    """``u . (0.299, 0.587, 0.114)``: the luminance darkness per unit of the line plane's darkness."""
+    wr, wg, wb = (np.float32(c) for c in LUMA_WEIGHTS)
+    return direction[..., 0] * wr + direction[..., 1] * wg + direction[..., 2] * wb
+
+
+def luma_of(gray: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """The luminance (0..1, float32) of the layer :func:`to_layer` makes of ``gray`` and
+    ``direction`` (before its 8-bit rounding)."""
+    out = np.empty(gray.shape, np.float32)
+    wr, wg, wb = (np.float32(c) for c in LUMA_WEIGHTS)
+    for y in range(0, gray.shape[0], _ROWS):
+        rows = slice(y, y + _ROWS)
+        d = np.subtract(1.0, gray[rows], dtype=np.float32)[..., None] * direction[rows]
+        np.clip(d, 0.0, 1.0, out=d)
+        out[rows] = 1.0 - (d[..., 0] * wr + d[..., 1] * wg + d[..., 2] * wb)
+    return out
+
+
+def correct_luma(gray: np.ndarray, direction: np.ndarray, luma: np.ndarray, target: np.ndarray) -> None:
+    """Move the line plane ``gray`` (in place) so that the layer's luminance goes from ``luma``
+    (:func:`luma_of`) to ``target``: the coverage changes, each pixel's ink colour does not.
+    Pixels whose ink has (almost) no luminance darkness are left alone."""
+    for y in range(0, gray.shape[0], _ROWS):
+        rows = slice(y, y + _ROWS)
+        s = _luma_per_darkness(direction[rows])
+        delta = target[rows] - luma[rows]
+        g = gray[rows]
+        g += np.where(s > np.float32(MIN_LUMA_SHARE), delta / np.maximum(s, np.float32(MIN_LUMA_SHARE)), 0.0)
+        np.clip(g, 0.0, 1.0, out=g)
+
+
+#: :func:`correct_luma` leaves pixels alone whose ink darkens the luminance by less than this per unit
+#: of the line plane's darkness (a luminance step would become a large, noisy coverage step).
+MIN_LUMA_SHARE = 0.05

@@ -49,6 +49,20 @@ MAX_QF = 90
 #: Share of the sampled textured blocks that must be reproduced for a grid to be accepted.
 #: Measured on Pillow JPEGs of line art: 0.6-0.95 for the right table, at most 0.16 for any other.
 MIN_REPRODUCED = 0.4
+#: For a plane known within bounds (a colour JPEG's luminance, :func:`core.colour.jpeg_luma`): the
+#: highest quality tried and the share of blocks to reproduce. Its pixels are known within 1.5 levels
+#: at best and, where a channel clipped, from one side only, which fine tables fit on any block; the
+#: right table's share is lower than on a gray plane (measured: docs/colour.md).
+MAX_QF_BOUNDED = 80
+MIN_REPRODUCED_BOUNDED = 0.3
+#: ... and the search looks only at blocks with at least this many pixels known within a level or
+#: white paper (a block of pixels known from one side only fits nearly any table).
+MIN_KNOWN = 40
+#: ... of which at least this many within a level (not paper: a bright flat block fits paper).
+MIN_CLOSED = 8
+#: Tables within this share of the best one's count as fitting as well (gray planes: some tables'
+#: steps divide others'); a bounded plane's fits are looser, so there only ties count.
+TIE = 0.01
 #: Fewer textured blocks than this and no grid is claimed (too little evidence).
 MIN_BLOCKS = 16
 #: Phases other than (0, 0) looked at by :func:`find_jpeg_grid` (a cropped layer), the likeliest
@@ -178,7 +192,11 @@ def _unblocks(b: torch.Tensor) -> torch.Tensor:
 
 
 def recover_coefficients(
-    pixels: torch.Tensor, table: np.ndarray | torch.Tensor, iterations: int | None = None
+    pixels: torch.Tensor,
+    table: np.ndarray | torch.Tensor,
+    iterations: int | None = None,
+    bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+    start: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Read the quantized coefficients back from decoded 8-bit blocks.
 
@@ -189,6 +207,15 @@ def recover_coefficients(
         iterations: rounds of clipping recovery: pixels at 0 or 255 may stand for values the
             decoder clipped, so they are replaced by the current re-decoding (kept beyond the
             clip) before the coefficients are read again.
+        bounds: ``(lower, upper)`` like ``pixels``, the range (0..255 scale, ``-inf``/``inf`` for
+            none) each decoded value is known to lie in, instead of "exactly the pixel, or beyond
+            0 or 255": a plane recomputed from clipped channels (a colour JPEG's luminance,
+            :func:`core.colour.jpeg_luma`) knows some pixels only from one side. A block is then
+            reproduced when its re-decoding lies within :data:`TOLERANCE` of those ranges.
+        start: with ``bounds``, values (like ``pixels``) to start the search from instead of the
+            pixels, e.g. a restoration: where many pixels are known from one side only the search
+            can settle on coefficients that do not reproduce the block; the clean drawing's rounded
+            coefficients are the stored ones, and a restoration close to it starts next to them.
 
     Returns:
         ``(k, ok)``: integer-valued coefficients ``(..., 64)`` and a bool ``(...)`` telling
@@ -201,14 +228,20 @@ def recover_coefficients(
     # up, one at 0 for any value down to 0, every other pixel for itself: a re-decoding is clamped
     # into those bounds.
     centred = pixels - 128
-    lower = torch.where(pixels <= 0, -math.inf, centred)
-    upper = torch.where(pixels >= 255, math.inf, centred)
+    if bounds is None:
+        lower = torch.where(pixels <= 0, -math.inf, centred)
+        upper = torch.where(pixels >= 255, math.inf, centred)
+    else:
+        lower, upper = bounds[0] - 128, bounds[1] - 128
+        if start is not None:
+            centred = start - 128
     k = torch.round(dct8(centred) / q)
     if q.dim() > 1:  # many tables at once (the search): every block, every round
         for _ in range(iterations):
             k = torch.round(dct8(torch.clamp(idct8(k * q), lower, upper)) / q)
     else:  # one table: only blocks with clipped pixels can change, and only until k settles
-        todo = torch.nonzero(((pixels >= 255) | (pixels <= 0)).flatten(0, -2).any(-1)).flatten()
+        loose = ((pixels >= 255) | (pixels <= 0)) if bounds is None else (torch.isinf(lower) | torch.isinf(upper))
+        todo = torch.nonzero(loose.flatten(0, -2).any(-1)).flatten()
         kf, lf, uf = k.view(-1, 64), lower.reshape(-1, 64), upper.reshape(-1, 64)
         for _ in range(iterations):
             if todo.numel() == 0:
@@ -218,14 +251,34 @@ def recover_coefficients(
             kf[todo] = kn
             todo = todo[(kn != kk).any(-1)]
     rec = (idct8(k * q) + 128).round().clamp(0, 255)
-    ok = ((rec - pixels).abs() <= TOLERANCE).all(-1)
+    if bounds is None:
+        ok = ((rec - pixels).abs() <= TOLERANCE).all(-1)
+    else:
+        rec -= 128
+        ok = ((rec >= lower - TOLERANCE) & (rec <= upper + TOLERANCE)).all(-1)
     return k, ok
 
 
-@functools.lru_cache(maxsize=1)
-def _ijg_tables() -> tuple[dict[int, np.ndarray], torch.Tensor]:
+def _recover_bounded(
+    pixels: torch.Tensor, q: torch.Tensor, bounds: tuple[torch.Tensor, torch.Tensor], restored: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`recover_coefficients` for a plane with ``bounds``: started from the restoration
+    (0..255), and where that does not reproduce a block, from the pixels. On coloured Pillow JPEGs
+    (4:2:0, QF 20) the two starts reproduced 70-89 % and 55-77 % of the textured blocks, 79-93 %
+    together (the clean drawing as the start: 97-99 %; ``benchmarks/colour_grid_calibration.py``)."""
+    k, ok = recover_coefficients(pixels, q, bounds=bounds, start=restored)
+    bad = torch.nonzero(~ok).flatten()
+    if bad.numel():
+        k2, ok2 = recover_coefficients(pixels[bad], q, bounds=(bounds[0][bad], bounds[1][bad]))
+        k[bad] = k2
+        ok[bad] = ok2
+    return k, ok
+
+
+@functools.lru_cache(maxsize=2)
+def _ijg_tables(max_qf: int = MAX_QF) -> tuple[dict[int, np.ndarray], torch.Tensor]:
     """The IJG tables the search tries, by quality, and stacked ``(T, 1, 8, 8)`` (built once)."""
-    tables = {qf: ijg_table(qf).reshape(8, 8) for qf in range(1, MAX_QF + 1)}
+    tables = {qf: ijg_table(qf).reshape(8, 8) for qf in range(1, max_qf + 1)}
     stack = torch.as_tensor(np.stack(list(tables.values())), dtype=torch.float32)
     return tables, stack[:, None]
 
@@ -255,12 +308,46 @@ def _phase_candidates(gray: np.ndarray, count: int) -> list[tuple[int, int]]:
 
 
 def _sample_textured(gray: np.ndarray, dy: int, dx: int, limit: int, rng: np.random.Generator) -> torch.Tensor:
+    return _sample_textured_idx(gray, dy, dx, limit, rng)[0]
+
+
+def _sample_textured_idx(
+    gray: np.ndarray, dy: int, dx: int, limit: int, rng: np.random.Generator, bounds=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Up to ``limit`` textured blocks of ``gray`` on the grid (dy, dx), and their block indices.
+    With ``bounds``, only blocks with :data:`MIN_KNOWN` pixels known within a level or white paper,
+    :data:`MIN_CLOSED` of them within a level: pixels known from one side only fit nearly any table."""
     b = _blocks(gray, dy, dx, torch.uint8).reshape(-1, 64)  # 8-bit until sampled: a quarter of the copying
     textured = (b.amax(1) - b.amin(1)) > 2
+    if bounds is not None:
+        lo, hi = _block_bounds(bounds, dy, dx)
+        closed = (hi - lo) <= 1.01
+        known = (closed | (lo >= 254.0) | (hi <= 1.0)).sum(1)
+        textured &= (known >= MIN_KNOWN) & (closed.sum(1) >= MIN_CLOSED)
     idx = torch.nonzero(textured).flatten()
     if idx.numel() > limit:
         idx = idx[torch.from_numpy(rng.choice(idx.numel(), limit, replace=False))]
-    return b[idx].float()
+    return b[idx].float(), idx
+
+
+def _block_bounds(bounds, dy: int, dx: int, idx: torch.Tensor | None = None):
+    """``bounds`` ((H, W) lower and upper arrays, or None) as flattened blocks on the grid (dy, dx)."""
+    if bounds is None:
+        return None
+    out = tuple(_blocks(b, dy, dx).reshape(-1, 64) for b in bounds)
+    return out if idx is None else tuple(b[idx] for b in out)
+
+
+def _reproduced(blocks, table, n=None, iterations=None, bounds=None, start=None) -> torch.Tensor:
+    """Share of the first ``n`` of ``blocks`` that ``table`` (or each of a stack) reproduces; with
+    ``bounds``, from the pixels or, where that fails, from ``start`` (see :func:`recover_coefficients`)."""
+    if bounds is None:
+        return recover_coefficients(blocks[:n], table, iterations)[1].float().mean(-1)
+    lo, hi = bounds[0][:n], bounds[1][:n]
+    ok = recover_coefficients(blocks[:n], table, iterations, bounds=(lo, hi))[1]
+    if start is not None:
+        ok = ok | recover_coefficients(blocks[:n], table, iterations, bounds=(lo, hi), start=start[:n])[1]
+    return ok.float().mean(-1)
 
 
 def _coarse(blocks: torch.Tensor, stack: torch.Tensor, keys: list) -> list[tuple[float, object]]:
@@ -275,29 +362,38 @@ def _fit(
     candidates: list[np.ndarray] | None,
     coarse: list[tuple[float, int]] | None = None,
     fine: int = 2,
+    bounds: tuple[torch.Tensor, torch.Tensor] | None = None,
+    start: torch.Tensor | None = None,
 ) -> tuple[float, int, np.ndarray, bool] | None:
     """The table that reproduces the most of ``blocks`` (textured blocks on one grid):
     ``(share, qf, table, standard)``, or ``None`` below :data:`MIN_REPRODUCED`. ``candidates``:
     the file's own table (and its transpose), or ``None`` for the IJG tables; then ``coarse`` is
     the coarse stage's ranking of them (by default, :func:`_coarse` on the first 48 blocks), and
-    its best ``fine`` tables get the fine stage."""
+    its best ``fine`` tables get the fine stage. ``bounds`` / ``start``: the blocks' pixel ranges
+    and a restoration to start from, for a plane that is not the decoder's own
+    (:func:`find_jpeg_grid`); such a plane is searched up to :data:`MAX_QF_BOUNDED` and needs
+    :data:`MIN_REPRODUCED_BOUNDED`."""
+    share = functools.partial(_reproduced, blocks, bounds=bounds, start=start)
+    min_share = MIN_REPRODUCED if bounds is None else MIN_REPRODUCED_BOUNDED
     if candidates is not None:
-        score, i = max((float(recover_coefficients(blocks, c)[1].float().mean()), i) for i, c in enumerate(candidates))
-        if score < MIN_REPRODUCED:
+        score, i = max((float(share(c)), i) for i, c in enumerate(candidates))
+        if score < min_share:
             return None
         t = candidates[i]
         qf = estimate_jpeg_quality(t.reshape(-1))
         return score, qf, t, bool(np.array_equal(t.reshape(-1), ijg_table(qf)))
-    tables, stack = _ijg_tables()
-    # Every table on a few blocks with a few rounds, then the best two on all of the sample.
-    coarse = _coarse(blocks[:48], stack, list(tables)) if coarse is None else coarse
-    scored = [(float(recover_coefficients(blocks, tables[qf])[1].float().mean()), qf) for _, qf in coarse[:fine]]
+    tables, stack = _ijg_tables(MAX_QF if bounds is None else MAX_QF_BOUNDED)
+    # Every table on a few blocks with a few rounds, then the best ones on all of the sample.
+    if coarse is None:
+        coarse = sorted(zip(share(stack, 48, 2).tolist(), tables), reverse=True)
+    scored = [(float(share(tables[qf])), qf) for _, qf in coarse[:fine]]
     score = max(s for s, _ in scored)
-    if score < MIN_REPRODUCED:
+    if score < min_share:
         return None
     # An image quantized at QF q may also fit a table whose steps divide q's: take the
-    # coarsest (lowest QF) of those that fit as well as the best.
-    qf = min(q for s, q in scored if s >= score - 0.01)
+    # coarsest (lowest QF) of those that fit as well as the best (a bounded plane's fits are
+    # looser: there only ties count).
+    qf = min(q for s, q in scored if s >= score - (TIE if bounds is None else 0.0))
     return score, qf, tables[qf].copy(), True
 
 
@@ -315,7 +411,12 @@ def _share_away(gray: np.ndarray, dy: int, dx: int, table: np.ndarray, sample: i
 
 
 def find_jpeg_grid(
-    gray: np.ndarray, sample: int = 512, seed: int = 0, table: np.ndarray | list[int] | None = None
+    gray: np.ndarray,
+    sample: int = 512,
+    seed: int = 0,
+    table: np.ndarray | list[int] | None = None,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    start: np.ndarray | None = None,
 ) -> JpegGrid | None:
     """Find the quantization and block grid a decoded 8-bit gray layer came from.
 
@@ -332,6 +433,14 @@ def find_jpeg_grid(
             it is known: then only that table is tried (and its transpose, for a layer that the
             file's EXIF orientation turned), at any quality and whoever wrote it. ``None``: the
             IJG tables at QF 1-:data:`MAX_QF` are searched.
+        bounds: ``(lower, upper)`` (H, W) float arrays, the range each pixel of the decoded plane
+            is known to lie in (see :func:`recover_coefficients`), for a plane that is not the
+            decoder's own (a colour JPEG's luminance, :func:`core.colour.jpeg_luma`); ``gray`` is
+            then that plane rounded. Such a plane is looked at on (0, 0) and on the likeliest other
+            phase only.
+        start: with ``bounds``, a restoration of the plane (0..255 scale) to start the search for
+            the coefficients from (see :func:`recover_coefficients`), where a block's pixels leave
+            them open.
 
     Returns:
         The grid, or ``None`` when no tried table on any grid reproduces the pixels (not a JPEG,
@@ -348,6 +457,18 @@ def find_jpeg_grid(
         candidates = [given] if np.array_equal(given, given.T) else [given, given.T]
 
     # The usual case first, and alone where it fits: a layer decoded from its file as is.
+    if bounds is not None:
+        # A plane known within bounds: (0, 0) and the likeliest other phase, as found.
+        for dy, dx in [(0, 0), *_phase_candidates(gray, 1)]:
+            blocks, idx = _sample_textured_idx(gray, dy, dx, sample, rng, bounds)
+            if blocks.shape[0] < MIN_BLOCKS:
+                continue
+            bb = _block_bounds(bounds, dy, dx, idx)
+            st = None if start is None else _blocks(start, dy, dx).reshape(-1, 64)[idx]
+            fit = _fit(blocks, candidates, bounds=bb, start=st)
+            if fit is not None:
+                return JpegGrid(qf=fit[1], table=fit[2], dy=dy, dx=dx, reproduced=fit[0], standard=fit[3])
+        return None
     blocks = _sample_textured(gray, 0, 0, sample, rng)
     fit = _fit(blocks, candidates) if blocks.shape[0] >= MIN_BLOCKS else None
     if fit is not None:
@@ -393,6 +514,7 @@ def make_consistent(
     grid: JpegGrid,
     paper: np.ndarray | torch.Tensor | None = None,
     iterations: int | None = None,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[torch.Tensor, float]:
     """Project a restoration onto the JPEG's quantization boxes (and the mask's white paper).
 
@@ -402,6 +524,8 @@ def make_consistent(
         grid: from :func:`find_jpeg_grid`.
         paper: ``(H, W)`` bool, pixels eq. 2 makes white (mask 0), or ``None``.
         iterations: rounds of the alternating projections.
+        bounds: ``(lower, upper)`` for a plane that is not the decoder's own (see
+            :func:`find_jpeg_grid`).
 
     Returns:
         ``(restored, share)``: the projected image and the share of blocks that were trusted and
@@ -421,7 +545,8 @@ def make_consistent(
     for b0 in range(0, nby, _BAND_BLOCK_ROWS):
         step("rows", b0, nby)  # a step boundary for a caller's hook (core.steps)
         rows = slice(dy + 8 * b0, dy + 8 * min(nby, b0 + _BAND_BLOCK_ROWS))
-        t, a = _project_band(restored, jpeg, paper, rows, cols, q, iterations)
+        bb = None if bounds is None else tuple(b[rows, cols] for b in bounds)
+        t, a = _project_band(restored, jpeg, paper, rows, cols, q, iterations, bb)
         trusted += t
         active += a
     return restored, (trusted / active if active else 1.0)
@@ -435,6 +560,7 @@ def _project_band(
     cols: slice,
     q: torch.Tensor,
     iterations: int,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[int, int]:
     """:func:`make_consistent` on the full blocks inside ``rows`` x ``cols`` (multiples of 8 on
     the grid), in place; returns (trusted blocks, blocks with a line pixel)."""
@@ -442,6 +568,7 @@ def _project_band(
     nby, nbx = px_all.shape[:2]
     px_all = px_all.reshape(-1, 64)
     y_all = _blocks(restored[rows, cols], 0, 0).reshape(-1, 64)
+    bb_all = _block_bounds(bounds, 0, 0)
     if paper is not None:
         white_all = _blocks(paper[rows, cols], 0, 0, torch.bool).reshape(-1, 64)
         active = torch.nonzero(~white_all.all(1)).flatten()  # all-paper blocks stay white
@@ -453,7 +580,10 @@ def _project_band(
     trusted = 0
     for c0 in range(0, active.numel(), _CHUNK):
         idx = active[c0 : c0 + _CHUNK]
-        k, ok = recover_coefficients(px_all[idx], q)
+        if bb_all is None:
+            k, ok = recover_coefficients(px_all[idx], q)
+        else:
+            k, ok = _recover_bounded(px_all[idx], q, (bb_all[0][idx], bb_all[1][idx]), y_all[idx] * 255.0)
         idx, k = idx[ok], k[ok]
         trusted += idx.numel()
         if idx.numel() == 0:
@@ -482,6 +612,34 @@ def _project_band(
     return trusted, active.numel()
 
 
+#: ITU T.81 Annex K.2, the chrominance table libjpeg scales by quality (natural order).
+_IJG_CHROMA = np.array(
+    [17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99] + [99] * 4 + [47, 66] + [99] * 38
+)
+#: Share of the textured blocks of both chroma planes (mean) that the chroma table must reproduce
+#: for them to be taken as stored at full resolution (4:4:4). Measured on Pillow JPEGs of coloured
+#: drawings at QF 10-80: 4:4:4 gave 0.79-1.0, 4:2:0 (upsampled chroma) at most 0.33
+#: (``python -m benchmarks.colour_grid_calibration --parts chroma``).
+CHROMA_MIN_SHARE = 0.6
+
+
+def ijg_chroma_table(quality: int) -> np.ndarray:
+    """The 8x8 chrominance steps libjpeg writes for ``quality`` (same scaling as the luminance's)."""
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return np.clip((_IJG_CHROMA * scale + 50) // 100, 1, 255).reshape(8, 8)
+
+
+def reproduced_share(
+    plane: np.ndarray, table: np.ndarray, dy: int, dx: int, bounds: tuple[np.ndarray, np.ndarray], sample: int = 512
+) -> float | None:
+    """Share of the sampled textured blocks of ``plane`` (uint8, pixels within ``bounds``) on the
+    grid (dy, dx) that ``table`` reproduces; ``None`` with fewer than :data:`MIN_BLOCKS` of them."""
+    blocks, idx = _sample_textured_idx(plane, dy, dx, sample, np.random.default_rng(0))
+    if blocks.shape[0] < MIN_BLOCKS:
+        return None
+    return float(_reproduced(blocks, table, bounds=_block_bounds(bounds, dy, dx, idx)))
+
+
 def max_outside(grid: JpegGrid) -> float:
     """The :func:`outside_share` above which the projection onto ``grid``'s boxes is skipped."""
     return MAX_OUTSIDE_FINE if grid.qf > FINE_QF else MAX_OUTSIDE
@@ -494,6 +652,7 @@ def outside_share(
     paper: np.ndarray | None = None,
     sample: int = OUTSIDE_SAMPLE,
     seed: int = 0,
+    bounds: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> float:
     """Share of the DCT coefficients of ``restored`` that lie more than :data:`OUTSIDE_STEP` of a
     step (and :data:`OUTSIDE_FLOOR` gray levels) outside the quantization boxes of ``jpeg``
@@ -504,6 +663,8 @@ def outside_share(
         jpeg: ``(H, W)`` uint8, the layer it was made from.
         grid: from :func:`find_jpeg_grid`.
         paper: ``(H, W)`` bool, pixels the mask calls paper (blocks all paper are left out), or None.
+        bounds: ``(lower, upper)`` for a plane that is not the decoder's own (see
+            :func:`find_jpeg_grid`).
 
     Returns:
         The share (0..1); 0.0 when no block can be checked. Above :func:`max_outside` the last
@@ -524,10 +685,14 @@ def outside_share(
         rng = np.random.default_rng(seed)
         idx = idx[torch.from_numpy(rng.choice(idx.numel(), sample, replace=False))]
     q = torch.as_tensor(grid.table, dtype=torch.float32).reshape(64)
-    k, ok = recover_coefficients(px[idx], q)
+    y = _blocks(r, grid.dy, grid.dx).reshape(-1, 64)[idx] * scale
+    if bounds is None:
+        k, ok = recover_coefficients(px[idx], q)
+    else:
+        k, ok = _recover_bounded(px[idx], q, _block_bounds(bounds, grid.dy, grid.dx, idx), y)
     if not bool(ok.any()):
         return 0.0
-    y = _blocks(r, grid.dy, grid.dx).reshape(-1, 64)[idx[ok]] * scale
+    y = y[ok]
     c = dct8(y - 128)
     k = k[ok]
     gap = (c - torch.clamp(c, (k - 0.5) * q, (k + 0.5) * q)).abs()

@@ -28,7 +28,8 @@ Steps of :meth:`Restorer.restore`:
    (:mod:`core.jpeg_consistency`); then eq. 1 again. Otherwise nothing changes.
 6. The plane goes back to the caller's layout and depth (:func:`core.imageio.from_gray_float`),
    with a white or transparent background; a coloured layer's through its ink colours
-   (:func:`core.colour.to_layer`; JPEG consistency, step 5, is skipped for it).
+   (:func:`core.colour.to_layer`; step 5 projects its luminance onto the luminance its JPEG stored,
+   :func:`core.colour.jpeg_luma`, and moves the line plane to match, ink colours kept).
 
 Tiles start on multiples of the models' down-sampling factor (and of 8, the JPEG grid), overlap
 and are cross-faded (:mod:`core.tiling`), so any image size runs in bounded memory. On CPU the
@@ -360,6 +361,10 @@ class _Job:
     direction: np.ndarray | None = None
     mask_x: torch.Tensor | None = None
     total: list[int] = field(default_factory=lambda: [0])
+    #: a coloured layer (the caller's array, not a copy) for the JPEG-consistency step on the
+    #: luminance its JPEG stored (:func:`core.colour.jpeg_luma`); ``None`` for gray layers or when
+    #: the step is off
+    colour_layer: np.ndarray | None = None
 
 
 class Restorer:
@@ -765,6 +770,7 @@ class Restorer:
             direction=direction,
             mask_x=mask_x,
             total=total,
+            colour_layer=image if direction is not None and opts.jpeg_consistency else None,
         )
         while True:
             try:
@@ -875,7 +881,11 @@ class Restorer:
 
         # ---- JPEG consistency, or the wild backbone where the layer was resized before its last JPEG
         jpeg_quality = None
-        if grid is not None:
+        if job.colour_layer is not None:
+            t = time.perf_counter()
+            jpeg_quality = self._make_consistent_colour(job, restored, mask_u8)
+            timings["consistency"] = time.perf_counter() - t
+        elif grid is not None:
             t = time.perf_counter()
             if probed is not None:
                 outside = probed
@@ -909,8 +919,6 @@ class Restorer:
                 "the JPEG file's quantization table does not reproduce the layer's pixels (coloured lines, or "
                 "edited or rescaled after decoding?), so the result was not made consistent with it"
             )
-        if opts.jpeg_consistency and job.direction is not None:
-            notes.append("JPEG consistency is not applied to colour layers (their line plane is not a JPEG plane)")
         t = time.perf_counter()
         if job.direction is None:
             out = from_gray_float(restored.numpy(), plane.layout, plane.dtype, opts.background)
@@ -1078,19 +1086,106 @@ class Restorer:
             f"{100 * outside:.0f} % of the coefficients" + (", so the consistency step was skipped" if skipped else "")
         )
 
+    def _make_consistent_colour(self, job: _Job, restored: torch.Tensor, mask_u8) -> int | None:
+        """The ``jpeg_consistency`` step for a coloured layer: where the luminance recomputed from its
+        pixels (:func:`core.colour.jpeg_luma`) holds a JPEG grid, the luminance of the coloured result
+        is projected onto the boxes of the luminance the JPEG stored (alternating with white paper),
+        and the line plane follows it (each pixel's ink colour kept: :func:`core.colour.correct_luma`).
+        The grid is looked for after the networks ran: where clipped channels leave the luminance
+        open, the search for the stored coefficients starts from the restoration. Returns the QF
+        used, or ``None`` (no grid, or the check found that the JPEG did not make the damage)."""
+        opts, notes = job.opts, job.notes
+        stored = colour.jpeg_luma(job.colour_layer)
+        if stored is None:  # 16-bit, or transparent pixels: no JPEG plane
+            return None
+        y8, bounds = stored
+        plane = restored.numpy()
+        luma = colour.luma_of(plane, job.direction)
+        grid = jpeg_consistency.find_jpeg_grid(y8, table=opts.jpeg_table, bounds=bounds, start=luma * np.float32(255))
+        if grid is None:
+            if opts.jpeg_table is not None:
+                notes.append(
+                    "the JPEG file's quantization table does not reproduce the luminance of the layer's pixels "
+                    "(edited or rescaled after decoding?), so the result was not made consistent with it"
+                )
+            return None
+        paper = None if mask_u8 is None else mask_u8 == 0
+        outside = jpeg_consistency.outside_share(luma, y8, grid, paper, bounds=bounds)
+        if outside > jpeg_consistency.max_outside(grid):
+            self._note_resaved(y8, grid, outside, opts, notes, skipped=True)
+            return None
+        target = torch.from_numpy(luma.copy())
+        _, share = jpeg_consistency.make_consistent(target, y8, grid, paper, bounds=bounds)
+        colour.correct_luma(plane, job.direction, luma, target.numpy())
+        del luma, target, bounds
+        chroma = self._make_chroma_consistent(job, plane, grid) if CHROMA_CONSISTENCY else False
+        _threshold_again(restored, opts)
+        notes.append(
+            f"the layer is a colour JPEG of quality {grid.qf} ({self._source(grid, opts)}); the result's "
+            f"luminance was made consistent with the luminance it stored on {100 * share:.0f} % of the blocks "
+            "with lines (ink colours kept)" + ("; its chroma (stored at full resolution, 4:4:4) too" if chroma else "")
+        )
+        return grid.qf
+
+    @staticmethod
+    def _make_chroma_consistent(job: _Job, plane: np.ndarray, grid) -> bool:
+        """Where the JPEG kept its chroma at full resolution (4:4:4: the IJG chroma table at the
+        grid's quality reproduces the Cb and Cr read back from the pixels), project the result's Cb
+        and Cr onto their boxes and give the ink colours that chroma (luminance kept). Returns
+        whether it was done."""
+        if not grid.standard:  # the file's own luminance table: its chroma table is unknown
+            return False
+        layer, table = job.colour_layer, jpeg_consistency.ijg_chroma_table(grid.qf)
+
+        def share(rows: slice) -> float | None:
+            shares = [
+                jpeg_consistency.reproduced_share(p8, table, 0, grid.dx, b) for p8, b in colour.jpeg_chroma(layer[rows])
+            ]
+            return None if None in shares else sum(shares) / len(shares)
+
+        # The test on a band of CHROMA_PROBE_ROWS rows on the grid around the middle first (most
+        # layers are 4:2:0: their chroma planes are never computed whole), the whole layer where
+        # that band holds too few textured blocks.
+        mid = grid.dy + 8 * max(0, (layer.shape[0] - grid.dy - CHROMA_PROBE_ROWS) // 16)
+        found = share(slice(mid, mid + CHROMA_PROBE_ROWS))
+        if found is None and layer.shape[0] > CHROMA_PROBE_ROWS:
+            found = share(slice(grid.dy, None))
+        if found is None or found < jpeg_consistency.CHROMA_MIN_SHARE:
+            return False  # 4:2:0 (upsampled chroma), or not this table
+        stored = colour.jpeg_chroma(layer)
+        cgrid = dataclasses.replace(grid, table=table)
+        planes = []
+        for (p8, bounds), current in zip(stored, colour.chroma_of(plane, job.direction)):
+            t = torch.from_numpy(current * np.float32(1.0 / 255.0))
+            jpeg_consistency.make_consistent(t, p8, cgrid, None, bounds=bounds)
+            planes.append(t.numpy() * np.float32(255.0))
+        colour.set_chroma(plane, job.direction, *planes)
+        return True
+
     def _make_consistent(self, restored: torch.Tensor, gray8, grid, mask_u8, opts: RestoreOptions, notes) -> int:
         """The ``jpeg_consistency`` step on the composed result (its check passed); returns the QF used."""
         paper = None if mask_u8 is None else mask_u8 == 0
         _, share = jpeg_consistency.make_consistent(restored, gray8, grid, paper)
-        if opts.threshold:
-            for y in range(0, restored.shape[0], _FINISH_ROWS):
-                step("rows", y, restored.shape[0])
-                restored[y : y + _FINISH_ROWS] = threshold(restored[y : y + _FINISH_ROWS], opts.theta)
+        _threshold_again(restored, opts)
         notes.append(
             f"the layer is a JPEG of quality {grid.qf} ({self._source(grid, opts)}); the result was "
             f"made consistent with it on {100 * share:.0f} % of the blocks with lines"
         )
         return grid.qf
+
+
+#: JPEG consistency on a 4:4:4 colour JPEG's chroma planes too (docs/colour.md).
+CHROMA_CONSISTENCY = True
+#: Rows whose chroma the 4:4:4 test looks at first (a multiple of 8).
+CHROMA_PROBE_ROWS = 256
+
+
+def _threshold_again(restored: torch.Tensor, opts: RestoreOptions) -> None:
+    """Eq. 1 on the plane once more (in place, row bands) after the consistency step moved it."""
+    if opts.threshold:
+        for y in range(0, restored.shape[0], _FINISH_ROWS):
+            step("rows", y, restored.shape[0])
+            restored[y : y + _FINISH_ROWS] = threshold(restored[y : y + _FINISH_ROWS], opts.theta)
 
 
 def _widen(mask_u8: np.ndarray) -> np.ndarray:
