@@ -19,6 +19,11 @@ any kernel, first save at QF 10-40, then saved at 60-95 or kept as PNG), N seeds
 the enlargement step off and on.
 
     python -m benchmarks.wild_resample --wild 3 --images 3 --kanji 3 --crop 512
+
+``--screentone`` counts the detector's false finds on screentones and hatching; ``--sizes`` how
+often the enlarged layers it finds give the JPEG's own size back (``--harmonics N`` refines on
+fewer harmonics); ``--gains`` the step's gain per enlarging kernel; ``--cost`` the detector's
+time (``--train N`` adds ``lineart/train`` drawings to the crops).
 """
 
 from __future__ import annotations
@@ -149,6 +154,29 @@ def gains(crops, restorer, seed: int = 0) -> int:
     return 0
 
 
+def cost(crops, repeat: int = 5) -> int:
+    """Time :func:`core.resample.find_enlargement` (one thread, best of ``repeat``) on each crop
+    saved at QF 20, and on the same JPEG enlarged x1.5 with Lanczos, where it also refines the
+    factor and checks the round trip."""
+    import time
+
+    from core.resample import find_enlargement
+    from training.degrade import encode, resize
+
+    print("| drawing | layer | size | found | seconds |\n|---|---|---|---|---:|")
+    for stem, c in crops:
+        j = encode(c, 20)
+        for label, img in (("QF 20", j), ("QF 20, x1.5", resize(j, 1.5, "lanczos"))):
+            best = float("inf")
+            for _ in range(repeat):
+                t = time.perf_counter()
+                found = find_enlargement(img)
+                best = min(best, time.perf_counter() - t)
+            got = "–" if found is None else f"x{found.factor:.3f}"
+            print(f"| {stem} | {label} | {img.shape[1]}x{img.shape[0]} | {got} | {best:.3f} |")
+    return 0
+
+
 def wild(crops, restorer, seeds: int) -> int:
     """The degradation model's resize families on ``crops`` (seeds ``[seed, crop, family]`` with
     the wild benchmark's first-save range QF 10-40): the pipeline with its enlargement step off
@@ -237,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--harmonics", type=int, help="with --sizes: refine on the first N harmonics (default: shipped)")
     p.add_argument("--gains", action="store_true", help="the enlargement step's gain on the layers found, per kernel")
+    p.add_argument("--cost", action="store_true", help="time the detector on single and enlarged JPEGs")
     p.add_argument(
         "--screentone", action="store_true", help="count the detector's false finds on screentones and hatching"
     )
@@ -264,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
             crops.append((path.stem, crop(full, choose_crop(full, args.crop))))
     if args.detect:
         return detect(crops, args.seed)
+    if args.cost:
+        return cost(crops)
     if args.sizes:
         if args.harmonics:
             import core.resample
