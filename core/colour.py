@@ -258,8 +258,7 @@ def to_layer(gray: np.ndarray, direction: np.ndarray, layout: str, dtype, backgr
     for y in range(0, h, _ROWS):
         step("rows", y, h)  # a step boundary for a caller's hook (core.steps)
         rows = slice(y, y + _ROWS)
-        d = np.subtract(1.0, gray[rows], dtype=np.float32)[..., None] * direction[rows]
-        np.clip(d, 0.0, 1.0, out=d)
+        d = _drawn(gray[rows], direction[rows])
         if transparent:
             alpha = _max3(d)
             ink = 1.0 - d / np.maximum(alpha, np.float32(1e-6))[..., None]
@@ -336,11 +335,21 @@ def _stored_plane_banded(rgb: np.ndarray, weights, offset: float):
     return p8, (lower, upper)
 
 
-def _rgb_of(gray: np.ndarray, direction: np.ndarray) -> np.ndarray:
-    """The (rows, W, 3) float32 colour (0..255) :func:`to_layer` makes of ``gray`` and ``direction``."""
+def _drawn(gray: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """The (rows, W, 3) float32 darkness ``(1 - v') u``, clipped to 0..1, that :func:`to_layer` draws."""
     d = np.subtract(1.0, gray, dtype=np.float32)[..., None] * direction
     np.clip(d, 0.0, 1.0, out=d)
-    return np.float32(255.0) - d * np.float32(255.0)
+    return d
+
+
+def _weigh(x: np.ndarray, weights) -> np.ndarray:
+    """``x[..., 0] w0 + x[..., 1] w1 + x[..., 2] w2`` in float32 (a luminance or chroma of RGB)."""
+    return x[..., 0] * np.float32(weights[0]) + x[..., 1] * np.float32(weights[1]) + x[..., 2] * np.float32(weights[2])
+
+
+def _rgb_of(gray: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """The (rows, W, 3) float32 colour (0..255) :func:`to_layer` makes of ``gray`` and ``direction``."""
+    return np.float32(255.0) - _drawn(gray, direction) * np.float32(255.0)
 
 
 def chroma_of(gray: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -350,20 +359,16 @@ def chroma_of(gray: np.ndarray, direction: np.ndarray) -> tuple[np.ndarray, np.n
         rows = slice(y, y + _ROWS)
         rgb = _rgb_of(gray[rows], direction[rows])
         for plane, w in zip(out, CHROMA_WEIGHTS):
-            plane[rows] = (
-                128.0 + rgb[..., 0] * np.float32(w[0]) + rgb[..., 1] * np.float32(w[1]) + rgb[..., 2] * np.float32(w[2])
-            )
+            plane[rows] = np.float32(128.0) + _weigh(rgb, w)
     return out
 
 
 def set_chroma(gray: np.ndarray, direction: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> None:
     """Give the layer :func:`to_layer` makes the chroma ``cb``, ``cr`` (0..255), its luminance kept:
     the ink directions change (in place) where the line plane has any darkness; paper stays white."""
-    wr, wg, wb = (np.float32(c) for c in LUMA_WEIGHTS)
     for y in range(0, gray.shape[0], _ROWS):
         rows = slice(y, y + _ROWS)
-        rgb = _rgb_of(gray[rows], direction[rows])
-        luma = rgb[..., 0] * wr + rgb[..., 1] * wg + rgb[..., 2] * wb
+        luma = _weigh(_rgb_of(gray[rows], direction[rows]), LUMA_WEIGHTS)
         b, r = cb[rows] - np.float32(128.0), cr[rows] - np.float32(128.0)
         new = np.stack(
             [
@@ -393,20 +398,16 @@ def jpeg_luma(img: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray
 
 def _luma_per_darkness(direction: np.ndarray) -> np.ndarray:
     """``u . (0.299, 0.587, 0.114)``: the luminance darkness per unit of the line plane's darkness."""
-    wr, wg, wb = (np.float32(c) for c in LUMA_WEIGHTS)
-    return direction[..., 0] * wr + direction[..., 1] * wg + direction[..., 2] * wb
+    return _weigh(direction, LUMA_WEIGHTS)
 
 
 def luma_of(gray: np.ndarray, direction: np.ndarray) -> np.ndarray:
     """The luminance (0..1, float32) of the layer :func:`to_layer` makes of ``gray`` and
     ``direction`` (before its 8-bit rounding)."""
     out = np.empty(gray.shape, np.float32)
-    wr, wg, wb = (np.float32(c) for c in LUMA_WEIGHTS)
     for y in range(0, gray.shape[0], _ROWS):
         rows = slice(y, y + _ROWS)
-        d = np.subtract(1.0, gray[rows], dtype=np.float32)[..., None] * direction[rows]
-        np.clip(d, 0.0, 1.0, out=d)
-        out[rows] = 1.0 - (d[..., 0] * wr + d[..., 1] * wg + d[..., 2] * wb)
+        out[rows] = 1.0 - _weigh(_drawn(gray[rows], direction[rows]), LUMA_WEIGHTS)
     return out
 
 

@@ -293,14 +293,10 @@ def _phase_candidates(gray: np.ndarray, count: int) -> list[tuple[int, int]]:
     scores the sum of its two axes' values (a step between pixels p and p + 1 means a block starts
     at p + 1). Steps between all pixels, the lines' own edges included, hide the grid on small
     layers (``benchmarks/bench_wild.py --grid-phase``, docs/pipeline.md)."""
-    from .resample import MAX_SIDE, _profiles  # the same light-paper steps the enlargement search reads
+    from .resample import _profiles  # the same light-paper steps the enlargement search reads
 
-    # A central window no larger than the one _profiles reads, starting on the 8-pixel lattice so
-    # that a phase in it is the layer's phase.
-    h, w = gray.shape
-    top, left = max(0, (h - MAX_SIDE) // 2) // 8 * 8, max(0, (w - MAX_SIDE) // 2) // 8 * 8
     z = []
-    for prof in reversed(_profiles(gray[top : top + MAX_SIDE, left : left + MAX_SIDE])):  # rows (dy), then columns (dx)
+    for prof in reversed(_profiles(gray)):  # rows (dy), then columns (dx); its window keeps the phase
         fold = np.array([prof[p::8].mean() if prof[p::8].size else 0.0 for p in range(8)])
         z.append(np.roll((fold - fold.mean()) / (fold.std() + 1e-9), 1))  # index: the block's start
     ranked = sorted(((z[0][dy] + z[1][dx], (dy, dx)) for dy in range(8) for dx in range(8)), reverse=True)
@@ -350,11 +346,11 @@ def _reproduced(blocks, table, n=None, iterations=None, bounds=None, start=None)
     return ok.float().mean(-1)
 
 
-def _coarse(blocks: torch.Tensor, stack: torch.Tensor, keys: list) -> list[tuple[float, object]]:
-    """The coarse stage of the table search: every table of ``stack`` on ``blocks`` with 2 rounds
-    of clipping recovery; ``(share of blocks reproduced, key)`` per table, best first."""
-    _, ok = recover_coefficients(blocks, stack, iterations=2)
-    return sorted(zip(ok.float().mean(1).tolist(), keys), reverse=True)
+def _coarse(blocks: torch.Tensor, stack: torch.Tensor, keys: list, n=None, bounds=None, start=None) -> list:
+    """The coarse stage of the table search: every table of ``stack`` on the first ``n`` of
+    ``blocks`` with 2 rounds of clipping recovery (:func:`_reproduced`); ``(share of blocks
+    reproduced, key)`` per table, best first."""
+    return sorted(zip(_reproduced(blocks, stack, n, 2, bounds, start).tolist(), keys), reverse=True)
 
 
 def _fit(
@@ -385,7 +381,7 @@ def _fit(
     tables, stack = _ijg_tables(MAX_QF if bounds is None else MAX_QF_BOUNDED)
     # Every table on a few blocks with a few rounds, then the best ones on all of the sample.
     if coarse is None:
-        coarse = sorted(zip(share(stack, 48, 2).tolist(), tables), reverse=True)
+        coarse = _coarse(blocks, stack, list(tables), 48, bounds, start)
     scored = [(float(share(tables[qf])), qf) for _, qf in coarse[:fine]]
     score = max(s for s, _ in scored)
     if score < min_share:
@@ -406,7 +402,7 @@ def _share_away(gray: np.ndarray, dy: int, dx: int, table: np.ndarray, sample: i
     for ay, ax in ((4, 0), (0, 4), (4, 4)):
         away = _sample_textured(gray, (dy + ay) % 8, (dx + ax) % 8, sample, rng)
         if away.shape[0]:
-            there = max(there, float(recover_coefficients(away, table)[1].float().mean()))
+            there = max(there, float(_reproduced(away, table)))
     return there
 
 

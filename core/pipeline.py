@@ -183,14 +183,15 @@ class RestoreOptions:
             darker lines, grainy pencil or hairlines only are not changed by it.
         enlarged: when :func:`core.resample.find_enlargement` finds that the 8-bit layer is a JPEG
             enlarged after its save, restore it resampled to the JPEG's own size and resample the
-            result back (docs/wild.md). Off by default: periodic screentones can be taken for
-            enlarged blocks.
+            result back (docs/wild.md). On by default: screentones and hatching, whose detail is
+            finer than a JPEG's pixels, are not taken for enlarged blocks.
         wild_network: when the Restorer holds a second framework backbone trained on re-saved,
             resized and cropped JPEGs (``wild``, :data:`WILD_FILES`), use it on gray 8-bit layers
             resized after compression: their JPEG noise is not on an 8-pixel grid
             (:func:`core.resample.looks_resized`) and either no JPEG table is found in the pixels,
             or the restoration lies outside the found JPEG's quantization steps (the check of the
-            ``jpeg_consistency`` step; the layer is then restored a second time). Single JPEGs and
+            ``jpeg_consistency`` step, made on a :data:`PROBE_SIDE` window first where the layer holds
+            two, else on the whole layer, which is then restored a second time). Single JPEGs and
             re-saves at the layer's size keep the default backbone. No effect with ``model`` or
             ``mask="none"``.
         ensemble: self-ensemble size, 1 (off), 2, 4 or 8: run the networks on that many flips and
@@ -898,20 +899,21 @@ class Restorer:
             elif opts.jpeg_consistency:
                 jpeg_quality = self._make_consistent(restored, gray8, grid, mask_u8, opts, notes)
             timings["consistency"] += time.perf_counter() - t
-            if resaved and backbone is not wild and wild is not None and resized is None:
-                resized = resample.looks_resized(gray8, table_found=True)
-            if resaved and backbone is not wild and wild is not None and resized:
-                notes.append(
-                    "its damage is not on the 8x8 grid of the layer's size (resized before the last save?): "
-                    "restored again with the network trained on resized and re-saved JPEGs"
-                )
-                job.total[0] += len(plan) * (1 + int(wild_mask is not None))
-                if wild_mask is not None:
-                    t = time.perf_counter()
-                    mask_u8 = self._mask_pass(job, plan, wild_mask)
-                    mask_t = torch.from_numpy(mask_u8).view(1, 1, h, w)
-                    timings["mask"] += time.perf_counter() - t
-                restored, qf_estimate = self._backbone_pass(job, plan, wild, mask_t)
+            if resaved and wild is not None and backbone is not wild:
+                if resized is None:  # (the probe window asked already where it ran)
+                    resized = resample.looks_resized(gray8, table_found=True)
+                if resized:
+                    notes.append(
+                        "its damage is not on the 8x8 grid of the layer's size (resized before the last save?): "
+                        "restored again with the network trained on resized and re-saved JPEGs"
+                    )
+                    job.total[0] += len(plan) * (1 + int(wild_mask is not None))
+                    if wild_mask is not None:
+                        t = time.perf_counter()
+                        mask_u8 = self._mask_pass(job, plan, wild_mask)
+                        mask_t = torch.from_numpy(mask_u8).view(1, 1, h, w)
+                        timings["mask"] += time.perf_counter() - t
+                    restored, qf_estimate = self._backbone_pass(job, plan, wild, mask_t)
         elif opts.jpeg_consistency and opts.jpeg_table is not None and gray8 is not None:
             # Most layers are not unedited JPEGs (PNGs, painted layers): that is said only when a
             # file's table was given and did not fit.
@@ -951,7 +953,7 @@ class Restorer:
         (:func:`core.jpeg_consistency.outside_share`). Above :func:`~core.jpeg_consistency.max_outside`
         the whole layer goes to the wild pair at once, instead of being restored twice."""
         h, w = gray8.shape
-        side, step_px = PROBE_SIDE, math.lcm(8, plan.align)
+        side, step_px = PROBE_SIDE, plan.align  # (a multiple of 8: the window keeps the layer's grid)
         ink_map = cv2.integral((gray8 < 128).astype(np.uint8))  # (h + 1, w + 1) running sums
         ys, xs = np.arange(0, h - side + 1, 4 * step_px), np.arange(0, w - side + 1, 4 * step_px)
         a, b = np.ix_(ys, xs), np.ix_(ys + side, xs + side)
@@ -1118,7 +1120,7 @@ class Restorer:
         _, share = jpeg_consistency.make_consistent(target, y8, grid, paper, bounds=bounds)
         colour.correct_luma(plane, job.direction, luma, target.numpy())
         del luma, target, bounds
-        chroma = self._make_chroma_consistent(job, plane, grid) if CHROMA_CONSISTENCY else False
+        chroma = self._make_chroma_consistent(job, plane, grid)
         _threshold_again(restored, opts)
         notes.append(
             f"the layer is a colour JPEG of quality {grid.qf} ({self._source(grid, opts)}); the result's "
@@ -1174,8 +1176,6 @@ class Restorer:
         return grid.qf
 
 
-#: JPEG consistency on a 4:4:4 colour JPEG's chroma planes too (docs/colour.md).
-CHROMA_CONSISTENCY = True
 #: Rows whose chroma the 4:4:4 test looks at first (a multiple of 8).
 CHROMA_PROBE_ROWS = 256
 

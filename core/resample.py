@@ -79,17 +79,18 @@ class Enlargement:
 
 
 def _window(gray: np.ndarray) -> np.ndarray:
-    """The layer's central window of at most :data:`MAX_SIDE` pixels a side."""
+    """The layer's central window of at most :data:`MAX_SIDE` pixels a side, starting on the
+    8-pixel lattice (so that an 8x8 grid phase read in it is the layer's)."""
     h, w = gray.shape
     if max(h, w) > MAX_SIDE:
-        top, left = max(0, (h - MAX_SIDE) // 2), max(0, (w - MAX_SIDE) // 2)
+        top, left = max(0, (h - MAX_SIDE) // 2) // 8 * 8, max(0, (w - MAX_SIDE) // 2) // 8 * 8
         gray = gray[top : top + MAX_SIDE, left : left + MAX_SIDE]
     return gray
 
 
 def _profiles(gray: np.ndarray) -> list[np.ndarray]:
     """Per axis, the column sums of the clipped pixel steps between light pixels, on the layer's
-    central window of at most :data:`MAX_SIDE` pixels a side."""
+    central window (:func:`_window`)."""
     g = _window(gray).astype(np.float32)
     line = cv2.dilate((g < 255 - _LINE_LEVEL).astype(np.uint8), np.ones((_LINE_MARGIN, _LINE_MARGIN), np.uint8)).astype(
         bool

@@ -147,7 +147,7 @@ def test_a_4_4_4_jpeg_gets_its_chroma_made_consistent_too_and_4_2_0_does_not(res
     assert "its chroma (stored at full resolution, 4:4:4) too" in res.notes[-1], res.notes
     assert (res.image[res.mask == 0] == 255).all()
     assert "chroma" not in restorer.restore(half, ON).notes[-1]
-    monkeypatch.setattr(pipeline, "CHROMA_CONSISTENCY", False)
+    monkeypatch.setattr(pipeline.Restorer, "_make_chroma_consistent", staticmethod(lambda job, plane, grid: False))
     luma_only = restorer.restore(full, ON)
     assert "chroma" not in luma_only.notes[-1]
     assert psnr(res.image, clean) > psnr(luma_only.image, clean)
