@@ -88,3 +88,28 @@ def test_patch_dataset_mixes_in_wild_patches():
         assert jpeg.shape == clean.shape == (1, 64, 64) and 5 <= float(qf) <= 95
         j2, c2, _ = ds[i]
         assert np.array_equal(jpeg.numpy(), j2.numpy()) and np.array_equal(clean.numpy(), c2.numpy())
+
+
+def test_patch_dataset_draws_wild_patches_from_the_families_asked(monkeypatch):
+    """``--wild-families``: a backbone trained for the layers routed to it sees those families only."""
+    drawn = []
+    real = dg.degrade
+
+    def spy(clean, rng, family=None, **kw):
+        out = real(clean, rng, family, **kw)
+        drawn.append(out.info["family"])
+        return out
+
+    monkeypatch.setattr(dg, "degrade", spy)
+    ds = PatchDataset([_clean()], crop=64, wild_fraction=1.0, wild_families=("resize_png", "crop"), seed=3)
+    for i in range(12):
+        ds[i]
+    assert set(drawn) == {"resize_png", "crop"}
+
+
+def test_the_training_command_checks_the_wild_families(capsys):
+    from training.__main__ import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["restore", "--train", "x", "--wild", "1", "--wild-families", "resized"])
+    assert exc.value.code == 2 and "invalid choice: 'resized'" in capsys.readouterr().err

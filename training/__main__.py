@@ -18,6 +18,7 @@ import argparse
 import os
 import sys
 
+from .degrade import FAMILIES
 from .train import TrainConfig, train
 
 
@@ -73,6 +74,15 @@ def _common(p: argparse.ArgumentParser) -> None:
         type=float,
         default=d.wild_fraction,
         help="share of patches re-saved, resized, cropped or exported (training.degrade; default %(default)s)",
+    )
+    p.add_argument(
+        "--wild-families",
+        nargs="+",
+        choices=FAMILIES,
+        metavar="FAMILY",
+        help="with --wild: draw those patches from these families of training.degrade only (default: all of "
+        + ", ".join(FAMILIES)
+        + ")",
     )
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate, cosine-decayed (default %(default)s)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)

@@ -169,6 +169,9 @@ class PatchDataset(torch.utils.data.Dataset):
         wild_fraction: share of patches degraded by :func:`training.degrade.degrade` (re-saved,
             resized, cropped, exported) instead of one JPEG; their target is the clean drawing
             put through the same geometry. The QF returned is the first save's.
+        wild_families: the :data:`training.degrade.FAMILIES` those patches are drawn from (uniformly);
+            None for all of them. A backbone that only ever sees layers routed to it (the wild
+            pair: resized layers, some re-saves after a crop) can be trained on those alone.
         colour_fraction: share of patches drawn in colour (:func:`training.colour.colourize`: one ink
             per stroke or per drawing, light inks included), saved as an RGB JPEG (4:2:0, or 4:4:4
             for :data:`COLOUR_444` of them) and given as the plane the pipeline hands the colour
@@ -186,6 +189,7 @@ class PatchDataset(torch.utils.data.Dataset):
     synth_fraction: float = 0.0
     light_fraction: float = 0.0
     wild_fraction: float = 0.0
+    wild_families: tuple[str, ...] | None = None
     colour_fraction: float = 0.0
     seed: int = 0
 
@@ -240,7 +244,8 @@ class PatchDataset(torch.utils.data.Dataset):
 
             # A resize may halve the patch: degrade a patch twice as big, then crop.
             big = np.pad(clean, ((0, size), (0, size)), mode="reflect") if min(clean.shape) >= size else clean
-            d = degrade(np.ascontiguousarray(big), rng, qf_range=self.qf_range)
+            family = None if not self.wild_families else self.wild_families[int(rng.integers(len(self.wild_families)))]
+            d = degrade(np.ascontiguousarray(big), rng, family, qf_range=self.qf_range)
             img, ref = d.image, d.reference
             if min(img.shape) < c:
                 pad = ((0, max(0, c - img.shape[0])), (0, max(0, c - img.shape[1])))

@@ -77,6 +77,7 @@ class TrainConfig:
     synth_fraction: float = 0.3
     light_fraction: float = 0.15
     wild_fraction: float = 0.0  # re-saved / resized / cropped JPEGs (training.degrade)
+    wild_families: list[str] | None = None  # drawn from these families only (None: all)
     colour_fraction: float = 0.0  # mask only: coloured RGB JPEGs, as the pipeline's mask plane
     # mask network
     variant: str = "blind"  # blind | qfmap | single
@@ -395,6 +396,7 @@ def train(cfg: TrainConfig) -> Path:
         synth_fraction=cfg.synth_fraction,
         light_fraction=cfg.light_fraction,
         wild_fraction=cfg.wild_fraction,
+        wild_families=tuple(cfg.wild_families) if cfg.wild_families else None,
         colour_fraction=cfg.colour_fraction,
         seed=cfg.seed * 1000 + rank,
     )
@@ -447,6 +449,7 @@ def train(cfg: TrainConfig) -> Path:
                 "synth_fraction": cfg.synth_fraction,
                 "light_fraction": cfg.light_fraction,
                 "wild_fraction": cfg.wild_fraction,
+                "wild_families": cfg.wild_families,
                 "colour_fraction": cfg.colour_fraction,
                 "qf_range": [cfg.qf_min, cfg.qf_max],
                 "qf": cfg.qf,
