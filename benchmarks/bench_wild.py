@@ -197,14 +197,21 @@ def _train_samples(args, side: int):
 
 
 def grid_strength(args) -> None:
+    from core import jpeg_consistency as jc
     from core import resample
     from training.degrade import FAMILIES
 
     files = sorted(Path(args.train).glob("*.png"))[::4]
     found: dict[str, list[float]] = {f: [] for f in FAMILIES}
+    leads: dict[str, list[float]] = {f: [] for f in FAMILIES}  # layers with no table found only
+    routed: dict[str, list[bool]] = {f: [] for f in FAMILIES}
     for fam, d in _train_samples(args, args.grid_strength):
         s = resample.block_grid_strength(d.image)
         found[fam].append(np.nan if s is None else s)
+        if jc.find_jpeg_grid(d.image) is None:
+            lead = resample.block_grid_lead(d.image)
+            leads[fam].append(np.nan if lead is None else lead)
+            routed[fam].append(resample.looks_resized(d.image, table_found=False))
     print(
         f"\nblock_grid_strength, {len(files)} drawings of {args.train} ({args.grid_strength} px crops, 2 samples each); "
         f"taken for resized below {resample.RESIZED_WITHOUT_TABLE} (no table) / {resample.RESIZED_WITH_TABLE} "
@@ -223,6 +230,19 @@ def grid_strength(args) -> None:
             + " | ".join(f"{x:.2f}" for x in q)
             + f" | {100 * lo:.0f} % | {100 * lo_t:.0f} % |"
         )
+    print(
+        f"\nblock_grid_lead on the layers with no JPEG table found (taken for resized below {resample.RESIZED_LEAD}, "
+        f"or with the strength below {resample.RESIZED_WITHOUT_TABLE}, or with no paper noise to measure)\n"
+    )
+    print("| family | no table | none | min | 10 % | median | 90 % | max | taken for resized |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for fam, v in leads.items():
+        if not v:
+            continue
+        v = np.array(v)
+        ok = v[~np.isnan(v)]
+        q = " | ".join(f"{x:.2f}" for x in np.percentile(ok, [0, 10, 50, 90, 100])) if ok.size else " | ".join("–" * 5)
+        print(f"| {fam} | {v.size} | {int(np.isnan(v).sum())} | {q} | {sum(routed[fam])} of {v.size} |")
     print(flush=True)
 
 
@@ -232,35 +252,56 @@ def routing(restorer, args) -> None:
     from core.metrics import psnr
     from core.pipeline import RestoreOptions
 
-    rows = []  # family, table found, strength, PSNR wild where possible, PSNR default only
-    shipped = resample.RESIZED_WITH_TABLE, resample.RESIZED_WITHOUT_TABLE
+    rows = []  # family, table found, strength, PSNR wild where possible, PSNR default only, shipped rule, lead
+    inputs = []  # PSNR of the input
     for fam, d in _train_samples(args, args.route):
         strength = resample.block_grid_strength(d.image)
         table = jc.find_jpeg_grid(d.image) is not None
-        resample.RESIZED_WITH_TABLE = resample.RESIZED_WITHOUT_TABLE = float("inf")
+        resized = resample.looks_resized(d.image, table_found=table)
+        shipped = resample.resize_evidence
+        resample.resize_evidence = lambda _gray, table_found: "forced"  # the wild pair wherever it may run
         try:
             wild = restorer.restore(d.image, RestoreOptions(enlarged=False)).image
         finally:
-            resample.RESIZED_WITH_TABLE, resample.RESIZED_WITHOUT_TABLE = shipped
+            resample.resize_evidence = shipped
         default = restorer.restore(d.image, RestoreOptions(wild_network=False, enlarged=False)).image
         s = np.nan if strength is None else strength
-        rows.append((fam, table, s, psnr(d.reference, wild), psnr(d.reference, default)))
+        lead = resample.block_grid_lead(d.image)
+        lead = np.nan if lead is None else lead
+        rows.append((fam, table, s, psnr(d.reference, wild), psnr(d.reference, default), resized, lead))
+        inputs.append(psnr(d.reference, d.image))
     print(f"\nrouting on {args.train} ({args.route} px crops): PSNR (dB), mean per family\n")
-    print("| family | samples | default backbone | wild where possible | shipped thresholds | best of the two |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(
+        "| family | samples | default backbone | wild where possible | shipped rule | best of the two "
+        "| shipped rule below the input |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for fam in dict.fromkeys(r[0] for r in rows):
-        rr = [r for r in rows if r[0] == fam]
-        limit = [shipped[0] if r[1] else shipped[1] for r in rr]
-        routed = [r[3] if r[2] < lim else r[4] for r, lim in zip(rr, limit)]
+        idx = [i for i, r in enumerate(rows) if r[0] == fam]
+        rr = [rows[i] for i in idx]
+        routed = [r[3] if r[5] else r[4] for r in rr]  # the shipped rule (core.resample.looks_resized)
+        below = sum(p < inputs[i] for p, i in zip(routed, idx))
         print(
             f"| {fam} | {len(rr)} | {np.mean([r[4] for r in rr]):.2f} | {np.mean([r[3] for r in rr]):.2f} | "
-            f"{np.mean(routed):.2f} | {np.mean([max(r[3], r[4]) for r in rr]):.2f} |"
+            f"{np.mean(routed):.2f} | {np.mean([max(r[3], r[4]) for r in rr]):.2f} | {below} |"
         )
     print("\nmean gain over the default backbone (dB, over every sample) when routing below a threshold:\n")
     print("| threshold | with a table | without |\n|---:|---:|---:|")
     for t in (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.6, float("inf")):
         gains = [
             [(r[3] - r[4]) if r[2] < t or (t == float("inf")) else 0.0 for r in rows if r[1] == tab] for tab in (1, 0)
+        ]
+        print(f"| {t} | {np.mean(gains[0]):+.3f} | {np.mean(gains[1]):+.3f} |")
+    print(
+        "\nthe same when routing where the strength is below the shipped threshold "
+        f"({resample.RESIZED_WITH_TABLE} with a table, {resample.RESIZED_WITHOUT_TABLE} without) or the lead "
+        "(core.resample.block_grid_lead) below a threshold:\n"
+    )
+    print("| lead threshold | with a table | without |\n|---:|---:|---:|")
+    limits = {1: resample.RESIZED_WITH_TABLE, 0: resample.RESIZED_WITHOUT_TABLE}
+    for t in (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0):
+        gains = [
+            [(r[3] - r[4]) if r[2] < limits[tab] or r[6] < t else 0.0 for r in rows if r[1] == tab] for tab in (1, 0)
         ]
         print(f"| {t} | {np.mean(gains[0]):+.3f} | {np.mean(gains[1]):+.3f} |")
     print(flush=True)

@@ -838,12 +838,10 @@ class Restorer:
         backbone = job.backbone
         probed: float | None = None  # the outside share on the probe window, where it decided for the wild pair
         resized: bool | None = None  # resample.looks_resized with a table found, once asked
-        if wild is not None and grid is None and resample.looks_resized(gray8, table_found=False):
+        evidence = None if wild is None or grid is not None else resample.resize_evidence(gray8, table_found=False)
+        if evidence is not None:
             backbone = wild
-            notes.append(
-                "no JPEG block grid at the layer's size (resized after compression?): restored with the network "
-                "trained on resized and re-saved JPEGs"
-            )
+            notes.append(f"{evidence}: restored with the network trained on resized and re-saved JPEGs")
         elif (
             wild is not None
             and grid is not None

@@ -262,18 +262,45 @@ def test_the_wild_backbone_leaves_colour_and_other_choices_alone(with_wild, with
 
 
 def test_the_block_grid_strength_tells_a_jpeg_at_its_size_from_a_resized_one():
-    from core.resample import RESIZED_WITHOUT_TABLE, block_grid_strength, looks_resized
+    from core.resample import (
+        RESIZED_LEAD,
+        RESIZED_WITHOUT_TABLE,
+        block_grid_lead,
+        block_grid_strength,
+        looks_resized,
+        resize_evidence,
+    )
 
     clean = _clean()
-    assert block_grid_strength(clean) is None  # no paper noise: nothing to say
-    assert not looks_resized(clean, table_found=False)
+    assert block_grid_strength(clean) is None and block_grid_lead(clean) is None  # no paper noise to measure
+    # Without a table the doubt goes to the wild pair; with one (a JPEG at the layer's size after
+    # all) it stays with the default pair.
+    assert "no JPEG noise to go by" in resize_evidence(clean, table_found=False)
+    assert not looks_resized(clean, table_found=True)
     for layer in (_jpeg(clean, 20), _jpeg(clean, 20)[3:, 5:], _jpeg(_jpeg(clean, 30), 75)):
         assert block_grid_strength(layer) > RESIZED_WITHOUT_TABLE
+        assert block_grid_lead(layer) > RESIZED_LEAD
         assert not looks_resized(layer, table_found=False)
     for s in (0.75, 1.5):
         layer = _resize(_jpeg(clean, 20), s)
         assert block_grid_strength(layer) < RESIZED_WITHOUT_TABLE
         assert looks_resized(layer, table_found=False)
+
+
+def test_a_resized_jpeg_with_a_strong_folded_grid_is_told_by_its_block_period():
+    """Shrunk x0.8 after its save, a JPEG's blocks are 6.4 pixels wide: folded modulo 8 on this
+    small layer they still score as a grid (the strength alone keeps it on the default pair), but
+    their own period outdoes the 8-pixel one."""
+    from core.resample import RESIZED_LEAD, RESIZED_WITHOUT_TABLE, block_grid_lead, block_grid_strength, resize_evidence
+
+    clean = np.array(Image.open(DATA / "val_crop_eye_solid.png").convert("L"))
+    layer = _resize(_jpeg(clean, 20), 0.8)
+    assert block_grid_strength(layer) > RESIZED_WITHOUT_TABLE
+    assert block_grid_lead(layer) < RESIZED_LEAD
+    assert "another period" in resize_evidence(layer, table_found=False)
+    for at_size in (_jpeg(clean, 20), _jpeg(clean, 20)[3:, 5:], _jpeg(_jpeg(clean, 20), 80)):
+        assert block_grid_lead(at_size) > RESIZED_LEAD
+        assert resize_evidence(at_size, table_found=False) is None
 
 
 def test_the_wild_mask_network_goes_with_the_wild_backbone(without_wild):
