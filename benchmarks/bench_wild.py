@@ -181,17 +181,19 @@ def detection(restorer, opts, args) -> None:
 
 
 def _train_samples(args, side: int):
-    """(family, degraded sample) for two seeded samples of every family on every 4th drawing of
-    ``--train``, ``side`` px crops."""
+    """(family, degraded sample) for two seeded samples of every family (``--families``, with
+    ``--route``) on every ``--every``-th drawing of ``--train``, ``side`` px crops."""
     from benchmarks.compare_waifu2x import choose_crop, crop
     from training.data import load_drawing
     from training.degrade import FAMILIES, degrade
 
-    files = sorted(Path(args.train).glob("*.png"))[::4]
+    files = sorted(Path(args.train).glob("*.png"))[:: args.every]
     for k, path in enumerate(files):
         full = load_drawing(path)
         c = crop(full, choose_crop(full, side))
         for fi, fam in enumerate(FAMILIES):
+            if args.route and args.families and fam not in args.families:
+                continue
             for rep in range(2):
                 yield fam, degrade(c, np.random.default_rng([args.seed + 7, k, fi, rep]), fam, qf_range=(10, 40))
 
@@ -201,7 +203,7 @@ def grid_strength(args) -> None:
     from core import resample
     from training.degrade import FAMILIES
 
-    files = sorted(Path(args.train).glob("*.png"))[::4]
+    files = sorted(Path(args.train).glob("*.png"))[:: args.every]
     found: dict[str, list[float]] = {f: [] for f in FAMILIES}
     leads: dict[str, list[float]] = {f: [] for f in FAMILIES}  # layers with no table found only
     routed: dict[str, list[bool]] = {f: [] for f in FAMILIES}
@@ -272,18 +274,22 @@ def routing(restorer, args) -> None:
         inputs.append(psnr(d.reference, d.image))
     print(f"\nrouting on {args.train} ({args.route} px crops): PSNR (dB), mean per family\n")
     print(
-        "| family | samples | default backbone | wild where possible | shipped rule | best of the two "
-        "| shipped rule below the input |"
+        "| family | samples | default backbone | wild where possible | strength alone | shipped rule "
+        "| best of the two | below the input: strength alone / shipped |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    limits = {True: resample.RESIZED_WITH_TABLE, False: resample.RESIZED_WITHOUT_TABLE}
     for fam in dict.fromkeys(r[0] for r in rows):
         idx = [i for i, r in enumerate(rows) if r[0] == fam]
         rr = [rows[i] for i in idx]
         routed = [r[3] if r[5] else r[4] for r in rr]  # the shipped rule (core.resample.looks_resized)
-        below = sum(p < inputs[i] for p, i in zip(routed, idx))
+        # the rule before the lead: the strength's thresholds alone, no paper noise -> default pair
+        alone = [r[3] if r[2] < limits[r[1]] else r[4] for r in rr]
+        below = [sum(p < inputs[i] for p, i in zip(ps, idx)) for ps in (alone, routed)]
         print(
             f"| {fam} | {len(rr)} | {np.mean([r[4] for r in rr]):.2f} | {np.mean([r[3] for r in rr]):.2f} | "
-            f"{np.mean(routed):.2f} | {np.mean([max(r[3], r[4]) for r in rr]):.2f} | {below} |"
+            f"{np.mean(alone):.2f} | {np.mean(routed):.2f} | {np.mean([max(r[3], r[4]) for r in rr]):.2f} | "
+            f"{below[0]} / {below[1]} |"
         )
     print("\nmean gain over the default backbone (dB, over every sample) when routing below a threshold:\n")
     print("| threshold | with a table | without |\n|---:|---:|---:|")
@@ -298,7 +304,6 @@ def routing(restorer, args) -> None:
         "(core.resample.block_grid_lead) below a threshold:\n"
     )
     print("| lead threshold | with a table | without |\n|---:|---:|---:|")
-    limits = {1: resample.RESIZED_WITH_TABLE, 0: resample.RESIZED_WITHOUT_TABLE}
     for t in (0.0, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0):
         gains = [
             [(r[3] - r[4]) if r[2] < limits[tab] or r[6] < t else 0.0 for r in rows if r[1] == tab] for tab in (1, 0)
@@ -505,7 +510,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wild-cost", type=int, default=0, help="val crops for the wild pair's cost table (0: none)")
     p.add_argument("--wild-model", help="the wild backbone for --route (default: the shipped one)")
     p.add_argument("--wild-mask-model", help="with --wild-model: its mask network, or none (default: the shipped one)")
-    p.add_argument("--families", nargs="+", help="with --detect: only these families of training.degrade")
+    p.add_argument("--families", nargs="+", help="with --detect or --route: only these families of training.degrade")
+    p.add_argument("--every", type=int, default=4, help="--grid-strength and --route: every N-th drawing of --train")
     p.add_argument("--grid-phase", type=int, default=0, help="drawings per set for the grid phase table (0: none)")
     args = p.parse_args(argv)
     import torch

@@ -278,12 +278,6 @@ RESIZED_WITHOUT_TABLE = 1.4
 #: and kept as pixels that the strength let through scored 0.54 or less, JPEGs at their size
 #: without a table found 0.67 or more (single JPEGs with one: 0.72 or more).
 RESIZED_LEAD = 0.6
-#: The same for a layer whose last JPEG did not make its damage: its last save puts an 8-pixel
-#: grid on it whatever came before, so the lead only drops where the earlier blocks, resized, stand
-#: out beside it. ``python -m benchmarks.bench_wild --route 256 --images 0``: routing where the lead
-#: is below 0.8 as well as where the strength is weak gained +0.285 dB over the default pair on the
-#: layers with a table, against +0.242 with the strength alone (0.6: +0.242, 1.0: +0.283).
-RESIZED_LEAD_WITH_TABLE = 0.8
 #: The same for a layer whose last JPEG did not make its damage (``jpeg_consistency.outside_share``):
 #: JPEGs resized before the last save keep only the last save's grid (1.04 at the median), re-saves
 #: at the layer's size also the first's (1.21 at the median after a crop, 2.66 on the same grid).
@@ -297,9 +291,11 @@ def resize_evidence(gray: np.ndarray, table_found: bool) -> str | None:
     was resized after compression (a phrase for the notes), or ``None``.
 
     With a table found (a JPEG saved at the layer's size after all, whose step the caller found
-    did not make the damage): a weak grid (:data:`RESIZED_WITH_TABLE`) or another block period
-    beside it (:data:`RESIZED_LEAD_WITH_TABLE`); ``None`` where the layer has too little paper
-    noise to say. Without a table: a weak grid (:data:`RESIZED_WITHOUT_TABLE`),
+    did not make the damage): a weak grid (:data:`RESIZED_WITH_TABLE`); ``None`` where the layer
+    has too little paper noise to say. (The lead does not serve there: the last save puts an
+    8-pixel grid on the layer whatever came before, and routing by a lead below 0.8 as well sent
+    kanji re-saves on the same grid to the wild pair, 0.5 dB worse, for +0.04 dB on training
+    crops: ``python -m benchmarks.bench_wild --route 256 --images 0 [--train .../kanji]``.) Without a table: a weak grid (:data:`RESIZED_WITHOUT_TABLE`),
     a grid that another block period outdoes (:data:`RESIZED_LEAD`), or no paper noise to measure
     at all: a JPEG shrunk to about half keeps too little, and the wild pair restores a clean
     drawing within 0.2 dB of the default one (about 50 dB either way), so the doubt goes to the
@@ -313,7 +309,7 @@ def resize_evidence(gray: np.ndarray, table_found: bool) -> str | None:
         )
     if _strength(profiles) < (RESIZED_WITH_TABLE if table_found else RESIZED_WITHOUT_TABLE):
         return "no JPEG block grid at the layer's size (resized after compression?)"
-    if _lead(profiles) < (RESIZED_LEAD_WITH_TABLE if table_found else RESIZED_LEAD):
+    if not table_found and _lead(profiles) < RESIZED_LEAD:
         return "its JPEG noise repeats at another period than 8 pixels (resized after compression?)"
     return None
 
