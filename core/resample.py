@@ -274,9 +274,10 @@ def block_grid_lead(gray: np.ndarray) -> float | None:
 #: gain; 1.0 to 1.6 are within 0.03 dB of it).
 RESIZED_WITHOUT_TABLE = 1.4
 #: :func:`block_grid_lead` below which a layer without a JPEG table is taken for a resized one
-#: whatever its strength: on ``lineart/train`` crops (``--grid-strength 256``) every JPEG resized
-#: and kept as pixels that the strength let through scored 0.54 or less, JPEGs at their size
-#: without a table found 0.67 or more (single JPEGs with one: 0.72 or more).
+#: whatever its strength: of the ``lineart/train`` crops with no table found (``python -m
+#: benchmarks.bench_wild --grid-strength 256 --route 256 --images 0``), the JPEGs resized after their
+#: save scored 0.59 or less, the re-saves at the layer's size 0.60 or more (a thin margin); the
+#: routing sweep gains most here (+1.942 dB over the default pair, +1.921 with the strength alone).
 RESIZED_LEAD = 0.6
 #: The same for a layer whose last JPEG did not make its damage (``jpeg_consistency.outside_share``):
 #: JPEGs resized before the last save keep only the last save's grid (1.04 at the median), re-saves
@@ -290,16 +291,17 @@ def resize_evidence(gray: np.ndarray, table_found: bool) -> str | None:
     """Why the layer's JPEG damage looks not to be on an 8-pixel grid at its size, i.e. the layer
     was resized after compression (a phrase for the notes), or ``None``.
 
-    With a table found (a JPEG saved at the layer's size after all, whose step the caller found
-    did not make the damage): a weak grid (:data:`RESIZED_WITH_TABLE`); ``None`` where the layer
-    has too little paper noise to say. (The lead does not serve there: the last save puts an
-    8-pixel grid on the layer whatever came before, and routing by a lead below 0.8 as well sent
-    kanji re-saves on the same grid to the wild pair, 0.5 dB worse, for +0.04 dB on training
-    crops: ``python -m benchmarks.bench_wild --route 256 --images 0 [--train .../kanji]``.) Without a table: a weak grid (:data:`RESIZED_WITHOUT_TABLE`),
-    a grid that another block period outdoes (:data:`RESIZED_LEAD`), or no paper noise to measure
-    at all: a JPEG shrunk to about half keeps too little, and the wild pair restores a clean
-    drawing within 0.2 dB of the default one (about 50 dB either way), so the doubt goes to the
-    pair that cannot lose much."""
+    Without a table: a weak grid (:data:`RESIZED_WITHOUT_TABLE`), a grid that another block period
+    outdoes (:data:`RESIZED_LEAD`), or no paper noise to measure at all: a JPEG shrunk to about
+    half keeps too little, and the wild pair restores a clean drawing within 0.2 dB of the default
+    one (about 50 dB either way), so the doubt goes to the pair that cannot lose much.
+
+    With a table found (a JPEG saved at the layer's size after all, whose step the caller found did
+    not make the damage): a weak grid (:data:`RESIZED_WITH_TABLE`); ``None`` where the layer has
+    too little paper noise to say. The lead does not serve there: the last save puts an 8-pixel grid
+    on the layer whatever came before, and routing by a lead below 0.8 as well sent kanji re-saves
+    on the same grid to the wild pair, 0.5 dB worse, for +0.04 dB on training crops (``python -m
+    benchmarks.bench_wild --route 256 --images 0 [--train .../kanji]``)."""
     profiles = _paper_profiles(gray)
     if profiles is None:
         return (
