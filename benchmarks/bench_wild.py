@@ -36,6 +36,11 @@
    thread).
    No network runs.
 
+8. Disagreement (``--disagreement N``): on layers whose last JPEG did not make their damage but
+   whose grid is strong (``--families``, every ``--every``-th drawing of ``--train``), how far the
+   wild pair's restoration lies from the default pair's, and the PSNR of both and of the shipped
+   pipeline, which keeps the wild pair's result where the gap is wide.
+
     python -m benchmarks.bench_wild --detect 8 --crop 768 --images 3
     python -m benchmarks.bench_wild --detect 16 --families crop single --images 0
     python -m benchmarks.bench_wild --calibrate 5 --images 0
@@ -43,6 +48,8 @@
     python -m benchmarks.bench_wild --route 256 --images 0
     python -m benchmarks.bench_wild --wild-cost 2 --crop 1024 --images 0
     python -m benchmarks.bench_wild --grid-phase 4 --images 0
+    python -m benchmarks.bench_wild --disagreement 256 --images 0 --every 2 \
+        --families double_aligned double_shifted resize_then_jpeg
 """
 
 from __future__ import annotations
@@ -192,7 +199,7 @@ def _train_samples(args, side: int):
         full = load_drawing(path)
         c = crop(full, choose_crop(full, side))
         for fi, fam in enumerate(FAMILIES):
-            if args.route and args.families and fam not in args.families:
+            if (args.route or args.disagreement) and args.families and fam not in args.families:
                 continue
             for rep in range(2):
                 yield fam, degrade(c, np.random.default_rng([args.seed + 7, k, fi, rep]), fam, qf_range=(10, 40))
@@ -309,6 +316,56 @@ def routing(restorer, args) -> None:
             [(r[3] - r[4]) if r[2] < limits[tab] or r[6] < t else 0.0 for r in rows if r[1] == tab] for tab in (1, 0)
         ]
         print(f"| {t} | {np.mean(gains[0]):+.3f} | {np.mean(gains[1]):+.3f} |")
+    print(flush=True)
+
+
+def disagreement(restorer, args) -> None:
+    """``--disagreement N``: on layers whose last JPEG did not make their damage but whose grid is
+    strong (the strength keeps them on the default pair), the RMS gap between the default and the
+    wild pairs' restorations, per family, and the PSNR of each and of the shipped pipeline, which
+    keeps the wild pair's result above :data:`core.pipeline.WILD_DISAGREEMENT`."""
+    from core import jpeg_consistency as jc
+    from core import resample
+    from core.metrics import psnr
+    from core.pipeline import WILD_DISAGREEMENT, RestoreOptions
+
+    rows: dict[str, list[tuple[float, float, float, float, float]]] = {}
+    for fam, d in _train_samples(args, args.disagreement):
+        img = d.image
+        default = restorer.restore(img, RestoreOptions(wild_network=False, enlarged=False))
+        if not any("consistency step was skipped" in n for n in default.notes):
+            continue
+        if jc.find_jpeg_grid(img) is None or resample.looks_resized(img, table_found=True):
+            continue
+        shipped = restorer.restore(img, RestoreOptions(enlarged=False)).image
+        saved = resample.resize_evidence
+        resample.resize_evidence = lambda _gray, table_found: "forced"
+        try:
+            wild = restorer.restore(img, RestoreOptions(enlarged=False)).image
+        finally:
+            resample.resize_evidence = saved
+        gap = float(np.sqrt(np.mean((wild.astype(np.float64) - default.image) ** 2)))
+        ref = d.reference
+        rows.setdefault(fam, []).append(
+            (gap, psnr(ref, default.image), psnr(ref, wild), psnr(ref, shipped), psnr(ref, img))
+        )
+    print(
+        f"\nwild - default gap on layers skipped but with a strong grid, {args.train} ({args.disagreement} px crops); "
+        f"the wild pair's result is kept above {WILD_DISAGREEMENT}\n"
+    )
+    print(
+        "| family | layers | gap: min | median | max | above | default pair | wild pair | shipped "
+        "| below the input: default / shipped |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for fam, rr in rows.items():
+        g = np.array([r[0] for r in rr])
+        below = (sum(r[1] < r[4] for r in rr), sum(r[3] < r[4] for r in rr))
+        print(
+            f"| {fam} | {len(rr)} | {g.min():.2f} | {np.median(g):.2f} | {g.max():.2f} | {int((g > WILD_DISAGREEMENT).sum())} "
+            f"| {np.mean([r[1] for r in rr]):.2f} | {np.mean([r[2] for r in rr]):.2f} | {np.mean([r[3] for r in rr]):.2f} "
+            f"| {below[0]} / {below[1]} |"
+        )
     print(flush=True)
 
 
@@ -507,6 +564,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--grid-strength", type=int, default=0, help="crop side for the block grid strength table (0: none)")
     p.add_argument("--train", default="/work/shared/data/lineart/train", help="drawings of the grid strength table")
     p.add_argument("--route", type=int, default=0, help="crop side for the routing table (0: none)")
+    p.add_argument("--disagreement", type=int, default=0, help="crop side for the wild/default gap table (0: none)")
     p.add_argument("--wild-cost", type=int, default=0, help="val crops for the wild pair's cost table (0: none)")
     p.add_argument("--wild-model", help="the wild backbone for --route (default: the shipped one)")
     p.add_argument("--wild-mask-model", help="with --wild-model: its mask network, or none (default: the shipped one)")
@@ -547,6 +605,8 @@ def main(argv: list[str] | None = None) -> int:
         grid_strength(args)
     if args.route:
         routing(restorer, args)
+    if args.disagreement:
+        disagreement(restorer, args)
     if args.wild_cost:
         wild_cost(restorer, args)
     if not args.images:

@@ -138,6 +138,13 @@ DEFAULT_QF = 50
 #: how many such windows a layer must hold for the probe to be worth its cost.
 PROBE_SIDE = 384
 PROBE_MIN_WINDOWS = 2
+#: RMS difference (gray levels) between the wild pair's and the default pair's restorations of a
+#: layer whose last JPEG did not make its damage, above which the wild pair's is kept although the
+#: layer keeps a strong 8-pixel grid: on ``lineart/train`` crops re-saved at their size the two
+#: pairs were at most 4.4 levels apart (125 crops), on JPEGs enlarged and saved again, where the
+#: default pair fell below the input, 4.6 or more (``python -m benchmarks.bench_wild --route 256
+#: --images 0 --families double_aligned double_shifted resize_then_jpeg --every 2``, docs/wild.md).
+WILD_DISAGREEMENT = 4.5
 #: Rows per band in the final compose/threshold step.
 _FINISH_ROWS = 512
 
@@ -900,18 +907,30 @@ class Restorer:
             if resaved and wild is not None and backbone is not wild:
                 if resized is None:  # (the probe window asked already where it ran)
                     resized = resample.looks_resized(gray8, table_found=True)
+                job.total[0] += len(plan) * (1 + int(wild_mask is not None))
+                t = time.perf_counter()
+                wild_mask_u8 = self._mask_pass(job, plan, wild_mask) if wild_mask is not None else mask_u8
+                timings["mask"] += time.perf_counter() - t
+                wild_mask_t = mask_t if wild_mask is None else torch.from_numpy(wild_mask_u8).view(1, 1, h, w)
+                wild_restored, wild_qf = self._backbone_pass(job, plan, wild, wild_mask_t)
+                # Re-saves at the layer's size keep a strong grid and the default pair, but so does a
+                # JPEG enlarged and then saved again at a low quality, which the default pair can
+                # leave below its input: where the two pairs disagree far more than they do on
+                # re-saves, the wild pair's reading is kept.
+                gap = float((wild_restored - restored).square().mean().sqrt()) * 255
                 if resized:
                     notes.append(
                         "its damage is not on the 8x8 grid of the layer's size (resized before the last save?): "
                         "restored again with the network trained on resized and re-saved JPEGs"
                     )
-                    job.total[0] += len(plan) * (1 + int(wild_mask is not None))
-                    if wild_mask is not None:
-                        t = time.perf_counter()
-                        mask_u8 = self._mask_pass(job, plan, wild_mask)
-                        mask_t = torch.from_numpy(mask_u8).view(1, 1, h, w)
-                        timings["mask"] += time.perf_counter() - t
-                    restored, qf_estimate = self._backbone_pass(job, plan, wild, mask_t)
+                elif gap > WILD_DISAGREEMENT:
+                    notes.append(
+                        f"restored again with the network trained on resized and re-saved JPEGs, whose result lies "
+                        f"{gap:.1f} gray levels (RMS) from the default network's, more than on re-saves at the "
+                        "layer's size (resized before the last save?): its result was kept"
+                    )
+                if resized or gap > WILD_DISAGREEMENT:
+                    restored, qf_estimate, mask_u8 = wild_restored, wild_qf, wild_mask_u8
         elif opts.jpeg_consistency and opts.jpeg_table is not None and gray8 is not None:
             # Most layers are not unedited JPEGs (PNGs, painted layers): that is said only when a
             # file's table was given and did not fit.

@@ -232,6 +232,21 @@ def test_a_jpeg_resaved_at_its_size_keeps_the_default_backbone(with_wild, withou
     assert np.array_equal(res.image, without_wild.restore(layer, RestoreOptions()).image)
 
 
+def test_a_resaved_jpeg_goes_to_the_wild_backbone_where_the_two_disagree_widely(with_wild, without_wild, monkeypatch):
+    """A JPEG enlarged and saved again at a low quality keeps a strong grid, like a re-save at its
+    size; where the two pairs' restorations lie far apart, the wild pair's is kept."""
+    from core import pipeline
+
+    layer = _jpeg(_jpeg(_clean(), 30), 75)
+    kept = with_wild.restore(layer, RestoreOptions())
+    assert np.array_equal(kept.image, without_wild.restore(layer, RestoreOptions()).image)
+    assert not any("restored again" in n for n in kept.notes)
+    monkeypatch.setattr(pipeline, "WILD_DISAGREEMENT", 0.0)  # any gap is too wide
+    res = with_wild.restore(layer, RestoreOptions(return_mask=True))
+    assert any("gray levels (RMS) from the default network's" in n for n in res.notes), res.notes
+    _check_wild_result(res, without_wild, layer, widened=False)
+
+
 def test_a_layer_without_a_jpeg_grid_gets_the_wild_backbone_at_once(with_wild, without_wild, monkeypatch):
     layer = _resize(_jpeg(_clean(), 20), 0.75)  # resized after the JPEG, kept as pixels
     from core.runners import Runner
