@@ -41,6 +41,9 @@
    wild pair's restoration lies from the default pair's, and the PSNR of both and of the shipped
    pipeline, which keeps the wild pair's result where the gap is wide.
 
+9. Clean drawings (``--clean-pairs N``): never-JPEG'd windows of ``--train`` drawings restored by
+   the default pair and as shipped (the wild pair, since they hold no JPEG noise to go by).
+
     python -m benchmarks.bench_wild --detect 8 --crop 768 --images 3
     python -m benchmarks.bench_wild --detect 16 --families crop single --images 0
     python -m benchmarks.bench_wild --calibrate 5 --images 0
@@ -50,6 +53,7 @@
     python -m benchmarks.bench_wild --grid-phase 4 --images 0
     python -m benchmarks.bench_wild --disagreement 256 --images 0 --every 2 \
         --families double_aligned double_shifted resize_then_jpeg
+    python -m benchmarks.bench_wild --clean-pairs 256 --images 0 --every 1 --train .../lineart/val
 """
 
 from __future__ import annotations
@@ -369,6 +373,31 @@ def disagreement(restorer, args) -> None:
     print(flush=True)
 
 
+def clean_pairs(restorer, args) -> None:
+    """``--clean-pairs N``: clean drawings (N px windows of every ``--every``-th drawing of
+    ``--train``, never JPEG'd), restored by the default pair and by the wild pair, which the
+    pipeline gives a layer with no paper noise to go by."""
+    from benchmarks.compare_waifu2x import choose_crop, crop
+    from core.metrics import psnr
+    from core.pipeline import RestoreOptions
+    from training.data import load_drawing
+
+    rows, wild_count = [], []
+    for path in sorted(Path(args.train).glob("*.png"))[:: args.every]:
+        full = load_drawing(path)
+        c = crop(full, choose_crop(full, args.clean_pairs))
+        default = restorer.restore(c, RestoreOptions(wild_network=False, enlarged=False)).image
+        wild = restorer.restore(c, RestoreOptions(enlarged=False))
+        wild_count.append(any("network trained on resized" in n for n in wild.notes))
+        rows.append((psnr(c, default), psnr(c, wild.image)))
+    d, w = np.array(rows).T
+    print(
+        f"\nclean drawings of {args.train} ({args.clean_pairs} px, {len(rows)}): default pair {d.mean():.2f} dB "
+        f"(min {d.min():.2f}), as shipped {w.mean():.2f} dB (min {w.min():.2f}; the wild pair on {sum(wild_count)})\n",
+        flush=True,
+    )
+
+
 def wild_cost(restorer, args) -> None:
     from benchmarks.compare_waifu2x import choose_crop, crop, pick_files
     from core.pipeline import RestoreOptions
@@ -565,6 +594,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train", default="/work/shared/data/lineart/train", help="drawings of the grid strength table")
     p.add_argument("--route", type=int, default=0, help="crop side for the routing table (0: none)")
     p.add_argument("--disagreement", type=int, default=0, help="crop side for the wild/default gap table (0: none)")
+    p.add_argument("--clean-pairs", type=int, default=0, help="crop side for the clean drawings' table (0: none)")
     p.add_argument("--wild-cost", type=int, default=0, help="val crops for the wild pair's cost table (0: none)")
     p.add_argument("--wild-model", help="the wild backbone for --route (default: the shipped one)")
     p.add_argument("--wild-mask-model", help="with --wild-model: its mask network, or none (default: the shipped one)")
@@ -607,6 +637,8 @@ def main(argv: list[str] | None = None) -> int:
         routing(restorer, args)
     if args.disagreement:
         disagreement(restorer, args)
+    if args.clean_pairs:
+        clean_pairs(restorer, args)
     if args.wild_cost:
         wild_cost(restorer, args)
     if not args.images:

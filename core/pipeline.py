@@ -142,8 +142,8 @@ PROBE_MIN_WINDOWS = 2
 #: layer whose last JPEG did not make its damage, above which the wild pair's is kept although the
 #: layer keeps a strong 8-pixel grid: on ``lineart/train`` crops re-saved at their size the two
 #: pairs were at most 4.4 levels apart (125 crops), on JPEGs enlarged and saved again, where the
-#: default pair fell below the input, 4.6 or more (``python -m benchmarks.bench_wild --route 256
-#: --images 0 --families double_aligned double_shifted resize_then_jpeg --every 2``, docs/wild.md).
+#: default pair fell below the input, 4.6 or more (``python -m benchmarks.bench_wild --disagreement
+#: 256 --images 0 --every 2 --families double_aligned double_shifted resize_then_jpeg``, docs/wild.md).
 WILD_DISAGREEMENT = 4.5
 #: Rows per band in the final compose/threshold step.
 _FINISH_ROWS = 512
@@ -198,9 +198,11 @@ class RestoreOptions:
             (:func:`core.resample.looks_resized`) and either no JPEG table is found in the pixels,
             or the restoration lies outside the found JPEG's quantization steps (the check of the
             ``jpeg_consistency`` step, made on a :data:`PROBE_SIDE` window first where the layer holds
-            two, else on the whole layer, which is then restored a second time). Single JPEGs and
-            re-saves at the layer's size keep the default backbone. No effect with ``model`` or
-            ``mask="none"``.
+            two, else on the whole layer, which is then restored a second time). Where that check
+            fails but the grid is strong (re-saves at the layer's size, and JPEGs enlarged and then
+            saved again), both pairs restore the layer and the wild pair's result is kept where the
+            two lie more than :data:`WILD_DISAGREEMENT` apart. Single JPEGs and re-saves at the
+            layer's size keep the default backbone. No effect with ``model`` or ``mask="none"``.
         ensemble: self-ensemble size, 1 (off), 2, 4 or 8: run the networks on that many flips and
             turns of each tile and average the results (:mod:`core.ensemble`); up to that many
             times slower, and more exact where the JPEG damage is mild (docs/benchmarks.md).
