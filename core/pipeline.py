@@ -909,17 +909,27 @@ class Restorer:
             if resaved and wild is not None and backbone is not wild:
                 if resized is None:  # (the probe window asked already where it ran)
                     resized = resample.looks_resized(gray8, table_found=True)
-                job.total[0] += len(plan) * (1 + int(wild_mask is not None))
-                t = time.perf_counter()
-                wild_mask_u8 = self._mask_pass(job, plan, wild_mask) if wild_mask is not None else mask_u8
-                timings["mask"] += time.perf_counter() - t
-                wild_mask_t = mask_t if wild_mask is None else torch.from_numpy(wild_mask_u8).view(1, 1, h, w)
-                wild_restored, wild_qf = self._backbone_pass(job, plan, wild, wild_mask_t)
                 # Re-saves at the layer's size keep a strong grid and the default pair, but so does a
                 # JPEG enlarged and then saved again at a low quality, which the default pair can
                 # leave below its input: where the two pairs disagree far more than they do on
-                # re-saves, the wild pair's reading is kept.
-                gap = float((wild_restored - restored).square().mean().sqrt()) * 255
+                # re-saves, the wild pair's reading is kept. On a layer that holds two windows the
+                # wild pair runs on the window first and restores the layer only where they disagree.
+                gap, where = float("inf"), ""
+                if not resized and min(h, w) >= PROBE_SIDE and h * w >= PROBE_MIN_WINDOWS * PROBE_SIDE**2:
+                    t = time.perf_counter()
+                    win, wild_window, _ = self._window_restore(job, plan, gray8, wild_mask, wild)
+                    gap = float((wild_window - restored[win]).square().mean().sqrt()) * 255
+                    where = f" on a {PROBE_SIDE} px window"
+                    timings["probe"] = timings.get("probe", 0.0) + time.perf_counter() - t
+                if resized or gap > WILD_DISAGREEMENT:
+                    job.total[0] += len(plan) * (1 + int(wild_mask is not None))
+                    t = time.perf_counter()
+                    wild_mask_u8 = self._mask_pass(job, plan, wild_mask) if wild_mask is not None else mask_u8
+                    timings["mask"] += time.perf_counter() - t
+                    wild_mask_t = mask_t if wild_mask is None else torch.from_numpy(wild_mask_u8).view(1, 1, h, w)
+                    wild_restored, wild_qf = self._backbone_pass(job, plan, wild, wild_mask_t)
+                    if not where:
+                        gap = float((wild_restored - restored).square().mean().sqrt()) * 255
                 if resized:
                     notes.append(
                         "its damage is not on the 8x8 grid of the layer's size (resized before the last save?): "
@@ -928,8 +938,8 @@ class Restorer:
                 elif gap > WILD_DISAGREEMENT:
                     notes.append(
                         f"restored again with the network trained on resized and re-saved JPEGs, whose result lies "
-                        f"{gap:.1f} gray levels (RMS) from the default network's, more than on re-saves at the "
-                        "layer's size (resized before the last save?): its result was kept"
+                        f"{gap:.1f} gray levels (RMS){where} from the default network's, more than on re-saves at "
+                        "the layer's size (resized before the last save?): its result was kept"
                     )
                 if resized or gap > WILD_DISAGREEMENT:
                     restored, qf_estimate, mask_u8 = wild_restored, wild_qf, wild_mask_u8
@@ -971,6 +981,14 @@ class Restorer:
         grid: the share of its restoration outside the boxes of the layer's last JPEG
         (:func:`core.jpeg_consistency.outside_share`). Above :func:`~core.jpeg_consistency.max_outside`
         the whole layer goes to the wild pair at once, instead of being restored twice."""
+        win, restored, mask_u8 = self._window_restore(job, plan, gray8, job.mask_runner, job.backbone)
+        paper = None if mask_u8 is None else mask_u8 == 0
+        return jpeg_consistency.outside_share(restored, gray8[win], grid, paper)
+
+    def _window_restore(self, job: _Job, plan, gray8: np.ndarray, mask_runner, backbone):
+        """A pair (``mask_runner`` may be None: the options' direct mask, or the layer's mask where
+        the wild pair has no mask network) run on the :data:`PROBE_SIDE` window with the most ink,
+        which starts on the layer's 8x8 grid: ``(window slices, restored window, its mask)``."""
         h, w = gray8.shape
         side, step_px = PROBE_SIDE, plan.align  # (a multiple of 8: the window keeps the layer's grid)
         ink_map = cv2.integral((gray8 < 128).astype(np.uint8))  # (h + 1, w + 1) running sums
@@ -992,14 +1010,14 @@ class Restorer:
         sub_plan = plan_tiles(side, side, plan.tile, plan.overlap, plan.align)
         opts, window = job.opts, gray8[win]
         mask_u8 = None
-        if opts.mask == "learnt" and job.mask_runner is not None:
-            mask_u8 = self._mask_pass(sub, sub_plan, job.mask_runner)
+        mask_runner = mask_runner or job.mask_runner
+        if opts.mask == "learnt" and mask_runner is not None:
+            mask_u8 = self._mask_pass(sub, sub_plan, mask_runner)
         elif opts.mask in direct_masks.DIRECT_MASKS:
             mask_u8 = direct_masks.DIRECT_MASKS[opts.mask](window)
         mask_t = None if mask_u8 is None else torch.from_numpy(mask_u8).view(1, 1, side, side)
-        restored, _ = self._backbone_pass(sub, sub_plan, job.backbone, mask_t)
-        paper = None if mask_u8 is None else mask_u8 == 0
-        return jpeg_consistency.outside_share(restored, window, grid, paper)
+        restored, _ = self._backbone_pass(sub, sub_plan, backbone, mask_t)
+        return win, restored, mask_u8
 
     def _mask_pass(self, job: _Job, plan, runner: _Runner) -> np.ndarray:
         """The learnt line mask (H, W) uint8, tile by tile: the blended logit difference above 0."""

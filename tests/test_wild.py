@@ -158,6 +158,21 @@ def without_wild():
     )
 
 
+def _count_pixels(monkeypatch) -> dict[str, int]:
+    """Pixels each network is run on, by its file name, from now on."""
+    from core.runners import Runner
+
+    pixels: dict[str, int] = {}
+    real_call = Runner.__call__
+
+    def counting(self, x, *a, **k):
+        pixels[self.name] = pixels.get(self.name, 0) + x.shape[-2] * x.shape[-1]
+        return real_call(self, x, *a, **k)
+
+    monkeypatch.setattr(Runner, "__call__", counting)
+    return pixels
+
+
 def _check_wild_result(res, without_wild, layer, widened: bool):
     """``res`` came from the wild backbone: on the default mask (grown by one pixel for a layer with
     no JPEG table left: a resize softens the edges), white wherever that mask says paper, and not
@@ -195,18 +210,10 @@ def test_a_large_layer_resized_before_its_last_save_is_decided_on_a_window(with_
     """On a layer that holds two probe windows, the default pair runs on one window only, and the
     result is the one the layer restored twice gives."""
     from core import pipeline
-    from core.runners import Runner
 
     layer = _jpeg(_resize(_jpeg(np.tile(_clean(), (4, 4)), 20), 0.75), 90)
     assert layer.size >= pipeline.PROBE_MIN_WINDOWS * pipeline.PROBE_SIDE**2
-    pixels: dict[str, int] = {}
-    real_call = Runner.__call__
-
-    def counting(self, x, *a, **k):
-        pixels[self.name] = pixels.get(self.name, 0) + x.shape[-2] * x.shape[-1]
-        return real_call(self, x, *a, **k)
-
-    monkeypatch.setattr(Runner, "__call__", counting)
+    pixels = _count_pixels(monkeypatch)
     fractions = []
     res = with_wild.restore(layer, RestoreOptions(return_mask=True), progress=fractions.append)
     assert pixels["restore_default.safetensors"] <= 2 * pipeline.PROBE_SIDE**2  # the window (tiles overlap)
@@ -245,6 +252,28 @@ def test_a_resaved_jpeg_goes_to_the_wild_backbone_where_the_two_disagree_widely(
     res = with_wild.restore(layer, RestoreOptions(return_mask=True))
     assert any("gray levels (RMS) from the default network's" in n for n in res.notes), res.notes
     _check_wild_result(res, without_wild, layer, widened=False)
+
+
+def test_a_large_resaved_layer_asks_the_wild_backbone_on_a_window_first(with_wild, without_wild, monkeypatch):
+    """On a layer that holds two windows the wild pair runs on one window only, and restores the
+    whole layer where the two pairs disagree there; the result is then the one the whole-layer
+    check gives."""
+    from core import pipeline
+
+    layer = _jpeg(_jpeg(np.tile(_clean(), (4, 4)), 30), 75)
+    assert layer.size >= pipeline.PROBE_MIN_WINDOWS * pipeline.PROBE_SIDE**2
+    pixels = _count_pixels(monkeypatch)
+    kept = with_wild.restore(layer, RestoreOptions())
+    assert pixels["restore_fast.safetensors"] <= 2 * pipeline.PROBE_SIDE**2  # the window only (tiles overlap)
+    assert np.array_equal(kept.image, without_wild.restore(layer, RestoreOptions()).image)
+    assert "probe" in kept.timings and not any("restored again" in n for n in kept.notes)
+    monkeypatch.setattr(pipeline, "WILD_DISAGREEMENT", 0.0)
+    res = with_wild.restore(layer, RestoreOptions(return_mask=True))
+    assert any(f"(RMS) on a {pipeline.PROBE_SIDE} px window from the default" in n for n in res.notes), res.notes
+    monkeypatch.setattr(pipeline, "PROBE_SIDE", 10**5)  # no window: the whole layer restored by both pairs
+    whole = with_wild.restore(layer, RestoreOptions(return_mask=True))
+    assert any("gray levels (RMS) from the default" in n for n in whole.notes)
+    assert np.array_equal(res.image, whole.image) and np.array_equal(res.mask, whole.mask)
 
 
 def test_a_layer_without_a_jpeg_grid_gets_the_wild_backbone_at_once(with_wild, without_wild, monkeypatch):
