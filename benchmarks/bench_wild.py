@@ -259,6 +259,20 @@ def grid_strength(args) -> None:
     print(flush=True)
 
 
+def _wild_wherever_possible(restorer, img: np.ndarray) -> np.ndarray:
+    """The pipeline's result with every layer taken for resized: the wild pair wherever it may run
+    (no table, or a last JPEG that did not make the damage)."""
+    from core import resample
+    from core.pipeline import RestoreOptions
+
+    shipped = resample.resize_evidence
+    resample.resize_evidence = lambda _gray, table_found: "forced"
+    try:
+        return restorer.restore(img, RestoreOptions(enlarged=False)).image
+    finally:
+        resample.resize_evidence = shipped
+
+
 def routing(restorer, args) -> None:
     from core import jpeg_consistency as jc
     from core import resample
@@ -271,12 +285,7 @@ def routing(restorer, args) -> None:
         strength = resample.block_grid_strength(d.image)
         table = jc.find_jpeg_grid(d.image) is not None
         resized = resample.looks_resized(d.image, table_found=table)
-        shipped = resample.resize_evidence
-        resample.resize_evidence = lambda _gray, table_found: "forced"  # the wild pair wherever it may run
-        try:
-            wild = restorer.restore(d.image, RestoreOptions(enlarged=False)).image
-        finally:
-            resample.resize_evidence = shipped
+        wild = _wild_wherever_possible(restorer, d.image)
         default = restorer.restore(d.image, RestoreOptions(wild_network=False, enlarged=False)).image
         s = np.nan if strength is None else strength
         lead = resample.block_grid_lead(d.image)
@@ -285,8 +294,8 @@ def routing(restorer, args) -> None:
         inputs.append(psnr(d.reference, d.image))
     print(f"\nrouting on {args.train} ({args.route} px crops): PSNR (dB), mean per family\n")
     print(
-        "| family | samples | default backbone | wild where possible | strength alone | shipped rule "
-        "| best of the two | below the input: strength alone / shipped |"
+        "| family | samples | default backbone | wild where possible | strength alone | strength and lead "
+        "| best of the two | below the input: strength alone / strength and lead |"
     )
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     limits = {True: resample.RESIZED_WITH_TABLE, False: resample.RESIZED_WITHOUT_TABLE}
@@ -328,7 +337,6 @@ def disagreement(restorer, args) -> None:
     strong (the strength keeps them on the default pair), the RMS gap between the default and the
     wild pairs' restorations, per family, and the PSNR of each and of the shipped pipeline, which
     keeps the wild pair's result above :data:`core.pipeline.WILD_DISAGREEMENT`."""
-    from core import jpeg_consistency as jc
     from core import resample
     from core.metrics import psnr
     from core.pipeline import WILD_DISAGREEMENT, RestoreOptions
@@ -339,15 +347,10 @@ def disagreement(restorer, args) -> None:
         default = restorer.restore(img, RestoreOptions(wild_network=False, enlarged=False))
         if not any("consistency step was skipped" in n for n in default.notes):
             continue
-        if jc.find_jpeg_grid(img) is None or resample.looks_resized(img, table_found=True):
+        if resample.looks_resized(img, table_found=True):  # (a skipped step means a table was found)
             continue
         shipped = restorer.restore(img, RestoreOptions(enlarged=False)).image
-        saved = resample.resize_evidence
-        resample.resize_evidence = lambda _gray, table_found: "forced"
-        try:
-            wild = restorer.restore(img, RestoreOptions(enlarged=False)).image
-        finally:
-            resample.resize_evidence = saved
+        wild = _wild_wherever_possible(restorer, img)
         gap = float(np.sqrt(np.mean((wild.astype(np.float64) - default.image) ** 2)))
         ref = d.reference
         rows.setdefault(fam, []).append(

@@ -851,12 +851,7 @@ class Restorer:
         if evidence is not None:
             backbone = wild
             notes.append(f"{evidence}: restored with the network trained on resized and re-saved JPEGs")
-        elif (
-            wild is not None
-            and grid is not None
-            and min(h, w) >= PROBE_SIDE
-            and h * w >= PROBE_MIN_WINDOWS * PROBE_SIDE**2
-        ):
+        elif wild is not None and grid is not None and _holds_windows(h, w):
             t = time.perf_counter()
             resized = resample.looks_resized(gray8, table_found=True)
             if resized:
@@ -914,35 +909,35 @@ class Restorer:
                 # leave below its input: where the two pairs disagree far more than they do on
                 # re-saves, the wild pair's reading is kept. On a layer that holds two windows the
                 # wild pair runs on the window first and restores the layer only where they disagree.
-                gap, where = float("inf"), ""
-                if not resized and min(h, w) >= PROBE_SIDE and h * w >= PROBE_MIN_WINDOWS * PROBE_SIDE**2:
+                windowed = not resized and _holds_windows(h, w)
+                if windowed:
                     t = time.perf_counter()
                     win, wild_window, _ = self._window_restore(job, plan, gray8, wild_mask, wild)
-                    gap = float((wild_window - restored[win]).square().mean().sqrt()) * 255
-                    where = f" on a {PROBE_SIDE} px window"
+                    gap = _rms_gap(wild_window, restored[win])
                     timings["probe"] = timings.get("probe", 0.0) + time.perf_counter() - t
-                if resized or gap > WILD_DISAGREEMENT:
+                if resized or not windowed or gap > WILD_DISAGREEMENT:
                     job.total[0] += len(plan) * (1 + int(wild_mask is not None))
                     t = time.perf_counter()
                     wild_mask_u8 = self._mask_pass(job, plan, wild_mask) if wild_mask is not None else mask_u8
                     timings["mask"] += time.perf_counter() - t
                     wild_mask_t = mask_t if wild_mask is None else torch.from_numpy(wild_mask_u8).view(1, 1, h, w)
                     wild_restored, wild_qf = self._backbone_pass(job, plan, wild, wild_mask_t)
-                    if not where:
-                        gap = float((wild_restored - restored).square().mean().sqrt()) * 255
-                if resized:
-                    notes.append(
-                        "its damage is not on the 8x8 grid of the layer's size (resized before the last save?): "
-                        "restored again with the network trained on resized and re-saved JPEGs"
-                    )
-                elif gap > WILD_DISAGREEMENT:
-                    notes.append(
-                        f"restored again with the network trained on resized and re-saved JPEGs, whose result lies "
-                        f"{gap:.1f} gray levels (RMS){where} from the default network's, more than on re-saves at "
-                        "the layer's size (resized before the last save?): its result was kept"
-                    )
-                if resized or gap > WILD_DISAGREEMENT:
-                    restored, qf_estimate, mask_u8 = wild_restored, wild_qf, wild_mask_u8
+                    if not windowed:
+                        gap = _rms_gap(wild_restored, restored)
+                    if resized:
+                        notes.append(
+                            "its damage is not on the 8x8 grid of the layer's size (resized before the last save?): "
+                            "restored again with the network trained on resized and re-saved JPEGs"
+                        )
+                    elif gap > WILD_DISAGREEMENT:
+                        where = f" on a {PROBE_SIDE} px window" if windowed else ""
+                        notes.append(
+                            f"restored again with the network trained on resized and re-saved JPEGs, whose result "
+                            f"lies {gap:.1f} gray levels (RMS){where} from the default network's, more than on "
+                            "re-saves at the layer's size (resized before the last save?): its result was kept"
+                        )
+                    if resized or gap > WILD_DISAGREEMENT:
+                        restored, qf_estimate, mask_u8 = wild_restored, wild_qf, wild_mask_u8
         elif opts.jpeg_consistency and opts.jpeg_table is not None and gray8 is not None:
             # Most layers are not unedited JPEGs (PNGs, painted layers): that is said only when a
             # file's table was given and did not fit.
@@ -1223,6 +1218,16 @@ def _threshold_again(restored: torch.Tensor, opts: RestoreOptions) -> None:
         for y in range(0, restored.shape[0], _FINISH_ROWS):
             step("rows", y, restored.shape[0])
             restored[y : y + _FINISH_ROWS] = threshold(restored[y : y + _FINISH_ROWS], opts.theta)
+
+
+def _holds_windows(h: int, w: int) -> bool:
+    """Whether a layer is large enough for decisions on a :data:`PROBE_SIDE` window first."""
+    return min(h, w) >= PROBE_SIDE and h * w >= PROBE_MIN_WINDOWS * PROBE_SIDE**2
+
+
+def _rms_gap(a: torch.Tensor, b: torch.Tensor) -> float:
+    """RMS difference of two planes (0..1), in gray levels."""
+    return float((a - b).square().mean().sqrt()) * 255
 
 
 def _widen(mask_u8: np.ndarray) -> np.ndarray:

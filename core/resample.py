@@ -109,11 +109,17 @@ def _profiles(gray: np.ndarray) -> list[np.ndarray]:
 _NFFT = 1 << 15
 
 
+def _padded_spectrum(profile: np.ndarray, nfft: int) -> tuple[np.ndarray, int]:
+    """|FFT| of the centred ``profile`` zero-padded to ``nfft`` (or its own length, if longer), and
+    that length: bin ``k`` is the frequency ``k / length``."""
+    n = max(nfft, profile.size)
+    return np.abs(np.fft.rfft(profile - profile.mean(), n=n)), n
+
+
 def _spectrum(profile: np.ndarray, periods: np.ndarray) -> np.ndarray:
     """|Fourier sum| of the centred ``profile`` at frequencies ``1 / periods`` (nearest bin of a
     zero-padded FFT)."""
-    spec = np.abs(np.fft.rfft(profile - profile.mean(), n=max(_NFFT, profile.size)))
-    n = max(_NFFT, profile.size)
+    spec, n = _padded_spectrum(profile, _NFFT)
     return spec[np.rint(n / periods).astype(np.int64)]
 
 
@@ -242,8 +248,7 @@ _LEAD_PERIODS = (4.2, 20.0)
 def _lead(profiles: list[np.ndarray]) -> float:
     total = 0.0
     for prof in profiles:
-        n = max(_LEAD_NFFT, prof.size)
-        spec = np.abs(np.fft.rfft(prof - prof.mean(), n=n))
+        spec, n = _padded_spectrum(prof, _LEAD_NFFT)
         freq = np.arange(spec.size) / n
         k8 = round(n / 8)
         peak = float(spec[k8 - 1 : k8 + 2].max())
