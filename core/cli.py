@@ -75,6 +75,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     g.add_argument("--fast", action="store_true", help=option_table.FAST_HELP)
     g.add_argument("--mask-model", metavar="FILE", help="mask network weights instead of the shipped one")
     g.add_argument("--mask-colour-model", metavar="FILE|none", help=option_table.MASK_COLOUR_HELP)
+    g.add_argument("--colour-model", metavar="FILE|none", help=option_table.COLOUR_MODEL_HELP)
     g.add_argument(
         "--baseline-model", metavar="FILE", help="baseline network for --mask none instead of the shipped one"
     )
@@ -167,7 +168,15 @@ def _print_help(parser: argparse.ArgumentParser, restore: argparse.ArgumentParse
 
 def _load_restorer(args: argparse.Namespace, mask_method: str | None):
     """Load the models ``mask_method`` needs (all shipped ones for ``None``)."""
-    from .pipeline import DEFAULT_FILES, FAST_FILES, MODELS_DIR, Restorer, colour_mask_path, wild_files
+    from .pipeline import (
+        DEFAULT_FILES,
+        FAST_FILES,
+        MODELS_DIR,
+        Restorer,
+        colour_mask_path,
+        colour_restore_path,
+        wild_files,
+    )
 
     shipped = FAST_FILES if getattr(args, "fast", False) else DEFAULT_FILES
     roles: dict[str, str | None] = {
@@ -208,9 +217,12 @@ def _load_restorer(args: argparse.Namespace, mask_method: str | None):
             engine=args.engine,
             **_role_of_model(args.model),
         )
-    mask_colour = None
+    mask_colour = restore_colour = None
     if mask_method in (None, "learnt"):
         mask_colour = colour_mask_path(args.mask_colour_model, mask_given=args.mask_model is not None)
+    if roles["restore"]:
+        fast = getattr(args, "fast", False)
+        restore_colour = colour_restore_path(args.colour_model, restore_given=fast)
     return Restorer.from_files(
         mask=roles["mask"],
         restore=roles["restore"],
@@ -222,6 +234,7 @@ def _load_restorer(args: argparse.Namespace, mask_method: str | None):
         mask_precision=args.mask_precision,
         engine=args.engine,
         mask_colour=mask_colour,
+        restore_colour=restore_colour,
     )
 
 

@@ -65,6 +65,11 @@ MASK_COLOUR_HELP = (
     "mask network for coloured layers only, or 'none' to use the mask network for every layer "
     "(default: the shipped mask_colour.safetensors where it is installed, unless --mask-model is given)"
 )
+#: Help of ``--colour-model`` (core, server, evaluate).
+COLOUR_MODEL_HELP = (
+    "backbone for coloured layers only, or 'none' to use the backbone for every layer (default: the "
+    "shipped restore_colour.safetensors where it is installed, unless a backbone of your own or --fast is given)"
+)
 #: Help of ``--precision``.
 PRECISION_HELP = "inference precision (default: auto); auto = bf16 on CPUs with native bf16 and on CUDA, else fp32"
 #: Help of ``--engine``.

@@ -84,6 +84,7 @@ __all__ = [
     "FAST_FILES",
     "COLOUR_MASK_FILE",
     "colour_mask_path",
+    "colour_restore_path",
     "WILD_FILES",
     "wild_files",
     "DEFAULT_QF",
@@ -117,6 +118,11 @@ FAST_FILES = {**DEFAULT_FILES, "restore": "restore_fast.safetensors"}
 #: ``python -m training mask --colour``; docs/colour.md): optional, used for colour layers only and
 #: only when the file is there (gray and neutral layers keep :data:`DEFAULT_FILES`' mask).
 COLOUR_MASK_FILE = "mask_colour.safetensors"
+#: The colour layers' own backbone (the default backbone fine-tuned on the line plane the colour
+#: stage makes of coloured RGB JPEGs, ``python -m training restore --colour``; docs/colour.md):
+#: optional like :data:`COLOUR_MASK_FILE`, used for colour layers only, with the default backbone
+#: only (not the fast pair's, nor a backbone given by the caller).
+COLOUR_RESTORE_FILE = "restore_colour.safetensors"
 #: ``Restorer.from_files`` keyword -> shipped file, loaded with the default files when it is there:
 #: the framework backbone and the mask network fine-tuned on re-saved, resized and cropped JPEGs
 #: (``training.degrade``), which the ``wild_network`` option uses on layers resized after
@@ -280,15 +286,27 @@ class RestoreResult:
 # ------------------------------------------------------------------------------------ restorer
 
 
+def _colour_file(shipped_name: str, choice: str | os.PathLike | None, given: bool) -> Path | None:
+    if choice is not None:
+        return None if str(choice).lower() == "none" else Path(choice)
+    shipped = MODELS_DIR / shipped_name
+    return shipped if shipped.is_file() and not given else None
+
+
 def colour_mask_path(choice: str | os.PathLike | None, mask_given: bool) -> Path | None:
     """The colour layers' mask file a command line asks for (``--mask-colour-model``): ``none``
     -> none (the mask network for every layer); a path -> that file; not given -> the shipped
     :data:`COLOUR_MASK_FILE` where it is there, unless ``mask_given`` (a ``--mask-model`` of the
     caller's own then masks every layer)."""
-    if choice is not None:
-        return None if str(choice).lower() == "none" else Path(choice)
-    shipped = MODELS_DIR / COLOUR_MASK_FILE
-    return shipped if shipped.is_file() and not mask_given else None
+    return _colour_file(COLOUR_MASK_FILE, choice, mask_given)
+
+
+def colour_restore_path(choice: str | os.PathLike | None, restore_given: bool) -> Path | None:
+    """The colour layers' backbone file a command line asks for (``--colour-model``), as
+    :func:`colour_mask_path` does: ``none`` -> none (the backbone for every layer); a path -> that
+    file; not given -> the shipped :data:`COLOUR_RESTORE_FILE` where it is there, unless
+    ``restore_given`` (a backbone of the caller's own, or the fast pair's, restores every layer)."""
+    return _colour_file(COLOUR_RESTORE_FILE, choice, restore_given)
 
 
 @dataclass
@@ -404,6 +422,9 @@ class Restorer:
         names: role -> label shown by :meth:`info` (file names).
         mask_colour_model: a ``MaskUNet`` for the learnt mask of coloured layers only (role
             ``mask_colour``, :data:`COLOUR_MASK_FILE`); ``None``: ``mask_model`` for every layer.
+        restore_colour_model: a framework backbone for coloured layers only, where the default
+            ``restore_model`` would run (role ``restore_colour``, :data:`COLOUR_RESTORE_FILE`);
+            ``None``: ``restore_model`` for every layer.
 
     A Restorer may be shared between threads; restorations run one at a time.
     """
@@ -423,6 +444,7 @@ class Restorer:
         engine: str = "auto",
         names: dict[str, str] | None = None,
         mask_colour_model: torch.nn.Module | None = None,
+        restore_colour_model: torch.nn.Module | None = None,
     ):
         if engine not in ENGINES:
             raise InvalidOptionError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
@@ -444,6 +466,7 @@ class Restorer:
             ("restore", restore_model, "framework"),
             ("baseline", baseline_model, "baseline"),
             ("mask_colour", mask_colour_model, "mask"),
+            ("restore_colour", restore_colour_model, "framework"),
             ("wild", wild_model, "framework"),
             ("mask_wild", wild_mask_model, "mask"),
         ):
@@ -486,10 +509,12 @@ class Restorer:
         mask_precision: str | None = None,
         engine: str = "auto",
         mask_colour: str | os.PathLike | None = None,
+        restore_colour: str | os.PathLike | None = None,
     ) -> Restorer:
         """Load models from weights files (our ``.safetensors``; ``baseline`` may also be an
         official ``.pth`` checkpoint). Any of them may be ``None`` if its methods are not used;
-        ``mask_colour`` (optional) is the mask network for coloured layers only; ``wild`` and
+        ``mask_colour`` and ``restore_colour`` (optional) are the mask network and the backbone
+        for coloured layers only; ``wild`` and
         ``wild_mask`` are the backbone and mask network of the ``wild_network`` option.
 
         Raises:
@@ -502,6 +527,7 @@ class Restorer:
             ("restore", restore),
             ("baseline", baseline),
             ("mask_colour", mask_colour),
+            ("restore_colour", restore_colour),
             ("wild", wild),
             ("mask_wild", wild_mask),
         )
@@ -523,6 +549,7 @@ class Restorer:
             engine=engine,
             names=names,
             mask_colour_model=loaded["mask_colour"],
+            restore_colour_model=loaded["restore_colour"],
         )
 
     @classmethod
@@ -536,7 +563,8 @@ class Restorer:
     ) -> Restorer:
         """The shipped models from ``core/models/``: :data:`DEFAULT_FILES`, or with ``fast`` the
         thinner pair :data:`FAST_FILES`, and the colour layers' mask :data:`COLOUR_MASK_FILE`
-        where it is there, and :data:`WILD_FILES` that are there.
+        and (not with ``fast``) backbone :data:`COLOUR_RESTORE_FILE` where they are there, and
+        :data:`WILD_FILES` that are there.
 
         Raises:
             WeightsError: a shipped weights file is missing, naming it and how to get it.
@@ -562,6 +590,7 @@ class Restorer:
             mask_precision=mask_precision,
             engine=engine,
             mask_colour=colour_mask_path(None, mask_given=False),
+            restore_colour=colour_restore_path(None, restore_given=fast),
         )
 
     # -- introspection --------------------------------------------------------------------
@@ -716,6 +745,8 @@ class Restorer:
             notes.append(f"light ink: stretched {ink_k:.2f}x to full contrast for the networks and back after")
 
         backbone = self._backbone_for(opts)
+        if direction is not None and backbone is self._runners.get("restore") and "restore_colour" in self._runners:
+            backbone = self._runners["restore_colour"]  # a coloured layer: its own backbone
         mask_runner = None
         if opts.mask == "learnt":
             if "mask" not in self._runners:

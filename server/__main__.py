@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--fast", action="store_true", help=table.FAST_HELP)
     g.add_argument("--mask-model", type=Path, help="mask network weights (.safetensors)")
     g.add_argument("--mask-colour-model", metavar="FILE|none", help=table.MASK_COLOUR_HELP)
+    g.add_argument("--colour-model", metavar="FILE|none", help=table.COLOUR_MODEL_HELP)
     g.add_argument("--restore-model", type=Path, help="framework-mode restoration backbone (.safetensors)")
     g.add_argument("--baseline-model", type=Path, help="baseline-mode backbone for mask 'none' (.safetensors or .pth)")
     g.add_argument(
@@ -214,22 +215,38 @@ def build_parser() -> argparse.ArgumentParser:
 def load_restorer(args: argparse.Namespace):
     """The Restorer the arguments ask for: the shipped models (the fast pair with ``--fast``), with
     any named file replacing its role."""
-    from core.pipeline import DEFAULT_FILES, FAST_FILES, MODELS_DIR, Restorer, colour_mask_path, wild_files
+    from core.pipeline import (
+        DEFAULT_FILES,
+        FAST_FILES,
+        MODELS_DIR,
+        Restorer,
+        colour_mask_path,
+        colour_restore_path,
+        wild_files,
+    )
 
     fast = bool(getattr(args, "fast", False))
     given = {"mask": args.mask_model, "restore": args.restore_model, "baseline": args.baseline_model}
     colour_choice = getattr(args, "mask_colour_model", None)
-    if not any(given.values()) and colour_choice is None:
+    colour_backbone = getattr(args, "colour_model", None)
+    if not any(given.values()) and colour_choice is None and colour_backbone is None:
         return Restorer.default(device=args.device, precision=args.precision, engine=args.engine, fast=fast)
     paths = {}
     for role, path in given.items():
         shipped = MODELS_DIR / (FAST_FILES if fast else DEFAULT_FILES)[role]
         paths[role] = path if path is not None else (shipped if shipped.is_file() else None)
     mask_colour = colour_mask_path(colour_choice, mask_given=args.mask_model is not None)
+    restore_colour = colour_restore_path(colour_backbone, restore_given=fast or args.restore_model is not None)
     # The wild networks go with the shipped default backbone only (the wild_network option).
     wild = wild_files(fast) if args.restore_model is None else {}
     return Restorer.from_files(
-        **paths, **wild, mask_colour=mask_colour, device=args.device, precision=args.precision, engine=args.engine
+        **paths,
+        **wild,
+        mask_colour=mask_colour,
+        restore_colour=restore_colour,
+        device=args.device,
+        precision=args.precision,
+        engine=args.engine,
     )
 
 

@@ -1,4 +1,4 @@
-"""Hue checks shared by the colour tests (tests/test_colour.py and the editors' end-to-end tests)."""
+"""Checks shared by the colour tests (tests/test_colour*.py and the editors' end-to-end tests)."""
 
 from __future__ import annotations
 
@@ -15,3 +15,25 @@ def hue_distance(a: float, b: float) -> float:
     """Distance between two hues on the 0-255 circle."""
     d = abs(a - b) % 256
     return min(d, 256 - d)
+
+
+#: Layouts of a gray drawing that must never reach the colour path (:func:`gray_layer`).
+GRAY_LAYOUTS = ("L", "RGB", "LA", "transparent")
+
+
+def gray_layer(gray: np.ndarray, layout: str):
+    """A gray drawing JPEG'd at QF 20 as a layer of ``layout`` (``RGB``: saved as an RGB JPEG,
+    R = G = B), and the options to restore it with: ``(image, RestoreOptions)``."""
+    from core.pipeline import RestoreOptions
+    from training.colour import jpeg_rgb
+    from training.data import jpeg_degrade
+
+    jpeg = jpeg_degrade(gray, 20)
+    if layout == "RGB":
+        img = jpeg_rgb(np.repeat(gray[..., None], 3, axis=2), 20)
+    elif layout == "LA":
+        img = np.dstack([jpeg, np.full_like(jpeg, 255)])
+    else:
+        img = jpeg
+    background = "transparent" if layout == "transparent" else "white"
+    return img, RestoreOptions(return_mask=True, background=background)

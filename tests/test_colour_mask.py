@@ -19,8 +19,8 @@ from core import pipeline
 from core.cli import main as core_main
 from core.errors import WeightsError
 from core.pipeline import DEFAULT_FILES, MODELS_DIR, RestoreOptions, Restorer, colour_mask_path
+from tests.colour_checks import GRAY_LAYOUTS, gray_layer
 from training.colour import coloured_crop, jpeg_rgb
-from training.data import jpeg_degrade
 
 CROP = Path(__file__).parent / "data" / "val_crop_empty_tomb.png"
 STAND_IN = MODELS_DIR / "mask_default.safetensors"
@@ -66,18 +66,9 @@ def test_colour_layers_use_the_colour_mask(gray, plain, with_colour, monkeypatch
     assert models["mask_colour"]["name"] == STAND_IN.name and models["mask_colour"]["kind"] == "mask"
 
 
-@pytest.mark.parametrize("layout", ["L", "RGB", "LA", "transparent"])
+@pytest.mark.parametrize("layout", GRAY_LAYOUTS)
 def test_gray_and_neutral_layers_are_untouched(gray, plain, with_colour, layout):
-    jpeg = jpeg_degrade(gray, 20)
-    opts = RestoreOptions(return_mask=True)
-    if layout == "RGB":  # a gray drawing saved as an RGB JPEG: R = G = B
-        img = jpeg_rgb(np.repeat(gray[..., None], 3, axis=2), 20)
-    elif layout == "LA":
-        img = np.dstack([jpeg, np.full_like(jpeg, 255)])
-    else:
-        img = jpeg
-    if layout == "transparent":
-        opts = RestoreOptions(return_mask=True, background="transparent")
+    img, opts = gray_layer(gray, layout)
     a, b = plain.restore(img, opts), with_colour.restore(img, opts)
     assert np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask)
 

@@ -1,5 +1,6 @@
-"""Mask training on coloured JPEGs (``python -m training mask --colour``): the patches are the plane
-the pipeline gives the mask network for a colour layer, and the run validates on colour too."""
+"""Training on coloured JPEGs (``python -m training mask --colour``, ``restore --colour``): the
+patches are the plane the pipeline gives the networks for a colour layer, a backbone's target is the
+clean drawing's line plane, and the run validates on colour too."""
 
 from __future__ import annotations
 
@@ -87,26 +88,18 @@ def test_colour_share_inks_and_subsampling(drawings, monkeypatch):
     assert all(gray.colour_item(i)[3] is None for i in range(10))
 
 
-def test_mask_training_on_colour_validates_on_colour(tmp_path, drawings):
+def _two_steps(tmp_path, drawings, **config):
+    """Two training steps on ``drawings`` (validating on them too): the weights' path."""
     data = tmp_path / "d"
     data.mkdir()
     for i, d in enumerate(drawings):
         Image.fromarray(d).save(data / f"d{i}.png")
-    cfg = TrainConfig(
-        task="mask",
-        out=str(tmp_path / "run"),
-        train_dirs=[str(data)],
-        val_dirs=[str(data)],
-        val_crop=64,
-        crop=CROP,
-        batch=2,
-        steps=2,
-        progress=False,
-        bf16="off",
-        threads=1,
-        colour_fraction=0.5,
-    )
-    path = train(cfg)
+    common = dict(out=str(tmp_path / "run"), train_dirs=[str(data)], val_dirs=[str(data)], val_crop=64)
+    return train(TrainConfig(**common, crop=CROP, batch=2, steps=2, progress=False, bf16="off", threads=1, **config))
+
+
+def test_mask_training_on_colour_validates_on_colour(tmp_path, drawings):
+    path = _two_steps(tmp_path, drawings, task="mask", colour_fraction=0.5)
     meta = read_metadata(path)["training"]
     assert meta["colour_fraction"] == 0.5
     assert 0.0 <= meta["validation"]["miou_colour"] <= 1.0 and "miou" in meta["validation"]
@@ -114,8 +107,53 @@ def test_mask_training_on_colour_validates_on_colour(tmp_path, drawings):
     assert header.split(",") == ["step", "hours", "miou", "miou_colour"]
 
 
-def test_colour_is_for_mask_training_only(tmp_path):
-    with pytest.raises(ValueError, match="mask training only"):
-        train(TrainConfig(task="restore", train_dirs=[str(tmp_path)], steps=1, colour_fraction=0.5))
+def test_backbone_colour_patches_target_the_clean_line_plane(drawings, monkeypatch):
+    """For a backbone (``colour_target="plane"``) a colour patch has the same input as for the mask
+    network, and its target is the clean coloured drawing's darkest channel (the line plane the
+    colour stage turns back into ink colours), stretched by the same light-ink factor as the input."""
+    import training.colour as tc
+    from core import ink, pipeline
+
+    made: list[np.ndarray] = []
+    real = tc.colourize
+    monkeypatch.setattr(tc, "colourize", lambda *a, **k: (made.append(real(*a, **k)), made[-1])[1])
+    for_mask = PatchDataset(drawings, crop=CROP, colour_fraction=1.0, light_fraction=0.3, seed=7)
+    for_backbone = PatchDataset(
+        drawings, crop=CROP, colour_fraction=1.0, light_fraction=0.3, seed=7, colour_target="plane"
+    )
+    stretched = 0
+    for i in range(12):
+        plane_m, drawing, _, rgb_m = for_mask.colour_item(i)
+        made.clear()
+        plane, target, _, rgb = for_backbone.colour_item(i)
+        assert np.array_equal(rgb, rgb_m) and torch.equal(plane, plane_m)
+        assert target.shape == (1, CROP, CROP) and not torch.equal(target, drawing)
+        k = pipeline.network_planes(rgb).ink_k
+        stretched += int(k != 1.0)
+        darkest = made[0].min(axis=2)
+        hits = []
+        for dy in range(8):
+            for dx in range(8):
+                want = torch.from_numpy(darkest[dy : dy + CROP, dx : dx + CROP].copy()).float().div(255)[None]
+                want = ink.stretch(want, k) if k != 1.0 else want
+                hits.append(torch.allclose(target, want, atol=1e-6))
+        assert sum(hits) >= 1
+    with pytest.raises(ValueError, match="colour_target"):
+        PatchDataset(drawings, colour_target="rgb")
+
+
+def test_backbone_training_on_colour_validates_on_colour(tmp_path, drawings):
+    mask = str(MODELS_DIR / DEFAULT_FILES["mask"])
+    path = _two_steps(tmp_path, drawings, task="restore", preset="fast", colour_fraction=1.0, train_mask=mask)
+    meta = read_metadata(path)["training"]
+    assert meta["colour_fraction"] == 1.0
+    assert 10.0 < meta["validation"]["psnr_colour_plane"] < 100.0 and "psnr" in meta["validation"]
+    header = (tmp_path / "run" / "val.csv").read_text().splitlines()[0]
+    assert header.split(",")[-1] == "psnr_colour_plane"
+
+
+def test_colour_training_refuses_what_it_cannot_do(tmp_path):
+    with pytest.raises(ValueError, match="framework backbone"):
+        train(TrainConfig(task="restore", mode="baseline", train_dirs=[str(tmp_path)], steps=1, colour_fraction=0.5))
     with pytest.raises(ValueError, match="share of patches"):
         train(TrainConfig(task="mask", train_dirs=[str(tmp_path)], steps=1, colour_fraction=1.5))

@@ -153,6 +153,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="gt",
         help="framework input mask while training: 'gt' (eq. 3, the paper) or a mask weights file",
     )
+    pr.add_argument(
+        "--colour",
+        dest="colour_fraction",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="share of patches drawn in coloured inks, saved as RGB JPEGs (4:2:0, a quarter 4:4:4) and "
+        "given as the line plane the pipeline makes of a colour layer; the target is the clean coloured "
+        "drawing's line plane (its darkest channel); validation adds its PSNR (default 0). The "
+        "--train-mask network is given that plane too: use the colour layers' mask network",
+    )
     pr.set_defaults(task="restore")
 
     # Each module adds its own sub-command. An import error here is a bug or a missing dependency

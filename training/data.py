@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from core import ink
 from core.equations import gt_mask
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 COLOUR_444 = 0.25
 #: Fewer pure-white pixels than this and the drawing is reported as not having a 255 background.
 MIN_WHITE_FRACTION = 0.3
+#: What a colour patch is trained towards (:attr:`PatchDataset.colour_target`).
+COLOUR_TARGETS = ("drawing", "plane")
 
 
 class DataError(ValueError):
@@ -176,8 +179,13 @@ class PatchDataset(torch.utils.data.Dataset):
             per stroke or per drawing, light inks included), saved as an RGB JPEG (4:2:0, or 4:4:4
             for :data:`COLOUR_444` of them) and given as the plane the pipeline hands the colour
             layers' own mask network for that layer (:func:`core.pipeline.network_planes`,
-            ``mask_input(colour_mask=True)``); the target is the gray drawing. For mask training
-            (the backbone sees another plane). See :meth:`colour_item`.
+            ``mask_input(colour_mask=True)``, which is also the plane the backbone sees). See
+            :meth:`colour_item` and ``colour_target``.
+        colour_target: what a colour patch's target is: ``"drawing"``, the gray drawing (mask
+            training: its mask is eq. 3's); ``"plane"``, the line plane of the clean coloured
+            drawing (its darkest channel, the distance from white), stretched as the input was
+            (:mod:`core.ink`): what the colour stage needs from the backbone, since it turns
+            ``1 - plane`` back into each ink's colour (:func:`core.colour.to_layer`).
         seed: base seed.
     """
 
@@ -191,7 +199,12 @@ class PatchDataset(torch.utils.data.Dataset):
     wild_fraction: float = 0.0
     wild_families: tuple[str, ...] | None = None
     colour_fraction: float = 0.0
+    colour_target: str = "drawing"
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.colour_target not in COLOUR_TARGETS:
+            raise DataError(f"colour_target must be one of {', '.join(COLOUR_TARGETS)}, got {self.colour_target!r}")
 
     def __len__(self) -> int:
         return self.length
@@ -260,11 +273,18 @@ class PatchDataset(torch.utils.data.Dataset):
             from .colour import colourize, jpeg_rgb
 
             sub = "4:4:4" if rng.random() < COLOUR_444 else "4:2:0"
-            rgb = jpeg_rgb(colourize(clean, rng), qf, sub)
+            coloured = colourize(clean, rng)
+            rgb = jpeg_rgb(coloured, qf, sub)
             dy, dx = int(rng.integers(8)), int(rng.integers(8))  # shift the block grid inside the crop
             rgb, clean = np.ascontiguousarray(rgb[dy : dy + c, dx : dx + c]), clean[dy : dy + c, dx : dx + c]
-            plane = network_planes(rgb).mask_input(colour_mask=True)[0].float()
-            return plane, to_t(clean), torch.tensor(float(qf)), rgb
+            planes = network_planes(rgb)
+            plane = planes.mask_input(colour_mask=True)[0].float()
+            if self.colour_target == "drawing":
+                return plane, to_t(clean), torch.tensor(float(qf)), rgb
+            target = to_t(coloured[dy : dy + c, dx : dx + c].min(axis=2))
+            if planes.ink_k != 1.0:
+                target = ink.stretch(target, planes.ink_k)
+            return plane, target, torch.tensor(float(qf)), rgb
         jpeg = jpeg_degrade(clean, qf)
         dy, dx = int(rng.integers(8)), int(rng.integers(8))  # shift the block grid inside the crop
         jpeg, clean = jpeg[dy : dy + c, dx : dx + c], clean[dy : dy + c, dx : dx + c]

@@ -43,7 +43,7 @@ from core import masks as direct_masks
 from core.equations import DEFAULT_THETA, gt_mask
 from core.errors import RestoreError
 from core.metrics import boundary_fscore, miou, psnr, ssim
-from core.options import MASK_COLOUR_HELP
+from core.options import COLOUR_MODEL_HELP, MASK_COLOUR_HELP
 
 from .colour import COLOUR_SEED
 
@@ -91,6 +91,9 @@ class EvalConfig:
         mask_colour_model: the coloured layers' mask network: a file, ``"none"`` (the mask
             network for every layer), or ``None`` (the shipped ``mask_colour.safetensors`` where
             it is installed, unless ``mask_model`` is given; :func:`core.pipeline.colour_mask_path`).
+        colour_model: the coloured layers' backbone, chosen the same way (the shipped
+            ``restore_colour.safetensors`` unless ``restore_model`` is given;
+            :func:`core.pipeline.colour_restore_path`).
         light: evaluate the light, textured variant of each drawing (fixed seed).
         grain: with ``light``, False leaves out the pencil grain (the same lightening, flat ink).
         crop: centre-crop each drawing to at most ``crop`` x ``crop`` pixels (bounds the time).
@@ -111,6 +114,7 @@ class EvalConfig:
     restore_model: Path | None = None
     baseline_model: Path | None = None
     mask_colour_model: str | Path | None = None
+    colour_model: str | Path | None = None
     light: bool = False
     grain: bool = True
     crop: int | None = None
@@ -158,15 +162,18 @@ def _check_config(cfg: EvalConfig) -> None:
 
 def _make_restorer(cfg: EvalConfig):
     """The pipeline, built from the given or the shipped weights files."""
-    from core.pipeline import DEFAULT_FILES, MODELS_DIR, Restorer, colour_mask_path
+    from core.pipeline import DEFAULT_FILES, MODELS_DIR, Restorer, colour_mask_path, colour_restore_path
 
     paths = {"mask": cfg.mask_model, "restore": cfg.restore_model, "baseline": cfg.baseline_model}
-    if all(p is None for p in paths.values()) and cfg.mask_colour_model is None:
+    if all(p is None for p in paths.values()) and cfg.mask_colour_model is None and cfg.colour_model is None:
         return Restorer.default(device=cfg.device)
     chosen = {k: Path(v) if v is not None else MODELS_DIR / DEFAULT_FILES[k] for k, v in paths.items()}
-    mask_colour = colour_mask_path(cfg.mask_colour_model, mask_given=cfg.mask_model is not None)
-    if mask_colour is not None:
-        chosen["mask_colour"] = mask_colour
+    for role, path in (
+        ("mask_colour", colour_mask_path(cfg.mask_colour_model, mask_given=cfg.mask_model is not None)),
+        ("restore_colour", colour_restore_path(cfg.colour_model, restore_given=cfg.restore_model is not None)),
+    ):
+        if path is not None:
+            chosen[role] = path
     for k, p in chosen.items():
         if not p.is_file():
             raise EvaluationError(f"{k} model file {p} does not exist")
@@ -175,6 +182,7 @@ def _make_restorer(cfg: EvalConfig):
         restore=chosen["restore"],
         baseline=chosen["baseline"],
         mask_colour=chosen.get("mask_colour"),
+        restore_colour=chosen.get("restore_colour"),
         device=cfg.device,
     )
 
@@ -418,6 +426,7 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     )
     p.add_argument("--mask-model", type=Path, default=None, help="mask network weights (default: shipped)")
     p.add_argument("--mask-colour-model", default=None, metavar="FILE|none", help=MASK_COLOUR_HELP)
+    p.add_argument("--colour-model", default=None, metavar="FILE|none", help=COLOUR_MODEL_HELP)
     p.add_argument("--restore-model", type=Path, default=None, help="framework backbone weights (default: shipped)")
     p.add_argument("--baseline-model", type=Path, default=None, help="baseline backbone weights (default: shipped)")
     p.add_argument("--light", action="store_true", help="evaluate the light, textured-line variant (fixed seed)")
@@ -461,6 +470,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         restore_model=args.restore_model,
         baseline_model=args.baseline_model,
         mask_colour_model=args.mask_colour_model,
+        colour_model=args.colour_model,
         light=args.light,
         grain=args.grain,
         crop=args.crop,

@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
+from core import ink
 from core.backbones import build_backbone
 from core.device import cpu_has_native_bf16
 from core.equations import compose, gt_mask, masked_mse, threshold
@@ -78,7 +79,7 @@ class TrainConfig:
     light_fraction: float = 0.15
     wild_fraction: float = 0.0  # re-saved / resized / cropped JPEGs (training.degrade)
     wild_families: list[str] | None = None  # drawn from these families only (None: all)
-    colour_fraction: float = 0.0  # mask only: coloured RGB JPEGs, as the pipeline's mask plane
+    colour_fraction: float = 0.0  # coloured RGB JPEGs, as the plane the pipeline gives the networks
     # mask network
     variant: str = "blind"  # blind | qfmap | single
     # backbone
@@ -125,8 +126,8 @@ class TrainConfig:
             raise ValueError(f"balance must be one of {', '.join(BALANCES)}, got {self.balance!r}")
         if self.balance != "none" and self.task == "mask":
             raise ValueError("--balance applies to restore training only (the mask loss is cross-entropy)")
-        if self.colour_fraction and self.task != "mask":
-            raise ValueError("--colour applies to mask training only (the backbone sees another plane)")
+        if self.colour_fraction and self.task == "restore" and self.mode != "framework":
+            raise ValueError("--colour trains a framework backbone (the colour stage needs its mask)")
         if not 0.0 <= self.colour_fraction <= 1.0:
             raise ValueError(f"--colour is a share of patches (0..1), got {self.colour_fraction}")
         if not 5 <= self.crop:
@@ -250,17 +251,21 @@ class _Validator:
         crops = validation_crops(imgs, cfg.val_crop)[: cfg.val_limit]
         self.clean = crops
         self.jpeg = [jpeg_degrade(c, cfg.val_qf) for c in crops]
-        # Mask training on colour: the coloured variants too (as `evaluate --colour` makes them),
-        # each as the plane the pipeline gives the mask network.
-        self.colour_planes = []
-        if cfg.task == "mask" and cfg.colour_fraction:
+        # Training on colour: the coloured variants too (as `evaluate --colour` makes them), each
+        # as the plane the pipeline gives the networks, and for a backbone the clean coloured
+        # drawing's line plane, stretched alike (PatchDataset's colour_target "plane").
+        self.colour_planes, self.colour_targets = [], []
+        if cfg.colour_fraction:
             from core.pipeline import network_planes
 
             from .colour import coloured_crop, jpeg_rgb
 
             for i, c in enumerate(crops):
-                rgb = jpeg_rgb(coloured_crop(c, i), cfg.val_qf)
-                self.colour_planes.append(network_planes(rgb).mask_input(colour_mask=True).clone())
+                coloured = coloured_crop(c, i)
+                planes = network_planes(jpeg_rgb(coloured, cfg.val_qf))
+                self.colour_planes.append(planes.mask_input(colour_mask=True).clone())
+                target = torch.from_numpy(coloured.min(axis=2).astype(np.float32) / 255.0)
+                self.colour_targets.append(ink.stretch(target, planes.ink_k) if planes.ink_k != 1.0 else target)
 
     def __bool__(self) -> bool:
         return bool(self.clean)
@@ -297,11 +302,26 @@ class _Validator:
             rows.setdefault("psnr_thr", []).append(psnr(yt, clean))
             rows.setdefault("ssim_thr", []).append(ssim(yt, clean))
             rows.setdefault("psnr_jpeg", []).append(psnr(jpeg, clean))
-        for clean, plane in zip(self.clean, self.colour_planes):
+        for clean, plane, target in zip(self.clean, self.colour_planes, self.colour_targets):
             qf = torch.tensor([float(cfg.val_qf)], device=self.device)
+            x = plane.to(self.device)
             with _autocast(self.device, cfg.bf16):
-                pred = model.predict(plane.to(self.device), qf).float()
-            rows.setdefault("miou_colour", []).append(miou(pred[0, 0].cpu().numpy().astype(np.uint8), gt_mask(clean)))
+                if cfg.task == "mask":
+                    pred = model.predict(x, qf).float()
+                else:
+                    if self.mask_model is not None:
+                        mask = self.mask_model.predict(x, qf).float()
+                    else:
+                        mask = (target < 1.0).float().view_as(x).to(self.device)
+                    out, _ = model(x, mask, qf if model.needs_qf else None)
+            if cfg.task == "mask":
+                m = pred[0, 0].cpu().numpy().astype(np.uint8)
+                rows.setdefault("miou_colour", []).append(miou(m, gt_mask(clean)))
+                continue
+            y = np.clip(np.rint(out.float()[0, 0].cpu().numpy() * 255), 0, 255).astype(np.uint8)
+            y = threshold(compose(y, mask[0, 0].cpu().numpy().astype(np.uint8)))
+            t8 = np.clip(np.rint(target.numpy() * 255), 0, 255).astype(np.uint8)
+            rows.setdefault("psnr_colour_plane", []).append(psnr(y, t8))
         model.train()
         return {k: float(np.mean(v)) for k, v in rows.items()}
 
@@ -398,6 +418,7 @@ def train(cfg: TrainConfig) -> Path:
         wild_fraction=cfg.wild_fraction,
         wild_families=tuple(cfg.wild_families) if cfg.wild_families else None,
         colour_fraction=cfg.colour_fraction,
+        colour_target="drawing" if cfg.task == "mask" else "plane",
         seed=cfg.seed * 1000 + rank,
     )
     mask_model = None
