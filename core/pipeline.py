@@ -147,7 +147,8 @@ PROBE_MIN_WINDOWS = 2
 #: RMS difference (gray levels) between the wild pair's and the default pair's restorations of a
 #: layer whose last JPEG did not make its damage, above which the wild pair's is kept although the
 #: layer keeps a strong 8-pixel grid: on ``lineart/train`` crops re-saved at their size the two
-#: pairs were at most 4.4 levels apart (125 crops), on JPEGs enlarged and saved again, where the
+#: pairs were at most 4.4 levels apart (125 crops; 4.53 on one of them with the stage-12 wild
+#: backbone, whose result there was the better one), on JPEGs enlarged and saved again, where the
 #: default pair fell below the input, 4.6 or more (``python -m benchmarks.bench_wild --disagreement
 #: 256 --images 0 --every 2 --families double_aligned double_shifted resize_then_jpeg``, docs/wild.md).
 WILD_DISAGREEMENT = 4.5
