@@ -83,6 +83,7 @@ __all__ = [
     "DEFAULT_FILES",
     "FAST_FILES",
     "COLOUR_MASK_FILE",
+    "COLOUR_RESTORE_FILE",
     "colour_mask_path",
     "colour_restore_path",
     "WILD_FILES",
