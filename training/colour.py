@@ -16,6 +16,9 @@ import io
 
 import cv2
 import numpy as np
+import torch
+
+from core import ink
 
 __all__ = [
     "COLOUR_SEED",
@@ -27,6 +30,7 @@ __all__ = [
     "colourize",
     "in_ink",
     "jpeg_rgb",
+    "line_plane",
     "rgb_ssim",
 ]
 
@@ -89,6 +93,16 @@ def colourize(gray: np.ndarray, rng: np.random.Generator, per_stroke: bool | Non
 def colour_mask(img: np.ndarray) -> np.ndarray:
     """The ground-truth line mask of a coloured drawing: every pixel that is not pure white."""
     return (img.min(axis=2) < 255).astype(np.uint8)
+
+
+def line_plane(img: np.ndarray, ink_k: float = 1.0) -> torch.Tensor:
+    """The line plane of a clean coloured drawing, what a colour layer's backbone is trained
+    towards: its darkest channel (the distance from white paper, the plane
+    :func:`core.colour.to_layer` turns back into each ink's colour), in [0, 1] as a float32
+    ``(H, W)`` tensor, stretched by the light-ink factor ``ink_k`` the layer's JPEG got
+    (:func:`core.ink.stretch`, as the network's input is)."""
+    plane = torch.from_numpy(img.min(axis=2).astype(np.float32) / 255.0)
+    return ink.stretch(plane, ink_k) if ink_k != 1.0 else plane
 
 
 def jpeg_rgb(img: np.ndarray, qf: int, subsampling: str = "4:2:0") -> np.ndarray:

@@ -19,7 +19,6 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from core import ink
 from core.equations import gt_mask
 
 log = logging.getLogger(__name__)
@@ -270,7 +269,7 @@ class PatchDataset(torch.utils.data.Dataset):
         if self.colour_fraction and rng.random() < self.colour_fraction:
             from core.pipeline import network_planes
 
-            from .colour import colourize, jpeg_rgb
+            from .colour import colourize, jpeg_rgb, line_plane
 
             sub = "4:4:4" if rng.random() < COLOUR_444 else "4:2:0"
             coloured = colourize(clean, rng)
@@ -281,9 +280,7 @@ class PatchDataset(torch.utils.data.Dataset):
             plane = planes.mask_input(colour_mask=True)[0].float()
             if self.colour_target == "drawing":
                 return plane, to_t(clean), torch.tensor(float(qf)), rgb
-            target = to_t(coloured[dy : dy + c, dx : dx + c].min(axis=2))
-            if planes.ink_k != 1.0:
-                target = ink.stretch(target, planes.ink_k)
+            target = line_plane(coloured[dy : dy + c, dx : dx + c], planes.ink_k)[None]
             return plane, target, torch.tensor(float(qf)), rgb
         jpeg = jpeg_degrade(clean, qf)
         dy, dx = int(rng.integers(8)), int(rng.integers(8))  # shift the block grid inside the crop

@@ -37,11 +37,11 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm import tqdm
 
-from core import ink
 from core.backbones import build_backbone
 from core.device import cpu_has_native_bf16
 from core.equations import compose, gt_mask, masked_mse, threshold
 from core.errors import WeightsError
+from core.imageio import quantize
 from core.masknet import build_masknet
 from core.metrics import miou, psnr, ssim
 from core.weights import load_model, read_metadata, save_model
@@ -258,17 +258,35 @@ class _Validator:
         if cfg.colour_fraction:
             from core.pipeline import network_planes
 
-            from .colour import coloured_crop, jpeg_rgb
+            from .colour import coloured_crop, jpeg_rgb, line_plane
 
             for i, c in enumerate(crops):
                 coloured = coloured_crop(c, i)
                 planes = network_planes(jpeg_rgb(coloured, cfg.val_qf))
                 self.colour_planes.append(planes.mask_input(colour_mask=True).clone())
-                target = torch.from_numpy(coloured.min(axis=2).astype(np.float32) / 255.0)
-                self.colour_targets.append(ink.stretch(target, planes.ink_k) if planes.ink_k != 1.0 else target)
+                self.colour_targets.append(quantize(line_plane(coloured, planes.ink_k).numpy(), np.uint8))
 
     def __bool__(self) -> bool:
         return bool(self.clean)
+
+    def _run_one(self, model, x: torch.Tensor, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """``model`` on one (1, 1, H, W) crop: a mask network's prediction and ``None``, or a
+        backbone's output (8-bit) and the mask it was given (``None`` in baseline mode): the mask
+        network's prediction, or ``truth`` (the crop's eq. 3 mask) where training uses that."""
+        cfg = self.cfg
+        qf = torch.tensor([float(cfg.val_qf)], device=self.device)
+        with _autocast(self.device, cfg.bf16):
+            if cfg.task == "mask":
+                return model.predict(x, qf).float()[0, 0].cpu().numpy().astype(np.uint8), None
+            mask = None
+            if cfg.mode == "framework":
+                if self.mask_model is not None:
+                    mask = self.mask_model.predict(x, qf).float()
+                else:
+                    mask = torch.from_numpy(truth).float().view_as(x).to(self.device)
+            out, _ = model(x, mask, qf if model.needs_qf else None)
+        y = quantize(out.float()[0, 0].cpu().numpy(), np.uint8)
+        return y, None if mask is None else mask[0, 0].cpu().numpy().astype(np.uint8)
 
     @torch.no_grad()
     def run(self, model) -> dict[str, float]:
@@ -277,25 +295,12 @@ class _Validator:
         rows: dict[str, list[float]] = {}
         for clean, jpeg in zip(self.clean, self.jpeg):
             x = torch.from_numpy(jpeg).float().div(255).view(1, 1, *jpeg.shape).to(self.device)
-            qf = torch.tensor([float(cfg.val_qf)], device=self.device)
-            with _autocast(self.device, cfg.bf16):
-                if cfg.task == "mask":
-                    pred = model.predict(x, qf).float()
-                else:
-                    mask = None
-                    if cfg.mode == "framework":
-                        if self.mask_model is not None:
-                            mask = self.mask_model.predict(x, qf).float()
-                        else:
-                            mask = torch.from_numpy(gt_mask(clean)).float().view_as(x).to(self.device)
-                    out, _ = model(x, mask, qf if model.needs_qf else None)
+            y, mask = self._run_one(model, x, gt_mask(clean))
             if cfg.task == "mask":
-                m = pred[0, 0].cpu().numpy().astype(np.uint8)
-                rows.setdefault("miou", []).append(miou(m, gt_mask(clean)))
+                rows.setdefault("miou", []).append(miou(y, gt_mask(clean)))
                 continue
-            y = np.clip(np.rint(out.float()[0, 0].cpu().numpy() * 255), 0, 255).astype(np.uint8)
-            if cfg.mode == "framework":
-                y = compose(y, mask[0, 0].cpu().numpy().astype(np.uint8))
+            if mask is not None:
+                y = compose(y, mask)
             rows.setdefault("psnr", []).append(psnr(y, clean))
             rows.setdefault("ssim", []).append(ssim(y, clean))
             yt = threshold(y)
@@ -303,25 +308,11 @@ class _Validator:
             rows.setdefault("ssim_thr", []).append(ssim(yt, clean))
             rows.setdefault("psnr_jpeg", []).append(psnr(jpeg, clean))
         for clean, plane, target in zip(self.clean, self.colour_planes, self.colour_targets):
-            qf = torch.tensor([float(cfg.val_qf)], device=self.device)
-            x = plane.to(self.device)
-            with _autocast(self.device, cfg.bf16):
-                if cfg.task == "mask":
-                    pred = model.predict(x, qf).float()
-                else:
-                    if self.mask_model is not None:
-                        mask = self.mask_model.predict(x, qf).float()
-                    else:
-                        mask = (target < 1.0).float().view_as(x).to(self.device)
-                    out, _ = model(x, mask, qf if model.needs_qf else None)
+            y, mask = self._run_one(model, plane.to(self.device), gt_mask(target))
             if cfg.task == "mask":
-                m = pred[0, 0].cpu().numpy().astype(np.uint8)
-                rows.setdefault("miou_colour", []).append(miou(m, gt_mask(clean)))
+                rows.setdefault("miou_colour", []).append(miou(y, gt_mask(clean)))
                 continue
-            y = np.clip(np.rint(out.float()[0, 0].cpu().numpy() * 255), 0, 255).astype(np.uint8)
-            y = threshold(compose(y, mask[0, 0].cpu().numpy().astype(np.uint8)))
-            t8 = np.clip(np.rint(target.numpy() * 255), 0, 255).astype(np.uint8)
-            rows.setdefault("psnr_colour_plane", []).append(psnr(y, t8))
+            rows.setdefault("psnr_colour_plane", []).append(psnr(threshold(compose(y, mask)), target))
         model.train()
         return {k: float(np.mean(v)) for k, v in rows.items()}
 
