@@ -39,6 +39,11 @@ Usage (from the repository root)::
     .venv/bin/python -m benchmarks.compare_waifu2x --waifu2x-python .venv-waifu2x/bin/python \\
         --out out/waifu2x --torch-waifu2x
 
+``--wild`` scores JPEGs as they reach artists instead (re-saved, resized, cropped, exported:
+:mod:`training.degrade`) and writes ``OUT/wild.md``; ``--wild --colour`` does the same on the
+crops coloured and against waifu2x's RGB models (``OUT/wild_colour.md``); see :func:`wild_main`
+and docs/wild.md.
+
 Without ``--set``/``--light-set``/``--smooth-light-set`` it uses ``DATA/lineart/val`` (as ``val``),
 ``DATA/kanji`` (as ``kanji``), the light variant of ``DATA/lineart/val`` (as ``val_light``) and the
 same without its grain (as ``val_light_smooth``), DATA being ``--data`` (default
@@ -559,6 +564,19 @@ def _write_gray(path: Path, img: np.ndarray) -> None:
     Image.fromarray(img, "L").save(path)
 
 
+def _read_image(path: Path, rgb: bool) -> np.ndarray:
+    """An image file as uint8 RGB ``(H, W, 3)`` when ``rgb``, else as gray (:func:`_read_gray`)."""
+    if not rgb:
+        return _read_gray(path)
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGB"))
+
+
+def _write_image(path: Path, img: np.ndarray) -> None:
+    """A gray ``(H, W)`` or RGB ``(H, W, 3)`` uint8 image as PNG."""
+    Image.fromarray(img, "L" if img.ndim == 2 else "RGB").save(path)
+
+
 def _jpeg(img: np.ndarray, qf: int) -> np.ndarray:
     from training.data import jpeg_degrade
 
@@ -569,12 +587,15 @@ def _jpeg(img: np.ndarray, qf: int) -> np.ndarray:
     return out
 
 
-def run_key(inputs: dict[str, np.ndarray], archs, levels, threads: int) -> str:
-    """A SHA-256 over the input names and pixels plus the waifu2x settings and the runner's source:
-    equal keys mean a stored waifu2x run can stand in for a new one."""
+def run_key(inputs: dict[str, np.ndarray], archs, levels, threads: int, color: str = "y") -> str:
+    """A SHA-256 over the input names and pixels plus the waifu2x settings (``color``: the runner's
+    ``--color``) and the runner's source: equal keys mean a stored waifu2x run can stand in for a
+    new one. (``color="y"`` leaves the key as it was before ``color`` existed.)"""
     h = hashlib.sha256()
     h.update(RUNNER.read_bytes())
     h.update(json.dumps([sorted(archs), sorted(levels), threads]).encode())
+    if color != "y":
+        h.update(f"color={color}".encode())
     for name in sorted(inputs):
         a = inputs[name]
         h.update(name.encode())
@@ -617,18 +638,20 @@ def run_waifu2x(python: str, in_dir: Path, out_dir: Path, archs, levels, threads
         return json.load(f)
 
 
-def run_waifu2x_cached(args: argparse.Namespace, inputs: dict[str, np.ndarray], in_dir: Path, w2x_dir: Path) -> dict:
-    """:func:`run_waifu2x` on ``in_dir``, keeping ``w2x_dir`` while its :func:`run_key` matches the
-    inputs and settings (the runner then resumes it model by model); a different key, or
-    ``--rerun-waifu2x``, wipes it first."""
-    key = run_key(inputs, args.arch, args.noise, args.threads)
+def run_waifu2x_cached(
+    args: argparse.Namespace, inputs: dict[str, np.ndarray], in_dir: Path, w2x_dir: Path, color: str = "y"
+) -> dict:
+    """:func:`run_waifu2x` on ``in_dir`` (``color``: ``y`` or ``rgb`` models), keeping ``w2x_dir``
+    while its :func:`run_key` matches the inputs and settings (the runner then resumes it model by
+    model); a different key, or ``--rerun-waifu2x``, wipes it first."""
+    key = run_key(inputs, args.arch, args.noise, args.threads, color)
     stamp = w2x_dir / "run_key.txt"
     if args.rerun_waifu2x or not (stamp.is_file() and stamp.read_text() == key):
         if w2x_dir.exists():
             shutil.rmtree(w2x_dir)
         w2x_dir.mkdir(parents=True)
         stamp.write_text(key)
-    return run_waifu2x(args.waifu2x_python, in_dir, w2x_dir, args.arch, args.noise, args.threads)
+    return run_waifu2x(args.waifu2x_python, in_dir, w2x_dir, args.arch, args.noise, args.threads, color)
 
 
 def waifu2x_models_dir(python: str) -> str:
@@ -736,6 +759,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="with --wild: only these families of training.degrade (same seeds as in the full run)",
     )
     p.add_argument(
+        "--colour",
+        action="store_true",
+        help="with --wild: the same crops coloured (training.colour.coloured_crop), degraded and scored in "
+        "RGB, against waifu2x's RGB models; writes OUT/wild_colour.md",
+    )
+    p.add_argument(
         "--rerun-waifu2x",
         action="store_true",
         help="redo waifu2x even when OUT/work holds its (partial) outputs for identical inputs and settings",
@@ -747,6 +776,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.figure_qf = min(args.qf)
     if args.figure_qf not in args.qf:
         p.error("--figure-qf must be one of --qf")
+    if args.colour and not args.wild:
+        p.error("--colour goes with --wild (the single-save colour comparison is benchmarks/compare_waifu2x_colour.py)")
     if args.threads < 1:
         p.error("--threads must be >= 1")
     if args.repeat < 1:
@@ -875,11 +906,21 @@ FAMILY_NAMES: dict[int, str] = {}
 def wild_main(args: argparse.Namespace) -> int:
     """``--wild``: every drawing of every set degraded by each family of :mod:`training.degrade`
     (fixed seeds), waifu2x (every requested model) and ours on the same pixels, scored against the
-    clean drawing put through the same geometry."""
+    clean drawing put through the same geometry.
+
+    With ``--colour`` each clean crop is first coloured by :func:`training.colour.coloured_crop`
+    (as ``python -m training evaluate --colour`` and ``compare_waifu2x_colour`` do), degraded as
+    RGB (each save draws its chroma subsampling), restored by ours through its colour path and by
+    waifu2x's RGB models, and scored in RGB (PSNR over the three channels, SSIM their mean); it
+    writes ``wild_colour.md`` / ``wild_colour.json`` and keeps its inputs in ``OUT/work_colour``,
+    so that a gray and a colour run can share ``--out``. The last column of the gray table (ours
+    without the wild pair and the enlargement step) is left out: colour layers never take the wild
+    pair."""
     import torch
 
     from core.metrics import psnr, ssim
     from core.pipeline import RestoreOptions
+    from training.colour import coloured_crop, rgb_ssim
     from training.degrade import FAMILIES, degrade
 
     FAMILY_NAMES.update(enumerate(FAMILIES, start=1))
@@ -888,10 +929,13 @@ def wild_main(args: argparse.Namespace) -> int:
         print(f"error: --wild-families: unknown {', '.join(unknown)}; one of {', '.join(FAMILIES)}", file=sys.stderr)
         return 2
     torch.set_num_threads(args.threads)
+    colour = args.colour
+    color, tag = ("rgb", "wild_colour") if colour else ("y", "wild")
+    score_ssim = rgb_ssim if colour else ssim
     sets = [s for s in _sets(args) if not s.light]
     restorer = _restorer(args)
     out = Path(args.out)
-    work = out / "work"
+    work = out / ("work_colour" if colour else "work")
     in_dir, w2x_dir = work / "inputs", work / "waifu2x"
     if in_dir.exists():
         shutil.rmtree(in_dir)
@@ -903,81 +947,76 @@ def wild_main(args: argparse.Namespace) -> int:
         for k, path in enumerate(pick_files(s.folder, args.images)):
             full = _read_gray(path)
             c = crop(full, choose_crop(full, args.crop))
+            if colour:
+                c = coloured_crop(c, k)
             for fi, fam in enumerate(FAMILIES, start=1):
                 if args.wild_families and fam not in args.wild_families:
                     continue
                 d = degrade(c, np.random.default_rng([args.seed, si, k, fi]), fam, qf_range=tuple(args.wild_qf))
                 name = input_name(s.name, path.stem, fi)
                 inputs[name], refs[name], infos[name] = d.image, d.reference, d.info
-                _write_gray(in_dir / name, d.image)
-    print(f"{len(inputs)} wild inputs in {in_dir}", file=sys.stderr)
+                _write_image(in_dir / name, d.image)
+    print(f"{len(inputs)} wild {'colour ' if colour else ''}inputs in {in_dir}", file=sys.stderr)
     records = []
-    for name, img in inputs.items():
+
+    def score(name: str, method: str, img: np.ndarray, seconds: float | None = None) -> None:
         s, stem, fi = parse_input_name(name)
-        records.append(Record(s, stem, fi, JPEG, psnr(refs[name], img), ssim(refs[name], img), img.size))
+        ref = refs[name]
+        pixels = ref.shape[0] * ref.shape[1]
+        records.append(Record(s, stem, fi, method, psnr(ref, img), score_ssim(ref, img), pixels, seconds))
+
+    for name, img in inputs.items():
+        score(name, JPEG, img)
     if args.torch_waifu2x:
         # waifu2x's graph in torch with its own .npz weights (benchmarks/waifu2x_torch.py): Chainer
         # takes about 30 s per 256² input and model on a loaded 2-core machine. Chainer runs on
-        # the first input only, every model, to show that both give the same pixels.
+        # the first input only, every model, to show that both give the same pixels (kept and
+        # reused, as the full runs are, while that input and the settings stay the same).
         from benchmarks import waifu2x_torch as wt
 
         models_dir = waifu2x_models_dir(args.waifu2x_python)
         first = min(inputs)
         one = work / "chainer_check"
-        for d in (one / "in", one / "out"):
-            shutil.rmtree(d, ignore_errors=True)
-            d.mkdir(parents=True)
-        _write_gray(one / "in" / first, inputs[first])
-        w2x = run_waifu2x(args.waifu2x_python, one / "in", one / "out", args.arch, args.noise, args.threads)
-        chainer = {(r["arch"], r["noise"]): _read_gray(Path(r["output"])) for r in w2x["results"]}
+        shutil.rmtree(one / "in", ignore_errors=True)
+        (one / "in").mkdir(parents=True)
+        _write_image(one / "in" / first, inputs[first])
+        w2x = run_waifu2x_cached(args, {first: inputs[first]}, one / "in", one / "out", color)
+        chainer = {(r["arch"], r["noise"]): _read_image(Path(r["output"]), colour) for r in w2x["results"]}
         agreement = {}
         for arch in args.arch:
             for level in args.noise:
-                model = wt.load_npz_model(wt.model_path(models_dir, arch, level), arch)
+                model = wt.load_npz_model(wt.model_path(models_dir, arch, level, color), arch)
+                keep = work / "waifu2x_torch" / f"{arch}_noise{level}"
+                keep.mkdir(parents=True, exist_ok=True)
                 for name, img in inputs.items():
-                    s, stem, fi = parse_input_name(name)
                     t0 = time.perf_counter()
                     y = wt.denoise(model, img)
-                    sec = time.perf_counter() - t0
-                    ref = refs[name]
-                    records.append(
-                        Record(s, stem, fi, waifu2x_method(arch, level), psnr(ref, y), ssim(ref, y), ref.size, sec)
-                    )
+                    score(name, waifu2x_method(arch, level), y, time.perf_counter() - t0)
+                    _write_image(keep / name, y)
                     if name == first:
                         agreement[f"{arch}/noise{level}"] = int(np.abs(chainer[(arch, level)].astype(int) - y).max())
         w2x["agreement_max_abs_with_chainer"] = agreement
         print(f"torch waifu2x against Chainer on {first}: max |diff| {agreement}", file=sys.stderr)
     else:
-        w2x = run_waifu2x_cached(args, inputs, in_dir, w2x_dir)
+        w2x = run_waifu2x_cached(args, inputs, in_dir, w2x_dir, color)
         for r in w2x["results"]:
-            s, stem, fi = parse_input_name(r["file"])
-            img = _read_gray(Path(r["output"]))
-            ref = refs[r["file"]]
-            records.append(
-                Record(
-                    s,
-                    stem,
-                    fi,
-                    waifu2x_method(r["arch"], r["noise"]),
-                    psnr(ref, img),
-                    ssim(ref, img),
-                    ref.size,
-                    r["seconds"],
-                )
+            score(
+                r["file"], waifu2x_method(r["arch"], r["noise"]), _read_image(Path(r["output"]), colour), r["seconds"]
             )
     before: dict = {}
     notes: dict[str, list[str]] = {}
     opts = RestoreOptions(ensemble=args.ensemble)
+    (work / "ours").mkdir(parents=True, exist_ok=True)
     for name, img in inputs.items():
-        s, stem, fi = parse_input_name(name)
-        ref = refs[name]
         t0 = time.perf_counter()
         res = restorer.restore(img, opts)
-        sec = time.perf_counter() - t0
-        records.append(Record(s, stem, fi, OURS, psnr(ref, res.image), ssim(ref, res.image), ref.size, sec))
+        score(name, OURS, res.image, time.perf_counter() - t0)
+        _write_image(work / "ours" / name, res.image)
         notes[name] = [n for n in res.notes if "JPEG" in n or "consisten" in n]
-        old = restorer.restore(img, dataclasses.replace(opts, wild_network=False, enlarged=False)).image
-        before.setdefault((s, fi), []).append(psnr(ref, old))
+        if not colour:
+            s, _, fi = parse_input_name(name)
+            old = restorer.restore(img, dataclasses.replace(opts, wild_network=False, enlarged=False)).image
+            before.setdefault((s, fi), []).append(psnr(refs[name], old))
     before = {k: float(np.mean(v)) for k, v in before.items()}
     table, checks = wild_table(records, before)
     agree = w2x.get("agreement_max_abs_with_chainer")
@@ -986,17 +1025,18 @@ def wild_main(args: argparse.Namespace) -> int:
         f"waifu2x {w2x.get('waifu2x')} / chainer {w2x.get('chainer')}"
         + (
             f" (its graph run in torch with the same weights; on one input every model's output is within "
-            f"{max(agree.values())} gray level(s) of Chainer's)"
+            f"{max(agree.values())} {'level(s) per channel' if colour else 'gray level(s)'} of Chainer's)"
             if agree
             else ""
         )
-        + f", models {', '.join(args.arch)} at noise "
+        + f", {'RGB ' if colour else ''}models {', '.join(args.arch)} at noise "
         f"{', '.join(map(str, args.noise))}. {len(inputs)} inputs: {args.images} drawing(s) per set, "
-        f"{args.crop} px crops, first save at QF {args.wild_qf[0]}-{args.wild_qf[1]}, seed {args.seed}."
+        f"{args.crop} px crops{', coloured (training.colour.coloured_crop), scored in RGB' if colour else ''}, "
+        f"first save at QF {args.wild_qf[0]}-{args.wild_qf[1]}, seed {args.seed}."
     )
     text = table + "\nTargets:\n\n" + targets_markdown(checks) + "\n" + env + "\n"
-    (out / "wild.md").write_text(text)
-    with open(out / "wild.json", "w") as f:
+    (out / f"{tag}.md").write_text(text)
+    with open(out / f"{tag}.json", "w") as f:
         json.dump(
             {
                 "command": " ".join([Path(sys.executable).name, *sys.argv]),

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -245,9 +246,10 @@ def test_compose_grid_rejects_mismatched_panels(drawing):
 # ---------------------------------------------------------------------------------------------
 
 
-def _fake_npz(path: Path, arch: str, rng: np.random.Generator) -> None:
-    """A waifu2x-style .npz (Chainer key names) with random weights of the right shapes."""
-    model = wt.VGG7() if arch == "vgg7" else wt.ResNet10()
+def _fake_npz(path: Path, arch: str, rng: np.random.Generator, ch: int = 1) -> None:
+    """A waifu2x-style .npz (Chainer key names) with random weights of the right shapes
+    (``ch`` 1: a Y model, 3: an RGB one)."""
+    model = wt.VGG7(ch) if arch == "vgg7" else wt.ResNet10(ch)
     arrays = {}
     for k, v in model.state_dict().items():
         module, leaf = k.rsplit(".", 1)
@@ -256,34 +258,40 @@ def _fake_npz(path: Path, arch: str, rng: np.random.Generator) -> None:
     np.savez(path, **arrays)
 
 
+@pytest.mark.parametrize("ch", [1, 3], ids=["y", "rgb"])
 @pytest.mark.parametrize("arch", ["vgg7", "resnet10"])
-def test_torch_graph_loads_npz_and_needs_only_offset_pixels_of_context(tmp_path, rng, arch):
+def test_torch_graph_loads_npz_and_needs_only_offset_pixels_of_context(tmp_path, rng, arch, ch):
     import torch
 
     p = tmp_path / f"{arch}.npz"
-    _fake_npz(p, arch, rng)
+    _fake_npz(p, arch, rng, ch)
     model = wt.load_npz_model(str(p), arch)
+    assert model.ch == ch  # read from the first convolution's weight
     with np.load(p) as z:
         w = z["conv1/W" if arch == "vgg7" else "res2/conv1/W"]
     got = model.conv1.weight if arch == "vgg7" else model.res2.conv1.weight
     np.testing.assert_array_equal(got.detach().numpy(), w)
 
-    img = rng.integers(0, 256, (40, 48)).astype(np.uint8)
+    img = rng.integers(0, 256, (40, 48) if ch == 1 else (40, 48, 3)).astype(np.uint8)
     out = wt.denoise(model, img)
     assert out.shape == img.shape and out.dtype == np.uint8
     # Block-wise equivalence: the left half of the output depends only on the left half of the
     # padded input plus `offset` pixels, which is what lets whole-image inference equal waifu2x's
     # overlapping blocks.
     off = model.offset
-    x = torch.from_numpy(img.astype(np.float32) / 255)[None, None]
+    x = torch.from_numpy(img.astype(np.float32) / 255)
+    x = (x[None] if ch == 1 else x.permute(2, 0, 1))[None]
     x = torch.nn.functional.pad(x, (off,) * 4, mode="replicate")
     with torch.inference_mode():
         full = model(x)
         left = model(x[..., : 24 + 2 * off])
     torch.testing.assert_close(left, full[..., :24], rtol=1e-5, atol=1e-5)
+    if ch == 3:
+        # R, G, B stay in their places: the output's channels are the graph's, in order
+        np.testing.assert_array_equal(out, (full[0].clamp(0, 1) * 255).permute(1, 2, 0).numpy().astype(np.uint8))
 
 
-def test_torch_graph_rejects_wrong_files(tmp_path, rng):
+def test_torch_graph_rejects_wrong_files_and_images(tmp_path, rng):
     p = tmp_path / "vgg7.npz"
     _fake_npz(p, "vgg7", rng)
     with pytest.raises(ValueError, match="does not hold a waifu2x resnet10"):
@@ -292,6 +300,18 @@ def test_torch_graph_rejects_wrong_files(tmp_path, rng):
         wt.model_path("m", "upconv7", 1)
     with pytest.raises(ValueError, match="noise level"):
         wt.model_path("m", "vgg7", 4)
+    with pytest.raises(ValueError, match="colour"):
+        wt.model_path("m", "vgg7", 1, "rgba")
+    assert wt.model_path("m", "vgg7", 2, "rgb") == os.path.join("m", "vgg7", "anime_style_noise2_rgb.npz")
+    gray = wt.load_npz_model(str(p), "vgg7")
+    _fake_npz(p, "vgg7", rng, 3)
+    rgb = wt.load_npz_model(str(p), "vgg7")
+    with pytest.raises(ValueError, match=r"\(H, W\) gray"):
+        wt.denoise(gray, np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"\(H, W, 3\) RGB"):
+        wt.denoise(rgb, np.zeros((8, 8), np.uint8))
+    with pytest.raises(ValueError, match="RGB"):
+        wt.denoise(rgb, np.zeros((8, 8, 4), np.uint8))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -300,17 +320,23 @@ def test_torch_graph_rejects_wrong_files(tmp_path, rng):
 
 
 @pytest.mark.slow
-def test_runner_uses_waifu2x_and_torch_graph_agrees(tmp_path, drawing_factory):
+@pytest.mark.parametrize("color", ["y", "rgb"])
+def test_runner_uses_waifu2x_and_torch_graph_agrees(tmp_path, drawing_factory, color):
     py = _waifu2x_python()
     if py is None:
         pytest.skip("waifu2x venv absent: run benchmarks/waifu2x_env.sh (or set WAIFU2X_PYTHON)")
     from PIL import Image
 
+    from training.colour import coloured_crop
+
     img, _ = drawing_factory(40, 48)
+    mode = "L" if color == "y" else "RGB"
+    if color == "rgb":
+        img = coloured_crop(img, 1)  # one ink per stroke
     in_dir, out_dir = tmp_path / "in", tmp_path / "out"
     in_dir.mkdir()
-    Image.fromarray(img, "L").save(in_dir / "d.jpg", quality=20)
-    jpeg = np.asarray(Image.open(in_dir / "d.jpg").convert("L"))
+    Image.fromarray(img, mode).save(in_dir / "d.jpg", quality=20)
+    jpeg = np.asarray(Image.open(in_dir / "d.jpg").convert(mode))
     cmd = [
         py,
         str(BENCH / "waifu2x_runner.py"),
@@ -324,6 +350,8 @@ def test_runner_uses_waifu2x_and_torch_graph_agrees(tmp_path, drawing_factory):
         "--noise",
         "1",
         "--resume",
+        "--color",
+        color,
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
@@ -343,7 +371,7 @@ def test_runner_uses_waifu2x_and_torch_graph_agrees(tmp_path, drawing_factory):
         out = np.asarray(Image.open(r["output"]))
         assert out.shape == img.shape and out.dtype == np.uint8 and r["seconds"] > 0
         assert not np.array_equal(out, jpeg)  # the model did change the JPEG
-        model = wt.load_npz_model(wt.model_path(models_dir, r["arch"], 1), r["arch"])
+        model = wt.load_npz_model(wt.model_path(models_dir, r["arch"], 1, color), r["arch"])
         mine = wt.denoise(model, jpeg)
         assert np.abs(mine.astype(int) - out.astype(int)).max() <= 1
 
@@ -358,6 +386,8 @@ def test_run_key_changes_with_pixels_names_and_settings():
     assert cw.run_key({"s__y__q010.png": a["s__x__q010.png"]}, ["vgg7"], [3], 1) != k
     assert cw.run_key(a, ["vgg7"], [2], 1) != k
     assert cw.run_key(a, ["vgg7"], [3], 2) != k
+    assert cw.run_key(a, ["vgg7"], [3], 1, "y") == k  # gray keys stored before `color` still match
+    assert cw.run_key(a, ["vgg7"], [3], 1, "rgb") != k
 
 
 def _cell_records(set_name, qf, jpeg, w2x, ours):
@@ -480,3 +510,48 @@ def test_wild_table_reports_each_family_and_checks_both_targets():
         "val double_aligned: ours − waifu2x best ≥ 1 dB": True,
         "val double_aligned: ours ≥ input on every drawing": True,
     }
+
+
+def test_colour_goes_with_wild():
+    with pytest.raises(SystemExit):
+        cw._parse_args(["--waifu2x-python", "py", "--out", "o", "--colour"])
+    assert cw._parse_args(["--waifu2x-python", "py", "--out", "o", "--wild", "--colour"]).colour
+
+
+@pytest.mark.slow
+def test_wild_colour_scores_rgb_and_reuses_waifu2x(tmp_path, capfd, drawing_factory):
+    py = _waifu2x_python()
+    if py is None:
+        pytest.skip("waifu2x venv absent: run benchmarks/waifu2x_env.sh (or set WAIFU2X_PYTHON)")
+    from PIL import Image
+
+    folder = tmp_path / "set"
+    folder.mkdir()
+    Image.fromarray(drawing_factory(64, 72)[0], "L").save(folder / "d.png")
+    out = tmp_path / "out"
+    argv = ["--waifu2x-python", py, "--out", str(out), "--wild", "--colour", "--set", f"s={folder}"]
+    argv += ["--images", "1", "--crop", "64", "--arch", "vgg7", "--noise", "3"]
+    argv += ["--wild-families", "single", "resize_png"]
+    for _ in range(2):  # the second run finds waifu2x's outputs for the same inputs and keeps them
+        assert cw.main(argv) == 0
+    err = capfd.readouterr().err
+    assert err.count("reusing") == 1
+    rec = json.loads((out / "wild_colour.json").read_text())
+    inputs = sorted((out / "work_colour" / "inputs").iterdir())
+    assert [p.name for p in inputs] == ["s__d__q001.png", "s__d__q005.png"]
+    assert all(Image.open(p).mode == "RGB" for p in inputs)
+    assert rec["inputs"]["s__d__q001.png"]["qf_subsampling"] in (0, 1, 2)  # degraded as RGB
+    chainer = {r["qf"]: r["psnr"] for r in rec["records"] if r["method"] == "waifu2x/vgg7/noise3"}
+    ours = {f"s__d__q{r['qf']:03d}.png": r["pixels"] for r in rec["records"] if r["method"] == cw.OURS}
+    assert ours == {p.name: Image.open(p).width * Image.open(p).height for p in inputs}  # pixels, not values
+    table = (out / "wild_colour.md").read_text()
+    assert "| s | single |" in table and "| s | resize_png |" in table and "vgg7 n3" in table
+    assert not (out / "wild.md").exists()
+
+    # waifu2x's RGB graph in torch: the same scores within rounding, Chainer run on one input
+    assert cw.main([*argv, "--torch-waifu2x"]) == 0
+    rec = json.loads((out / "wild_colour.json").read_text())
+    torch_scores = {r["qf"]: r["psnr"] for r in rec["records"] if r["method"] == "waifu2x/vgg7/noise3"}
+    assert torch_scores == pytest.approx(chainer, abs=0.05)
+    assert re.search(r"within [01] level\(s\) per channel of Chainer's", rec["environment"])
+    assert (out / "work_colour" / "waifu2x_torch" / "vgg7_noise3" / "s__d__q005.png").is_file()
