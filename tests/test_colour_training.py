@@ -157,3 +157,56 @@ def test_colour_training_refuses_what_it_cannot_do(tmp_path):
         train(TrainConfig(task="restore", mode="baseline", train_dirs=[str(tmp_path)], steps=1, colour_fraction=0.5))
     with pytest.raises(ValueError, match="share of patches"):
         train(TrainConfig(task="mask", train_dirs=[str(tmp_path)], steps=1, colour_fraction=1.5))
+
+
+@pytest.mark.parametrize("target", ["plane", "drawing"])
+def test_wild_colour_patches_are_degraded_as_rgb(drawings, monkeypatch, target):
+    """``--wild`` with ``--colour``: that share of the wild patches is a coloured drawing degraded
+    as RGB (training.degrade); the input is the pipeline's plane of the degraded layer, the target
+    the clean coloured drawing put through the same geometry (its line plane, or for a mask network
+    its distance from white as a gray drawing)."""
+    from training import degrade as degrade_module
+    from training.colour import line_plane
+
+    made = []
+    real = degrade_module.degrade
+
+    def recording(img, rng, family=None, **kw):
+        d = real(img, rng, family, **kw)
+        made.append((img, d))
+        return d
+
+    monkeypatch.setattr(degrade_module, "degrade", recording)
+    ds = PatchDataset(
+        drawings,
+        crop=CROP,
+        wild_fraction=1.0,
+        wild_families=("resize_png",),
+        colour_fraction=1.0,
+        colour_target=target,
+        seed=9,
+    )
+    from core.pipeline import network_planes
+
+    for i in range(4):
+        made.clear()
+        plane, want, qf, rgb = ds.colour_item(i)
+        ((src, d),) = made
+        assert src.ndim == 3 and d.image.ndim == 3 and d.info["family"] == "resize_png"  # degraded in colour
+        assert rgb.shape == (CROP, CROP, 3) and float(qf) == d.info["qf"]
+        # the crop of the degraded layer that the patch shows, and of its reference
+        hits = [
+            (y, x)
+            for y in range(d.image.shape[0] - CROP + 1)
+            for x in range(d.image.shape[1] - CROP + 1)
+            if np.array_equal(d.image[y : y + CROP, x : x + CROP], rgb)
+        ]
+        assert hits
+        y, x = hits[0]
+        ref = d.reference[y : y + CROP, x : x + CROP]
+        planes = network_planes(rgb)
+        assert torch.equal(plane, planes.mask_input(colour_mask=True)[0])
+        if target == "plane":
+            assert torch.equal(want, line_plane(ref, planes.ink_k)[None])
+        else:
+            assert torch.equal(want, torch.from_numpy(ref.min(axis=2) / np.float32(255.0))[None])

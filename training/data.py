@@ -171,6 +171,8 @@ class PatchDataset(torch.utils.data.Dataset):
         wild_fraction: share of patches degraded by :func:`training.degrade.degrade` (re-saved,
             resized, cropped, exported) instead of one JPEG; their target is the clean drawing
             put through the same geometry. The QF returned is the first save's.
+            With ``colour_fraction`` too, that share of the wild patches is drawn in colour and
+            degraded as RGB (:meth:`_colour_wild_item`).
         wild_families: the :data:`training.degrade.FAMILIES` those patches are drawn from (uniformly);
             None for all of them. A backbone that only ever sees layers routed to it (the wild
             pair: resized layers, some re-saves after a crop) can be trained on those alone.
@@ -236,6 +238,35 @@ class PatchDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         return self._item(index)[:3]
 
+    def _colour_wild_item(self, clean: np.ndarray, rng: np.random.Generator, size: int):
+        """A colour patch degraded by :func:`training.degrade.degrade` (as RGB: each save draws its
+        chroma subsampling) instead of one JPEG: the plane the pipeline makes of the degraded layer,
+        and the target of ``colour_target`` for the clean coloured drawing put through the same
+        geometry (the gray drawing's, for a mask network)."""
+        from core.pipeline import network_planes
+
+        from .colour import colourize, line_plane
+        from .degrade import degrade
+
+        c = self.crop
+        coloured = colourize(clean, rng)
+        big = np.pad(coloured, ((0, size), (0, size), (0, 0)), mode="reflect")  # a resize may halve it
+        family = None if not self.wild_families else self.wild_families[int(rng.integers(len(self.wild_families)))]
+        d = degrade(np.ascontiguousarray(big), rng, family, qf_range=self.qf_range)
+        img, ref = d.image, d.reference
+        if min(img.shape[:2]) < c:
+            pad = ((0, max(0, c - img.shape[0])), (0, max(0, c - img.shape[1])), (0, 0))
+            img, ref = np.pad(img, pad, constant_values=255), np.pad(ref, pad, constant_values=255)
+        y, x = int(rng.integers(img.shape[0] - c + 1)), int(rng.integers(img.shape[1] - c + 1))
+        img, ref = np.ascontiguousarray(img[y : y + c, x : x + c]), ref[y : y + c, x : x + c]
+        planes = network_planes(img)
+        plane = planes.mask_input(colour_mask=True, planes=self.mask_planes)[0].float()
+        qf = torch.tensor(float(d.info["qf"]))
+        if self.colour_target == "drawing":
+            # its darkest channel: a gray drawing as far from white, whose eq. 3 mask is the colour one's
+            return plane, torch.from_numpy(ref.min(axis=2).astype(np.float32) / 255.0)[None], qf, img
+        return plane, line_plane(ref, planes.ink_k)[None], qf, img
+
     def _planes(self, x: torch.Tensor) -> torch.Tensor:
         """A gray (1, H, W) input as the mask network is given it: repeated as its darkest channel
         when it takes two planes."""
@@ -267,6 +298,8 @@ class PatchDataset(torch.utils.data.Dataset):
         if self.wild_fraction and rng.random() < self.wild_fraction:
             from .degrade import degrade
 
+            if self.colour_fraction and rng.random() < self.colour_fraction:
+                return self._colour_wild_item(clean, rng, size)
             # A resize may halve the patch: degrade a patch twice as big, then crop.
             big = np.pad(clean, ((0, size), (0, size)), mode="reflect") if min(clean.shape) >= size else clean
             family = None if not self.wild_families else self.wild_families[int(rng.integers(len(self.wild_families)))]
