@@ -105,9 +105,6 @@ class ColourPlane:
         notes: remarks for people.
         mask_gray: the mask network's plane: ``gray`` without the faint darkness the stretch made
             of JPEG noise (see :data:`NOISE_LEVEL`, :data:`FAINT`).
-        darkest: (H, W) float32 ``1 - max_channel(d)``, the darkest channel straight from the
-            pixels (chroma and all, at the chroma's resolution): the colour layers' mask network's
-            second plane, beside ``gray`` (sharp, but built on the luminance alone).
     """
 
     gray: np.ndarray
@@ -116,7 +113,6 @@ class ColourPlane:
     dtype: np.dtype
     notes: list[str]
     mask_gray: np.ndarray | None = None
-    darkest: np.ndarray | None = None
 
 
 def is_neutral(img: np.ndarray, spread: int = NEUTRAL_SPREAD) -> bool:
@@ -181,7 +177,7 @@ def prepare(img: np.ndarray) -> ColourPlane:
     """An RGB(A) layer (uint8/uint16) -> its line plane and ink directions (see the module doc).
 
     Works in row bands (each with the wide window's rows around it), so that its temporaries stay
-    a band's size: besides the results (24 bytes per pixel) it needs about 70 bytes per pixel of
+    a band's size: besides the results (20 bytes per pixel) it needs about 70 bytes per pixel of
     one band.
     """
     layout = layout_of(img)
@@ -196,7 +192,6 @@ def prepare(img: np.ndarray) -> ColourPlane:
     q_all = np.maximum(sums[:3] / sums[3], 0) if sums[3] > 0 else np.ones(3)
     gray = np.empty((h, w), np.float32)
     mask_gray = np.empty((h, w), np.float32)
-    darkest = np.empty((h, w), np.float32)
     direction = np.empty((h, w, 3), np.float32)
     halo = max(WIDE_RADIUS, LOCAL_RADIUS)
     for y in range(0, h, _ROWS):
@@ -206,22 +201,13 @@ def prepare(img: np.ndarray) -> ColourPlane:
         rows = slice(y, min(h, y + _ROWS))
         dd = _darkness_and_luma(img[y0:y1])
         dy = dd[inner, :, 3].copy()
-        np.subtract(1.0, _max3(dd[inner]), out=darkest[rows])
         wdd = _inked(dd)
         del dd
         gray[rows], mask_gray[rows], direction[rows] = _band_planes(wdd, dy, inner, q_all)
     notes = ["colour input: lines found and restored on their darkness, colours kept per stroke"]
     if has_transparency(img):
         notes.append("transparent pixels were composited on white before restoring")
-    return ColourPlane(
-        gray=gray,
-        direction=direction,
-        layout=layout,
-        dtype=img.dtype,
-        notes=notes,
-        mask_gray=mask_gray,
-        darkest=darkest,
-    )
+    return ColourPlane(gray=gray, direction=direction, layout=layout, dtype=img.dtype, notes=notes, mask_gray=mask_gray)
 
 
 def _band_planes(wdd: np.ndarray, dy: np.ndarray, inner: slice, q_all: np.ndarray):

@@ -11,10 +11,6 @@ Three conditioning variants, as in the paper:
 * ``qfmap``  - the JPEG plus a constant ``(100 - QF) / 100`` map (pairs with DRUNet).
 * ``single`` - the JPEG only, trained at one QF (pairs with per-QF SwinIR models).
 
-Any variant may take more than one image plane per pixel (``planes``): the colour layers' mask
-network is given a coloured layer's line plane and its darkest channel
-(:meth:`core.pipeline.NetworkPlanes.mask_input`).
-
 Layout follows timm's model files: blocks, model, presets/factory.
 """
 
@@ -75,8 +71,6 @@ class MaskUNet(nn.Module):
         qf: for the ``single`` variant, the JPEG quality it was trained at (metadata only).
         qf_range: the quality range it was trained over (metadata only).
         preset: label recorded in the metadata.
-        planes: image planes per pixel: 1, a gray (or line) plane; 2, a colour layer's line plane
-            and its darkest channel (:meth:`core.pipeline.NetworkPlanes.mask_input`).
     """
 
     def __init__(
@@ -87,7 +81,6 @@ class MaskUNet(nn.Module):
         qf: int | None = None,
         qf_range: Sequence[int] = (5, 95),
         preset: str = "custom",
-        planes: int = 1,
     ):
         super().__init__()
         if variant not in VARIANTS:
@@ -96,17 +89,15 @@ class MaskUNet(nn.Module):
             raise InvalidOptionError("mask network needs at least 2 levels and 1 block per stage")
         if variant == "single" and qf is None:
             raise InvalidOptionError("the 'single' mask network variant needs the QF it is trained for")
-        if planes not in (1, 2):
-            raise InvalidOptionError(f"a mask network takes 1 or 2 image planes, not {planes!r}")
         self.variant = variant
         self.channels = [int(c) for c in channels]
         self.blocks = int(blocks)
         self.qf = None if qf is None else int(qf)
         self.qf_range = [int(q) for q in qf_range]
         self.preset = preset
-        self.planes = int(planes)
+        in_ch = 2 if variant == "qfmap" else 1
         c = self.channels
-        self.head = nn.Conv2d(self.in_channels, c[0], 3, padding=1)
+        self.head = nn.Conv2d(in_ch, c[0], 3, padding=1)
         self.enc = nn.ModuleList([_stage(c[i], blocks) for i in range(len(c) - 1)])
         self.down = nn.ModuleList([nn.Conv2d(c[i], c[i + 1], 2, stride=2) for i in range(len(c) - 1)])
         self.bottom = _stage(c[-1], 2 * blocks)
@@ -123,43 +114,19 @@ class MaskUNet(nn.Module):
         return self.variant == "qfmap"
 
     @property
-    def in_channels(self) -> int:
-        """Channels of the first layer: the image planes, and the QF map of ``qfmap``."""
-        return self.planes + int(self.variant == "qfmap")
-
-    def with_planes(self, planes: int) -> MaskUNet:
-        """A copy taking ``planes`` image planes, the added ones with zero weights: it predicts
-        exactly what this network does until training gives them a use (``python -m training mask
-        --planes 2 --init`` from a one-plane file)."""
-        if planes < self.planes:
-            raise InvalidOptionError(f"a {self.planes}-plane mask network cannot be cut to {planes} plane(s)")
-        wider = MaskUNet(**{**self._kwargs(), "planes": planes}).to(self.head.weight.device)
-        state = self.state_dict()
-        w = state["head.weight"]
-        grown = w.new_zeros((w.shape[0], wider.in_channels, *w.shape[2:]))
-        grown[:, : self.planes] = w[:, : self.planes]  # the image planes
-        grown[:, planes:] = w[:, self.planes :]  # the QF map of ``qfmap``, after them
-        state["head.weight"] = grown
-        wider.load_state_dict(state)
-        return wider
-
-    def _kwargs(self) -> dict[str, Any]:
+    def config(self) -> dict[str, Any]:
         return {
+            "kind": "masknet",
             "variant": self.variant,
             "channels": self.channels,
             "blocks": self.blocks,
             "qf": self.qf,
             "qf_range": self.qf_range,
             "preset": self.preset,
-            "planes": self.planes,
         }
 
-    @property
-    def config(self) -> dict[str, Any]:
-        return {"kind": "masknet", **self._kwargs()}
-
     def extra_repr(self) -> str:
-        return f"variant={self.variant}, channels={self.channels}, blocks={self.blocks}, planes={self.planes}"
+        return f"variant={self.variant}, channels={self.channels}, blocks={self.blocks}"
 
     def forward(
         self, x: torch.Tensor, qf: torch.Tensor | float | None = None, *, core: Callable | None = None
@@ -167,7 +134,7 @@ class MaskUNet(nn.Module):
         """Logits for each pixel.
 
         Args:
-            x: JPEG-decoded images ``(N, planes, H, W)``, float in ``[0, 1]`` (white = 1), any H, W.
+            x: JPEG-decoded images ``(N, 1, H, W)``, float in ``[0, 1]`` (white = 1), any H, W.
             qf: JPEG quality 1-100 (number or ``(N,)``), required by the ``qfmap`` variant.
             core: computes :meth:`forward_padded` instead of this module's own layers (an
                 exported copy of them, e.g. :class:`core.ort_engine.OrtCore`).
@@ -175,7 +142,7 @@ class MaskUNet(nn.Module):
         Returns:
             ``(N, 2, H, W)`` logits; channel 1 is *line*.
         """
-        check_network_input(x, "mask network input", self.planes)
+        check_network_input(x, "mask network input")
         n, _, h, w = x.shape
         if self.variant == "qfmap":
             if qf is None:
@@ -229,7 +196,6 @@ def masknet_from_config(config: dict[str, Any]) -> MaskUNet:
             qf=config.get("qf"),
             qf_range=config.get("qf_range", (5, 95)),
             preset=config.get("preset", "custom"),
-            planes=config.get("planes", 1),
         )
     except (KeyError, TypeError) as e:
         raise UnsupportedModelError(f"mask network description is incomplete or malformed: {e}") from None

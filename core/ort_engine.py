@@ -102,7 +102,7 @@ def export_onnx(model: nn.Module, kind: str, f) -> None:
     ``mask`` or ``backbone``. The graph every :class:`OrtCore` runs; export errors propagate."""
     m = int(getattr(model, "multiple_of", 8))
     side = max(64, m)
-    example = torch.rand(1, int(model.in_channels), side, side)
+    example = torch.rand(1, _input_channels(model, kind), side, side)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
@@ -115,6 +115,12 @@ def export_onnx(model: nn.Module, kind: str, f) -> None:
             opset_version=OPSET,
             dynamo=False,
         )
+
+
+def _input_channels(model: nn.Module, kind: str) -> int:
+    if kind == "mask":
+        return 2 if getattr(model, "variant", "blind") == "qfmap" else 1
+    return int(model.in_channels)
 
 
 def _is_alloc_failure(e: BaseException) -> bool:
@@ -150,7 +156,7 @@ class OrtCore:
 
         self.kind = kind
         self.threads = torch.get_num_threads()
-        channels = int(model.in_channels)
+        channels = _input_channels(model, kind)
         m = int(getattr(model, "multiple_of", 8))
         wrapper = _Padded(model, kind).eval()
         buf = io.BytesIO()

@@ -319,9 +319,7 @@ class NetworkPlanes:
     ``x``: the (1, 1, H, W) plane the backbone sees (stretched when ``ink_k != 1``); ``mask_x``:
     the plane the mask network sees when it is not ``x`` (a colour layer's, without the stretched
     JPEG noise), else ``None``; ``direction``: a colour layer's ink directions, ``None`` for a gray
-    or neutral one; ``ink_k``: the light-ink stretch (:mod:`core.ink`), 1 when none; ``darkest``:
-    a colour layer's darkest channel (:attr:`core.colour.ColourPlane.darkest`), stretched like
-    ``x``, else ``None``.
+    or neutral one; ``ink_k``: the light-ink stretch (:mod:`core.ink`), 1 when none.
     """
 
     plane: GrayPlane
@@ -329,24 +327,14 @@ class NetworkPlanes:
     mask_x: torch.Tensor | None
     direction: np.ndarray | None
     ink_k: float
-    darkest: torch.Tensor | None = None
 
-    def mask_input(self, colour_mask: bool = False, planes: int = 1) -> torch.Tensor:
-        """The (1, ``planes``, H, W) input of a mask network. The gray-trained mask network gets a
+    def mask_input(self, colour_mask: bool = False) -> torch.Tensor:
+        """The (1, 1, H, W) plane a mask network is given. The gray-trained mask network gets a
         colour layer's mask plane ``mask_x``; the colour layers' own mask network (``colour_mask``,
-        :data:`COLOUR_MASK_FILE`, trained on this very input by ``python -m training mask
+        :data:`COLOUR_MASK_FILE`, trained on this very plane by ``python -m training mask
         --colour``) gets the full line plane ``x``: the floors of ``mask_x`` also erase a light
-        ink's faint strokes, which a network trained on colour can tell from the stretched noise.
-        A two-plane network (``MaskUNet.planes``) gets the darkest channel as its second plane: the
-        line plane is sharp but made of the luminance alone, and a light ink's luminance holds
-        little of it (yellow's about a fifth), while the darkest channel holds the chroma, at its
-        lower resolution. A gray or neutral layer's darkest channel is its plane itself."""
-        x = self.x if (self.mask_x is None or colour_mask) else self.mask_x
-        if planes == 1:
-            return x
-        if planes != 2:
-            raise InvalidOptionError(f"a mask network takes 1 or 2 image planes, not {planes!r}")
-        return torch.cat([x, self.x if self.darkest is None else self.darkest], dim=1)
+        ink's faint strokes, which a network trained on colour can tell from the stretched noise."""
+        return self.x if (self.mask_x is None or colour_mask) else self.mask_x
 
 
 def network_planes(image: np.ndarray, normalize_ink: bool = True) -> NetworkPlanes:
@@ -355,25 +343,23 @@ def network_planes(image: np.ndarray, normalize_ink: bool = True) -> NetworkPlan
     stretched to full contrast when ``normalize_ink`` finds flat light ink (:mod:`core.ink`).
     Mask training on coloured JPEGs (``python -m training mask --colour``) calls this too, so that
     the network is trained on exactly the plane it will see."""
-    direction = mask_x = darkest = None
+    direction = mask_x = None
     if colour.is_neutral(image):
         plane = to_gray_float(image)
     else:
         cplane = colour.prepare(image)
         plane = GrayPlane(cplane.gray, cplane.layout, cplane.dtype, cplane.notes)
-        direction, mask_gray, darkest_np = cplane.direction, cplane.mask_gray, cplane.darkest
+        direction, mask_gray = cplane.direction, cplane.mask_gray
         del cplane
     h, w = plane.gray.shape
     x = torch.from_numpy(plane.gray).view(1, 1, h, w)
     if direction is not None:
         mask_x = torch.from_numpy(mask_gray).view(1, 1, h, w)
-        darkest = torch.from_numpy(darkest_np).view(1, 1, h, w)
     ink_k = ink.stretch_factor(plane.gray) if normalize_ink else 1.0
     if ink_k != 1.0:
         x = ink.stretch(x, ink_k)
         mask_x = ink.stretch(mask_x, ink_k) if mask_x is not None else None
-        darkest = ink.stretch(darkest, ink_k) if darkest is not None else None
-    return NetworkPlanes(plane, x, mask_x, direction, ink_k, darkest)
+    return NetworkPlanes(plane, x, mask_x, direction, ink_k)
 
 
 @dataclass
@@ -682,7 +668,7 @@ class Restorer:
 
     def _tile_cost(self, r: _Runner, qf: float | None) -> float:
         if _kind(r.model) == "mask":
-            call = lambda s: self._mask_logit_diff(r, torch.full((1, r.model.planes, s, s), 1.0), qf)
+            call = lambda s: self._mask_logit_diff(r, torch.full((1, 1, s, s), 1.0), qf)
         else:
             call = lambda s: self._backbone_call(
                 r, torch.full((1, 1, s, s), 1.0), torch.zeros((1, 1, s, s), dtype=torch.uint8), qf
@@ -773,8 +759,7 @@ class Restorer:
             if direction is not None and "mask_colour" in self._runners:
                 mask_runner = self._runners["mask_colour"]  # a coloured layer: its own mask network
         mask_x = planes.mask_input(
-            colour_mask=mask_runner is not None and mask_runner is self._runners.get("mask_colour"),
-            planes=1 if mask_runner is None else getattr(mask_runner.model, "planes", 1),
+            colour_mask=mask_runner is not None and mask_runner is self._runners.get("mask_colour")
         )
         del planes
 

@@ -24,10 +24,10 @@ def as_qf_tensor(qf: torch.Tensor | float, n: int, device: torch.device) -> torc
     return q
 
 
-def check_network_input(x: torch.Tensor, name: str, planes: int = 1) -> None:
-    """Raise InvalidImageError unless ``x`` is a non-empty float ``(N, planes, H, W)`` tensor."""
-    if not torch.is_tensor(x) or x.ndim != 4 or x.shape[1] != planes:
-        raise InvalidImageError(f"{name} must be a (N, {planes}, H, W) tensor, got {tuple(getattr(x, 'shape', ()))}")
+def check_network_input(x: torch.Tensor, name: str) -> None:
+    """Raise InvalidImageError unless ``x`` is a non-empty float ``(N, 1, H, W)`` tensor."""
+    if not torch.is_tensor(x) or x.ndim != 4 or x.shape[1] != 1:
+        raise InvalidImageError(f"{name} must be a (N, 1, H, W) tensor, got {tuple(getattr(x, 'shape', ()))}")
     if not x.is_floating_point():
         raise InvalidImageError(f"{name} must be float in [0, 1] (white = 1), got {x.dtype}")
     if x.numel() == 0:

@@ -132,15 +132,6 @@ def build_parser() -> argparse.ArgumentParser:
         "as RGB JPEGs (4:2:0, a quarter 4:4:4) and given as the plane the pipeline gives the mask "
         "network for a colour layer; validation adds their mIoU (default 0)",
     )
-    pm.add_argument(
-        "--planes",
-        type=int,
-        default=1,
-        choices=[1, 2],
-        help="image planes the network takes: 1 (default), or 2 for the colour layers' mask network "
-        "(a colour layer's line plane and its darkest channel; a gray patch's JPEG twice). With --init "
-        "from a one-plane file the second plane starts with zero weights",
-    )
     pm.set_defaults(task="mask")
 
     pr = sub.add_parser("restore", help="train a backbone in baseline or framework mode")

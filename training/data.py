@@ -187,9 +187,6 @@ class PatchDataset(torch.utils.data.Dataset):
             drawing (its darkest channel, the distance from white), stretched as the input was
             (:mod:`core.ink`): what the colour stage needs from the backbone, since it turns
             ``1 - plane`` back into each ink's colour (:func:`core.colour.to_layer`).
-        mask_planes: image planes of every input, for a mask network: 1, or 2 (a colour patch's
-            line plane and darkest channel, :meth:`core.pipeline.NetworkPlanes.mask_input`; a gray
-            patch's JPEG twice, as the pipeline gives a gray layer).
         seed: base seed.
     """
 
@@ -204,16 +201,11 @@ class PatchDataset(torch.utils.data.Dataset):
     wild_families: tuple[str, ...] | None = None
     colour_fraction: float = 0.0
     colour_target: str = "drawing"
-    mask_planes: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.colour_target not in COLOUR_TARGETS:
             raise DataError(f"colour_target must be one of {', '.join(COLOUR_TARGETS)}, got {self.colour_target!r}")
-        if self.mask_planes not in (1, 2):
-            raise DataError(f"mask_planes is 1 or 2, got {self.mask_planes!r}")
-        if self.mask_planes != 1 and self.colour_target != "drawing":
-            raise DataError("two input planes are for mask training (colour_target 'drawing')")
 
     def __len__(self) -> int:
         return self.length
@@ -260,17 +252,12 @@ class PatchDataset(torch.utils.data.Dataset):
         y, x = int(rng.integers(img.shape[0] - c + 1)), int(rng.integers(img.shape[1] - c + 1))
         img, ref = np.ascontiguousarray(img[y : y + c, x : x + c]), ref[y : y + c, x : x + c]
         planes = network_planes(img)
-        plane = planes.mask_input(colour_mask=True, planes=self.mask_planes)[0].float()
+        plane = planes.mask_input(colour_mask=True)[0].float()
         qf = torch.tensor(float(d.info["qf"]))
         if self.colour_target == "drawing":
             # its darkest channel: a gray drawing as far from white, whose eq. 3 mask is the colour one's
             return plane, torch.from_numpy(ref.min(axis=2).astype(np.float32) / 255.0)[None], qf, img
         return plane, line_plane(ref, planes.ink_k)[None], qf, img
-
-    def _planes(self, x: torch.Tensor) -> torch.Tensor:
-        """A gray (1, H, W) input as the mask network is given it: repeated as its darkest channel
-        when it takes two planes."""
-        return x if self.mask_planes == 1 else x.repeat(self.mask_planes, 1, 1)
 
     def colour_item(self, index: int):
         """Item ``index`` with the RGB JPEG patch it was made from: ``(plane, clean, qf, rgb)``,
@@ -310,7 +297,7 @@ class PatchDataset(torch.utils.data.Dataset):
                 img, ref = np.pad(img, pad, constant_values=255), np.pad(ref, pad, constant_values=255)
             y, x = int(rng.integers(img.shape[0] - c + 1)), int(rng.integers(img.shape[1] - c + 1))
             ref_t = to_t(ref[y : y + c, x : x + c])
-            return self._planes(to_t(img[y : y + c, x : x + c])), ref_t, torch.tensor(float(d.info["qf"])), None
+            return to_t(img[y : y + c, x : x + c]), ref_t, torch.tensor(float(d.info["qf"])), None
         qf = self.qf if self.qf is not None else sample_qf(rng, *self.qf_range)
         if self.colour_fraction and rng.random() < self.colour_fraction:
             from core.pipeline import network_planes
@@ -323,7 +310,7 @@ class PatchDataset(torch.utils.data.Dataset):
             dy, dx = int(rng.integers(8)), int(rng.integers(8))  # shift the block grid inside the crop
             rgb, clean = np.ascontiguousarray(rgb[dy : dy + c, dx : dx + c]), clean[dy : dy + c, dx : dx + c]
             planes = network_planes(rgb)
-            plane = planes.mask_input(colour_mask=True, planes=self.mask_planes)[0].float()
+            plane = planes.mask_input(colour_mask=True)[0].float()
             if self.colour_target == "drawing":
                 return plane, to_t(clean), torch.tensor(float(qf)), rgb
             target = line_plane(coloured[dy : dy + c, dx : dx + c], planes.ink_k)[None]
@@ -331,7 +318,7 @@ class PatchDataset(torch.utils.data.Dataset):
         jpeg = jpeg_degrade(clean, qf)
         dy, dx = int(rng.integers(8)), int(rng.integers(8))  # shift the block grid inside the crop
         jpeg, clean = jpeg[dy : dy + c, dx : dx + c], clean[dy : dy + c, dx : dx + c]
-        return self._planes(to_t(jpeg)), to_t(clean), torch.tensor(float(qf)), None
+        return to_t(jpeg), to_t(clean), torch.tensor(float(qf)), None
 
 
 def validation_crops(images: Sequence[np.ndarray], crop: int = 256, per_image: int = 1) -> list[np.ndarray]:

@@ -82,7 +82,6 @@ class TrainConfig:
     colour_fraction: float = 0.0  # coloured RGB JPEGs, as the plane the pipeline gives the networks
     # mask network
     variant: str = "blind"  # blind | qfmap | single
-    planes: int = 1  # image planes: 1, or 2 (a colour layer's line plane and its darkest channel)
     # backbone
     arch: str = "drunet"
     mode: str = "framework"  # baseline | framework
@@ -131,16 +130,12 @@ class TrainConfig:
             raise ValueError("--colour trains a framework backbone (the colour stage needs its mask)")
         if not 0.0 <= self.colour_fraction <= 1.0:
             raise ValueError(f"--colour is a share of patches (0..1), got {self.colour_fraction}")
-        if self.planes not in (1, 2):
-            raise ValueError(f"--planes is 1 or 2, got {self.planes}")
-        if self.planes != 1 and self.task != "mask":
-            raise ValueError("--planes applies to mask training only")
         if not 5 <= self.crop:
             raise ValueError("crop must be at least 5 pixels")
 
     # what must match for a resume to make sense
     def identity(self) -> dict[str, Any]:
-        keys = ["task", "variant", "planes"] if self.task == "mask" else ["task", "arch", "mode", "qf_map", "preset"]
+        keys = ["task", "variant"] if self.task == "mask" else ["task", "arch", "mode", "qf_map", "preset"]
         return {k: getattr(self, k) for k in keys}
 
 
@@ -173,7 +168,7 @@ def _autocast(device: torch.device, bf16: str):
 def _fresh_model(cfg: TrainConfig):
     if cfg.task == "mask":
         kw = {"qf": cfg.qf} if cfg.variant == "single" else {}
-        return build_masknet(cfg.variant, cfg.preset, qf_range=(cfg.qf_min, cfg.qf_max), planes=cfg.planes, **kw)
+        return build_masknet(cfg.variant, cfg.preset, qf_range=(cfg.qf_min, cfg.qf_max), **kw)
     return build_backbone(cfg.arch, cfg.preset, mode=cfg.mode, qf_map=cfg.qf_map)
 
 
@@ -193,9 +188,6 @@ def _build_model(cfg: TrainConfig):
         info = None
     if info is not None:
         model = load_model(cfg.init)
-        if cfg.task == "mask" and getattr(model, "planes", cfg.planes) < cfg.planes:
-            # A one-plane mask network given a second plane: it starts by ignoring it.
-            model = model.with_planes(cfg.planes)
         want = _fresh_model(cfg).config
         if model.config != want:
             diff = sorted(k for k in set(want) | set(model.config) if want.get(k) != model.config.get(k))
@@ -271,7 +263,7 @@ class _Validator:
             for i, c in enumerate(crops):
                 coloured = coloured_crop(c, i)
                 planes = network_planes(jpeg_rgb(coloured, cfg.val_qf))
-                self.colour_planes.append(planes.mask_input(colour_mask=True, planes=cfg.planes).clone())
+                self.colour_planes.append(planes.mask_input(colour_mask=True).clone())
                 self.colour_targets.append(quantize(line_plane(coloured, planes.ink_k).numpy(), np.uint8))
 
     def __bool__(self) -> bool:
@@ -303,7 +295,7 @@ class _Validator:
         rows: dict[str, list[float]] = {}
         for clean, jpeg in zip(self.clean, self.jpeg):
             x = torch.from_numpy(jpeg).float().div(255).view(1, 1, *jpeg.shape).to(self.device)
-            y, mask = self._run_one(model, x.repeat(1, cfg.planes, 1, 1), gt_mask(clean))
+            y, mask = self._run_one(model, x, gt_mask(clean))
             if cfg.task == "mask":
                 rows.setdefault("miou", []).append(miou(y, gt_mask(clean)))
                 continue
@@ -418,17 +410,11 @@ def train(cfg: TrainConfig) -> Path:
         wild_families=tuple(cfg.wild_families) if cfg.wild_families else None,
         colour_fraction=cfg.colour_fraction,
         colour_target="drawing" if cfg.task == "mask" else "plane",
-        mask_planes=cfg.planes,
         seed=cfg.seed * 1000 + rank,
     )
     mask_model = None
     if cfg.task == "restore" and cfg.mode == "framework" and cfg.train_mask != "gt":
         mask_model = load_model(cfg.train_mask, device=device)
-        if getattr(mask_model, "planes", 1) != 1:
-            raise ValueError(
-                f"--train-mask {cfg.train_mask} takes {mask_model.planes} image planes; the backbone's "
-                "patches give it one: use a one-plane mask network"
-            )
         mask_model.requires_grad_(False)
     validator = _Validator(cfg, device, mask_model) if main else None
 
