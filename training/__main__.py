@@ -73,7 +73,8 @@ def _common(p: argparse.ArgumentParser) -> None:
         dest="wild_fraction",
         type=float,
         default=d.wild_fraction,
-        help="share of patches re-saved, resized, cropped or exported (training.degrade; default %(default)s)",
+        help="share of patches re-saved, resized, cropped or exported (training.degrade; default %(default)s); "
+        "with --colour, that share of them is coloured and degraded as RGB",
     )
     p.add_argument(
         "--wild-families",

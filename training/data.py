@@ -234,7 +234,7 @@ class PatchDataset(torch.utils.data.Dataset):
         """A colour patch degraded by :func:`training.degrade.degrade` (as RGB: each save draws its
         chroma subsampling) instead of one JPEG: the plane the pipeline makes of the degraded layer,
         and the target of ``colour_target`` for the clean coloured drawing put through the same
-        geometry (the gray drawing's, for a mask network)."""
+        geometry (for a mask network, its darkest channel as a gray drawing)."""
         from core.pipeline import network_planes
 
         from .colour import colourize, line_plane
