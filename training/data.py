@@ -172,7 +172,7 @@ class PatchDataset(torch.utils.data.Dataset):
             resized, cropped, exported) instead of one JPEG; their target is the clean drawing
             put through the same geometry. The QF returned is the first save's.
             With ``colour_fraction`` too, that share of the wild patches is drawn in colour and
-            degraded as RGB (:meth:`_colour_wild_item`).
+            degraded as RGB.
         wild_families: the :data:`training.degrade.FAMILIES` those patches are drawn from (uniformly);
             None for all of them. A backbone that only ever sees layers routed to it (the wild
             pair: resized layers, some re-saves after a crop) can be trained on those alone.
@@ -230,34 +230,38 @@ class PatchDataset(torch.utils.data.Dataset):
     def __getitem__(self, index: int):
         return self._item(index)[:3]
 
-    def _colour_wild_item(self, clean: np.ndarray, rng: np.random.Generator, size: int):
-        """A colour patch degraded by :func:`training.degrade.degrade` (as RGB: each save draws its
-        chroma subsampling) instead of one JPEG: the plane the pipeline makes of the degraded layer,
-        and the target of ``colour_target`` for the clean coloured drawing put through the same
-        geometry (for a mask network, its darkest channel as a gray drawing)."""
-        from core.pipeline import network_planes
-
-        from .colour import colourize, line_plane
+    def _degraded(self, clean: np.ndarray, rng: np.random.Generator, size: int):
+        """``clean`` (a gray or RGB ``size``-pixel patch) degraded by :func:`training.degrade.degrade`
+        (a family of ``wild_families``), then cropped to ``crop``: ``(image, reference, first QF)``,
+        the reference being the clean patch put through the same geometry."""
         from .degrade import degrade
 
         c = self.crop
-        coloured = colourize(clean, rng)
-        big = np.pad(coloured, ((0, size), (0, size), (0, 0)), mode="reflect")  # a resize may halve it
+        extra = ((0, 0),) * (clean.ndim - 2)  # the channels of an RGB patch
+        # A resize may halve the patch: degrade a patch twice as big, then crop.
+        big = np.pad(clean, ((0, size), (0, size), *extra), mode="reflect") if min(clean.shape[:2]) >= size else clean
         family = None if not self.wild_families else self.wild_families[int(rng.integers(len(self.wild_families)))]
         d = degrade(np.ascontiguousarray(big), rng, family, qf_range=self.qf_range)
         img, ref = d.image, d.reference
         if min(img.shape[:2]) < c:
-            pad = ((0, max(0, c - img.shape[0])), (0, max(0, c - img.shape[1])), (0, 0))
+            pad = ((0, max(0, c - img.shape[0])), (0, max(0, c - img.shape[1])), *extra)
             img, ref = np.pad(img, pad, constant_values=255), np.pad(ref, pad, constant_values=255)
         y, x = int(rng.integers(img.shape[0] - c + 1)), int(rng.integers(img.shape[1] - c + 1))
-        img, ref = np.ascontiguousarray(img[y : y + c, x : x + c]), ref[y : y + c, x : x + c]
-        planes = network_planes(img)
+        crop = (slice(y, y + c), slice(x, x + c))
+        return np.ascontiguousarray(img[crop]), np.ascontiguousarray(ref[crop]), d.info["qf"]
+
+    def _colour_patch(self, rgb: np.ndarray, coloured: np.ndarray, drawing: torch.Tensor, qf: float):
+        """The item of a colour patch: ``rgb`` as the plane the pipeline makes of it, with the target
+        of ``colour_target``: ``drawing`` (a (1, H, W) gray drawing whose eq. 3 mask is the line
+        mask), or the line plane of ``coloured``, the clean coloured patch in ``rgb``'s geometry."""
+        from core.pipeline import network_planes
+
+        from .colour import line_plane
+
+        planes = network_planes(rgb)
         plane = planes.mask_input(colour_mask=True)[0].float()
-        qf = torch.tensor(float(d.info["qf"]))
-        if self.colour_target == "drawing":
-            # its darkest channel: a gray drawing as far from white, whose eq. 3 mask is the colour one's
-            return plane, torch.from_numpy(ref.min(axis=2).astype(np.float32) / 255.0)[None], qf, img
-        return plane, line_plane(ref, planes.ink_k)[None], qf, img
+        target = drawing if self.colour_target == "drawing" else line_plane(coloured, planes.ink_k)[None]
+        return plane, target, torch.tensor(float(qf)), rgb
 
     def colour_item(self, index: int):
         """Item ``index`` with the RGB JPEG patch it was made from: ``(plane, clean, qf, rgb)``,
@@ -283,38 +287,25 @@ class PatchDataset(torch.utils.data.Dataset):
         to_t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).float().div_(255.0).unsqueeze(0)
         c = self.crop
         if self.wild_fraction and rng.random() < self.wild_fraction:
-            from .degrade import degrade
-
             if self.colour_fraction and rng.random() < self.colour_fraction:
-                return self._colour_wild_item(clean, rng, size)
-            # A resize may halve the patch: degrade a patch twice as big, then crop.
-            big = np.pad(clean, ((0, size), (0, size)), mode="reflect") if min(clean.shape) >= size else clean
-            family = None if not self.wild_families else self.wild_families[int(rng.integers(len(self.wild_families)))]
-            d = degrade(np.ascontiguousarray(big), rng, family, qf_range=self.qf_range)
-            img, ref = d.image, d.reference
-            if min(img.shape) < c:
-                pad = ((0, max(0, c - img.shape[0])), (0, max(0, c - img.shape[1])))
-                img, ref = np.pad(img, pad, constant_values=255), np.pad(ref, pad, constant_values=255)
-            y, x = int(rng.integers(img.shape[0] - c + 1)), int(rng.integers(img.shape[1] - c + 1))
-            ref_t = to_t(ref[y : y + c, x : x + c])
-            return to_t(img[y : y + c, x : x + c]), ref_t, torch.tensor(float(d.info["qf"])), None
+                from .colour import colourize
+
+                # In colour, degraded as RGB (each save draws its chroma subsampling); a mask
+                # network's target is the darkest channel, as a gray drawing as far from white.
+                rgb, ref, qf = self._degraded(colourize(clean, rng), rng, size)
+                return self._colour_patch(rgb, ref, to_t(ref.min(axis=2)), qf)
+            img, ref, qf = self._degraded(clean, rng, size)
+            return to_t(img), to_t(ref), torch.tensor(float(qf)), None
         qf = self.qf if self.qf is not None else sample_qf(rng, *self.qf_range)
         if self.colour_fraction and rng.random() < self.colour_fraction:
-            from core.pipeline import network_planes
-
-            from .colour import colourize, jpeg_rgb, line_plane
+            from .colour import colourize, jpeg_rgb
 
             sub = "4:4:4" if rng.random() < COLOUR_444 else "4:2:0"
             coloured = colourize(clean, rng)
             rgb = jpeg_rgb(coloured, qf, sub)
             dy, dx = int(rng.integers(8)), int(rng.integers(8))  # shift the block grid inside the crop
-            rgb, clean = np.ascontiguousarray(rgb[dy : dy + c, dx : dx + c]), clean[dy : dy + c, dx : dx + c]
-            planes = network_planes(rgb)
-            plane = planes.mask_input(colour_mask=True)[0].float()
-            if self.colour_target == "drawing":
-                return plane, to_t(clean), torch.tensor(float(qf)), rgb
-            target = line_plane(coloured[dy : dy + c, dx : dx + c], planes.ink_k)[None]
-            return plane, target, torch.tensor(float(qf)), rgb
+            crop = (slice(dy, dy + c), slice(dx, dx + c))
+            return self._colour_patch(np.ascontiguousarray(rgb[crop]), coloured[crop], to_t(clean[crop]), qf)
         jpeg = jpeg_degrade(clean, qf)
         dy, dx = int(rng.integers(8)), int(rng.integers(8))  # shift the block grid inside the crop
         jpeg, clean = jpeg[dy : dy + c, dx : dx + c], clean[dy : dy + c, dx : dx + c]
