@@ -44,6 +44,15 @@
 9. Clean drawings (``--clean-pairs N``): never-JPEG'd windows of ``--train`` drawings restored by
    the default pair and as shipped (the wild pair, since they hold no JPEG noise to go by).
 
+10. Colour layers with no JPEG grid (``--colour-route N``): every ``--every``-th drawing of
+    ``--data`` and ``--kanji``, the N px window with the most line detail, coloured
+    (:func:`training.colour.coloured_crop`); saved once as an RGB JPEG at QF 10/20/30/40 in its
+    evaluation inks, all in yellow and all in light blue, and (one seeded sample each) in every
+    other family of :mod:`training.degrade`; restored as shipped and with ``wild_network`` off
+    (the colour backbone on every colour layer): per set and family how many layers took the
+    colour wild backbone, the RGB PSNR of both, and how many fell below their input.
+    ``--wild-colour-model`` gives the file (default: the shipped one).
+
     python -m benchmarks.bench_wild --detect 8 --crop 768 --images 3
     python -m benchmarks.bench_wild --detect 16 --families crop single --images 0
     python -m benchmarks.bench_wild --calibrate 5 --images 0
@@ -54,6 +63,7 @@
     python -m benchmarks.bench_wild --disagreement 256 --images 0 --every 2 \
         --families double_aligned double_shifted resize_then_jpeg
     python -m benchmarks.bench_wild --clean-pairs 256 --images 0 --every 1 --train .../lineart/val
+    python -m benchmarks.bench_wild --colour-route 256 --images 0 --every 1
 """
 
 from __future__ import annotations
@@ -401,6 +411,63 @@ def clean_pairs(restorer, args) -> None:
     )
 
 
+def colour_routing(restorer, args) -> None:
+    """``--colour-route N``: coloured layers as shipped (the colour wild backbone where the
+    luminance holds no JPEG grid) against ``wild_network`` off (the colour backbone on all)."""
+    from benchmarks.compare_waifu2x import choose_crop, crop
+    from core.metrics import psnr
+    from core.pipeline import RestoreOptions
+    from training.colour import INKS, coloured_crop, in_ink
+    from training.data import load_drawing
+    from training.degrade import FAMILIES, degrade, encode
+
+    side, on, off = args.colour_route, RestoreOptions(), RestoreOptions(wild_network=False)
+    rows: dict[tuple[str, str], list[tuple[bool, float, float, float]]] = {}
+    for si, folder in enumerate((args.data, args.kanji)):
+        name = Path(folder).name
+        for k, path in enumerate(sorted(Path(folder).glob("*.png"))[:: args.every]):
+            full = load_drawing(path)
+            gray = crop(full, choose_crop(full, side))
+            coloured = coloured_crop(gray, k * args.every)
+            inputs = [
+                (f"single, {ink}", c, encode(c, qf, 2))
+                for ink, c in (
+                    ("set's inks", coloured),
+                    ("yellow", in_ink(gray, INKS["yellow"])),
+                    ("light blue", in_ink(gray, INKS["light blue"])),
+                )
+                for qf in (10, 20, 30, 40)
+            ]
+            for fi, fam in enumerate(FAMILIES[1:], start=1):
+                d = degrade(coloured, np.random.default_rng([args.seed + 11, si, k, fi]), fam, qf_range=(10, 40))
+                inputs.append((fam, d.reference, d.image))
+            for label, ref, img in inputs:
+                res = restorer.restore(img, on)
+                routed = any("no JPEG grid in the layer's luminance" in n for n in res.notes)
+                before = restorer.restore(img, off).image
+                rows.setdefault((name, label), []).append(
+                    (routed, psnr(ref, img), psnr(ref, before), psnr(ref, res.image))
+                )
+    print(
+        f"\ncolour layers ({side} px windows, every {args.every}. drawing): RGB PSNR (dB) with the colour backbone "
+        "on every layer and as shipped\n"
+    )
+    print(
+        "| set | layers | input | took the colour wild backbone | colour backbone | as shipped | change: mean / min "
+        "| below the input: before / shipped |\n|---|---|---:|---:|---:|---:|---:|---:|"
+    )
+    for (name, label), v in rows.items():
+        routed, inp, before, after = (np.array(x) for x in zip(*v))
+        fin = np.isfinite(before) & np.isfinite(after)  # a blank window restored exactly: no change to count
+        change = after[fin] - before[fin]
+        print(
+            f"| {name} | {label} | {np.mean(inp[np.isfinite(inp)]):.2f} | {int(routed.sum())} of {len(v)} | "
+            f"{before[fin].mean():.2f} | {after[fin].mean():.2f} | {change.mean():+.2f} / {change.min():+.2f} | "
+            f"{int((before < inp).sum())} / {int((after < inp).sum())} |"
+        )
+    print(flush=True)
+
+
 def wild_cost(restorer, args) -> None:
     from benchmarks.compare_waifu2x import choose_crop, crop, pick_files
     from core.pipeline import RestoreOptions
@@ -598,6 +665,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--route", type=int, default=0, help="crop side for the routing table (0: none)")
     p.add_argument("--disagreement", type=int, default=0, help="crop side for the wild/default gap table (0: none)")
     p.add_argument("--clean-pairs", type=int, default=0, help="crop side for the clean drawings' table (0: none)")
+    p.add_argument("--colour-route", type=int, default=0, help="window side for the colour layers' table (0: none)")
+    p.add_argument("--wild-colour-model", help="the colour wild backbone for --colour-route (default: the shipped one)")
     p.add_argument("--wild-cost", type=int, default=0, help="val crops for the wild pair's cost table (0: none)")
     p.add_argument("--wild-model", help="the wild backbone for --route (default: the shipped one)")
     p.add_argument("--wild-mask-model", help="with --wild-model: its mask network, or none (default: the shipped one)")
@@ -618,15 +687,20 @@ def main(argv: list[str] | None = None) -> int:
     from training.data import load_drawing
     from training.degrade import encode
 
-    if args.wild_model:
-        from core.pipeline import DEFAULT_FILES, MODELS_DIR, wild_files
+    if args.wild_model or args.wild_colour_model:
+        from core.pipeline import DEFAULT_FILES, MODELS_DIR, colour_mask_path, colour_restore_path, wild_files
 
         files = {role: MODELS_DIR / name for role, name in DEFAULT_FILES.items()}
         optional = wild_files()
-        optional["wild"] = args.wild_model
+        optional["wild"] = args.wild_model or optional["wild"]
+        optional["wild_colour"] = args.wild_colour_model or optional["wild_colour"]
         if args.wild_mask_model:
             optional["wild_mask"] = None if args.wild_mask_model == "none" else args.wild_mask_model
-        restorer = Restorer.from_files(**files, **optional, device="cpu")
+        colour = {
+            "mask_colour": colour_mask_path(None, mask_given=False),
+            "restore_colour": colour_restore_path(None, restore_given=False),
+        }
+        restorer = Restorer.from_files(**files, **optional, **colour, device="cpu")
     else:
         restorer = Restorer.default(device="cpu")
     opts = RestoreOptions()
@@ -642,6 +716,8 @@ def main(argv: list[str] | None = None) -> int:
         disagreement(restorer, args)
     if args.clean_pairs:
         clean_pairs(restorer, args)
+    if args.colour_route:
+        colour_routing(restorer, args)
     if args.wild_cost:
         wild_cost(restorer, args)
     if not args.images:

@@ -186,6 +186,23 @@ def _blocks(img: np.ndarray | torch.Tensor, dy: int, dx: int, dtype: torch.dtype
     return t.reshape(nby, 8, nbx, 8).permute(0, 2, 1, 3).reshape(nby, nbx, 64)
 
 
+def _block_view(img: np.ndarray | torch.Tensor, dy: int, dx: int) -> np.ndarray:
+    """``(nby, 8, nbx, 8)`` view (no copy) of the full blocks of ``img`` on the grid (dy, dx)."""
+    a = img.numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
+    h, w = a.shape
+    nby, nbx = (h - dy) // 8, (w - dx) // 8
+    return a[dy : dy + 8 * nby, dx : dx + 8 * nbx].reshape(nby, 8, nbx, 8)
+
+
+def _blocks_at(img: np.ndarray | torch.Tensor, dy: int, dx: int, idx: torch.Tensor) -> torch.Tensor:
+    """``(n, 64)`` float32 copy of the blocks ``idx`` (row-major block numbers) of the grid (dy, dx):
+    ``_blocks(img, dy, dx).reshape(-1, 64)[idx]`` without copying the other blocks."""
+    v = _block_view(img, dy, dx)
+    i = idx.numpy()
+    picked = v[i // v.shape[2], :, i % v.shape[2], :]  # (n, 8, 8): each block's rows, then columns
+    return torch.from_numpy(np.ascontiguousarray(picked, dtype=np.float32)).reshape(-1, 64)
+
+
 def _unblocks(b: torch.Tensor) -> torch.Tensor:
     nby, nbx = b.shape[:2]
     return b.reshape(nby, nbx, 8, 8).permute(0, 2, 1, 3).reshape(8 * nby, 8 * nbx)
@@ -313,25 +330,29 @@ def _sample_textured_idx(
     """Up to ``limit`` textured blocks of ``gray`` on the grid (dy, dx), and their block indices.
     With ``bounds``, only blocks with :data:`MIN_KNOWN` pixels known within a level or white paper,
     :data:`MIN_CLOSED` of them within a level: pixels known from one side only fit nearly any table."""
-    b = _blocks(gray, dy, dx, torch.uint8).reshape(-1, 64)  # 8-bit until sampled: a quarter of the copying
-    textured = (b.amax(1) - b.amin(1)) > 2
+    # Per block, on views of the layer (only the sampled blocks are copied).
+    v = _block_view(gray, dy, dx)
+    textured = (v.max(axis=(1, 3)).astype(np.int16) - v.min(axis=(1, 3))) > 2
     if bounds is not None:
-        lo, hi = _block_bounds(bounds, dy, dx)
-        closed = (hi - lo) <= 1.01
-        known = (closed | (lo >= 254.0) | (hi <= 1.0)).sum(1)
-        textured &= (known >= MIN_KNOWN) & (closed.sum(1) >= MIN_CLOSED)
-    idx = torch.nonzero(textured).flatten()
+        lo, hi = bounds
+        closed_px = (hi - lo) <= 1.01
+        known_px = closed_px | (lo >= 254.0) | (hi <= 1.0)
+        closed = _block_view(closed_px, dy, dx).sum(axis=(1, 3))
+        known = _block_view(known_px, dy, dx).sum(axis=(1, 3))
+        textured &= (known >= MIN_KNOWN) & (closed >= MIN_CLOSED)
+    idx = torch.from_numpy(np.flatnonzero(textured))
     if idx.numel() > limit:
         idx = idx[torch.from_numpy(rng.choice(idx.numel(), limit, replace=False))]
-    return b[idx].float(), idx
+    return _blocks_at(gray, dy, dx, idx), idx
 
 
 def _block_bounds(bounds, dy: int, dx: int, idx: torch.Tensor | None = None):
     """``bounds`` ((H, W) lower and upper arrays, or None) as flattened blocks on the grid (dy, dx)."""
     if bounds is None:
         return None
-    out = tuple(_blocks(b, dy, dx).reshape(-1, 64) for b in bounds)
-    return out if idx is None else tuple(b[idx] for b in out)
+    if idx is not None:
+        return tuple(_blocks_at(b, dy, dx, idx) for b in bounds)
+    return tuple(_blocks(b, dy, dx).reshape(-1, 64) for b in bounds)
 
 
 def _reproduced(blocks, table, n=None, iterations=None, bounds=None, start=None) -> torch.Tensor:
@@ -454,13 +475,17 @@ def find_jpeg_grid(
 
     # The usual case first, and alone where it fits: a layer decoded from its file as is.
     if bounds is not None:
-        # A plane known within bounds: (0, 0) and the likeliest other phase, as found.
-        for dy, dx in [(0, 0), *_phase_candidates(gray, 1)]:
+        # A plane known within bounds: (0, 0), then (only where that fails) the likeliest other phase.
+        def phases():
+            yield 0, 0
+            yield from _phase_candidates(gray, 1)
+
+        for dy, dx in phases():
             blocks, idx = _sample_textured_idx(gray, dy, dx, sample, rng, bounds)
             if blocks.shape[0] < MIN_BLOCKS:
                 continue
             bb = _block_bounds(bounds, dy, dx, idx)
-            st = None if start is None else _blocks(start, dy, dx).reshape(-1, 64)[idx]
+            st = None if start is None else _blocks_at(start, dy, dx, idx)
             fit = _fit(blocks, candidates, bounds=bb, start=st)
             if fit is not None:
                 return JpegGrid(qf=fit[1], table=fit[2], dy=dy, dx=dx, reproduced=fit[0], standard=fit[3])
@@ -681,7 +706,7 @@ def outside_share(
         rng = np.random.default_rng(seed)
         idx = idx[torch.from_numpy(rng.choice(idx.numel(), sample, replace=False))]
     q = torch.as_tensor(grid.table, dtype=torch.float32).reshape(64)
-    y = _blocks(r, grid.dy, grid.dx).reshape(-1, 64)[idx] * scale
+    y = _blocks_at(r, grid.dy, grid.dx, idx) * scale
     if bounds is None:
         k, ok = recover_coefficients(px[idx], q)
     else:

@@ -127,8 +127,14 @@ COLOUR_RESTORE_FILE = "restore_colour.safetensors"
 #: ``Restorer.from_files`` keyword -> shipped file, loaded with the default files when it is there:
 #: the framework backbone and the mask network fine-tuned on re-saved, resized and cropped JPEGs
 #: (``training.degrade``), which the ``wild_network`` option uses on layers resized after
-#: compression (docs/wild.md).
-WILD_FILES = {"wild": "restore_wild.safetensors", "wild_mask": "mask_wild.safetensors"}
+#: compression (docs/wild.md); and the colour layers' backbone fine-tuned on coloured JPEGs at their
+#: size and resized after compression, which the same option uses on colour layers whose luminance
+#: holds no JPEG grid (docs/wild.md, *Colour layers with no JPEG grid*).
+WILD_FILES = {
+    "wild": "restore_wild.safetensors",
+    "wild_mask": "mask_wild.safetensors",
+    "wild_colour": "restore_colour_wild.safetensors",
+}
 
 
 def wild_files(fast: bool = False) -> dict[str, Path | None]:
@@ -210,7 +216,11 @@ class RestoreOptions:
             fails but the grid is strong (re-saves at the layer's size, and JPEGs enlarged and then
             saved again), both pairs restore the layer and the wild pair's result is kept where the
             two lie more than :data:`WILD_DISAGREEMENT` apart. Single JPEGs and re-saves at the
-            layer's size keep the default backbone. No effect with ``model`` or ``mask="none"``.
+            layer's size keep the default backbone. On 8-bit colour layers whose luminance holds
+            no JPEG grid (:func:`core.jpeg_consistency.find_jpeg_grid` on
+            :func:`core.colour.jpeg_luma`, before the networks run), the colour backbone fine-tuned
+            on resized coloured JPEGs too (``wild_colour``) is used instead of the colour backbone.
+            No effect with ``model`` or ``mask="none"``.
         ensemble: self-ensemble size, 1 (off), 2, 4 or 8: run the networks on that many flips and
             turns of each tile and average the results (:mod:`core.ensemble`); up to that many
             times slower, and more exact where the JPEG damage is mild (docs/benchmarks.md).
@@ -392,9 +402,12 @@ class _Job:
     mask_x: torch.Tensor | None = None
     total: list[int] = field(default_factory=lambda: [0])
     #: a coloured layer (the caller's array, not a copy) for the JPEG-consistency step on the
-    #: luminance its JPEG stored (:func:`core.colour.jpeg_luma`); ``None`` for gray layers or when
-    #: the step is off
+    #: luminance its JPEG stored (:func:`core.colour.jpeg_luma`) and the choice of its backbone;
+    #: ``None`` for gray layers
     colour_layer: np.ndarray | None = None
+    #: ``(y8, bounds, grid)``: that luminance and the grid found in it before the networks ran
+    #: (where the ``wild_colour`` backbone was a choice); the consistency step reuses the luminance
+    colour_search: tuple | None = None
 
 
 class Restorer:
@@ -408,6 +421,9 @@ class Restorer:
             (the ``wild_network`` option), or ``None``.
         wild_mask_model: the ``MaskUNet`` that goes with ``wild_model`` (else the default mask
             network's mask, grown by a pixel where no JPEG table is left), or ``None``.
+        wild_colour_model: a framework backbone for coloured 8-bit layers whose luminance holds no
+            JPEG grid (role ``wild_colour``, ``WILD_FILES``), where the colour backbone would run;
+            ``None``: the colour backbone for every coloured layer.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         precision: precision of the restoration backbones: ``auto``, ``fp32``, ``bf16`` or
             ``fp16`` (CUDA only).
@@ -439,6 +455,7 @@ class Restorer:
         *,
         wild_model: torch.nn.Module | None = None,
         wild_mask_model: torch.nn.Module | None = None,
+        wild_colour_model: torch.nn.Module | None = None,
         device: str | torch.device = "auto",
         precision: str = "auto",
         mask_precision: str | None = None,
@@ -471,6 +488,7 @@ class Restorer:
             ("restore_colour", restore_colour_model, "framework"),
             ("wild", wild_model, "framework"),
             ("mask_wild", wild_mask_model, "mask"),
+            ("wild_colour", wild_colour_model, "framework"),
         ):
             if model is None:
                 continue
@@ -506,6 +524,7 @@ class Restorer:
         *,
         wild: str | os.PathLike | None = None,
         wild_mask: str | os.PathLike | None = None,
+        wild_colour: str | os.PathLike | None = None,
         device: str | torch.device = "cpu",
         precision: str = "auto",
         mask_precision: str | None = None,
@@ -517,7 +536,8 @@ class Restorer:
         official ``.pth`` checkpoint). Any of them may be ``None`` if its methods are not used;
         ``mask_colour`` and ``restore_colour`` (optional) are the mask network and the backbone
         for coloured layers only; ``wild`` and
-        ``wild_mask`` are the backbone and mask network of the ``wild_network`` option.
+        ``wild_mask`` are the backbone and mask network of the ``wild_network`` option, and
+        ``wild_colour`` its backbone for coloured layers with no JPEG grid.
 
         Raises:
             WeightsError: a file is missing, unreadable, or holds a model of the wrong role.
@@ -532,6 +552,7 @@ class Restorer:
             ("restore_colour", restore_colour),
             ("wild", wild),
             ("mask_wild", wild_mask),
+            ("wild_colour", wild_colour),
         )
         for role, path in roles:
             if path is None:
@@ -545,6 +566,7 @@ class Restorer:
             loaded["baseline"],
             wild_model=loaded["wild"],
             wild_mask_model=loaded["mask_wild"],
+            wild_colour_model=loaded["wild_colour"],
             device=device,
             precision=precision,
             mask_precision=mask_precision,
@@ -813,7 +835,7 @@ class Restorer:
             direction=direction,
             mask_x=mask_x,
             total=total,
-            colour_layer=image if direction is not None and opts.jpeg_consistency else None,
+            colour_layer=image if direction is not None else None,
         )
         while True:
             try:
@@ -897,6 +919,16 @@ class Restorer:
                         "px window)"
                     )
             timings["probe"] = time.perf_counter() - t
+        elif job.direction is not None and (wild_colour := self._wild_colour_runner(job)) is not None:
+            t = time.perf_counter()
+            if self._colour_without_grid(job):
+                backbone = wild_colour
+                notes.append(
+                    "no JPEG grid in the layer's luminance (resized after compression, exported, or too light to "
+                    "tell?): restored with the colour network trained on JPEGs at their size and resized after "
+                    "compression"
+                )
+            timings["consistency"] = time.perf_counter() - t
 
         # ---- mask
         t = time.perf_counter()
@@ -917,10 +949,10 @@ class Restorer:
 
         # ---- JPEG consistency, or the wild backbone where the layer was resized before its last JPEG
         jpeg_quality = None
-        if job.colour_layer is not None:
+        if job.colour_layer is not None and opts.jpeg_consistency:
             t = time.perf_counter()
             jpeg_quality = self._make_consistent_colour(job, restored, mask_u8)
-            timings["consistency"] = time.perf_counter() - t
+            timings["consistency"] = timings.get("consistency", 0.0) + time.perf_counter() - t
         elif grid is not None:
             t = time.perf_counter()
             if probed is not None:
@@ -1003,6 +1035,27 @@ class Restorer:
         opts = job.opts
         usable = opts.wild_network and opts.model is None and opts.mask != "none" and job.direction is None
         return self._runners.get("wild") if usable and job.plane.dtype == np.uint8 else None
+
+    def _wild_colour_runner(self, job: _Job) -> _Runner | None:
+        """The colour layers' wild backbone, where the ``wild_network`` option may use it on this
+        (coloured) layer: in place of the colour backbone (or the default one), on 8-bit layers."""
+        opts = job.opts
+        usable = opts.wild_network and opts.model is None and opts.mask != "none" and job.colour_layer is not None
+        return self._runners.get("wild_colour") if usable and job.plane.dtype == np.uint8 else None
+
+    @staticmethod
+    def _colour_without_grid(job: _Job) -> bool:
+        """Whether a coloured layer's stored luminance (:func:`core.colour.jpeg_luma`) holds no JPEG
+        grid, searched before the networks run (without a restoration to start from); the luminance
+        is kept in ``job.colour_search`` for the consistency step. ``False`` where the layer has no
+        JPEG plane at all (transparent pixels): those keep the colour backbone."""
+        stored = colour.jpeg_luma(job.colour_layer)
+        if stored is None:
+            return False
+        y8, bounds = stored
+        grid = jpeg_consistency.find_jpeg_grid(y8, table=job.opts.jpeg_table, bounds=bounds)
+        job.colour_search = (y8, bounds, grid)
+        return grid is None
 
     def _probe(self, job: _Job, plan, gray8: np.ndarray, grid) -> float:
         """The default pair run on the :data:`PROBE_SIDE` window with the most ink, on the layer's 8x8
@@ -1162,12 +1215,15 @@ class Restorer:
         open, the search for the stored coefficients starts from the restoration. Returns the QF
         used, or ``None`` (no grid, or the check found that the JPEG did not make the damage)."""
         opts, notes = job.opts, job.notes
-        stored = colour.jpeg_luma(job.colour_layer)
+        stored = job.colour_search[:2] if job.colour_search is not None else colour.jpeg_luma(job.colour_layer)
         if stored is None:  # 16-bit, or transparent pixels: no JPEG plane
             return None
         y8, bounds = stored
         plane = restored.numpy()
         luma = colour.luma_of(plane, job.direction)
+        # Searched again from the restoration (the search before the networks, where there was one,
+        # had none to start from: on blocks with clipped channels it may settle on a neighbouring
+        # quality).
         grid = jpeg_consistency.find_jpeg_grid(y8, table=opts.jpeg_table, bounds=bounds, start=luma * np.float32(255))
         if grid is None:
             if opts.jpeg_table is not None:
