@@ -135,16 +135,6 @@ def is_neutral(img: np.ndarray, spread: int = NEUTRAL_SPREAD) -> bool:
     return True
 
 
-def _darkness(img: np.ndarray) -> np.ndarray:
-    """RGB(A) layer -> (H, W, 3) float32 darkness ``1 - c`` of the colour on white, in [0, 1]."""
-    white = 255.0 if img.dtype == np.uint8 else 65535.0
-    d = np.subtract(white, img[..., :3], dtype=np.float32)
-    d *= np.float32(1.0 / white)
-    if img.shape[2] == 4:  # composited on white: the darkness scales with the alpha
-        d *= img[..., 3:4] * np.float32(1.0 / white)
-    return d
-
-
 def _max3(x: np.ndarray) -> np.ndarray:
     """The largest of the first three channels (numpy's ``max(axis=2)`` is several times slower)."""
     return np.maximum(np.maximum(x[..., 0], x[..., 1]), x[..., 2])
@@ -154,23 +144,33 @@ def _box(x: np.ndarray, r: int) -> np.ndarray:
     return cv2.boxFilter(x, -1, (2 * r + 1, 2 * r + 1), normalize=False, borderType=cv2.BORDER_CONSTANT)
 
 
-def _darkness_and_luma(img: np.ndarray) -> np.ndarray:
-    """RGB(A) rows -> (rows, W, 4) float32: channels 0-2 the darkness ``d``, channel 3 ``1 - Y``."""
-    dd = np.empty(img.shape[:2] + (4,), np.float32)
-    dd[..., :3] = _darkness(img)
+def _darkness_and_luma(img: np.ndarray) -> list[np.ndarray]:
+    """RGB(A) rows -> four (rows, W) float32 planes: the darkness ``d = 1 - c`` of the red, green
+    and blue on white (composited: scaled by the alpha), in [0, 1], and the luminance's ``1 - Y``.
+    Planes rather than one (rows, W, 4) array: every later step works on contiguous memory."""
+    white = 255.0 if img.dtype == np.uint8 else 65535.0
+    scale = np.float32(1.0 / white)
+    alpha = img[..., 3] * scale if img.shape[2] == 4 else None
+    planes = []
+    for c in range(3):
+        d = np.subtract(white, img[..., c], dtype=np.float32)
+        d *= scale
+        if alpha is not None:
+            d *= alpha
+        planes.append(d)
     wr, wg, wb = (np.float32(c) for c in LUMA_WEIGHTS)
-    dy = dd[..., 3]
-    np.multiply(dd[..., 0], wr, out=dy)
-    dy += dd[..., 1] * wg
-    dy += dd[..., 2] * wb
-    return dd
+    dy = np.multiply(planes[0], wr)
+    dy += planes[1] * wg
+    dy += planes[2] * wb
+    return [*planes, dy]
 
 
-def _inked(dd: np.ndarray) -> np.ndarray:
-    """``dd`` with every pixel that is not clearly inked set to 0. Every clearly-inked pixel counts
-    alike (paper's faint ringing stays out); weighting by the darkness instead favours stroke cores,
-    whose 4:2:0 chroma is diluted: 0.1-0.4 dB worse."""
-    return dd * (_max3(dd) > np.float32(INK_DARKNESS))[..., None]
+def _inked(dd: list[np.ndarray]) -> list[np.ndarray]:
+    """The planes ``dd`` with every pixel that is not clearly inked set to 0. Every clearly-inked
+    pixel counts alike (paper's faint ringing stays out); weighting by the darkness instead favours
+    stroke cores, whose 4:2:0 chroma is diluted: 0.1-0.4 dB worse."""
+    inked = np.maximum(np.maximum(dd[0], dd[1]), dd[2]) > np.float32(INK_DARKNESS)
+    return [p * inked for p in dd]
 
 
 def prepare(img: np.ndarray) -> ColourPlane:
@@ -188,7 +188,7 @@ def prepare(img: np.ndarray) -> ColourPlane:
     sums = np.zeros(4)
     for y in range(0, h, _ROWS):
         step("rows", y, 2 * h)
-        sums += np.asarray(cv2.sumElems(_inked(_darkness_and_luma(img[y : y + _ROWS]))))
+        sums += [cv2.sumElems(p)[0] for p in _inked(_darkness_and_luma(img[y : y + _ROWS]))]
     q_all = np.maximum(sums[:3] / sums[3], 0) if sums[3] > 0 else np.ones(3)
     gray = np.empty((h, w), np.float32)
     mask_gray = np.empty((h, w), np.float32)
@@ -200,7 +200,7 @@ def prepare(img: np.ndarray) -> ColourPlane:
         inner = slice(y - y0, min(h, y + _ROWS) - y0)
         rows = slice(y, min(h, y + _ROWS))
         dd = _darkness_and_luma(img[y0:y1])
-        dy = dd[inner, :, 3].copy()
+        dy = dd[3][inner]
         wdd = _inked(dd)
         del dd
         gray[rows], mask_gray[rows], direction[rows] = _band_planes(wdd, dy, inner, q_all)
@@ -210,26 +210,34 @@ def prepare(img: np.ndarray) -> ColourPlane:
     return ColourPlane(gray=gray, direction=direction, layout=layout, dtype=img.dtype, notes=notes, mask_gray=mask_gray)
 
 
-def _band_planes(wdd: np.ndarray, dy: np.ndarray, inner: slice, q_all: np.ndarray):
+def _band_planes(wdd: list[np.ndarray], dy: np.ndarray, inner: slice, q_all: np.ndarray):
     """One band's line plane, mask plane and directions (its ``inner`` rows), from the inked
-    darkness ``wdd`` of the band and the rows around it and the luminance darkness ``dy`` of the
-    inner rows."""
+    darkness planes ``wdd`` (R, G, B, luminance) of the band and the rows around it and the
+    luminance darkness ``dy`` of the inner rows."""
     # The wide windows' ratio, then the local ones', each leaning on the one before where it has
     # little evidence.
     prior = np.float32(PRIOR_WEIGHT)
-    wide = _box(wdd, WIDE_RADIUS)[inner]
-    wide[..., :3] += prior * q_all.astype(np.float32)
-    wide[..., 3] += prior
-    local = _box(wdd, LOCAL_RADIUS)[inner]
-    conf = np.clip(local[..., 3] * np.float32(1.0 / EVIDENCE), 0.0, 1.0)
-    q = local[..., :3]
-    q += prior * (wide[..., :3] / wide[..., 3:])
-    q /= local[..., 3:] + prior
-    del wide
-    np.maximum(q, 0.0, out=q)
+    prior_q = prior * q_all.astype(np.float32)
+    wide_y = _box(wdd[3], WIDE_RADIUS)[inner]
+    wide_y += prior
+    local_y = _box(wdd[3], LOCAL_RADIUS)[inner]
+    conf = np.clip(local_y * np.float32(1.0 / EVIDENCE), 0.0, 1.0)
+    local_y += prior
+    q = []
+    for c in range(3):
+        wide = _box(wdd[c], WIDE_RADIUS)[inner]
+        wide += prior_q[c]
+        wide /= wide_y
+        wide *= prior
+        qc = _box(wdd[c], LOCAL_RADIUS)[inner]
+        qc += wide
+        qc /= local_y
+        np.maximum(qc, 0.0, out=qc)
+        q.append(qc)
+    del wide, wide_y, local_y
     # The stretch of the line plane: the ink's, where the window holds ink, fading to none (1) on
     # paper far from any (whose JPEG noise the stretch would only amplify).
-    gain = np.clip(_max3(q), 1.0, MAX_GAIN)
+    gain = np.clip(np.maximum(np.maximum(q[0], q[1]), q[2]), 1.0, MAX_GAIN)
     gain -= 1.0
     gain *= conf
     gain += 1.0
@@ -239,7 +247,9 @@ def _band_planes(wdd: np.ndarray, dy: np.ndarray, inner: slice, q_all: np.ndarra
     # JPEG noise, nor the faintest of all (see FAINT).
     mask_gray = np.where(dark < np.float32(NOISE_LEVEL) * (gain - 1.0) + np.float32(FAINT), np.float32(1.0), gray)
     # Darkness per unit of the line plane's darkness: the ink's colour, scaled back by the stretch.
-    return gray, mask_gray, q / gain[..., None]
+    for qc in q:
+        qc /= gain
+    return gray, mask_gray, cv2.merge(q)
 
 
 def to_layer(gray: np.ndarray, direction: np.ndarray, layout: str, dtype, background: str = "white") -> np.ndarray:
