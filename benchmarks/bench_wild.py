@@ -41,6 +41,10 @@
    wild pair's restoration lies from the default pair's, and the PSNR of both and of the shipped
    pipeline, which keeps the wild pair's result where the gap is wide.
 
+8b. Re-save fit (``--resave-fit N``): on the same kind of layers (the step skipped), how well a
+   re-save at the layer's size explains its damage (:func:`core.jpeg_consistency.resave_fit`), per
+   family, the PSNR of each pair and as shipped, and the gain of routing by each threshold.
+
 9. Clean drawings (``--clean-pairs N``): never-JPEG'd windows of ``--train`` drawings restored by
    the default pair and as shipped (the wild pair, since they hold no JPEG noise to go by).
 
@@ -61,6 +65,8 @@
     python -m benchmarks.bench_wild --wild-cost 2 --crop 1024 --images 0
     python -m benchmarks.bench_wild --grid-phase 4 --images 0
     python -m benchmarks.bench_wild --disagreement 256 --images 0 --every 2 \
+        --families double_aligned double_shifted resize_then_jpeg
+    python -m benchmarks.bench_wild --resave-fit 256 --images 0 --every 2 \
         --families double_aligned double_shifted resize_then_jpeg
     python -m benchmarks.bench_wild --clean-pairs 256 --images 0 --every 1 --train .../lineart/val
     python -m benchmarks.bench_wild --colour-route 256 --images 0 --every 1
@@ -213,7 +219,7 @@ def _train_samples(args, side: int):
         full = load_drawing(path)
         c = crop(full, choose_crop(full, side))
         for fi, fam in enumerate(FAMILIES):
-            if (args.route or args.disagreement) and args.families and fam not in args.families:
+            if (args.route or args.disagreement or args.resave_fit) and args.families and fam not in args.families:
                 continue
             for rep in range(2):
                 yield fam, degrade(c, np.random.default_rng([args.seed + 7, k, fi, rep]), fam, qf_range=(10, 40))
@@ -342,30 +348,44 @@ def routing(restorer, args) -> None:
     print(flush=True)
 
 
+def _skipped_layers(restorer, args, side: int):
+    """(family, degraded sample, the default pair's result) for the samples of :func:`_train_samples`
+    whose consistency step the default pair skipped (their last JPEG did not make their damage)."""
+    from core.pipeline import RestoreOptions
+
+    for fam, d in _train_samples(args, side):
+        default = restorer.restore(d.image, RestoreOptions(wild_network=False, enlarged=False))
+        if any("consistency step was skipped" in n for n in default.notes):
+            yield fam, d, default
+
+
+def _pair_scores(restorer, d, default) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """The wild pair's result on the sample (wherever it may run), and the PSNR of the default pair,
+    the wild pair, the pipeline as shipped and the input."""
+    from core.metrics import psnr
+    from core.pipeline import RestoreOptions
+
+    shipped = restorer.restore(d.image, RestoreOptions(enlarged=False)).image
+    wild = _wild_wherever_possible(restorer, d.image)
+    ref = d.reference
+    return wild, (psnr(ref, default.image), psnr(ref, wild), psnr(ref, shipped), psnr(ref, d.image))
+
+
 def disagreement(restorer, args) -> None:
     """``--disagreement N``: on layers whose last JPEG did not make their damage but whose grid is
     strong (the strength keeps them on the default pair), the RMS gap between the default and the
     wild pairs' restorations, per family, and the PSNR of each and of the shipped pipeline, which
     keeps the wild pair's result above :data:`core.pipeline.WILD_DISAGREEMENT`."""
     from core import resample
-    from core.metrics import psnr
-    from core.pipeline import WILD_DISAGREEMENT, RestoreOptions
+    from core.pipeline import WILD_DISAGREEMENT
 
     rows: dict[str, list[tuple[float, float, float, float, float]]] = {}
-    for fam, d in _train_samples(args, args.disagreement):
-        img = d.image
-        default = restorer.restore(img, RestoreOptions(wild_network=False, enlarged=False))
-        if not any("consistency step was skipped" in n for n in default.notes):
+    for fam, d, default in _skipped_layers(restorer, args, args.disagreement):
+        if resample.looks_resized(d.image, table_found=True):  # (a skipped step means a table was found)
             continue
-        if resample.looks_resized(img, table_found=True):  # (a skipped step means a table was found)
-            continue
-        shipped = restorer.restore(img, RestoreOptions(enlarged=False)).image
-        wild = _wild_wherever_possible(restorer, img)
+        wild, scores = _pair_scores(restorer, d, default)
         gap = float(np.sqrt(np.mean((wild.astype(np.float64) - default.image) ** 2)))
-        ref = d.reference
-        rows.setdefault(fam, []).append(
-            (gap, psnr(ref, default.image), psnr(ref, wild), psnr(ref, shipped), psnr(ref, img))
-        )
+        rows.setdefault(fam, []).append((gap, *scores))
     print(
         f"\nwild - default gap on layers skipped but with a strong grid, {args.train} ({args.disagreement} px crops); "
         f"the wild pair's result is kept above {WILD_DISAGREEMENT}\n"
@@ -383,6 +403,47 @@ def disagreement(restorer, args) -> None:
             f"| {np.mean([r[1] for r in rr]):.2f} | {np.mean([r[2] for r in rr]):.2f} | {np.mean([r[3] for r in rr]):.2f} "
             f"| {below[0]} / {below[1]} |"
         )
+    print(flush=True)
+
+
+def resave_fits(restorer, args) -> None:
+    """``--resave-fit N``: on layers whose last JPEG did not make their damage (the step skipped),
+    the re-save fit (:func:`core.jpeg_consistency.resave_fit`, on the default pair's restoration),
+    per family; the PSNR of the default pair, of the wild pair, of the pipeline as shipped and of
+    the better of the two per layer (with the answer in hand); and the mean gain over the default
+    pair of routing by each threshold."""
+    from core import jpeg_consistency as jc
+
+    rows: dict[str, list[tuple[float, float, float, float, float]]] = {}
+    for fam, d, default in _skipped_layers(restorer, args, args.resave_fit):
+        fit = jc.resave_fit(d.image, default.image, jc.find_jpeg_grid(d.image))
+        rows.setdefault(fam, []).append((np.nan if fit is None else fit.ratio, *_pair_scores(restorer, d, default)[1]))
+    print(
+        f"\nre-save fit on layers whose step was skipped, {args.train} ({args.resave_fit} px crops); taken for "
+        f"resized (the wild pair) at or above {jc.RESAVE_FIT}\n"
+    )
+    print(
+        "| family | layers | no fit | fit: min | 10 % | median | 90 % | max | taken for resized | default pair "
+        "| wild pair | shipped | better of the two | below the input: default / shipped |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for fam, rr in rows.items():
+        f = np.array([r[0] for r in rr])
+        ok = f[~np.isnan(f)]
+        q = " | ".join(f"{x:.2f}" for x in np.percentile(ok, [0, 10, 50, 90, 100])) if ok.size else " | ".join("–" * 5)
+        below = (sum(r[1] < r[4] for r in rr), sum(r[3] < r[4] for r in rr))
+        print(
+            f"| {fam} | {len(rr)} | {int(np.isnan(f).sum())} | {q} | {int((ok >= jc.RESAVE_FIT).sum())} "
+            f"| {np.mean([r[1] for r in rr]):.2f} | {np.mean([r[2] for r in rr]):.2f} | {np.mean([r[3] for r in rr]):.2f} "
+            f"| {np.mean([max(r[1], r[2]) for r in rr]):.2f} | {below[0]} / {below[1]} |"
+        )
+    every = [r for rr in rows.values() for r in rr if not np.isnan(r[0])]
+    if every:
+        thresholds = (0.6, 0.7, 0.75, 0.78, 0.8, 0.85, 0.9, 1.0)
+        gains = [np.mean([(r[2] - r[1]) if r[0] >= t else 0.0 for r in every]) for t in thresholds]
+        print("\n| fit threshold | " + " | ".join(str(t) for t in thresholds) + " |")
+        print("|---|" + "---:|" * len(thresholds))
+        print("| gain over the default pair (dB, mean) | " + " | ".join(f"{g:+.3f}" for g in gains) + " |")
     print(flush=True)
 
 
@@ -664,6 +725,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train", default="/work/shared/data/lineart/train", help="drawings of the grid strength table")
     p.add_argument("--route", type=int, default=0, help="crop side for the routing table (0: none)")
     p.add_argument("--disagreement", type=int, default=0, help="crop side for the wild/default gap table (0: none)")
+    p.add_argument("--resave-fit", type=int, default=0, help="crop side for the re-save fit table (0: none)")
     p.add_argument("--clean-pairs", type=int, default=0, help="crop side for the clean drawings' table (0: none)")
     p.add_argument("--colour-route", type=int, default=0, help="window side for the colour layers' table (0: none)")
     p.add_argument("--wild-colour-model", help="the colour wild backbone for --colour-route (default: the shipped one)")
@@ -714,6 +776,8 @@ def main(argv: list[str] | None = None) -> int:
         routing(restorer, args)
     if args.disagreement:
         disagreement(restorer, args)
+    if args.resave_fit:
+        resave_fits(restorer, args)
     if args.clean_pairs:
         clean_pairs(restorer, args)
     if args.colour_route:

@@ -37,6 +37,7 @@ import functools
 import math
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
@@ -759,3 +760,119 @@ def first_quality(gray: np.ndarray, grid: JpegGrid, sample: int = 128, seed: int
     if best < FIRST_MIN_SHARE:
         return None
     return min(q for q, s in zip(qfs, share.tolist()) if s >= best - 0.02), best
+
+
+#: Qualities :func:`resave_fit` tries as the first save of a re-save: those of these whose IJG table
+#: is at least :data:`RESAVE_RATIO` times as coarse as the last one (median over the lowest
+#: frequencies; a first save barely coarser than the last leaves little of its own).
+RESAVE_QUALITIES = (8, 10, 12, 15, 18, 20, 23, 26, 30, 35, 40, 45, 50)
+RESAVE_RATIO = 1.5
+#: Side of the window (the one with the most ink) on which :func:`resave_fit` measures: 256 px
+#: hold 1,024 blocks, and the fit takes about a quarter of a second there on one CPU thread.
+RESAVE_SIDE = 256
+#: Phases kept from the scan of all 64 (each with :data:`RESAVE_SCAN` tables) for every table.
+RESAVE_PHASES = 4
+RESAVE_SCAN = 3
+#: Below this share of the last save's residual, a re-save at the layer's size explains its
+#: damage (a JPEG re-saved on the same grid or after a crop), at or above it the damage was made
+#: before a resize (docs/wild.md, ``python -m benchmarks.bench_wild --resave-fit 256 --images 0
+#: --every 2 --families double_aligned double_shifted resize_then_jpeg``): on 204 training crops
+#: whose step was skipped, JPEGs resized before their last save gave 0.75-1.71 and re-saves mostly
+#: less (median 0.48 on the same grid, 0.55 after a crop; the tenth above 0.76-0.79 are first saves
+#: barely coarser than the last); routing at 0.75 gained the most there.
+RESAVE_FIT = 0.75
+
+
+@dataclass(frozen=True)
+class ResaveFit:
+    """What :func:`resave_fit` found: ``ratio`` (residual of the best re-save over that of the last
+    save alone) and the best re-save: the first save's ``quality`` and grid phase ``(dy, dx)``."""
+
+    ratio: float
+    quality: int
+    dy: int
+    dx: int
+
+
+def _round_trips(img: torch.Tensor, tables: torch.Tensor, dy: int, dx: int, coefs: torch.Tensor | None = None):
+    """``img`` (..., H, W) float 0..255 saved as a JPEG with each of ``tables`` ((T, 64) or (64,))
+    on the grid (dy, dx) and decoded (rounded, clipped): (T, H, W), or like ``img`` for one table;
+    pixels outside the full blocks are kept. ``coefs``: the blocks' DCT, when already computed."""
+    h, w = img.shape[-2:]
+    nby, nbx = (h - dy) // 8, (w - dx) // 8
+    rows, cols = slice(dy, dy + 8 * nby), slice(dx, dx + 8 * nbx)
+    if coefs is None:
+        b = img[..., rows, cols].reshape(*img.shape[:-2], nby, 8, nbx, 8).transpose(-3, -2)
+        coefs = dct8(b.reshape(*img.shape[:-2], nby * nbx, 64) - 128)
+    q = tables.reshape(-1, 1, 64) if tables.dim() == 2 else tables
+    y = (idct8(torch.round(coefs / q) * q) + 128).round_().clamp_(0, 255)
+    lead = y.shape[:-2]
+    out = img.expand(*lead, h, w).clone()
+    out[..., rows, cols] = y.reshape(*lead, nby, nbx, 8, 8).transpose(-3, -2).reshape(*lead, 8 * nby, 8 * nbx)
+    return out
+
+
+def _inkiest_window(gray: np.ndarray, side: int) -> tuple[slice, slice]:
+    """The ``side`` x ``side`` window of ``gray`` (uint8) with the most pixels below 128."""
+    h, w = gray.shape
+    if h <= side and w <= side:
+        return slice(0, h), slice(0, w)
+    sh, sw = min(side, h), min(side, w)
+    ink = cv2.integral((gray < 128).astype(np.uint8))
+    ys, xs = np.arange(0, h - sh + 1, 8), np.arange(0, w - sw + 1, 8)
+    count = ink[np.ix_(ys + sh, xs + sw)] - ink[np.ix_(ys, xs + sw)] - ink[np.ix_(ys + sh, xs)] + ink[np.ix_(ys, xs)]
+    iy, ix = np.unravel_index(int(np.argmax(count)), count.shape)
+    return slice(int(ys[iy]), int(ys[iy]) + sh), slice(int(xs[ix]), int(xs[ix]) + sw)
+
+
+def resave_fit(layer: np.ndarray, restored: np.ndarray | torch.Tensor, grid: JpegGrid) -> ResaveFit | None:
+    """Whether two JPEG saves at the layer's size explain its damage, for a layer whose last save
+    did not make it all (:func:`outside_share`): a re-save (on the same grid or after a crop), or a
+    JPEG resized between its saves.
+
+    On the :data:`RESAVE_SIDE` window with the most ink, the restoration (standing in for the clean
+    drawing) is saved at a coarser IJG quality on one of the 64 grid phases, then with the layer's
+    last table on its grid, and compared with the layer (RMS over the window less an 8-pixel rim);
+    the best such re-save's residual is divided by that of the last save alone. A re-save's first
+    blocks lie on some 8-pixel grid, and the right phase and quality halve the residual or better;
+    a resize before the last save moved them off any, and no re-save does much better than the last
+    save alone. Every phase is scanned with :data:`RESAVE_SCAN` tables, the best
+    :data:`RESAVE_PHASES` with all of them.
+
+    Args:
+        layer: ``(H, W)`` uint8, the layer.
+        restored: ``(H, W)`` its restoration, 0..1 float or uint8.
+        grid: the layer's last JPEG (:func:`find_jpeg_grid`).
+
+    Returns:
+        The fit (its ``ratio`` below :data:`RESAVE_FIT`: a re-save at the layer's size), or ``None``
+        where no quality is coarse enough to try or the window is under 64 px.
+    """
+    last = np.asarray(grid.table, dtype=np.float64).reshape(64)
+    low = [0, 1, 8, 9, 16, 2, 10, 17, 24, 3]  # the lowest frequencies (natural order)
+    quals = [q for q in RESAVE_QUALITIES if np.median(ijg_table(q)[low] / last[low]) >= RESAVE_RATIO]
+    win = _inkiest_window(layer, RESAVE_SIDE)
+    if not quals or min(layer[win].shape) < 64:
+        return None
+    r = restored if isinstance(restored, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(restored))
+    r = r[win].to(torch.float32) * (1.0 if r.dtype == torch.uint8 else 255.0)
+    target = torch.from_numpy(np.ascontiguousarray(layer[win], dtype=np.float32))[8:-8, 8:-8]
+    dy, dx = (grid.dy - win[0].start) % 8, (grid.dx - win[1].start) % 8
+    q2 = torch.as_tensor(last, dtype=torch.float32)
+    tables = torch.as_tensor(np.stack([ijg_table(q) for q in quals]), dtype=torch.float32)
+
+    def residuals(py: int, px: int, which: list[int]) -> torch.Tensor:
+        first = _round_trips(r, tables[which], py, px)
+        return (_round_trips(first, q2, dy, dx)[:, 8:-8, 8:-8] - target).pow(2).mean((-1, -2)).sqrt()
+
+    alone = float((_round_trips(r, q2, dy, dx)[8:-8, 8:-8] - target).pow(2).mean().sqrt())
+    scan = sorted({round(i * (len(quals) - 1) / max(RESAVE_SCAN - 1, 1)) for i in range(RESAVE_SCAN)})
+    phases = sorted((float(residuals(py, px, scan).min()), (py, px)) for py in range(8) for px in range(8))
+    best = (math.inf, 0, 0, 0)
+    for _, (py, px) in phases[:RESAVE_PHASES]:
+        res = residuals(py, px, list(range(len(quals))))
+        i = int(torch.argmin(res))
+        if float(res[i]) < best[0]:
+            best = (float(res[i]), quals[i], py, px)
+    ratio = best[0] / alone if alone > 0 else 1.0
+    return ResaveFit(ratio, best[1], (best[2] + win[0].start) % 8, (best[3] + win[1].start) % 8)

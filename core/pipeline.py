@@ -902,6 +902,7 @@ class Restorer:
         backbone = job.backbone
         probed: float | None = None  # the outside share on the probe window, where it decided for the wild pair
         resized: bool | None = None  # resample.looks_resized with a table found, once asked
+        fit: jpeg_consistency.ResaveFit | None = None  # the re-save fit on the probe window, where it ran
         evidence = None if wild is None or grid is not None else resample.resize_evidence(gray8, table_found=False)
         if evidence is not None:
             backbone = wild
@@ -910,13 +911,14 @@ class Restorer:
             t = time.perf_counter()
             resized = resample.looks_resized(gray8, table_found=True)
             if resized:
-                share = self._probe(job, plan, gray8, grid)
-                if share > jpeg_consistency.max_outside(grid):
+                share, fit = self._probe(job, plan, gray8, grid)
+                if share > jpeg_consistency.max_outside(grid) and not _resave(fit):
                     backbone, probed = wild, share
                     notes.append(
-                        "its damage is not on the 8x8 grid of the layer's size (resized before the last save?): "
-                        f"restored with the network trained on resized and re-saved JPEGs (decided on a {PROBE_SIDE} "
-                        "px window)"
+                        "its damage is not on the 8x8 grid of the layer's size (resized before the last save?"
+                        + _fit_note(fit)
+                        + "): restored with the network trained on resized and re-saved JPEGs (decided on a "
+                        f"{PROBE_SIDE} px window)"
                     )
             timings["probe"] = time.perf_counter() - t
         elif job.direction is not None and (wild_colour := self._wild_colour_runner(job)) is not None:
@@ -967,32 +969,42 @@ class Restorer:
                 jpeg_quality = self._make_consistent(restored, gray8, grid, mask_u8, opts, notes)
             timings["consistency"] += time.perf_counter() - t
             if resaved and wild is not None and backbone is not wild:
-                if resized is None:  # (the probe window asked already where it ran)
+                # Whether a re-save at the layer's size explains its damage (then the default pair
+                # stays), or the JPEG was resized before its last save (then the wild pair restores it).
+                t = time.perf_counter()
+                if fit is None:  # (the probe window measured it already where it ran)
+                    fit = jpeg_consistency.resave_fit(gray8, restored, grid)
+                timings["probe"] = timings.get("probe", 0.0) + time.perf_counter() - t
+                if fit is not None:
+                    resized = not _resave(fit)
+                elif resized is None:
                     resized = resample.looks_resized(gray8, table_found=True)
-                # Re-saves at the layer's size keep a strong grid and the default pair, but so does a
-                # JPEG enlarged and then saved again at a low quality, which the default pair can
-                # leave below its input: where the two pairs disagree far more than they do on
-                # re-saves, the wild pair's reading is kept. On a layer that holds two windows the
-                # wild pair runs on the window first and restores the layer only where they disagree.
-                windowed = not resized and _holds_windows(h, w)
+                # Without a fit (no coarser quality to try): re-saves at the layer's size keep a
+                # strong grid and the default pair, but so does a JPEG enlarged and then saved again at
+                # a low quality, which the default pair can leave below its input: where the two pairs
+                # disagree far more than they do on re-saves, the wild pair's reading is kept. On a
+                # layer that holds two windows the wild pair runs on the window first and restores the
+                # layer only where they disagree.
+                windowed = fit is None and not resized and _holds_windows(h, w)
                 if windowed:
                     t = time.perf_counter()
                     win, wild_window, _ = self._window_restore(job, plan, gray8, wild_mask, wild)
                     gap = _rms_gap(wild_window, restored[win])
                     timings["probe"] = timings.get("probe", 0.0) + time.perf_counter() - t
-                if resized or not windowed or gap > WILD_DISAGREEMENT:
+                if resized or (fit is None and (not windowed or gap > WILD_DISAGREEMENT)):
                     job.total[0] += len(plan) * (1 + int(wild_mask is not None))
                     t = time.perf_counter()
                     wild_mask_u8 = self._mask_pass(job, plan, wild_mask) if wild_mask is not None else mask_u8
                     timings["mask"] += time.perf_counter() - t
                     wild_mask_t = mask_t if wild_mask is None else torch.from_numpy(wild_mask_u8).view(1, 1, h, w)
                     wild_restored, wild_qf = self._backbone_pass(job, plan, wild, wild_mask_t)
-                    if not windowed:
+                    if not windowed and not resized:
                         gap = _rms_gap(wild_restored, restored)
                     if resized:
                         notes.append(
-                            "its damage is not on the 8x8 grid of the layer's size (resized before the last save?): "
-                            "restored again with the network trained on resized and re-saved JPEGs"
+                            "its damage is not on the 8x8 grid of the layer's size (resized before the last save?"
+                            + _fit_note(fit)
+                            + "): restored again with the network trained on resized and re-saved JPEGs"
                         )
                     elif gap > WILD_DISAGREEMENT:
                         where = f" on a {PROBE_SIDE} px window" if windowed else ""
@@ -1057,14 +1069,19 @@ class Restorer:
         job.colour_search = (y8, bounds, grid)
         return grid is None
 
-    def _probe(self, job: _Job, plan, gray8: np.ndarray, grid) -> float:
+    def _probe(self, job: _Job, plan, gray8: np.ndarray, grid) -> tuple[float, jpeg_consistency.ResaveFit | None]:
         """The default pair run on the :data:`PROBE_SIDE` window with the most ink, on the layer's 8x8
         grid: the share of its restoration outside the boxes of the layer's last JPEG
-        (:func:`core.jpeg_consistency.outside_share`). Above :func:`~core.jpeg_consistency.max_outside`
-        the whole layer goes to the wild pair at once, instead of being restored twice."""
+        (:func:`core.jpeg_consistency.outside_share`) and, where that is above
+        :func:`~core.jpeg_consistency.max_outside`, whether a re-save explains the window's damage
+        (:func:`core.jpeg_consistency.resave_fit`). If not, the whole layer goes to the wild pair at
+        once, instead of being restored twice."""
         win, restored, mask_u8 = self._window_restore(job, plan, gray8, job.mask_runner, job.backbone)
         paper = None if mask_u8 is None else mask_u8 == 0
-        return jpeg_consistency.outside_share(restored, gray8[win], grid, paper)
+        share = jpeg_consistency.outside_share(restored, gray8[win], grid, paper)
+        if share <= jpeg_consistency.max_outside(grid):
+            return share, None
+        return share, jpeg_consistency.resave_fit(gray8[win], restored, grid)
 
     def _window_restore(self, job: _Job, plan, gray8: np.ndarray, mask_runner, backbone):
         """A pair (``mask_runner`` may be None: the options' direct mask, or the layer's mask where
@@ -1299,6 +1316,22 @@ class Restorer:
 
 #: Rows whose chroma the 4:4:4 test looks at first (a multiple of 8).
 CHROMA_PROBE_ROWS = 256
+
+
+def _resave(fit: jpeg_consistency.ResaveFit | None) -> bool:
+    """Whether :func:`core.jpeg_consistency.resave_fit` found the damage explained by a re-save at
+    the layer's size (``False`` where it could not tell)."""
+    return fit is not None and fit.ratio < jpeg_consistency.RESAVE_FIT
+
+
+def _fit_note(fit: jpeg_consistency.ResaveFit | None) -> str:
+    """What the re-save fit found, for a note on a layer taken for resized ('' without a fit)."""
+    if fit is None:
+        return ""
+    return (
+        f" no re-save at its size explains it: the best, a first save at quality {fit.quality} on the grid at "
+        f"({fit.dy}, {fit.dx}), leaves {100 * fit.ratio:.0f} % of the last save's residual"
+    )
 
 
 def _threshold_again(restored: torch.Tensor, opts: RestoreOptions) -> None:

@@ -199,6 +199,7 @@ def test_a_jpeg_resized_before_its_last_save_is_restored_again_with_the_wild_bac
     assert res.jpeg_quality is None
     assert any("consistency step was skipped" in n for n in res.notes)
     assert any("restored again with the network trained on resized and re-saved JPEGs" in n for n in res.notes)
+    assert any("no re-save at its size explains it" in n for n in res.notes), res.notes
     _check_wild_result(res, without_wild, layer, widened=False)
     assert fractions == sorted(fractions) and fractions[-1] == 1.0  # never backwards over the added pass
     off = with_wild.restore(layer, RestoreOptions(wild_network=False))
@@ -240,10 +241,12 @@ def test_a_jpeg_resaved_at_its_size_keeps_the_default_backbone(with_wild, withou
 
 
 def test_a_resaved_jpeg_goes_to_the_wild_backbone_where_the_two_disagree_widely(with_wild, without_wild, monkeypatch):
-    """A JPEG enlarged and saved again at a low quality keeps a strong grid, like a re-save at its
-    size; where the two pairs' restorations lie far apart, the wild pair's is kept."""
+    """Where the re-save fit cannot tell (no coarser quality to try): a JPEG enlarged and saved again
+    at a low quality keeps a strong grid, like a re-save at its size; where the two pairs'
+    restorations lie far apart, the wild pair's is kept."""
     from core import pipeline
 
+    monkeypatch.setattr(jc, "resave_fit", lambda *a, **k: None)
     layer = _jpeg(_jpeg(_clean(), 30), 75)
     kept = with_wild.restore(layer, RestoreOptions())
     assert np.array_equal(kept.image, without_wild.restore(layer, RestoreOptions()).image)
@@ -255,11 +258,12 @@ def test_a_resaved_jpeg_goes_to_the_wild_backbone_where_the_two_disagree_widely(
 
 
 def test_a_large_resaved_layer_asks_the_wild_backbone_on_a_window_first(with_wild, without_wild, monkeypatch):
-    """On a layer that holds two windows the wild pair runs on one window only, and restores the
-    whole layer where the two pairs disagree there; the result is then the one the whole-layer
-    check gives."""
+    """Where the re-save fit cannot tell: on a layer that holds two windows the wild pair runs on one
+    window only, and restores the whole layer where the two pairs disagree there; the result is then
+    the one the whole-layer check gives."""
     from core import pipeline
 
+    monkeypatch.setattr(jc, "resave_fit", lambda *a, **k: None)
     layer = _jpeg(_jpeg(np.tile(_clean(), (4, 4)), 30), 75)
     assert layer.size >= pipeline.PROBE_MIN_WINDOWS * pipeline.PROBE_SIDE**2
     pixels = _count_pixels(monkeypatch)
@@ -274,6 +278,54 @@ def test_a_large_resaved_layer_asks_the_wild_backbone_on_a_window_first(with_wil
     whole = with_wild.restore(layer, RestoreOptions(return_mask=True))
     assert any("gray levels (RMS) from the default" in n for n in whole.notes)
     assert np.array_equal(res.image, whole.image) and np.array_equal(res.mask, whole.mask)
+
+
+@pytest.mark.parametrize(
+    "name, first, shift, last, expect",
+    [
+        ("re-saved on the same grid", 30, (0, 0), 75, (30, 0, 0)),
+        ("re-saved after a crop", 30, (3, 5), 75, (30, 5, 3)),
+        ("re-saved after a crop, finer", 20, (3, 5), 90, (20, 5, 3)),
+    ],
+)
+def test_the_resave_fit_finds_the_first_save(name, first, shift, last, expect):
+    """With the clean drawing standing in for the restoration, the right first save (quality and grid
+    phase, in the layer's pixels) explains nearly all of a re-save's damage."""
+    clean = _clean()
+    (dy, dx) = shift
+    layer = _jpeg(_jpeg(clean, first)[dy:, dx:], last)
+    fit = jc.resave_fit(layer, clean[dy:, dx:], jc.find_jpeg_grid(layer))
+    assert (fit.quality, fit.dy, fit.dx) == expect, (name, fit)
+    assert fit.ratio < 0.3 < jc.RESAVE_FIT
+
+
+@pytest.mark.parametrize("scale, last", [(0.75, 90), (1.3, 85)])
+def test_the_resave_fit_finds_no_resave_in_a_jpeg_resized_before_its_last_save(scale, last):
+    clean = _clean()
+    layer = _jpeg(_resize(_jpeg(clean, 20), scale), last)
+    fit = jc.resave_fit(layer, _resize(clean, scale), jc.find_jpeg_grid(layer))
+    assert fit.ratio >= jc.RESAVE_FIT, fit
+
+
+def test_the_resave_fit_says_nothing_without_a_coarser_quality_or_room():
+    clean = _clean()
+    layer = _jpeg(clean, 8)  # no tried quality is 1.5 times as coarse as QF 8
+    assert jc.resave_fit(layer, clean, jc.find_jpeg_grid(layer)) is None
+    small = _jpeg(_jpeg(clean[:56, :56], 30), 75)
+    assert jc.resave_fit(small, clean[:56, :56], jc.find_jpeg_grid(_jpeg(_jpeg(clean, 30), 75))) is None
+
+
+def test_a_resave_after_a_crop_with_a_weak_grid_keeps_the_default_backbone(with_wild, without_wild):
+    """The crop leaves two grids and a weak 8-pixel grid strength, as a resize does; the re-save fit
+    finds the first save on its own grid, so the default pair restores it."""
+    from core import resample
+
+    layer = _jpeg(_jpeg(_clean(), 30)[3:, 5:], 75)
+    assert resample.looks_resized(layer, table_found=True)  # the strength alone would send it on
+    res = with_wild.restore(layer, RestoreOptions())
+    assert any("consistency step was skipped" in n for n in res.notes)
+    assert not any("resized and re-saved" in n for n in res.notes), res.notes
+    assert np.array_equal(res.image, without_wild.restore(layer, RestoreOptions()).image)
 
 
 def test_a_layer_without_a_jpeg_grid_gets_the_wild_backbone_at_once(with_wild, without_wild, monkeypatch):
