@@ -278,15 +278,16 @@ def grid_strength(args) -> None:
 def _wild_wherever_possible(restorer, img: np.ndarray) -> np.ndarray:
     """The pipeline's result with every layer taken for resized: the wild pair wherever it may run
     (no table, or a last JPEG that did not make the damage)."""
-    from core import resample
+    from core import jpeg_consistency, resample
     from core.pipeline import RestoreOptions
 
-    shipped = resample.resize_evidence
+    shipped, fit = resample.resize_evidence, jpeg_consistency.resave_fit
     resample.resize_evidence = lambda _gray, table_found: "forced"
+    jpeg_consistency.resave_fit = lambda *_a, **_k: None  # (no fit: the layer is taken for resized)
     try:
         return restorer.restore(img, RestoreOptions(enlarged=False)).image
     finally:
-        resample.resize_evidence = shipped
+        resample.resize_evidence, jpeg_consistency.resave_fit = shipped, fit
 
 
 def routing(restorer, args) -> None:
