@@ -779,7 +779,7 @@ RESAVE_SCAN_SIDE = 128
 #: damage (a JPEG re-saved on the same grid or after a crop), at or above it the damage was made
 #: before a resize (docs/wild.md, ``python -m benchmarks.bench_wild --resave-fit 256 --images 0
 #: --every 2 --families double_aligned double_shifted resize_then_jpeg``): on 204 training crops
-#: whose step was skipped, JPEGs resized before their last save gave 0.75-1.71 and re-saves mostly
+#: whose step was skipped, JPEGs resized before their last save gave 0.75-1.72 and re-saves mostly
 #: less (median 0.48 on the same grid, 0.55 after a crop; the tenth above 0.76-0.79 are first saves
 #: barely coarser than the last); routing at 0.75 gained the most there.
 RESAVE_FIT = 0.75
