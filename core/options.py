@@ -267,7 +267,8 @@ OPTIONS: tuple[Option, ...] = (
         "Resized JPEGs",
         "where a gray 8-bit layer was resized after its JPEG save (its JPEG noise is no longer on an 8-pixel "
         "grid), restore it with the network trained on resized and re-saved JPEGs, and a coloured 8-bit layer "
-        "with no JPEG grid with the colour network trained on resized JPEGs too (default: on; docs/wild.md)",
+        "resized after its save (or with no JPEG grid at all) with the colour network trained on resized "
+        "JPEGs too (default: on; docs/wild.md)",
         flag="--wild-network",
     ),
     Option(

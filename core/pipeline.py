@@ -219,7 +219,10 @@ class RestoreOptions:
             layer's size keep the default backbone. On 8-bit colour layers whose luminance holds
             no JPEG grid (:func:`core.jpeg_consistency.find_jpeg_grid` on
             :func:`core.colour.jpeg_luma`, before the networks run), the colour backbone fine-tuned
-            on resized coloured JPEGs too (``wild_colour``) is used instead of the colour backbone.
+            on resized coloured JPEGs too (``wild_colour``) is used instead of the colour backbone;
+            where it holds one but the consistency step's check finds that its last JPEG did not make
+            the damage and no re-save explains it (the re-save fit on the luminance), the layer is
+            restored again with it.
             No effect with ``model`` or ``mask="none"``.
         ensemble: self-ensemble size, 1 (off), 2, 4 or 8: run the networks on that many flips and
             turns of each tile and average the results (:mod:`core.ensemble`); up to that many
@@ -408,6 +411,9 @@ class _Job:
     #: ``(y8, bounds, grid)``: that luminance and the grid found in it before the networks ran
     #: (where the ``wild_colour`` backbone was a choice); the consistency step reuses the luminance
     colour_search: tuple | None = None
+    #: ``(y8, luma, grid)``: where the consistency step found that the layer's last JPEG did not
+    #: make its damage, that luminance, the restoration's luminance (0..1) and the grid
+    colour_skipped: tuple | None = None
 
 
 class Restorer:
@@ -955,6 +961,23 @@ class Restorer:
             t = time.perf_counter()
             jpeg_quality = self._make_consistent_colour(job, restored, mask_u8)
             timings["consistency"] = timings.get("consistency", 0.0) + time.perf_counter() - t
+            wild_colour = self._wild_colour_runner(job)
+            if job.colour_skipped is not None and wild_colour is not None and backbone is not wild_colour:
+                # Its last JPEG did not make its damage: as on gray layers, where no re-save at the
+                # layer's size explains it (a JPEG resized before its last save), the colour wild
+                # backbone restores it again.
+                t = time.perf_counter()
+                fit = jpeg_consistency.resave_fit(*job.colour_skipped)
+                timings["probe"] = timings.get("probe", 0.0) + time.perf_counter() - t
+                if fit is not None and not _resave(fit):
+                    job.total[0] += len(plan)
+                    restored, qf_estimate = self._backbone_pass(job, plan, wild_colour, mask_t)
+                    notes.append(
+                        "its damage is not on the 8x8 grid of the layer's size (resized before the last save?"
+                        + _fit_note(fit)
+                        + "): restored again with the colour network trained on JPEGs at their size and resized "
+                        "after compression"
+                    )
         elif grid is not None:
             t = time.perf_counter()
             if probed is not None:
@@ -1232,6 +1255,7 @@ class Restorer:
         open, the search for the stored coefficients starts from the restoration. Returns the QF
         used, or ``None`` (no grid, or the check found that the JPEG did not make the damage)."""
         opts, notes = job.opts, job.notes
+        job.colour_skipped = None  # (again after running out of memory)
         stored = job.colour_search[:2] if job.colour_search is not None else colour.jpeg_luma(job.colour_layer)
         if stored is None:  # 16-bit, or transparent pixels: no JPEG plane
             return None
@@ -1253,6 +1277,7 @@ class Restorer:
         outside = jpeg_consistency.outside_share(luma, y8, grid, paper, bounds=bounds)
         if outside > jpeg_consistency.max_outside(grid):
             self._note_resaved(y8, grid, outside, opts, notes, skipped=True)
+            job.colour_skipped = (y8, luma, grid)
             return None
         target = torch.from_numpy(luma.copy())
         _, share = jpeg_consistency.make_consistent(target, y8, grid, paper, bounds=bounds)

@@ -322,8 +322,8 @@ class Options:
             size and scale it back (``core.resample``); on by default.
         wild_network: restore a gray 8-bit layer resized after its JPEG save (its JPEG noise no
             longer on an 8-pixel grid) with the backbone trained on such layers, and a coloured 8-bit
-            layer with no JPEG grid with the colour backbone trained on resized JPEGs too, where the
-            server has them (docs/wild.md); on by default.
+            layer resized after its save (or with no JPEG grid at all) with the colour backbone
+            trained on resized JPEGs too, where the server has them (docs/wild.md); on by default.
         ensemble: self-ensemble size, one of :data:`ENSEMBLE_SIZES`: the networks run on that many
             flips and turns of the layer and are averaged (1 = off); up to that many times slower.
     """

@@ -1,8 +1,10 @@
 """The colour layers' wild backbone (``core/models/restore_colour_wild.safetensors``, role
 ``wild_colour``, the ``wild_network`` option): a coloured 8-bit layer whose luminance holds no
 JPEG grid (resized after its JPEG, or no JPEG at all) is restored by it instead of the colour
-backbone, in one pass; a coloured JPEG at its size keeps the colour backbone and its consistency
-step, bit for bit as without the file; gray layers and the other choices are left alone.
+backbone, in one pass; one resized before its last save (a grid, but the last JPEG did not make the
+damage and no re-save explains it) is restored again by it; a coloured JPEG at its size and a
+re-saved one keep the colour backbone, bit for bit as without the file; gray layers and the other
+choices are left alone.
 
 ``restore_fast.safetensors`` stands in for the colour wild backbone: a real framework backbone
 whose output differs from the colour one's, so a test can tell which of the two restored a layer."""
@@ -111,6 +113,32 @@ def test_a_coloured_jpeg_at_its_size_keeps_the_colour_backbone_and_its_step(
     # the step off: the grid still picks the backbone
     off = RestoreOptions(jpeg_consistency=False)
     assert np.array_equal(with_wild_colour.restore(layer, off).image, without.restore(layer, off).image)
+
+
+def test_a_coloured_jpeg_resized_before_its_last_save_is_restored_again(
+    coloured, with_wild_colour, without, monkeypatch
+):
+    """Its last save leaves a grid (so the colour backbone restores it first), but that JPEG did not
+    make the damage and no re-save at its size explains it: the colour wild backbone restores it again."""
+    j = jpeg_rgb(coloured, 20)
+    h, w = j.shape[:2]
+    layer = jpeg_rgb(cv2.resize(j, (round(w * 0.75), round(h * 0.75)), interpolation=cv2.INTER_LANCZOS4), 75)
+    with_wild_colour.restore(layer, RestoreOptions())  # first use: the tile-cost probes run here
+    res, names = _runs(with_wild_colour, layer, RestoreOptions(return_mask=True), monkeypatch)
+    assert any("did not make all of its damage" in n for n in res.notes), res.notes
+    assert any("no re-save at its size explains it" in n and "colour network" in n for n in res.notes), res.notes
+    assert names.index("restore_colour.safetensors") < names.index(STAND_IN.name)  # restored again
+    before = without.restore(layer, RestoreOptions(return_mask=True))
+    assert np.array_equal(res.mask, before.mask) and (res.image[res.mask == 0] == 255).all()
+    assert not np.array_equal(res.image, before.image)
+
+
+def test_a_resaved_coloured_jpeg_keeps_the_colour_backbone(coloured, with_wild_colour, without):
+    layer = jpeg_rgb(jpeg_rgb(coloured, 30, "4:4:4"), 75, "4:4:4")
+    res = with_wild_colour.restore(layer, RestoreOptions())
+    assert any("re-saved JPEG: first quality about 30" in n for n in res.notes), res.notes
+    assert not any("colour network trained" in n for n in res.notes)
+    assert np.array_equal(res.image, without.restore(layer, RestoreOptions()).image)
 
 
 @pytest.mark.parametrize("layout", GRAY_LAYOUTS)
