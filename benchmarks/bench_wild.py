@@ -505,7 +505,7 @@ def colour_routing(restorer, args) -> None:
                 inputs.append((fam, d.reference, d.image))
             for label, ref, img in inputs:
                 res = restorer.restore(img, on)
-                routed = any("no JPEG grid in the layer's luminance" in n for n in res.notes)
+                routed = any("colour network trained on JPEGs at their size and resized" in n for n in res.notes)
                 before = restorer.restore(img, off).image
                 rows.setdefault((name, label), []).append(
                     (routed, psnr(ref, img), psnr(ref, before), psnr(ref, res.image))
