@@ -767,11 +767,11 @@ def first_quality(gray: np.ndarray, grid: JpegGrid, sample: int = 128, seed: int
 #: frequencies; a first save barely coarser than the last leaves little of its own).
 RESAVE_QUALITIES = (8, 10, 12, 15, 18, 20, 23, 26, 30, 35, 40, 45, 50)
 RESAVE_RATIO = 1.5
-#: Side of the window (the one with the most ink) on which :func:`resave_fit` measures: 256 px
+#: Side of the window (the one with the most line edges) on which :func:`resave_fit` measures: 256 px
 #: hold 1,024 blocks, and the fit takes about 0.1 s there on one CPU thread.
 RESAVE_SIDE = 256
 #: Phases kept from the scan of all 64 (each with :data:`RESAVE_SCAN` tables, on the
-#: :data:`RESAVE_SCAN_SIDE` window with the most ink inside the first) for every table.
+#: :data:`RESAVE_SCAN_SIDE` window with the most line edges inside the first) for every table.
 RESAVE_PHASES = 6
 RESAVE_SCAN = 3
 RESAVE_SCAN_SIDE = 128
@@ -814,13 +814,15 @@ def _round_trips(img: torch.Tensor, tables: torch.Tensor, dy: int, dx: int, coef
     return out
 
 
-def _inkiest_window(gray: np.ndarray, side: int) -> tuple[slice, slice]:
-    """The ``side`` x ``side`` window of ``gray`` (uint8) with the most pixels below 128."""
+def _edgiest_window(gray: np.ndarray, side: int) -> tuple[slice, slice]:
+    """The ``side`` x ``side`` window of ``gray`` (uint8) with the most pixels of line edges (neither
+    paper nor solid ink: 16-239), its corner on a multiple of 8. Solid fills hold no JPEG detail to
+    fit, and a restoration can differ from the drawing there by more than the JPEG's steps."""
     h, w = gray.shape
     if h <= side and w <= side:
         return slice(0, h), slice(0, w)
     sh, sw = min(side, h), min(side, w)
-    ink = cv2.integral((gray < 128).astype(np.uint8))
+    ink = cv2.integral(((gray > 15) & (gray < 240)).astype(np.uint8))
     ys, xs = np.arange(0, h - sh + 1, 8), np.arange(0, w - sw + 1, 8)
     count = ink[np.ix_(ys + sh, xs + sw)] - ink[np.ix_(ys, xs + sw)] - ink[np.ix_(ys + sh, xs)] + ink[np.ix_(ys, xs)]
     iy, ix = np.unravel_index(int(np.argmax(count)), count.shape)
@@ -832,7 +834,7 @@ def resave_fit(layer: np.ndarray, restored: np.ndarray | torch.Tensor, grid: Jpe
     did not make it all (:func:`outside_share`): a re-save (on the same grid or after a crop), or a
     JPEG resized between its saves.
 
-    On the :data:`RESAVE_SIDE` window with the most ink, the restoration (standing in for the clean
+    On the :data:`RESAVE_SIDE` window with the most line edges, the restoration (standing in for the clean
     drawing) is saved at a coarser IJG quality on one of the 64 grid phases, then with the layer's
     last table on its grid, and compared with the layer (RMS over the window less an 8-pixel rim);
     the best such re-save's residual is divided by that of the last save alone. A re-save's first
@@ -856,7 +858,7 @@ def resave_fit(layer: np.ndarray, restored: np.ndarray | torch.Tensor, grid: Jpe
     last = np.asarray(grid.table, dtype=np.float64).reshape(64)
     low = [0, 1, 8, 9, 16, 2, 10, 17, 24, 3]  # the lowest frequencies (natural order)
     quals = [q for q in RESAVE_QUALITIES if np.median(ijg_table(q)[low] / last[low]) >= RESAVE_RATIO]
-    win = _inkiest_window(layer, RESAVE_SIDE)
+    win = _edgiest_window(layer, RESAVE_SIDE)
     if not quals or min(layer[win].shape) < 64:
         return None
     r = restored if isinstance(restored, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(restored))
@@ -873,7 +875,7 @@ def resave_fit(layer: np.ndarray, restored: np.ndarray | torch.Tensor, grid: Jpe
     tgt = torch.from_numpy(np.ascontiguousarray(layer[win], dtype=np.float32))
     alone = float((_round_trips(r, q2, dy, dx)[8:-8, 8:-8] - target).pow(2).mean().sqrt())
     scan = sorted({round(i * (len(quals) - 1) / max(RESAVE_SCAN - 1, 1)) for i in range(RESAVE_SCAN)})
-    part = _inkiest_window(layer[win], RESAVE_SCAN_SIDE)  # (its corner on the window's 8-pixel steps)
+    part = _edgiest_window(layer[win], RESAVE_SCAN_SIDE)  # (its corner on the window's 8-pixel steps)
     phases = sorted((float(residuals(py, px, scan, part).min()), (py, px)) for py in range(8) for px in range(8))
     best = (math.inf, 0, 0, 0)
     for _, (py, px) in phases[:RESAVE_PHASES]:
