@@ -440,7 +440,7 @@ def resave_fits(restorer, args) -> None:
         )
     every = [r for rr in rows.values() for r in rr if not np.isnan(r[0])]
     if every:
-        thresholds = (0.6, 0.7, 0.75, 0.78, 0.8, 0.85, 0.9, 1.0)
+        thresholds = (0.6, 0.66, 0.7, 0.72, 0.74, 0.75, 0.78, 0.8, 0.9, 1.0)
         gains = [np.mean([(r[2] - r[1]) if r[0] >= t else 0.0 for r in every]) for t in thresholds]
         print("\n| fit threshold | " + " | ".join(str(t) for t in thresholds) + " |")
         print("|---|" + "---:|" * len(thresholds))
