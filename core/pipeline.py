@@ -208,15 +208,16 @@ class RestoreOptions:
             finer than a JPEG's pixels, are not taken for enlarged blocks.
         wild_network: when the Restorer holds a second framework backbone trained on re-saved,
             resized and cropped JPEGs (``wild``, :data:`WILD_FILES`), use it on gray 8-bit layers
-            resized after compression: their JPEG noise is not on an 8-pixel grid
-            (:func:`core.resample.looks_resized`) and either no JPEG table is found in the pixels,
-            or the restoration lies outside the found JPEG's quantization steps (the check of the
-            ``jpeg_consistency`` step, made on a :data:`PROBE_SIDE` window first where the layer holds
-            two, else on the whole layer, which is then restored a second time). Where that check
-            fails but the grid is strong (re-saves at the layer's size, and JPEGs enlarged and then
-            saved again), both pairs restore the layer and the wild pair's result is kept where the
-            two lie more than :data:`WILD_DISAGREEMENT` apart. Single JPEGs and re-saves at the
-            layer's size keep the default backbone. On 8-bit colour layers whose luminance holds
+            resized after compression: no JPEG table is found in the pixels and their JPEG noise
+            is not on an 8-pixel grid (:func:`core.resample.looks_resized`), or the restoration lies
+            outside the found JPEG's quantization steps (the check of the ``jpeg_consistency`` step)
+            and no re-save at the layer's size explains the damage
+            (:func:`core.jpeg_consistency.resave_fit`); both made on a :data:`PROBE_SIDE` window
+            first where the layer holds two and its grid is weak, else on the whole layer, which is
+            then restored a second time. Where no re-save can be fitted (no coarser quality to try),
+            a weak grid decides, or both pairs restore the layer and the wild pair's result is kept
+            where the two lie more than :data:`WILD_DISAGREEMENT` apart. Single JPEGs and re-saves
+            at the layer's size keep the default backbone. On 8-bit colour layers whose luminance holds
             no JPEG grid (:func:`core.jpeg_consistency.find_jpeg_grid` on
             :func:`core.colour.jpeg_luma`, before the networks run), the colour backbone fine-tuned
             on resized coloured JPEGs too (``wild_colour``) is used instead of the colour backbone;
