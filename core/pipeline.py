@@ -153,7 +153,8 @@ PROBE_SIDE = 384
 PROBE_MIN_WINDOWS = 2
 #: RMS difference (gray levels) between the wild pair's and the default pair's restorations of a
 #: layer whose last JPEG did not make its damage, above which the wild pair's is kept although the
-#: layer keeps a strong 8-pixel grid: on ``lineart/train`` crops re-saved at their size the two
+#: layer keeps a strong 8-pixel grid, where no re-save fit can be made
+#: (:func:`core.jpeg_consistency.resave_fit` decides everywhere else): on ``lineart/train`` crops re-saved at their size the two
 #: pairs were at most 4.4 levels apart (125 crops; 4.53 on one of them with the stage-12 wild
 #: backbone, whose result there was the better one), on JPEGs enlarged and saved again, where the
 #: default pair fell below the input, 4.6 or more (``python -m benchmarks.bench_wild --disagreement
