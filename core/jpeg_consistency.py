@@ -798,16 +798,15 @@ class ResaveFit:
     dx: int
 
 
-def _round_trips(img: torch.Tensor, tables: torch.Tensor, dy: int, dx: int, coefs: torch.Tensor | None = None):
+def _round_trips(img: torch.Tensor, tables: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """``img`` (..., H, W) float 0..255 saved as a JPEG with each of ``tables`` ((T, 64) or (64,))
     on the grid (dy, dx) and decoded (rounded, clipped): (T, H, W), or like ``img`` for one table;
-    pixels outside the full blocks are kept. ``coefs``: the blocks' DCT, when already computed."""
+    pixels outside the full blocks are kept."""
     h, w = img.shape[-2:]
     nby, nbx = (h - dy) // 8, (w - dx) // 8
     rows, cols = slice(dy, dy + 8 * nby), slice(dx, dx + 8 * nbx)
-    if coefs is None:
-        b = img[..., rows, cols].reshape(*img.shape[:-2], nby, 8, nbx, 8).transpose(-3, -2)
-        coefs = dct8(b.reshape(*img.shape[:-2], nby * nbx, 64) - 128)
+    b = img[..., rows, cols].reshape(*img.shape[:-2], nby, 8, nbx, 8).transpose(-3, -2)
+    coefs = dct8(b.reshape(*img.shape[:-2], nby * nbx, 64) - 128)
     q = tables.reshape(-1, 1, 64) if tables.dim() == 2 else tables
     y = (idct8(torch.round(coefs / q) * q) + 128).round_().clamp_(0, 255)
     lead = y.shape[:-2]
@@ -836,8 +835,8 @@ def resave_fit(layer: np.ndarray, restored: np.ndarray | torch.Tensor, grid: Jpe
     did not make it all (:func:`outside_share`): a re-save (on the same grid or after a crop), or a
     JPEG resized between its saves.
 
-    On the :data:`RESAVE_SIDE` window with the most line edges, the restoration (standing in for the clean
-    drawing) is saved at a coarser IJG quality on one of the 64 grid phases, then with the layer's
+    On the :data:`RESAVE_SIDE` window with the most line edges, the restoration (standing in for
+    the clean drawing) is saved at a coarser IJG quality on one of the 64 grid phases, then with the layer's
     last table on its grid, and compared with the layer (RMS over the window less an 8-pixel rim);
     the best such re-save's residual is divided by that of the last save alone. A re-save's first
     blocks lie on some 8-pixel grid, and the right phase and quality halve the residual or better;
@@ -865,17 +864,18 @@ def resave_fit(layer: np.ndarray, restored: np.ndarray | torch.Tensor, grid: Jpe
         return None
     r = restored if isinstance(restored, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(restored))
     r = r[win].to(torch.float32) * (1.0 if r.dtype == torch.uint8 else 255.0)
-    target = torch.from_numpy(np.ascontiguousarray(layer[win], dtype=np.float32))[8:-8, 8:-8]
+    target = torch.from_numpy(np.ascontiguousarray(layer[win], dtype=np.float32))
     dy, dx = (grid.dy - win[0].start) % 8, (grid.dx - win[1].start) % 8
     q2 = torch.as_tensor(last, dtype=torch.float32)
     tables = torch.as_tensor(np.stack([ijg_table(q) for q in quals]), dtype=torch.float32)
 
     def residuals(py: int, px: int, which: list[int], part=(slice(None), slice(None))) -> torch.Tensor:
+        """RMS (inner pixels of ``part``) of each first save in ``which`` on the phase, then the last."""
         first = _round_trips(r[part], tables[which], py, px)
-        return (_round_trips(first, q2, dy, dx)[:, 8:-8, 8:-8] - tgt[part][8:-8, 8:-8]).pow(2).mean((-1, -2)).sqrt()
+        second = _round_trips(first, q2, dy, dx)
+        return (second[:, 8:-8, 8:-8] - target[part][8:-8, 8:-8]).pow(2).mean((-1, -2)).sqrt()
 
-    tgt = torch.from_numpy(np.ascontiguousarray(layer[win], dtype=np.float32))
-    alone = float((_round_trips(r, q2, dy, dx)[8:-8, 8:-8] - target).pow(2).mean().sqrt())
+    alone = float((_round_trips(r, q2, dy, dx)[8:-8, 8:-8] - target[8:-8, 8:-8]).pow(2).mean().sqrt())
     scan = sorted({round(i * (len(quals) - 1) / max(RESAVE_SCAN - 1, 1)) for i in range(RESAVE_SCAN)})
     part = _edgiest_window(layer[win], RESAVE_SCAN_SIDE)  # (its corner on the window's 8-pixel steps)
     phases = sorted((float(residuals(py, px, scan, part).min()), (py, px)) for py in range(8) for px in range(8))
