@@ -137,7 +137,12 @@ def is_neutral(img: np.ndarray, spread: int = NEUTRAL_SPREAD) -> bool:
 
 def _max3(x: np.ndarray) -> np.ndarray:
     """The largest of the first three channels (numpy's ``max(axis=2)`` is several times slower)."""
-    return np.maximum(np.maximum(x[..., 0], x[..., 1]), x[..., 2])
+    return _largest(x[..., 0], x[..., 1], x[..., 2])
+
+
+def _largest(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """The element-wise largest of three planes."""
+    return np.maximum(np.maximum(a, b), c)
 
 
 def _box(x: np.ndarray, r: int) -> np.ndarray:
@@ -169,7 +174,7 @@ def _inked(dd: list[np.ndarray]) -> list[np.ndarray]:
     """The planes ``dd`` with every pixel that is not clearly inked set to 0. Every clearly-inked
     pixel counts alike (paper's faint ringing stays out); weighting by the darkness instead favours
     stroke cores, whose 4:2:0 chroma is diluted: 0.1-0.4 dB worse."""
-    inked = np.maximum(np.maximum(dd[0], dd[1]), dd[2]) > np.float32(INK_DARKNESS)
+    inked = _largest(*dd[:3]) > np.float32(INK_DARKNESS)
     return [p * inked for p in dd]
 
 
@@ -237,7 +242,7 @@ def _band_planes(wdd: list[np.ndarray], dy: np.ndarray, inner: slice, q_all: np.
     del wide, wide_y, local_y
     # The stretch of the line plane: the ink's, where the window holds ink, fading to none (1) on
     # paper far from any (whose JPEG noise the stretch would only amplify).
-    gain = np.clip(np.maximum(np.maximum(q[0], q[1]), q[2]), 1.0, MAX_GAIN)
+    gain = np.clip(_largest(*q), 1.0, MAX_GAIN)
     gain -= 1.0
     gain *= conf
     gain += 1.0

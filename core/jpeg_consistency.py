@@ -37,12 +37,12 @@ import functools
 import math
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 import torch
 
 from .imageio import estimate_jpeg_quality, ijg_table
 from .steps import step
+from .tiling import densest_window
 
 #: Highest quality tried: above it the table's steps are 1-3 gray levels, which nearly any
 #: 8-bit image fits, and the projection would pin the restoration to its input.
@@ -721,13 +721,19 @@ def outside_share(
     return float((gap > torch.clamp(OUTSIDE_STEP * q, min=OUTSIDE_FLOOR)).float().mean())
 
 
+def _coarser(table, qualities, ratio: float) -> list[int]:
+    """Those of the IJG ``qualities`` whose tables are at least ``ratio`` times as coarse as
+    ``table`` (64 steps, natural order), median over the ten lowest frequencies."""
+    last = np.asarray(table, dtype=np.float64).reshape(64)
+    low = [0, 1, 8, 9, 16, 2, 10, 17, 24, 3]
+    return [q for q in qualities if np.median(ijg_table(q)[low] / last[low]) >= ratio]
+
+
 @functools.lru_cache(maxsize=32)
 def _coarser_tables(table_key: bytes) -> tuple[list[int], torch.Tensor | None]:
     """IJG qualities whose tables are at least :data:`FIRST_RATIO` times as coarse as ``table``
     over the lowest frequencies, and those tables stacked ``(T, 1, 8, 8)``."""
-    last = np.frombuffer(table_key, dtype=np.int64).astype(np.float64)
-    low = [0, 1, 8, 9, 16, 2, 10, 17, 24, 3]  # the lowest frequencies (natural order)
-    qfs = [q for q in range(1, 100) if np.median(ijg_table(q)[low] / last[low]) >= FIRST_RATIO]
+    qfs = _coarser(np.frombuffer(table_key, dtype=np.int64), range(1, 100), FIRST_RATIO)
     if not qfs:
         return [], None
     return qfs, torch.as_tensor(np.stack([ijg_table(q) for q in qfs]), dtype=torch.float32).reshape(-1, 1, 8, 8)
@@ -819,15 +825,7 @@ def _edgiest_window(gray: np.ndarray, side: int) -> tuple[slice, slice]:
     """The ``side`` x ``side`` window of ``gray`` (uint8) with the most pixels of line edges (neither
     paper nor solid ink: 16-239), its corner on a multiple of 8. Solid fills hold no JPEG detail to
     fit, and a restoration can differ from the drawing there by more than the JPEG's steps."""
-    h, w = gray.shape
-    if h <= side and w <= side:
-        return slice(0, h), slice(0, w)
-    sh, sw = min(side, h), min(side, w)
-    ink = cv2.integral(((gray > 15) & (gray < 240)).astype(np.uint8))
-    ys, xs = np.arange(0, h - sh + 1, 8), np.arange(0, w - sw + 1, 8)
-    count = ink[np.ix_(ys + sh, xs + sw)] - ink[np.ix_(ys, xs + sw)] - ink[np.ix_(ys + sh, xs)] + ink[np.ix_(ys, xs)]
-    iy, ix = np.unravel_index(int(np.argmax(count)), count.shape)
-    return slice(int(ys[iy]), int(ys[iy]) + sh), slice(int(xs[ix]), int(xs[ix]) + sw)
+    return densest_window((gray > 15) & (gray < 240), side, 8)
 
 
 def resave_fit(layer: np.ndarray, restored: np.ndarray | torch.Tensor, grid: JpegGrid) -> ResaveFit | None:
@@ -856,9 +854,7 @@ def resave_fit(layer: np.ndarray, restored: np.ndarray | torch.Tensor, grid: Jpe
         The fit (its ``ratio`` below :data:`RESAVE_FIT`: a re-save at the layer's size), or ``None``
         where no quality is coarse enough to try or the window is under 64 px.
     """
-    last = np.asarray(grid.table, dtype=np.float64).reshape(64)
-    low = [0, 1, 8, 9, 16, 2, 10, 17, 24, 3]  # the lowest frequencies (natural order)
-    quals = [q for q in RESAVE_QUALITIES if np.median(ijg_table(q)[low] / last[low]) >= RESAVE_RATIO]
+    quals = _coarser(grid.table, RESAVE_QUALITIES, RESAVE_RATIO)
     win = _edgiest_window(layer, RESAVE_SIDE)
     if not quals or min(layer[win].shape) < 64:
         return None
@@ -866,7 +862,7 @@ def resave_fit(layer: np.ndarray, restored: np.ndarray | torch.Tensor, grid: Jpe
     r = r[win].to(torch.float32) * (1.0 if r.dtype == torch.uint8 else 255.0)
     target = torch.from_numpy(np.ascontiguousarray(layer[win], dtype=np.float32))
     dy, dx = (grid.dy - win[0].start) % 8, (grid.dx - win[1].start) % 8
-    q2 = torch.as_tensor(last, dtype=torch.float32)
+    q2 = torch.as_tensor(grid.table, dtype=torch.float32).reshape(64)
     tables = torch.as_tensor(np.stack([ijg_table(q) for q in quals]), dtype=torch.float32)
 
     def residuals(py: int, px: int, which: list[int], part=(slice(None), slice(None))) -> torch.Tensor:

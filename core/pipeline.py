@@ -73,7 +73,16 @@ from .runners import is_oom as _is_oom
 from .runners import load_weights as _load
 from .runners import model_kind as _kind
 from .steps import step, unlocked_at_steps
-from .tiling import MIN_TILE, CancelFlag, check_cancel, choose_tile, default_overlap, plan_tiles, run_tiled
+from .tiling import (
+    MIN_TILE,
+    CancelFlag,
+    check_cancel,
+    choose_tile,
+    default_overlap,
+    densest_window,
+    plan_tiles,
+    run_tiled,
+)
 
 __all__ = [
     "ENGINES",
@@ -410,8 +419,8 @@ class _Job:
     #: luminance its JPEG stored (:func:`core.colour.jpeg_luma`) and the choice of its backbone;
     #: ``None`` for gray layers
     colour_layer: np.ndarray | None = None
-    #: ``(y8, bounds, grid)``: that luminance and the grid found in it before the networks ran
-    #: (where the ``wild_colour`` backbone was a choice); the consistency step reuses the luminance
+    #: ``(y8, bounds)``: that luminance, where it was computed before the networks ran (to look for
+    #: its JPEG grid, the ``wild_colour`` backbone being a choice), for the consistency step to reuse
     colour_search: tuple | None = None
     #: ``(y8, luma, grid)``: where the consistency step found that the layer's last JPEG did not
     #: make its damage, that luminance, the restoration's luminance (0..1) and the grid
@@ -1084,14 +1093,15 @@ class Restorer:
     def _colour_without_grid(job: _Job) -> bool:
         """Whether a coloured layer's stored luminance (:func:`core.colour.jpeg_luma`) holds no JPEG
         grid, searched before the networks run (without a restoration to start from); the luminance
-        is kept in ``job.colour_search`` for the consistency step. ``False`` where the layer has no
-        JPEG plane at all (transparent pixels): those keep the colour backbone."""
+        is kept in ``job.colour_search`` for the consistency step, which searches again from the
+        networks' result. ``False`` where the layer has no JPEG plane at all (transparent pixels):
+        those keep the colour backbone."""
         stored = colour.jpeg_luma(job.colour_layer)
         if stored is None:
             return False
         y8, bounds = stored
         grid = jpeg_consistency.find_jpeg_grid(y8, table=job.opts.jpeg_table, bounds=bounds)
-        job.colour_search = (y8, bounds, grid)
+        job.colour_search = stored
         return grid is None
 
     def _probe(self, job: _Job, plan, gray8: np.ndarray, grid) -> tuple[float, jpeg_consistency.ResaveFit | None]:
@@ -1112,15 +1122,8 @@ class Restorer:
         """A pair (``mask_runner`` may be None: the options' direct mask, or the layer's mask where
         the wild pair has no mask network) run on the :data:`PROBE_SIDE` window with the most ink,
         which starts on the layer's 8x8 grid: ``(window slices, restored window, its mask)``."""
-        h, w = gray8.shape
-        side, step_px = PROBE_SIDE, plan.align  # (a multiple of 8: the window keeps the layer's grid)
-        ink_map = cv2.integral((gray8 < 128).astype(np.uint8))  # (h + 1, w + 1) running sums
-        ys, xs = np.arange(0, h - side + 1, 4 * step_px), np.arange(0, w - side + 1, 4 * step_px)
-        a, b = np.ix_(ys, xs), np.ix_(ys + side, xs + side)
-        ink_count = ink_map[b] - ink_map[a[0], xs + side] - ink_map[ys[:, None] + side, a[1]] + ink_map[a]
-        iy, ix = np.unravel_index(int(np.argmax(ink_count)), ink_count.shape)
-        top, left = int(ys[iy]), int(xs[ix])
-        win = (slice(top, top + side), slice(left, left + side))
+        side = PROBE_SIDE
+        win = densest_window(gray8 < 128, side, 4 * plan.align)  # (the corner keeps the layer's 8x8 grid)
         sub = dataclasses.replace(
             job,
             x=job.x[..., win[0], win[1]],
@@ -1258,7 +1261,7 @@ class Restorer:
         used, or ``None`` (no grid, or the check found that the JPEG did not make the damage)."""
         opts, notes = job.opts, job.notes
         job.colour_skipped = None  # (again after running out of memory)
-        stored = job.colour_search[:2] if job.colour_search is not None else colour.jpeg_luma(job.colour_layer)
+        stored = job.colour_search if job.colour_search is not None else colour.jpeg_luma(job.colour_layer)
         if stored is None:  # 16-bit, or transparent pixels: no JPEG plane
             return None
         y8, bounds = stored

@@ -29,6 +29,8 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import cv2
+import numpy as np
 import torch
 
 from . import steps
@@ -294,3 +296,20 @@ def default_overlap(tile: int, align: int) -> int:
     small enough for :func:`plan_tiles` (``tile >= 2 * overlap + align``), on multiples of ``align``."""
     cap = ((tile - align) // 2 // align) * align
     return max(0, min(DEFAULT_OVERLAP, cap, max(align, (tile // 4 // align) * align)))
+
+
+def densest_window(mask: np.ndarray, side: int, step: int) -> tuple[slice, slice]:
+    """The ``side`` x ``side`` window of a layer (clipped to it) that holds the most true pixels of
+    ``mask`` ``(H, W)``, its corner on multiples of ``step`` (the first such, row by row)."""
+    h, w = mask.shape
+    sh, sw = min(side, h), min(side, w)
+    total = cv2.integral(mask.astype(np.uint8))  # (h + 1, w + 1) running sums
+    ys, xs = np.arange(0, h - sh + 1, step), np.arange(0, w - sw + 1, step)
+    count = (
+        total[np.ix_(ys + sh, xs + sw)]
+        - total[np.ix_(ys, xs + sw)]
+        - total[np.ix_(ys + sh, xs)]
+        + total[np.ix_(ys, xs)]
+    )
+    iy, ix = np.unravel_index(int(np.argmax(count)), count.shape)
+    return slice(int(ys[iy]), int(ys[iy]) + sh), slice(int(xs[ix]), int(xs[ix]) + sw)
