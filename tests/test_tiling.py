@@ -151,3 +151,16 @@ def test_auto_tile_size():
     assert auto_tile_size(1000, 2**30, align=24) % 24 == 0
     with pytest.raises(InvalidOptionError):
         auto_tile_size(0, 1)
+
+
+def test_densest_window_finds_the_densest_corner_and_clips_to_the_layer():
+    import numpy as np
+
+    from core.tiling import densest_window
+
+    mask = np.zeros((300, 500), bool)
+    mask[200:240, 330:380] = True  # the only dense part, smaller than the window
+    rows, cols = densest_window(mask, 64, 8)
+    assert mask[rows, cols].sum() == mask.sum() and rows.start % 8 == 0 and cols.start % 8 == 0
+    assert (rows.stop - rows.start, cols.stop - cols.start) == (64, 64)
+    assert densest_window(mask, 1000, 8) == (slice(0, 300), slice(0, 500))  # larger than the layer
