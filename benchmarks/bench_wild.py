@@ -45,6 +45,10 @@
    re-save at the layer's size explains its damage (:func:`core.jpeg_consistency.resave_fit`), per
    family, the PSNR of each pair and as shipped, and the gain of routing by each threshold.
 
+8c. The wild pair's rim (``--rim N``): on the layers of ``--families`` (default: the two resize
+   families and shifted re-saves) that the pipeline restores with the wild pair, the PSNR with eq. 2
+   keeping the mask's uncertain rim at each margin (0: no rim; :data:`core.pipeline.RIM_MARGIN`).
+
 9. Clean drawings (``--clean-pairs N``): never-JPEG'd windows of ``--train`` drawings restored by
    the default pair and as shipped (the wild pair, since they hold no JPEG noise to go by).
 
@@ -68,6 +72,7 @@
         --families double_aligned double_shifted resize_then_jpeg
     python -m benchmarks.bench_wild --resave-fit 256 --images 0 --every 2 \
         --families double_aligned double_shifted resize_then_jpeg
+    python -m benchmarks.bench_wild --rim 256 --images 0 --every 4
     python -m benchmarks.bench_wild --clean-pairs 256 --images 0 --every 1 --train .../lineart/val
     python -m benchmarks.bench_wild --colour-route 256 --images 0 --every 1
 """
@@ -207,10 +212,12 @@ def detection(restorer, opts, args) -> None:
     print(flush=True)
 
 
-def _train_samples(args, side: int):
+def _train_samples(args, side: int, colour: bool = False):
     """(family, degraded sample) for two seeded samples of every family (``--families``, with
-    ``--route``) on every ``--every``-th drawing of ``--train``, ``side`` px crops."""
+    ``--route``) on every ``--every``-th drawing of ``--train``, ``side`` px crops; with ``colour``
+    the crop in colour inks (:func:`training.colour.coloured_crop`, other seeds)."""
     from benchmarks.compare_waifu2x import choose_crop, crop
+    from training.colour import coloured_crop
     from training.data import load_drawing
     from training.degrade import FAMILIES, degrade
 
@@ -218,11 +225,16 @@ def _train_samples(args, side: int):
     for k, path in enumerate(files):
         full = load_drawing(path)
         c = crop(full, choose_crop(full, side))
+        if colour:
+            c = coloured_crop(c, k)
         for fi, fam in enumerate(FAMILIES):
             if (args.route or args.disagreement or args.resave_fit) and args.families and fam not in args.families:
                 continue
+            if args.rim and fam not in (args.families or ("resize_then_jpeg", "resize_png", "double_shifted")):
+                continue
             for rep in range(2):
-                yield fam, degrade(c, np.random.default_rng([args.seed + 7, k, fi, rep]), fam, qf_range=(10, 40))
+                rng = np.random.default_rng([args.seed + 7 + 6 * colour, k, fi, rep])
+                yield fam, degrade(c, rng, fam, qf_range=(10, 40))
 
 
 def grid_strength(args) -> None:
@@ -445,6 +457,55 @@ def resave_fits(restorer, args) -> None:
         print("\n| fit threshold | " + " | ".join(str(t) for t in thresholds) + " |")
         print("|---|" + "---:|" * len(thresholds))
         print("| gain over the default pair (dB, mean) | " + " | ".join(f"{g:+.3f}" for g in gains) + " |")
+    print(flush=True)
+
+
+def rim_margins(restorer, args) -> None:
+    """``--rim N``: the layers a wild backbone restores, gray and coloured (the same crops,
+    :func:`training.colour.coloured_crop`), with eq. 2 keeping the mask's rim at each margin."""
+    from core import pipeline
+    from core.metrics import psnr
+    from core.pipeline import RestoreOptions
+
+    kinds = {
+        "gray": ("RIM_MARGIN", (0.0, 1.0, 1.5, 2.0, 3.0), "network trained on resized"),
+        "colour": ("RIM_MARGIN_COLOUR", (0.0, 2.0, 4.0, 6.0, 9.0), "colour network trained on JPEGs at their size"),
+    }
+    shipped = {k: getattr(pipeline, name) for k, (name, _, _) in kinds.items()}
+    rows: dict[tuple[str, str], list[list[float]]] = {}
+    try:
+        for kind, (name, margins, routed) in kinds.items():
+            for fam, sample in _train_samples(args, args.rim, colour=kind == "colour"):
+                scores = [psnr(sample.reference, sample.image)]
+                for m in margins:
+                    setattr(pipeline, name, m)
+                    res = restorer.restore(sample.image, RestoreOptions(enlarged=False))
+                    if not any(routed in note for note in res.notes):
+                        break
+                    scores.append(psnr(sample.reference, res.image))
+                else:
+                    rows.setdefault((kind, fam), []).append(scores)
+    finally:
+        for k, (name, _, _) in kinds.items():
+            setattr(pipeline, name, shipped[k])
+    print(
+        f"\nlayers a wild backbone restores, {args.train} ({args.rim} px crops), eq. 2 keeping the mask's rim at "
+        f"each margin (0: none; shipped {shipped['gray']} gray, {shipped['colour']} colour); PSNR dB, and the "
+        "worst change of a layer against no rim\n"
+    )
+    for kind, (_, margins, _) in kinds.items():
+        print(
+            "| layers | family | count | input | " + " | ".join(f"margin {m:g}" for m in margins) + " | worst change |"
+        )
+        print("|---|---|---:|---:|" + "---:|" * (len(margins) + 1))
+        for (k, fam), rr in rows.items():
+            if k != kind:
+                continue
+            a = np.array(rr)
+            worst = " / ".join(f"{x:+.2f}" for x in (a[:, 2:] - a[:, 1:2]).min(axis=0))
+            means = " | ".join(f"{x:.2f}" for x in a[:, 1:].mean(axis=0))
+            print(f"| {kind} | {fam} | {len(a)} | {a[:, 0].mean():.2f} | {means} | {worst} |")
+        print()
     print(flush=True)
 
 
@@ -727,6 +788,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--route", type=int, default=0, help="crop side for the routing table (0: none)")
     p.add_argument("--disagreement", type=int, default=0, help="crop side for the wild/default gap table (0: none)")
     p.add_argument("--resave-fit", type=int, default=0, help="crop side for the re-save fit table (0: none)")
+    p.add_argument("--rim", type=int, default=0, help="crop side for the wild pair's rim table (0: none)")
     p.add_argument("--clean-pairs", type=int, default=0, help="crop side for the clean drawings' table (0: none)")
     p.add_argument("--colour-route", type=int, default=0, help="window side for the colour layers' table (0: none)")
     p.add_argument("--wild-colour-model", help="the colour wild backbone for --colour-route (default: the shipped one)")
@@ -779,6 +841,8 @@ def main(argv: list[str] | None = None) -> int:
         disagreement(restorer, args)
     if args.resave_fit:
         resave_fits(restorer, args)
+    if args.rim:
+        rim_margins(restorer, args)
     if args.clean_pairs:
         clean_pairs(restorer, args)
     if args.colour_route:

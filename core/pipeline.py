@@ -169,6 +169,15 @@ PROBE_MIN_WINDOWS = 2
 #: default pair fell below the input, 4.6 or more (``python -m benchmarks.bench_wild --disagreement
 #: 256 --images 0 --every 2 --families double_aligned double_shifted resize_then_jpeg``, docs/wild.md).
 WILD_DISAGREEMENT = 4.5
+#: On a layer taken for resized, the pixels next to a line (8-neighbours of the mask) whose line
+#: logit falls short of the paper logit by less than this keep the wild backbone's value in eq. 2
+#: instead of white: a resize spreads every edge into a faint rim (10-15 gray levels below paper
+#: on average) that the mask network mostly calls paper, at a line probability of 0.1-0.4. Gray
+#: layers (the wild mask network) and colour layers (the colour mask network, whose rim logits lie
+#: lower) have a margin each, calibrated on ``lineart/train`` crops the pipeline restored with a
+#: wild backbone (``python -m benchmarks.bench_wild --rim 256 --images 0 --every 4``, docs/wild.md).
+RIM_MARGIN = 1.5
+RIM_MARGIN_COLOUR = 4.0
 #: Rows per band in the final compose/threshold step.
 _FINISH_ROWS = 512
 
@@ -911,6 +920,7 @@ class Restorer:
         # ---- which backbone: the default one, or the wild one where the layer holds no JPEG grid
         gray8 = grid = None
         wild = self._wild_runner(job)
+        wild_colour = self._wild_colour_runner(job) if job.direction is not None else None
         if plane.dtype == np.uint8 and job.direction is None and (opts.jpeg_consistency or wild is not None):
             t = time.perf_counter()
             gray8 = _gray8(plane.gray)
@@ -938,7 +948,7 @@ class Restorer:
                         f"{PROBE_SIDE} px window)"
                     )
             timings["probe"] = time.perf_counter() - t
-        elif job.direction is not None and (wild_colour := self._wild_colour_runner(job)) is not None:
+        elif wild_colour is not None:
             t = time.perf_counter()
             if self._colour_without_grid(job):
                 backbone = wild_colour
@@ -953,8 +963,15 @@ class Restorer:
         t = time.perf_counter()
         mask_u8: np.ndarray | None = None
         wild_mask = self._runners.get("mask_wild") if opts.mask == "learnt" else None
-        if opts.mask == "learnt":
-            mask_u8 = self._mask_pass(job, plan, wild_mask if backbone is wild and wild_mask else mask_runner)
+        # The mask and its uncertain rim (RIM_MARGIN): what eq. 2 keeps of a layer taken for resized (a
+        # colour layer may be found so after the consistency step).
+        kept_u8: np.ndarray | None = None
+        if opts.mask == "learnt" and backbone is wild and wild_mask:
+            mask_u8, kept_u8 = self._mask_and_rim(job, plan, wild_mask)
+        elif opts.mask == "learnt" and wild_colour is not None:
+            mask_u8, kept_u8 = self._mask_and_rim(job, plan, mask_runner)
+        elif opts.mask == "learnt":
+            mask_u8 = self._mask_pass(job, plan, mask_runner)
         elif opts.mask in direct_masks.DIRECT_MASKS:
             mask_u8 = direct_masks.DIRECT_MASKS[opts.mask](gray8 if gray8 is not None else _gray8(plane.gray))
         timings["mask"] = time.perf_counter() - t
@@ -964,7 +981,11 @@ class Restorer:
         if backbone is wild and wild_mask is None and grid is None:
             mask_u8 = _widen(mask_u8)
         mask_t = torch.from_numpy(mask_u8).view(1, 1, h, w) if mask_u8 is not None else None
-        restored, qf_estimate = self._backbone_pass(job, plan, backbone, mask_t)
+        kept_t = torch.from_numpy(kept_u8).view(1, 1, h, w) if kept_u8 is not None else None
+        taken_for_resized = backbone is wild or (wild_colour is not None and backbone is wild_colour)
+        restored, qf_estimate = self._backbone_pass(job, plan, backbone, mask_t, kept_t if taken_for_resized else None)
+        if taken_for_resized and kept_u8 is not None:
+            mask_u8 = kept_u8
 
         # ---- JPEG consistency, or the wild backbone where the layer was resized before its last JPEG
         jpeg_quality = None
@@ -972,7 +993,6 @@ class Restorer:
             t = time.perf_counter()
             jpeg_quality = self._make_consistent_colour(job, restored, mask_u8)
             timings["consistency"] = timings.get("consistency", 0.0) + time.perf_counter() - t
-            wild_colour = self._wild_colour_runner(job)
             if job.colour_skipped is not None and wild_colour is not None and backbone is not wild_colour:
                 # Its last JPEG did not make its damage: as on gray layers, where no re-save at the
                 # layer's size explains it (a JPEG resized before its last save), the colour wild
@@ -982,7 +1002,9 @@ class Restorer:
                 timings["probe"] = timings.get("probe", 0.0) + time.perf_counter() - t
                 if fit is not None and not _resave(fit):
                     job.total[0] += len(plan)
-                    restored, qf_estimate = self._backbone_pass(job, plan, wild_colour, mask_t)
+                    restored, qf_estimate = self._backbone_pass(job, plan, wild_colour, mask_t, kept_t)
+                    if kept_u8 is not None:
+                        mask_u8 = kept_u8
                     notes.append(
                         "its damage is not on the 8x8 grid of the layer's size (resized before the last save?"
                         + _fit_note(fit)
@@ -1028,10 +1050,17 @@ class Restorer:
                 if resized or (fit is None and (not windowed or gap > WILD_DISAGREEMENT)):
                     job.total[0] += len(plan) * (1 + int(wild_mask is not None))
                     t = time.perf_counter()
-                    wild_mask_u8 = self._mask_pass(job, plan, wild_mask) if wild_mask is not None else mask_u8
+                    wild_mask_u8, wild_kept_u8 = mask_u8, None
+                    if wild_mask is not None and resized:
+                        wild_mask_u8, wild_kept_u8 = self._mask_and_rim(job, plan, wild_mask)
+                    elif wild_mask is not None:
+                        wild_mask_u8 = self._mask_pass(job, plan, wild_mask)
                     timings["mask"] += time.perf_counter() - t
                     wild_mask_t = mask_t if wild_mask is None else torch.from_numpy(wild_mask_u8).view(1, 1, h, w)
-                    wild_restored, wild_qf = self._backbone_pass(job, plan, wild, wild_mask_t)
+                    wild_kept_t = None if wild_kept_u8 is None else torch.from_numpy(wild_kept_u8).view(1, 1, h, w)
+                    wild_restored, wild_qf = self._backbone_pass(job, plan, wild, wild_mask_t, wild_kept_t)
+                    if wild_kept_u8 is not None:
+                        wild_mask_u8 = wild_kept_u8
                     if not windowed and not resized:
                         gap = _rms_gap(wild_restored, restored)
                     if resized:
@@ -1147,6 +1176,20 @@ class Restorer:
 
     def _mask_pass(self, job: _Job, plan, runner: _Runner) -> np.ndarray:
         """The learnt line mask (H, W) uint8, tile by tile: the blended logit difference above 0."""
+        return (self._mask_logits(job, plan, runner) > 0).numpy().astype(np.uint8)
+
+    def _mask_and_rim(self, job: _Job, plan, runner: _Runner) -> tuple[np.ndarray, np.ndarray]:
+        """The learnt line mask, and the mask with its uncertain rim (:data:`RIM_MARGIN`, on colour
+        layers :data:`RIM_MARGIN_COLOUR`): what eq. 2 keeps of a layer taken for resized (both
+        (H, W) uint8)."""
+        diff = self._mask_logits(job, plan, runner)
+        mask = (diff > 0).numpy().astype(np.uint8)
+        margin = RIM_MARGIN if job.direction is None else RIM_MARGIN_COLOUR
+        rim = cv2.dilate(mask, np.ones((3, 3), np.uint8)) & (diff > -margin).numpy()
+        return mask, mask | rim
+
+    def _mask_logits(self, job: _Job, plan, runner: _Runner) -> torch.Tensor:
+        """The mask network's line logit minus its paper logit (H, W), tile by tile, blended."""
         diff = run_tiled(
             lambda _tile, crop: self._mask_logit_diff(runner, crop, job.qf_in, job.opts.ensemble),
             [job.x if job.mask_x is None else job.mask_x],
@@ -1155,11 +1198,14 @@ class Restorer:
             progress=job.tick,
             cancel=job.cancel,
         )
-        return (diff[0, 0] > 0).numpy().astype(np.uint8)
+        return diff[0, 0]
 
-    def _backbone_pass(self, job: _Job, plan, backbone: _Runner, mask_t: torch.Tensor | None):
-        """The backbone tile by tile, then eq. 2 and eq. 1: the restored (H, W) plane and the QF
-        a blind FBCNN estimated (or None)."""
+    def _backbone_pass(
+        self, job: _Job, plan, backbone: _Runner, mask_t: torch.Tensor | None, keep_t: torch.Tensor | None = None
+    ):
+        """The backbone tile by tile (given ``mask_t``), then eq. 2 (keeping the lines of ``keep_t``,
+        by default ``mask_t``) and eq. 1: the restored (H, W) plane and the QF a blind FBCNN
+        estimated (or None)."""
         x, opts, qf_in, notes, timings = job.x, job.opts, job.qf_in, job.notes, job.timings
         h, w = job.plane.gray.shape
         t = time.perf_counter()
@@ -1221,7 +1267,7 @@ class Restorer:
             step("rows", y, h)  # a step boundary for a caller's hook (core.steps)
             band = restored[y : y + _FINISH_ROWS]
             if mask_t is not None:
-                band = compose(band, mask_t[0, 0, y : y + _FINISH_ROWS])
+                band = compose(band, (mask_t if keep_t is None else keep_t)[0, 0, y : y + _FINISH_ROWS])
             if opts.threshold:
                 band = threshold(band, opts.theta)
             restored[y : y + _FINISH_ROWS] = band

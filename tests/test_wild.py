@@ -11,6 +11,7 @@ from PIL import Image
 
 from core import jpeg_consistency as jc
 from core.pipeline import RestoreOptions, Restorer
+from tests.mask_checks import assert_lines_and_some_rim
 
 DATA = Path(__file__).parent / "data"
 
@@ -400,7 +401,8 @@ def test_a_resized_jpeg_with_a_strong_folded_grid_is_told_by_its_block_period():
 
 
 def test_the_wild_mask_network_goes_with_the_wild_backbone(without_wild):
-    """With a wild mask network (stand-in: mask_default), the wild route masks with it, not widened."""
+    """With a wild mask network (stand-in: mask_default), the wild route masks with it: its lines,
+    and eq. 2 keeps only the uncertain part of their one-pixel rim (not all of it, as widened)."""
     r = Restorer.from_files(
         MODELS / "mask_fast.safetensors",
         MODELS / "restore_default.safetensors",
@@ -411,7 +413,31 @@ def test_the_wild_mask_network_goes_with_the_wild_backbone(without_wild):
     for layer in (_resize(_jpeg(_clean(), 20), 0.75), _jpeg(_resize(_jpeg(_clean(), 20), 0.75), 90)):
         res = r.restore(layer, RestoreOptions(return_mask=True))
         assert any("network trained on resized and re-saved JPEGs" in n for n in res.notes)
-        assert np.array_equal(res.mask, other.restore(layer, RestoreOptions(return_mask=True)).mask)
+        assert_lines_and_some_rim(res.mask, other.restore(layer, RestoreOptions(return_mask=True)).mask)
     single = _jpeg(_clean(), 20)
     res = r.restore(single, RestoreOptions(return_mask=True))
     assert np.array_equal(res.image, without_wild.restore(single, RestoreOptions()).image)
+
+
+def test_eq2_keeps_the_uncertain_rim_of_a_layer_taken_for_resized(monkeypatch):
+    """The shipped pipeline on a JPEG shrunk and saved again: eq. 2 keeps the wild backbone's value
+    on the rim pixels the wild mask network was unsure of (RIM_MARGIN), the same result elsewhere;
+    with no margin it whitens them, as on every layer not taken for resized."""
+    from core import pipeline
+
+    shipped = Restorer.default(device="cpu")
+    layer = _jpeg(_resize(_jpeg(_clean(), 20), 0.8), 85)
+    res = shipped.restore(layer, RestoreOptions(return_mask=True))
+    assert any("network trained on resized and re-saved JPEGs" in n for n in res.notes), res.notes
+    monkeypatch.setattr(pipeline, "RIM_MARGIN", 0.0)
+    plain = shipped.restore(layer, RestoreOptions(return_mask=True))
+    assert_lines_and_some_rim(res.mask, plain.mask)
+    rim = (res.mask == 1) & (plain.mask == 0)
+    assert (plain.image[rim] == 255).all() and (res.image[rim] < 255).any()
+    assert np.array_equal(res.image[~rim], plain.image[~rim])
+    single = _jpeg(_clean(), 20)
+    monkeypatch.undo()
+    a = shipped.restore(single, RestoreOptions(return_mask=True))
+    monkeypatch.setattr(pipeline, "RIM_MARGIN", 0.0)
+    b = shipped.restore(single, RestoreOptions(return_mask=True))
+    assert np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask)
