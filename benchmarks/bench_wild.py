@@ -49,6 +49,13 @@
    families and shifted re-saves) that the pipeline restores with the wild pair, the PSNR with eq. 2
    keeping the mask's uncertain rim at each margin (0: no rim; :data:`core.pipeline.RIM_MARGIN`).
 
+8d. Re-saves at about the same quality (``--same-grid N``): on every ``--every``-th drawing of
+   ``--train`` (N px crops), two JPEGs saved once (QF 10-90) and two saved twice on the same grid
+   (the second quality 10 below to 15 above the first), seeded; where the consistency step's check
+   let the step run, :func:`core.jpeg_consistency.same_grid_resave` on the restoration and the PSNR
+   with the step and without it: the fit's spread per kind, and the mean gain of skipping the step
+   below each threshold.
+
 9. Clean drawings (``--clean-pairs N``): never-JPEG'd windows of ``--train`` drawings restored by
    the default pair and as shipped (the wild pair, since they hold no JPEG noise to go by).
 
@@ -73,6 +80,7 @@
     python -m benchmarks.bench_wild --resave-fit 256 --images 0 --every 2 \
         --families double_aligned double_shifted resize_then_jpeg
     python -m benchmarks.bench_wild --rim 256 --images 0 --every 4
+    python -m benchmarks.bench_wild --same-grid 256 --images 0 --every 2
     python -m benchmarks.bench_wild --clean-pairs 256 --images 0 --every 1 --train .../lineart/val
     python -m benchmarks.bench_wild --colour-route 256 --images 0 --every 1
 """
@@ -212,6 +220,13 @@ def detection(restorer, opts, args) -> None:
     print(flush=True)
 
 
+def _spread(values: np.ndarray, digits: int = 2) -> str:
+    """Table cells: the minimum, 10th percentile, median, 90th percentile and maximum (dashes for none)."""
+    if not values.size:
+        return " | ".join("–" * 5)
+    return " | ".join(f"{x:.{digits}f}" for x in np.percentile(values, [0, 10, 50, 90, 100]))
+
+
 def _train_samples(args, side: int, colour: bool = False):
     """(family, degraded sample) for two seeded samples of every family (``--families``, with
     ``--route``) on every ``--every``-th drawing of ``--train``, ``side`` px crops; with ``colour``
@@ -282,7 +297,7 @@ def grid_strength(args) -> None:
             continue
         v = np.array(v)
         ok = v[~np.isnan(v)]
-        q = " | ".join(f"{x:.2f}" for x in np.percentile(ok, [0, 10, 50, 90, 100])) if ok.size else " | ".join("–" * 5)
+        q = _spread(ok)
         print(f"| {fam} | {v.size} | {int(np.isnan(v).sum())} | {q} | {sum(routed[fam])} of {v.size} |")
     print(flush=True)
 
@@ -443,7 +458,7 @@ def resave_fits(restorer, args) -> None:
     for fam, rr in rows.items():
         f = np.array([r[0] for r in rr])
         ok = f[~np.isnan(f)]
-        q = " | ".join(f"{x:.2f}" for x in np.percentile(ok, [0, 10, 50, 90, 100])) if ok.size else " | ".join("–" * 5)
+        q = _spread(ok)
         below = (sum(r[1] < r[4] for r in rr), sum(r[3] < r[4] for r in rr))
         print(
             f"| {fam} | {len(rr)} | {int(np.isnan(f).sum())} | {q} | {int((ok >= jc.RESAVE_FIT).sum())} "
@@ -506,6 +521,71 @@ def rim_margins(restorer, args) -> None:
             means = " | ".join(f"{x:.2f}" for x in a[:, 1:].mean(axis=0))
             print(f"| {kind} | {fam} | {len(a)} | {a[:, 0].mean():.2f} | {means} | {worst} |")
         print()
+    print(flush=True)
+
+
+def same_grid(restorer, args) -> None:
+    """``--same-grid N``: the same-grid re-save fit on JPEGs saved once and twice at about one quality."""
+    from benchmarks.compare_waifu2x import choose_crop, crop
+    from core import jpeg_consistency as jc
+    from core.metrics import psnr
+    from core.pipeline import RestoreOptions
+    from training.data import load_drawing
+    from training.degrade import encode
+
+    rows: dict[str, list[tuple[float, float, float, int]]] = {"saved once": [], "saved twice": []}
+    for k, path in enumerate(sorted(Path(args.train).glob("*.png"))[:: args.every]):
+        full = load_drawing(path)
+        c = crop(full, choose_crop(full, args.same_grid))
+        rng = np.random.default_rng([args.seed + 17, k])
+        for kind in ("saved once", "saved once", "saved twice", "saved twice"):
+            q1 = int(rng.integers(10, 91))
+            img = (
+                encode(c, q1)
+                if kind == "saved once"
+                else encode(encode(c, q1), int(np.clip(q1 + rng.integers(-10, 16), 10, 95)))
+            )
+            off = restorer.restore(img, RestoreOptions(enlarged=False, jpeg_consistency=False, wild_network=False))
+            grid = jc.find_jpeg_grid(img)
+            if grid is None or jc.outside_share(off.image, img, grid, off.image == 255) > jc.max_outside(grid):
+                continue  # (no step to skip: no table, or the check skips it already)
+            fit = jc.same_grid_resave(img, off.image, grid)
+            if fit is None:
+                continue
+            shipped, jc.same_grid_resave = jc.same_grid_resave, lambda *_a, **_k: None
+            try:  # the step as the check alone lets it run
+                with_step = restorer.restore(img, RestoreOptions(enlarged=False, wild_network=False))
+            finally:
+                jc.same_grid_resave = shipped
+            rows[kind].append((fit.ratio, psnr(c, with_step.image), psnr(c, off.image), q1))
+    print(f"\nsame-grid re-save fit, {args.train} ({args.same_grid} px crops), layers the check lets the step run on\n")
+    print("| layers | count | fit: min | 10 % | median | 90 % | max | with the step | without | step gain: min / max |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for kind, rr in rows.items():
+        if not rr:
+            continue
+        a = np.array(rr)
+        q = _spread(a[:, 0], 3)
+        gain = a[:, 1] - a[:, 2]
+        print(
+            f"| {kind} | {len(a)} | {q} | {a[:, 1].mean():.2f} | {a[:, 2].mean():.2f} | {gain.min():+.2f} / {gain.max():+.2f} |"
+        )
+    every = np.array([r for rr in rows.values() for r in rr])
+    if every.size:
+        thresholds = (0.9, 0.95, 0.97, 0.98, 0.99, 1.0)
+        gains = [np.mean(np.where(every[:, 0] < t, every[:, 2] - every[:, 1], 0.0)) for t in thresholds]
+        print("\n| fit threshold | " + " | ".join(str(t) for t in thresholds) + " |")
+        print("|---|" + "---:|" * len(thresholds))
+        print(
+            "| gain of skipping the step below it (dB, mean over all) | "
+            + " | ".join(f"{g:+.3f}" for g in gains)
+            + " |"
+        )
+        once = [r for r in rows["saved once"] if r[0] < jc.SAME_GRID_FIT]
+        print(
+            f"\nsaved once, taken for re-saves (below {jc.SAME_GRID_FIT}): "
+            + (", ".join(f"QF {r[3]} at {r[0]:.3f} (the step gave {r[1] - r[2]:+.2f} dB)" for r in once) or "none")
+        )
     print(flush=True)
 
 
@@ -788,6 +868,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--route", type=int, default=0, help="crop side for the routing table (0: none)")
     p.add_argument("--disagreement", type=int, default=0, help="crop side for the wild/default gap table (0: none)")
     p.add_argument("--resave-fit", type=int, default=0, help="crop side for the re-save fit table (0: none)")
+    p.add_argument("--same-grid", type=int, default=0, help="crop side for the same-grid re-save table (0: none)")
     p.add_argument("--rim", type=int, default=0, help="crop side for the wild pair's rim table (0: none)")
     p.add_argument("--clean-pairs", type=int, default=0, help="crop side for the clean drawings' table (0: none)")
     p.add_argument("--colour-route", type=int, default=0, help="window side for the colour layers' table (0: none)")
@@ -843,6 +924,8 @@ def main(argv: list[str] | None = None) -> int:
         resave_fits(restorer, args)
     if args.rim:
         rim_margins(restorer, args)
+    if args.same_grid:
+        same_grid(restorer, args)
     if args.clean_pairs:
         clean_pairs(restorer, args)
     if args.colour_route:

@@ -1021,6 +1021,13 @@ class Restorer:
             resaved = outside > jpeg_consistency.max_outside(grid)
             if resaved:
                 self._note_resaved(gray8, grid, outside, opts, notes, skipped=opts.jpeg_consistency)
+            elif opts.jpeg_consistency and (twice := self._saved_twice(gray8, restored, grid)) is not None:
+                notes.append(
+                    f"re-saved JPEG on the same grid: first quality about {twice.quality}, last {grid.qf} (a save "
+                    f"at the first quality, then the last, explains the layer better than the last alone: "
+                    f"{twice.ratio:.2f} of its residual); the clean drawing lies outside the last save's "
+                    "quantization steps there, so the consistency step was skipped"
+                )
             elif opts.jpeg_consistency:
                 jpeg_quality = self._make_consistent(restored, gray8, grid, mask_u8, opts, notes)
             timings["consistency"] += time.perf_counter() - t
@@ -1281,6 +1288,13 @@ class Restorer:
         return (
             "the file's quantization table" if opts.jpeg_table is not None else "standard tables, found in its pixels"
         )
+
+    @staticmethod
+    def _saved_twice(gray8, restored: torch.Tensor, grid) -> jpeg_consistency.ResaveFit | None:
+        """The same-grid re-save fit where it finds the layer saved twice at about one quality
+        (:func:`core.jpeg_consistency.same_grid_resave`), else None."""
+        fit = jpeg_consistency.same_grid_resave(gray8, restored, grid)
+        return fit if fit is not None and fit.ratio < jpeg_consistency.SAME_GRID_FIT else None
 
     def _note_resaved(self, gray8, grid, outside: float, opts: RestoreOptions, notes, skipped: bool) -> None:
         """Say that the layer's last JPEG did not make its damage (an earlier, coarser save or a

@@ -441,3 +441,50 @@ def test_eq2_keeps_the_uncertain_rim_of_a_layer_taken_for_resized(monkeypatch):
     monkeypatch.setattr(pipeline, "RIM_MARGIN", 0.0)
     b = shipped.restore(single, RestoreOptions(return_mask=True))
     assert np.array_equal(a.image, b.image) and np.array_equal(a.mask, b.mask)
+
+
+@pytest.mark.parametrize("first,last", [(30, 30), (40, 45), (75, 85), (36, 33)])
+def test_a_resave_at_about_the_same_quality_is_told_from_a_single_save(first, last):
+    """Saved twice on one grid at about one quality, a layer passes the consistency step's check
+    (its clean drawing is near the last save's steps), but a first save on its grid explains it
+    better than the last alone; a JPEG saved once is explained best by its one save."""
+    clean = _clean()
+    twice = _jpeg(_jpeg(clean, first), last)
+    grid = jc.find_jpeg_grid(twice)
+    assert grid is not None and grid.qf == last
+    fit = jc.same_grid_resave(twice, clean, grid)
+    assert fit is not None and fit.ratio < jc.SAME_GRID_FIT and abs(fit.quality - first) <= 3, fit
+    assert (fit.dy, fit.dx) == (grid.dy, grid.dx)
+    once = _jpeg(clean, last)
+    fit = jc.same_grid_resave(once, clean, jc.find_jpeg_grid(once))
+    assert fit is not None and fit.ratio >= 1.0, fit
+
+
+def test_the_same_grid_fit_needs_an_ijg_table_and_lines():
+    layer = _jpeg(_clean(), 40)
+    grid = jc.find_jpeg_grid(layer)
+    own = jc.JpegGrid(grid.qf, grid.table + 1, grid.dy, grid.dx, grid.reproduced, standard=False)
+    assert jc.same_grid_resave(layer, layer, own) is None
+    blank = np.full((128, 128), 255, np.uint8)
+    assert jc.same_grid_resave(blank, blank, grid) is None
+
+
+def test_pipeline_skips_the_step_on_a_resave_at_about_the_same_quality(restorer, monkeypatch):
+    """The note names both saves and the step is skipped; the restoration is the one without the
+    step, which keeps nearer to the clean drawing (this crop's strokes on white paper lose 1.6 dB
+    to the step); a JPEG saved once keeps the step."""
+    from core.metrics import psnr
+
+    clean = np.array(Image.open(DATA / "val_crop_eye_solid.png").convert("L"))
+    layer = _jpeg(_jpeg(clean, 40), 40)
+    res = restorer.restore(layer, RestoreOptions())
+    assert res.jpeg_quality is None
+    assert any("re-saved JPEG on the same grid: first quality about" in n and "last 40" in n for n in res.notes)
+    assert any("consistency step was skipped" in n for n in res.notes), res.notes
+    off = restorer.restore(layer, RestoreOptions(jpeg_consistency=False))
+    assert np.array_equal(res.image, off.image)
+    monkeypatch.setattr(jc, "same_grid_resave", lambda *a, **k: None)
+    kept = restorer.restore(layer, RestoreOptions())
+    assert kept.jpeg_quality == 40 and psnr(clean, kept.image) < psnr(clean, res.image) - 1.0
+    monkeypatch.undo()
+    assert restorer.restore(_jpeg(clean, 40), RestoreOptions()).jpeg_quality == 40
