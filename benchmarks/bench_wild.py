@@ -6,8 +6,8 @@
    from a coarser quality) the first quality was named within 2 of the truth, and the mean PSNR
    of the restorations against the clean crop put through the same geometry.
 2. Cost: on val crops saved once at QF 20 and re-saved (QF 30 then 75), the default pipeline as
-   shipped, the same with the check taken out (``outside_share`` returning 0: the step applied
-   as before), and the check's parts alone. Best of ``--repeat`` runs, one thread by default.
+   shipped, the same with the check taken out (``outside_share`` returning 0 and no same-grid
+   re-save test: the step applied as before), and the check's parts alone. Best of ``--repeat`` runs, one thread by default.
 
 3. Calibration (``--calibrate N``): for N val and N // 2 kanji crops (320 px) under fixed
    degradations, the share :func:`core.jpeg_consistency.outside_share` measures on the
@@ -934,7 +934,7 @@ def main(argv: list[str] | None = None) -> int:
         wild_cost(restorer, args)
     if not args.images:
         return 0
-    shipped = jc.outside_share
+    shipped = jc.outside_share, jc.same_grid_resave
     rows = []
     for path in pick_files(Path(args.data), args.images):
         full = load_drawing(path)
@@ -942,22 +942,26 @@ def main(argv: list[str] | None = None) -> int:
         for label, img in (("QF 20", encode(c, 20)), ("QF 30 then 75", encode(encode(c, 30), 75))):
             restorer.restore(img, opts)  # warm-up
             with_check = _best(lambda img=img: restorer.restore(img, opts), args.repeat)
-            jc.outside_share = lambda *a, **k: 0.0
+            jc.outside_share, jc.same_grid_resave = (lambda *a, **k: 0.0), (lambda *a, **k: None)
             try:
                 without = _best(lambda img=img: restorer.restore(img, opts), args.repeat)
             finally:
-                jc.outside_share = shipped
+                jc.outside_share, jc.same_grid_resave = shipped
             grid = jc.find_jpeg_grid(img)
             res = restorer.restore(img, opts)
             t_out = _best(lambda r=res, i=img, g=grid: jc.outside_share(r.image, i, g, r.mask == 0), args.repeat)
             t_first = _best(lambda i=img, g=grid: jc.first_quality(i, g), args.repeat)
-            rows.append((path.stem, label, with_check, without, t_out, t_first))
+            t_same = _best(lambda r=res, i=img, g=grid: jc.same_grid_resave(i, r.image, g), args.repeat)
+            rows.append((path.stem, label, with_check, without, t_out, t_first, t_same))
     print(
         "| drawing | input | pipeline, shipped (s) | without the check (s) | change | outside_share (ms) "
-        "| first_quality (ms) |\n|---|---|---:|---:|---:|---:|---:|"
+        "| first_quality (ms) | same_grid_resave (ms) |\n|---|---|---:|---:|---:|---:|---:|---:|"
     )
-    for stem, label, a, b, o, f in rows:
-        print(f"| {stem} | {label} | {a:.3f} | {b:.3f} | {100 * (a / b - 1):+.1f} % | {1e3 * o:.1f} | {1e3 * f:.1f} |")
+    for stem, label, a, b, o, f, g in rows:
+        print(
+            f"| {stem} | {label} | {a:.3f} | {b:.3f} | {100 * (a / b - 1):+.1f} % | {1e3 * o:.1f} | {1e3 * f:.1f} "
+            f"| {1e3 * g:.1f} |"
+        )
     a = sum(r[2] for r in rows)
     b = sum(r[3] for r in rows)
     print(
