@@ -45,9 +45,10 @@
    re-save at the layer's size explains its damage (:func:`core.jpeg_consistency.resave_fit`), per
    family, the PSNR of each pair and as shipped, and the gain of routing by each threshold.
 
-8c. The wild pair's rim (``--rim N``): on the layers of ``--families`` (default: the two resize
-   families and shifted re-saves) that the pipeline restores with the wild pair, the PSNR with eq. 2
-   keeping the mask's uncertain rim at each margin (0: no rim; :data:`core.pipeline.RIM_MARGIN`).
+8c. The rim of resized lines (``--rim N``): on the layers of ``--families`` (default: the two
+   resize families and shifted re-saves) that the pipeline restores with a wild backbone, gray and
+   coloured (the same crops in colour inks), the PSNR with eq. 2 keeping the mask's uncertain rim
+   at each margin (0: no rim; :data:`core.pipeline.RIM_MARGIN`, ``RIM_MARGIN_COLOUR``).
 
 8d. Re-saves at about the same quality (``--same-grid N``): on every ``--every``-th drawing of
    ``--train`` (N px crops), two JPEGs saved once (QF 10-90) and two saved twice on the same grid
