@@ -891,8 +891,8 @@ def resave_fit(layer: np.ndarray, restored: np.ndarray | torch.Tensor, grid: Jpe
 
 #: IJG qualities tried by :func:`same_grid_resave` for the first save, around the last save's: from
 #: this much below it to this much above, and below :data:`SAME_GRID_TOP` (a near-lossless first
-#: save changes too little to tell, and on JPEGs saved once a save at 96-100 first fitted at
-#: 0.98-1.0 by chance).
+#: save changes too little to tell, and on some JPEGs saved once a save at 96-100 first fitted
+#: just below 1 by chance).
 SAME_GRID_BELOW = 20
 SAME_GRID_ABOVE = 15
 SAME_GRID_TOP = 94
@@ -910,8 +910,8 @@ def same_grid_resave(layer: np.ndarray, restored: np.ndarray | torch.Tensor, gri
     """Whether the layer is a JPEG saved twice on the same grid at about the same quality, which
     the consistency step's check cannot see: its restoration lies inside the last save's boxes, but
     the clean drawing does not (the first save's decoder clipped every overshoot above white and
-    rounded the pixels, and the second save quantized that; keeping to those boxes lost up to 2.6 dB
-    on line art).
+    rounded the pixels, and the second save quantized that; keeping to those boxes lost up to 3.7 dB
+    on the training crops of ``python -m benchmarks.bench_wild --same-grid``).
 
     On the blocks of the last save's grid that hold more than paper, in the :data:`RESAVE_SIDE`
     window with the most line edges, the restoration (standing in for the clean drawing) is saved

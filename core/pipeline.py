@@ -171,8 +171,8 @@ PROBE_MIN_WINDOWS = 2
 WILD_DISAGREEMENT = 4.5
 #: On a layer taken for resized, the pixels next to a line (8-neighbours of the mask) whose line
 #: logit falls short of the paper logit by less than this keep the wild backbone's value in eq. 2
-#: instead of white: a resize spreads every edge into a faint rim (10-15 gray levels below paper
-#: on average) that the mask network mostly calls paper, at a line probability of 0.1-0.4. Gray
+#: instead of white: a resize spreads every edge into a faint rim that the mask network mostly
+#: calls paper, at a line probability of 0.1-0.4 (a one-off look at val JPEGs shrunk). Gray
 #: layers (the wild mask network) and colour layers (the colour mask network, whose rim logits lie
 #: lower) have a margin each, calibrated on ``lineart/train`` crops the pipeline restored with a
 #: wild backbone (``python -m benchmarks.bench_wild --rim 256 --images 0 --every 4``, docs/wild.md).
