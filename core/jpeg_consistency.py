@@ -721,6 +721,11 @@ def outside_share(
     return float((gap > torch.clamp(OUTSIDE_STEP * q, min=OUTSIDE_FLOOR)).float().mean())
 
 
+def _table_stack(qualities) -> torch.Tensor:
+    """The IJG tables of ``qualities``, stacked ``(T, 64)`` (natural order)."""
+    return torch.as_tensor(np.stack([ijg_table(q) for q in qualities]), dtype=torch.float32)
+
+
 def _coarser(table, qualities, ratio: float) -> list[int]:
     """Those of the IJG ``qualities`` whose tables are at least ``ratio`` times as coarse as
     ``table`` (64 steps, natural order), median over the ten lowest frequencies."""
@@ -736,7 +741,7 @@ def _coarser_tables(table_key: bytes) -> tuple[list[int], torch.Tensor | None]:
     qfs = _coarser(np.frombuffer(table_key, dtype=np.int64), range(1, 100), FIRST_RATIO)
     if not qfs:
         return [], None
-    return qfs, torch.as_tensor(np.stack([ijg_table(q) for q in qfs]), dtype=torch.float32).reshape(-1, 1, 8, 8)
+    return qfs, _table_stack(qfs).reshape(-1, 1, 8, 8)
 
 
 def first_quality(gray: np.ndarray, grid: JpegGrid, sample: int = 128, seed: int = 0) -> tuple[int, float] | None:
@@ -825,6 +830,12 @@ def _round_trips(img: torch.Tensor, tables: torch.Tensor, dy: int, dx: int) -> t
     return out
 
 
+def _window_255(restored: np.ndarray | torch.Tensor, win: tuple[slice, slice]) -> torch.Tensor:
+    """The ``win`` window of a restoration (0..1 float or uint8) as float 0..255."""
+    r = restored if isinstance(restored, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(restored))
+    return r[win].to(torch.float32) * (1.0 if r.dtype == torch.uint8 else 255.0)
+
+
 def _edgiest_window(gray: np.ndarray, side: int) -> tuple[slice, slice]:
     """The ``side`` x ``side`` window of ``gray`` (uint8) with the most pixels of line edges (neither
     paper nor solid ink: 16-239), its corner on a multiple of 8. Solid fills hold no JPEG detail to
@@ -862,12 +873,11 @@ def resave_fit(layer: np.ndarray, restored: np.ndarray | torch.Tensor, grid: Jpe
     win = _edgiest_window(layer, RESAVE_SIDE)
     if not quals or min(layer[win].shape) < 64:
         return None
-    r = restored if isinstance(restored, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(restored))
-    r = r[win].to(torch.float32) * (1.0 if r.dtype == torch.uint8 else 255.0)
+    r = _window_255(restored, win)
     target = torch.from_numpy(np.ascontiguousarray(layer[win], dtype=np.float32))
     dy, dx = (grid.dy - win[0].start) % 8, (grid.dx - win[1].start) % 8
     q2 = torch.as_tensor(grid.table, dtype=torch.float32).reshape(64)
-    tables = torch.as_tensor(np.stack([ijg_table(q) for q in quals]), dtype=torch.float32)
+    tables = _table_stack(quals)
 
     def residuals(py: int, px: int, which: list[int], part=(slice(None), slice(None))) -> torch.Tensor:
         """RMS (inner pixels of ``part``) of each first save in ``which`` on the phase, then the last."""
@@ -930,8 +940,7 @@ def same_grid_resave(layer: np.ndarray, restored: np.ndarray | torch.Tensor, gri
     if not grid.standard:
         return None
     win = _edgiest_window(layer, RESAVE_SIDE)
-    r = restored if isinstance(restored, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(restored))
-    r = r[win].to(torch.float32) * (1.0 if r.dtype == torch.uint8 else 255.0)
+    r = _window_255(restored, win)
     dy, dx = (grid.dy - win[0].start) % 8, (grid.dx - win[1].start) % 8
     rb = _blocks(r, dy, dx).reshape(-1, 64)
     tb = _blocks(layer[win], dy, dx).reshape(-1, 64)
@@ -946,7 +955,7 @@ def same_grid_resave(layer: np.ndarray, restored: np.ndarray | torch.Tensor, gri
     alone = float((_save_blocks(rb, last) - tb).pow(2).mean().sqrt())
 
     def best_of(quals: list[int]) -> tuple[float, int]:
-        firsts = torch.as_tensor(np.stack([ijg_table(q) for q in quals]), dtype=torch.float32)[:, None, :]
+        firsts = _table_stack(quals)[:, None, :]
         res = (_save_blocks(_save_blocks(rb, firsts), last) - tb).pow(2).mean((-1, -2)).sqrt()
         i = int(torch.argmin(res))
         return float(res[i]), quals[i]

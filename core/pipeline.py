@@ -990,7 +990,7 @@ class Restorer:
         taken_for_resized = backbone is wild or (wild_colour is not None and backbone is wild_colour)
         restored, qf_estimate = self._backbone_pass(job, plan, backbone, mask_t, kept_t if taken_for_resized else None)
         if taken_for_resized and kept_u8 is not None:
-            mask_u8 = _with_kept_rim(mask_u8, kept_u8, restored)
+            mask_u8 = _with_kept_rim(mask_u8, restored)
 
         # ---- JPEG consistency, or the wild backbone where the layer was resized before its last JPEG
         jpeg_quality = None
@@ -1009,7 +1009,7 @@ class Restorer:
                     job.total[0] += len(plan)
                     restored, qf_estimate = self._backbone_pass(job, plan, wild_colour, mask_t, kept_t)
                     if kept_u8 is not None:
-                        mask_u8 = _with_kept_rim(mask_u8, kept_u8, restored)
+                        mask_u8 = _with_kept_rim(mask_u8, restored)
                     notes.append(
                         "its damage is not on the 8x8 grid of the layer's size (resized before the last save?"
                         + _fit_note(fit)
@@ -1072,7 +1072,7 @@ class Restorer:
                     wild_kept_t = None if wild_kept_u8 is None else torch.from_numpy(wild_kept_u8).view(1, 1, h, w)
                     wild_restored, wild_qf = self._backbone_pass(job, plan, wild, wild_mask_t, wild_kept_t)
                     if wild_kept_u8 is not None:
-                        wild_mask_u8 = _with_kept_rim(wild_mask_u8, wild_kept_u8, wild_restored)
+                        wild_mask_u8 = _with_kept_rim(wild_mask_u8, wild_restored)
                     if not windowed and not resized:
                         gap = _rms_gap(wild_restored, restored)
                     if resized:
@@ -1451,12 +1451,12 @@ def _rms_gap(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).square().mean().sqrt()) * 255
 
 
-def _with_kept_rim(mask_u8: np.ndarray, kept_u8: np.ndarray, restored: torch.Tensor) -> np.ndarray:
+def _with_kept_rim(mask_u8: np.ndarray, restored: torch.Tensor) -> np.ndarray:
     """The line mask a job returns where eq. 2 kept the rim (:data:`RIM_MARGIN`): the lines, and
-    the rim pixels that came out darker than paper (those eq. 1 turned white are paper, as in the
-    picture; on a JPEG at its own size, whose soft edges the mask already holds, that is most of
-    them)."""
-    return mask_u8 | (kept_u8 & (restored.numpy() < 1.0)).astype(np.uint8)
+    the rim pixels that came out darker than paper. Eq. 2 made every pixel outside the lines and
+    the rim it kept white, so outside the lines those are the pixels darker than paper (rim pixels
+    eq. 1 turned white count as paper, as in the picture)."""
+    return mask_u8 | (restored.numpy() < 1.0).astype(np.uint8)
 
 
 def _widen(mask_u8: np.ndarray) -> np.ndarray:
