@@ -88,6 +88,31 @@ def test_colour_share_inks_and_subsampling(drawings, monkeypatch):
     assert all(gray.colour_item(i)[3] is None for i in range(10))
 
 
+def test_colour_light_draws_light_inks_only_for_that_share(drawings, monkeypatch):
+    """``--colour-light``: that share of the colour patches is drawn in light inks only; without
+    it no extra random number is drawn, so the patches of earlier recipes stay the same."""
+    import training.colour as tc
+
+    asked: list[bool | None] = []
+    real_ink = tc._ink
+    monkeypatch.setattr(tc, "_ink", lambda rng, light=None: (asked.append(light), real_ink(rng, light))[1])
+    ds = PatchDataset(drawings, crop=CROP, colour_fraction=1.0, colour_light=0.5, seed=11)
+    for i in range(40):
+        ds.colour_item(i)
+    assert 0.25 < asked.count(True) / len(asked) < 0.9 and set(asked) == {True, None}
+    light = np.asarray(list(LIGHT_INKS.values()))
+    ink = real_ink(np.random.default_rng(1), True)
+    assert (np.abs(light - ink).max(axis=1) <= tc.JITTER).any()
+    asked.clear()
+    plain = PatchDataset(drawings, crop=CROP, colour_fraction=1.0, seed=11)
+    same = PatchDataset(drawings, crop=CROP, colour_fraction=1.0, colour_light=0.0, seed=11)
+    for i in range(5):
+        assert torch.equal(plain[i][0], same[i][0])
+    assert set(asked) == {None}
+    with pytest.raises(ValueError, match="colour-light"):
+        TrainConfig(task="mask", train_dirs=["x"], steps=1, colour_fraction=0.5, colour_light=2.0).validate()
+
+
 def _two_steps(tmp_path, drawings, **config):
     """Two training steps on ``drawings`` (validating on them too): the weights' path."""
     data = tmp_path / "d"

@@ -107,6 +107,34 @@ def test_patch_dataset_draws_wild_patches_from_the_families_asked(monkeypatch):
     assert set(drawn) == {"resize_png", "crop"}
 
 
+def test_resize_families_draw_their_scale_from_the_range_asked(monkeypatch):
+    """``--wild-scales``: the resize families draw from that range (e.g. shrunk files only)."""
+    clean = _clean()
+    scales = [
+        dg.degrade(clean, np.random.default_rng(s), "resize_then_jpeg", scale_range=(0.6, 0.9)).info["scale"]
+        for s in range(10)
+    ]
+    assert all(0.6 <= s <= 0.9 for s in scales) and max(scales) - min(scales) > 0.1
+    drawn = []
+    real = dg.degrade
+
+    def spy(*a, **kw):
+        out = real(*a, **kw)
+        drawn.append(out.info["scale"])
+        return out
+
+    monkeypatch.setattr(dg, "degrade", spy)
+    ds = PatchDataset([clean], crop=64, wild_fraction=1.0, wild_families=("resize_png",), wild_scales=(2.0, 2.5))
+    for i in range(3):
+        jpeg, ref, _ = ds[i]
+        assert jpeg.shape == ref.shape == (1, 64, 64)
+    assert len(drawn) == 3 and all(2.0 <= s <= 2.5 for s in drawn)
+    from training.train import TrainConfig
+
+    with pytest.raises(ValueError, match="wild-scales"):
+        TrainConfig(task="restore", train_dirs=["x"], steps=1, wild_scales=[0.9, 0.5]).validate()
+
+
 def test_the_training_command_checks_the_wild_families(capsys):
     from training.__main__ import main
 

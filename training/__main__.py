@@ -18,7 +18,7 @@ import argparse
 import os
 import sys
 
-from .degrade import FAMILIES
+from .degrade import FAMILIES, SCALE_RANGE
 from .train import TrainConfig, train
 
 
@@ -85,6 +85,14 @@ def _common(p: argparse.ArgumentParser) -> None:
         + ", ".join(FAMILIES)
         + ")",
     )
+    p.add_argument(
+        "--wild-scales",
+        nargs=2,
+        type=float,
+        metavar=("LOW", "HIGH"),
+        help="with --wild: the scale factors the resize families draw from, log-uniformly (default: "
+        f"{SCALE_RANGE[0]} {SCALE_RANGE[1]}; below 1 shrinks)",
+    )
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate, cosine-decayed (default %(default)s)")
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--ckpt-minutes", type=float, default=d.ckpt_minutes, help="checkpoint period (default %(default)s)")
@@ -132,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of patches drawn in coloured inks (per stroke or per drawing, light inks too), saved "
         "as RGB JPEGs (4:2:0, a quarter 4:4:4) and given as the plane the pipeline gives the mask "
         "network for a colour layer; validation adds their mIoU (default 0)",
+    )
+    pm.add_argument(
+        "--colour-light",
+        dest="colour_light",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="with --colour: share of the coloured patches drawn in light inks only (yellow, light blue, "
+        "pink); the others draw from every ink, a third of them light (default 0)",
     )
     pm.set_defaults(task="mask")
 

@@ -70,7 +70,9 @@ def in_ink(gray: np.ndarray, ink) -> np.ndarray:
     return np.floor(255.0 - cover[..., None] * (255.0 - np.asarray(ink, np.float64)) + 0.5).astype(np.uint8)
 
 
-def colourize(gray: np.ndarray, rng: np.random.Generator, per_stroke: bool | None = None) -> np.ndarray:
+def colourize(
+    gray: np.ndarray, rng: np.random.Generator, per_stroke: bool | None = None, light: bool | None = None
+) -> np.ndarray:
     """A coloured (H, W, 3) uint8 variant of a gray uint8 drawing (see the module doc).
 
     Args:
@@ -78,13 +80,15 @@ def colourize(gray: np.ndarray, rng: np.random.Generator, per_stroke: bool | Non
         rng: the random source (seeded by the caller).
         per_stroke: one ink per connected stroke (True), one for the drawing (False), or drawn
             at random (None, half and half).
+        light: inks drawn from :data:`LIGHT_INKS` only (True), :data:`DARK_INKS` only (False), or
+            from both (None).
     """
     if per_stroke is None:
         per_stroke = bool(rng.integers(2))
     if not per_stroke:
-        return in_ink(gray, _ink(rng))
+        return in_ink(gray, _ink(rng, light))
     n, labels = cv2.connectedComponents((gray < 255).astype(np.uint8), connectivity=8)
-    ink = np.stack([_ink(rng) for _ in range(max(n, 1))])[labels]
+    ink = np.stack([_ink(rng, light) for _ in range(max(n, 1))])[labels]
     cover = (255.0 - gray.astype(np.float64)) / 255.0
     c = 255.0 - cover[..., None] * (255.0 - ink)
     return np.clip(np.floor(c + 0.5), 0, 255).astype(np.uint8)

@@ -176,12 +176,17 @@ class PatchDataset(torch.utils.data.Dataset):
         wild_families: the :data:`training.degrade.FAMILIES` those patches are drawn from (uniformly);
             None for all of them. A backbone that only ever sees layers routed to it (the wild
             pair: resized layers, some re-saves after a crop) can be trained on those alone.
+        wild_scales: the (low, high) scale factors of the resize families (None:
+            :data:`training.degrade.SCALE_RANGE`), e.g. to weigh shrunk files, as the web makes them.
         colour_fraction: share of patches drawn in colour (:func:`training.colour.colourize`: one ink
             per stroke or per drawing, light inks included), saved as an RGB JPEG (4:2:0, or 4:4:4
             for :data:`COLOUR_444` of them) and given as the plane the pipeline hands the colour
             layers' own mask network for that layer (:func:`core.pipeline.network_planes`,
             ``mask_input(colour_mask=True)``, which is also the plane the backbone sees). See
             :meth:`colour_item` and ``colour_target``.
+        colour_light: share of the colour patches drawn in light inks only (yellow, light blue,
+            pink: :data:`training.colour.LIGHT_INKS`), the rest from every ink; 0 draws every
+            patch's inks from all of them (a third light) and no extra random number.
         colour_target: what a colour patch's target is: ``"drawing"``, the gray drawing (mask
             training: its mask is eq. 3's); ``"plane"``, the line plane of the clean coloured
             drawing (its darkest channel, the distance from white), stretched as the input was
@@ -199,7 +204,9 @@ class PatchDataset(torch.utils.data.Dataset):
     light_fraction: float = 0.0
     wild_fraction: float = 0.0
     wild_families: tuple[str, ...] | None = None
+    wild_scales: tuple[float, float] | None = None
     colour_fraction: float = 0.0
+    colour_light: float = 0.0
     colour_target: str = "drawing"
     seed: int = 0
 
@@ -234,14 +241,16 @@ class PatchDataset(torch.utils.data.Dataset):
         """``clean`` (a gray or RGB ``size``-pixel patch) degraded by :func:`training.degrade.degrade`
         (a family of ``wild_families``), then cropped to ``crop``: ``(image, reference, first QF)``,
         the reference being the clean patch put through the same geometry."""
-        from .degrade import degrade
+        from .degrade import SCALE_RANGE, degrade
 
         c = self.crop
         extra = ((0, 0),) * (clean.ndim - 2)  # the channels of an RGB patch
         # A resize may halve the patch: degrade a patch twice as big, then crop.
         big = np.pad(clean, ((0, size), (0, size), *extra), mode="reflect") if min(clean.shape[:2]) >= size else clean
         family = None if not self.wild_families else self.wild_families[int(rng.integers(len(self.wild_families)))]
-        d = degrade(np.ascontiguousarray(big), rng, family, qf_range=self.qf_range)
+        d = degrade(
+            np.ascontiguousarray(big), rng, family, qf_range=self.qf_range, scale_range=self.wild_scales or SCALE_RANGE
+        )
         img, ref = d.image, d.reference
         if min(img.shape[:2]) < c:
             pad = ((0, max(0, c - img.shape[0])), (0, max(0, c - img.shape[1])), *extra)
@@ -262,6 +271,10 @@ class PatchDataset(torch.utils.data.Dataset):
         plane = planes.mask_input(colour_mask=True)[0].float()
         target = drawing if self.colour_target == "drawing" else line_plane(coloured, planes.ink_k)[None]
         return plane, target, torch.tensor(float(qf)), rgb
+
+    def _light_inks(self, rng: np.random.Generator) -> bool | None:
+        """True (light inks only) for a ``colour_light`` share of colour patches, else None."""
+        return True if self.colour_light and rng.random() < self.colour_light else None
 
     def colour_item(self, index: int):
         """Item ``index`` with the RGB JPEG patch it was made from: ``(plane, clean, qf, rgb)``,
@@ -292,7 +305,7 @@ class PatchDataset(torch.utils.data.Dataset):
 
                 # In colour, degraded as RGB (each save draws its chroma subsampling); a mask
                 # network's target is the darkest channel, as a gray drawing as far from white.
-                rgb, ref, qf = self._degraded(colourize(clean, rng), rng, size)
+                rgb, ref, qf = self._degraded(colourize(clean, rng, light=self._light_inks(rng)), rng, size)
                 return self._colour_patch(rgb, ref, to_t(ref.min(axis=2)), qf)
             img, ref, qf = self._degraded(clean, rng, size)
             return to_t(img), to_t(ref), torch.tensor(float(qf)), None
@@ -301,7 +314,7 @@ class PatchDataset(torch.utils.data.Dataset):
             from .colour import colourize, jpeg_rgb
 
             sub = "4:4:4" if rng.random() < COLOUR_444 else "4:2:0"
-            coloured = colourize(clean, rng)
+            coloured = colourize(clean, rng, light=self._light_inks(rng))
             rgb = jpeg_rgb(coloured, qf, sub)
             dy, dx = int(rng.integers(8)), int(rng.integers(8))  # shift the block grid inside the crop
             crop = (slice(dy, dy + c), slice(dx, dx + c))

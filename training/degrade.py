@@ -85,6 +85,7 @@ def degrade(
     family: str | None = None,
     qf_range: tuple[int, int] = (5, 95),
     resave_range: tuple[int, int] = (30, 95),
+    scale_range: tuple[float, float] = SCALE_RANGE,
 ) -> Degraded:
     """Degrade ``clean`` (gray or RGB uint8) as one of :data:`FAMILIES` (drawn when None).
 
@@ -92,8 +93,8 @@ def degrade(
     * ``double_aligned`` / ``double_shifted``: saved, then saved again at an independent quality
       (``resave_range``; either may be higher), on the same grid or after a crop of 1-7 pixels
       on each side.
-    * ``resize_then_jpeg``: saved, resized (:data:`SCALE_RANGE`, a kernel of :data:`KERNELS`),
-      saved again at quality 60-95.
+    * ``resize_then_jpeg``: saved, resized (a scale drawn log-uniformly from ``scale_range``,
+      :data:`SCALE_RANGE` unless given; a kernel of :data:`KERNELS`), saved again at quality 60-95.
     * ``resize_png``: saved, resized, kept as pixels (an export with no table).
     * ``crop``: saved, then cropped at an offset that is not a multiple of 8.
     * ``png_export``: saved and exported losslessly (same pixels as ``single``; no table).
@@ -114,7 +115,7 @@ def degrade(
             np.ascontiguousarray(img), int(rng.integers(resave_range[0], resave_range[1] + 1)), rng, info, "qf2"
         )
     elif family in ("resize_then_jpeg", "resize_png"):
-        scale = float(np.exp(rng.uniform(np.log(SCALE_RANGE[0]), np.log(SCALE_RANGE[1]))))
+        scale = float(np.exp(rng.uniform(np.log(scale_range[0]), np.log(scale_range[1]))))
         if abs(scale - 1) < 0.05:
             scale = 1.1
         kernel = str(rng.choice(list(KERNELS)))

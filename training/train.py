@@ -79,7 +79,9 @@ class TrainConfig:
     light_fraction: float = 0.15
     wild_fraction: float = 0.0  # re-saved / resized / cropped JPEGs (training.degrade)
     wild_families: list[str] | None = None  # drawn from these families only (None: all)
+    wild_scales: list[float] | None = None  # (low, high) scales of the resize families (None: degrade's)
     colour_fraction: float = 0.0  # coloured RGB JPEGs, as the plane the pipeline gives the networks
+    colour_light: float = 0.0  # share of those in light inks only
     # mask network
     variant: str = "blind"  # blind | qfmap | single
     # backbone
@@ -130,6 +132,12 @@ class TrainConfig:
             raise ValueError("--colour trains a framework backbone (the colour stage needs its mask)")
         if not 0.0 <= self.colour_fraction <= 1.0:
             raise ValueError(f"--colour is a share of patches (0..1), got {self.colour_fraction}")
+        if not 0.0 <= self.colour_light <= 1.0:
+            raise ValueError(f"--colour-light is a share of the colour patches (0..1), got {self.colour_light}")
+        if self.wild_scales is not None and not (
+            len(self.wild_scales) == 2 and 0.1 <= self.wild_scales[0] < self.wild_scales[1] <= 8.0
+        ):
+            raise ValueError(f"--wild-scales takes LOW HIGH with 0.1 <= LOW < HIGH <= 8, got {self.wild_scales}")
         if not 5 <= self.crop:
             raise ValueError("crop must be at least 5 pixels")
 
@@ -408,7 +416,9 @@ def train(cfg: TrainConfig) -> Path:
         light_fraction=cfg.light_fraction,
         wild_fraction=cfg.wild_fraction,
         wild_families=tuple(cfg.wild_families) if cfg.wild_families else None,
+        wild_scales=tuple(cfg.wild_scales) if cfg.wild_scales else None,
         colour_fraction=cfg.colour_fraction,
+        colour_light=cfg.colour_light,
         colour_target="drawing" if cfg.task == "mask" else "plane",
         seed=cfg.seed * 1000 + rank,
     )
@@ -462,7 +472,9 @@ def train(cfg: TrainConfig) -> Path:
                 "light_fraction": cfg.light_fraction,
                 "wild_fraction": cfg.wild_fraction,
                 "wild_families": cfg.wild_families,
+                "wild_scales": cfg.wild_scales,
                 "colour_fraction": cfg.colour_fraction,
+                "colour_light": cfg.colour_light,
                 "qf_range": [cfg.qf_min, cfg.qf_max],
                 "qf": cfg.qf,
                 "crop": cfg.crop,
