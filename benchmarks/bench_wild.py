@@ -58,6 +58,12 @@
    with the step and without it: the fit's spread per kind, and the mean gain of skipping the step
    below each threshold.
 
+8e. Other encoders (``--encoders N``): JPEGs saved with mozjpeg's, flat and Photoshop-like tables
+   (:data:`ENCODER_SAVES`) from N val and N kanji crops: how often their table is found, the PSNR
+   without that search, as shipped and with the file's table given; false finds and the search's
+   CPU time on layers that are no JPEG at their size, and the layers of every family of
+   :mod:`training.degrade` given another encoder's table.
+
 9. Clean drawings (``--clean-pairs N``): never-JPEG'd windows of ``--train`` drawings restored by
    the default pair and as shipped (the wild pair, since they hold no JPEG noise to go by).
 
@@ -590,6 +596,117 @@ def same_grid(restorer, args) -> None:
     print(flush=True)
 
 
+#: ``--encoders``: the other encoders' tables the JPEGs are saved with (``OTHER_BASE_TABLES`` name
+#: or Pillow preset, quality; 0 for a preset).
+ENCODER_SAVES = (
+    ("mozjpeg's default table", 10),
+    ("mozjpeg's default table", 30),
+    ("mozjpeg's default table", 50),
+    ("mozjpeg's default table", 75),
+    ("mozjpeg's MS-SSIM table", 30),
+    ("Klein, Silverstein and Carney's table", 40),
+    ("a flat table", 30),
+    ("web_low", 0),
+    ("web_medium", 0),
+)
+
+
+def encoders(restorer, args) -> None:
+    """``--encoders N``: JPEGs saved with other encoders' tables (:data:`ENCODER_SAVES`, through
+    Pillow's ``qtables``) from N val and N kanji crops (256 px): how often the grid search finds the
+    table, and the PSNR without that search, as shipped and with the file's table given (what
+    ``python -m core restore`` does with a file); false finds on layers that are no JPEG at their
+    size; CPU time of the search."""
+    import functools
+    import io
+
+    from PIL import Image, JpegPresets
+
+    from benchmarks.compare_waifu2x import choose_crop, crop, pick_files
+    from core import jpeg_consistency as jc
+    from core.metrics import psnr
+    from core.pipeline import RestoreOptions
+    from training.data import load_drawing
+    from training.degrade import FAMILIES, degrade, encode, resize
+
+    def save(c: np.ndarray, table: np.ndarray) -> np.ndarray:
+        buf = io.BytesIO()
+        Image.fromarray(c).save(buf, format="JPEG", qtables=[[int(v) for v in table]])
+        buf.seek(0)
+        with Image.open(buf) as im:
+            return np.asarray(im.convert("L")).copy()
+
+    search = jc.find_jpeg_grid
+    ijg_only = functools.partial(search, other_tables=False)
+    rows: dict[str, list[tuple]] = {}
+    others: list[tuple[bool, float]] = []
+    wild_layers: list[tuple[str, dict, bool]] = []
+    for folder in (Path(args.data), Path(args.kanji)):
+        for path in pick_files(folder, args.encoders):
+            full = load_drawing(path)
+            c = crop(full, choose_crop(full, 256))
+            for name, q in ENCODER_SAVES:
+                table = (
+                    np.asarray(JpegPresets.presets[name]["quantization"][0])
+                    if q == 0
+                    else jc.scaled_table(jc.OTHER_BASE_TABLES[name], q)
+                )
+                img = save(c, table)
+                grid = search(img)
+                found = grid is not None and grid.encoder is not None and np.array_equal(grid.table.reshape(-1), table)
+                jc.find_jpeg_grid = ijg_only
+                try:
+                    before = restorer.restore(img, RestoreOptions()).image
+                finally:
+                    jc.find_jpeg_grid = search
+                shipped = restorer.restore(img, RestoreOptions()).image
+                given = restorer.restore(img, RestoreOptions(jpeg_table=tuple(int(v) for v in table))).image
+                t = _best(lambda i=img: search(i), 3, time.process_time)
+                label = name if q == 0 else f"{name}, quality {q}"
+                rows.setdefault(label, []).append(
+                    (found, psnr(c, img), psnr(c, before), psnr(c, shipped), psnr(c, given), t)
+                )
+            for img in (c, resize(encode(c, 30), 0.75, "area"), resize(encode(c, 30), 1.5, "lanczos")):
+                grid = search(img)
+                t0 = time.process_time()
+                ijg_only(img)
+                t_ijg = time.process_time() - t0
+                t0 = time.process_time()
+                search(img)
+                others.append((grid is not None and grid.encoder is not None, time.process_time() - t0 - t_ijg))
+            for fi, family in enumerate(FAMILIES):  # IJG saves (up to QF 95), resized, re-saved, cut
+                for rep in range(2):
+                    d = degrade(c, np.random.default_rng([args.seed + 29, len(wild_layers), fi, rep]), family)
+                    grid = search(d.image)
+                    wild_layers.append((family, d.info, grid is not None and grid.encoder is not None))
+    print(f"\nJPEGs saved with other encoders' tables ({args.encoders} val and {args.encoders} kanji crops, 256 px)\n")
+    print("| saved with | table found | JPEG | without the search | shipped | file's table given | search (ms CPU) |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for label, rr in rows.items():
+        a = np.array(rr, dtype=float)
+        m = a.mean(axis=0)
+        print(
+            f"| {label} | {int(a[:, 0].sum())}/{len(a)} | {m[1]:.2f} | {m[2]:.2f} | **{m[3]:.2f}** | {m[4]:.2f} "
+            f"| {1000 * m[5]:.0f} |"
+        )
+    a = np.array([r for rr in rows.values() for r in rr], dtype=float)
+    print(f"| all | {int(a[:, 0].sum())}/{len(a)} | {a[:, 1].mean():.2f} | {a[:, 2].mean():.2f} | **{a[:, 3].mean():.2f}** "
+          f"| {a[:, 4].mean():.2f} | {1000 * a[:, 5].mean():.0f} |")  # fmt: skip
+    o = np.array(others, dtype=float)
+    print(
+        f"\nlayers that are no JPEG at their size (clean, JPEGs resized x0.75 / x1.5 kept as pixels): "
+        f"{int(o[:, 0].sum())} of {len(o)} given another encoder's table; the extra search cost "
+        f"{1000 * o[:, 1].mean():.0f} ms CPU on average (max {1000 * o[:, 1].max():.0f})",
+        flush=True,
+    )
+    taken = [(f, i) for f, i, other in wild_layers if other]
+    print(
+        f"layers of every family of training.degrade (IJG saves), two seeded samples per crop: {len(taken)} of "
+        f"{len(wild_layers)} given another encoder's table" + "".join(f"\n  {f} {i}" for f, i in taken),
+        flush=True,
+    )
+
+
 def clean_pairs(restorer, args) -> None:
     """``--clean-pairs N``: clean drawings (N px windows of every ``--every``-th drawing of
     ``--train``, never JPEG'd), restored by the default pair and by the wild pair, which the
@@ -880,6 +997,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--families", nargs="+", help="with --detect or --route: only these families of training.degrade")
     p.add_argument("--every", type=int, default=4, help="--grid-strength and --route: every N-th drawing of --train")
     p.add_argument("--grid-phase", type=int, default=0, help="drawings per set for the grid phase table (0: none)")
+    p.add_argument("--encoders", type=int, default=0, help="crops per set for the other encoders' table (0: none)")
     args = p.parse_args(argv)
     import torch
 
@@ -933,6 +1051,8 @@ def main(argv: list[str] | None = None) -> int:
         colour_routing(restorer, args)
     if args.wild_cost:
         wild_cost(restorer, args)
+    if args.encoders:
+        encoders(restorer, args)
     if not args.images:
         return 0
     shipped = jc.outside_share, jc.same_grid_resave

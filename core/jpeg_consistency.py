@@ -14,13 +14,18 @@ the position of the 8x8 grid have to be read back from the decoded pixels.
 * :func:`find_jpeg_grid` tries the IJG quality tables (what libjpeg, Pillow, Krita, GIMP and
   most tools write; ITU T.81 Annex K scaled as libjpeg does) at QF 1-90 and keeps the one whose
   re-encoding reproduces the pixels, on the grid at (0, 0) or, for a layer cropped at an offset
-  that is not a multiple of 8, on the likeliest other phases. Anything else (a PNG, a JPEG that was edited, scaled or saved
-  with a camera's own tables, or QF above 90, where there is little to gain) finds no grid, and
-  the restoration is left as the networks made it. When the file is at hand its own table can
+  that is not a multiple of 8, on the likeliest other phases (then other encoders' tables, below).
+  Anything else (a PNG, a JPEG that was edited, scaled or saved with tables none of those, or QF
+  above 90, where there is little to gain) finds no grid, and the restoration is left as the
+  networks made it. When the file is at hand its own table can
   be given instead (any encoder, any quality); it is still checked against the pixels.
 * :func:`recover_coefficients` undoes the decoder's clipping at 0 and 255 (line art is mostly
   clipped white) before reading ``k`` back, and trusts only the blocks whose pixels the
   recovered coefficients reproduce within one gray level.
+* Where no IJG table fits, :func:`find_jpeg_grid` tries other encoders' tables
+  (:data:`OTHER_BASE_TABLES` scaled by quality, and Pillow's Photoshop-like presets): mozjpeg's
+  default and the web tools built on it, its other predefined tables, flat tables. Such a grid
+  must also fit far better than the grids 4 pixels away, on every phase.
 
 Before the projection is trusted, :func:`outside_share` checks its assumption on the result: if
 the last JPEG made the damage, the networks' restoration (close to the clean drawing) lies in
@@ -130,6 +135,37 @@ OUTSIDE_SAMPLE = 1024
 #: share of the sampled blocks after a simulated second save.
 FIRST_RATIO = 2.0
 FIRST_MIN_SHARE = 0.03
+#: Phases other than (0, 0) that the other tables' search looks at (the right phase of a cropped
+#: JPEG was within the first 3 of :func:`_phase_candidates` on 191 of 192 layers; see
+#: :data:`PHASES_TRIED`).
+OTHER_PHASES = 3
+#: Other encoders' luminance tables (natural order; quality 50 as given, other qualities scaled as
+#: libjpeg scales its own and clamped to 8 bits, baseline JPEG): the predefined tables of mozjpeg's
+#: ``-quant-table`` other than the IJG one. mozjpeg's default (and so that of the web tools built
+#: on it) is N. Robidoux's table for ImageMagick.
+OTHER_BASE_TABLES: dict[str, tuple[int, ...]] = {
+    "mozjpeg's default table": (
+        16, 16, 16, 18, 25, 37, 56, 85, 16, 17, 20, 27, 34, 40, 53, 75, 16, 20, 24, 31, 43, 62, 91, 135,
+        18, 27, 31, 40, 53, 74, 106, 156, 25, 34, 43, 53, 69, 94, 131, 189, 37, 40, 62, 74, 94, 124, 169, 238,
+        56, 53, 91, 106, 131, 169, 226, 311, 85, 75, 135, 156, 189, 238, 311, 418,
+    ),
+    "mozjpeg's MS-SSIM table": (
+        12, 17, 20, 21, 30, 34, 56, 63, 18, 20, 20, 26, 28, 51, 61, 55, 19, 20, 21, 26, 33, 58, 69, 55,
+        26, 26, 26, 30, 46, 87, 86, 66, 31, 33, 36, 40, 46, 96, 100, 73, 40, 35, 46, 62, 81, 100, 111, 91,
+        46, 66, 76, 86, 102, 121, 120, 101, 68, 90, 90, 96, 113, 102, 105, 103,
+    ),
+    "mozjpeg's PSNR-HVS table": (
+        9, 10, 12, 14, 27, 32, 51, 62, 11, 12, 14, 19, 27, 44, 59, 73, 12, 14, 18, 25, 42, 59, 79, 78,
+        17, 18, 25, 42, 61, 92, 87, 92, 23, 28, 42, 75, 79, 112, 112, 99, 40, 42, 59, 84, 88, 124, 132, 111,
+        42, 64, 78, 95, 105, 126, 125, 99, 70, 75, 100, 102, 116, 100, 107, 98,
+    ),
+    "Klein, Silverstein and Carney's table": (
+        10, 12, 14, 19, 26, 38, 57, 86, 12, 18, 21, 28, 35, 41, 54, 76, 14, 21, 25, 32, 44, 63, 92, 136,
+        19, 28, 32, 41, 54, 75, 107, 157, 26, 35, 44, 54, 70, 95, 132, 190, 38, 41, 63, 75, 95, 125, 170, 239,
+        57, 54, 92, 107, 132, 170, 227, 312, 86, 76, 136, 157, 190, 239, 312, 419,
+    ),
+    "a flat table": (16,) * 64,
+}  # fmt: skip
 
 
 def _dct_matrix() -> torch.Tensor:
@@ -167,6 +203,8 @@ class JpegGrid:
         dy, dx: the first full block starts at row ``dy``, column ``dx`` (0-7).
         reproduced: share of the sampled textured blocks that the table reproduced.
         standard: the table is the IJG one for ``qf`` (found by search, or given and equal to it).
+        encoder: for a table found among other encoders' (:func:`_other_tables`), whose it is
+            (e.g. ``"mozjpeg's default table at quality 45"``); ``None`` otherwise.
     """
 
     qf: int
@@ -175,6 +213,7 @@ class JpegGrid:
     dx: int
     reproduced: float
     standard: bool = True
+    encoder: str | None = None
 
 
 def _blocks(img: np.ndarray | torch.Tensor, dy: int, dx: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -299,6 +338,77 @@ def _ijg_tables(max_qf: int = MAX_QF) -> tuple[dict[int, np.ndarray], torch.Tens
     tables = {qf: ijg_table(qf).reshape(8, 8) for qf in range(1, max_qf + 1)}
     stack = torch.as_tensor(np.stack(list(tables.values())), dtype=torch.float32)
     return tables, stack[:, None]
+
+
+def scaled_table(base, quality: int) -> np.ndarray:
+    """``base`` (64 steps at quality 50) at ``quality`` 1-100, as libjpeg scales tables, 8-bit."""
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return np.clip((np.asarray(base, dtype=np.int64) * scale + 50) // 100, 1, 255)
+
+
+@functools.lru_cache(maxsize=1)
+def _other_tables() -> dict[tuple[str, int], np.ndarray]:
+    """The other encoders' tables the search tries when no IJG table fits, ``(name, quality)`` ->
+    (8, 8) table (quality 0 for a fixed preset): :data:`OTHER_BASE_TABLES` at every quality, and
+    Pillow's Photoshop-like presets; none equal to an IJG table, none twice, none whose nearest
+    IJG quality is above :data:`MAX_QF` (as fine as the IJG tables that are not tried)."""
+    from PIL import JpegPresets
+
+    seen = {ijg_table(q).astype(np.int64).tobytes() for q in range(1, 101)}
+    out: dict[tuple[str, int], np.ndarray] = {}
+
+    def add(key, table) -> None:
+        t = np.asarray(table, dtype=np.int64).reshape(8, 8)
+        if t.tobytes() not in seen and estimate_jpeg_quality(t.reshape(-1)) <= MAX_QF:
+            seen.add(t.tobytes())
+            out[key] = t
+
+    for name, base in OTHER_BASE_TABLES.items():
+        for q in range(1, 101):
+            add((name, q), scaled_table(base, q))
+    for name, preset in JpegPresets.presets.items():
+        add((f"Pillow's Photoshop-like preset '{name}'", 0), preset["quantization"][0])
+    return out
+
+
+def _other_grid(gray: np.ndarray, sample: int, rng: np.random.Generator) -> JpegGrid | None:
+    """:func:`find_jpeg_grid` among the other encoders' tables (:func:`_other_tables`), on (0, 0)
+    and the :data:`OTHER_PHASES` likeliest other phases: the coarse stage on :data:`SHIFTED_COARSE_BLOCKS` blocks spread
+    over the layer, the fine stage on the best :data:`FINE_TABLES` (the coarsest of those that fit
+    as well as the best), and on every phase the contrast with the grids 4 pixels away that
+    shifted IJG grids need."""
+    tables = _other_tables()
+    keys = list(tables)
+    stack = _other_stack()
+    for dy, dx in [(0, 0), *_phase_candidates(gray, OTHER_PHASES)]:
+        blocks = _sample_textured(gray, dy, dx, sample, rng)
+        n = blocks.shape[0]
+        if n < MIN_BLOCKS:
+            continue
+        spread = torch.linspace(0, n - 1, min(n, SHIFTED_COARSE_BLOCKS)).round().long()
+        coarse = _coarse(blocks[spread], stack, keys)
+        if coarse[0][0] < MIN_COARSE:
+            continue
+        scored = [(float(_reproduced(blocks, tables[k])), k) for _, k in coarse[:FINE_TABLES]]
+        best = max(sc for sc, _ in scored)
+        if best < MIN_REPRODUCED:
+            continue
+        share, key = max((float(tables[k].mean()), sc, k) for sc, k in scored if sc >= best - TIE)[1:]
+        table = tables[key]
+        if share - _share_away(gray, dy, dx, table, sample // 4, rng) < MIN_CONTRAST:
+            continue
+        name, q = key
+        return JpegGrid(
+            qf=estimate_jpeg_quality(table.reshape(-1)), table=table, dy=dy, dx=dx, reproduced=share,
+            standard=False, encoder=name if q == 0 else f"{name} at quality {q}",
+        )  # fmt: skip
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _other_stack() -> torch.Tensor:
+    """:func:`_other_tables` stacked ``(T, 1, 8, 8)`` (built once)."""
+    return torch.as_tensor(np.stack(list(_other_tables().values())), dtype=torch.float32)[:, None]
 
 
 def _phase_candidates(gray: np.ndarray, count: int) -> list[tuple[int, int]]:
@@ -435,6 +545,7 @@ def find_jpeg_grid(
     table: np.ndarray | list[int] | None = None,
     bounds: tuple[np.ndarray, np.ndarray] | None = None,
     start: np.ndarray | None = None,
+    other_tables: bool = True,
 ) -> JpegGrid | None:
     """Find the quantization and block grid a decoded 8-bit gray layer came from.
 
@@ -459,10 +570,13 @@ def find_jpeg_grid(
         start: with ``bounds``, a restoration of the plane (0..255 scale) to start the search for
             the coefficients from (see :func:`recover_coefficients`), where a block's pixels leave
             them open.
+        other_tables: where no IJG table fits a gray plane, try other encoders' tables
+            (:func:`_other_grid`; not on a plane with ``bounds``, nor with a file's ``table``).
 
     Returns:
         The grid, or ``None`` when no tried table on any grid reproduces the pixels (not a JPEG,
-        an edited or rescaled one, other tables, very high quality).
+        an edited or rescaled one, an encoder's own tables that are none of those tried, very high
+        quality).
     """
     if gray.dtype != np.uint8 or gray.ndim != 2 or min(gray.shape) < 8:
         return None
@@ -527,7 +641,8 @@ def find_jpeg_grid(
         grid = accepted(dy, dx, blocks, coarse)
         if grid is not None:
             return grid
-    return None
+    # No IJG table on any grid: another encoder's (mozjpeg, Photoshop-like presets, flat tables).
+    return _other_grid(gray, sample, rng) if candidates is None and other_tables else None
 
 
 def make_consistent(

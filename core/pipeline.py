@@ -1294,6 +1294,8 @@ class Restorer:
     def _source(grid, opts: RestoreOptions) -> str:
         if opts.jpeg_table is not None and not grid.standard:
             return "the file's own quantization table, nearest IJG quality"
+        if grid.encoder is not None:
+            return f"{grid.encoder}, found in its pixels; nearest IJG quality"
         return (
             "the file's quantization table" if opts.jpeg_table is not None else "standard tables, found in its pixels"
         )

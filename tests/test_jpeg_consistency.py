@@ -246,6 +246,64 @@ def test_pipeline_uses_the_given_table_and_says_when_it_does_not_fit(tmp_path, r
     assert any("does not reproduce" in n for n in on.notes)
 
 
+def _saved_with(img: np.ndarray, table) -> np.ndarray:
+    """``img`` saved by Pillow (libjpeg) with the luminance table ``table`` and decoded."""
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", qtables=[[int(v) for v in np.asarray(table).reshape(-1)]])
+    buf.seek(0)
+    return np.array(Image.open(buf).convert("L"))
+
+
+@pytest.mark.parametrize(
+    ("name", "quality"),
+    [("mozjpeg's default table", 30), ("mozjpeg's MS-SSIM table", 60), ("a flat table", 25), ("web_low", 0)],
+)
+def test_other_encoders_tables_are_found_in_the_pixels(name, quality):
+    """mozjpeg's tables, flat ones and Photoshop-like presets: no IJG table fits, theirs is found
+    (on a cropped layer too), and nothing is found with the search of other tables turned off."""
+    from PIL import JpegPresets
+
+    if quality:
+        table = jc.scaled_table(jc.OTHER_BASE_TABLES[name], quality)
+    else:
+        table = np.asarray(JpegPresets.presets[name]["quantization"][0])
+    layer = _saved_with(_clean(), table)
+    assert jc.find_jpeg_grid(layer, other_tables=False) is None
+    grid = jc.find_jpeg_grid(layer)
+    assert grid is not None and not grid.standard and (grid.dy, grid.dx) == (0, 0)
+    assert np.array_equal(grid.table.reshape(-1), table) and name in grid.encoder
+    cut = jc.find_jpeg_grid(np.ascontiguousarray(layer[5:, 2:]))
+    assert cut is not None and (cut.dy, cut.dx) == (3, 6) and np.array_equal(cut.table.reshape(-1), table)
+
+
+def test_other_encoders_tables_are_not_found_where_there_is_no_jpeg():
+    """Clean and resized layers (kept as pixels) fit none of the other tables either; the list
+    holds no IJG table and nothing finer than the IJG tables searched."""
+    clean = np.array(Image.open(DATA / "val_crop_eye_solid.png").convert("L"))
+    h, w = clean.shape
+    assert jc.find_jpeg_grid(clean) is None
+    for qf in (15, 40):
+        jpeg = jpeg_degrade(clean, qf)
+        for s in (0.75, 1.5):
+            assert jc.find_jpeg_grid(cv2.resize(jpeg, (round(w * s), round(h * s)), cv2.INTER_CUBIC)) is None
+    tables = jc._other_tables()
+    ijg = {ijg_table(q).astype(np.int64).tobytes() for q in range(1, 101)}
+    assert len(tables) > 300 and not any(t.tobytes() in ijg for t in tables.values())
+    assert max(jc.estimate_jpeg_quality(t.reshape(-1)) for t in tables.values()) <= jc.MAX_QF
+
+
+def test_pipeline_keeps_a_mozjpeg_layer_to_its_table_and_says_so(restorer):
+    clean = _clean()
+    layer = _saved_with(clean, jc.scaled_table(jc.OTHER_BASE_TABLES["mozjpeg's default table"], 40))
+    on = restorer.restore(layer, RestoreOptions())
+    off = restorer.restore(layer, RestoreOptions(jpeg_consistency=False))
+    assert on.jpeg_quality is not None and off.jpeg_quality is None
+    assert any("mozjpeg's default table at quality 40, found in its pixels" in n for n in on.notes), on.notes
+    err = lambda a: float(((a.astype(np.float64) - clean) ** 2).mean())
+    assert err(on.image) < 0.97 * err(off.image)
+    assert np.all(on.image[on.mask == 0] == 255)
+
+
 @pytest.mark.parametrize("bad", [[1] * 63, [0] * 64, [1.5] * 64, "x" * 64, [True] * 64, [70000] * 64])
 def test_a_bad_jpeg_table_is_refused(bad):
     with pytest.raises(Exception, match="jpeg_table"):
