@@ -626,6 +626,7 @@ def encoders(restorer, args) -> None:
     from core import jpeg_consistency as jc
     from core.metrics import psnr
     from core.pipeline import RestoreOptions
+    from core.resample import block_grid_strength
     from training.data import load_drawing
     from training.degrade import FAMILIES, degrade, encode, resize
 
@@ -641,6 +642,7 @@ def encoders(restorer, args) -> None:
     rows: dict[str, list[tuple]] = {}
     others: list[tuple[bool, float]] = []
     wild_layers: list[tuple[str, dict, bool]] = []
+    strengths: tuple[list, list] = ([], [])  # block_grid_strength: those JPEGs, layers that are no JPEG
     for folder in (Path(args.data), Path(args.kanji)):
         for path in pick_files(folder, args.encoders):
             full = load_drawing(path)
@@ -662,11 +664,13 @@ def encoders(restorer, args) -> None:
                 shipped = restorer.restore(img, RestoreOptions()).image
                 given = restorer.restore(img, RestoreOptions(jpeg_table=tuple(int(v) for v in table))).image
                 t = _best(lambda i=img: search(i), 3, time.process_time)
+                strengths[0].append(block_grid_strength(img))
                 label = name if q == 0 else f"{name}, quality {q}"
                 rows.setdefault(label, []).append(
                     (found, psnr(c, img), psnr(c, before), psnr(c, shipped), psnr(c, given), t)
                 )
             for img in (c, resize(encode(c, 30), 0.75, "area"), resize(encode(c, 30), 1.5, "lanczos")):
+                strengths[1].append(block_grid_strength(img))
                 grid = search(img)
                 t0 = time.process_time()
                 ijg_only(img)
@@ -699,6 +703,15 @@ def encoders(restorer, args) -> None:
         f"{1000 * o[:, 1].mean():.0f} ms CPU on average (max {1000 * o[:, 1].max():.0f})",
         flush=True,
     )
+    for label, values in zip(("those JPEGs", "layers that are no JPEG at their size"), strengths):
+        v = np.array([x for x in values if x is not None])
+        print(
+            f"block_grid_strength of {label}: {len(values) - len(v)} of {len(values)} too little paper noise to "
+            f"score; of the others min {v.min():.2f}, median {np.median(v):.2f}, max {v.max():.2f}; "
+            f"{int((v < jc.OTHER_MIN_STRENGTH).sum())} below {jc.OTHER_MIN_STRENGTH} (the search is skipped there)"
+            if v.size
+            else f"block_grid_strength of {label}: none scored"
+        )
     taken = [(f, i) for f, i, other in wild_layers if other]
     print(
         f"layers of every family of training.degrade (IJG saves), two seeded samples per crop: {len(taken)} of "

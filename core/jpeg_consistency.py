@@ -140,9 +140,9 @@ FIRST_MIN_SHARE = 0.03
 #: :data:`PHASES_TRIED`).
 OTHER_PHASES = 3
 #: ... and only on a layer whose :func:`core.resample.block_grid_strength` is at least this: JPEGs
-#: saved with those tables scored 0.77 or more (5 % below 1.26; 432 layers of 256 and 1024 px, val,
-#: kanji and training drawings), while a clean drawing has too little paper noise to score and half
-#: of the JPEGs resized after saving scored below 0.57: the search (45-100 ms) is spared there.
+#: saved with those tables scored 0.77 or more, while a clean drawing has too little paper noise to
+#: score and half of the JPEGs resized after saving scored below 0.6, where the search (45-100 ms
+#: CPU) is spared (``benchmarks/bench_wild.py --encoders``, docs/pipeline.md).
 OTHER_MIN_STRENGTH = 0.6
 #: Other encoders' luminance tables (natural order; quality 50 as given, other qualities scaled as
 #: libjpeg scales its own and clamped to 8 bits, baseline JPEG): the predefined tables of mozjpeg's
@@ -378,10 +378,10 @@ def _other_tables() -> dict[tuple[str, int], np.ndarray]:
 
 def _other_grid(gray: np.ndarray, sample: int, rng: np.random.Generator) -> JpegGrid | None:
     """:func:`find_jpeg_grid` among the other encoders' tables (:func:`_other_tables`), on (0, 0)
-    and the :data:`OTHER_PHASES` likeliest other phases: the coarse stage on :data:`SHIFTED_COARSE_BLOCKS` blocks spread
-    over the layer, the fine stage on the best :data:`FINE_TABLES` (the coarsest of those that fit
-    as well as the best), and on every phase the contrast with the grids 4 pixels away that
-    shifted IJG grids need."""
+    and the :data:`OTHER_PHASES` likeliest other phases: the coarse stage on
+    :data:`SHIFTED_COARSE_BLOCKS` blocks spread over the layer, the fine stage on the best
+    :data:`FINE_TABLES` (the coarsest of those that fit as well as the best), and on every phase
+    the contrast with the grids 4 pixels away that shifted IJG grids need."""
     tables = _other_tables()
     keys = list(tables)
     stack = _other_stack()
