@@ -229,8 +229,8 @@ OPTIONS: tuple[Option, ...] = (
         True,
         "Keep to the JPEG",
         "project the result onto what the input's JPEG allows: JPEG files with their own quantisation table "
-        "(any encoder), other 8-bit files when their pixels are an unedited JPEG with standard tables "
-        "(default: on)",
+        "(any encoder), other 8-bit files when their pixels are an unedited JPEG with standard tables or another "
+        "known encoder's (mozjpeg, flat, Photoshop-like presets) (default: on)",
         flag="--jpeg-consistency",
     ),
     Option(

@@ -212,7 +212,8 @@ class RestoreOptions:
             instead of the Restorer's own; its mode must suit ``mask`` (baseline for ``none``,
             framework otherwise).
         jpeg_consistency: when the 8-bit layer still holds an unedited JPEG decoding (standard
-            IJG tables, found in the pixels by :func:`core.jpeg_consistency.find_jpeg_grid`),
+            IJG tables or another encoder's known ones, found in the pixels by
+            :func:`core.jpeg_consistency.find_jpeg_grid`),
             project the result onto what that JPEG allows (see :mod:`core.jpeg_consistency`);
             anything else is left as the networks made it, and so is a layer whose damage that
             JPEG did not make (re-saved from a coarser JPEG, resized between saves: the notes

