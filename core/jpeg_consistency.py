@@ -144,6 +144,12 @@ OTHER_PHASES = 3
 #: score and half of the JPEGs resized after saving scored below 0.6, where the search (45-100 ms
 #: CPU) is spared (``benchmarks/bench_wild.py --encoders``, docs/pipeline.md).
 OTHER_MIN_STRENGTH = 0.6
+#: With a table that is not IJG's (another encoder's, found or the file's own), :func:`make_consistent`
+#: lets every box reach this many steps further away from zero. mozjpeg, whose tables most of
+#: those are, quantizes with trellis optimization by default, which picks smaller coefficients
+#: than rounding where that saves bits: the clean drawing can then lie beyond the box, and
+#: projecting onto the box would pull it back. Simulated by rounding with a dead zone (docs/pipeline.md).
+OTHER_SLACK = 0.3
 #: Other encoders' luminance tables (natural order; quality 50 as given, other qualities scaled as
 #: libjpeg scales its own and clamped to 8 bits, baseline JPEG): the predefined tables of mozjpeg's
 #: ``-quant-table`` other than the IJG one. mozjpeg's default (and so that of the web tools built
@@ -688,6 +694,7 @@ def make_consistent(
     if nby == 0 or nbx == 0:
         return restored, 0.0
     q = torch.as_tensor(grid.table, dtype=torch.float32).reshape(64)
+    slack = 0.0 if grid.standard else OTHER_SLACK  # (an encoder that may not round: see there)
     paper = None if paper is None else np.asarray(paper, dtype=bool)
     cols = slice(dx, dx + 8 * nbx)
     trusted = active = 0
@@ -695,7 +702,7 @@ def make_consistent(
         step("rows", b0, nby)  # a step boundary for a caller's hook (core.steps)
         rows = slice(dy + 8 * b0, dy + 8 * min(nby, b0 + _BAND_BLOCK_ROWS))
         bb = None if bounds is None else tuple(b[rows, cols] for b in bounds)
-        t, a = _project_band(restored, jpeg, paper, rows, cols, q, iterations, bb)
+        t, a = _project_band(restored, jpeg, paper, rows, cols, q, iterations, bb, slack)
         trusted += t
         active += a
     return restored, (trusted / active if active else 1.0)
@@ -710,9 +717,11 @@ def _project_band(
     q: torch.Tensor,
     iterations: int,
     bounds: tuple[np.ndarray, np.ndarray] | None = None,
+    slack: float = 0.0,
 ) -> tuple[int, int]:
     """:func:`make_consistent` on the full blocks inside ``rows`` x ``cols`` (multiples of 8 on
-    the grid), in place; returns (trusted blocks, blocks with a line pixel)."""
+    the grid), in place; returns (trusted blocks, blocks with a line pixel). ``slack``: the boxes
+    reach that many more steps away from zero (:data:`OTHER_SLACK`)."""
     px_all = _blocks(jpeg[rows, cols], 0, 0)
     nby, nbx = px_all.shape[:2]
     px_all = px_all.reshape(-1, 64)
@@ -738,6 +747,9 @@ def _project_band(
         if idx.numel() == 0:
             continue
         lo, hi = (k - 0.5) * q, (k + 0.5) * q
+        if slack:
+            lo = lo - slack * q * (k <= 0)
+            hi = hi + slack * q * (k >= 0)
         y0 = y_all[idx] * 255.0
         y = y0.clone()
         white = white_all[idx] if white_all is not None else None

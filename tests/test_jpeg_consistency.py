@@ -304,6 +304,23 @@ def test_pipeline_keeps_a_mozjpeg_layer_to_its_table_and_says_so(restorer):
     assert np.all(on.image[on.mask == 0] == 255)
 
 
+def test_a_table_that_is_not_ijgs_gets_wider_boxes_for_encoders_that_do_not_round(restorer, monkeypatch):
+    """mozjpeg's trellis quantization takes smaller coefficients than rounding where that saves
+    bits; rounding with a dead zone stands in for it. With exact boxes the step pulls the result
+    back towards the damage; with the boxes OTHER_SLACK wider away from zero it does not."""
+    from benchmarks.bench_wild import _dead_zone_jpeg
+
+    clean = np.array(Image.open(DATA / "val_crop_eye_solid.png").convert("L"))
+    layer = _dead_zone_jpeg(clean, jc.scaled_table(jc.OTHER_BASE_TABLES["mozjpeg's default table"], 30), 0.3)
+    assert jc.find_jpeg_grid(layer).encoder is not None
+    clean = clean[: layer.shape[0], : layer.shape[1]]
+    err = lambda a: float(((a.astype(np.float64) - clean) ** 2).mean())
+    off = err(restorer.restore(layer, RestoreOptions(jpeg_consistency=False)).image)
+    assert err(restorer.restore(layer, RestoreOptions()).image) <= off * 1.05
+    monkeypatch.setattr(jc, "OTHER_SLACK", 0.0)
+    assert err(restorer.restore(layer, RestoreOptions()).image) > off * 1.3
+
+
 @pytest.mark.parametrize("bad", [[1] * 63, [0] * 64, [1.5] * 64, "x" * 64, [True] * 64, [70000] * 64])
 def test_a_bad_jpeg_table_is_refused(bad):
     with pytest.raises(Exception, match="jpeg_table"):
