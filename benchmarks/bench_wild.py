@@ -62,7 +62,9 @@
    (:data:`ENCODER_SAVES`) from N val and N kanji crops: how often their table is found, the PSNR
    without that search, as shipped and with the file's table given; false finds and the search's
    CPU time on layers that are no JPEG at their size, and the layers of every family of
-   :mod:`training.degrade` given another encoder's table.
+   :mod:`training.degrade` given another encoder's table; then the same crops quantized with a
+   dead zone (a stand-in for mozjpeg's trellis quantization) with mozjpeg's default table: the
+   step with exact boxes and as shipped (``OTHER_SLACK`` wider).
 
 9. Clean drawings (``--clean-pairs N``): never-JPEG'd windows of ``--train`` drawings restored by
    the default pair and as shipped (the wild pair, since they hold no JPEG noise to go by).
