@@ -66,6 +66,7 @@ __all__ = [
     "read_image",
     "write_png",
     "estimate_jpeg_quality",
+    "scaled_table",
 ]
 
 #: Channel count -> layout name.
@@ -261,12 +262,18 @@ _IJG_LUMA = np.array(
 )  # fmt: skip
 
 
-def ijg_table(quality: int) -> np.ndarray:
-    """The 64 luminance steps (natural order) libjpeg writes for ``quality`` 1-100 (baseline)."""
+def scaled_table(base, quality: int) -> np.ndarray:
+    """A quantization table given at quality 50 (``base``, any shape) at ``quality`` 1-100, as
+    libjpeg scales its tables (and ``-quant-table`` ones), clamped to 8 bits (baseline)."""
     if not 1 <= int(quality) <= 100:
         raise ValueError(f"JPEG quality must be within 1..100, got {quality}")
     scale = 5000 // quality if quality < 50 else 200 - 2 * quality
-    return np.clip((_IJG_LUMA * scale + 50) // 100, 1, 255)
+    return np.clip((np.asarray(base, dtype=np.int64) * scale + 50) // 100, 1, 255)
+
+
+def ijg_table(quality: int) -> np.ndarray:
+    """The 64 luminance steps (natural order) libjpeg writes for ``quality`` 1-100 (baseline)."""
+    return scaled_table(_IJG_LUMA, quality)
 
 
 def estimate_jpeg_quality(luma_table) -> int | None:

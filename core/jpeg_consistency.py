@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .imageio import estimate_jpeg_quality, ijg_table
+from .imageio import estimate_jpeg_quality, ijg_table, scaled_table
 from .steps import step
 from .tiling import densest_window
 
@@ -349,12 +349,6 @@ def _ijg_tables(max_qf: int = MAX_QF) -> tuple[dict[int, np.ndarray], torch.Tens
     tables = {qf: ijg_table(qf).reshape(8, 8) for qf in range(1, max_qf + 1)}
     stack = torch.as_tensor(np.stack(list(tables.values())), dtype=torch.float32)
     return tables, stack[:, None]
-
-
-def scaled_table(base, quality: int) -> np.ndarray:
-    """``base`` (64 steps at quality 50) at ``quality`` 1-100, as libjpeg scales tables, 8-bit."""
-    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
-    return np.clip((np.asarray(base, dtype=np.int64) * scale + 50) // 100, 1, 255)
 
 
 @functools.lru_cache(maxsize=1)
@@ -786,8 +780,7 @@ CHROMA_MIN_SHARE = 0.6
 
 def ijg_chroma_table(quality: int) -> np.ndarray:
     """The 8x8 chrominance steps libjpeg writes for ``quality`` (same scaling as the luminance's)."""
-    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
-    return np.clip((_IJG_CHROMA * scale + 50) // 100, 1, 255).reshape(8, 8)
+    return scaled_table(_IJG_CHROMA, quality).reshape(8, 8)
 
 
 def reproduced_share(
