@@ -64,7 +64,13 @@
    CPU time on layers that are no JPEG at their size, and the layers of every family of
    :mod:`training.degrade` given another encoder's table; then the same crops quantized with a
    dead zone (a stand-in for mozjpeg's trellis quantization) with mozjpeg's default table: the
-   step with exact boxes and as shipped (``OTHER_SLACK`` wider).
+   step with exact boxes and as shipped (``OTHER_SLACK`` wider). Then the same saves of the same
+   crops coloured (:func:`training.colour.coloured_crop`), as RGB JPEGs with 4:2:0 and 4:4:4
+   chroma: the table found in the luminance (:func:`core.colour.jpeg_luma`), RGB PSNR without
+   the other tables' search (such a layer then holds no grid for the pipeline: the colour wild
+   backbone, no consistency step), with the search but no consistency step (the colour backbone),
+   and as shipped; false finds and the search's CPU time on coloured layers that are no JPEG at
+   their size, and on coloured layers of every family.
 
 9. Clean drawings (``--clean-pairs N``): never-JPEG'd windows of ``--train`` drawings restored by
    the default pair and as shipped (the wild pair, since they hold no JPEG noise to go by).
@@ -756,6 +762,118 @@ def encoders(restorer, args) -> None:
     print(flush=True)
 
 
+def encoders_colour(restorer, args) -> None:
+    """The colour part of ``--encoders N`` (see the module doc, 8e): :data:`ENCODER_SAVES` of N
+    coloured val and N coloured kanji crops (256 px) as RGB JPEGs, each table as both the
+    luminance and the chroma table."""
+    import io
+
+    from PIL import Image, JpegPresets
+
+    from benchmarks.compare_waifu2x import choose_crop, crop, pick_files
+    from core import colour
+    from core import jpeg_consistency as jc
+    from core.metrics import psnr
+    from core.pipeline import RestoreOptions
+    from training.colour import coloured_crop
+    from training.data import load_drawing
+    from training.degrade import FAMILIES, degrade, encode, resize
+
+    def save(c: np.ndarray, table: np.ndarray, sub: int) -> np.ndarray:
+        buf = io.BytesIO()
+        steps = [int(v) for v in table]
+        Image.fromarray(c).save(buf, format="JPEG", qtables=[steps, steps], subsampling=sub)
+        buf.seek(0)
+        with Image.open(buf) as im:
+            return np.asarray(im.convert("RGB")).copy()
+
+    def search(img: np.ndarray, other: bool = True):
+        stored = colour.jpeg_luma(img)
+        return None if stored is None else jc.find_jpeg_grid(stored[0], bounds=stored[1], other_tables=other)
+
+    def without_search(img: np.ndarray) -> np.ndarray:
+        shipped, jc._other_tables_where_grid = jc._other_tables_where_grid, lambda *a, **k: None
+        try:
+            return restorer.restore(img, RestoreOptions()).image
+        finally:
+            jc._other_tables_where_grid = shipped
+
+    rows: dict[str, list[tuple]] = {}
+    others: list[tuple[bool, float]] = []
+    family_finds: list[tuple[str, dict]] = []
+    n_family = 0
+    for folder in (Path(args.data), Path(args.kanji)):
+        for k, path in enumerate(pick_files(folder, args.encoders)):
+            full = load_drawing(path)
+            c = coloured_crop(crop(full, choose_crop(full, 256)), k)
+            for name, q in ENCODER_SAVES:
+                table = (
+                    np.asarray(JpegPresets.presets[name]["quantization"][0])
+                    if q == 0
+                    else jc.scaled_table(jc.OTHER_BASE_TABLES[name], q)
+                ).reshape(-1)
+                for sub, sub_name in ((2, "4:2:0"), (0, "4:4:4")):
+                    img = save(c, table, sub)
+                    grid = search(img)
+                    found = (
+                        grid is not None and grid.encoder is not None and np.array_equal(grid.table.reshape(-1), table)
+                    )
+                    label = (name if q == 0 else f"{name}, quality {q}") + f", {sub_name}"
+                    rows.setdefault(label, []).append(
+                        (
+                            found,
+                            psnr(c, img),
+                            psnr(c, without_search(img)),
+                            psnr(c, restorer.restore(img, RestoreOptions(jpeg_consistency=False)).image),
+                            psnr(c, restorer.restore(img, RestoreOptions()).image),
+                        )
+                    )
+            for img in (c, resize(encode(c, 30), 0.75, "area"), resize(encode(c, 30), 1.5, "lanczos")):
+                t0 = time.process_time()
+                search(img, other=False)
+                t_ijg = time.process_time() - t0
+                t0 = time.process_time()
+                grid = search(img)
+                others.append((grid is not None and grid.encoder is not None, time.process_time() - t0 - t_ijg))
+            for fi, family in enumerate(FAMILIES):  # IJG saves, resized, re-saved, cut
+                for rep in range(2):
+                    d = degrade(c, np.random.default_rng([args.seed + 31, k, fi, rep]), family)
+                    grid = search(d.image)
+                    n_family += 1
+                    if grid is not None and grid.encoder is not None:
+                        family_finds.append((family, d.info))
+    print(
+        f"\nThe same saves coloured ({args.encoders} val and {args.encoders} kanji crops, 256 px, RGB JPEGs, each "
+        "table for luminance and chroma; RGB PSNR dB)\n"
+    )
+    print("| saved with | table found | JPEG | without the search | the search, no consistency step | shipped |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for label, rr in rows.items():
+        a = np.array(rr, dtype=float)
+        m = a.mean(axis=0)
+        print(f"| {label} | {int(a[:, 0].sum())}/{len(a)} | {m[1]:.2f} | {m[2]:.2f} | {m[3]:.2f} | **{m[4]:.2f}** |")
+    a = np.array([r for rr in rows.values() for r in rr], dtype=float)
+    gain = a[:, 4] - a[:, 2]
+    print(
+        f"| all | {int(a[:, 0].sum())}/{len(a)} | {a[:, 1].mean():.2f} | {a[:, 2].mean():.2f} | {a[:, 3].mean():.2f} "
+        f"| **{a[:, 4].mean():.2f}** |\n\nshipped minus without the search, per layer: min {gain.min():+.2f}, "
+        f"max {gain.max():+.2f} dB"
+    )
+    o = np.array(others, dtype=float)
+    print(
+        f"coloured layers that are no JPEG at their size (clean, JPEGs resized x0.75 / x1.5 kept as pixels): "
+        f"{int(o[:, 0].sum())} of {len(o)} given another encoder's table; the extra search cost "
+        f"{1000 * o[:, 1].mean():.0f} ms CPU on average (max {1000 * o[:, 1].max():.0f}) per search (the pipeline "
+        "searches twice on such a layer: before the networks, for the backbone, and after them)"
+    )
+    print(
+        f"coloured layers of every family of training.degrade (IJG saves), two seeded samples per crop: "
+        f"{len(family_finds)} of {n_family} given another encoder's table"
+        + "".join(f"\n  {f} {i}" for f, i in family_finds),
+        flush=True,
+    )
+
+
 def _dead_zone_jpeg(img: np.ndarray, table: np.ndarray, zone: float) -> np.ndarray:
     """``img`` (uint8, sides cut to multiples of 8) through a baseline JPEG's transform with
     ``table``, each coefficient rounded towards zero unless it lies ``zone`` of a step past the
@@ -1120,6 +1238,7 @@ def main(argv: list[str] | None = None) -> int:
         wild_cost(restorer, args)
     if args.encoders:
         encoders(restorer, args)
+        encoders_colour(restorer, args)
     if not args.images:
         return 0
     shipped = jc.outside_share, jc.same_grid_resave

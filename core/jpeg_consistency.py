@@ -376,31 +376,45 @@ def _other_tables() -> dict[tuple[str, int], np.ndarray]:
     return out
 
 
-def _other_grid(gray: np.ndarray, sample: int, rng: np.random.Generator) -> JpegGrid | None:
+def _other_grid(
+    gray: np.ndarray, sample: int, rng: np.random.Generator, bounds=None, start: np.ndarray | None = None
+) -> JpegGrid | None:
     """:func:`find_jpeg_grid` among the other encoders' tables (:func:`_other_tables`), on (0, 0)
     and the :data:`OTHER_PHASES` likeliest other phases: the coarse stage on
     :data:`SHIFTED_COARSE_BLOCKS` blocks spread over the layer, the fine stage on the best
     :data:`FINE_TABLES` (the coarsest of those that fit as well as the best), and on every phase
-    the contrast with the grids 4 pixels away that shifted IJG grids need."""
+    the contrast with the grids 4 pixels away that shifted IJG grids need. With ``bounds`` (and
+    ``start``: a colour JPEG's luminance, see :func:`find_jpeg_grid`), the bounded plane's rules:
+    (0, 0) and the likeliest other phase, :data:`MIN_REPRODUCED_BOUNDED`, only ties count; and
+    the contrast on every phase too."""
     tables = _other_tables()
-    keys = list(tables)
-    stack = _other_stack()
-    for dy, dx in [(0, 0), *_phase_candidates(gray, OTHER_PHASES)]:
-        blocks = _sample_textured(gray, dy, dx, sample, rng)
+    keys, stack = _other_stack(bounded=bounds is not None)
+    phases = OTHER_PHASES if bounds is None else 1
+    min_share, tie = (MIN_REPRODUCED, TIE) if bounds is None else (MIN_REPRODUCED_BOUNDED, 0.0)
+    for dy, dx in [(0, 0), *_phase_candidates(gray, phases)]:
+        blocks, idx = _sample_textured_idx(gray, dy, dx, sample, rng, bounds)
         n = blocks.shape[0]
         if n < MIN_BLOCKS:
             continue
+        bb = _block_bounds(bounds, dy, dx, idx)
+        st = None if start is None else _blocks_at(start, dy, dx, idx)
         spread = torch.linspace(0, n - 1, min(n, SHIFTED_COARSE_BLOCKS)).round().long()
-        coarse = _coarse(blocks[spread], stack, keys)
+        coarse = _coarse(
+            blocks[spread],
+            stack,
+            keys,
+            bounds=None if bb is None else (bb[0][spread], bb[1][spread]),
+            start=None if st is None else st[spread],
+        )
         if coarse[0][0] < MIN_COARSE:
             continue
-        scored = [(float(_reproduced(blocks, tables[k])), k) for _, k in coarse[:FINE_TABLES]]
+        scored = [(float(_reproduced(blocks, tables[k], bounds=bb, start=st)), k) for _, k in coarse[:FINE_TABLES]]
         best = max(sc for sc, _ in scored)
-        if best < MIN_REPRODUCED:
+        if best < min_share:
             continue
-        share, key = max((float(tables[k].mean()), sc, k) for sc, k in scored if sc >= best - TIE)[1:]
+        share, key = max((float(tables[k].mean()), sc, k) for sc, k in scored if sc >= best - tie)[1:]
         table = tables[key]
-        if share - _share_away(gray, dy, dx, table, sample // 4, rng) < MIN_CONTRAST:
+        if share - _share_away(gray, dy, dx, table, sample // 4, rng, bounds) < MIN_CONTRAST:
             continue
         name, q = key
         return JpegGrid(
@@ -410,10 +424,14 @@ def _other_grid(gray: np.ndarray, sample: int, rng: np.random.Generator) -> Jpeg
     return None
 
 
-@functools.lru_cache(maxsize=1)
-def _other_stack() -> torch.Tensor:
-    """:func:`_other_tables` stacked ``(T, 1, 8, 8)`` (built once)."""
-    return torch.as_tensor(np.stack(list(_other_tables().values())), dtype=torch.float32)[:, None]
+@functools.lru_cache(maxsize=2)
+def _other_stack(bounded: bool = False) -> tuple[list, torch.Tensor]:
+    """The keys of :func:`_other_tables` and the tables stacked ``(T, 1, 8, 8)`` (built once); for
+    a bounded plane only those whose nearest IJG quality is at most :data:`MAX_QF_BOUNDED`, as for
+    the IJG tables."""
+    tables = _other_tables()
+    keys = [k for k, t in tables.items() if not bounded or estimate_jpeg_quality(t.reshape(-1)) <= MAX_QF_BOUNDED]
+    return keys, torch.as_tensor(np.stack([tables[k] for k in keys]), dtype=torch.float32)[:, None]
 
 
 def _phase_candidates(gray: np.ndarray, count: int) -> list[tuple[int, int]]:
@@ -530,16 +548,19 @@ def _fit(
     return score, qf, tables[qf].copy(), True
 
 
-def _share_away(gray: np.ndarray, dy: int, dx: int, table: np.ndarray, sample: int, rng: np.random.Generator) -> float:
+def _share_away(
+    gray: np.ndarray, dy: int, dx: int, table: np.ndarray, sample: int, rng: np.random.Generator, bounds=None
+) -> float:
     """The largest share of textured blocks that ``table`` reproduces on the grids 4 pixels away
     from (dy, dx) along either axis or both. A JPEG's blocks fit on its own grid only (on a grid
     right along one axis, only blocks that do not change along the other do); smooth pixels fit
-    a fine table (QF 85-90) on any grid."""
+    a fine table (QF 85-90) on any grid. ``bounds``: a bounded plane's (see :func:`find_jpeg_grid`)."""
     there = 0.0
     for ay, ax in ((4, 0), (0, 4), (4, 4)):
-        away = _sample_textured(gray, (dy + ay) % 8, (dx + ax) % 8, sample, rng)
+        py, px = (dy + ay) % 8, (dx + ax) % 8
+        away, idx = _sample_textured_idx(gray, py, px, sample, rng, bounds)
         if away.shape[0]:
-            there = max(there, float(_reproduced(away, table)))
+            there = max(there, float(_reproduced(away, table, bounds=_block_bounds(bounds, py, px, idx))))
     return there
 
 
@@ -575,8 +596,8 @@ def find_jpeg_grid(
         start: with ``bounds``, a restoration of the plane (0..255 scale) to start the search for
             the coefficients from (see :func:`recover_coefficients`), where a block's pixels leave
             them open.
-        other_tables: where no IJG table fits a gray plane, try other encoders' tables
-            (:func:`_other_grid`; not on a plane with ``bounds``, nor with a file's ``table``).
+        other_tables: where no IJG table fits, try other encoders' tables (:func:`_other_grid`;
+            not with a file's ``table``).
 
     Returns:
         The grid, or ``None`` when no tried table on any grid reproduces the pixels (not a JPEG,
@@ -609,7 +630,9 @@ def find_jpeg_grid(
             fit = _fit(blocks, candidates, bounds=bb, start=st)
             if fit is not None:
                 return JpegGrid(qf=fit[1], table=fit[2], dy=dy, dx=dx, reproduced=fit[0], standard=fit[3])
-        return None
+        return (
+            _other_tables_where_grid(gray, sample, rng, bounds, start) if candidates is None and other_tables else None
+        )
     blocks = _sample_textured(gray, 0, 0, sample, rng)
     fit = _fit(blocks, candidates) if blocks.shape[0] >= MIN_BLOCKS else None
     if fit is not None:
@@ -646,15 +669,19 @@ def find_jpeg_grid(
         grid = accepted(dy, dx, blocks, coarse)
         if grid is not None:
             return grid
-    # No IJG table on any grid: another encoder's (mozjpeg, Photoshop-like presets, flat tables),
-    # where the paper's noise keeps an 8-pixel grid at all.
-    if candidates is None and other_tables:
-        from .resample import block_grid_strength
+    # No IJG table on any grid: another encoder's (mozjpeg, Photoshop-like presets, flat tables).
+    return _other_tables_where_grid(gray, sample, rng) if candidates is None and other_tables else None
 
-        strength = block_grid_strength(gray)
-        if strength is not None and strength >= OTHER_MIN_STRENGTH:
-            return _other_grid(gray, sample, rng)
-    return None
+
+def _other_tables_where_grid(gray: np.ndarray, sample: int, rng, bounds=None, start=None) -> JpegGrid | None:
+    """:func:`_other_grid`, where the paper's noise keeps an 8-pixel grid at all
+    (:func:`core.resample.block_grid_strength` at least :data:`OTHER_MIN_STRENGTH`)."""
+    from .resample import block_grid_strength
+
+    strength = block_grid_strength(gray)
+    if strength is None or strength < OTHER_MIN_STRENGTH:
+        return None
+    return _other_grid(gray, sample, rng, bounds, start)
 
 
 def make_consistent(

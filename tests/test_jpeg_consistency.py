@@ -304,6 +304,66 @@ def test_pipeline_keeps_a_mozjpeg_layer_to_its_table_and_says_so(restorer):
     assert np.all(on.image[on.mask == 0] == 255)
 
 
+def _saved_rgb_with(img: np.ndarray, table, subsampling: int = 2) -> np.ndarray:
+    """An RGB ``img`` saved by Pillow with ``table`` for luminance and chroma, decoded."""
+    buf = io.BytesIO()
+    steps = [int(v) for v in np.asarray(table).reshape(-1)]
+    Image.fromarray(img).save(buf, "JPEG", qtables=[steps, steps], subsampling=subsampling)
+    buf.seek(0)
+    return np.array(Image.open(buf).convert("RGB"))
+
+
+def _sepia() -> np.ndarray:
+    from training.colour import in_ink
+
+    return in_ink(_clean(), (112, 66, 20))
+
+
+@pytest.mark.parametrize("subsampling", [2, 0])
+def test_other_encoders_tables_are_found_in_a_colour_layers_luminance(subsampling):
+    """A coloured JPEG written with mozjpeg's table: its luminance (known within bounds) fits no IJG
+    table, mozjpeg's at its quality is found; coloured layers that are no JPEG fit none."""
+    from core import colour
+
+    table = jc.scaled_table(jc.OTHER_BASE_TABLES["mozjpeg's default table"], 30)
+    y8, bounds = colour.jpeg_luma(_saved_rgb_with(_sepia(), table, subsampling))
+    assert jc.find_jpeg_grid(y8, bounds=bounds, other_tables=False) is None
+    grid = jc.find_jpeg_grid(y8, bounds=bounds)
+    assert grid is not None and not grid.standard and (grid.dy, grid.dx) == (0, 0)
+    assert np.array_equal(grid.table.reshape(-1), table) and "mozjpeg" in grid.encoder
+    sepia = _sepia()
+    h, w = sepia.shape[:2]
+    ijg = np.array(Image.open(io.BytesIO(_jpeg_bytes(sepia, 30))).convert("RGB"))
+    for layer in (sepia, cv2.resize(ijg, (round(w * 0.75), round(h * 0.75)), interpolation=cv2.INTER_AREA)):
+        y8, bounds = colour.jpeg_luma(layer)
+        assert jc.find_jpeg_grid(y8, bounds=bounds) is None
+
+
+def _jpeg_bytes(img: np.ndarray, quality: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def test_pipeline_keeps_a_colour_mozjpeg_layer_to_its_table_and_says_so(restorer, monkeypatch):
+    """Found, the table sends the layer to the colour backbone of JPEGs at their size and to the
+    consistency step on its luminance (ink colours kept, paper white); without the search the layer
+    holds no grid and gets neither."""
+    clean = _sepia()
+    layer = _saved_rgb_with(clean, jc.scaled_table(jc.OTHER_BASE_TABLES["mozjpeg's default table"], 30))
+    on = restorer.restore(layer, RestoreOptions())
+    assert on.jpeg_quality is not None and on.image.shape == clean.shape
+    assert any(
+        "colour JPEG" in n and "mozjpeg's default table at quality 30, found in its pixels" in n for n in on.notes
+    )
+    monkeypatch.setattr(jc, "_other_tables_where_grid", lambda *a, **k: None)
+    off = restorer.restore(layer, RestoreOptions())
+    assert off.jpeg_quality is None
+    err = lambda a: float(((a.astype(np.float64) - clean) ** 2).mean())
+    assert err(on.image) < 0.97 * err(off.image)
+    assert np.all(on.image[on.mask == 0] == 255)
+
+
 def test_a_table_that_is_not_ijgs_gets_wider_boxes_for_encoders_that_do_not_round(restorer, monkeypatch):
     """mozjpeg's trellis quantization takes smaller coefficients than rounding where that saves
     bits; rounding with a dead zone stands in for it. With exact boxes the step pulls the result
