@@ -636,7 +636,7 @@ def encoders(restorer, args) -> None:
     from core.pipeline import RestoreOptions
     from core.resample import block_grid_strength
     from training.data import load_drawing
-    from training.degrade import FAMILIES, degrade, encode, resize
+    from training.degrade import FAMILIES, dead_zone_jpeg, degrade, encode, resize
 
     def save(c: np.ndarray, table: np.ndarray) -> np.ndarray:
         buf = io.BytesIO()
@@ -737,7 +737,7 @@ def encoders(restorer, args) -> None:
             full = load_drawing(path)
             c = crop(full, choose_crop(full, 256))
             for z in zones:
-                img = _dead_zone_jpeg(c, table, z)
+                img = dead_zone_jpeg(c, table, z)
                 shipped_slack, jc.OTHER_SLACK = jc.OTHER_SLACK, 0.0
                 try:
                     rounding = restorer.restore(img, RestoreOptions()).image
@@ -872,24 +872,6 @@ def encoders_colour(restorer, args) -> None:
         + "".join(f"\n  {f} {i}" for f, i in family_finds),
         flush=True,
     )
-
-
-def _dead_zone_jpeg(img: np.ndarray, table: np.ndarray, zone: float) -> np.ndarray:
-    """``img`` (uint8, sides cut to multiples of 8) through a baseline JPEG's transform with
-    ``table``, each coefficient rounded towards zero unless it lies ``zone`` of a step past the
-    half step (0: the usual rounding), decoded with rounding and clipping."""
-    import torch
-
-    from core import jpeg_consistency as jc
-
-    h, w = (img.shape[0] // 8) * 8, (img.shape[1] // 8) * 8
-    blocks = torch.from_numpy(img[:h, :w].astype(np.float32) - 128).reshape(h // 8, 8, w // 8, 8)
-    blocks = blocks.permute(0, 2, 1, 3).reshape(-1, 64)
-    q = torch.as_tensor(np.asarray(table).reshape(64), dtype=torch.float32)
-    c = jc.dct8(blocks)
-    k = torch.sign(c) * torch.floor(torch.abs(c) / q + 0.5 - zone).clamp(min=0)
-    out = (jc.idct8(k * q) + 128).reshape(h // 8, w // 8, 8, 8).permute(0, 2, 1, 3).reshape(h, w)
-    return out.round().clamp(0, 255).numpy().astype(np.uint8)
 
 
 def clean_pairs(restorer, args) -> None:

@@ -368,10 +368,10 @@ def test_a_table_that_is_not_ijgs_gets_wider_boxes_for_encoders_that_do_not_roun
     """mozjpeg's trellis quantization takes smaller coefficients than rounding where that saves
     bits; rounding with a dead zone stands in for it. With exact boxes the step pulls the result
     back towards the damage; with the boxes OTHER_SLACK wider away from zero it does not."""
-    from benchmarks.bench_wild import _dead_zone_jpeg
+    from training.degrade import dead_zone_jpeg
 
     clean = np.array(Image.open(DATA / "val_crop_eye_solid.png").convert("L"))
-    layer = _dead_zone_jpeg(clean, jc.scaled_table(jc.OTHER_BASE_TABLES["mozjpeg's default table"], 30), 0.3)
+    layer = dead_zone_jpeg(clean, jc.scaled_table(jc.OTHER_BASE_TABLES["mozjpeg's default table"], 30), 0.3)
     assert jc.find_jpeg_grid(layer).encoder is not None
     clean = clean[: layer.shape[0], : layer.shape[1]]
     err = lambda a: float(((a.astype(np.float64) - clean) ** 2).mean())

@@ -24,7 +24,7 @@ from PIL import Image
 
 from .data import DataError, jpeg_degrade, sample_qf
 
-__all__ = ["FAMILIES", "KERNELS", "Degraded", "degrade", "encode", "resize", "validation_pairs"]
+__all__ = ["FAMILIES", "KERNELS", "Degraded", "dead_zone_jpeg", "degrade", "encode", "resize", "validation_pairs"]
 
 #: The degradation families, in the benchmark's order.
 FAMILIES = ("single", "double_aligned", "double_shifted", "resize_then_jpeg", "resize_png", "crop", "png_export")
@@ -44,6 +44,27 @@ class Degraded:
     image: np.ndarray
     reference: np.ndarray
     info: dict
+
+
+def dead_zone_jpeg(img: np.ndarray, table: np.ndarray, zone: float) -> np.ndarray:
+    """A stand-in for an encoder that does not round its coefficients (mozjpeg's trellis
+    quantization takes a smaller coefficient where that saves bits): ``img`` (gray uint8, sides cut
+    to multiples of 8) through a baseline JPEG's transform with the luminance ``table``, each
+    coefficient rounded towards zero unless it lies ``zone`` of a step past the half step (0: the
+    usual rounding), decoded with rounding and clipping. Not a real encoder: for the benchmark
+    and the test of the consistency step's wider boxes (``core.jpeg_consistency.OTHER_SLACK``)."""
+    import torch
+
+    from core import jpeg_consistency as jc
+
+    h, w = (img.shape[0] // 8) * 8, (img.shape[1] // 8) * 8
+    blocks = torch.from_numpy(img[:h, :w].astype(np.float32) - 128).reshape(h // 8, 8, w // 8, 8)
+    blocks = blocks.permute(0, 2, 1, 3).reshape(-1, 64)
+    q = torch.as_tensor(np.asarray(table).reshape(64), dtype=torch.float32)
+    c = jc.dct8(blocks)
+    k = torch.sign(c) * torch.floor(torch.abs(c) / q + 0.5 - zone).clamp(min=0)
+    out = (jc.idct8(k * q) + 128).reshape(h // 8, w // 8, 8, 8).permute(0, 2, 1, 3).reshape(h, w)
+    return out.round().clamp(0, 255).numpy().astype(np.uint8)
 
 
 def encode(img: np.ndarray, qf: int, subsampling: int | None = None) -> np.ndarray:
