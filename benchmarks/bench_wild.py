@@ -619,34 +619,63 @@ ENCODER_SAVES = (
 )
 
 
+def _encoder_table(name: str, quality: int) -> np.ndarray:
+    """The luminance table of :data:`ENCODER_SAVES`' ``(name, quality)``: a Pillow preset's for
+    quality 0, else ``OTHER_BASE_TABLES[name]`` scaled to ``quality``."""
+    from PIL import JpegPresets
+
+    from core import jpeg_consistency as jc
+
+    if quality == 0:
+        return np.asarray(JpegPresets.presets[name]["quantization"][0])
+    return jc.scaled_table(jc.OTHER_BASE_TABLES[name], quality)
+
+
+def _restored_without_other_tables(restorer, img: np.ndarray) -> np.ndarray:
+    """The default restoration of ``img`` with the search for other encoders' tables turned off
+    (the pipeline as it was before that search)."""
+    from core import jpeg_consistency as jc
+    from core.pipeline import RestoreOptions
+
+    shipped, jc._other_tables_where_grid = jc._other_tables_where_grid, lambda *a, **k: None
+    try:
+        return restorer.restore(img, RestoreOptions()).image
+    finally:
+        jc._other_tables_where_grid = shipped
+
+
+def _other_finds_where_no_jpeg(c: np.ndarray, search) -> list[tuple[bool, float]]:
+    """On ``c`` (a clean gray or RGB crop) and its JPEGs resized x0.75 / x1.5 kept as pixels:
+    whether ``search(img, other_tables)`` gives another encoder's table, and the CPU seconds the
+    other tables' search adds."""
+    from training.degrade import encode, resize
+
+    out = []
+    for img in (c, resize(encode(c, 30), 0.75, "area"), resize(encode(c, 30), 1.5, "lanczos")):
+        t0 = time.process_time()
+        search(img, False)
+        t_ijg = time.process_time() - t0
+        t0 = time.process_time()
+        grid = search(img, True)
+        out.append((grid is not None and grid.encoder is not None, time.process_time() - t0 - t_ijg))
+    return out
+
+
 def encoders(restorer, args) -> None:
     """``--encoders N``: JPEGs saved with other encoders' tables (:data:`ENCODER_SAVES`, through
     Pillow's ``qtables``) from N val and N kanji crops (256 px): how often the grid search finds the
     table, and the PSNR without that search, as shipped and with the file's table given (what
     ``python -m core restore`` does with a file); false finds on layers that are no JPEG at their
     size; CPU time of the search."""
-    import functools
-    import io
-
-    from PIL import Image, JpegPresets
-
     from benchmarks.compare_waifu2x import choose_crop, crop, pick_files
     from core import jpeg_consistency as jc
     from core.metrics import psnr
     from core.pipeline import RestoreOptions
     from core.resample import block_grid_strength
     from training.data import load_drawing
-    from training.degrade import FAMILIES, dead_zone_jpeg, degrade, encode, resize
-
-    def save(c: np.ndarray, table: np.ndarray) -> np.ndarray:
-        buf = io.BytesIO()
-        Image.fromarray(c).save(buf, format="JPEG", qtables=[[int(v) for v in table]])
-        buf.seek(0)
-        with Image.open(buf) as im:
-            return np.asarray(im.convert("L")).copy()
+    from training.degrade import FAMILIES, dead_zone_jpeg, degrade, encode, encode_with_table, resize
 
     search = jc.find_jpeg_grid
-    ijg_only = functools.partial(search, other_tables=False)
     rows: dict[str, list[tuple]] = {}
     others: list[tuple[bool, float]] = []
     wild_layers: list[tuple[str, dict, bool]] = []
@@ -656,19 +685,11 @@ def encoders(restorer, args) -> None:
             full = load_drawing(path)
             c = crop(full, choose_crop(full, 256))
             for name, q in ENCODER_SAVES:
-                table = (
-                    np.asarray(JpegPresets.presets[name]["quantization"][0])
-                    if q == 0
-                    else jc.scaled_table(jc.OTHER_BASE_TABLES[name], q)
-                )
-                img = save(c, table)
+                table = _encoder_table(name, q)
+                img = encode_with_table(c, table)
                 grid = search(img)
                 found = grid is not None and grid.encoder is not None and np.array_equal(grid.table.reshape(-1), table)
-                jc.find_jpeg_grid = ijg_only
-                try:
-                    before = restorer.restore(img, RestoreOptions()).image
-                finally:
-                    jc.find_jpeg_grid = search
+                before = _restored_without_other_tables(restorer, img)
                 shipped = restorer.restore(img, RestoreOptions()).image
                 given = restorer.restore(img, RestoreOptions(jpeg_table=tuple(int(v) for v in table))).image
                 t = _best(lambda i=img: search(i), 3, time.process_time)
@@ -679,13 +700,7 @@ def encoders(restorer, args) -> None:
                 )
             for img in (c, resize(encode(c, 30), 0.75, "area"), resize(encode(c, 30), 1.5, "lanczos")):
                 strengths[1].append(block_grid_strength(img))
-                grid = search(img)
-                t0 = time.process_time()
-                ijg_only(img)
-                t_ijg = time.process_time() - t0
-                t0 = time.process_time()
-                search(img)
-                others.append((grid is not None and grid.encoder is not None, time.process_time() - t0 - t_ijg))
+            others += _other_finds_where_no_jpeg(c, lambda img, other: search(img, other_tables=other))
             for fi, family in enumerate(FAMILIES):  # IJG saves (up to QF 95), resized, re-saved, cut
                 for rep in range(2):
                     d = degrade(c, np.random.default_rng([args.seed + 29, len(wild_layers), fi, rep]), family)
@@ -766,10 +781,6 @@ def encoders_colour(restorer, args) -> None:
     """The colour part of ``--encoders N`` (see the module doc, 8e): :data:`ENCODER_SAVES` of N
     coloured val and N coloured kanji crops (256 px) as RGB JPEGs, each table as both the
     luminance and the chroma table."""
-    import io
-
-    from PIL import Image, JpegPresets
-
     from benchmarks.compare_waifu2x import choose_crop, crop, pick_files
     from core import colour
     from core import jpeg_consistency as jc
@@ -777,26 +788,11 @@ def encoders_colour(restorer, args) -> None:
     from core.pipeline import RestoreOptions
     from training.colour import coloured_crop
     from training.data import load_drawing
-    from training.degrade import FAMILIES, degrade, encode, resize
-
-    def save(c: np.ndarray, table: np.ndarray, sub: int) -> np.ndarray:
-        buf = io.BytesIO()
-        steps = [int(v) for v in table]
-        Image.fromarray(c).save(buf, format="JPEG", qtables=[steps, steps], subsampling=sub)
-        buf.seek(0)
-        with Image.open(buf) as im:
-            return np.asarray(im.convert("RGB")).copy()
+    from training.degrade import FAMILIES, degrade, encode_with_table
 
     def search(img: np.ndarray, other: bool = True):
         stored = colour.jpeg_luma(img)
         return None if stored is None else jc.find_jpeg_grid(stored[0], bounds=stored[1], other_tables=other)
-
-    def without_search(img: np.ndarray) -> np.ndarray:
-        shipped, jc._other_tables_where_grid = jc._other_tables_where_grid, lambda *a, **k: None
-        try:
-            return restorer.restore(img, RestoreOptions()).image
-        finally:
-            jc._other_tables_where_grid = shipped
 
     rows: dict[str, list[tuple]] = {}
     others: list[tuple[bool, float]] = []
@@ -807,13 +803,9 @@ def encoders_colour(restorer, args) -> None:
             full = load_drawing(path)
             c = coloured_crop(crop(full, choose_crop(full, 256)), k)
             for name, q in ENCODER_SAVES:
-                table = (
-                    np.asarray(JpegPresets.presets[name]["quantization"][0])
-                    if q == 0
-                    else jc.scaled_table(jc.OTHER_BASE_TABLES[name], q)
-                ).reshape(-1)
+                table = _encoder_table(name, q).reshape(-1)
                 for sub, sub_name in ((2, "4:2:0"), (0, "4:4:4")):
-                    img = save(c, table, sub)
+                    img = encode_with_table(c, table, sub)
                     grid = search(img)
                     found = (
                         grid is not None and grid.encoder is not None and np.array_equal(grid.table.reshape(-1), table)
@@ -823,18 +815,12 @@ def encoders_colour(restorer, args) -> None:
                         (
                             found,
                             psnr(c, img),
-                            psnr(c, without_search(img)),
+                            psnr(c, _restored_without_other_tables(restorer, img)),
                             psnr(c, restorer.restore(img, RestoreOptions(jpeg_consistency=False)).image),
                             psnr(c, restorer.restore(img, RestoreOptions()).image),
                         )
                     )
-            for img in (c, resize(encode(c, 30), 0.75, "area"), resize(encode(c, 30), 1.5, "lanczos")):
-                t0 = time.process_time()
-                search(img, other=False)
-                t_ijg = time.process_time() - t0
-                t0 = time.process_time()
-                grid = search(img)
-                others.append((grid is not None and grid.encoder is not None, time.process_time() - t0 - t_ijg))
+            others += _other_finds_where_no_jpeg(c, search)
             for fi, family in enumerate(FAMILIES):  # IJG saves, resized, re-saved, cut
                 for rep in range(2):
                     d = degrade(c, np.random.default_rng([args.seed + 31, k, fi, rep]), family)

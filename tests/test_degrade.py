@@ -141,3 +141,23 @@ def test_the_training_command_checks_the_wild_families(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["restore", "--train", "x", "--wild", "1", "--wild-families", "resized"])
     assert exc.value.code == 2 and "invalid choice: 'resized'" in capsys.readouterr().err
+
+
+def test_encode_with_table_writes_that_table():
+    """Gray and RGB saves carry the given luminance table (and, for RGB, chroma table) and decode
+    to the input's shape; anything but gray or RGB uint8 is refused."""
+    import io
+
+    table = [min(255, 3 + i) for i in range(64)]
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 256, (24, 40), dtype=np.uint8)
+    rgb = rng.integers(0, 256, (24, 40, 3), dtype=np.uint8)
+    for img in (gray, rgb):
+        out = dg.encode_with_table(img, table)
+        assert out.shape == img.shape and out.dtype == np.uint8 and not np.array_equal(out, img)
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, "JPEG", qtables=[table] * (1 if img.ndim == 2 else 2))
+        buf.seek(0)
+        assert np.array_equal(out, np.asarray(Image.open(buf)))
+    with pytest.raises(Exception, match="gray or RGB"):
+        dg.encode_with_table(gray.astype(np.float32), table)

@@ -12,7 +12,9 @@ from PIL import Image
 from core import jpeg_consistency as jc
 from core.imageio import ijg_table
 from core.pipeline import RestoreOptions, Restorer
+from training.colour import jpeg_rgb
 from training.data import jpeg_degrade  # Pillow, as the training pairs are made
+from training.degrade import encode_with_table
 
 DATA = Path(__file__).parent / "data"
 
@@ -246,14 +248,6 @@ def test_pipeline_uses_the_given_table_and_says_when_it_does_not_fit(tmp_path, r
     assert any("does not reproduce" in n for n in on.notes)
 
 
-def _saved_with(img: np.ndarray, table) -> np.ndarray:
-    """``img`` saved by Pillow (libjpeg) with the luminance table ``table`` and decoded."""
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, "JPEG", qtables=[[int(v) for v in np.asarray(table).reshape(-1)]])
-    buf.seek(0)
-    return np.array(Image.open(buf).convert("L"))
-
-
 @pytest.mark.parametrize(
     ("name", "quality"),
     [("mozjpeg's default table", 30), ("mozjpeg's MS-SSIM table", 60), ("a flat table", 25), ("web_low", 0)],
@@ -267,7 +261,7 @@ def test_other_encoders_tables_are_found_in_the_pixels(name, quality):
         table = jc.scaled_table(jc.OTHER_BASE_TABLES[name], quality)
     else:
         table = np.asarray(JpegPresets.presets[name]["quantization"][0])
-    layer = _saved_with(_clean(), table)
+    layer = encode_with_table(_clean(), table)
     assert jc.find_jpeg_grid(layer, other_tables=False) is None
     grid = jc.find_jpeg_grid(layer)
     assert grid is not None and not grid.standard and (grid.dy, grid.dx) == (0, 0)
@@ -294,7 +288,7 @@ def test_other_encoders_tables_are_not_found_where_there_is_no_jpeg():
 
 def test_pipeline_keeps_a_mozjpeg_layer_to_its_table_and_says_so(restorer):
     clean = _clean()
-    layer = _saved_with(clean, jc.scaled_table(jc.OTHER_BASE_TABLES["mozjpeg's default table"], 40))
+    layer = encode_with_table(clean, jc.scaled_table(jc.OTHER_BASE_TABLES["mozjpeg's default table"], 40))
     on = restorer.restore(layer, RestoreOptions())
     off = restorer.restore(layer, RestoreOptions(jpeg_consistency=False))
     assert on.jpeg_quality is not None and off.jpeg_quality is None
@@ -302,15 +296,6 @@ def test_pipeline_keeps_a_mozjpeg_layer_to_its_table_and_says_so(restorer):
     err = lambda a: float(((a.astype(np.float64) - clean) ** 2).mean())
     assert err(on.image) < 0.97 * err(off.image)
     assert np.all(on.image[on.mask == 0] == 255)
-
-
-def _saved_rgb_with(img: np.ndarray, table, subsampling: int = 2) -> np.ndarray:
-    """An RGB ``img`` saved by Pillow with ``table`` for luminance and chroma, decoded."""
-    buf = io.BytesIO()
-    steps = [int(v) for v in np.asarray(table).reshape(-1)]
-    Image.fromarray(img).save(buf, "JPEG", qtables=[steps, steps], subsampling=subsampling)
-    buf.seek(0)
-    return np.array(Image.open(buf).convert("RGB"))
 
 
 def _sepia() -> np.ndarray:
@@ -325,24 +310,18 @@ def test_other_encoders_tables_are_found_in_a_colour_layers_luminance(subsamplin
     table, mozjpeg's at its quality is found; coloured layers that are no JPEG fit none."""
     from core import colour
 
+    sepia = _sepia()
     table = jc.scaled_table(jc.OTHER_BASE_TABLES["mozjpeg's default table"], 30)
-    y8, bounds = colour.jpeg_luma(_saved_rgb_with(_sepia(), table, subsampling))
+    y8, bounds = colour.jpeg_luma(encode_with_table(sepia, table, subsampling))
     assert jc.find_jpeg_grid(y8, bounds=bounds, other_tables=False) is None
     grid = jc.find_jpeg_grid(y8, bounds=bounds)
     assert grid is not None and not grid.standard and (grid.dy, grid.dx) == (0, 0)
     assert np.array_equal(grid.table.reshape(-1), table) and "mozjpeg" in grid.encoder
-    sepia = _sepia()
     h, w = sepia.shape[:2]
-    ijg = np.array(Image.open(io.BytesIO(_jpeg_bytes(sepia, 30))).convert("RGB"))
+    ijg = jpeg_rgb(sepia, 30)
     for layer in (sepia, cv2.resize(ijg, (round(w * 0.75), round(h * 0.75)), interpolation=cv2.INTER_AREA)):
         y8, bounds = colour.jpeg_luma(layer)
         assert jc.find_jpeg_grid(y8, bounds=bounds) is None
-
-
-def _jpeg_bytes(img: np.ndarray, quality: int) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, "JPEG", quality=quality)
-    return buf.getvalue()
 
 
 def test_pipeline_keeps_a_colour_mozjpeg_layer_to_its_table_and_says_so(restorer, monkeypatch):
@@ -350,7 +329,7 @@ def test_pipeline_keeps_a_colour_mozjpeg_layer_to_its_table_and_says_so(restorer
     consistency step on its luminance (ink colours kept, paper white); without the search the layer
     holds no grid and gets neither."""
     clean = _sepia()
-    layer = _saved_rgb_with(clean, jc.scaled_table(jc.OTHER_BASE_TABLES["mozjpeg's default table"], 30))
+    layer = encode_with_table(clean, jc.scaled_table(jc.OTHER_BASE_TABLES["mozjpeg's default table"], 30))
     on = restorer.restore(layer, RestoreOptions())
     assert on.jpeg_quality is not None and on.image.shape == clean.shape
     assert any(

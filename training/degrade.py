@@ -24,7 +24,17 @@ from PIL import Image
 
 from .data import DataError, jpeg_degrade, sample_qf
 
-__all__ = ["FAMILIES", "KERNELS", "Degraded", "dead_zone_jpeg", "degrade", "encode", "resize", "validation_pairs"]
+__all__ = [
+    "FAMILIES",
+    "KERNELS",
+    "Degraded",
+    "dead_zone_jpeg",
+    "degrade",
+    "encode",
+    "encode_with_table",
+    "resize",
+    "validation_pairs",
+]
 
 #: The degradation families, in the benchmark's order.
 FAMILIES = ("single", "double_aligned", "double_shifted", "resize_then_jpeg", "resize_png", "crop", "png_export")
@@ -83,6 +93,22 @@ def encode(img: np.ndarray, qf: int, subsampling: int | None = None) -> np.ndarr
     buf.seek(0)
     with Image.open(buf) as im:
         return np.ascontiguousarray(np.asarray(im.convert("RGB")))
+
+
+def encode_with_table(img: np.ndarray, table, subsampling: int | None = None) -> np.ndarray:
+    """Save ``img`` (gray or RGB uint8) as a JPEG written by libjpeg (through Pillow) with the 64
+    steps ``table`` (natural order; another encoder's, say) for luminance and, for RGB, for chroma
+    too, with chroma ``subsampling`` (None: Pillow's default, 4:2:0), and decode it."""
+    if img.dtype != np.uint8 or img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
+        raise DataError(f"encode_with_table takes a gray or RGB uint8 image, got {img.dtype} {img.shape}")
+    steps = [int(v) for v in np.asarray(table).reshape(-1)]
+    mode = "L" if img.ndim == 2 else "RGB"
+    kw = {} if subsampling is None or mode == "L" else {"subsampling": int(subsampling)}
+    buf = io.BytesIO()
+    Image.fromarray(img, mode).save(buf, format="JPEG", qtables=[steps] if mode == "L" else [steps, steps], **kw)
+    buf.seek(0)
+    with Image.open(buf) as im:
+        return np.ascontiguousarray(np.asarray(im.convert(mode)))
 
 
 def resize(img: np.ndarray, scale: float, kernel: str) -> np.ndarray:
