@@ -108,13 +108,13 @@ def gains(crops, restorer, seed: int = 0) -> int:
     """On every enlarged layer the detector finds among ``crops`` (saved at QF 15 and 30, enlarged
     by x1.15-x1.8 with a kernel drawn from :data:`training.degrade.KERNELS`, saved again at 60-95
     or kept as PNG), the gain of the enlargement step (the pipeline as shipped against the same with
-    ``enlarged`` off), per kernel, and what scaling back with the kernel that enlarged it, instead
-    of Lanczos, would give (the answer in hand)."""
+    ``enlarged`` off), per kernel; how often :func:`core.resample.undo_enlargement` told that
+    kernel; and what the step would gain with the kernel in hand (the answer known)."""
     from collections import defaultdict
 
     from core.metrics import psnr
     from core.pipeline import RestoreOptions
-    from core.resample import find_enlargement
+    from core.resample import ENLARGE_KERNELS, _shrink_within_range, find_enlargement, undo_enlargement
     from training.degrade import KERNELS, encode, resize
 
     rng = np.random.default_rng(seed)
@@ -133,47 +133,55 @@ def gains(crops, restorer, seed: int = 0) -> int:
                     h, w = img.shape
                     native = psnr(ref, restorer.restore(img, RestoreOptions(enlarged=False)).image)
                     shipped = psnr(ref, restorer.restore(img, RestoreOptions()).image)
-                    size = (round(w / found.factor), round(h / found.factor))
-                    small = cv2.resize(img, size, interpolation=cv2.INTER_LANCZOS4)
-                    back = cv2.resize(
-                        restorer.restore(small, RestoreOptions(enlarged=False)).image, (w, h), interpolation=KERNELS[k]
-                    )
+                    shrunk = undo_enlargement(img, found.factor, search=found.weak)
+                    told, size = shrunk.kernel, (shrunk.image.shape[1], shrunk.image.shape[0])
+                    small = np.clip(_shrink_within_range(img.astype(np.float32), size, KERNELS[k]) + 0.5, 0, 255)
+                    opts = RestoreOptions(enlarged=False, wild_network=False)
+                    restored = restorer.restore(small.astype(np.uint8), opts).image
+                    back = cv2.resize(restored, (w, h), interpolation=KERNELS[k])
                     back[back > 251] = 255
-                    rows[k].append((shipped - native, psnr(ref, back) - native))
-    print("| enlarged with | layers found | gain of the step (mean, min - max) | scaled back with that kernel |")
-    print("|---|---:|---:|---:|")
-    for k, got in sorted(rows.items()):
-        g = np.array(got)
-        print(
-            f"| {k} | {len(g)} | {g[:, 0].mean():+.2f} ({g[:, 0].min():+.1f} - {g[:, 0].max():+.1f}) | {g[:, 1].mean():+.2f} |"
-        )
-    g = np.array([x for got in rows.values() for x in got])
+                    rows[k].append((shipped - native, psnr(ref, back) - native, told == k))
+                    assert k in ENLARGE_KERNELS
     print(
-        f"| all | {len(g)} | {g[:, 0].mean():+.2f} ({g[:, 0].min():+.1f} - {g[:, 0].max():+.1f}) | {g[:, 1].mean():+.2f} |"
+        "| enlarged with | layers found | kernel told | gain of the step (mean, min - max) | with that kernel in hand |"
     )
+    print("|---|---:|---:|---:|---:|")
+    for k, got in [*sorted(rows.items()), ("all", [x for layers in rows.values() for x in layers])]:
+        g = np.array(got, dtype=float)
+        print(
+            f"| {k} | {len(g)} | {int(g[:, 2].sum())} | {g[:, 0].mean():+.2f} ({g[:, 0].min():+.1f} - "
+            f"{g[:, 0].max():+.1f}) | {g[:, 1].mean():+.2f} |"
+        )
     return 0
 
 
 def cost(crops, repeat: int = 5) -> int:
     """Time :func:`core.resample.find_enlargement` (one thread, best of ``repeat``) on each crop
     saved at QF 20, and on the same JPEG enlarged x1.5 with Lanczos, where it also refines the
-    factor and checks the round trip."""
+    factor and checks the round trip; and, on the layers found, what bringing them back to the
+    JPEG's size costs (:func:`core.resample.undo_enlargement`: the kernel told and the
+    least-squares shrink)."""
     import time
 
-    from core.resample import find_enlargement
+    from core.resample import find_enlargement, undo_enlargement
     from training.degrade import encode, resize
 
-    print("| drawing | layer | size | found | seconds |\n|---|---|---|---|---:|")
+    def best_of(fn):
+        best = float("inf")
+        for _ in range(repeat):
+            t = time.perf_counter()
+            out = fn()
+            best = min(best, time.perf_counter() - t)
+        return out, best
+
+    print("| drawing | layer | size | found | seconds | back to the JPEG's size (s) |\n|---|---|---|---|---:|---:|")
     for stem, c in crops:
         j = encode(c, 20)
         for label, img in (("QF 20", j), ("QF 20, x1.5", resize(j, 1.5, "lanczos"))):
-            best = float("inf")
-            for _ in range(repeat):
-                t = time.perf_counter()
-                found = find_enlargement(img)
-                best = min(best, time.perf_counter() - t)
+            found, seconds = best_of(lambda img=img: find_enlargement(img))
             got = "–" if found is None else f"x{found.factor:.3f}"
-            print(f"| {stem} | {label} | {img.shape[1]}x{img.shape[0]} | {got} | {best:.3f} |")
+            undo = "–" if found is None else f"{best_of(lambda img=img: undo_enlargement(img, found.factor))[1]:.3f}"
+            print(f"| {stem} | {label} | {img.shape[1]}x{img.shape[0]} | {got} | {seconds:.3f} | {undo} |")
     return 0
 
 

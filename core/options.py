@@ -257,7 +257,7 @@ OPTIONS: tuple[Option, ...] = (
         "Enlarged JPEGs",
         "when the layer looks like a JPEG enlarged after it was saved (its 8x8 blocks grown to 8s and no "
         "detail finer than the JPEG's own pixels), restore it at the JPEG's own size and scale the result "
-        "back (default: on; docs/wild.md)",
+        "back with the kernel that enlarged it (default: on; docs/wild.md)",
         flag="--enlarged",
     ),
     Option(

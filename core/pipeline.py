@@ -789,7 +789,7 @@ class Restorer:
             t = time.perf_counter()
             found = resample.find_enlargement(_layer_gray8(image))
             if found is not None:
-                return self._restore_enlarged(image, found.factor, opts, progress, cancel, time.perf_counter() - t)
+                return self._restore_enlarged(image, found, opts, progress, cancel, time.perf_counter() - t)
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         check_cancel(cancel)
@@ -885,17 +885,22 @@ class Restorer:
                 if self.device.type == "cuda":
                     torch.cuda.empty_cache()
 
-    def _restore_enlarged(self, image, factor: float, opts: RestoreOptions, progress, cancel, spent: float):
-        """A JPEG enlarged by ``factor`` after its save: resampled back to the JPEG's own size,
-        restored there (the networks' 8x8 world), and the result resampled to the layer's size."""
+    def _restore_enlarged(
+        self, image, found: resample.Enlargement, opts: RestoreOptions, progress, cancel, spent: float
+    ):
+        """A JPEG enlarged after its save (``found``): brought back to the JPEG's own size
+        (:func:`core.resample.undo_enlargement`, which also finds the kernel it was enlarged with),
+        restored there by the default pair (the networks' 8x8 world: a JPEG at its own size), and
+        the result enlarged to the layer's size with the same kernel."""
         t = time.perf_counter()
         h, w = image.shape[:2]
-        size = (max(8, round(w / factor)), max(8, round(h / factor)))
-        small = _resize(image, size)
+        shrunk = resample.undo_enlargement(image, found.factor, _layer_gray8(image), search=found.weak)
+        small = shrunk.image
+        size = (small.shape[1], small.shape[0])
         spent += time.perf_counter() - t
-        res = self._restore(small, dataclasses.replace(opts, enlarged=False), progress, cancel)
+        res = self._restore(small, dataclasses.replace(opts, enlarged=False, wild_network=False), progress, cancel)
         t = time.perf_counter()
-        out = _resize(res.image, (w, h))
+        out = _resize(res.image, (w, h), resample.ENLARGE_KERNELS[shrunk.kernel])
         if opts.threshold:
             if opts.background == "transparent":
                 alpha = out[..., -1]
@@ -909,8 +914,8 @@ class Restorer:
         timings["resample"] = spent + time.perf_counter() - t
         timings["total"] = timings.get("total", 0.0) + timings["resample"]
         note = (
-            f"enlarged after compression (about x{factor:.2f}): restored at the JPEG's own size "
-            f"({size[0]}x{size[1]}) and scaled back"
+            f"enlarged after compression (about x{w / size[0]:.2f}): restored at the JPEG's own size "
+            f"({size[0]}x{size[1]}) and scaled back ({shrunk.kernel} kernel, the one that explains its pixels best)"
         )
         return dataclasses.replace(res, image=out, mask=mask, timings=timings, notes=[note, *res.notes])
 
@@ -1507,8 +1512,9 @@ def _layer_gray8(image: np.ndarray) -> np.ndarray:
     return np.clip(g + 0.5, 0, 255).astype(np.uint8)
 
 
-def _resize(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``image`` (H, W) or (H, W, C) resampled to ``size`` (width, height) with Lanczos, same shape
-    layout (OpenCV drops a single channel; 2-channel layers are resampled as they are)."""
-    out = cv2.resize(image, size, interpolation=cv2.INTER_LANCZOS4)
+def _resize(image: np.ndarray, size: tuple[int, int], interpolation: int = cv2.INTER_LANCZOS4) -> np.ndarray:
+    """``image`` (H, W) or (H, W, C) resampled to ``size`` (width, height) with ``interpolation``
+    (an OpenCV flag; Lanczos unless given), same shape layout (OpenCV drops a single channel;
+    2-channel layers are resampled as they are)."""
+    out = cv2.resize(image, size, interpolation=interpolation)
     return out[..., None] if image.ndim == 3 and out.ndim == 2 else out
