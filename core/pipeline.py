@@ -787,7 +787,8 @@ class Restorer:
     def _restore(self, image, opts: RestoreOptions, progress, cancel) -> RestoreResult:
         if opts.enlarged and _may_be_enlarged(image):
             t = time.perf_counter()
-            found = resample.find_enlargement(_layer_gray8(image))
+            # the weaker rule for small layers was calibrated on gray layers only
+            found = resample.find_enlargement(_layer_gray8(image), weak_rule=colour.is_neutral(image))
             if found is not None:
                 return self._restore_enlarged(image, found, opts, progress, cancel, time.perf_counter() - t)
         t0 = time.perf_counter()

@@ -45,7 +45,9 @@ def test_a_small_enlarged_layer_is_found_on_a_weaker_period_and_a_close_round_tr
     eye = np.asarray(Image.open(DATA / "val_crop_eye_solid.png").convert("L"))
     found = find_enlargement(_resize(_jpeg(eye, 20), 1.5))
     assert found is not None and abs(found.factor - 1.5) <= 0.01
-    assert found.score < 4.5 and found.roundtrip < WEAK_ROUNDTRIP
+    assert found.score < 4.5 and found.roundtrip < WEAK_ROUNDTRIP and found.weak
+    # the strong rule alone (coloured layers, for which the weaker one was not calibrated)
+    assert find_enlargement(_resize(_jpeg(eye, 20), 1.5), weak_rule=False) is None
 
 
 def test_a_factor_a_little_off_is_put_right_by_the_size_search():
