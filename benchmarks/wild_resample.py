@@ -114,7 +114,7 @@ def gains(crops, restorer, seed: int = 0) -> int:
 
     from core.metrics import psnr
     from core.pipeline import RestoreOptions
-    from core.resample import ENLARGE_KERNELS, _shrink_within_range, find_enlargement, undo_enlargement
+    from core.resample import _shrink_within_range, find_enlargement, undo_enlargement
     from training.degrade import KERNELS, encode, resize
 
     rng = np.random.default_rng(seed)
@@ -141,7 +141,6 @@ def gains(crops, restorer, seed: int = 0) -> int:
                     back = cv2.resize(restored, (w, h), interpolation=KERNELS[k])
                     back[back > 251] = 255
                     rows[k].append((shipped - native, psnr(ref, back) - native, told == k))
-                    assert k in ENLARGE_KERNELS
     print(
         "| enlarged with | layers found | kernel told | gain of the step (mean, min - max) | with that kernel in hand |"
     )
@@ -180,7 +179,11 @@ def cost(crops, repeat: int = 5) -> int:
         for label, img in (("QF 20", j), ("QF 20, x1.5", resize(j, 1.5, "lanczos"))):
             found, seconds = best_of(lambda img=img: find_enlargement(img))
             got = "–" if found is None else f"x{found.factor:.3f}"
-            undo = "–" if found is None else f"{best_of(lambda img=img: undo_enlargement(img, found.factor))[1]:.3f}"
+            undo = (
+                "–"
+                if found is None
+                else f"{best_of(lambda img=img: undo_enlargement(img, found.factor, search=found.weak))[1]:.3f}"
+            )
             print(f"| {stem} | {label} | {img.shape[1]}x{img.shape[0]} | {got} | {seconds:.3f} | {undo} |")
     return 0
 
