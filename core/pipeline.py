@@ -787,10 +787,12 @@ class Restorer:
     def _restore(self, image, opts: RestoreOptions, progress, cancel) -> RestoreResult:
         if opts.enlarged and _may_be_enlarged(image):
             t = time.perf_counter()
-            # the weaker rule for small layers was calibrated on gray layers only
-            found = resample.find_enlargement(_layer_gray8(image), weak_rule=colour.is_neutral(image))
+            gray8 = _layer_gray8(image)
+            found = resample.find_enlargement(gray8)
+            if found is not None and found.weak and not colour.is_neutral(image):
+                found = None  # the weaker rule for small layers was calibrated on gray layers only
             if found is not None:
-                return self._restore_enlarged(image, found, opts, progress, cancel, time.perf_counter() - t)
+                return self._restore_enlarged(image, gray8, found, opts, progress, cancel, time.perf_counter() - t)
         t0 = time.perf_counter()
         timings: dict[str, float] = {}
         check_cancel(cancel)
@@ -887,15 +889,22 @@ class Restorer:
                     torch.cuda.empty_cache()
 
     def _restore_enlarged(
-        self, image, found: resample.Enlargement, opts: RestoreOptions, progress, cancel, spent: float
+        self,
+        image,
+        gray8: np.ndarray,
+        found: resample.Enlargement,
+        opts: RestoreOptions,
+        progress,
+        cancel,
+        spent: float,
     ):
-        """A JPEG enlarged after its save (``found``): brought back to the JPEG's own size
-        (:func:`core.resample.undo_enlargement`, which also finds the kernel it was enlarged with),
-        restored there by the default pair (the networks' 8x8 world: a JPEG at its own size), and
-        the result enlarged to the layer's size with the same kernel."""
+        """A JPEG enlarged after its save (``found`` in ``gray8``, its gray): brought back to the
+        JPEG's own size (:func:`core.resample.undo_enlargement`, which also finds the kernel it was
+        enlarged with), restored there by the default pair (the networks' 8x8 world: a JPEG at its
+        own size), and the result enlarged to the layer's size with the same kernel."""
         t = time.perf_counter()
         h, w = image.shape[:2]
-        shrunk = resample.undo_enlargement(image, found.factor, _layer_gray8(image), search=found.weak)
+        shrunk = resample.undo_enlargement(image, found.factor, gray8, search=found.weak)
         small = shrunk.image
         size = (small.shape[1], small.shape[0])
         spent += time.perf_counter() - t

@@ -189,12 +189,12 @@ def _refine(profiles: list[np.ndarray], period: float) -> float:
     return float(fine[int(np.argmax(total))])
 
 
-def find_enlargement(gray: np.ndarray, weak_rule: bool = True) -> Enlargement | None:
+def find_enlargement(gray: np.ndarray) -> Enlargement | None:
     """The factor by which an 8-bit gray layer was enlarged after its JPEG save, or ``None``
     (not enlarged, shrunk, not a JPEG's pixels, or not sure: the caller then keeps its path).
-    ``weak_rule=False`` asks for the strong rule alone: the weaker one was calibrated on gray
-    layers, and the luma of a coloured JPEG, whose chroma 4:2:0 stored in 16-pixel blocks, fooled
-    it once (docs/wild.md)."""
+    A finding of the weaker rule says so (``weak``): that rule was calibrated on gray layers, and
+    the luma of a coloured JPEG, whose chroma 4:2:0 stored in 16-pixel blocks, fooled it once, so
+    the pipeline takes such findings on gray layers only (docs/wild.md)."""
     if gray.dtype != np.uint8 or gray.ndim != 2 or min(gray.shape) < MIN_SIDE:
         return None
     profiles = _profiles(gray)
@@ -206,7 +206,7 @@ def find_enlargement(gray: np.ndarray, weak_rule: bool = True) -> Enlargement | 
     far = np.abs(PERIODS - PERIODS[i]) > 0.6
     lead = float(s1[i] / s1[far].max())
     strong = s1[i] >= MIN_SCORE and s2[i] >= MIN_HARMONIC and lead >= MIN_LEAD
-    if not strong and (not weak_rule or s1[i] < WEAK_SCORE or lead < WEAK_LEAD):
+    if not strong and (s1[i] < WEAK_SCORE or lead < WEAK_LEAD):
         return None
     period = _refine(profiles, float(PERIODS[i]))
     if not strong and _lead(profiles, period, SHRUNK_PERIODS) < WEAK_OVER_SHRUNK:
@@ -351,8 +351,9 @@ def undo_enlargement(image: np.ndarray, factor: float, gray: np.ndarray | None =
     bilinear kernel and shrunk back with Lanczos is softer than the JPEG was, and the restored
     result enlarged with Lanczos is sharper than the layer's lines. So the layer is explained
     instead: for each kernel of :data:`ENLARGE_KERNELS`, the least-squares small image whose
-    enlargement with that kernel comes closest to the layer (on a central window, of ``gray``,
-    the layer's gray, or of the layer itself: :func:`_kernel_residual`); the kernel that leaves
+    enlargement with that kernel comes closest to the layer (on a central window of ``gray``, the
+    layer's gray, needed for a layer with channels, or of the 2-D layer itself:
+    :func:`_kernel_residual`); the kernel that leaves
     the least behind near ink is the one the editor used (docs/wild.md, ``python -m
     benchmarks.wild_resample --gains``), and the whole layer is shrunk by least squares with it,
     0 and 255 taken for the bounds the enlargement was clipped to (:func:`_shrink_within_range`).
@@ -361,8 +362,15 @@ def undo_enlargement(image: np.ndarray, factor: float, gray: np.ndarray | None =
     kernel."""
     h, w = image.shape[:2]
     g = image if gray is None else gray
-    if g.ndim == 3:
-        g = g[..., 0]
+    if g.ndim != 2:
+        raise ValueError("undo_enlargement needs the layer's gray for a layer with channels")
+    fits: dict[tuple[tuple[int, int], str], float] = {}
+
+    def residual_of(size: tuple[int, int], name: str) -> float:
+        if (size, name) not in fits:
+            fits[size, name] = _kernel_residual(g, size, ENLARGE_KERNELS[name])
+        return fits[size, name]
+
     size = (max(8, round(w / factor)), max(8, round(h / factor)))
     if search:
         # a factor off by a few thousandths puts the JPEG a pixel or more off, and only its own
@@ -373,12 +381,8 @@ def undo_enlargement(image: np.ndarray, factor: float, gray: np.ndarray | None =
             (max(8, round(w * n / side)), max(8, round(h * n / side)))
             for n in range(jpeg_side - reach, jpeg_side + reach + 1)
         }
-        fit = {
-            c: min(_kernel_residual(g, c, ENLARGE_KERNELS[name]) for name in ("linear", "lanczos"))
-            for c in sorted(sizes)
-        }
-        size = min(fit, key=fit.get)
-    residual = {name: _kernel_residual(g, size, flag) for name, flag in ENLARGE_KERNELS.items()}
+        size = min(sorted(sizes), key=lambda c: min(residual_of(c, "linear"), residual_of(c, "lanczos")))
+    residual = {name: residual_of(size, name) for name in ENLARGE_KERNELS}
     kernel = min(residual, key=residual.get)
     flag = ENLARGE_KERNELS[kernel]
     planes = [image] if image.ndim == 2 else [image[..., c] for c in range(image.shape[2])]

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core import colour
 from core.metrics import psnr
-from core.pipeline import RestoreOptions, Restorer
+from core.pipeline import RestoreOptions, Restorer, _layer_gray8
 from core.resample import MAX_ROUNDTRIP, WEAK_ROUNDTRIP, find_enlargement, roundtrip_residual, undo_enlargement
 from tests.test_wild import _jpeg, _resize
 
@@ -46,8 +47,19 @@ def test_a_small_enlarged_layer_is_found_on_a_weaker_period_and_a_close_round_tr
     found = find_enlargement(_resize(_jpeg(eye, 20), 1.5))
     assert found is not None and abs(found.factor - 1.5) <= 0.01
     assert found.score < 4.5 and found.roundtrip < WEAK_ROUNDTRIP and found.weak
-    # the strong rule alone (coloured layers, for which the weaker one was not calibrated)
-    assert find_enlargement(_resize(_jpeg(eye, 20), 1.5), weak_rule=False) is None
+
+
+def test_the_pipeline_takes_the_weaker_rule_on_gray_layers_only(restorer):
+    """The weaker rule was calibrated on gray layers (a coloured PNG export fooled it): a coloured
+    layer whose luma it finds enlarged is restored where it is."""
+    eye = np.asarray(Image.open(DATA / "val_crop_eye_solid.png").convert("L"))
+    gray = _resize(_jpeg(eye, 20), 1.5)
+    assert restorer.restore(gray, RestoreOptions()).notes[0].startswith("enlarged after compression")
+    shift = np.where(gray < 250, 30, 0)  # a tint that keeps the luma about the same
+    rgb = np.stack([gray + shift, gray, gray - shift * 0.299 / 0.114], -1).round().clip(0, 255).astype(np.uint8)
+    found = find_enlargement(_layer_gray8(rgb))
+    assert found is not None and found.weak and not colour.is_neutral(rgb)
+    assert not any("enlarged" in n for n in restorer.restore(rgb, RestoreOptions()).notes)
 
 
 def test_a_factor_a_little_off_is_put_right_by_the_size_search():
