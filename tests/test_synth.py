@@ -74,6 +74,34 @@ def test_some_drawings_have_flat_grey_insets_inside_black():
     assert 10 <= inset <= 30, inset
 
 
+def _ramp_share(img: np.ndarray) -> float:
+    """Share of pixels on a smooth grey ramp: a tone (20-249) changing by 0.2-3 levels per pixel."""
+    g = img.astype(np.float32)
+    slope = np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)) / 8
+    return float(((g > 20) & (g < 250) & (slope > 0.2) & (slope < 3)).mean())
+
+
+def test_gradients_off_changes_nothing():
+    """``gradients=0`` draws no random number for the shading: each seed keeps its drawing."""
+    for seed in range(6):
+        rng_a, rng_b = np.random.default_rng(seed), np.random.default_rng(seed)
+        assert np.array_equal(synth_drawing(rng_a, 96, 96), synth_drawing(rng_b, 96, 96, gradients=0.0))
+        assert rng_a.random() == rng_b.random()  # the generators were left in the same state
+
+
+def test_gradient_shading():
+    """With ``gradients=1`` most drawings carry a grey ramp over a sizeable area (none without),
+    with the background rule and the value contract kept."""
+    shaded = 0
+    for seed in range(30):
+        plain = synth_drawing(np.random.default_rng(seed), 128, 128)
+        img = synth_drawing(np.random.default_rng(seed), 128, 128, gradients=1.0)
+        assert np.array_equal(force_background(img), img)
+        assert _ramp_share(plain) < 0.01
+        shaded += _ramp_share(img) > 0.01
+    assert shaded >= 15, shaded
+
+
 def test_anti_aliased_edges():
     """Strokes have intermediate gray levels at their edges, not only ink and paper."""
     img = synth_drawing(np.random.default_rng(1), 128, 128)
@@ -179,6 +207,11 @@ def test_folder_cli(tmp_path):
     files = sorted((tmp_path / "d").glob("*.png"))
     assert len(files) == 3
     assert np.array(Image.open(files[0])).shape == (40, 40)
+    shaded = ["synth", "--folder", str(tmp_path / "g"), "--count", "3", "--size", "40", "--gradients", "1"]
+    args = parser.parse_args(shaded)
+    assert args.func(args) == 0
+    first = np.array(Image.open(tmp_path / "g" / "synth_00000.png"))
+    assert np.array_equal(first, synth_drawing(np.random.default_rng(0), 40, 40, gradients=1.0))
 
 
 @pytest.mark.filterwarnings("error")

@@ -69,6 +69,15 @@ def _common(p: argparse.ArgumentParser) -> None:
         help="share of patches with lightened lines, half of them grainy (default %(default)s)",
     )
     p.add_argument(
+        "--gradients",
+        dest="synth_gradients",
+        type=float,
+        default=d.synth_gradients,
+        metavar="FRACTION",
+        help="share of the synthetic drawings with one or two shapes shaded by a grey ramp, linear or "
+        "radial, as gradient tools and airbrushes leave them (default %(default)s)",
+    )
+    p.add_argument(
         "--wild",
         dest="wild_fraction",
         type=float,

@@ -168,6 +168,8 @@ class PatchDataset(torch.utils.data.Dataset):
         synth_fraction: share of patches that are procedural drawings (training.synth).
         light_fraction: share of patches whose lines are made light: half of them with pencil
             grain, half flat (a light pen or a faded scan), so that flat grey is not taken for texture.
+        synth_gradients: share of the synthetic drawings with shapes shaded by grey ramps
+            (``synth_drawing(gradients=...)``); 0 leaves the synthetic drawings as they were.
         wild_fraction: share of patches degraded by :func:`training.degrade.degrade` (re-saved,
             resized, cropped, exported) instead of one JPEG; their target is the clean drawing
             put through the same geometry. The QF returned is the first save's.
@@ -202,6 +204,7 @@ class PatchDataset(torch.utils.data.Dataset):
     qf_range: tuple[int, int] = (5, 95)
     synth_fraction: float = 0.0
     light_fraction: float = 0.0
+    synth_gradients: float = 0.0
     wild_fraction: float = 0.0
     wild_families: tuple[str, ...] | None = None
     wild_scales: tuple[float, float] | None = None
@@ -287,7 +290,7 @@ class PatchDataset(torch.utils.data.Dataset):
         rng = np.random.default_rng((self.seed, int(index)))
         size = self.crop + 8
         if rng.random() < self.synth_fraction:
-            clean = synth_drawing(rng, size, size)
+            clean = synth_drawing(rng, size, size, gradients=self.synth_gradients)
         else:
             clean = self._real_patch(rng, size)
             k = int(rng.integers(4))

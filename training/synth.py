@@ -3,7 +3,8 @@
 The real training set (clip art rendered from SVG) is almost all black, clean, uniform-width
 ink. These generators add what it lacks: pressure-tapered strokes of varied width, light as well
 as dark lines, pencil/brush grain, hatching, closed shapes, small filled areas, flat light
-tones (near-white fills that are still lines) and black shapes with flat grey insets.
+tones (near-white fills that are still lines), black shapes with flat grey insets and, when asked
+for, shapes shaded with grey ramps (``gradients``).
 
 Value conventions follow :mod:`core.checks`: ``uint8`` gray ``(H, W)``, white = 255, and the
 background (every pixel with no ink nearby) is *exactly* 255 so that eq. 3 (``clean < 255``) gives
@@ -196,17 +197,63 @@ def force_background(img: np.ndarray) -> np.ndarray:
     return out
 
 
+def _gradient_shading(
+    rng: np.random.Generator, shape: tuple[int, int], outlines: list[np.ndarray], near_focus, lscale: float, step: float
+) -> np.ndarray:
+    """Darkness (supersampled canvas units, 0 = paper) of one or two shapes shaded with a grey ramp,
+    as a gradient tool or an airbrush leaves them in digital line art: usually inside one of the big
+    outlined shapes, sometimes a free-standing patch. The ramp runs linearly across the shape in a
+    random direction, or radially from a point in it, between two greys (values 30-220 at one end,
+    up to 249 at the other; either end the darker). Such shading is line by eq. 3; the real
+    training drawings hold none (a smooth ramp covers under 1 % of every one of them), and the
+    backbone left JPEG blocks in the one val drawing that has it."""
+    out = np.zeros(shape, np.uint8)
+    for _ in range(int(rng.integers(1, 3))):
+        if outlines and rng.random() < 0.7:
+            poly = _catmull_rom(outlines[int(rng.integers(0, len(outlines)))], step, closed=True)
+        else:
+            r = rng.uniform(15, 60) * lscale
+            poly = _catmull_rom(_blob(rng, near_focus(), r, r * rng.uniform(0.4, 1.0), 0.25), step, closed=True)
+        inside = np.zeros(shape, np.uint8)
+        _fill(inside, poly, 255)
+        ys, xs = np.nonzero(inside)
+        if ys.size < 16:
+            continue
+        yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+        if rng.random() < 0.65:  # linear: across the shape's extent along a random direction
+            ang = rng.uniform(0, 2 * math.pi)
+            u = math.cos(ang) * xx + math.sin(ang) * yy
+            lo, hi = float(u[ys, xs].min()), float(u[ys, xs].max())
+            t = (u - lo) / max(hi - lo, 1.0)
+        else:  # radial: from a point of the shape out to about its far edge
+            i = int(rng.integers(ys.size))
+            dist = np.hypot(xx - xs[i], yy - ys[i])
+            t = dist / max(float(dist[ys, xs].max()) * rng.uniform(0.6, 1.1), 1.0)
+        t = np.clip(t, 0.0, 1.0)
+        if rng.random() < 0.5:
+            t = t * t * (3 - 2 * t)  # eased ends
+        dark_value = rng.uniform(30, 220)
+        light_value = rng.uniform(min(dark_value + 25, 245), 249)
+        a, b = (dark_value, light_value) if rng.random() < 0.5 else (light_value, dark_value)
+        ramp = 255.0 - (a + (b - a) * t)  # darkness
+        np.maximum(out, np.where(inside > 0, np.rint(ramp), 0).astype(np.uint8), out=out)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # the generator
 # ---------------------------------------------------------------------------------------------
 
 
-def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+def synth_drawing(rng: np.random.Generator, height: int, width: int, gradients: float = 0.0) -> np.ndarray:
     """Render one synthetic line drawing.
 
     Args:
-        rng: numpy random Generator; the image is a pure function of its state.
+        rng: numpy random Generator; the image is a pure function of its state (and ``gradients``).
         height, width: output size in pixels (each >= 8).
+        gradients: probability that the drawing gets one or two shapes shaded with a grey ramp
+            (:func:`_gradient_shading`). 0 (the default) draws no random number for it, so a seed
+            gives the drawing it gave before the option existed.
 
     Returns:
         ``uint8`` array ``(height, width)``: ink 0..~250 on a background of exactly 255. Line
@@ -411,6 +458,10 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int) -> np.ndarr
             _fill(tone, poly, int(rng.integers(6, 36)))
         flat[tone > canvas] = 255  # where the tone shows; strokes over it keep their texture
     canvas = np.maximum(canvas, tone)
+    if gradients > 0 and rng.random() < gradients:
+        shading = _gradient_shading(rng, canvas.shape, outlines, near_focus, lscale, step)
+        flat[shading > canvas] = 255  # digital fills: no tool texture
+        canvas = np.maximum(canvas, shading)
 
     # solid black shapes with flat lighter insets (highlights, scales, patterns cut into black, as
     # woodcut-like clip art has): the inset *replaces* the darkness, so the drawing gets flat mid
@@ -487,14 +538,21 @@ def light_variant(
 
 
 def contact_sheet(
-    seed: int = 0, rows: int = 3, cols: int = 4, size: int = 256, light_row: bool = True, gap: int = 6
+    seed: int = 0,
+    rows: int = 3,
+    cols: int = 4,
+    size: int = 256,
+    light_row: bool = True,
+    gap: int = 6,
+    gradients: float = 0.0,
 ) -> np.ndarray:
-    """A grid of ``rows x cols`` synthetic drawings (seeds ``seed .. seed+rows*cols-1``), plus
-    one extra row showing :func:`light_variant` of the first ``cols`` samples. Returns uint8
-    (H, W) with mid-grey gaps between tiles so the white backgrounds are visibly separate."""
+    """A grid of ``rows x cols`` synthetic drawings (seeds ``seed .. seed+rows*cols-1``, with
+    ``gradients`` as in :func:`synth_drawing`), plus one extra row showing :func:`light_variant`
+    of the first ``cols`` samples. Returns uint8 (H, W) with mid-grey gaps between tiles so the
+    white backgrounds are visibly separate."""
     tiles = []
     for i in range(rows * cols):
-        tiles.append(synth_drawing(np.random.default_rng(seed + i), size, size))
+        tiles.append(synth_drawing(np.random.default_rng(seed + i), size, size, gradients=gradients))
     if light_row:
         for i in range(cols):
             tiles.append(light_variant(tiles[i], np.random.default_rng(10_000 + seed + i)))
@@ -522,6 +580,13 @@ def add_synth_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
     p.add_argument("--rows", type=int, default=3)
     p.add_argument("--cols", type=int, default=4)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--gradients",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="probability of shapes shaded with grey ramps in each drawing (as training's --gradients; default 0)",
+    )
     p.set_defaults(func=run_synth)
     return p
 
@@ -536,12 +601,12 @@ def run_synth(args: argparse.Namespace) -> int:
         args.folder.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
         for i in range(args.count):
-            img = synth_drawing(np.random.default_rng(args.seed + i), args.size, args.size)
+            img = synth_drawing(np.random.default_rng(args.seed + i), args.size, args.size, gradients=args.gradients)
             Image.fromarray(img).save(args.folder / f"synth_{args.seed + i:05d}.png")
         dt = time.perf_counter() - t0
         print(f"wrote {args.count} drawings to {args.folder} ({1000 * dt / max(1, args.count):.1f} ms each)")
         return 0
-    sheet = contact_sheet(args.seed, args.rows, args.cols, args.size)
+    sheet = contact_sheet(args.seed, args.rows, args.cols, args.size, gradients=args.gradients)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(sheet).save(args.out)
     print(f"wrote {args.out} ({sheet.shape[1]}x{sheet.shape[0]})")

@@ -77,6 +77,7 @@ class TrainConfig:
     qf_max: int = 95
     synth_fraction: float = 0.3
     light_fraction: float = 0.15
+    synth_gradients: float = 0.0  # share of synthetic drawings with grey-ramp shading
     wild_fraction: float = 0.0  # re-saved / resized / cropped JPEGs (training.degrade)
     wild_families: list[str] | None = None  # drawn from these families only (None: all)
     wild_scales: list[float] | None = None  # (low, high) scales of the resize families (None: degrade's)
@@ -414,6 +415,7 @@ def train(cfg: TrainConfig) -> Path:
         qf_range=(cfg.qf_min, cfg.qf_max),
         synth_fraction=cfg.synth_fraction,
         light_fraction=cfg.light_fraction,
+        synth_gradients=cfg.synth_gradients,
         wild_fraction=cfg.wild_fraction,
         wild_families=tuple(cfg.wild_families) if cfg.wild_families else None,
         wild_scales=tuple(cfg.wild_scales) if cfg.wild_scales else None,
@@ -470,6 +472,7 @@ def train(cfg: TrainConfig) -> Path:
                 "train_dirs": cfg.train_dirs,
                 "synth_fraction": cfg.synth_fraction,
                 "light_fraction": cfg.light_fraction,
+                "synth_gradients": cfg.synth_gradients,
                 "wild_fraction": cfg.wild_fraction,
                 "wild_families": cfg.wild_families,
                 "wild_scales": cfg.wild_scales,
