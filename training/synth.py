@@ -197,6 +197,17 @@ def force_background(img: np.ndarray) -> np.ndarray:
     return out
 
 
+def _shape_to_fill(
+    rng: np.random.Generator, outlines: list[np.ndarray], p_outline: float, near_focus, lscale: float, step: float
+) -> np.ndarray:
+    """The outline of an area to fill with a tone: with probability ``p_outline`` one of the big
+    outlined shapes already drawn (when there is one), else a free-standing blob near a focus."""
+    if outlines and rng.random() < p_outline:
+        return _catmull_rom(outlines[int(rng.integers(0, len(outlines)))], step, closed=True)
+    r = rng.uniform(15, 60) * lscale
+    return _catmull_rom(_blob(rng, near_focus(), r, r * rng.uniform(0.4, 1.0), 0.25), step, closed=True)
+
+
 def _gradient_shading(
     rng: np.random.Generator, shape: tuple[int, int], outlines: list[np.ndarray], near_focus, lscale: float, step: float
 ) -> np.ndarray:
@@ -209,11 +220,7 @@ def _gradient_shading(
     backbone left JPEG blocks in the one val drawing that has it."""
     out = np.zeros(shape, np.uint8)
     for _ in range(int(rng.integers(1, 3))):
-        if outlines and rng.random() < 0.7:
-            poly = _catmull_rom(outlines[int(rng.integers(0, len(outlines)))], step, closed=True)
-        else:
-            r = rng.uniform(15, 60) * lscale
-            poly = _catmull_rom(_blob(rng, near_focus(), r, r * rng.uniform(0.4, 1.0), 0.25), step, closed=True)
+        poly = _shape_to_fill(rng, outlines, 0.7, near_focus, lscale, step)
         inside = np.zeros(shape, np.uint8)
         _fill(inside, poly, 255)
         ys, xs = np.nonzero(inside)
@@ -450,12 +457,7 @@ def synth_drawing(rng: np.random.Generator, height: int, width: int, gradients: 
     flat = np.zeros_like(canvas)  # digital fills, left without the tool texture below
     if rng.random() < 0.3:
         for _ in range(int(rng.integers(1, 3))):
-            if outlines and rng.random() < 0.75:
-                poly = _catmull_rom(outlines[int(rng.integers(0, len(outlines)))], step, closed=True)
-            else:
-                r = rng.uniform(15, 60) * lscale
-                poly = _catmull_rom(_blob(rng, near_focus(), r, r * rng.uniform(0.4, 1.0), 0.25), step, closed=True)
-            _fill(tone, poly, int(rng.integers(6, 36)))
+            _fill(tone, _shape_to_fill(rng, outlines, 0.75, near_focus, lscale, step), int(rng.integers(6, 36)))
         flat[tone > canvas] = 255  # where the tone shows; strokes over it keep their texture
     canvas = np.maximum(canvas, tone)
     if gradients > 0 and rng.random() < gradients:
