@@ -219,6 +219,7 @@ def _gradient_shading(
     training drawings hold none (a smooth ramp covers under 1 % of every one of them), and the
     backbone left JPEG blocks in the one val drawing that has it."""
     out = np.zeros(shape, np.uint8)
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
     for _ in range(int(rng.integers(1, 3))):
         poly = _shape_to_fill(rng, outlines, 0.7, near_focus, lscale, step)
         inside = np.zeros(shape, np.uint8)
@@ -226,7 +227,6 @@ def _gradient_shading(
         ys, xs = np.nonzero(inside)
         if ys.size < 16:
             continue
-        yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
         if rng.random() < 0.65:  # linear: across the shape's extent along a random direction
             ang = rng.uniform(0, 2 * math.pi)
             u = math.cos(ang) * xx + math.sin(ang) * yy
