@@ -724,6 +724,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="our backbone for layers that are not one JPEG at their own size (the wild_network option; "
         "default: the shipped restore_wild.safetensors when it is there)",
     )
+    p.add_argument(
+        "--wild-mask",
+        help="our mask network for the layers --wild-model restores (default: the shipped mask_wild.safetensors "
+        "when it is there)",
+    )
     p.add_argument("--baseline", help="our baseline backbone file (default: shipped weights)")
     p.add_argument("--figure-qf", type=int, default=None, help="QF shown in the picture (default: lowest)")
     p.add_argument("--figure-size", type=int, default=128, help="side of the pictured window (default 128)")
@@ -840,17 +845,24 @@ def _cpu_name() -> str:
 
 def _restorer(args: argparse.Namespace):
     """Ours: the shipped models (the fast pair with ``--fast``), any given file replacing its role."""
-    from core.pipeline import DEFAULT_FILES, FAST_FILES, MODELS_DIR, Restorer, wild_files
+    from core import pipeline
 
     given = {"mask": args.mask, "restore": args.restore, "baseline": args.baseline}
-    if not any(given.values()) and args.wild_model is None:
-        return Restorer.default(device="cpu", fast=args.fast)
-    shipped = FAST_FILES if args.fast else DEFAULT_FILES
-    paths = {r: p or MODELS_DIR / shipped[r] for r, p in given.items()}
-    optional = wild_files(args.fast)
+    if not any(given.values()) and args.wild_model is None and args.wild_mask is None:
+        return pipeline.Restorer.default(device="cpu", fast=args.fast)
+    shipped = pipeline.FAST_FILES if args.fast else pipeline.DEFAULT_FILES
+    paths = {r: p or pipeline.MODELS_DIR / shipped[r] for r, p in given.items()}
+    optional = pipeline.wild_files(args.fast)
     if args.wild_model:
         optional["wild"] = args.wild_model
-    return Restorer.from_files(**paths, **optional, device="cpu")
+    if args.wild_mask:
+        optional["wild_mask"] = args.wild_mask
+    # the colour layers' own files go with the shipped mask and backbone, as in Restorer.default
+    colour_files = {
+        "mask_colour": pipeline.colour_mask_path(None, mask_given=args.mask is not None),
+        "restore_colour": pipeline.colour_restore_path(None, restore_given=args.fast or args.restore is not None),
+    }
+    return pipeline.Restorer.from_files(**paths, **optional, **colour_files, device="cpu")
 
 
 def wild_table(records: list[Record], before: dict | None = None) -> tuple[str, list[dict]]:

@@ -114,7 +114,7 @@ def gains(crops, restorer, seed: int = 0) -> int:
 
     from core.metrics import psnr
     from core.pipeline import RestoreOptions
-    from core.resample import _shrink_within_range, find_enlargement, undo_enlargement
+    from core.resample import find_enlargement, undo_enlargement
     from training.degrade import KERNELS, encode, resize
 
     rng = np.random.default_rng(seed)
@@ -134,10 +134,10 @@ def gains(crops, restorer, seed: int = 0) -> int:
                     native = psnr(ref, restorer.restore(img, RestoreOptions(enlarged=False)).image)
                     shipped = psnr(ref, restorer.restore(img, RestoreOptions()).image)
                     shrunk = undo_enlargement(img, found.factor, search=found.weak)
-                    told, size = shrunk.kernel, (shrunk.image.shape[1], shrunk.image.shape[0])
-                    small = np.clip(_shrink_within_range(img.astype(np.float32), size, KERNELS[k]) + 0.5, 0, 255)
+                    told = shrunk.kernel
+                    small = undo_enlargement(img, found.factor, search=found.weak, kernel=k).image
                     opts = RestoreOptions(enlarged=False, wild_network=False)
-                    restored = restorer.restore(small.astype(np.uint8), opts).image
+                    restored = restorer.restore(small, opts).image
                     back = cv2.resize(restored, (w, h), interpolation=KERNELS[k])
                     back[back > 251] = 255
                     rows[k].append((shipped - native, psnr(ref, back) - native, told == k))

@@ -344,7 +344,9 @@ def _kernel_residual(gray: np.ndarray, size: tuple[int, int], flag: int) -> floa
     return float(np.sqrt(np.mean(diff[near] ** 2))) if near.any() else 0.0
 
 
-def undo_enlargement(image: np.ndarray, factor: float, gray: np.ndarray | None = None, search: bool = False) -> Shrunk:
+def undo_enlargement(
+    image: np.ndarray, factor: float, gray: np.ndarray | None = None, search: bool = False, kernel: str | None = None
+) -> Shrunk:
     """An 8-bit layer enlarged by ``factor`` after its JPEG save, brought back to the JPEG's size.
 
     Shrinking with a fixed kernel leaves the enlargement's own blur in: a JPEG enlarged with the
@@ -358,10 +360,13 @@ def undo_enlargement(image: np.ndarray, factor: float, gray: np.ndarray | None =
     benchmarks.wild_resample --gains``), and the whole layer is shrunk by least squares with it,
     0 and 255 taken for the bounds the enlargement was clipped to (:func:`_shrink_within_range`).
     With ``search`` (a factor found by the weaker rule) the JPEG's size is searched around the
-    factor's first (:data:`SIZE_SEARCH`). The caller enlarges its restoration back with the same
-    kernel."""
+    factor's first (:data:`SIZE_SEARCH`). ``kernel``, a name of :data:`ENLARGE_KERNELS`, is the
+    kernel when it is known (a benchmark's answer): the size is found as without it, the kernel is
+    not. The caller enlarges its restoration back with the same kernel."""
     h, w = image.shape[:2]
     g = image if gray is None else gray
+    if kernel is not None and kernel not in ENLARGE_KERNELS:
+        raise ValueError(f"kernel must be one of {sorted(ENLARGE_KERNELS)}, not {kernel!r}")
     if g.ndim != 2:
         raise ValueError("undo_enlargement needs the layer's gray for a layer with channels")
     fits: dict[tuple[tuple[int, int], str], float] = {}
@@ -383,7 +388,8 @@ def undo_enlargement(image: np.ndarray, factor: float, gray: np.ndarray | None =
         }
         size = min(sorted(sizes), key=lambda c: min(residual_of(c, "linear"), residual_of(c, "lanczos")))
     residual = {name: residual_of(size, name) for name in ENLARGE_KERNELS}
-    kernel = min(residual, key=residual.get)
+    if kernel is None:
+        kernel = min(residual, key=residual.get)
     flag = ENLARGE_KERNELS[kernel]
     planes = [image] if image.ndim == 2 else [image[..., c] for c in range(image.shape[2])]
     # a channel at a time: three float32 copies of one channel at most

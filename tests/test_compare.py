@@ -480,6 +480,29 @@ def test_ensemble_sizes_are_the_pipelines():
         cw._parse_args(["--waifu2x-python", "py", "--out", "o", "--ensemble", "3"])
 
 
+def test_a_candidate_wild_file_replaces_only_its_own_role(tmp_path):
+    """--wild-model and --wild-mask swap the wild pair's files for candidates; the default pair
+    and the colour layers' files stay the shipped ones, as in Restorer.default."""
+    import shutil
+
+    from core.pipeline import MODELS_DIR
+
+    backbone, mask = tmp_path / "candidate_backbone.safetensors", tmp_path / "candidate_mask.safetensors"
+    shutil.copy(MODELS_DIR / "restore_wild.safetensors", backbone)
+    shutil.copy(MODELS_DIR / "mask_wild.safetensors", mask)
+    base = ["--waifu2x-python", "py", "--out", "o", "--wild"]
+    shipped = cw._restorer(cw._parse_args(base)).info()["models"]
+    for extra, role, name in (
+        (["--wild-model", str(backbone)], "wild", backbone.name),
+        (["--wild-mask", str(mask)], "mask_wild", mask.name),
+    ):
+        models = cw._restorer(cw._parse_args(base + extra)).info()["models"]
+        assert models[role]["name"] == name
+        assert {r: m["name"] for r, m in models.items() if r != role} == {
+            r: m["name"] for r, m in shipped.items() if r != role
+        }
+
+
 def test_wild_families_must_be_families_of_the_degradation_model(tmp_path, capsys):
     assert cw.main(["--waifu2x-python", "/nonexistent", "--out", str(tmp_path), "--wild", "--wild-families", "x"]) == 2
     assert "unknown x; one of single, double_aligned" in capsys.readouterr().err

@@ -93,6 +93,22 @@ def test_the_enlarging_kernel_is_told_and_undone(name, flag):
     assert undo_enlargement(rgba, 1.5, layer).image.shape == (320, 320, 4)
 
 
+def test_a_known_kernel_is_used_as_given():
+    """``kernel`` (a benchmark's answer) replaces the kernel search and nothing else: the size is
+    the one found without it, a wrong kernel shrinks worse than the right one, and a name that is
+    not a kernel is refused."""
+    jpeg = _jpeg(_drawing(5), 20)
+    layer = cv2.resize(jpeg, (480, 480), interpolation=cv2.INTER_LINEAR)
+    told = undo_enlargement(layer, 1.5)
+    given = undo_enlargement(layer, 1.5, kernel="linear")
+    assert given.kernel == told.kernel == "linear" and np.array_equal(given.image, told.image)
+    wrong = undo_enlargement(layer, 1.5, kernel="nearest")
+    assert wrong.kernel == "nearest" and wrong.image.shape == jpeg.shape
+    assert psnr(jpeg, wrong.image) < psnr(jpeg, given.image) - 3.0
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        undo_enlargement(layer, 1.5, kernel="bicubic")
+
+
 @pytest.mark.parametrize(("seed", "n", "s"), [(0, 400, 1.66), (1, 320, 1.42), (1, 320, 1.66), (3, 320, 1.66)])
 def test_the_jpegs_own_size_comes_back_to_the_pixel(seed, n, s):
     """A pixel off and the blocks drift across the layer (up to 3.7 dB lost): refined on the first
