@@ -72,6 +72,13 @@ def test_validation_pairs_are_fixed_and_cover_every_family():
     assert [d.info for d in a] == [d.info for d in b]
     assert {d.info["family"] for d in a} == set(dg.FAMILIES) and len(a) == 2 * len(dg.FAMILIES)
     assert [d.info for d in dg.validation_pairs(crops, seed=2)] != [d.info for d in a]
+    # a subset of families draws the same pairs as the whole set; the scales are the caller's
+    sub = dg.validation_pairs(crops, ("resize_png", "crop"), seed=1)
+    assert [d.info for d in sub] == [d.info for d in a if d.info["family"] in ("resize_png", "crop")]
+    small = dg.validation_pairs(crops, ("resize_png",), seed=1, scale_range=(0.5, 0.9))
+    assert all(0.5 <= d.info["scale"] <= 0.9 for d in small)
+    with pytest.raises(ValueError, match="unknown degradation family 'fax'"):
+        dg.validation_pairs(crops, ("single", "fax"))
 
 
 def test_unknown_family_and_bad_image_are_refused():

@@ -229,6 +229,38 @@ def test_init_fine_tunes_our_weights_and_records_them(tmp_path, data_dir):
     assert any(not torch.equal(start[k], after[k]) for k in start)
 
 
+@pytest.mark.parametrize("task", ["mask", "restore"])
+def test_training_on_wild_degradations_validates_on_them(tmp_path, data_dir, task):
+    """With --wild, the run also scores fixed-seed degraded crops of the validation drawings: each
+    family trained on once (a family listed twice for weight is scored once), in the run's scales,
+    cut to whole blocks; ``psnr_wild_input`` is the inputs' own PSNR against their references."""
+    from core.metrics import psnr
+    from training.degrade import validation_pairs
+    from training.train import WILD_VAL_SEED, _Validator
+
+    families = ["resize_then_jpeg", "resize_then_jpeg", "crop"]
+    cfg = _cfg(
+        data_dir, tmp_path / "run", task=task, steps=1, val_dirs=[str(data_dir)], val_crop=64, val_limit=2,
+        wild_fraction=1.0, wild_families=families, wild_scales=[0.6, 0.9], train_mask="gt",
+    )  # fmt: skip
+    meta = read_metadata(train(cfg))["training"]["validation"]
+    key = "miou_wild" if task == "mask" else "psnr_wild"
+    assert key in meta and (0.0 <= meta[key] <= 1.0 if task == "mask" else 10.0 < meta[key] < 100.0)
+    header = (tmp_path / "run" / "val.csv").read_text().splitlines()[0].split(",")
+    assert key in header
+
+    validator = _Validator(cfg, torch.device("cpu"))
+    assert len(validator.wild) == 2 * 2  # two crops, two families
+    crops = validator.clean
+    pairs = validation_pairs(crops, ("resize_then_jpeg", "crop"), seed=WILD_VAL_SEED, scale_range=(0.6, 0.9))
+    for (img, ref, qf), d in zip(validator.wild, pairs):
+        assert img.shape == ref.shape and img.shape[0] % 8 == 0 and img.shape[1] % 8 == 0
+        assert qf == d.info["qf"] and np.array_equal(img, d.image[: img.shape[0], : img.shape[1]])
+    if task == "restore":
+        expected = np.mean([psnr(img, ref) for img, ref, _ in validator.wild])
+        assert meta["psnr_wild_input"] == pytest.approx(expected, abs=1e-4)
+
+
 def test_init_of_another_network_is_a_clear_error(tmp_path, data_dir):
     mask = tmp_path / "mask"
     train(_cfg(data_dir, mask, task="mask", steps=1))

@@ -186,11 +186,20 @@ def degrade(
 
 
 def validation_pairs(
-    crops: Sequence[np.ndarray], families: Sequence[str] = FAMILIES, seed: int = 0, qf_range: tuple[int, int] = (10, 40)
+    crops: Sequence[np.ndarray],
+    families: Sequence[str] = FAMILIES,
+    seed: int = 0,
+    qf_range: tuple[int, int] = (10, 40),
+    scale_range: tuple[float, float] = SCALE_RANGE,
 ) -> list[Degraded]:
-    """Fixed-seed validation: every crop in every family, drawn from ``(seed, family, crop)``."""
+    """Fixed-seed validation: every crop in every family, drawn from ``(seed, family, crop)`` (the
+    family's index in :data:`FAMILIES`, so a subset of families draws the same pairs as the whole)."""
+    unknown = [f for f in families if f not in FAMILIES]
+    if unknown:
+        raise ValueError(f"unknown degradation family {unknown[0]!r}; known: {', '.join(FAMILIES)}")
     out = []
-    for fi, fam in enumerate(families):
+    for fam in families:
+        fi = FAMILIES.index(fam)
         for ci, c in enumerate(crops):
-            out.append(degrade(c, np.random.default_rng([seed, fi, ci]), fam, qf_range))
+            out.append(degrade(c, np.random.default_rng([seed, fi, ci]), fam, qf_range, scale_range=scale_range))
     return out

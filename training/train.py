@@ -251,6 +251,10 @@ def _load_optimizer(opt: torch.optim.Optimizer, path: Path) -> None:
     opt.load_state_dict({"state": state, "param_groups": json.loads(meta["param_groups"])})
 
 
+#: Seed of the fixed wild validation pairs (:class:`_Validator`).
+WILD_VAL_SEED = 0
+
+
 class _Validator:
     """Fixed JPEG crops of the validation drawings at one QF, scored the way users will see them."""
 
@@ -275,15 +279,32 @@ class _Validator:
                 self.colour_planes.append(planes.mask_input(colour_mask=True).clone())
                 self.colour_targets.append(quantize(line_plane(coloured, planes.ink_k).numpy(), np.uint8))
 
+        # Training on re-saved, resized or cropped JPEGs: the same crops (gray) degraded by each
+        # family trained on, at fixed seeds (training.degrade.validation_pairs; first save at QF
+        # 10-40, the run's --wild-scales), cut to whole 8x8 blocks and scored against each pair's
+        # reference: ``psnr_wild`` / ``miou_wild`` (and ``psnr_wild_input``, the inputs' own).
+        self.wild: list[tuple[np.ndarray, np.ndarray, int]] = []
+        if cfg.wild_fraction:
+            from .degrade import FAMILIES, SCALE_RANGE, validation_pairs
+
+            families = tuple(dict.fromkeys(cfg.wild_families or FAMILIES))  # each family once
+            scales = tuple(cfg.wild_scales) if cfg.wild_scales else SCALE_RANGE
+            for d in validation_pairs(crops, families, seed=WILD_VAL_SEED, scale_range=scales):
+                h, w = (n - n % 8 for n in d.image.shape[:2])
+                self.wild.append((d.image[:h, :w], d.reference[:h, :w], int(d.info["qf"])))
+
     def __bool__(self) -> bool:
         return bool(self.clean)
 
-    def _run_one(self, model, x: torch.Tensor, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    def _run_one(
+        self, model, x: torch.Tensor, truth: np.ndarray, qf_in: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         """``model`` on one (1, 1, H, W) crop: a mask network's prediction and ``None``, or a
         backbone's output (8-bit) and the mask it was given (``None`` in baseline mode): the mask
-        network's prediction, or ``truth`` (the crop's eq. 3 mask) where training uses that."""
+        network's prediction, or ``truth`` (the crop's eq. 3 mask) where training uses that.
+        ``qf_in``: the quality non-blind networks are given (default: the validation QF)."""
         cfg = self.cfg
-        qf = torch.tensor([float(cfg.val_qf)], device=self.device)
+        qf = torch.tensor([float(cfg.val_qf if qf_in is None else qf_in)], device=self.device)
         with _autocast(self.device, cfg.bf16):
             if cfg.task == "mask":
                 return model.predict(x, qf).float()[0, 0].cpu().numpy().astype(np.uint8), None
@@ -322,6 +343,14 @@ class _Validator:
                 rows.setdefault("miou_colour", []).append(miou(y, gt_mask(clean)))
                 continue
             rows.setdefault("psnr_colour_plane", []).append(psnr(threshold(compose(y, mask)), target))
+        for img, ref, qf_first in self.wild:
+            x = torch.from_numpy(img).float().div(255).view(1, 1, *img.shape).to(self.device)
+            y, mask = self._run_one(model, x, gt_mask(ref), qf_first)
+            if cfg.task == "mask":
+                rows.setdefault("miou_wild", []).append(miou(y, gt_mask(ref)))
+                continue
+            rows.setdefault("psnr_wild", []).append(psnr(threshold(y if mask is None else compose(y, mask)), ref))
+            rows.setdefault("psnr_wild_input", []).append(psnr(img, ref))
         model.train()
         return {k: float(np.mean(v)) for k, v in rows.items()}
 
