@@ -256,7 +256,9 @@ WILD_VAL_SEED = 0
 
 
 class _Validator:
-    """Fixed JPEG crops of the validation drawings at one QF, scored the way users will see them."""
+    """Fixed JPEG crops of the validation drawings at one QF, scored the way users will see them;
+    with ``--colour`` their coloured variants too, and with ``--wild`` the same crops degraded by
+    each family the run trains on."""
 
     def __init__(self, cfg: TrainConfig, device: torch.device, mask_model=None):
         self.cfg, self.device, self.mask_model = cfg, device, mask_model
