@@ -84,6 +84,9 @@ def test_panels_follow_available_metrics(tmp_path):
     back = _run(tmp_path / "back", [(0, 0.0, 20, 0.5, 21, 0.6, 19)])
     assert plot_runs([read_val_log(mask)], tmp_path / "m.png") == ["miou"]
     assert plot_runs([read_val_log(back), read_val_log(mask)], tmp_path / "both.png") == ["psnr", "ssim", "miou"]
+    wild = _run(tmp_path / "wild", [(0, 0.0, 0.9, 0.8), (10, 0.1, 0.95, 0.85)], header="step,hours,miou,miou_wild\n")
+    assert plot_runs([read_val_log(wild)], tmp_path / "w.png") == ["miou", "miou_wild"]
+    assert Image.open(tmp_path / "w.png").size[0] > Image.open(tmp_path / "m.png").size[0]  # two panels
 
 
 def test_errors(tmp_path, capsys):

@@ -2,7 +2,8 @@
 
 Reads the ``val.csv`` that :func:`training.train.train` writes in each run folder (columns
 ``step, hours`` and then ``psnr, ssim, psnr_thr, ssim_thr, psnr_jpeg`` for a backbone, or
-``miou`` for a mask network) and draws one line per run, like the paper's Figs. 6-8:
+``miou`` for a mask network, and the coloured and degraded crops' columns of runs trained on those)
+and draws one line per run, like the paper's Figs. 6-8:
 
     python -m training plot runs/baseline runs/framework --label Baseline --label Framework \\
         --threshold --smooth 5 --shift 0 1.5 --out docs/img/training_curves.png
@@ -28,8 +29,17 @@ import numpy as np
 
 __all__ = ["PlotError", "RunLog", "read_val_log", "moving_average", "plot_runs", "add_plot_parser", "run_plot"]
 
-#: Panels in drawing order: (column, axis label).
-PANELS = (("psnr", "PSNR (dB)"), ("ssim", "SSIM"), ("miou", "mask mIoU"))
+#: Panels in drawing order: (column, axis label); the last four are drawn for runs trained on
+#: coloured (``--colour``) or re-saved, resized and cropped (``--wild``) patches.
+PANELS = (
+    ("psnr", "PSNR (dB)"),
+    ("ssim", "SSIM"),
+    ("miou", "mask mIoU"),
+    ("psnr_colour_plane", "PSNR, coloured crops' line plane (dB)"),
+    ("miou_colour", "mask mIoU, coloured crops"),
+    ("psnr_wild", "PSNR, degraded crops (dB)"),
+    ("miou_wild", "mask mIoU, degraded crops"),
+)
 
 
 class PlotError(ValueError):
@@ -108,7 +118,8 @@ def plot_runs(
 ) -> list[str]:
     """Draw the runs and save a PNG at ``out``; returns the panel columns drawn.
 
-    One panel per metric present in at least one run (PSNR, SSIM, then mIoU); one line per run.
+    One panel per metric of :data:`PANELS` present in at least one run (PSNR, SSIM, mIoU, then the
+    coloured and degraded crops'); one line per run.
 
     Raises:
         PlotError: no run has any of psnr/ssim/miou, or ``shifts`` has the wrong length.
