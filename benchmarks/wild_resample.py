@@ -133,11 +133,12 @@ def gains(crops, restorer, seed: int = 0) -> int:
                     h, w = img.shape
                     native = psnr(ref, restorer.restore(img, RestoreOptions(enlarged=False)).image)
                     shipped = psnr(ref, restorer.restore(img, RestoreOptions()).image)
-                    shrunk = undo_enlargement(img, found.factor, search=found.weak)
-                    told = shrunk.kernel
-                    small = undo_enlargement(img, found.factor, search=found.weak, kernel=k).image
+                    # shrunk with the kernel in hand; the residuals still tell which one the
+                    # detector would have picked
+                    shrunk = undo_enlargement(img, found.factor, search=found.weak, kernel=k)
+                    told = min(shrunk.residual, key=shrunk.residual.get)
                     opts = RestoreOptions(enlarged=False, wild_network=False)
-                    restored = restorer.restore(small, opts).image
+                    restored = restorer.restore(shrunk.image, opts).image
                     back = cv2.resize(restored, (w, h), interpolation=KERNELS[k])
                     back[back > 251] = 255
                     rows[k].append((shipped - native, psnr(ref, back) - native, told == k))

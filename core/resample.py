@@ -238,9 +238,10 @@ _HALO = 32
 @dataclass(frozen=True)
 class Shrunk:
     """A layer brought back to its JPEG's own size by :func:`undo_enlargement`: ``image`` (same
-    dtype and channels as the layer), the enlargement ``kernel`` that explains the layer best (a
-    key of :data:`ENLARGE_KERNELS`) and the ``residual`` each kernel leaves on the window (gray
-    levels, RMS near ink)."""
+    dtype and channels as the layer), the enlargement ``kernel`` it was shrunk with (a key of
+    :data:`ENLARGE_KERNELS`: the one that explains the layer best, unless the caller gave one) and
+    the ``residual`` each kernel leaves on the window (gray levels, RMS near ink; the least is the
+    best kernel's)."""
 
     image: np.ndarray
     kernel: str

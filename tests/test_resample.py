@@ -102,6 +102,7 @@ def test_a_known_kernel_is_used_as_given():
     told = undo_enlargement(layer, 1.5)
     given = undo_enlargement(layer, 1.5, kernel="linear")
     assert given.kernel == told.kernel == "linear" and np.array_equal(given.image, told.image)
+    assert min(told.residual, key=told.residual.get) == told.kernel
     wrong = undo_enlargement(layer, 1.5, kernel="nearest")
     assert wrong.kernel == "nearest" and wrong.image.shape == jpeg.shape
     assert psnr(jpeg, wrong.image) < psnr(jpeg, given.image) - 3.0

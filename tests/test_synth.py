@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.synth_checks import ramp_share
 from training.synth import add_synth_parser, contact_sheet, force_background, light_variant, synth_drawing
 
 SEEDS = range(12)
@@ -74,13 +75,6 @@ def test_some_drawings_have_flat_grey_insets_inside_black():
     assert 10 <= inset <= 30, inset
 
 
-def _ramp_share(img: np.ndarray) -> float:
-    """Share of pixels on a smooth grey ramp: a tone (20-249) changing by 0.2-3 levels per pixel."""
-    g = img.astype(np.float32)
-    slope = np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)) / 8
-    return float(((g > 20) & (g < 250) & (slope > 0.2) & (slope < 3)).mean())
-
-
 def test_gradients_off_changes_nothing():
     """``gradients=0`` draws no random number for the shading: each seed keeps its drawing."""
     for seed in range(6):
@@ -97,8 +91,8 @@ def test_gradient_shading():
         plain = synth_drawing(np.random.default_rng(seed), 128, 128)
         img = synth_drawing(np.random.default_rng(seed), 128, 128, gradients=1.0)
         assert np.array_equal(force_background(img), img)
-        assert _ramp_share(plain) < 0.01
-        shaded += _ramp_share(img) > 0.01
+        assert ramp_share(plain) < 0.01
+        shaded += ramp_share(img) > 0.01
     assert shaded >= 15, shaded
 
 

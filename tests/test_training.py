@@ -27,6 +27,7 @@ from PIL import Image
 
 from core.equations import masked_mse
 from core.weights import load_model, read_metadata
+from tests.synth_checks import ramp_share
 from training.data import DataError, PatchDataset, jpeg_degrade, load_folder
 from training.synth import synth_drawing
 from training.train import LOG_FLOOR, ResumeError, TrainConfig, restore_loss, train
@@ -63,24 +64,21 @@ def test_light_patches_are_half_grainy_half_flat():
 
 
 def test_gradient_shading_of_synthetic_patches_from_the_command_line(tmp_path):
-    """``--gradients`` reaches the synthetic patches (grey ramps in them), and the weights record it."""
+    """``--gradients`` reaches the synthetic patches (grey ramps in them) and is a share (0..1)."""
     from training.__main__ import build_parser
 
     args = build_parser().parse_args(["restore", "--train", str(tmp_path), "--synth", "1", "--gradients", "0.7"])
     assert args.synth_gradients == 0.7
 
     def ramps(ds: PatchDataset) -> int:
-        count = 0
-        for i in range(24):
-            g = ds[i][1][0].numpy() * 255
-            slope = np.hypot(cv2.Sobel(g, cv2.CV_32F, 1, 0), cv2.Sobel(g, cv2.CV_32F, 0, 1)) / 8
-            count += ((g > 20) & (g < 250) & (slope > 0.2) & (slope < 3)).mean() > 0.01
-        return count
+        return sum(ramp_share(ds[i][1][0].numpy() * 255) > 0.01 for i in range(24))
 
     paper = [np.full((160, 160), 255, np.uint8)]
     shaded = PatchDataset(paper, crop=96, qf=95, synth_fraction=1.0, synth_gradients=1.0, seed=3)
     plain = PatchDataset(paper, crop=96, qf=95, synth_fraction=1.0, seed=3)
     assert ramps(shaded) >= ramps(plain) + 4
+    with pytest.raises(ValueError, match="--gradients is a share"):
+        train(TrainConfig(train_dirs=[str(tmp_path)], steps=1, synth_gradients=1.5))
 
 
 def _cfg(data_dir: Path, out: Path, **kw) -> TrainConfig:
@@ -220,10 +218,20 @@ def test_init_fine_tunes_our_weights_and_records_them(tmp_path, data_dir):
     same = load_model(tuned / "model.safetensors").state_dict()
     assert all(torch.equal(start[k], same[k]) for k in start)  # starts exactly from the init weights
 
-    train(_cfg(data_dir, tuned, task="mask", steps=3, resume=True, init=str(first / "model.safetensors")))
+    train(
+        _cfg(
+            data_dir,
+            tuned,
+            task="mask",
+            steps=3,
+            resume=True,
+            init=str(first / "model.safetensors"),
+            synth_gradients=0.5,
+        )
+    )
     meta = read_metadata(tuned / "model.safetensors")["training"]
     assert meta["steps"] == 3
-    assert meta["synth_gradients"] == 0.0
+    assert meta["synth_gradients"] == 0.5
     assert meta["init"] == {"file": "model.safetensors", "steps": 4, "hours": meta["init"]["hours"], "init": None}
     after = load_model(tuned / "model.safetensors").state_dict()
     assert any(not torch.equal(start[k], after[k]) for k in start)

@@ -133,6 +133,8 @@ class TrainConfig:
             raise ValueError("--colour trains a framework backbone (the colour stage needs its mask)")
         if not 0.0 <= self.colour_fraction <= 1.0:
             raise ValueError(f"--colour is a share of patches (0..1), got {self.colour_fraction}")
+        if not 0.0 <= self.synth_gradients <= 1.0:
+            raise ValueError(f"--gradients is a share of the synthetic drawings (0..1), got {self.synth_gradients}")
         if not 0.0 <= self.colour_light <= 1.0:
             raise ValueError(f"--colour-light is a share of the colour patches (0..1), got {self.colour_light}")
         if self.wild_scales is not None and not (
