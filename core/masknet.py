@@ -26,7 +26,15 @@ from torch import nn
 from .errors import InvalidOptionError
 from .tensor_checks import as_qf_tensor, check_network_input
 
-__all__ = ["ResBlock", "MaskUNet", "MASK_PRESETS", "VARIANTS", "build_masknet", "masknet_from_config"]
+__all__ = [
+    "ResBlock",
+    "MaskUNet",
+    "MASK_PRESETS",
+    "VARIANTS",
+    "build_masknet",
+    "masknet_from_config",
+    "mask_with_rim",
+]
 
 VARIANTS = ("blind", "qfmap", "single")
 
@@ -175,6 +183,18 @@ class MaskUNet(nn.Module):
         """The binary line mask ``(N, 1, H, W)`` (float 0/1): argmax of the logits."""
         logits = self.forward(x, qf)
         return (logits[:, 1:2] > logits[:, 0:1]).to(x.dtype)
+
+
+def mask_with_rim(diff: torch.Tensor, margin: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The line mask of a logit difference ``diff`` (line minus paper logit, ``(..., H, W)``) and
+    that mask with its uncertain rim: the 8-neighbours of line pixels whose line logit falls short
+    of the paper logit by less than ``margin``. Both bool, ``diff``'s shape. What eq. 2 keeps of a
+    layer taken for resized (``core.pipeline.RIM_MARGIN``), and what a backbone trained for such
+    layers is scored on (``python -m training restore --loss-rim``)."""
+    mask = diff > 0
+    flat = mask.reshape(-1, 1, *mask.shape[-2:]).to(torch.float32)
+    near = F.max_pool2d(flat, 3, stride=1, padding=1).reshape(mask.shape) > 0
+    return mask, mask | (near & (diff > -margin))
 
 
 def build_masknet(variant: str = "blind", preset: str = "slim", **kwargs: Any) -> MaskUNet:

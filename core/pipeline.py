@@ -64,6 +64,7 @@ from .device import PRECISIONS, cpu_has_native_bf16, resolve_device, resolve_pre
 from .equations import DEFAULT_THETA, compose, threshold
 from .errors import InvalidOptionError, OutOfMemoryError, WeightsError
 from .imageio import BACKGROUNDS, GrayPlane, from_gray_float, to_gray_float
+from .masknet import mask_with_rim
 from .options import MASK_METHODS
 from .ort_engine import ENGINES
 from .runners import Runner as _Runner
@@ -1210,11 +1211,9 @@ class Restorer:
         """The learnt line mask, and the mask with its uncertain rim (:data:`RIM_MARGIN`, on colour
         layers :data:`RIM_MARGIN_COLOUR`): what eq. 2 keeps of a layer taken for resized (both
         (H, W) uint8)."""
-        diff = self._mask_logits(job, plan, runner)
-        mask = (diff > 0).numpy().astype(np.uint8)
         margin = RIM_MARGIN if job.direction is None else RIM_MARGIN_COLOUR
-        rim = cv2.dilate(mask, np.ones((3, 3), np.uint8)) & (diff > -margin).numpy()
-        return mask, mask | rim
+        mask, kept = mask_with_rim(self._mask_logits(job, plan, runner), margin)
+        return mask.numpy().astype(np.uint8), kept.numpy().astype(np.uint8)
 
     def _mask_logits(self, job: _Job, plan, runner: _Runner) -> torch.Tensor:
         """The mask network's line logit minus its paper logit (H, W), tile by tile, blended."""

@@ -198,3 +198,28 @@ def test_trainable_end_to_end():
     loss.backward()
     for name, p in net.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_mask_with_rim_keeps_uncertain_neighbours_of_lines_only():
+    """The rim is the 8-neighbours of line pixels whose logit difference lies within the margin
+    below 0; pixels as uncertain but away from every line, and neighbours below the margin, stay
+    paper. Batched input gives each item what it gives alone."""
+    from core.masknet import mask_with_rim
+
+    diff = torch.full((7, 7), -10.0)
+    diff[3, 3] = 2.0  # a line pixel
+    diff[2, 2] = -1.0  # diagonal neighbour, within 1.5 of paper
+    diff[3, 4] = -2.0  # neighbour, beyond 1.5
+    diff[0, 6] = -0.5  # uncertain, but no line next to it
+    mask, kept = mask_with_rim(diff, 1.5)
+    assert mask.dtype == torch.bool and kept.dtype == torch.bool
+    assert mask.nonzero().tolist() == [[3, 3]]
+    assert kept.nonzero().tolist() == [[2, 2], [3, 3]]
+    _, wider = mask_with_rim(diff, 2.5)
+    assert wider.nonzero().tolist() == [[2, 2], [3, 3], [3, 4]]
+
+    torch.manual_seed(0)
+    batch = torch.randn(3, 1, 19, 23) * 3
+    _, kept_b = mask_with_rim(batch, 1.5)
+    for i in range(3):
+        assert torch.equal(kept_b[i, 0], mask_with_rim(batch[i, 0], 1.5)[1])

@@ -479,3 +479,74 @@ def test_bf16_auto_follows_the_cpus_native_bf16(monkeypatch, native):
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16
     with train_mod._autocast(cpu, "off"):
         assert not torch.is_autocast_enabled("cpu")
+
+
+def test_loss_rim_scores_the_mask_networks_rim_and_is_recorded(tmp_path, data_dir, monkeypatch):
+    """--loss-rim: the backbone is given the mask network's plain mask and scored on that mask
+    with its uncertain rim (core.masknet.mask_with_rim, as eq. 2 keeps it on resized layers);
+    validation composes with the same; the margin is recorded; misuse is refused."""
+    from core.masknet import mask_with_rim
+    from training.train import _predicted_masks, _Validator
+
+    mask_run = tmp_path / "mask"
+    train(_cfg(data_dir, mask_run, task="mask", steps=30))
+    mask_file = str(mask_run / "model.safetensors")
+    mask_model = load_model(mask_file).eval()
+    drawings = [jpeg_degrade(synth_drawing(np.random.default_rng(7 + i), 64, 64), 30) for i in range(2)]
+    x = torch.from_numpy(np.stack(drawings)[:, None]).float().div(255)
+    qf = torch.tensor([30.0, 30.0])
+    plain, scored = _predicted_masks(mask_model, x, qf, None)
+    assert torch.equal(plain, scored) and torch.equal(plain, mask_model.predict(x, qf))
+    line, kept = _predicted_masks(mask_model, x, qf, 20.0)
+    with torch.no_grad():
+        logits = mask_model(x, qf)
+    want_line, want_kept = mask_with_rim(logits[:, 1:2] - logits[:, 0:1], 20.0)
+    assert torch.equal(line, plain) and torch.equal(line.bool(), want_line) and torch.equal(kept.bool(), want_kept)
+    assert bool((kept >= line).all()) and bool((kept > line).any())  # a rim, and only more
+
+    cfg = _cfg(
+        data_dir, tmp_path / "run", steps=2, train_mask=mask_file, loss_rim=20.0,
+        val_dirs=[str(data_dir)], val_crop=64, val_limit=1, val_qf=30,
+    )  # fmt: skip
+    import training.train as train_module
+
+    given, scored = [], []
+    real_masks, real_loss = train_module._predicted_masks, train_module.restore_loss
+
+    def masks_spy(*a):
+        out = real_masks(*a)
+        given.append(out)
+        return out
+
+    def loss_spy(out, target, mask, **kw):
+        scored.append(mask)
+        return real_loss(out, target, mask, **kw)
+
+    monkeypatch.setattr(train_module, "_predicted_masks", masks_spy)
+    monkeypatch.setattr(train_module, "restore_loss", loss_spy)
+    meta = read_metadata(train(cfg))["training"]
+    monkeypatch.undo()
+    assert meta["loss_rim"] == 20.0 and meta["train_mask"] == mask_file
+    training_steps = [g for g in given if g[0].shape[0] == cfg.batch]  # validation's crops come one by one
+    assert len(scored) == 2 and all(torch.equal(m, k) for m, (_, k) in zip(scored, training_steps))
+    validator = _Validator(cfg, torch.device("cpu"), mask_model)
+    jpeg = validator.jpeg[0]
+    xv = torch.from_numpy(jpeg.copy()).float().div(255).view(1, 1, *jpeg.shape)
+    with torch.no_grad():  # a network this short-trained marks no line on the crop: raise its line logit
+        lv = mask_model(xv, torch.tensor([float(cfg.val_qf)]))
+        mask_model.tail.bias[1] -= float(torch.quantile(lv[:, 1] - lv[:, 0], 0.9))
+    model = load_model(tmp_path / "run" / "model.safetensors").eval()
+    with torch.no_grad():
+        _, used = validator._run_one(model, xv, np.zeros_like(jpeg))
+        lv = mask_model(xv, torch.tensor([float(cfg.val_qf)]))
+    line_v, kept_v = mask_with_rim(lv[:, 1:2] - lv[:, 0:1], 20.0)
+    assert bool((kept_v > line_v).any())
+    assert np.array_equal(used, kept_v[0, 0].numpy().astype(np.uint8))
+
+    for bad in (
+        dict(loss_rim=1.5),  # scored on a mask network's rim: needs --train-mask
+        dict(loss_rim=1.5, train_mask=mask_file, mode="baseline"),
+        dict(loss_rim=0.0, train_mask=mask_file),
+    ):
+        with pytest.raises(ValueError, match="--loss-rim"):
+            _cfg(data_dir, tmp_path / "bad", steps=1, **bad).validate()

@@ -181,6 +181,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="framework input mask while training: 'gt' (eq. 3, the paper) or a mask weights file",
     )
     pr.add_argument(
+        "--loss-rim",
+        type=float,
+        default=None,
+        metavar="MARGIN",
+        help="with a --train-mask network: score the loss on the mask's rim too (the 8-neighbours of "
+        "line pixels whose line logit is within MARGIN of the paper logit), the pixels eq. 2 keeps "
+        "on layers taken for resized (core.pipeline.RIM_MARGIN, 1.5); the backbone is still given "
+        "the plain mask, and validation composes with the mask and rim (default: off)",
+    )
+    pr.add_argument(
         "--colour",
         dest="colour_fraction",
         type=float,

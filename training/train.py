@@ -42,7 +42,7 @@ from core.device import cpu_has_native_bf16
 from core.equations import compose, gt_mask, masked_mse, threshold
 from core.errors import WeightsError
 from core.imageio import quantize
-from core.masknet import build_masknet
+from core.masknet import build_masknet, mask_with_rim
 from core.metrics import miou, psnr, ssim
 from core.weights import load_model, read_metadata, save_model
 
@@ -92,6 +92,7 @@ class TrainConfig:
     loss: str = "l1"  # baseline loss: l1 | mse (framework: masked MSE)
     balance: str = "none"  # none: mean over pixels | log: mean of log(patch loss)
     train_mask: str = "gt"  # framework input mask: "gt" or a mask weights path
+    loss_rim: float | None = None  # also score the train mask's uncertain rim (core.masknet.mask_with_rim)
     init: str | None = None  # our weights file (fine-tune) or an official checkpoint
     preset: str = "slim"
     # optimisation
@@ -137,6 +138,12 @@ class TrainConfig:
             raise ValueError(f"--gradients is a share of the synthetic drawings (0..1), got {self.synth_gradients}")
         if not 0.0 <= self.colour_light <= 1.0:
             raise ValueError(f"--colour-light is a share of the colour patches (0..1), got {self.colour_light}")
+        if self.loss_rim is not None and (
+            self.task != "restore" or self.mode != "framework" or self.train_mask == "gt"
+        ):
+            raise ValueError("--loss-rim scores a framework backbone on a --train-mask network's rim")
+        if self.loss_rim is not None and not 0.0 < self.loss_rim <= 20.0:
+            raise ValueError(f"--loss-rim is a logit margin (0 < MARGIN <= 20), got {self.loss_rim}")
         if self.wild_scales is not None and not (
             len(self.wild_scales) == 2 and 0.1 <= self.wild_scales[0] < self.wild_scales[1] <= 8.0
         ):
@@ -304,8 +311,9 @@ class _Validator:
         self, model, x: torch.Tensor, truth: np.ndarray, qf_in: int | None = None
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """``model`` on one (1, 1, H, W) crop: a mask network's prediction and ``None``, or a
-        backbone's output (8-bit) and the mask it was given (``None`` in baseline mode): the mask
-        network's prediction, or ``truth`` (the crop's eq. 3 mask) where training uses that.
+        backbone's output (8-bit) and the mask it is scored on (``None`` in baseline mode): the mask
+        network's prediction (with ``--loss-rim``, and its rim: the backbone is given the plain
+        one), or ``truth`` (the crop's eq. 3 mask) where training uses that.
         ``qf_in``: the quality non-blind networks are given (default: the validation QF)."""
         cfg = self.cfg
         qf = torch.tensor([float(cfg.val_qf if qf_in is None else qf_in)], device=self.device)
@@ -315,10 +323,12 @@ class _Validator:
             mask = None
             if cfg.mode == "framework":
                 if self.mask_model is not None:
-                    mask = self.mask_model.predict(x, qf).float()
+                    mask, scored = _predicted_masks(self.mask_model, x, qf, cfg.loss_rim)
                 else:
-                    mask = torch.from_numpy(truth).float().view_as(x).to(self.device)
+                    mask = scored = torch.from_numpy(truth).float().view_as(x).to(self.device)
             out, _ = model(x, mask, qf if model.needs_qf else None)
+            if mask is not None:
+                mask = scored
         y = quantize(out.float()[0, 0].cpu().numpy(), np.uint8)
         return y, None if mask is None else mask[0, 0].cpu().numpy().astype(np.uint8)
 
@@ -357,6 +367,20 @@ class _Validator:
             rows.setdefault("psnr_wild_input", []).append(psnr(img, ref))
         model.train()
         return {k: float(np.mean(v)) for k, v in rows.items()}
+
+
+def _predicted_masks(mask_model, x: torch.Tensor, qf: torch.Tensor, rim: float | None):
+    """A framework backbone's input mask from a --train-mask network (its prediction), and the
+    mask the backbone is scored on: the same, or with ``rim`` (``--loss-rim``) the prediction with
+    its uncertain rim, the pixels eq. 2 keeps on a layer taken for resized
+    (:func:`core.masknet.mask_with_rim`)."""
+    if rim is None:
+        mask = mask_model.predict(x, qf).float()
+        return mask, mask
+    with torch.no_grad():
+        logits = mask_model(x, qf).float()
+    line, kept = mask_with_rim(logits[:, 1:2] - logits[:, 0:1], rim)
+    return line.float(), kept.float()
 
 
 def restore_loss(
@@ -521,6 +545,7 @@ def train(cfg: TrainConfig) -> Path:
                 ),
                 "balance": cfg.balance if cfg.task == "restore" else None,
                 "train_mask": cfg.train_mask if cfg.task == "restore" else None,
+                **({"loss_rim": cfg.loss_rim} if cfg.loss_rim is not None else {}),
                 "init": init_record,
                 "validation": best,
                 "final": final,
@@ -568,8 +593,12 @@ def train(cfg: TrainConfig) -> Path:
                 loss = F.cross_entropy(logits.float(), target)
             else:
                 if cfg.mode == "framework":
-                    mask = (y < 1.0).float() if mask_model is None else mask_model.predict(x, qf).float()
+                    if mask_model is None:
+                        mask = scored = (y < 1.0).float()
+                    else:
+                        mask, scored = _predicted_masks(mask_model, x, qf, cfg.loss_rim)
                     out_img, _ = train_model(x, mask, qf if model.needs_qf else None)
+                    mask = scored
                 else:
                     mask = None
                     out_img, _ = train_model(x, None, qf if model.needs_qf else None)
