@@ -5,10 +5,12 @@
 # INTERACTIVE mode, waits for the plug-in's dialog window (title "Restore JPEG Line Art"), then
 # saves a picture of it (screenshot.py, to $LR_OUT/dialog.png), then presses Return in it (the OK
 # button is the default) like a user would.
+# Xvfb runs with -noreset: the xdotool probe below opens and closes the display, and an X server
+# that resets when its last client leaves refuses connections meanwhile (GIMP's among them).
 # Env: LR_BATCH (script path), LR_OUT (folder for logs), LR_DISPLAY (e.g. :77).
 # Exit status: GIMP's; 3 when the dialog never appeared.
 set -u
-Xvfb "$LR_DISPLAY" -screen 0 1024x768x24 -nolisten tcp >"$LR_OUT/xvfb.log" 2>&1 &
+Xvfb "$LR_DISPLAY" -screen 0 1024x768x24 -nolisten tcp -noreset >"$LR_OUT/xvfb.log" 2>&1 &
 xvfb=$!
 export DISPLAY="$LR_DISPLAY"
 i=0
