@@ -8,6 +8,7 @@ zero-step run, the trained ones from resuming that run, so resume is exercised a
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -479,6 +480,21 @@ def test_bf16_auto_follows_the_cpus_native_bf16(monkeypatch, native):
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16
     with train_mod._autocast(cpu, "off"):
         assert not torch.is_autocast_enabled("cpu")
+
+
+def test_warmup_ramps_the_learning_rate_then_hands_over_to_the_schedule(tmp_path, data_dir):
+    """--warmup N: the learning rate rises linearly over the first N steps (step s at (s + 1) / N of
+    the schedule's), then follows the cosine schedule alone; the run records N; misuse is refused."""
+    run = tmp_path / "run"
+    meta = read_metadata(train(_cfg(data_dir, run, steps=100, warmup_steps=80, lr=1e-3)))["training"]
+    with open(run / "log.csv") as f:
+        lr = {int(r["step"]): float(r["lr"]) for r in csv.DictReader(f)}
+    assert lr[50] == pytest.approx(1e-3 * 50 / 80)  # the 50th step (s = 49) ran at 50/80
+    assert lr[100] == pytest.approx(1e-3)  # lr_min_factor 1: a flat schedule after the ramp
+    assert meta["warmup_steps"] == 80
+    assert "warmup_steps" not in read_metadata(train(_cfg(data_dir, tmp_path / "plain", steps=1)))["training"]
+    with pytest.raises(ValueError, match="--warmup"):
+        _cfg(data_dir, tmp_path / "bad", steps=1, warmup_steps=-1).validate()
 
 
 def test_loss_rim_scores_the_mask_networks_rim_and_is_recorded(tmp_path, data_dir, monkeypatch):

@@ -103,6 +103,14 @@ def _common(p: argparse.ArgumentParser) -> None:
         f"{SCALE_RANGE[0]} {SCALE_RANGE[1]}; below 1 shrinks)",
     )
     p.add_argument("--lr", type=float, default=d.lr, help="peak learning rate, cosine-decayed (default %(default)s)")
+    p.add_argument(
+        "--warmup",
+        dest="warmup_steps",
+        type=int,
+        default=d.warmup_steps,
+        metavar="STEPS",
+        help="raise the learning rate linearly over the run's first STEPS steps (default %(default)s: none)",
+    )
     p.add_argument("--weight-decay", type=float, default=d.weight_decay)
     p.add_argument("--ckpt-minutes", type=float, default=d.ckpt_minutes, help="checkpoint period (default %(default)s)")
     p.add_argument("--val-minutes", type=float, default=d.val_minutes, help="validation period (default %(default)s)")

@@ -98,6 +98,7 @@ class TrainConfig:
     # optimisation
     lr: float = 2e-4
     lr_min_factor: float = 0.05  # cosine decay to lr * this
+    warmup_steps: int = 0  # linear warm-up of the learning rate over the first steps of a run
     weight_decay: float = 0.0
     steps: int | None = None
     hours: float | None = None
@@ -148,6 +149,8 @@ class TrainConfig:
             len(self.wild_scales) == 2 and 0.1 <= self.wild_scales[0] < self.wild_scales[1] <= 8.0
         ):
             raise ValueError(f"--wild-scales takes LOW HIGH with 0.1 <= LOW < HIGH <= 8, got {self.wild_scales}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"--warmup is a number of steps (0: none), got {self.warmup_steps}")
         if not 5 <= self.crop:
             raise ValueError("crop must be at least 5 pixels")
 
@@ -490,9 +493,12 @@ def train(cfg: TrainConfig) -> Path:
     total_steps = cfg.steps
     budget_h = cfg.hours
 
-    def lr_at(progress: float) -> float:
+    def lr_at(progress: float, step: int) -> float:
+        """Cosine decay over the run's budget, ramped up linearly over its first ``warmup_steps``
+        steps (a fine-tune's fresh Adam moments make its first steps the largest)."""
         progress = min(max(progress, 0.0), 1.0)
-        return cfg.lr * (cfg.lr_min_factor + (1 - cfg.lr_min_factor) * 0.5 * (1 + math.cos(math.pi * progress)))
+        warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+        return warm * cfg.lr * (cfg.lr_min_factor + (1 - cfg.lr_min_factor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
     def progress_now() -> float:
         parts = []
@@ -546,6 +552,7 @@ def train(cfg: TrainConfig) -> Path:
                 "balance": cfg.balance if cfg.task == "restore" else None,
                 "train_mask": cfg.train_mask if cfg.task == "restore" else None,
                 **({"loss_rim": cfg.loss_rim} if cfg.loss_rim is not None else {}),
+                **({"warmup_steps": cfg.warmup_steps} if cfg.warmup_steps else {}),
                 "init": init_record,
                 "validation": best,
                 "final": final,
@@ -585,7 +592,7 @@ def train(cfg: TrainConfig) -> Path:
         if device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         for g in opt.param_groups:
-            g["lr"] = lr_at(progress_now())
+            g["lr"] = lr_at(progress_now(), step)
         with _autocast(device, cfg.bf16):
             if cfg.task == "mask":
                 target = (y < 1.0).long()[:, 0]
