@@ -231,66 +231,42 @@ def _x_refusal(number: int, timeout: float = 30.0) -> str | None:
 
 
 @contextlib.contextmanager
-def _xvfb(tmp_path: Path, tries: int = 3):
+def _xvfb(tmp_path: Path):
     """An Xvfb server on a display number it picks itself (``-displayfd``), so parallel test runs
-    cannot race for the same display the way ``xvfb-run -a`` can, and on which an X client was
-    seen to connect (:func:`_x_refusal`). ``-noreset``: by default an X server resets when its last
-    client leaves and refuses connections meanwhile. The check here, and Krita's own start-up, open
-    and close the display before Krita's main window connects: without ``-noreset`` that failed
-    ("could not connect to display") in 5 of 6 Krita starts, with it in none of 8. A server whose display refuses clients is kept
-    running while the next one starts, so that the next picks another number; all stop at the end.
-    Yields ``(":N", process)``."""
-    servers, refusals = [], []
+    cannot race for the same display the way ``xvfb-run -a`` can; the test fails with the reason
+    where no X client can connect to it (:func:`_x_refusal`). ``-noreset``: by default an X server
+    resets when its last client leaves and refuses connections meanwhile, and Krita's start-up opens
+    and closes the display before its main window connects: without it that failed ("could not
+    connect to display") in 5 of 6 Krita starts after a client had come and gone, with it in none
+    of 8. Yields ``(":N", process)``."""
+    read_fd, write_fd = os.pipe()
+    command = ["Xvfb", "-displayfd", str(write_fd), "-screen", "0", "1280x860x24", "-nolisten", "tcp", "-noreset"]
+    with open(tmp_path / "xvfb.log", "wb") as log:
+        xvfb = subprocess.Popen(command, pass_fds=(write_fd,), stdout=log, stderr=subprocess.STDOUT)
+    os.close(write_fd)
     try:
-        for attempt in range(tries):
-            read_fd, write_fd = os.pipe()
-            log_path = tmp_path / f"xvfb{attempt or ''}.log"
-            with open(log_path, "wb") as log:
-                xvfb = subprocess.Popen(
-                    [
-                        "Xvfb",
-                        "-displayfd",
-                        str(write_fd),
-                        "-screen",
-                        "0",
-                        "1280x860x24",
-                        "-nolisten",
-                        "tcp",
-                        "-noreset",
-                    ],
-                    pass_fds=(write_fd,),
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            servers.append(xvfb)
-            os.close(write_fd)
-            try:
-                number = b""
-                deadline = time.monotonic() + 60
-                while not number.endswith(b"\n") and time.monotonic() < deadline:
-                    ready, _, _ = select.select([read_fd], [], [], 1.0)
-                    if ready:
-                        chunk = os.read(read_fd, 16)
-                        if not chunk:
-                            break
-                        number += chunk
-            finally:
-                os.close(read_fd)
-            if not number.strip().isdigit():
-                pytest.fail(f"Xvfb did not start: {log_path.read_text()[-2000:]}")
-            refusal = _x_refusal(int(number))
-            if refusal is None:
-                yield f":{number.strip().decode()}", xvfb
-                return
-            refusals.append(f":{number.strip().decode()}: {refusal}")
-        pytest.fail(f"no Xvfb display accepted an X client: {'; '.join(refusals)}")
+        number = b""
+        deadline = time.monotonic() + 60
+        while not number.endswith(b"\n") and time.monotonic() < deadline:
+            ready, _, _ = select.select([read_fd], [], [], 1.0)
+            if ready:
+                chunk = os.read(read_fd, 16)
+                if not chunk:
+                    break
+                number += chunk
+        if not number.strip().isdigit():
+            pytest.fail(f"Xvfb did not start: {(tmp_path / 'xvfb.log').read_text()[-2000:]}")
+        refusal = _x_refusal(int(number))
+        if refusal is not None:
+            pytest.fail(f"Xvfb display :{number.strip().decode()} accepts no X client: {refusal}")
+        yield f":{number.strip().decode()}", xvfb
     finally:
-        for xvfb in servers:
-            xvfb.terminate()
-            try:
-                xvfb.wait(10)
-            except subprocess.TimeoutExpired:
-                xvfb.kill()
+        os.close(read_fd)
+        xvfb.terminate()
+        try:
+            xvfb.wait(10)
+        except subprocess.TimeoutExpired:
+            xvfb.kill()
 
 
 def _direct(url, sent, model, depth, ctx: Rect, target: Rect, settings: Settings, source_file=None):
