@@ -197,6 +197,8 @@ def test_shipped_colour_backbone_is_trained_on_colour_and_restores_colour_layers
             ours, before = restorer.restore(rgb).image, default_backbone.restore(rgb).image
             assert psnr(ours, truth) > psnr(rgb, truth) + 3.0
             gains.append(psnr(ours, truth) - psnr(before, truth))
-    # It gains on most drawings, not on all: on this crop of the hatched tomb it loses 0.3-0.45 dB
-    # (docs/colour.md), on the solid eye it gains 0.2-1.7 dB.
-    assert np.mean(gains) > 0.15, gains
+    # It gains on most drawings, not on all: on this crop of the hatched tomb it loses 0.4-0.6 dB
+    # (docs/colour.md), on the solid eye it gains 0.1-1.4 dB. The margin was above 0.15 dB on these four
+    # before the default backbone's stage 20 (docs/models.md) made the default better on them too;
+    # on the coloured val set it is still 0.4-0.7 dB (docs/colour.md).
+    assert np.mean(gains) > 0.1, gains
