@@ -12,6 +12,11 @@ part on line pixels and the part on background pixels, and scores:
   background``: its output with every background pixel set to 255. The gap between the two is
   all that forcing the background can add to the baseline, however good the mask: the part of a
   framework's gain over the baseline that does not come from restoring the lines better;
+* ``kept-coefficient ceiling`` (grainy variant only, :func:`kept_coefficient_ceiling`): an
+  optimistic ceiling for any restorer that cannot see the grain the JPEG quantized away. It is
+  given what no restorer has: every DCT coefficient the JPEG kept at its exact unquantized value,
+  the lines' exact grain-free shape for the coefficients the JPEG zeroed, and the exact paper;
+  ``… at the JPEG's values``: the same with the kept coefficients as the JPEG stores them;
 
 and the same for the light variant *without* its grain (darkness scaled only), to separate
 "light" from "grainy". The pencil grain is mostly pixel-scale random texture that JPEG at low
@@ -19,15 +24,20 @@ quality throws away; a restorer can only guess it back, so the line-pixel error 
 method can reach.
 
     python -m benchmarks.light_ceiling /path/to/lineart/val --qf 10 20 30 40
+    # the crops of the waifu2x comparison's light sets (3 drawings, 256² windows, its seeds)
+    python -m benchmarks.light_ceiling /path/to/lineart/val --like-comparison
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
 
+from core.imageio import ijg_table
+from core.jpeg_consistency import dct8, idct8
 from core.metrics import psnr
 from core.pipeline import RestoreOptions, Restorer
 from training.data import DataError, jpeg_degrade, list_images, load_drawing
@@ -35,11 +45,98 @@ from training.evaluate import LIGHT_SEED, centre_crop
 from training.synth import light_variant
 
 
+def _to_blocks(img: np.ndarray) -> np.ndarray:
+    """``(nby, nbx, 64)`` float64 blocks of an image whose sides are multiples of 8."""
+    h, w = img.shape
+    return img.astype(np.float64).reshape(h // 8, 8, w // 8, 8).transpose(0, 2, 1, 3).reshape(h // 8, w // 8, 64)
+
+
+def _from_blocks(b: np.ndarray) -> np.ndarray:
+    nby, nbx = b.shape[:2]
+    return b.reshape(nby, nbx, 8, 8).transpose(0, 2, 1, 3).reshape(8 * nby, 8 * nbx)
+
+
+def kept_coefficient_ceiling(
+    clean: np.ndarray, expected: np.ndarray, jpeg: np.ndarray, qf: int, exact: bool = True
+) -> np.ndarray:
+    """An optimistic oracle restoration of a grainy drawing from its JPEG, ``(H, W)`` uint8.
+
+    Block by block on the JPEG's grid (IJG luminance table for ``qf``, blocks at the origin, as
+    ``training.data.jpeg_degrade`` writes them): each DCT coefficient the JPEG kept (quantized to
+    a non-zero step) takes its true value from ``clean``; each one it zeroed takes the
+    grain-free drawing's (``expected``: the same lines without grain, the grain's mean)
+    clipped into the zero bin, the best guess of a texture whose sign the JPEG lost; pixels
+    white in ``clean`` are set to 255. Rows and columns past the last full block keep
+    ``expected``. No restorer knows the kept coefficients better than their quantization bins,
+    nor the lines' exact shape, so a real one scores below this. ``exact=False`` gives the kept
+    coefficients as the JPEG stores them (the middle of their bins) instead: the lines' exact
+    shape is then all the oracle knows beyond the JPEG.
+    """
+    if not clean.shape == expected.shape == jpeg.shape or clean.ndim != 2:
+        raise ValueError(
+            f"clean, expected and jpeg must be one (H, W) shape, got {clean.shape}, {expected.shape}, {jpeg.shape}"
+        )
+    import torch
+
+    h, w = clean.shape
+    fh, fw = h - h % 8, w - w % 8
+    out = expected.astype(np.float64)
+    if fh and fw:
+        q = np.asarray(ijg_table(qf), np.float64)
+        coefs = [
+            dct8(torch.from_numpy(_to_blocks(a[:fh, :fw]) - 128.0).float()).double().numpy()
+            for a in (clean, expected, jpeg)
+        ]
+        true_c, expected_c, jpeg_c = coefs
+        kept = np.rint(jpeg_c / q) != 0
+        est = np.where(kept, true_c if exact else np.rint(jpeg_c / q) * q, np.clip(expected_c, -q / 2, q / 2))
+        out[:fh, :fw] = _from_blocks(idct8(torch.from_numpy(est).float()).double().numpy()) + 128.0
+    out[clean == 255] = 255.0
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def _variants(args: argparse.Namespace, files: list[Path]) -> dict[str, list[tuple[np.ndarray, np.ndarray | None]]]:
+    """Each light variant's drawings: ``(clean, grain-free clean)`` pairs for the grainy one,
+    ``(clean, None)`` for the one without grain."""
+    if args.like_comparison:
+        from benchmarks.compare_waifu2x import ImageSet, clean_crops
+
+        def crops(grain: bool) -> list[np.ndarray]:
+            s = ImageSet("light", Path(args.folder), light=True, grain=grain)
+            return [c for *_, c in clean_crops([s], args.images, args.crop or 256, args.seed)]
+
+        grainy, smooth = crops(True), crops(False)
+        return {
+            "light + grain (the waifu2x comparison's val_light)": list(zip(grainy, smooth)),
+            "light, no grain (its val_light_smooth)": [(c, None) for c in smooth],
+        }
+    crops = [centre_crop(load_drawing(f), args.crop or 512) for f in files]
+    lit = [
+        (
+            light_variant(c, np.random.default_rng(LIGHT_SEED + i)),
+            light_variant(c, np.random.default_rng(LIGHT_SEED + i), grain=False),
+        )
+        for i, c in enumerate(crops)
+    ]
+    return {
+        "light + grain (evaluate --light)": lit,
+        "light, no grain": [(smooth, None) for _, smooth in lit],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("folder", help="folder of clean drawings (e.g. lineart/val)")
     p.add_argument("--qf", type=int, nargs="+", default=[10, 20, 30, 40])
-    p.add_argument("--crop", type=int, default=512)
+    p.add_argument("--crop", type=int, default=None, help="crop side (default 512; 256 with --like-comparison)")
+    p.add_argument(
+        "--like-comparison",
+        action="store_true",
+        help="the crops of benchmarks.compare_waifu2x's light sets (--images drawings, the window with "
+        "the most line detail, its light-variant seeds) instead of every drawing's centre crop",
+    )
+    p.add_argument("--images", type=int, default=3, help="with --like-comparison: drawings (default 3, as there)")
+    p.add_argument("--seed", type=int, default=0, help="with --like-comparison: its light-variant seed (default 0)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = p.parse_args(argv)
     if args.threads:
@@ -52,29 +149,27 @@ def main(argv: list[str] | None = None) -> int:
     except DataError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    crops = [centre_crop(load_drawing(f), args.crop) for f in files]
+    variants = _variants(args, files)
     restorer = Restorer.default()
-    variants = {
-        "light + grain (evaluate --light)": lambda c, i: light_variant(c, np.random.default_rng(LIGHT_SEED + i)),
-        "light, no grain": lambda c, i: light_variant(c, np.random.default_rng(LIGHT_SEED + i), grain=False),
-    }
+    n = len(next(iter(variants.values())))
+    how = "crops as in the waifu2x comparison" if args.like_comparison else f"{args.crop or 512}² centre crops"
     print(
-        f"# {len(files)} drawings of {args.folder}, {args.crop}² centre crops; PSNR dB (mean over images); "
+        f"# {n} drawings of {args.folder}, {how}; PSNR dB (mean over images); "
         "MSE split = mean squared error contributed by line / background pixels"
     )
-    for name, make in variants.items():
+    for name, pairs in variants.items():
         print(f"\n## {name}")
         print(
             "| QF | JPEG | JPEG MSE line / bg | perfect background | ours | ours MSE line / bg "
-            "| baseline | baseline, perfect background |"
+            "| baseline | baseline, perfect background | kept-coefficient ceiling | … at the JPEG's values |"
         )
-        print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        grainy = pairs[0][1] is not None
         for qf in args.qf:
             # per image, for JPEG / perfect background / ours / baseline / baseline with perfect
-            # background: PSNR, line MSE share, bg MSE share
+            # background: PSNR, line MSE share, bg MSE share; then the ceiling's PSNR
             rows = []
-            for i, crop in enumerate(crops):
-                clean = make(crop, i)
+            for clean, expected in pairs:
                 line = clean < 255
                 jpeg = jpeg_degrade(clean, qf)
                 ours = restorer.restore(jpeg, RestoreOptions()).image
@@ -85,11 +180,16 @@ def main(argv: list[str] | None = None) -> int:
                 for img in (jpeg, perfect_bg, ours, base, base_bg):
                     se = (img.astype(np.float64) - clean) ** 2
                     row += [psnr(img, clean), se[line].sum() / se.size, se[~line].sum() / se.size]
+                for exact in (True, False):
+                    oracle = kept_coefficient_ceiling(clean, expected, jpeg, qf, exact) if grainy else None
+                    row.append(psnr(oracle, clean) if grainy else np.nan)
                 rows.append(row)
             m = np.asarray(rows).mean(axis=0)
+            # without grain the oracle is the clean drawing itself
+            ceiling = f"{m[15]:.2f} | {m[16]:.2f}" if grainy else "— | —"
             print(
                 f"| {qf} | {m[0]:.2f} | {m[1]:.1f} / {m[2]:.1f} | {m[3]:.2f} | {m[6]:.2f} | "
-                f"{m[7]:.1f} / {m[8]:.1f} | {m[9]:.2f} | {m[12]:.2f} |",
+                f"{m[7]:.1f} / {m[8]:.1f} | {m[9]:.2f} | {m[12]:.2f} | {ceiling} |",
                 flush=True,
             )
     return 0

@@ -14,6 +14,9 @@ import numpy as np
 import pytest
 
 from benchmarks import bench_int8, error_split, ink_normalization, light_ceiling, mask_precision
+from core.metrics import psnr
+from training.data import jpeg_degrade
+from training.synth import light_variant
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,13 +40,39 @@ def test_light_ceiling_orders_the_scores(folder, capsys):
     assert light_ceiling.main([str(folder), "--qf", "10", "--crop", "128", "--threads", "1"]) == 0
     rows = _rows(capsys.readouterr().out, qf_column=0)
     assert len(rows) == 2  # the grainy and the grain-free light variant, QF 10
-    for qf, jpeg, _split, perfect_bg, ours, _ours_split, base, base_bg in rows:
+    for qf, jpeg, _split, perfect_bg, ours, _ours_split, base, base_bg, _ceiling, _dequantized in rows:
         assert qf == "10"
         # a perfect background only removes error, so it can never score below what it corrects
         assert float(perfect_bg) >= float(jpeg)
         assert float(base_bg) >= float(base)
         assert float(ours) > float(jpeg)
         assert float(base) > float(jpeg)
+    grainy, smooth = rows
+    # the oracle knows more than any restorer: ours must stay below it (else it is no ceiling)
+    assert float(grainy[4]) < float(grainy[8])
+    assert float(grainy[9]) < float(grainy[8])  # the JPEG's values know less than the true ones
+    assert smooth[8] == smooth[9] == "—"
+
+
+def test_kept_coefficient_ceiling():
+    clean = np.full((64, 72), 255, np.uint8)
+    clean[10:50, 20:30] = 60
+    clean[30:34, 5:70] = 120
+    grainy = light_variant(clean, np.random.default_rng(4))
+    smooth = light_variant(clean, np.random.default_rng(4), grain=False)
+    for qf in (10, 40):
+        jpeg = jpeg_degrade(grainy, qf)
+        oracle = light_ceiling.kept_coefficient_ceiling(grainy, smooth, jpeg, qf)
+        assert oracle.shape == grainy.shape and oracle.dtype == np.uint8
+        assert (oracle[grainy == 255] == 255).all()
+        assert psnr(oracle, grainy) > psnr(jpeg, grainy) + 0.5
+        dequantized = light_ceiling.kept_coefficient_ceiling(grainy, smooth, jpeg, qf, exact=False)
+        assert psnr(jpeg, grainy) < psnr(dequantized, grainy) < psnr(oracle, grainy)
+        # told the grain itself, it gives the drawing back (up to rounding)
+        exact = light_ceiling.kept_coefficient_ceiling(grainy, grainy, jpeg, qf)
+        assert np.abs(exact.astype(int) - grainy).max() <= 1
+    with pytest.raises(ValueError, match="one \\(H, W\\) shape"):
+        light_ceiling.kept_coefficient_ceiling(grainy, smooth[:32], jpeg, 10)
 
 
 def test_mask_precision_reports_both_precisions(folder, capsys):
