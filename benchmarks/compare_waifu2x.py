@@ -646,12 +646,55 @@ def run_waifu2x_cached(
     model); a different key, or ``--rerun-waifu2x``, wipes it first."""
     key = run_key(inputs, args.arch, args.noise, args.threads, color)
     stamp = w2x_dir / "run_key.txt"
-    if args.rerun_waifu2x or not (stamp.is_file() and stamp.read_text() == key):
+    if getattr(args, "rerun_waifu2x", False) or not (stamp.is_file() and stamp.read_text() == key):
         if w2x_dir.exists():
             shutil.rmtree(w2x_dir)
         w2x_dir.mkdir(parents=True)
         stamp.write_text(key)
     return run_waifu2x(args.waifu2x_python, in_dir, w2x_dir, args.arch, args.noise, args.threads, color)
+
+
+def torch_waifu2x_outputs(
+    args: argparse.Namespace, inputs: dict[str, np.ndarray], work: Path, color: str = "y"
+) -> tuple[dict, list[tuple[str, str, np.ndarray, float]]]:
+    """waifu2x's models (``args.arch`` x ``args.noise``, ``color`` ``y`` or ``rgb``) on every input,
+    run as its graph in torch with its own .npz weights (:mod:`benchmarks.waifu2x_torch`): Chainer
+    takes about 30 s per 256² input and model on a loaded 2-core machine (2-8 minutes for an RGB
+    one). Chainer runs on the first input only, every model, to show that both give the same
+    pixels (kept under ``work/chainer_check`` and reused while that input and the settings stay
+    the same); the torch outputs are written under ``work/waifu2x_torch``.
+
+    Returns ``(info, outputs)``: the runner's info with ``agreement_max_abs_with_chainer`` (per
+    model, the largest difference from Chainer's output on the first input), and ``(input name,
+    method, image, seconds)`` for every input and model.
+    """
+    from benchmarks import waifu2x_torch as wt
+
+    rgb = color == "rgb"
+    models_dir = waifu2x_models_dir(args.waifu2x_python)
+    first = min(inputs)
+    one = work / "chainer_check"
+    shutil.rmtree(one / "in", ignore_errors=True)
+    (one / "in").mkdir(parents=True)
+    _write_image(one / "in" / first, inputs[first])
+    info = run_waifu2x_cached(args, {first: inputs[first]}, one / "in", one / "out", color)
+    chainer = {(r["arch"], r["noise"]): _read_image(Path(r["output"]), rgb) for r in info["results"]}
+    agreement, outputs = {}, []
+    for arch in args.arch:
+        for level in args.noise:
+            model = wt.load_npz_model(wt.model_path(models_dir, arch, level, color), arch)
+            keep = work / "waifu2x_torch" / f"{arch}_noise{level}"
+            keep.mkdir(parents=True, exist_ok=True)
+            for name, img in inputs.items():
+                t0 = time.perf_counter()
+                y = wt.denoise(model, img)
+                outputs.append((name, waifu2x_method(arch, level), y, time.perf_counter() - t0))
+                _write_image(keep / name, y)
+                if name == first:
+                    agreement[f"{arch}/noise{level}"] = int(np.abs(chainer[(arch, level)].astype(int) - y).max())
+    info["agreement_max_abs_with_chainer"] = agreement
+    print(f"torch waifu2x against Chainer on {first}: max |diff| {agreement}", file=sys.stderr)
+    return info, outputs
 
 
 def waifu2x_models_dir(python: str) -> str:
@@ -980,35 +1023,9 @@ def wild_main(args: argparse.Namespace) -> int:
     for name, img in inputs.items():
         score(name, JPEG, img)
     if args.torch_waifu2x:
-        # waifu2x's graph in torch with its own .npz weights (benchmarks/waifu2x_torch.py): Chainer
-        # takes about 30 s per 256² input and model on a loaded 2-core machine. Chainer runs on
-        # the first input only, every model, to show that both give the same pixels (kept and
-        # reused, as the full runs are, while that input and the settings stay the same).
-        from benchmarks import waifu2x_torch as wt
-
-        models_dir = waifu2x_models_dir(args.waifu2x_python)
-        first = min(inputs)
-        one = work / "chainer_check"
-        shutil.rmtree(one / "in", ignore_errors=True)
-        (one / "in").mkdir(parents=True)
-        _write_image(one / "in" / first, inputs[first])
-        w2x = run_waifu2x_cached(args, {first: inputs[first]}, one / "in", one / "out", color)
-        chainer = {(r["arch"], r["noise"]): _read_image(Path(r["output"]), colour) for r in w2x["results"]}
-        agreement = {}
-        for arch in args.arch:
-            for level in args.noise:
-                model = wt.load_npz_model(wt.model_path(models_dir, arch, level, color), arch)
-                keep = work / "waifu2x_torch" / f"{arch}_noise{level}"
-                keep.mkdir(parents=True, exist_ok=True)
-                for name, img in inputs.items():
-                    t0 = time.perf_counter()
-                    y = wt.denoise(model, img)
-                    score(name, waifu2x_method(arch, level), y, time.perf_counter() - t0)
-                    _write_image(keep / name, y)
-                    if name == first:
-                        agreement[f"{arch}/noise{level}"] = int(np.abs(chainer[(arch, level)].astype(int) - y).max())
-        w2x["agreement_max_abs_with_chainer"] = agreement
-        print(f"torch waifu2x against Chainer on {first}: max |diff| {agreement}", file=sys.stderr)
+        w2x, outputs = torch_waifu2x_outputs(args, inputs, work, color)
+        for name, method, img, seconds in outputs:
+            score(name, method, img, seconds)
     else:
         w2x = run_waifu2x_cached(args, inputs, in_dir, w2x_dir, color)
         for r in w2x["results"]:

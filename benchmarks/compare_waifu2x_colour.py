@@ -9,7 +9,9 @@ helpers it reuses). For every set of clean gray drawings (default: ``lineart/val
 2. Every coloured crop is saved as an RGB JPEG at each QF with Pillow (``--subsampling``, 4:2:0 by
    default) and decoded; the decoded pixels are written as PNG so both methods read the same input.
 3. waifu2x (its Chainer package, separate venv, ``benchmarks/waifu2x_runner.py --color rgb``) runs
-   its RGB models ``anime_style_noise{0..3}_rgb`` of ``resnet10`` and ``vgg7``.
+   its RGB models ``anime_style_noise{0..3}_rgb`` of ``resnet10`` and ``vgg7``; with
+   ``--torch-waifu2x`` their graph runs in torch on the same weights instead (Chainer on the first
+   input only, to check that both agree: about an hour less on a 2-core CPU).
 4. Ours: ``Restorer.default()`` with default options on the RGB layer (timed, best of ``--repeat``).
 
 Prints a Markdown table (RGB PSNR dB / SSIM per set and QF: JPEG, waifu2x best RGB model, ours,
@@ -67,6 +69,30 @@ def _best_margins(summary: dict) -> dict:
     return out
 
 
+def _run_chainer(args, jpegs: dict, in_dir: Path, w2x_dir: Path, stored: dict) -> dict | None:
+    """waifu2x's own Chainer code on every input (its outputs kept in ``w2x_dir`` while the run
+    key matches, or with ``--reuse-waifu2x`` while the inputs are the stored ones); ``None``
+    (after saying why) when ``--reuse-waifu2x`` finds other inputs."""
+    key = cw.run_key(jpegs, args.arch, args.noise, args.threads) + "rgb"
+    stamp = w2x_dir / "run_key.txt"
+    if args.reuse_waifu2x:
+        same = set(stored) == set(jpegs) and all(np.array_equal(stored[n], j) for n, j in jpegs.items())
+        if not same:
+            print("error: --reuse-waifu2x: the inputs differ from the stored ones; run without it", file=sys.stderr)
+            return None
+        if stamp.is_file():
+            stamp.write_text(key)  # the same inputs: the stored waifu2x outputs stand
+    if not (stamp.is_file() and stamp.read_text() == key):
+        if w2x_dir.exists():
+            shutil.rmtree(w2x_dir)
+        w2x_dir.mkdir(parents=True)
+        stamp.write_text(key)
+    t0 = time.perf_counter()
+    w2x = cw.run_waifu2x(args.waifu2x_python, in_dir, w2x_dir, args.arch, args.noise, args.threads, color="rgb")
+    print(f"waifu2x done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    return w2x
+
+
 def _parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--waifu2x-python", required=True, help="python of the waifu2x venv (benchmarks/waifu2x_env.sh)")
@@ -90,6 +116,13 @@ def _parse_args(argv):
     p.add_argument("--figure-qf", type=int, default=None)
     p.add_argument("--figure-size", type=int, default=128)
     p.add_argument("--doc-image", help="also copy side_by_side.png here")
+    p.add_argument(
+        "--torch-waifu2x",
+        action="store_true",
+        help="run waifu2x's RGB models as their graph in torch with the package's own weights "
+        "(benchmarks/waifu2x_torch.py; Chainer only on the first input, to check that both agree) "
+        "instead of its Chainer code on every input (about an hour on a 2-core CPU)",
+    )
     p.add_argument(
         "--reuse-waifu2x",
         action="store_true",
@@ -144,34 +177,30 @@ def main(argv=None) -> int:
         ref = clean[(s, stem)]
         records.append(cw.Record(s, stem, q, cw.JPEG, psnr(ref, j), rgb_ssim(ref, j), ref.shape[0] * ref.shape[1]))
 
-    key = cw.run_key(jpegs, args.arch, args.noise, args.threads) + "rgb"
-    stamp = w2x_dir / "run_key.txt"
-    if args.reuse_waifu2x:
-        same = set(stored) == set(jpegs) and all(np.array_equal(stored[n], j) for n, j in jpegs.items())
-        if not same:
-            print("error: --reuse-waifu2x: the inputs differ from the stored ones; run without it", file=sys.stderr)
-            return 2
-        if stamp.is_file():
-            stamp.write_text(key)  # the same inputs: the stored waifu2x outputs stand
-    if not (stamp.is_file() and stamp.read_text() == key):
-        if w2x_dir.exists():
-            shutil.rmtree(w2x_dir)
-        w2x_dir.mkdir(parents=True)
-        stamp.write_text(key)
-    t0 = time.perf_counter()
-    w2x = cw.run_waifu2x(args.waifu2x_python, in_dir, w2x_dir, args.arch, args.noise, args.threads, color="rgb")
-    print(f"waifu2x done in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     w2x_out = {}
-    for r in w2x["results"]:
-        s, stem, q = cw.parse_input_name(r["file"])
-        with Image.open(r["output"]) as im:
-            img = np.asarray(im.convert("RGB"))
-        m = cw.waifu2x_method(r["arch"], r["noise"])
-        w2x_out[(m, r["file"])] = img
-        ref = clean[(s, stem)]
-        records.append(
-            cw.Record(s, stem, q, m, psnr(ref, img), rgb_ssim(ref, img), ref.shape[0] * ref.shape[1], r["seconds"])
-        )
+    if args.torch_waifu2x:
+        w2x, outputs = cw.torch_waifu2x_outputs(args, jpegs, out / "work", "rgb")
+        for name, m, img, seconds in outputs:
+            s, stem, q = cw.parse_input_name(name)
+            ref = clean[(s, stem)]
+            w2x_out[(m, name)] = img
+            records.append(
+                cw.Record(s, stem, q, m, psnr(ref, img), rgb_ssim(ref, img), ref.shape[0] * ref.shape[1], seconds)
+            )
+    else:
+        w2x = _run_chainer(args, jpegs, in_dir, w2x_dir, stored)
+        if w2x is None:
+            return 2
+        for r in w2x["results"]:
+            s, stem, q = cw.parse_input_name(r["file"])
+            with Image.open(r["output"]) as im:
+                img = np.asarray(im.convert("RGB"))
+            m = cw.waifu2x_method(r["arch"], r["noise"])
+            w2x_out[(m, r["file"])] = img
+            ref = clean[(s, stem)]
+            records.append(
+                cw.Record(s, stem, q, m, psnr(ref, img), rgb_ssim(ref, img), ref.shape[0] * ref.shape[1], r["seconds"])
+            )
 
     opts = RestoreOptions()
     restorer.restore(next(iter(jpegs.values())), opts)  # warm-up
@@ -226,10 +255,17 @@ def main(argv=None) -> int:
         Path(args.doc_image).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out / "side_by_side.png", args.doc_image)
     load_end = os.getloadavg()
+    agree = w2x.get("agreement_max_abs_with_chainer")
     env = (
         f"CPU: {cw._cpu_name()}, {args.threads} thread(s); load average {load_start[0]:.1f} at the start, "
-        f"{load_end[0]:.1f} at the end. waifu2x {w2x.get('waifu2x')} / chainer {w2x.get('chainer')}, RGB models. "
-        f"{len(clean)} crops of up to {args.crop} px, RGB JPEG {args.subsampling}, QF {', '.join(map(str, args.qf))}."
+        f"{load_end[0]:.1f} at the end. waifu2x {w2x.get('waifu2x')} / chainer {w2x.get('chainer')}, RGB models"
+        + (
+            f" (their graph run in torch with the same weights; on one input every model's output is within "
+            f"{max(agree.values())} level(s) per channel of Chainer's). "
+            if agree
+            else ". "
+        )
+        + f"{len(clean)} crops of up to {args.crop} px, RGB JPEG {args.subsampling}, QF {', '.join(map(str, args.qf))}."
     )
     (out / "table.md").write_text(table + "\n" + env + "\n")
     with open(out / "results.json", "w") as f:

@@ -578,3 +578,29 @@ def test_wild_colour_scores_rgb_and_reuses_waifu2x(tmp_path, capfd, drawing_fact
     assert torch_scores == pytest.approx(chainer, abs=0.05)
     assert re.search(r"within [01] level\(s\) per channel of Chainer's", rec["environment"])
     assert (out / "work_colour" / "waifu2x_torch" / "vgg7_noise3" / "s__d__q005.png").is_file()
+
+
+@pytest.mark.slow
+def test_colour_comparison_runs_waifu2x_in_torch_as_chainer_does(tmp_path, capfd, drawing_factory):
+    py = _waifu2x_python()
+    if py is None:
+        pytest.skip("waifu2x venv absent: run benchmarks/waifu2x_env.sh (or set WAIFU2X_PYTHON)")
+    from PIL import Image
+
+    from benchmarks import compare_waifu2x_colour as cc
+
+    folder = tmp_path / "set"
+    folder.mkdir()
+    Image.fromarray(drawing_factory(64, 72)[0], "L").save(folder / "d.png")
+    scores = {}
+    for extra in ([], ["--torch-waifu2x"]):
+        out = tmp_path / ("torch" if extra else "chainer")
+        argv = ["--waifu2x-python", py, "--out", str(out), "--set", f"s={folder}", "--images", "1", "--crop", "64"]
+        assert cc.main([*argv, "--arch", "vgg7", "--noise", "3", "--qf", "10", "20", *extra]) == 0
+        rec = json.loads((out / "results.json").read_text())
+        scores[bool(extra)] = {r["qf"]: r["psnr"] for r in rec["records"] if r["method"] == "waifu2x/vgg7/noise3"}
+        assert sorted(r["qf"] for r in rec["records"] if r["method"] == cw.OURS) == [10, 20]
+    assert scores[True] == pytest.approx(scores[False], abs=0.05)
+    assert re.search(r"within [01] level\(s\) per channel of Chainer's", rec["environment"])
+    assert (out / "work" / "waifu2x_torch" / "vgg7_noise3" / "s__d__q010.png").is_file()
+    assert (out / "side_by_side.png").is_file()

@@ -254,12 +254,13 @@ def _xvfb(tmp_path: Path):
                 if not chunk:
                     break
                 number += chunk
-        if not number.strip().isdigit():
+        display = number.strip().decode("ascii", "replace")
+        if not display.isdigit():
             pytest.fail(f"Xvfb did not start: {(tmp_path / 'xvfb.log').read_text()[-2000:]}")
-        refusal = _x_refusal(int(number))
+        refusal = _x_refusal(int(display))
         if refusal is not None:
-            pytest.fail(f"Xvfb display :{number.strip().decode()} accepts no X client: {refusal}")
-        yield f":{number.strip().decode()}", xvfb
+            pytest.fail(f"Xvfb display :{display} accepts no X client: {refusal}")
+        yield f":{display}", xvfb
     finally:
         os.close(read_fd)
         xvfb.terminate()
