@@ -25,9 +25,21 @@ REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "benchmarks"
 
 
-def _waifu2x_python() -> str | None:
+def _waifu2x_python() -> str:
+    """The waifu2x venv's python; the test skips (saying how to make it) where there is none."""
     cand = os.environ.get("WAIFU2X_PYTHON") or str(REPO / ".venv-waifu2x" / "bin" / "python")
-    return cand if os.access(cand, os.X_OK) else None
+    if not os.access(cand, os.X_OK):
+        pytest.skip("waifu2x venv absent: run benchmarks/waifu2x_env.sh (or set WAIFU2X_PYTHON)")
+    return cand
+
+
+def _one_drawing_set(folder: Path, drawing_factory) -> Path:
+    """``folder`` holding one small synthetic drawing, ``d.png``: a set for the benchmarks."""
+    from PIL import Image
+
+    folder.mkdir()
+    Image.fromarray(drawing_factory(64, 72)[0], "L").save(folder / "d.png")
+    return folder
 
 
 # ---------------------------------------------------------------------------------------------
@@ -323,8 +335,6 @@ def test_torch_graph_rejects_wrong_files_and_images(tmp_path, rng):
 @pytest.mark.parametrize("color", ["y", "rgb"])
 def test_runner_uses_waifu2x_and_torch_graph_agrees(tmp_path, drawing_factory, color):
     py = _waifu2x_python()
-    if py is None:
-        pytest.skip("waifu2x venv absent: run benchmarks/waifu2x_env.sh (or set WAIFU2X_PYTHON)")
     from PIL import Image
 
     from training.colour import coloured_crop
@@ -544,13 +554,9 @@ def test_colour_goes_with_wild():
 @pytest.mark.slow
 def test_wild_colour_scores_rgb_and_reuses_waifu2x(tmp_path, capfd, drawing_factory):
     py = _waifu2x_python()
-    if py is None:
-        pytest.skip("waifu2x venv absent: run benchmarks/waifu2x_env.sh (or set WAIFU2X_PYTHON)")
     from PIL import Image
 
-    folder = tmp_path / "set"
-    folder.mkdir()
-    Image.fromarray(drawing_factory(64, 72)[0], "L").save(folder / "d.png")
+    folder = _one_drawing_set(tmp_path / "set", drawing_factory)
     out = tmp_path / "out"
     argv = ["--waifu2x-python", py, "--out", str(out), "--wild", "--colour", "--set", f"s={folder}"]
     argv += ["--images", "1", "--crop", "64", "--arch", "vgg7", "--noise", "3"]
@@ -583,15 +589,9 @@ def test_wild_colour_scores_rgb_and_reuses_waifu2x(tmp_path, capfd, drawing_fact
 @pytest.mark.slow
 def test_colour_comparison_runs_waifu2x_in_torch_as_chainer_does(tmp_path, capfd, drawing_factory):
     py = _waifu2x_python()
-    if py is None:
-        pytest.skip("waifu2x venv absent: run benchmarks/waifu2x_env.sh (or set WAIFU2X_PYTHON)")
-    from PIL import Image
-
     from benchmarks import compare_waifu2x_colour as cc
 
-    folder = tmp_path / "set"
-    folder.mkdir()
-    Image.fromarray(drawing_factory(64, 72)[0], "L").save(folder / "d.png")
+    folder = _one_drawing_set(tmp_path / "set", drawing_factory)
     scores = {}
     for extra in ([], ["--torch-waifu2x"]):
         out = tmp_path / ("torch" if extra else "chainer")
