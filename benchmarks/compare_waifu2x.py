@@ -763,6 +763,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--restore", help="our framework backbone file (default: shipped weights)")
     p.add_argument(
+        "--colour-model",
+        help="our backbone for coloured layers (with --wild --colour; default: the shipped restore_colour.safetensors)",
+    )
+    p.add_argument(
         "--wild-model",
         help="our backbone for layers that are not one JPEG at their own size (the wild_network option; "
         "default: the shipped restore_wild.safetensors when it is there)",
@@ -887,23 +891,29 @@ def _cpu_name() -> str:
 
 
 def _restorer(args: argparse.Namespace):
-    """Ours: the shipped models (the fast pair with ``--fast``), any given file replacing its role."""
+    """Ours: the shipped models (the fast pair with ``--fast``), any given file replacing its role
+    (``mask``, ``restore``, ``baseline``, ``wild_model``, ``wild_mask``, ``colour_model``: those
+    of ``args`` that are set; a namespace without some of them stands for the shipped files)."""
     from core import pipeline
 
-    given = {"mask": args.mask, "restore": args.restore, "baseline": args.baseline}
-    if not any(given.values()) and args.wild_model is None and args.wild_mask is None:
-        return pipeline.Restorer.default(device="cpu", fast=args.fast)
-    shipped = pipeline.FAST_FILES if args.fast else pipeline.DEFAULT_FILES
+    opt = lambda name: getattr(args, name, None)  # noqa: E731
+    fast = bool(opt("fast"))
+    given = {"mask": opt("mask"), "restore": opt("restore"), "baseline": opt("baseline")}
+    extra = ("wild_model", "wild_mask", "colour_model")
+    if not any(given.values()) and not any(opt(name) for name in extra):
+        return pipeline.Restorer.default(device="cpu", fast=fast)
+    shipped = pipeline.FAST_FILES if fast else pipeline.DEFAULT_FILES
     paths = {r: p or pipeline.MODELS_DIR / shipped[r] for r, p in given.items()}
-    optional = pipeline.wild_files(args.fast)
-    if args.wild_model:
-        optional["wild"] = args.wild_model
-    if args.wild_mask:
-        optional["wild_mask"] = args.wild_mask
+    optional = pipeline.wild_files(fast)
+    if opt("wild_model"):
+        optional["wild"] = opt("wild_model")
+    if opt("wild_mask"):
+        optional["wild_mask"] = opt("wild_mask")
     # the colour layers' own files go with the shipped mask and backbone, as in Restorer.default
     colour_files = {
-        "mask_colour": pipeline.colour_mask_path(None, mask_given=args.mask is not None),
-        "restore_colour": pipeline.colour_restore_path(None, restore_given=args.fast or args.restore is not None),
+        "mask_colour": pipeline.colour_mask_path(None, mask_given=given["mask"] is not None),
+        "restore_colour": opt("colour_model")
+        or pipeline.colour_restore_path(None, restore_given=fast or given["restore"] is not None),
     }
     return pipeline.Restorer.from_files(**paths, **optional, **colour_files, device="cpu")
 

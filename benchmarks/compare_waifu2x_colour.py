@@ -12,7 +12,8 @@ helpers it reuses). For every set of clean gray drawings (default: ``lineart/val
    its RGB models ``anime_style_noise{0..3}_rgb`` of ``resnet10`` and ``vgg7``; with
    ``--torch-waifu2x`` their graph runs in torch on the same weights instead (Chainer on the first
    input only, to check that both agree: about an hour less on a 2-core CPU).
-4. Ours: ``Restorer.default()`` with default options on the RGB layer (timed, best of ``--repeat``).
+4. Ours: ``Restorer.default()`` (``--colour-model`` replacing the colour layers' backbone) with
+   default options on the RGB layer (timed, best of ``--repeat``).
 
 Prints a Markdown table (RGB PSNR dB / SSIM per set and QF: JPEG, waifu2x best RGB model, ours,
 margin), every waifu2x model's PSNR, each drawing's margin over the JPEG and over waifu2x's best,
@@ -117,6 +118,9 @@ def _parse_args(argv):
     p.add_argument("--figure-size", type=int, default=128)
     p.add_argument("--doc-image", help="also copy side_by_side.png here")
     p.add_argument(
+        "--colour-model", help="our backbone for coloured layers (default: the shipped restore_colour.safetensors)"
+    )
+    p.add_argument(
         "--torch-waifu2x",
         action="store_true",
         help="run waifu2x's RGB models as their graph in torch with the package's own weights "
@@ -142,7 +146,7 @@ def main(argv=None) -> int:
 
     torch.set_num_threads(args.threads)
     from core.metrics import psnr
-    from core.pipeline import RestoreOptions, Restorer
+    from core.pipeline import RestoreOptions
     from training.colour import coloured_crop, jpeg_rgb, rgb_ssim
 
     sets = [cw.ImageSet(*s.split("=", 1)[0:1], Path(s.split("=", 1)[1])) for s in args.set] or [
@@ -150,7 +154,7 @@ def main(argv=None) -> int:
         cw.ImageSet("kanji", Path(args.data) / "kanji"),
     ]
     load_start = os.getloadavg()
-    restorer = Restorer.default(device="cpu")
+    restorer = cw._restorer(args)
     out = Path(args.out)
     in_dir, w2x_dir = out / "work" / "inputs", out / "work" / "waifu2x"
     stored = {}
@@ -256,9 +260,11 @@ def main(argv=None) -> int:
         shutil.copyfile(out / "side_by_side.png", args.doc_image)
     load_end = os.getloadavg()
     agree = w2x.get("agreement_max_abs_with_chainer")
+    info = restorer.info()
+    models = ", ".join(f"{role} {m.get('name', '?')}" for role, m in info["models"].items())
     env = (
         f"CPU: {cw._cpu_name()}, {args.threads} thread(s); load average {load_start[0]:.1f} at the start, "
-        f"{load_end[0]:.1f} at the end. waifu2x {w2x.get('waifu2x')} / chainer {w2x.get('chainer')}, RGB models"
+        f"{load_end[0]:.1f} at the end. Ours: {models}, precision {info['precision']}. waifu2x {w2x.get('waifu2x')} / chainer {w2x.get('chainer')}, RGB models"
         + (
             f" (their graph run in torch with the same weights; on one input every model's output is within "
             f"{max(agree.values())} level(s) per channel of Chainer's). "

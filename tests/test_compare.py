@@ -490,23 +490,29 @@ def test_ensemble_sizes_are_the_pipelines():
         cw._parse_args(["--waifu2x-python", "py", "--out", "o", "--ensemble", "3"])
 
 
-def test_a_candidate_wild_file_replaces_only_its_own_role(tmp_path):
-    """--wild-model and --wild-mask swap the wild pair's files for candidates; the default pair
-    and the colour layers' files stay the shipped ones, as in Restorer.default."""
+def test_a_candidate_file_replaces_only_its_own_role(tmp_path):
+    """--wild-model, --wild-mask and --colour-model swap one file for a candidate; the other roles
+    stay the shipped files, as in Restorer.default (in both comparisons for --colour-model)."""
     import shutil
 
+    from benchmarks import compare_waifu2x_colour as cc
     from core.pipeline import MODELS_DIR
 
     backbone, mask = tmp_path / "candidate_backbone.safetensors", tmp_path / "candidate_mask.safetensors"
+    colour = tmp_path / "candidate_colour.safetensors"
     shutil.copy(MODELS_DIR / "restore_wild.safetensors", backbone)
     shutil.copy(MODELS_DIR / "mask_wild.safetensors", mask)
+    shutil.copy(MODELS_DIR / "restore_colour.safetensors", colour)
     base = ["--waifu2x-python", "py", "--out", "o", "--wild"]
     shipped = cw._restorer(cw._parse_args(base)).info()["models"]
-    for extra, role, name in (
-        (["--wild-model", str(backbone)], "wild", backbone.name),
-        (["--wild-mask", str(mask)], "mask_wild", mask.name),
+    for parse, extra, role, name in (
+        (cw._parse_args, ["--wild-model", str(backbone)], "wild", backbone.name),
+        (cw._parse_args, ["--wild-mask", str(mask)], "mask_wild", mask.name),
+        (cw._parse_args, ["--colour", "--colour-model", str(colour)], "restore_colour", colour.name),
+        (cc._parse_args, ["--colour-model", str(colour)], "restore_colour", colour.name),
     ):
-        models = cw._restorer(cw._parse_args(base + extra)).info()["models"]
+        argv = base + extra if parse is cw._parse_args else base[:4] + extra
+        models = cw._restorer(parse(argv)).info()["models"]
         assert models[role]["name"] == name
         assert {r: m["name"] for r, m in models.items() if r != role} == {
             r: m["name"] for r, m in shipped.items() if r != role
@@ -604,3 +610,4 @@ def test_colour_comparison_runs_waifu2x_in_torch_as_chainer_does(tmp_path, capfd
     assert re.search(r"within [01] level\(s\) per channel of Chainer's", rec["environment"])
     assert (out / "work" / "waifu2x_torch" / "vgg7_noise3" / "s__d__q010.png").is_file()
     assert (out / "side_by_side.png").is_file()
+    assert "restore_colour restore_colour.safetensors" in rec["environment"]
