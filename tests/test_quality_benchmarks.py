@@ -144,3 +144,39 @@ def test_ink_normalization_stretches_flat_light_ink_and_not_dark(tmp_path, capsy
     assert rows["val"][6].strip() == "0/1" and rows["val"][3] == rows["val"][4]
     assert rows["val light smooth"][6].strip() == "1/1"
     assert float(rows["val light smooth"][4]) > float(rows["val light smooth"][3]) + 1.0
+
+
+def test_colour_ink_ceiling_swaps_colour_and_strength():
+    from benchmarks import colour_ink_ceiling as cic
+    from training.colour import in_ink
+
+    gray = np.full((24, 32), 255, np.uint8)
+    gray[4:20, 6:12] = 40
+    gray[10:13, 2:30] = 150  # a lighter stroke, anti-aliased edge below
+    gray[13, 2:30] = 220
+    clean = in_ink(gray, (185, 25, 35))  # red
+    blue = in_ink(gray, (25, 45, 160))
+    # the strokes in another ink: the true colours give the drawing back (strength kept)
+    assert np.abs(cic.with_true_inks(blue, clean).astype(int) - clean).max() <= 2
+    # the strokes at half strength: the true plane gives it back (ink kept)
+    light = in_ink(gray, (220, 140, 145))
+    assert np.abs(cic.with_true_plane(light, clean).astype(int) - clean).max() <= 2
+    # paper stays ours in the one, the clean drawing's in the other
+    noisy = clean.copy()
+    noisy[0, 0] = (250, 250, 250)
+    assert (cic.with_true_inks(noisy, clean)[0, 0] == 250).all()
+    assert (cic.with_true_plane(noisy, clean)[0, 0] == 255).all()
+
+
+def test_colour_ink_ceiling_prints_every_qf(folder, capsys):
+    from benchmarks import colour_ink_ceiling as cic
+
+    assert (
+        cic.main(["--set", f"s={folder}", "--images", "1", "--crop", "96", "--qf", "10", "30", "--threads", "1"]) == 0
+    )
+    rows = _rows(capsys.readouterr().out, qf_column=1)
+    assert [r[:2] for r in rows] == [["s", "10"], ["s", "30"]]
+    for _set, _qf, jpeg, ours, true_inks, true_plane in rows:
+        assert float(ours) > float(jpeg)
+        assert float(true_inks) > float(jpeg) and float(true_plane) > float(jpeg)
+    assert cic.main(["--set", "s=/nonexistent", "--images", "1"]) == 2
