@@ -659,8 +659,8 @@ def torch_waifu2x_outputs(
 ) -> tuple[dict, list[tuple[str, str, np.ndarray, float]]]:
     """waifu2x's models (``args.arch`` x ``args.noise``, ``color`` ``y`` or ``rgb``) on every input,
     run as its graph in torch with its own .npz weights (:mod:`benchmarks.waifu2x_torch`): Chainer
-    takes about 30 s per 256² input and model on a loaded 2-core machine (2-8 minutes for an RGB
-    one). Chainer runs on the first input only, every model, to show that both give the same
+    takes about 30 s per 256² input and model on a loaded 2-core machine, the torch graph under a
+    second. Chainer runs on the first input only, every model, to show that both give the same
     pixels (kept under ``work/chainer_check`` and reused while that input and the settings stay
     the same); the torch outputs are written under ``work/waifu2x_torch``.
 

@@ -11,7 +11,7 @@ helpers it reuses). For every set of clean gray drawings (default: ``lineart/val
 3. waifu2x (its Chainer package, separate venv, ``benchmarks/waifu2x_runner.py --color rgb``) runs
    its RGB models ``anime_style_noise{0..3}_rgb`` of ``resnet10`` and ``vgg7``; with
    ``--torch-waifu2x`` their graph runs in torch on the same weights instead (Chainer on the first
-   input only, to check that both agree: about an hour less on a 2-core CPU).
+   input only, to check that both agree; Chainer took 144-506 s per megapixel and model here).
 4. Ours: ``Restorer.default()`` (``--colour-model`` replacing the colour layers' backbone) with
    default options on the RGB layer (timed, best of ``--repeat``).
 
@@ -125,7 +125,7 @@ def _parse_args(argv):
         action="store_true",
         help="run waifu2x's RGB models as their graph in torch with the package's own weights "
         "(benchmarks/waifu2x_torch.py; Chainer only on the first input, to check that both agree) "
-        "instead of its Chainer code on every input (about an hour on a 2-core CPU)",
+        "instead of its Chainer code on every input (144-506 s per megapixel and model on a 2-core CPU)",
     )
     p.add_argument(
         "--reuse-waifu2x",

@@ -69,10 +69,13 @@ def test_a_colour_jpeg_is_made_consistent_and_comes_closer_to_the_drawing(restor
     assert paper.any() and (after.image[paper] == 255).all()
     lightest = after.image.min(axis=2)
     assert not ((lightest > ON.theta) & (lightest < 255)).any()
-    # only the luminance moved: where both are inked, the ink colour (hue) is the same
+    # only the luminance moved: where both are inked, each pixel's ink colour (its darkness per unit
+    # of the darkest channel's) is the same up to rounding; its strength is what the step changes
+    # (by 3.5 levels on average here, 2.7 with the first colour backbone)
     inked = (after.image.min(axis=2) < 160) & (before.image.min(axis=2) < 160)
-    a, b = after.image[inked].astype(int), before.image[inked].astype(int)
-    assert np.abs(a - b).mean() < 3
+    da, db = (255.0 - img.image[inked] for img in (after, before))
+    shift = np.abs(da / da.max(axis=1, keepdims=True) - db / db.max(axis=1, keepdims=True))
+    assert shift.mean() < 0.005 and shift.max() < 0.03, (shift.mean(), shift.max())
 
 
 @pytest.mark.parametrize("ink", ["brown", "blue"])
