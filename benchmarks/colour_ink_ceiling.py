@@ -67,19 +67,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     from benchmarks import compare_waifu2x as cw
+    from benchmarks.compare_waifu2x_colour import coloured_crops
     from core.metrics import psnr
     from core.pipeline import RestoreOptions, Restorer
-    from training.colour import coloured_crop, jpeg_rgb
+    from training.colour import jpeg_rgb
 
     sets = [cw.ImageSet(n, Path(f)) for n, _, f in (s.partition("=") for s in args.set)] or [
         cw.ImageSet("val", Path(args.data) / "lineart" / "val"),
         cw.ImageSet("kanji", Path(args.data) / "kanji"),
     ]
     try:
-        crops = [
-            (s.name, coloured_crop(c, cw.pick_files(s.folder, args.images).index(path)))
-            for s, path, _box, c in cw.clean_crops(sets, args.images, args.crop, 0)
-        ]
+        crops = [(s.name, rgb) for s, _path, rgb in coloured_crops(sets, args.images, args.crop)]
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

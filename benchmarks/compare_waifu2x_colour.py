@@ -43,7 +43,7 @@ from PIL import Image
 
 from benchmarks import compare_waifu2x as cw
 
-__all__ = ["main", "margins_over"]
+__all__ = ["coloured_crops", "main", "margins_over"]
 
 
 def margins_over(summary: dict, method: str) -> dict:
@@ -68,6 +68,16 @@ def _best_margins(summary: dict) -> dict:
             if best is not None and cw.OURS in cell:
                 out.setdefault(s, {})[q] = {"best": best, "margin": cell[cw.OURS]["psnr"] - cell[best]["psnr"]}
     return out
+
+
+def coloured_crops(sets, images: int, size: int):
+    """The coloured crops compared, set by set: ``(set, path, rgb)`` for the crops of
+    :func:`benchmarks.compare_waifu2x.clean_crops`, drawing ``k`` of a set coloured by
+    :func:`training.colour.coloured_crop` (odd ones one ink per stroke, even ones one ink)."""
+    from training.colour import coloured_crop
+
+    for s, path, _box, c in cw.clean_crops(sets, images, size, 0):
+        yield s, path, coloured_crop(c, cw.pick_files(s.folder, images).index(path))
 
 
 def _run_chainer(args, jpegs: dict, in_dir: Path, w2x_dir: Path, stored: dict) -> dict | None:
@@ -147,7 +157,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     from core.metrics import psnr
     from core.pipeline import RestoreOptions
-    from training.colour import coloured_crop, jpeg_rgb, rgb_ssim
+    from training.colour import jpeg_rgb, rgb_ssim
 
     sets = [cw.ImageSet(*s.split("=", 1)[0:1], Path(s.split("=", 1)[1])) for s in args.set] or [
         cw.ImageSet("val", Path(args.data) / "lineart" / "val"),
@@ -165,9 +175,7 @@ def main(argv=None) -> int:
     in_dir.mkdir(parents=True)
 
     clean, jpegs = {}, {}
-    for s, path, _box, c in cw.clean_crops(sets, args.images, args.crop, 0):
-        k = cw.pick_files(s.folder, args.images).index(path)
-        rgb = coloured_crop(c, k)
+    for s, path, rgb in coloured_crops(sets, args.images, args.crop):
         clean[(s.name, path.stem)] = rgb
         for q in args.qf:
             name = cw.input_name(s.name, path.stem, q)
@@ -181,30 +189,24 @@ def main(argv=None) -> int:
         ref = clean[(s, stem)]
         records.append(cw.Record(s, stem, q, cw.JPEG, psnr(ref, j), rgb_ssim(ref, j), ref.shape[0] * ref.shape[1]))
 
-    w2x_out = {}
     if args.torch_waifu2x:
         w2x, outputs = cw.torch_waifu2x_outputs(args, jpegs, out / "work", "rgb")
-        for name, m, img, seconds in outputs:
-            s, stem, q = cw.parse_input_name(name)
-            ref = clean[(s, stem)]
-            w2x_out[(m, name)] = img
-            records.append(
-                cw.Record(s, stem, q, m, psnr(ref, img), rgb_ssim(ref, img), ref.shape[0] * ref.shape[1], seconds)
-            )
     else:
         w2x = _run_chainer(args, jpegs, in_dir, w2x_dir, stored)
         if w2x is None:
             return 2
-        for r in w2x["results"]:
-            s, stem, q = cw.parse_input_name(r["file"])
-            with Image.open(r["output"]) as im:
-                img = np.asarray(im.convert("RGB"))
-            m = cw.waifu2x_method(r["arch"], r["noise"])
-            w2x_out[(m, r["file"])] = img
-            ref = clean[(s, stem)]
-            records.append(
-                cw.Record(s, stem, q, m, psnr(ref, img), rgb_ssim(ref, img), ref.shape[0] * ref.shape[1], r["seconds"])
-            )
+        outputs = [
+            (r["file"], cw.waifu2x_method(r["arch"], r["noise"]), cw._read_image(Path(r["output"]), True), r["seconds"])
+            for r in w2x["results"]
+        ]
+    w2x_out = {}
+    for name, m, img, seconds in outputs:
+        s, stem, q = cw.parse_input_name(name)
+        ref = clean[(s, stem)]
+        w2x_out[(m, name)] = img
+        records.append(
+            cw.Record(s, stem, q, m, psnr(ref, img), rgb_ssim(ref, img), ref.shape[0] * ref.shape[1], seconds)
+        )
 
     opts = RestoreOptions()
     restorer.restore(next(iter(jpegs.values())), opts)  # warm-up
