@@ -767,6 +767,12 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="our backbone for coloured layers (with --wild --colour; default: the shipped restore_colour.safetensors)",
     )
     p.add_argument(
+        "--inks-model",
+        metavar="FILE|none",
+        help="our ink network for coloured layers (with --wild --colour; default: the shipped "
+        "colour_inks.safetensors where it is there; none: the colour stage's own ink colours)",
+    )
+    p.add_argument(
         "--wild-model",
         help="our backbone for layers that are not one JPEG at their own size (the wild_network option; "
         "default: the shipped restore_wild.safetensors when it is there)",
@@ -892,14 +898,14 @@ def _cpu_name() -> str:
 
 def _restorer(args: argparse.Namespace):
     """Ours: the shipped models (the fast pair with ``--fast``), any given file replacing its role
-    (``mask``, ``restore``, ``baseline``, ``wild_model``, ``wild_mask``, ``colour_model``: those
-    of ``args`` that are set; a namespace without some of them stands for the shipped files)."""
+    (``mask``, ``restore``, ``baseline``, ``wild_model``, ``wild_mask``, ``colour_model``,
+    ``inks_model`` (a file or ``none``): those of ``args`` that are set; a namespace without some of them stands for the shipped files)."""
     from core import pipeline
 
     opt = lambda name: getattr(args, name, None)  # noqa: E731
     fast = bool(opt("fast"))
     given = {"mask": opt("mask"), "restore": opt("restore"), "baseline": opt("baseline")}
-    extra = ("wild_model", "wild_mask", "colour_model")
+    extra = ("wild_model", "wild_mask", "colour_model", "inks_model")
     if not any(given.values()) and not any(opt(name) for name in extra):
         return pipeline.Restorer.default(device="cpu", fast=fast)
     shipped = pipeline.FAST_FILES if fast else pipeline.DEFAULT_FILES
@@ -914,6 +920,7 @@ def _restorer(args: argparse.Namespace):
         "mask_colour": pipeline.colour_mask_path(None, mask_given=given["mask"] is not None),
         "restore_colour": opt("colour_model")
         or pipeline.colour_restore_path(None, restore_given=fast or given["restore"] is not None),
+        "colour_inks": pipeline.colour_inks_path(opt("inks_model")),
     }
     return pipeline.Restorer.from_files(**paths, **optional, **colour_files, device="cpu")
 

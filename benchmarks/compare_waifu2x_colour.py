@@ -12,8 +12,9 @@ helpers it reuses). For every set of clean gray drawings (default: ``lineart/val
    its RGB models ``anime_style_noise{0..3}_rgb`` of ``resnet10`` and ``vgg7``; with
    ``--torch-waifu2x`` their graph runs in torch on the same weights instead (Chainer on the first
    input only, to check that both agree; Chainer took 144-506 s per megapixel and model here).
-4. Ours: ``Restorer.default()`` (``--colour-model`` replacing the colour layers' backbone) with
-   default options on the RGB layer (timed, best of ``--repeat``).
+4. Ours: ``Restorer.default()`` (``--colour-model`` replacing the colour layers' backbone,
+   ``--inks-model`` their ink network) with default options on the RGB layer (timed, best of
+   ``--repeat``).
 
 Prints a Markdown table (RGB PSNR dB / SSIM per set and QF: JPEG, waifu2x best RGB model, ours,
 margin), every waifu2x model's PSNR, each drawing's margin over the JPEG and over waifu2x's best,
@@ -129,6 +130,12 @@ def _parse_args(argv):
     p.add_argument("--doc-image", help="also copy side_by_side.png here")
     p.add_argument(
         "--colour-model", help="our backbone for coloured layers (default: the shipped restore_colour.safetensors)"
+    )
+    p.add_argument(
+        "--inks-model",
+        metavar="FILE|none",
+        help="our ink network for coloured layers (default: the shipped colour_inks.safetensors where it is "
+        "there; none: the colour stage's own ink colours)",
     )
     p.add_argument(
         "--torch-waifu2x",

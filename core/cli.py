@@ -76,6 +76,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
     g.add_argument("--mask-model", metavar="FILE", help="mask network weights instead of the shipped one")
     g.add_argument("--mask-colour-model", metavar="FILE|none", help=option_table.MASK_COLOUR_HELP)
     g.add_argument("--colour-model", metavar="FILE|none", help=option_table.COLOUR_MODEL_HELP)
+    g.add_argument("--inks-model", metavar="FILE|none", help=option_table.INKS_MODEL_HELP)
     g.add_argument(
         "--baseline-model", metavar="FILE", help="baseline network for --mask none instead of the shipped one"
     )
@@ -173,6 +174,7 @@ def _load_restorer(args: argparse.Namespace, mask_method: str | None):
         FAST_FILES,
         MODELS_DIR,
         Restorer,
+        colour_inks_path,
         colour_mask_path,
         colour_restore_path,
         wild_files,
@@ -235,6 +237,7 @@ def _load_restorer(args: argparse.Namespace, mask_method: str | None):
         engine=args.engine,
         mask_colour=mask_colour,
         restore_colour=restore_colour,
+        colour_inks=colour_inks_path(args.inks_model),
     )
 
 

@@ -23,6 +23,11 @@ things follow, and this module is built on them:
   ``q`` is estimated as a ratio of local sums, ``box(w d) / box(w (1 - Y))`` over a 13-pixel
   window, ``w`` marking the clearly inked pixels (paper's faint ringing stays out); where a window
   holds little ink, a 49-pixel window's estimate (and then the whole drawing's) takes over.
+* **The ink network** (optional, :mod:`core.inknet`, :func:`refine_directions`): that ratio cannot
+  undo what 4:2:0 does to a thin stroke (its chroma averaged with the paper beside it, then
+  clipped by the decoder where it spills onto paper); a small network trained on coloured JPEGs
+  corrects ``u`` from the JPEG's darkness, the line plane and the ratio's estimate. The line
+  plane's stretch keeps the ratio's ``g``, so the networks' input does not depend on it.
 * **The stretch** ``g = max(q)`` is applied in full only where the window holds enough ink
   (:data:`EVIDENCE`) and fades to 1 on paper far from any, whose JPEG noise it would only
   amplify. The mask network gets the same plane without the faint darkness that the stretch
@@ -57,11 +62,13 @@ __all__ = [
     "ColourPlane",
     "chroma_of",
     "correct_luma",
+    "ink_features",
     "is_neutral",
     "jpeg_chroma",
     "jpeg_luma",
     "luma_of",
     "prepare",
+    "refine_directions",
     "set_chroma",
     "to_layer",
 ]
@@ -255,6 +262,39 @@ def _band_planes(wdd: list[np.ndarray], dy: np.ndarray, inner: slice, q_all: np.
     for qc in q:
         qc /= gain
     return gray, mask_gray, cv2.merge(q)
+
+
+#: Rows of context above and below each band the ink network sees (more than its reach: 20 pixels
+#: for the ``medium`` preset).
+INK_HALO = 32
+
+
+def ink_features(img: np.ndarray, gray: np.ndarray, direction: np.ndarray) -> np.ndarray:
+    """The ink network's input (:class:`core.inknet.InkNet`) for rows of an RGB(A) layer: a
+    (7, rows, W) float32 array of the layer's darkness ``1 - c`` per channel (composited on white),
+    the line plane's darkness ``1 - gray`` and the first estimate of the ink directions ``u``
+    (:func:`prepare`'s ``gray`` and ``direction`` for the same rows)."""
+    out = np.empty((7, *gray.shape), np.float32)
+    out[:3] = _darkness_and_luma(img)[:3]
+    np.subtract(1.0, gray, out=out[3])
+    out[4:] = direction.transpose(2, 0, 1)
+    return out
+
+
+def refine_directions(img: np.ndarray, gray: np.ndarray, direction: np.ndarray, run, rows: int = 256) -> np.ndarray:
+    """The ink directions ``direction`` of :func:`prepare` corrected by the ink network
+    (:mod:`core.inknet`): ``run`` takes a (7, h, W) float32 array (:func:`ink_features` of ``img``,
+    ``gray`` and ``direction``) and returns the (3, h, W) directions. Works in bands of ``rows`` rows,
+    each with :data:`INK_HALO` rows of context on both sides; returns a new (H, W, 3) array."""
+    h = img.shape[0]
+    out = np.empty_like(direction)
+    for y in range(0, h, rows):
+        step("rows", y, h)
+        y0, y1 = max(0, y - INK_HALO), min(h, y + rows + INK_HALO)
+        feats = ink_features(img[y0:y1], gray[y0:y1], direction[y0:y1])
+        u = run(feats)
+        out[y : y + rows] = u[:, y - y0 : y - y0 + min(rows, h - y)].transpose(1, 2, 0)
+    return out
 
 
 def to_layer(gray: np.ndarray, direction: np.ndarray, layout: str, dtype, background: str = "white") -> np.ndarray:

@@ -70,6 +70,11 @@ COLOUR_MODEL_HELP = (
     "backbone for coloured layers only, or 'none' to use the backbone for every layer (default: the "
     "shipped restore_colour.safetensors where it is installed, unless a backbone of your own or --fast is given)"
 )
+#: Help of ``--inks-model`` (core, server, evaluate).
+INKS_MODEL_HELP = (
+    "ink network for coloured layers (each pixel's ink colour), or 'none' for the colour stage's own "
+    "estimate (default: the shipped colour_inks.safetensors where it is installed)"
+)
 #: Help of ``--precision``.
 PRECISION_HELP = "inference precision (default: auto); auto = bf16 on CPUs with native bf16 and on CUDA, else fp32"
 #: Help of ``--engine``.

@@ -93,8 +93,10 @@ __all__ = [
     "DEFAULT_FILES",
     "FAST_FILES",
     "COLOUR_MASK_FILE",
+    "COLOUR_INKS_FILE",
     "COLOUR_RESTORE_FILE",
     "colour_mask_path",
+    "colour_inks_path",
     "colour_restore_path",
     "WILD_FILES",
     "wild_files",
@@ -134,6 +136,10 @@ COLOUR_MASK_FILE = "mask_colour.safetensors"
 #: optional like :data:`COLOUR_MASK_FILE`, used for colour layers only, with the default backbone
 #: only (not the fast pair's, nor a backbone given by the caller).
 COLOUR_RESTORE_FILE = "restore_colour.safetensors"
+#: The ink network (:mod:`core.inknet`, ``python -m training inks``; docs/colour.md): corrects each
+#: pixel's ink colour on coloured layers before they are turned back into colour; optional, used
+#: with any backbone (it reads the JPEG, not the restoration) where the file is there.
+COLOUR_INKS_FILE = "colour_inks.safetensors"
 #: ``Restorer.from_files`` keyword -> shipped file, loaded with the default files when it is there:
 #: the framework backbone and the mask network fine-tuned on re-saved, resized and cropped JPEGs
 #: (``training.degrade``), which the ``wild_network`` option uses on layers resized after
@@ -310,7 +316,8 @@ class RestoreResult:
         jpeg_quality: the IJG quality found in the layer's pixels and used to make the result
             consistent with its JPEG (``jpeg_consistency``; for a file's own non-IJG table, the
             nearest IJG quality), else ``None``.
-        timings: seconds per step (``prepare``, ``mask``, ``restore``, ``finish``, ``total``).
+        timings: seconds per step (``prepare``, ``mask``, ``restore``, ``finish``, ``total``; on a colour
+            layer with the ink network also ``inks``, which ``prepare`` includes).
         notes: remarks for people (light ink stretched, assumed QF...).
         tile: the tile side used; ``tiles``: how many tiles the backbone pass ran.
     """
@@ -349,6 +356,13 @@ def colour_restore_path(choice: str | os.PathLike | None, restore_given: bool) -
     file; not given -> the shipped :data:`COLOUR_RESTORE_FILE` where it is there, unless
     ``restore_given`` (a backbone of the caller's own, or the fast pair's, restores every layer)."""
     return _colour_file(COLOUR_RESTORE_FILE, choice, restore_given)
+
+
+def colour_inks_path(choice: str | os.PathLike | None) -> Path | None:
+    """The ink network's file a command line asks for (``--inks-model``): ``none`` -> none (the
+    hand-made ink colours of :func:`core.colour.prepare`); a path -> that file; not given -> the
+    shipped :data:`COLOUR_INKS_FILE` where it is there."""
+    return _colour_file(COLOUR_INKS_FILE, choice, False)
 
 
 @dataclass
@@ -476,6 +490,9 @@ class Restorer:
         restore_colour_model: a framework backbone for coloured layers only, where the default
             ``restore_model`` would run (role ``restore_colour``, :data:`COLOUR_RESTORE_FILE`);
             ``None``: ``restore_model`` for every layer.
+        colour_inks_model: an :class:`core.inknet.InkNet` correcting coloured layers' ink colours
+            (role ``colour_inks``, :data:`COLOUR_INKS_FILE`); ``None``: the colour stage's own
+            estimate (:func:`core.colour.prepare`).
 
     A Restorer may be shared between threads; restorations run one at a time.
     """
@@ -497,6 +514,7 @@ class Restorer:
         names: dict[str, str] | None = None,
         mask_colour_model: torch.nn.Module | None = None,
         restore_colour_model: torch.nn.Module | None = None,
+        colour_inks_model: torch.nn.Module | None = None,
     ):
         if engine not in ENGINES:
             raise InvalidOptionError(f"engine must be one of {', '.join(ENGINES)}; got {engine!r}")
@@ -522,18 +540,26 @@ class Restorer:
             ("wild", wild_model, "framework"),
             ("mask_wild", wild_mask_model, "mask"),
             ("wild_colour", wild_colour_model, "framework"),
+            ("colour_inks", colour_inks_model, "inks"),
         ):
             if model is None:
                 continue
             self._check_role(model, role, want)
             prec = self.mask_precision if want == "mask" else self.precision
-            self._runners[role] = _Runner(
-                model, names.get(role, role), self.device, prec, self.channels_last, self.engine
-            )
+            # The ink network is small and runs once per layer: always torch (no ONNX export).
+            engine = "torch" if want == "inks" else self.engine
+            self._runners[role] = _Runner(model, names.get(role, role), self.device, prec, self.channels_last, engine)
 
     @staticmethod
     def _check_role(model: torch.nn.Module, role: str, want: str) -> None:
         kind = _kind(model)
+        if want == "inks" or kind == "inks":
+            if kind != want:
+                raise WeightsError(
+                    f"the {role} model must be "
+                    + ("the ink network" if want == "inks" else f"a {want} network, not the ink network")
+                )
+            return
         if want == "mask":
             if kind != "mask":
                 raise WeightsError(
@@ -564,11 +590,12 @@ class Restorer:
         engine: str = "auto",
         mask_colour: str | os.PathLike | None = None,
         restore_colour: str | os.PathLike | None = None,
+        colour_inks: str | os.PathLike | None = None,
     ) -> Restorer:
         """Load models from weights files (our ``.safetensors``; ``baseline`` may also be an
         official ``.pth`` checkpoint). Any of them may be ``None`` if its methods are not used;
         ``mask_colour`` and ``restore_colour`` (optional) are the mask network and the backbone
-        for coloured layers only; ``wild`` and
+        for coloured layers only, ``colour_inks`` their ink network; ``wild`` and
         ``wild_mask`` are the backbone and mask network of the ``wild_network`` option, and
         ``wild_colour`` its backbone for coloured layers with no JPEG grid.
 
@@ -586,6 +613,7 @@ class Restorer:
             ("wild", wild),
             ("mask_wild", wild_mask),
             ("wild_colour", wild_colour),
+            ("colour_inks", colour_inks),
         )
         for role, path in roles:
             if path is None:
@@ -607,6 +635,7 @@ class Restorer:
             names=names,
             mask_colour_model=loaded["mask_colour"],
             restore_colour_model=loaded["restore_colour"],
+            colour_inks_model=loaded["colour_inks"],
         )
 
     @classmethod
@@ -619,8 +648,9 @@ class Restorer:
         fast: bool = False,
     ) -> Restorer:
         """The shipped models from ``core/models/``: :data:`DEFAULT_FILES`, or with ``fast`` the
-        thinner pair :data:`FAST_FILES`, and the colour layers' mask :data:`COLOUR_MASK_FILE`
-        and (not with ``fast``) backbone :data:`COLOUR_RESTORE_FILE` where they are there, and
+        thinner pair :data:`FAST_FILES`, and the colour layers' mask :data:`COLOUR_MASK_FILE`,
+        ink network :data:`COLOUR_INKS_FILE` and (not with ``fast``) backbone
+        :data:`COLOUR_RESTORE_FILE` where they are there, and
         :data:`WILD_FILES` that are there.
 
         Raises:
@@ -648,6 +678,7 @@ class Restorer:
             engine=engine,
             mask_colour=colour_mask_path(None, mask_given=False),
             restore_colour=colour_restore_path(None, restore_given=fast),
+            colour_inks=colour_inks_path(None),
         )
 
     # -- introspection --------------------------------------------------------------------
@@ -722,7 +753,9 @@ class Restorer:
         return {role: self._tile_cost(r, qf) for role, r in self._runners.items()}
 
     def _tile_cost(self, r: _Runner, qf: float | None) -> float:
-        if _kind(r.model) == "mask":
+        if _kind(r.model) == "inks":
+            call = lambda s: self._ink_call(r, np.zeros((7, s, s), np.float32))
+        elif _kind(r.model) == "mask":
             call = lambda s: self._mask_logit_diff(r, torch.full((1, 1, s, s), 1.0), qf)
         else:
             call = lambda s: self._backbone_call(
@@ -799,6 +832,11 @@ class Restorer:
         check_cancel(cancel)
         planes = network_planes(image, opts.normalize_ink)
         plane, x, direction, ink_k = planes.plane, planes.x, planes.direction, planes.ink_k
+        if direction is not None and "colour_inks" in self._runners:
+            t = time.perf_counter()
+            runner = self._runners["colour_inks"]
+            direction = colour.refine_directions(image, plane.gray, direction, lambda f: self._ink_call(runner, f))
+            timings["inks"] = time.perf_counter() - t
         notes = list(plane.notes)
         h, w = plane.gray.shape
         if ink_k != 1.0:
@@ -929,6 +967,13 @@ class Restorer:
             f"({size[0]}x{size[1]}) and scaled back ({shrunk.kernel} kernel, the one that explains its pixels best)"
         )
         return dataclasses.replace(res, image=out, mask=mask, timings=timings, notes=[note, *res.notes])
+
+    @staticmethod
+    def _ink_call(runner: _Runner, features: np.ndarray) -> np.ndarray:
+        """The ink network on one band's (7, h, W) features: its (3, h, W) float32 directions."""
+        with torch.inference_mode(), runner.autocast():
+            u = runner(runner.to_device(torch.from_numpy(features)[None]))
+        return u[0].float().cpu().numpy()
 
     @staticmethod
     def _overlap(opts: RestoreOptions, tile: int, align: int) -> int:

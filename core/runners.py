@@ -19,6 +19,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from .errors import WeightsError
+from .inknet import InkNet
 from .ort_engine import EngineUnavailable, OrtCore
 
 __all__ = ["load_weights", "model_kind", "Runner", "LiveBytes", "describe", "glue_threads", "is_oom"]
@@ -42,7 +43,10 @@ def load_weights(path: str | os.PathLike, role: str) -> torch.nn.Module:
 
 
 def model_kind(model: torch.nn.Module) -> str:
-    """``mask`` for a mask network, ``backbone`` for a restoration network."""
+    """``mask`` for a mask network, ``inks`` for the ink network, ``backbone`` for a restoration
+    network."""
+    if isinstance(model, InkNet):
+        return "inks"
     return "mask" if hasattr(model, "variant") and hasattr(model, "predict") else "backbone"
 
 

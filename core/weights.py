@@ -25,6 +25,7 @@ from torch import nn
 
 from .backbones import Backbone, backbone_from_config, backbone_from_spandrel
 from .errors import UnsupportedModelError, WeightsError
+from .inknet import InkNet, inknet_from_config
 from .masknet import MaskUNet, masknet_from_config
 
 __all__ = [
@@ -41,24 +42,30 @@ FORMAT = "lineart-restore"
 FORMAT_VERSION = 1
 
 
-def model_from_config(config: dict[str, Any]) -> MaskUNet | Backbone:
+def model_from_config(config: dict[str, Any]) -> MaskUNet | Backbone | InkNet:
     """Build an uninitialised model from a ``config`` dict (``kind`` picks the family)."""
     kind = config.get("kind") if isinstance(config, dict) else None
     if kind == "masknet":
         return masknet_from_config(config)
     if kind == "backbone":
         return backbone_from_config(config)
-    raise UnsupportedModelError(f"unknown model kind {kind!r} in weights metadata (expected masknet or backbone)")
+    if kind == "inknet":
+        return inknet_from_config(config)
+    raise UnsupportedModelError(
+        f"unknown model kind {kind!r} in weights metadata (expected masknet, backbone or inknet)"
+    )
 
 
-def save_model(model: MaskUNet | Backbone, path: str | os.PathLike, training: dict[str, Any] | None = None) -> Path:
+def save_model(
+    model: MaskUNet | Backbone | InkNet, path: str | os.PathLike, training: dict[str, Any] | None = None
+) -> Path:
     """Write ``model`` to ``path`` as safetensors with rebuild metadata; returns the path.
 
     The file is written to a temporary name first and renamed, so a crash never leaves a
     half-written file under the final name.
     """
-    if not isinstance(model, (MaskUNet, Backbone)):
-        raise TypeError(f"save_model takes a MaskUNet or Backbone, got {type(model).__name__}")
+    if not isinstance(model, (MaskUNet, Backbone, InkNet)):
+        raise TypeError(f"save_model takes a MaskUNet, Backbone or InkNet, got {type(model).__name__}")
     path = Path(path)
     meta = {
         "format": FORMAT,
@@ -121,7 +128,7 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     return {"format_version": version, "model": model_cfg, "training": training}
 
 
-def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> MaskUNet | Backbone:
+def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> MaskUNet | Backbone | InkNet:
     """Load one of our weights files into the model it describes, in eval mode on ``device``."""
     meta = read_metadata(path)
     model = model_from_config(meta["model"])

@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--mask-model", type=Path, help="mask network weights (.safetensors)")
     g.add_argument("--mask-colour-model", metavar="FILE|none", help=table.MASK_COLOUR_HELP)
     g.add_argument("--colour-model", metavar="FILE|none", help=table.COLOUR_MODEL_HELP)
+    g.add_argument("--inks-model", metavar="FILE|none", help=table.INKS_MODEL_HELP)
     g.add_argument("--restore-model", type=Path, help="framework-mode restoration backbone (.safetensors)")
     g.add_argument("--baseline-model", type=Path, help="baseline-mode backbone for mask 'none' (.safetensors or .pth)")
     g.add_argument(
@@ -220,6 +221,7 @@ def load_restorer(args: argparse.Namespace):
         FAST_FILES,
         MODELS_DIR,
         Restorer,
+        colour_inks_path,
         colour_mask_path,
         colour_restore_path,
         wild_files,
@@ -229,7 +231,8 @@ def load_restorer(args: argparse.Namespace):
     given = {"mask": args.mask_model, "restore": args.restore_model, "baseline": args.baseline_model}
     colour_choice = getattr(args, "mask_colour_model", None)
     colour_backbone = getattr(args, "colour_model", None)
-    if not any(given.values()) and colour_choice is None and colour_backbone is None:
+    inks = getattr(args, "inks_model", None)
+    if not any(given.values()) and colour_choice is None and colour_backbone is None and inks is None:
         return Restorer.default(device=args.device, precision=args.precision, engine=args.engine, fast=fast)
     paths = {}
     for role, path in given.items():
@@ -244,6 +247,7 @@ def load_restorer(args: argparse.Namespace):
         **wild,
         mask_colour=mask_colour,
         restore_colour=restore_colour,
+        colour_inks=colour_inks_path(inks),
         device=args.device,
         precision=args.precision,
         engine=args.engine,

@@ -180,3 +180,19 @@ def test_colour_ink_ceiling_prints_every_qf(folder, capsys):
         assert float(ours) > float(jpeg)
         assert float(true_inks) > float(jpeg) and float(true_plane) > float(jpeg)
     assert cic.main(["--set", "s=/nonexistent", "--images", "1"]) == 2
+
+
+def test_colour_mask_luma_masks_three_versions(folder, capsys):
+    from benchmarks import colour_mask_luma as cml
+    from training.colour import in_ink
+
+    gray = np.full((8, 8), 255, np.uint8)
+    gray[2:6, 3] = 0
+    yellow = cml.luminance_drawing(in_ink(gray, (250, 222, 40)))
+    assert yellow[0, 0] == 255 and 200 < int(yellow[2, 3]) < 230  # a light gray, paper white
+    assert cml.main([str(folder), "--crop", "96", "--qf", "10", "40"]) == 0
+    rows = _rows(capsys.readouterr().out, qf_column=1)
+    assert [r[1] for r in rows] == ["10", "40", "10", "40"]  # the drawing, then the means
+    for row in rows:
+        assert all(0.5 < float(v) <= 1.0 for v in row[2:])
+    assert cml.main(["/nonexistent"]) == 2

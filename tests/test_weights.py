@@ -104,7 +104,7 @@ def test_save_writes_no_temporary_file_and_overwrites(tmp_path):
 
 
 def test_save_refuses_other_modules(tmp_path):
-    with pytest.raises(TypeError, match="MaskUNet or Backbone"):
+    with pytest.raises(TypeError, match="MaskUNet, Backbone or InkNet"):
         save_model(torch.nn.Linear(2, 2), tmp_path / "x.safetensors")
 
 

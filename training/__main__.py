@@ -2,6 +2,7 @@
 
     python -m training mask    --train DIR [--val DIR] --hours 1 --out runs/mask
     python -m training restore --train DIR [--val DIR] --mode framework --hours 1 --out runs/fw
+    python -m training inks    --train DIR [--val DIR] --preset small --hours 1 --out runs/inks
     python -m training evaluate ...      (tables 1 and 2)
     python -m training plot ...          (PSNR/SSIM against training hours)
     python -m training synth ...         (synthetic drawings / contact sheet)
@@ -44,8 +45,9 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--preset",
         default=d.preset,
-        choices=["slim", "full", "fast"],
-        help="network size (default %(default)s; fast: DRUNet and the mask network only)",
+        choices=["slim", "full", "fast", "small", "medium"],
+        help="network size (default %(default)s; fast: DRUNet and the mask network only; small, medium: "
+        "the ink network only)",
     )
     p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
     p.add_argument("--hours", type=float, default=None, help="stop after this many hours (cumulative over resumes)")
@@ -211,6 +213,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pr.set_defaults(task="restore")
 
+    pi = sub.add_parser(
+        "inks",
+        help="train the ink network (each pixel's ink colour on coloured layers; RGB MSE at the true strength)",
+    )
+    _common(pi)
+    pi.add_argument(
+        "--colour-light",
+        dest="colour_light",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="share of the patches drawn in light inks only (yellow, light blue, pink); the others draw "
+        "from every ink, a third of them light (default 0)",
+    )
+    pi.set_defaults(task="inks", preset="small")
+
     # Each module adds its own sub-command. An import error here is a bug or a missing dependency
     # and must show, not make the sub-command disappear from --help.
     from . import evaluate, export, figures, plot, shrink, synth
@@ -230,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command not in ("mask", "restore"):
+    if args.command not in ("mask", "restore", "inks"):
         return int(args.func(args) or 0)
     fields = TrainConfig.__dataclass_fields__
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})

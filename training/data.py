@@ -42,7 +42,7 @@ COLOUR_444 = 0.25
 #: Fewer pure-white pixels than this and the drawing is reported as not having a 255 background.
 MIN_WHITE_FRACTION = 0.3
 #: What a colour patch is trained towards (:attr:`PatchDataset.colour_target`).
-COLOUR_TARGETS = ("drawing", "plane")
+COLOUR_TARGETS = ("drawing", "plane", "inks")
 
 
 class DataError(ValueError):
@@ -194,6 +194,9 @@ class PatchDataset(torch.utils.data.Dataset):
             drawing (its darkest channel, the distance from white), stretched as the input was
             (:mod:`core.ink`): what the colour stage needs from the backbone, since it turns
             ``1 - plane`` back into each ink's colour (:func:`core.colour.to_layer`).
+            ``"inks"``: the ink network's item instead, ``(features, darkness)``: the (7, H, W)
+            input :func:`core.colour.ink_features` makes of the JPEG and the clean coloured
+            patch's darkness ``1 - c`` (3, H, W) (``python -m training inks``).
         seed: base seed.
     """
 
@@ -270,6 +273,12 @@ class PatchDataset(torch.utils.data.Dataset):
 
         from .colour import line_plane
 
+        if self.colour_target == "inks":
+            from core import colour
+
+            cp = colour.prepare(rgb)
+            dark = torch.from_numpy(1.0 - coloured.astype(np.float32) / 255.0).permute(2, 0, 1).contiguous()
+            return torch.from_numpy(colour.ink_features(rgb, cp.gray, cp.direction)), dark, torch.tensor(float(qf)), rgb
         planes = network_planes(rgb)
         plane = planes.mask_input(colour_mask=True)[0].float()
         target = drawing if self.colour_target == "drawing" else line_plane(coloured, planes.ink_k)[None]

@@ -43,7 +43,7 @@ from core import masks as direct_masks
 from core.equations import DEFAULT_THETA, gt_mask
 from core.errors import RestoreError
 from core.metrics import boundary_fscore, miou, psnr, ssim
-from core.options import COLOUR_MODEL_HELP, MASK_COLOUR_HELP
+from core.options import COLOUR_MODEL_HELP, INKS_MODEL_HELP, MASK_COLOUR_HELP
 
 from .colour import COLOUR_SEED
 
@@ -115,6 +115,7 @@ class EvalConfig:
     baseline_model: Path | None = None
     mask_colour_model: str | Path | None = None
     colour_model: str | Path | None = None
+    inks_model: str | Path | None = None
     light: bool = False
     grain: bool = True
     crop: int | None = None
@@ -162,15 +163,24 @@ def _check_config(cfg: EvalConfig) -> None:
 
 def _make_restorer(cfg: EvalConfig):
     """The pipeline, built from the given or the shipped weights files."""
-    from core.pipeline import DEFAULT_FILES, MODELS_DIR, Restorer, colour_mask_path, colour_restore_path
+    from core.pipeline import (
+        DEFAULT_FILES,
+        MODELS_DIR,
+        Restorer,
+        colour_inks_path,
+        colour_mask_path,
+        colour_restore_path,
+    )
 
     paths = {"mask": cfg.mask_model, "restore": cfg.restore_model, "baseline": cfg.baseline_model}
-    if all(p is None for p in paths.values()) and cfg.mask_colour_model is None and cfg.colour_model is None:
+    colour_choices = (cfg.mask_colour_model, cfg.colour_model, cfg.inks_model)
+    if all(p is None for p in paths.values()) and all(c is None for c in colour_choices):
         return Restorer.default(device=cfg.device)
     chosen = {k: Path(v) if v is not None else MODELS_DIR / DEFAULT_FILES[k] for k, v in paths.items()}
     for role, path in (
         ("mask_colour", colour_mask_path(cfg.mask_colour_model, mask_given=cfg.mask_model is not None)),
         ("restore_colour", colour_restore_path(cfg.colour_model, restore_given=cfg.restore_model is not None)),
+        ("colour_inks", colour_inks_path(cfg.inks_model)),
     ):
         if path is not None:
             chosen[role] = path
@@ -183,6 +193,7 @@ def _make_restorer(cfg: EvalConfig):
         baseline=chosen["baseline"],
         mask_colour=chosen.get("mask_colour"),
         restore_colour=chosen.get("restore_colour"),
+        colour_inks=chosen.get("colour_inks"),
         device=cfg.device,
     )
 
@@ -427,6 +438,7 @@ def add_evaluate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     p.add_argument("--mask-model", type=Path, default=None, help="mask network weights (default: shipped)")
     p.add_argument("--mask-colour-model", default=None, metavar="FILE|none", help=MASK_COLOUR_HELP)
     p.add_argument("--colour-model", default=None, metavar="FILE|none", help=COLOUR_MODEL_HELP)
+    p.add_argument("--inks-model", default=None, metavar="FILE|none", help=INKS_MODEL_HELP)
     p.add_argument("--restore-model", type=Path, default=None, help="framework backbone weights (default: shipped)")
     p.add_argument("--baseline-model", type=Path, default=None, help="baseline backbone weights (default: shipped)")
     p.add_argument("--light", action="store_true", help="evaluate the light, textured-line variant (fixed seed)")
@@ -471,6 +483,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         baseline_model=args.baseline_model,
         mask_colour_model=args.mask_colour_model,
         colour_model=args.colour_model,
+        inks_model=args.inks_model,
         light=args.light,
         grain=args.grain,
         crop=args.crop,

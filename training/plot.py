@@ -2,7 +2,8 @@
 
 Reads the ``val.csv`` that :func:`training.train.train` writes in each run folder (columns
 ``step, hours`` and then ``psnr, ssim, psnr_thr, ssim_thr, psnr_jpeg`` for a backbone, or
-``miou`` for a mask network, and the coloured and degraded crops' columns of runs trained on those)
+``miou`` for a mask network, ``psnr_inks`` for the ink network, and the coloured and degraded
+crops' columns of runs trained on those)
 and draws one line per run, like the paper's Figs. 6-8:
 
     python -m training plot runs/baseline runs/framework --label Baseline --label Framework \\
@@ -38,6 +39,7 @@ PANELS = (
     ("psnr_colour_plane", "PSNR, coloured crops' line plane (dB)"),
     ("miou_colour", "mask mIoU, coloured crops"),
     ("psnr_wild", "PSNR, degraded crops (dB)"),
+    ("psnr_inks", "PSNR, coloured crops at the clean strength (dB)"),
     ("miou_wild", "mask mIoU, degraded crops"),
 )
 

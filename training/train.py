@@ -1,4 +1,4 @@
-"""The training loop for the mask network and the backbones (one ``train(config)`` for both).
+"""The training loop for the mask network, the backbones and the ink network (one ``train(config)``).
 
 * ``task="mask"``: cross-entropy between the mask network's logits and eq. 3's mask.
 * ``task="restore"``, ``mode="baseline"``: L1 (or MSE) between the backbone output and the clean
@@ -6,6 +6,10 @@
 * ``task="restore"``, ``mode="framework"``: the mask (ground truth by default, or a trained mask
   network's prediction) is an extra input; loss is eq. 4's masked MSE on line pixels only; the
   validation output is composed with eq. 2 (background forced to white).
+* ``task="inks"``: the ink network (:mod:`core.inknet`) on coloured RGB JPEG patches: the RGB
+  MSE of the darkness it gives each pixel at the clean drawing's strength (``max(d) u`` against
+  ``d``), i.e. only the ink's colour is scored, not the line plane the backbone restores
+  (:func:`ink_loss`).
 * ``balance="log"`` (restore only) averages ``log(loss of each patch)`` over the batch instead of
   the pixel losses themselves. A blind model sees QF 5-95: a QF-40 patch's squared error is about
   ten times smaller than a QF-10 one's, so with a plain mean the low QFs drive nearly all of the
@@ -26,7 +30,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,13 +46,17 @@ from core.device import cpu_has_native_bf16
 from core.equations import compose, gt_mask, masked_mse, threshold
 from core.errors import WeightsError
 from core.imageio import quantize
+from core.inknet import INK_PRESETS, build_inknet
 from core.masknet import build_masknet, mask_with_rim
 from core.metrics import miou, psnr, ssim
 from core.weights import load_model, read_metadata, save_model
 
 from .data import PatchDataset, jpeg_degrade, load_folder, validation_crops
 
-__all__ = ["ResumeError", "TrainConfig", "restore_loss", "train"]
+__all__ = ["ResumeError", "TASKS", "TrainConfig", "ink_loss", "restore_loss", "train"]
+
+#: What a run trains: the mask network, a backbone, or the ink network.
+TASKS = ("mask", "restore", "inks")
 
 #: How the per-pixel restore loss becomes one number (see the module docstring).
 BALANCES = ("none", "log")
@@ -65,7 +73,7 @@ class ResumeError(ValueError):
 class TrainConfig:
     """Everything a training run needs. Paths are strings so the config is JSON-friendly."""
 
-    task: str = "restore"  # "mask" or "restore"
+    task: str = "restore"  # "mask", "restore" or "inks"
     out: str = "runs/run"
     train_dirs: list[str] = field(default_factory=list)
     val_dirs: list[str] = field(default_factory=list)
@@ -117,8 +125,10 @@ class TrainConfig:
     progress: bool = True
 
     def validate(self) -> None:
-        if self.task not in ("mask", "restore"):
-            raise ValueError(f"task must be 'mask' or 'restore', got {self.task!r}")
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.task == "inks" and self.preset not in INK_PRESETS:
+            raise ValueError(f"the ink network's presets are {', '.join(INK_PRESETS)}, got {self.preset!r}")
         if not self.train_dirs:
             raise ValueError("give at least one training folder (--train DIR)")
         if self.steps is None and self.hours is None:
@@ -133,6 +143,8 @@ class TrainConfig:
             raise ValueError("--balance applies to restore training only (the mask loss is cross-entropy)")
         if self.colour_fraction and self.task == "restore" and self.mode != "framework":
             raise ValueError("--colour trains a framework backbone (the colour stage needs its mask)")
+        if self.task == "inks" and self.colour_fraction != 1.0:
+            raise ValueError("the ink network trains on coloured patches only (colour share 1)")
         if not 0.0 <= self.colour_fraction <= 1.0:
             raise ValueError(f"--colour is a share of patches (0..1), got {self.colour_fraction}")
         if not 0.0 <= self.synth_gradients <= 1.0:
@@ -156,7 +168,9 @@ class TrainConfig:
 
     # what must match for a resume to make sense
     def identity(self) -> dict[str, Any]:
-        keys = ["task", "variant"] if self.task == "mask" else ["task", "arch", "mode", "qf_map", "preset"]
+        keys = {"mask": ["task", "variant"], "inks": ["task", "preset"]}.get(
+            self.task, ["task", "arch", "mode", "qf_map", "preset"]
+        )
         return {k: getattr(self, k) for k in keys}
 
 
@@ -187,6 +201,8 @@ def _autocast(device: torch.device, bf16: str):
 
 
 def _fresh_model(cfg: TrainConfig):
+    if cfg.task == "inks":
+        return build_inknet(cfg.preset)
     if cfg.task == "mask":
         kw = {"qf": cfg.qf} if cfg.variant == "single" else {}
         return build_masknet(cfg.variant, cfg.preset, qf_range=(cfg.qf_min, cfg.qf_max), **kw)
@@ -282,7 +298,18 @@ class _Validator:
         # as the plane the pipeline gives the networks, and for a backbone the clean coloured
         # drawing's line plane, stretched alike (PatchDataset's colour_target "plane").
         self.colour_planes, self.colour_targets = [], []
-        if cfg.colour_fraction:
+        if cfg.task == "inks":
+            from core import colour
+
+            from .colour import coloured_crop, jpeg_rgb
+
+            for i, c in enumerate(crops):
+                coloured = coloured_crop(c, i)
+                rgb = jpeg_rgb(coloured, cfg.val_qf)
+                cp = colour.prepare(rgb)
+                self.colour_planes.append(torch.from_numpy(colour.ink_features(rgb, cp.gray, cp.direction))[None])
+                self.colour_targets.append(coloured)
+        elif cfg.colour_fraction:
             from core.pipeline import network_planes
 
             from .colour import coloured_crop, jpeg_rgb, line_plane
@@ -340,6 +367,18 @@ class _Validator:
         cfg = self.cfg
         model.eval()
         rows: dict[str, list[float]] = {}
+        if cfg.task == "inks":
+            # Each coloured crop drawn at its clean strength with the network's ink colours, and
+            # with the first estimate's (what the network starts from): the inks' share of the error.
+            for feats, coloured in zip(self.colour_planes, self.colour_targets):
+                with _autocast(self.device, cfg.bf16):
+                    u = model(feats.to(self.device)).float()[0].cpu().numpy().transpose(1, 2, 0)
+                strength = 1.0 - coloured.min(axis=2, keepdims=True) / 255.0
+                for key, v in (("psnr_inks", u), ("psnr_inks_first", feats[0, 4:].numpy().transpose(1, 2, 0))):
+                    drawn = quantize(np.clip(1.0 - strength * v, 0.0, 1.0), np.uint8)
+                    rows.setdefault(key, []).append(psnr(drawn, coloured))
+            model.train()
+            return {k: float(np.mean(v)) for k, v in rows.items()}
         for clean, jpeg in zip(self.clean, self.jpeg):
             x = torch.from_numpy(jpeg).float().div(255).view(1, 1, *jpeg.shape).to(self.device)
             y, mask = self._run_one(model, x, gt_mask(clean))
@@ -411,6 +450,15 @@ def restore_loss(
     return torch.log(per + LOG_FLOOR[kind]).mean()
 
 
+def ink_loss(u: torch.Tensor, darkness: torch.Tensor) -> torch.Tensor:
+    """The ink network's loss on a batch: ``u`` its ``(N, 3, H, W)`` ink directions, ``darkness``
+    the clean coloured patches' ``1 - c`` (same shape). Each pixel is drawn at its clean strength
+    (the darkest channel's darkness, what the backbone restores) in the predicted colour, and scored
+    by the RGB MSE: paper (strength 0) costs nothing, a stroke's core most."""
+    strength = darkness.amax(dim=1, keepdim=True)
+    return (strength * u - darkness).pow(2).mean()
+
+
 def _append_csv(path: Path, row: dict[str, Any]) -> None:
     new = not path.exists()
     with open(path, "a", newline="") as fh:
@@ -425,6 +473,8 @@ def _append_csv(path: Path, row: dict[str, Any]) -> None:
 
 def train(cfg: TrainConfig) -> Path:
     """Train one model as ``cfg`` says; returns the path of the final weights file."""
+    if cfg.task == "inks" and not cfg.colour_fraction:
+        cfg = replace(cfg, colour_fraction=1.0)  # every patch is coloured (recorded so in the metadata)
     cfg.validate()
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -481,7 +531,7 @@ def train(cfg: TrainConfig) -> Path:
         wild_scales=tuple(cfg.wild_scales) if cfg.wild_scales else None,
         colour_fraction=cfg.colour_fraction,
         colour_light=cfg.colour_light,
-        colour_target="drawing" if cfg.task == "mask" else "plane",
+        colour_target={"mask": "drawing", "restore": "plane", "inks": "inks"}[cfg.task],
         seed=cfg.seed * 1000 + rank,
     )
     mask_model = None
@@ -516,7 +566,7 @@ def train(cfg: TrainConfig) -> Path:
         initial=step,
         disable=not (main and cfg.progress),
         unit="step",
-        desc=f"{cfg.task}:{cfg.variant if cfg.task == 'mask' else cfg.arch + '/' + cfg.mode}",
+        desc=f"{cfg.task}:" + {"mask": cfg.variant, "inks": cfg.preset}.get(cfg.task, f"{cfg.arch}/{cfg.mode}"),
     )
     losses: list[float] = []
     best: dict[str, float] = {}
@@ -546,8 +596,8 @@ def train(cfg: TrainConfig) -> Path:
                 "crop": cfg.crop,
                 "batch": cfg.batch * world,
                 "lr": cfg.lr,
-                "loss": (
-                    "cross_entropy" if cfg.task == "mask" else "masked_mse" if cfg.mode == "framework" else cfg.loss
+                "loss": {"mask": "cross_entropy", "inks": "ink_mse"}.get(
+                    cfg.task, "masked_mse" if cfg.mode == "framework" else cfg.loss
                 ),
                 "balance": cfg.balance if cfg.task == "restore" else None,
                 "train_mask": cfg.train_mask if cfg.task == "restore" else None,
@@ -594,7 +644,9 @@ def train(cfg: TrainConfig) -> Path:
         for g in opt.param_groups:
             g["lr"] = lr_at(progress_now(), step)
         with _autocast(device, cfg.bf16):
-            if cfg.task == "mask":
+            if cfg.task == "inks":
+                loss = ink_loss(train_model(x).float(), y)
+            elif cfg.task == "mask":
                 target = (y < 1.0).long()[:, 0]
                 logits = train_model(x, qf if model.needs_qf else None)
                 loss = F.cross_entropy(logits.float(), target)
