@@ -71,14 +71,15 @@ def _best_margins(summary: dict) -> dict:
     return out
 
 
-def coloured_crops(sets, images: int, size: int):
+def coloured_crops(sets, images: int, size: int, any_colour: bool = False):
     """The coloured crops compared, set by set: ``(set, path, rgb)`` for the crops of
     :func:`benchmarks.compare_waifu2x.clean_crops`, drawing ``k`` of a set coloured by
-    :func:`training.colour.coloured_crop` (odd ones one ink per stroke, even ones one ink)."""
+    :func:`training.colour.coloured_crop` (odd ones one ink per stroke, even ones one ink; with
+    ``any_colour`` inks from the whole RGB cube instead of the named ones)."""
     from training.colour import coloured_crop
 
     for s, path, _box, c in cw.clean_crops(sets, images, size, 0):
-        yield s, path, coloured_crop(c, cw.pick_files(s.folder, images).index(path))
+        yield s, path, coloured_crop(c, cw.pick_files(s.folder, images).index(path), any_colour=any_colour)
 
 
 def _run_chainer(args, jpegs: dict, in_dir: Path, w2x_dir: Path, stored: dict) -> dict | None:
@@ -132,6 +133,12 @@ def _parse_args(argv):
         "--colour-model", help="our backbone for coloured layers (default: the shipped restore_colour.safetensors)"
     )
     p.add_argument(
+        "--any-colour",
+        action="store_true",
+        help="colour the drawings with inks drawn from the whole RGB cube (training.colour.random_ink, the same "
+        "seeds) instead of the named inks the evaluation sets use: a check on colours no network was tuned on",
+    )
+    p.add_argument(
         "--inks-model",
         metavar="FILE|none",
         help="our ink network for coloured layers (default: the shipped colour_inks.safetensors where it is "
@@ -182,7 +189,7 @@ def main(argv=None) -> int:
     in_dir.mkdir(parents=True)
 
     clean, jpegs = {}, {}
-    for s, path, rgb in coloured_crops(sets, args.images, args.crop):
+    for s, path, rgb in coloured_crops(sets, args.images, args.crop, args.any_colour):
         clean[(s.name, path.stem)] = rgb
         for q in args.qf:
             name = cw.input_name(s.name, path.stem, q)
@@ -280,7 +287,9 @@ def main(argv=None) -> int:
             if agree
             else ". "
         )
-        + f"{len(clean)} crops of up to {args.crop} px, RGB JPEG {args.subsampling}, QF {', '.join(map(str, args.qf))}."
+        + f"{len(clean)} crops of up to {args.crop} px"
+        + (" in inks from the whole RGB cube" if args.any_colour else "")
+        + f", RGB JPEG {args.subsampling}, QF {', '.join(map(str, args.qf))}."
     )
     (out / "table.md").write_text(table + "\n" + env + "\n")
     with open(out / "results.json", "w") as f:

@@ -76,7 +76,11 @@ def test_colour_share_inks_and_subsampling(drawings, monkeypatch):
     monkeypatch.setattr(tc, "jpeg_rgb", lambda img, qf, sub="4:2:0": (subs.append(sub), real(img, qf, sub))[1])
     inks: list[np.ndarray] = []
     real_ink = tc._ink
-    monkeypatch.setattr(tc, "_ink", lambda rng, light=None: (inks.append(real_ink(rng, light)), inks[-1])[1])
+    monkeypatch.setattr(
+        tc,
+        "_ink",
+        lambda rng, light=None, any_colour=False: (inks.append(real_ink(rng, light, any_colour)), inks[-1])[1],
+    )
     ds = PatchDataset(drawings, crop=CROP, colour_fraction=0.5, seed=11)
     n = 80
     coloured = sum(ds.colour_item(i)[3] is not None for i in range(n))
@@ -95,7 +99,9 @@ def test_colour_light_draws_light_inks_only_for_that_share(drawings, monkeypatch
 
     asked: list[bool | None] = []
     real_ink = tc._ink
-    monkeypatch.setattr(tc, "_ink", lambda rng, light=None: (asked.append(light), real_ink(rng, light))[1])
+    monkeypatch.setattr(
+        tc, "_ink", lambda rng, light=None, any_colour=False: (asked.append(light), real_ink(rng, light, any_colour))[1]
+    )
     ds = PatchDataset(drawings, crop=CROP, colour_fraction=1.0, colour_light=0.5, seed=11)
     for i in range(40):
         ds.colour_item(i)
@@ -111,6 +117,36 @@ def test_colour_light_draws_light_inks_only_for_that_share(drawings, monkeypatch
     assert set(asked) == {None}
     with pytest.raises(ValueError, match="colour-light"):
         TrainConfig(task="mask", train_dirs=["x"], steps=1, colour_fraction=0.5, colour_light=2.0).validate()
+
+
+def test_colour_random_draws_inks_from_the_whole_cube_for_that_share(drawings, monkeypatch):
+    """``--colour-random``: that share of the colour patches gets inks drawn from the whole RGB cube
+    (each at least MIN_INK_DARKNESS from white); without it no extra random number is drawn."""
+    import training.colour as tc
+
+    asked: list[bool] = []
+    real_ink = tc._ink
+    monkeypatch.setattr(
+        tc,
+        "_ink",
+        lambda rng, light=None, any_colour=False: (asked.append(any_colour), real_ink(rng, light, any_colour))[1],
+    )
+    ds = PatchDataset(drawings, crop=CROP, colour_fraction=1.0, colour_random=0.5, seed=11)
+    for i in range(40):
+        ds.colour_item(i)
+    assert 0.2 < asked.count(True) / len(asked) < 0.9
+    rng = np.random.default_rng(3)
+    inks = np.stack([tc.random_ink(rng) for _ in range(300)])
+    assert (255 - inks.min(axis=1) >= tc.MIN_INK_DARKNESS).all()
+    named = np.asarray(list(tc.INKS.values()))
+    far = [np.abs(named - ink).max(axis=1).min() > tc.JITTER for ink in inks]
+    assert np.mean(far) > 0.9  # mostly colours the named inks never give
+    plain = PatchDataset(drawings, crop=CROP, colour_fraction=1.0, seed=11)
+    same = PatchDataset(drawings, crop=CROP, colour_fraction=1.0, colour_random=0.0, seed=11)
+    for i in range(5):
+        assert torch.equal(plain[i][0], same[i][0])
+    with pytest.raises(ValueError, match="colour-random"):
+        TrainConfig(task="mask", train_dirs=["x"], steps=1, colour_fraction=1.0, colour_random=1.5).validate()
 
 
 def _two_steps(tmp_path, drawings, **config):

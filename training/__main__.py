@@ -227,6 +227,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="share of the patches drawn in light inks only (yellow, light blue, pink); the others draw "
         "from every ink, a third of them light (default 0)",
     )
+    pi.add_argument(
+        "--colour-random",
+        dest="colour_random",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="share of the patches whose inks are drawn from the whole RGB cube instead of the named inks "
+        "(sepia, brown, blue... yellow, light blue, pink), so that the network does not learn their palette "
+        "(default 0)",
+    )
     pi.set_defaults(task="inks", preset="small")
 
     # Each module adds its own sub-command. An import error here is a bug or a missing dependency

@@ -29,6 +29,7 @@ __all__ = [
     "coloured_crop",
     "colourize",
     "in_ink",
+    "random_ink",
     "jpeg_rgb",
     "line_plane",
     "rgb_ssim",
@@ -57,7 +58,23 @@ JITTER = 8
 SUBSAMPLING = {"4:2:0": 2, "4:4:4": 0}
 
 
-def _ink(rng: np.random.Generator, light: bool | None = None) -> np.ndarray:
+#: A random ink (:func:`random_ink`) is at least this many levels from white in its darkest channel.
+MIN_INK_DARKNESS = 25
+
+
+def random_ink(rng: np.random.Generator) -> np.ndarray:
+    """An ink drawn uniformly from the RGB cube, at least :data:`MIN_INK_DARKNESS` levels from white
+    in its darkest channel: colours outside the named inks, so that a network trained on them does
+    not learn the named inks' palette."""
+    while True:
+        ink = rng.integers(0, 256, size=3)
+        if 255 - int(ink.min()) >= MIN_INK_DARKNESS:
+            return ink
+
+
+def _ink(rng: np.random.Generator, light: bool | None = None, any_colour: bool = False) -> np.ndarray:
+    if any_colour:
+        return random_ink(rng)
     pool = list(INKS.values()) if light is None else list((LIGHT_INKS if light else DARK_INKS).values())
     base = np.asarray(pool[int(rng.integers(len(pool)))], dtype=np.int64)
     return np.clip(base + rng.integers(-JITTER, JITTER + 1, size=3), 0, 255)
@@ -71,7 +88,11 @@ def in_ink(gray: np.ndarray, ink) -> np.ndarray:
 
 
 def colourize(
-    gray: np.ndarray, rng: np.random.Generator, per_stroke: bool | None = None, light: bool | None = None
+    gray: np.ndarray,
+    rng: np.random.Generator,
+    per_stroke: bool | None = None,
+    light: bool | None = None,
+    any_colour: bool = False,
 ) -> np.ndarray:
     """A coloured (H, W, 3) uint8 variant of a gray uint8 drawing (see the module doc).
 
@@ -82,13 +103,15 @@ def colourize(
             at random (None, half and half).
         light: inks drawn from :data:`LIGHT_INKS` only (True), :data:`DARK_INKS` only (False), or
             from both (None).
+        any_colour: inks drawn from the whole RGB cube instead (:func:`random_ink`; ``light`` is
+            then ignored).
     """
     if per_stroke is None:
         per_stroke = bool(rng.integers(2))
     if not per_stroke:
-        return in_ink(gray, _ink(rng, light))
+        return in_ink(gray, _ink(rng, light, any_colour))
     n, labels = cv2.connectedComponents((gray < 255).astype(np.uint8), connectivity=8)
-    ink = np.stack([_ink(rng, light) for _ in range(max(n, 1))])[labels]
+    ink = np.stack([_ink(rng, light, any_colour) for _ in range(max(n, 1))])[labels]
     cover = (255.0 - gray.astype(np.float64)) / 255.0
     c = 255.0 - cover[..., None] * (255.0 - ink)
     return np.clip(np.floor(c + 0.5), 0, 255).astype(np.uint8)
@@ -129,8 +152,9 @@ def rgb_ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean([ssim(np.ascontiguousarray(a[..., k]), np.ascontiguousarray(b[..., k])) for k in range(3)]))
 
 
-def coloured_crop(gray: np.ndarray, index: int, seed: int = COLOUR_SEED) -> np.ndarray:
+def coloured_crop(gray: np.ndarray, index: int, seed: int = COLOUR_SEED, any_colour: bool = False) -> np.ndarray:
     """The coloured variant used by the evaluation sets for the ``index``-th drawing of a set:
     odd drawings get one ink per stroke, even ones one ink for the drawing; seeded by
-    ``(seed, index)`` so every run sees the same colours."""
-    return colourize(gray, np.random.default_rng([seed, index]), per_stroke=bool(index % 2))
+    ``(seed, index)`` so every run sees the same colours. ``any_colour``: inks from the whole RGB
+    cube (:func:`random_ink`) instead of the named ones."""
+    return colourize(gray, np.random.default_rng([seed, index]), per_stroke=bool(index % 2), any_colour=any_colour)

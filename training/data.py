@@ -189,6 +189,9 @@ class PatchDataset(torch.utils.data.Dataset):
         colour_light: share of the colour patches drawn in light inks only (yellow, light blue,
             pink: :data:`training.colour.LIGHT_INKS`), the rest from every ink; 0 draws every
             patch's inks from all of them (a third light) and no extra random number.
+        colour_random: share of the colour patches whose inks are drawn from the whole RGB cube
+            (:func:`training.colour.random_ink`) instead of the named inks; 0 draws no extra random
+            number.
         colour_target: what a colour patch's target is: ``"drawing"``, the gray drawing (mask
             training: its mask is eq. 3's); ``"plane"``, the line plane of the clean coloured
             drawing (its darkest channel, the distance from white), stretched as the input was
@@ -213,6 +216,7 @@ class PatchDataset(torch.utils.data.Dataset):
     wild_scales: tuple[float, float] | None = None
     colour_fraction: float = 0.0
     colour_light: float = 0.0
+    colour_random: float = 0.0
     colour_target: str = "drawing"
     seed: int = 0
 
@@ -284,9 +288,12 @@ class PatchDataset(torch.utils.data.Dataset):
         target = drawing if self.colour_target == "drawing" else line_plane(coloured, planes.ink_k)[None]
         return plane, target, torch.tensor(float(qf)), rgb
 
-    def _light_inks(self, rng: np.random.Generator) -> bool | None:
-        """True (light inks only) for a ``colour_light`` share of colour patches, else None."""
-        return True if self.colour_light and rng.random() < self.colour_light else None
+    def _inks(self, rng: np.random.Generator) -> dict:
+        """:func:`training.colour.colourize`'s ink choice for one colour patch: light inks only for a
+        ``colour_light`` share, inks from the whole RGB cube for a ``colour_random`` share."""
+        if self.colour_random and rng.random() < self.colour_random:
+            return {"any_colour": True}
+        return {"light": True if self.colour_light and rng.random() < self.colour_light else None}
 
     def colour_item(self, index: int):
         """Item ``index`` with the RGB JPEG patch it was made from: ``(plane, clean, qf, rgb)``,
@@ -317,7 +324,7 @@ class PatchDataset(torch.utils.data.Dataset):
 
                 # In colour, degraded as RGB (each save draws its chroma subsampling); a mask
                 # network's target is the darkest channel, as a gray drawing as far from white.
-                rgb, ref, qf = self._degraded(colourize(clean, rng, light=self._light_inks(rng)), rng, size)
+                rgb, ref, qf = self._degraded(colourize(clean, rng, **self._inks(rng)), rng, size)
                 return self._colour_patch(rgb, ref, to_t(ref.min(axis=2)), qf)
             img, ref, qf = self._degraded(clean, rng, size)
             return to_t(img), to_t(ref), torch.tensor(float(qf)), None
@@ -326,7 +333,7 @@ class PatchDataset(torch.utils.data.Dataset):
             from .colour import colourize, jpeg_rgb
 
             sub = "4:4:4" if rng.random() < COLOUR_444 else "4:2:0"
-            coloured = colourize(clean, rng, light=self._light_inks(rng))
+            coloured = colourize(clean, rng, **self._inks(rng))
             rgb = jpeg_rgb(coloured, qf, sub)
             dy, dx = int(rng.integers(8)), int(rng.integers(8))  # shift the block grid inside the crop
             crop = (slice(dy, dy + c), slice(dx, dx + c))

@@ -40,6 +40,7 @@ PANELS = (
     ("miou_colour", "mask mIoU, coloured crops"),
     ("psnr_wild", "PSNR, degraded crops (dB)"),
     ("psnr_inks", "PSNR, coloured crops at the clean strength (dB)"),
+    ("psnr_inks_any", "PSNR, crops in any inks at the clean strength (dB)"),
     ("miou_wild", "mask mIoU, degraded crops"),
 )
 

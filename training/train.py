@@ -91,6 +91,7 @@ class TrainConfig:
     wild_scales: list[float] | None = None  # (low, high) scales of the resize families (None: degrade's)
     colour_fraction: float = 0.0  # coloured RGB JPEGs, as the plane the pipeline gives the networks
     colour_light: float = 0.0  # share of those in light inks only
+    colour_random: float = 0.0  # share of those in inks drawn from the whole RGB cube
     # mask network
     variant: str = "blind"  # blind | qfmap | single
     # backbone
@@ -149,6 +150,8 @@ class TrainConfig:
             raise ValueError(f"--colour is a share of patches (0..1), got {self.colour_fraction}")
         if not 0.0 <= self.synth_gradients <= 1.0:
             raise ValueError(f"--gradients is a share of the synthetic drawings (0..1), got {self.synth_gradients}")
+        if not 0.0 <= self.colour_random <= 1.0:
+            raise ValueError(f"--colour-random is a share of the colour patches (0..1), got {self.colour_random}")
         if not 0.0 <= self.colour_light <= 1.0:
             raise ValueError(f"--colour-light is a share of the colour patches (0..1), got {self.colour_light}")
         if self.loss_rim is not None and (
@@ -298,17 +301,22 @@ class _Validator:
         # as the plane the pipeline gives the networks, and for a backbone the clean coloured
         # drawing's line plane, stretched alike (PatchDataset's colour_target "plane").
         self.colour_planes, self.colour_targets = [], []
+        self.ink_keys: list[str] = []
         if cfg.task == "inks":
             from core import colour
 
             from .colour import coloured_crop, jpeg_rgb
 
-            for i, c in enumerate(crops):
-                coloured = coloured_crop(c, i)
-                rgb = jpeg_rgb(coloured, cfg.val_qf)
-                cp = colour.prepare(rgb)
-                self.colour_planes.append(torch.from_numpy(colour.ink_features(rgb, cp.gray, cp.direction))[None])
-                self.colour_targets.append(coloured)
+            # in the evaluation's named inks, and in inks from the whole RGB cube (no palette to learn)
+            for any_colour, key in ((False, "psnr_inks"), (True, "psnr_inks_any")):
+                for i, c in enumerate(crops):
+                    coloured = coloured_crop(c, i, any_colour=any_colour)
+                    rgb = jpeg_rgb(coloured, cfg.val_qf)
+                    cp = colour.prepare(rgb)
+                    feats = torch.from_numpy(colour.ink_features(rgb, cp.gray, cp.direction))[None]
+                    self.colour_planes.append(feats)
+                    self.colour_targets.append(coloured)
+                    self.ink_keys.append(key)
         elif cfg.colour_fraction:
             from core.pipeline import network_planes
 
@@ -370,11 +378,11 @@ class _Validator:
         if cfg.task == "inks":
             # Each coloured crop drawn at its clean strength with the network's ink colours, and
             # with the first estimate's (what the network starts from): the inks' share of the error.
-            for feats, coloured in zip(self.colour_planes, self.colour_targets):
+            for feats, coloured, name in zip(self.colour_planes, self.colour_targets, self.ink_keys):
                 with _autocast(self.device, cfg.bf16):
                     u = model(feats.to(self.device)).float()[0].cpu().numpy().transpose(1, 2, 0)
                 strength = 1.0 - coloured.min(axis=2, keepdims=True) / 255.0
-                for key, v in (("psnr_inks", u), ("psnr_inks_first", feats[0, 4:].numpy().transpose(1, 2, 0))):
+                for key, v in ((name, u), (f"{name}_first", feats[0, 4:].numpy().transpose(1, 2, 0))):
                     drawn = quantize(np.clip(1.0 - strength * v, 0.0, 1.0), np.uint8)
                     rows.setdefault(key, []).append(psnr(drawn, coloured))
             model.train()
@@ -531,6 +539,7 @@ def train(cfg: TrainConfig) -> Path:
         wild_scales=tuple(cfg.wild_scales) if cfg.wild_scales else None,
         colour_fraction=cfg.colour_fraction,
         colour_light=cfg.colour_light,
+        colour_random=cfg.colour_random,
         colour_target={"mask": "drawing", "restore": "plane", "inks": "inks"}[cfg.task],
         seed=cfg.seed * 1000 + rank,
     )
@@ -591,6 +600,7 @@ def train(cfg: TrainConfig) -> Path:
                 "wild_scales": cfg.wild_scales,
                 "colour_fraction": cfg.colour_fraction,
                 "colour_light": cfg.colour_light,
+                **({"colour_random": cfg.colour_random} if cfg.colour_random else {}),
                 "qf_range": [cfg.qf_min, cfg.qf_max],
                 "qf": cfg.qf,
                 "crop": cfg.crop,
