@@ -54,6 +54,16 @@ def main() -> int:
         m = macs_per_pixel(mask, x, out_pixels=side * side)
         r = macs_per_pixel(restore, x, torch.ones_like(x), out_pixels=side * side)
         rows += [(f"{label}: mask network", m), (f"{label}: restore backbone", r), (f"{label}: both", m + r)]
+    from core.pipeline import colour_inks_path
+
+    inks = colour_inks_path(None)  # the ink network of coloured layers, where it is shipped
+    if inks is not None:
+        rows.append(
+            (
+                "ours: ink network (colour)",
+                macs_per_pixel(load_model(inks).float(), torch.rand(1, 7, side, side), out_pixels=side * side),
+            )
+        )
     for name, cls in (("vgg7", VGG7), ("resnet10", ResNet10)):
         pad = ARCH_OFFSETS[name]
         xp = torch.rand(1, 1, side + 2 * pad, side + 2 * pad)

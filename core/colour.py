@@ -265,8 +265,8 @@ def _band_planes(wdd: list[np.ndarray], dy: np.ndarray, inner: slice, q_all: np.
 
 
 #: Rows of context above and below each band the ink network sees (more than its reach: 20 pixels
-#: for the ``medium`` preset).
-INK_HALO = 32
+#: for the ``medium`` preset, ten 3x3 convolutions at half resolution).
+INK_HALO = 24
 
 
 def ink_features(img: np.ndarray, gray: np.ndarray, direction: np.ndarray) -> np.ndarray:
@@ -281,7 +281,7 @@ def ink_features(img: np.ndarray, gray: np.ndarray, direction: np.ndarray) -> np
     return out
 
 
-def refine_directions(img: np.ndarray, gray: np.ndarray, direction: np.ndarray, run, rows: int = 256) -> np.ndarray:
+def refine_directions(img: np.ndarray, gray: np.ndarray, direction: np.ndarray, run, rows: int = _ROWS) -> np.ndarray:
     """The ink directions ``direction`` of :func:`prepare` corrected by the ink network
     (:mod:`core.inknet`): ``run`` takes a (7, h, W) float32 array (:func:`ink_features` of ``img``,
     ``gray`` and ``direction``) and returns the (3, h, W) directions. Works in bands of ``rows`` rows,
