@@ -26,8 +26,9 @@ things follow, and this module is built on them:
 * **The ink network** (optional, :mod:`core.inknet`, :func:`refine_directions`): that ratio cannot
   undo what 4:2:0 does to a thin stroke (its chroma averaged with the paper beside it, then
   clipped by the decoder where it spills onto paper); a small network trained on coloured JPEGs
-  corrects ``u`` from the JPEG's darkness, the line plane and the ratio's estimate. The line
-  plane's stretch keeps the ratio's ``g``, so the networks' input does not depend on it.
+  corrects ``u`` from the JPEG's darkness, the line plane and the ratio's estimate (each pixel's
+  colour, not its strength: the largest channel stays the ratio's). The line plane's stretch keeps
+  the ratio's ``g``, so the networks' input does not depend on it.
 * **The stretch** ``g = max(q)`` is applied in full only where the window holds enough ink
   (:data:`EVIDENCE`) and fades to 1 on paper far from any, whose JPEG noise it would only
   amplify. The mask network gets the same plane without the faint darkness that the stretch
@@ -292,9 +293,20 @@ def refine_directions(img: np.ndarray, gray: np.ndarray, direction: np.ndarray, 
         step("rows", y, h)
         y0, y1 = max(0, y - INK_HALO), min(h, y + rows + INK_HALO)
         feats = ink_features(img[y0:y1], gray[y0:y1], direction[y0:y1])
-        u = run(feats)
-        out[y : y + rows] = u[:, y - y0 : y - y0 + min(rows, h - y)].transpose(1, 2, 0)
+        u = run(feats)[:, y - y0 : y - y0 + min(rows, h - y)].transpose(1, 2, 0)
+        out[y : y + rows] = _with_strength(u, direction[y : y + rows])
     return out
+
+
+def _with_strength(u: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """The ink network's directions ``u`` scaled per pixel to the largest channel of the first
+    estimate ``first``: the network changes each pixel's colour, never its strength, so the result's
+    darkest channel stays the restored line plane (and a transparent layer's alpha its coverage).
+    Where the network gives (almost) no darkness, the first estimate stays."""
+    top = _max3(u)
+    keep = top < np.float32(1e-3)
+    scaled = u * (_max3(first) / np.maximum(top, np.float32(1e-3)))[..., None]
+    return np.where(keep[..., None], first, scaled).astype(np.float32, copy=False)
 
 
 def to_layer(gray: np.ndarray, direction: np.ndarray, layout: str, dtype, background: str = "white") -> np.ndarray:

@@ -12,7 +12,8 @@ Shape: the seven full-resolution input planes (:func:`core.colour.ink_features`)
 into channels (4:2:0 chroma lives at half resolution anyway, and every layer costs a quarter),
 then a 3x3 convolution, residual blocks, a 3x3 convolution to 12 channels and the unfold back:
 a correction added to the first estimate, kept non-negative. The last convolution starts at zero,
-so a fresh network returns the hand-made estimate unchanged.
+so a fresh network returns the hand-made estimate unchanged. (The colour stage then scales each
+pixel to the first estimate's strength: :func:`core.colour.refine_directions`.)
 """
 
 from __future__ import annotations
