@@ -2,7 +2,7 @@
 
     python -m training mask    --train DIR [--val DIR] --hours 1 --out runs/mask
     python -m training restore --train DIR [--val DIR] --mode framework --hours 1 --out runs/fw
-    python -m training inks    --train DIR [--val DIR] --preset small --hours 1 --out runs/inks
+    python -m training inks    --train DIR [--val DIR] --hours 1 --out runs/inks
     python -m training evaluate ...      (tables 1 and 2)
     python -m training plot ...          (PSNR/SSIM against training hours)
     python -m training synth ...         (synthetic drawings / contact sheet)
@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(sepia, brown, blue... yellow, light blue, pink), so that the network does not learn their palette "
         "(default 0)",
     )
-    pi.set_defaults(task="inks", preset="small")
+    pi.set_defaults(task="inks", preset="medium")  # the shipped size
 
     # Each module adds its own sub-command. An import error here is a bug or a missing dependency
     # and must show, not make the sub-command disappear from --help.
