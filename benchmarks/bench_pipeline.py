@@ -52,14 +52,7 @@ def build_restorer(
 
     from core.backbones import build_backbone
     from core.masknet import build_masknet
-    from core.pipeline import (
-        DEFAULT_FILES,
-        MODELS_DIR,
-        Restorer,
-        colour_inks_path,
-        colour_mask_path,
-        colour_restore_path,
-    )
+    from core.pipeline import DEFAULT_FILES, MODELS_DIR, Restorer, colour_files
     from core.weights import load_model
 
     torch.manual_seed(0)
@@ -76,13 +69,9 @@ def build_restorer(
     if all(p.is_file() for p in paths.values()):
         models = [load_model(paths[r]) for r in ("mask", "restore", "baseline")]
         source = "shipped weights"
-        for key, path in (
-            ("mask_colour_model", colour_mask_path(None, mask_given=False)),
-            ("restore_colour_model", colour_restore_path(None, restore_given=False)),
-            ("colour_inks_model", colour_inks_path(None)),
-        ):
+        for role, path in colour_files().items():
             if path is not None:
-                colour[key] = load_model(path)
+                colour[f"{role}_model"] = load_model(path)
     else:
         models = [
             build_masknet("blind", "slim"),

@@ -1166,7 +1166,7 @@ def main(argv: list[str] | None = None) -> int:
     from training.degrade import encode
 
     if args.wild_model or args.wild_colour_model:
-        from core.pipeline import DEFAULT_FILES, MODELS_DIR, colour_mask_path, colour_restore_path, wild_files
+        from core.pipeline import DEFAULT_FILES, MODELS_DIR, colour_files, wild_files
 
         files = {role: MODELS_DIR / name for role, name in DEFAULT_FILES.items()}
         optional = wild_files()
@@ -1174,11 +1174,7 @@ def main(argv: list[str] | None = None) -> int:
         optional["wild_colour"] = args.wild_colour_model or optional["wild_colour"]
         if args.wild_mask_model:
             optional["wild_mask"] = None if args.wild_mask_model == "none" else args.wild_mask_model
-        colour = {
-            "mask_colour": colour_mask_path(None, mask_given=False),
-            "restore_colour": colour_restore_path(None, restore_given=False),
-        }
-        restorer = Restorer.from_files(**files, **optional, **colour, device="cpu")
+        restorer = Restorer.from_files(**files, **optional, **colour_files(), device="cpu")
     else:
         restorer = Restorer.default(device="cpu")
     opts = RestoreOptions()

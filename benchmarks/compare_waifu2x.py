@@ -916,13 +916,14 @@ def _restorer(args: argparse.Namespace):
     if opt("wild_mask"):
         optional["wild_mask"] = opt("wild_mask")
     # the colour layers' own files go with the shipped mask and backbone, as in Restorer.default
-    colour_files = {
-        "mask_colour": pipeline.colour_mask_path(None, mask_given=given["mask"] is not None),
-        "restore_colour": opt("colour_model")
-        or pipeline.colour_restore_path(None, restore_given=fast or given["restore"] is not None),
-        "colour_inks": pipeline.colour_inks_path(opt("inks_model")),
-    }
-    return pipeline.Restorer.from_files(**paths, **optional, **colour_files, device="cpu")
+    colour = pipeline.colour_files(
+        None,
+        opt("colour_model"),
+        opt("inks_model"),
+        mask_given=given["mask"] is not None,
+        restore_given=fast or given["restore"] is not None,
+    )
+    return pipeline.Restorer.from_files(**paths, **optional, **colour, device="cpu")
 
 
 def wild_table(records: list[Record], before: dict | None = None) -> tuple[str, list[dict]]:

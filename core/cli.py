@@ -174,9 +174,7 @@ def _load_restorer(args: argparse.Namespace, mask_method: str | None):
         FAST_FILES,
         MODELS_DIR,
         Restorer,
-        colour_inks_path,
-        colour_mask_path,
-        colour_restore_path,
+        colour_files,
         wild_files,
     )
 
@@ -219,12 +217,17 @@ def _load_restorer(args: argparse.Namespace, mask_method: str | None):
             engine=args.engine,
             **_role_of_model(args.model),
         )
-    mask_colour = restore_colour = None
-    if mask_method in (None, "learnt"):
-        mask_colour = colour_mask_path(args.mask_colour_model, mask_given=args.mask_model is not None)
-    if roles["restore"]:
-        fast = getattr(args, "fast", False)
-        restore_colour = colour_restore_path(args.colour_model, restore_given=fast)
+    colour = colour_files(
+        args.mask_colour_model,
+        args.colour_model,
+        args.inks_model,
+        mask_given=args.mask_model is not None,
+        restore_given=getattr(args, "fast", False),
+    )
+    if mask_method not in (None, "learnt"):
+        colour["mask_colour"] = None
+    if not roles["restore"]:
+        colour["restore_colour"] = None
     return Restorer.from_files(
         mask=roles["mask"],
         restore=roles["restore"],
@@ -235,9 +238,7 @@ def _load_restorer(args: argparse.Namespace, mask_method: str | None):
         precision=args.precision,
         mask_precision=args.mask_precision,
         engine=args.engine,
-        mask_colour=mask_colour,
-        restore_colour=restore_colour,
-        colour_inks=colour_inks_path(args.inks_model),
+        **colour,
     )
 
 

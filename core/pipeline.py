@@ -97,6 +97,7 @@ __all__ = [
     "COLOUR_RESTORE_FILE",
     "colour_mask_path",
     "colour_inks_path",
+    "colour_files",
     "colour_restore_path",
     "WILD_FILES",
     "wild_files",
@@ -363,6 +364,25 @@ def colour_inks_path(choice: str | os.PathLike | None) -> Path | None:
     hand-made ink colours of :func:`core.colour.prepare`); a path -> that file; not given -> the
     shipped :data:`COLOUR_INKS_FILE` where it is there."""
     return _colour_file(COLOUR_INKS_FILE, choice, False)
+
+
+def colour_files(
+    mask_colour: str | os.PathLike | None = None,
+    restore_colour: str | os.PathLike | None = None,
+    inks: str | os.PathLike | None = None,
+    *,
+    mask_given: bool = False,
+    restore_given: bool = False,
+) -> dict[str, Path | None]:
+    """The colour layers' own files a command line asks for (``--mask-colour-model``,
+    ``--colour-model``, ``--inks-model``: a file, ``none`` or not given), as
+    :meth:`Restorer.from_files` keywords: :func:`colour_mask_path`, :func:`colour_restore_path` and
+    :func:`colour_inks_path` in one place."""
+    return {
+        "mask_colour": colour_mask_path(mask_colour, mask_given),
+        "restore_colour": colour_restore_path(restore_colour, restore_given),
+        "colour_inks": colour_inks_path(inks),
+    }
 
 
 @dataclass
@@ -676,9 +696,7 @@ class Restorer:
             precision=precision,
             mask_precision=mask_precision,
             engine=engine,
-            mask_colour=colour_mask_path(None, mask_given=False),
-            restore_colour=colour_restore_path(None, restore_given=fast),
-            colour_inks=colour_inks_path(None),
+            **colour_files(restore_given=fast),
         )
 
     # -- introspection --------------------------------------------------------------------

@@ -221,9 +221,7 @@ def load_restorer(args: argparse.Namespace):
         FAST_FILES,
         MODELS_DIR,
         Restorer,
-        colour_inks_path,
-        colour_mask_path,
-        colour_restore_path,
+        colour_files,
         wild_files,
     )
 
@@ -238,16 +236,19 @@ def load_restorer(args: argparse.Namespace):
     for role, path in given.items():
         shipped = MODELS_DIR / (FAST_FILES if fast else DEFAULT_FILES)[role]
         paths[role] = path if path is not None else (shipped if shipped.is_file() else None)
-    mask_colour = colour_mask_path(colour_choice, mask_given=args.mask_model is not None)
-    restore_colour = colour_restore_path(colour_backbone, restore_given=fast or args.restore_model is not None)
+    colour = colour_files(
+        colour_choice,
+        colour_backbone,
+        inks,
+        mask_given=args.mask_model is not None,
+        restore_given=fast or args.restore_model is not None,
+    )
     # The wild networks go with the shipped default backbone only (the wild_network option).
     wild = wild_files(fast) if args.restore_model is None else {}
     return Restorer.from_files(
         **paths,
         **wild,
-        mask_colour=mask_colour,
-        restore_colour=restore_colour,
-        colour_inks=colour_inks_path(inks),
+        **colour,
         device=args.device,
         precision=args.precision,
         engine=args.engine,

@@ -163,25 +163,16 @@ def _check_config(cfg: EvalConfig) -> None:
 
 def _make_restorer(cfg: EvalConfig):
     """The pipeline, built from the given or the shipped weights files."""
-    from core.pipeline import (
-        DEFAULT_FILES,
-        MODELS_DIR,
-        Restorer,
-        colour_inks_path,
-        colour_mask_path,
-        colour_restore_path,
-    )
+    from core.pipeline import DEFAULT_FILES, MODELS_DIR, Restorer, colour_files
 
     paths = {"mask": cfg.mask_model, "restore": cfg.restore_model, "baseline": cfg.baseline_model}
     colour_choices = (cfg.mask_colour_model, cfg.colour_model, cfg.inks_model)
     if all(p is None for p in paths.values()) and all(c is None for c in colour_choices):
         return Restorer.default(device=cfg.device)
     chosen = {k: Path(v) if v is not None else MODELS_DIR / DEFAULT_FILES[k] for k, v in paths.items()}
-    for role, path in (
-        ("mask_colour", colour_mask_path(cfg.mask_colour_model, mask_given=cfg.mask_model is not None)),
-        ("restore_colour", colour_restore_path(cfg.colour_model, restore_given=cfg.restore_model is not None)),
-        ("colour_inks", colour_inks_path(cfg.inks_model)),
-    ):
+    for role, path in colour_files(
+        *colour_choices, mask_given=cfg.mask_model is not None, restore_given=cfg.restore_model is not None
+    ).items():
         if path is not None:
             chosen[role] = path
     for k, p in chosen.items():
